@@ -1,0 +1,178 @@
+package billing
+
+import (
+	"math/bits"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Feature is one billable action in a price book: Credits per UnitSize units.
+// chat.request costs 1 credit per 1 request; gpt-4o.tokens 2.5 credits per
+// 1,000 tokens.
+type Feature struct {
+	Key         string  `json:"key"`
+	Name        string  `json:"name"`
+	Unit        string  `json:"unit"`
+	Credits     Credits `json:"credits"`
+	UnitSize    int64   `json:"unit_size"`
+	Description string  `json:"description,omitempty"`
+}
+
+// CreditPack is a bundle of credits sold at a fixed price ($10 -> 1,000 credits).
+type CreditPack struct {
+	ID      string  `json:"id"`
+	Name    string  `json:"name"`
+	Credits Credits `json:"credits"`
+	Price   Money   `json:"price"`
+}
+
+// PriceBook is one immutable version of what things cost. Publishing makes a
+// new version; every debit records the version it was priced with.
+type PriceBook struct {
+	Version     int64        `json:"version"`
+	PublishedAt time.Time    `json:"published_at"`
+	Currency    string       `json:"currency"`
+	Features    []Feature    `json:"features"`
+	Packs       []CreditPack `json:"packs"`
+}
+
+// Feature returns the feature with the given key.
+func (pb *PriceBook) Feature(key string) (Feature, bool) {
+	if pb == nil {
+		return Feature{}, false
+	}
+	for _, f := range pb.Features {
+		if f.Key == key {
+			return f, true
+		}
+	}
+	return Feature{}, false
+}
+
+// Pack returns the credit pack with the given id.
+func (pb *PriceBook) Pack(id string) (CreditPack, bool) {
+	if pb == nil {
+		return CreditPack{}, false
+	}
+	for _, p := range pb.Packs {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return CreditPack{}, false
+}
+
+var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,63}$`)
+
+// Validate checks a price book before it is published and fills defaults
+// (unit size 1, lower-case currency). It returns validation_failed errors that
+// name the offending entry.
+func (pb *PriceBook) Validate() error {
+	pb.Currency = strings.ToLower(strings.TrimSpace(pb.Currency))
+	if pb.Currency == "" {
+		pb.Currency = "usd"
+	}
+	if !isCurrency(pb.Currency) {
+		return Errorf(CodeValidation, "currency %q is not an ISO 4217 code such as usd", pb.Currency)
+	}
+	if len(pb.Features) == 0 {
+		return Errorf(CodeValidation, "a price book needs at least one feature")
+	}
+	seen := map[string]bool{}
+	for i := range pb.Features {
+		f := &pb.Features[i]
+		if !keyPattern.MatchString(f.Key) {
+			return Errorf(CodeValidation, "feature %d: key %q must be 1-64 lower-case letters, digits, '.', '_', ':' or '-'", i+1, f.Key)
+		}
+		if seen[f.Key] {
+			return Errorf(CodeValidation, "feature %q appears twice", f.Key)
+		}
+		seen[f.Key] = true
+		if f.UnitSize == 0 {
+			f.UnitSize = 1
+		}
+		if f.UnitSize < 0 || f.UnitSize > 1_000_000_000 {
+			return Errorf(CodeValidation, "feature %q: unit_size must be between 1 and 1,000,000,000", f.Key)
+		}
+		if f.Credits < 0 || f.Credits > MaxCredits {
+			return Errorf(CodeValidation, "feature %q: credits must be zero or more", f.Key)
+		}
+		if f.Name == "" {
+			f.Name = f.Key
+		}
+		if f.Unit == "" {
+			f.Unit = "unit"
+		}
+	}
+	seen = map[string]bool{}
+	for i := range pb.Packs {
+		p := &pb.Packs[i]
+		if !keyPattern.MatchString(p.ID) {
+			return Errorf(CodeValidation, "pack %d: id %q must be 1-64 lower-case letters, digits, '.', '_', ':' or '-'", i+1, p.ID)
+		}
+		if seen[p.ID] {
+			return Errorf(CodeValidation, "pack %q appears twice", p.ID)
+		}
+		seen[p.ID] = true
+		if p.Credits <= 0 || p.Credits > MaxCredits {
+			return Errorf(CodeValidation, "pack %q: credits must be more than zero", p.ID)
+		}
+		p.Price.Currency = strings.ToLower(p.Price.Currency)
+		if p.Price.Currency == "" {
+			p.Price.Currency = pb.Currency
+		}
+		if !isCurrency(p.Price.Currency) {
+			return Errorf(CodeValidation, "pack %q: currency %q is not an ISO 4217 code", p.ID, p.Price.Currency)
+		}
+		if p.Price.Amount <= 0 || p.Price.Amount > 100_000_000_00 {
+			return Errorf(CodeValidation, "pack %q: price must be more than zero (in minor units: 1000 is $10.00)", p.ID)
+		}
+		if p.Name == "" {
+			p.Name = p.Credits.String() + " credits"
+		}
+	}
+	return nil
+}
+
+func isCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for _, r := range s {
+		if r < 'a' || r > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// Charge prices quantity units of f: Credits * quantity / UnitSize, rounded
+// down to the millicredit (the customer's favour). Quantity is in thousandths
+// of a unit, so the exact result is credits_milli * q_milli / (unit_size*1000).
+// The product is computed in 128 bits; a charge beyond MaxCredits is refused.
+func Charge(f Feature, q Quantity) (Credits, error) {
+	if q <= 0 {
+		return 0, Errorf(CodeInvalidQuantity, "quantity must be more than zero")
+	}
+	if q > MaxQuantity {
+		return 0, Errorf(CodeInvalidQuantity, "quantity is too large")
+	}
+	if f.Credits < 0 {
+		return 0, Errorf(CodeInternal, "negative price")
+	}
+	unit := f.UnitSize
+	if unit <= 0 {
+		unit = 1
+	}
+	hi, lo := bits.Mul64(uint64(f.Credits), uint64(q))
+	div := uint64(unit) * Milli
+	if hi >= div {
+		return 0, Errorf(CodeInvalidQuantity, "quantity is too large for this feature's price")
+	}
+	c, _ := bits.Div64(hi, lo, div)
+	if c > uint64(MaxCredits) {
+		return 0, Errorf(CodeInvalidQuantity, "quantity is too large for this feature's price")
+	}
+	return Credits(c), nil
+}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
+)
+
+// openDB opens the database for a CLI command (quietly: the CLI talks to
+// stdout, not to the log).
+func openDB(ctx context.Context, path string, stderr io.Writer) (*db.DB, error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return db.Open(ctx, path, db.Options{Logger: log})
+}
+
+const migrateUsage = `Usage: tally migrate [flags]
+
+Applies pending migrations (embedded in the binary) and prints the schema
+version. Safe to run while a server uses the same database.`
+
+func cmdMigrate(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlags("migrate", migrateUsage, stderr)
+	path := dbFlag(fs, getenv)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	d, err := openDB(ctx, *path, stderr)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	v, err := d.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: schema version %d, up to date\n", *path, v)
+	return nil
+}
+
+const apikeyUsage = `Usage: tally apikey <create|list|revoke|limit> [flags]
+
+  create --name N [--scope S]   make a key; its secret is the last line printed
+                                (only a hash is stored: save it now)
+  list                          list keys (never their secrets)
+  revoke ID|PREFIX              revoke a key (within 2 s on a running server)
+  limit ID|PREFIX [--daily C] [--monthly C] [--rate R]
+                                set a key's spend caps (credits) and request
+                                rate limit (per second; 0 = off)
+
+Scopes: admin (everything), metering (customers, usage, holds, quotes, reads),
+read (reads only).`
+
+func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, apikeyUsage)
+		if len(args) == 0 {
+			return usageError{"apikey needs a subcommand"}
+		}
+		return nil
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlags("apikey "+sub, apikeyUsage, stderr)
+	path := dbFlag(fs, getenv)
+	switch sub {
+	case "create":
+		name := fs.String("name", "", "what the key is for, e.g. \"production app\" (required)")
+		scope := fs.String("scope", billing.ScopeAdmin, "admin, metering or read")
+		daily := fs.String("daily", "", "daily spend cap in credits (optional)")
+		monthly := fs.String("monthly", "", "monthly spend cap in credits (optional)")
+		rate := fs.Int("rate", 0, "request rate limit per second (0 = off)")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if *name == "" {
+			return usageError{"apikey create needs --name"}
+		}
+		lim, err := parseCaps(*daily, *monthly)
+		if err != nil {
+			return err
+		}
+		d, err := openDB(ctx, *path, stderr)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		k, secret, err := d.CreateAPIKey(ctx, *name, *scope, lim, *rate)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Created API key %s (%s, scope %s).\n", k.ID, k.Name, k.Scope)
+		fmt.Fprintln(stdout, "This is the only time the secret is shown; store it now:")
+		fmt.Fprintln(stdout, secret)
+		return nil
+	case "list":
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		d, err := openDB(ctx, *path, stderr)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		keys, err := d.FindAPIKeys(ctx)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			fmt.Fprintln(stdout, "No API keys yet. Create one with: tally apikey create --name NAME")
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tSCOPE\tCREATED\tSTATUS\tLIMITS")
+		for _, k := range keys {
+			status := "active"
+			if k.RevokedAt != nil {
+				status = "revoked " + k.RevokedAt.Format("2006-01-02")
+			}
+			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.Name, k.Scope, k.CreatedAt.Format("2006-01-02 15:04"), status, describeLimits(k))
+		}
+		return tw.Flush()
+	case "revoke":
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usageError{"apikey revoke takes one key id or prefix"}
+		}
+		d, err := openDB(ctx, *path, stderr)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		k, err := d.RevokeAPIKey(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Revoked %s (%s).\n", k.ID, k.Name)
+		return nil
+	case "limit":
+		daily := fs.String("daily", "", "daily spend cap in credits (empty = none)")
+		monthly := fs.String("monthly", "", "monthly spend cap in credits (empty = none)")
+		rate := fs.Int("rate", 0, "request rate limit per second (0 = off)")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usageError{"apikey limit takes one key id or prefix"}
+		}
+		lim, err := parseCaps(*daily, *monthly)
+		if err != nil {
+			return err
+		}
+		d, err := openDB(ctx, *path, stderr)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		k, err := d.UpdateAPIKeyLimits(ctx, fs.Arg(0), lim, *rate)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Limits of %s: %s\n", k.ID, describeLimits(k))
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown apikey subcommand %q", sub)}
+}
+
+func parseCaps(daily, monthly string) (billing.Limits, error) {
+	var lim billing.Limits
+	for _, c := range []struct {
+		flag, v string
+		dst     **billing.Credits
+	}{{"--daily", daily, &lim.DailyCap}, {"--monthly", monthly, &lim.MonthlyCap}} {
+		if c.v == "" {
+			continue
+		}
+		v, err := billing.ParseCredits(c.v)
+		if err != nil {
+			return lim, usageError{fmt.Sprintf("%s %q: %s", c.flag, c.v, billing.ErrorMessage(err))}
+		}
+		*c.dst = &v
+	}
+	return lim, nil
+}
+
+func describeLimits(k billing.APIKey) string {
+	var parts []string
+	if k.Limits.DailyCap != nil {
+		parts = append(parts, "daily "+k.Limits.DailyCap.String())
+	}
+	if k.Limits.MonthlyCap != nil {
+		parts = append(parts, "monthly "+k.Limits.MonthlyCap.String())
+	}
+	if k.RateLimit > 0 {
+		parts = append(parts, fmt.Sprintf("%d req/s", k.RateLimit))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+const pricebookUsage = `Usage: tally pricebook <publish|show> [flags]
+
+  publish --file F   publish the JSON price book in F (- for stdin) as a new
+                     immutable version; publishing an unchanged book is a no-op
+  show [--version N] print the current (or a given) version as JSON
+
+A price book file looks like:
+  {"currency": "usd",
+   "features": [{"key": "chat.request", "name": "Chat request", "unit": "request", "credits": 1},
+                {"key": "gpt-4o.tokens", "unit": "token", "credits": 2.5, "unit_size": 1000}],
+   "packs": [{"id": "pack_1000", "credits": 1000, "price": {"amount": 1000, "currency": "usd"}}]}`
+
+func cmdPriceBook(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, pricebookUsage)
+		if len(args) == 0 {
+			return usageError{"pricebook needs a subcommand"}
+		}
+		return nil
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlags("pricebook "+sub, pricebookUsage, stderr)
+	path := dbFlag(fs, getenv)
+	switch sub {
+	case "publish":
+		file := fs.String("file", "", "JSON price book to publish (- for stdin)")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if *file == "" {
+			return usageError{"pricebook publish needs --file"}
+		}
+		var r io.Reader = os.Stdin
+		if *file != "-" {
+			f, err := os.Open(*file)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			r = f
+		}
+		var pb billing.PriceBook
+		dec := json.NewDecoder(r)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&pb); err != nil {
+			return fmt.Errorf("%s: %s", *file, billing.ErrorMessage(asBillingErr(err)))
+		}
+		d, err := openDB(ctx, *path, stderr)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		out, changed, err := d.PublishPriceBook(ctx, pb)
+		if err != nil {
+			return fmt.Errorf("%s: %s", *file, billing.ErrorMessage(err))
+		}
+		if !changed {
+			fmt.Fprintf(stdout, "Unchanged: version %d is already this price book.\n", out.Version)
+			return nil
+		}
+		fmt.Fprintf(stdout, "Published price book version %d: %d features, %d credit packs.\n", out.Version, len(out.Features), len(out.Packs))
+		return nil
+	case "show":
+		v := fs.Int64("version", 0, "version to show (default: current)")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		d, err := openDB(ctx, *path, stderr)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		var pb *billing.PriceBook
+		if *v > 0 {
+			pb, err = d.PriceBookVersion(ctx, *v)
+		} else {
+			pb, err = d.CurrentPriceBook(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		if pb == nil {
+			return fmt.Errorf("no price book has been published; use: tally pricebook publish --file F")
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(pb)
+	}
+	return usageError{fmt.Sprintf("unknown pricebook subcommand %q", sub)}
+}
+
+func asBillingErr(err error) error {
+	var be *billing.Error
+	if errors.As(err, &be) {
+		return be
+	}
+	return billing.Errorf(billing.CodeInvalidRequest, "%s", err.Error())
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/tally-billing/tally/db"
+	"github.com/tally-billing/tally/handlers"
+)
+
+// serveConfig is everything `tally serve` is configured with.
+type serveConfig struct {
+	Addr          string
+	DB            string
+	Demo          bool
+	LogLevel      string
+	LogFormat     string
+	LogRequests   bool
+	SweepInterval time.Duration
+	ReadTimeout   time.Duration
+	WriteTimeout  time.Duration
+	ShutdownGrace time.Duration
+}
+
+const serveUsage = `Usage: tally serve [flags]
+
+Serves the metering API (/api/v1) and the customer portal. Applies pending
+database migrations first. With --demo it seeds a demo price book, three
+customers with 90 days of usage and a demo API key (once; later runs reuse
+them). SIGINT or SIGTERM drains in-flight requests and closes the database.`
+
+func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", serveUsage, stderr)
+	cfg := serveConfig{}
+	fs.StringVar(&cfg.Addr, "addr", envOr(getenv, "TALLY_ADDR", "127.0.0.1:8080"), "address to listen on (env TALLY_ADDR)")
+	dbPath := dbFlag(fs, getenv)
+	fs.BoolVar(&cfg.Demo, "demo", envBool(getenv, "TALLY_DEMO", false), "seed demo data and print a demo API key (env TALLY_DEMO)")
+	fs.StringVar(&cfg.LogLevel, "log-level", envOr(getenv, "TALLY_LOG_LEVEL", "info"), "debug, info, warn or error (env TALLY_LOG_LEVEL)")
+	fs.StringVar(&cfg.LogFormat, "log-format", envOr(getenv, "TALLY_LOG_FORMAT", "text"), "text or json (env TALLY_LOG_FORMAT)")
+	fs.BoolVar(&cfg.LogRequests, "log-requests", envBool(getenv, "TALLY_LOG_REQUESTS", true), "log one line per request (env TALLY_LOG_REQUESTS)")
+	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", envDuration(getenv, "TALLY_SWEEP_INTERVAL", 10*time.Second), "how often expired lots and holds are written off (env TALLY_SWEEP_INTERVAL)")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", envDuration(getenv, "TALLY_READ_TIMEOUT", 10*time.Second), "cut clients that take longer to send a request (env TALLY_READ_TIMEOUT)")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", envDuration(getenv, "TALLY_WRITE_TIMEOUT", 30*time.Second), "cut responses that take longer to write (env TALLY_WRITE_TIMEOUT)")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", envDuration(getenv, "TALLY_SHUTDOWN_GRACE", 20*time.Second), "how long SIGTERM waits for in-flight requests (env TALLY_SHUTDOWN_GRACE)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	cfg.DB = *dbPath
+	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return serve(ctx, cfg, ln, log, stdout)
+}
+
+// serve runs Tally on ln until ctx is cancelled. Tests call it with port 0.
+func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logger, stdout io.Writer) error {
+	defer ln.Close()
+	d, err := db.Open(ctx, cfg.DB, db.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := d.Close(); err != nil {
+			log.Error("closing the database", "err", err)
+		}
+	}()
+	base := "http://" + ln.Addr().String()
+	if cfg.Demo {
+		key, err := seedDemo(ctx, d, stdout)
+		if err != nil {
+			return fmt.Errorf("demo data: %w", err)
+		}
+		printDemoWelcome(stdout, base, key)
+	}
+
+	var draining atomic.Bool
+	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests}, d)
+	h.SetDraining(draining.Load)
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		sweep(sweepCtx, d, cfg.SweepInterval, log)
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("tally listening", "url", base, "db", cfg.DB, "payments", "none (payments issue pending)",
+		"demo", cfg.Demo, "version", version)
+
+	select {
+	case err := <-errc:
+		stopSweep()
+		<-sweepDone
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "grace", cfg.ShutdownGrace)
+	draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	stopSweep()
+	<-sweepDone
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	log.Info("stopped; closing the database")
+	return nil
+}
+
+// sweep writes off expired lots and holds every interval.
+func sweep(ctx context.Context, d *db.DB, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := d.ExpireDue(ctx)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("expiry sweep failed", "err", err)
+			} else if n > 0 {
+				log.Info("expiry sweep", "customers", n)
+			}
+		}
+	}
+}

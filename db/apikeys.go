@@ -1,0 +1,201 @@
+package db
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// APIKeyPrefix starts every secret key, so leaked keys are easy to scan for.
+const APIKeyPrefix = "tsk_"
+
+// keyCacheTTL is how long a verified key is trusted without reading it again:
+// a key revoked by another process (the CLI) stops working within this time.
+const keyCacheTTL = 2 * time.Second
+
+type cachedKey struct {
+	key *billing.APIKey // nil: no such key (cached too, against brute force load)
+	at  time.Time
+}
+
+type apiKeyCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]cachedKey
+}
+
+func hashSecret(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
+
+// CreateAPIKey makes a new key and returns it with its secret, which is shown
+// once and never stored: only its SHA-256 is. (A random 160-bit secret needs
+// no slow password hash: it cannot be guessed from its digest.)
+func (d *DB) CreateAPIKey(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int) (billing.APIKey, string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 100 {
+		return billing.APIKey{}, "", billing.Errorf(billing.CodeValidation, "name is required (at most 100 characters)").With("param", "name")
+	}
+	if !billing.ValidScope(scope) {
+		return billing.APIKey{}, "", billing.Errorf(billing.CodeValidation, "scope %q is not one of admin, metering, read", scope).With("param", "scope")
+	}
+	if err := lim.Validate(); err != nil {
+		return billing.APIKey{}, "", err
+	}
+	if rateLimit < 0 || rateLimit > 1_000_000 {
+		return billing.APIKey{}, "", billing.Errorf(billing.CodeValidation, "rate limit must be 0 (off) to 1,000,000 requests per second").With("param", "rate_limit")
+	}
+	secret := APIKeyPrefix + strings.TrimPrefix(newID("", 20), "_")
+	return d.insertAPIKey(ctx, name, scope, lim, rateLimit, secret)
+}
+
+func (d *DB) insertAPIKey(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int, secret string) (billing.APIKey, string, error) {
+	h := hashSecret(secret)
+	k := billing.APIKey{ID: newID("key", 8), Name: name, Prefix: secret[:12], Scope: scope, Limits: lim, RateLimit: rateLimit}
+	err := d.Write(ctx, func(t *Tx) error {
+		k.CreatedAt = t.Now.UTC().Truncate(time.Microsecond)
+		_, err := t.exec(`INSERT INTO api_keys (id, name, prefix, hash, scope, daily_cap, monthly_cap, rate_limit, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, k.ID, k.Name, k.Prefix, h[:], k.Scope,
+			nullCredits(lim.DailyCap), nullCredits(lim.MonthlyCap), nullInt(int64(rateLimit)), micros(k.CreatedAt))
+		if isUniqueViolation(err) {
+			return billing.Errorf(billing.CodeConflict, "That key already exists.")
+		}
+		return err
+	})
+	if err != nil {
+		return billing.APIKey{}, "", err
+	}
+	d.keys.mu.Lock()
+	delete(d.keys.m, h)
+	d.keys.mu.Unlock()
+	return k, secret, nil
+}
+
+// EnsureAPIKey stores a key with a secret chosen by the caller, unless a key
+// with that secret exists. Only the demo uses it, so that the documented demo
+// key works on every run.
+func (d *DB) EnsureAPIKey(ctx context.Context, name, scope, secret string) (billing.APIKey, error) {
+	if k, err := d.Authenticate(ctx, secret); err == nil {
+		return *k, nil
+	}
+	k, _, err := d.insertAPIKey(ctx, name, scope, billing.Limits{}, 0, secret)
+	return k, err
+}
+
+const apiKeyCols = `id, name, prefix, scope, daily_cap, monthly_cap, rate_limit, created_at, revoked_at`
+
+func scanAPIKey(r rowScanner) (billing.APIKey, error) {
+	var k billing.APIKey
+	var daily, monthly, rate, revoked sql.NullInt64
+	var created int64
+	err := r.Scan(&k.ID, &k.Name, &k.Prefix, &k.Scope, &daily, &monthly, &rate, &created, &revoked)
+	k.Limits = billing.Limits{DailyCap: creditsPtr(daily), MonthlyCap: creditsPtr(monthly)}
+	k.RateLimit, k.CreatedAt, k.RevokedAt = int(rate.Int64), fromMicros(created), timePtr(revoked)
+	return k, err
+}
+
+// Authenticate returns the live key with this secret. Errors: unauthorized.
+func (d *DB) Authenticate(ctx context.Context, secret string) (*billing.APIKey, error) {
+	unauthorized := billing.Errorf(billing.CodeUnauthorized, "Invalid API key. Send a live key as 'Authorization: Bearer tsk_...'.")
+	if !strings.HasPrefix(secret, APIKeyPrefix) || len(secret) > 100 {
+		return nil, unauthorized
+	}
+	h := hashSecret(secret)
+	c := &d.keys
+	c.mu.Lock()
+	e, ok := c.m[h]
+	c.mu.Unlock()
+	if !ok || time.Since(e.at) > keyCacheTTL {
+		k, err := scanAPIKey(d.read.QueryRowContext(ctx, `SELECT `+apiKeyCols+` FROM api_keys WHERE hash = ?`, h[:]))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			e = cachedKey{at: time.Now()}
+		case err != nil:
+			return nil, err
+		default:
+			e = cachedKey{key: &k, at: time.Now()}
+		}
+		c.mu.Lock()
+		if c.m == nil || len(c.m) > 10_000 {
+			c.m = map[[32]byte]cachedKey{}
+		}
+		c.m[h] = e
+		c.mu.Unlock()
+	}
+	if e.key == nil || e.key.RevokedAt != nil {
+		return nil, unauthorized
+	}
+	return e.key, nil
+}
+
+// FindAPIKeys lists every key, newest first (never their secrets).
+func (d *DB) FindAPIKeys(ctx context.Context) ([]billing.APIKey, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT `+apiKeyCols+` FROM api_keys ORDER BY created_at DESC, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []billing.APIKey
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeAPIKey revokes the key with this id or prefix. Revoking twice is
+// harmless. Errors: not_found.
+func (d *DB) RevokeAPIKey(ctx context.Context, ref string) (billing.APIKey, error) {
+	var k billing.APIKey
+	err := d.Write(ctx, func(t *Tx) error {
+		var err error
+		k, err = scanAPIKey(t.queryRow(`SELECT `+apiKeyCols+` FROM api_keys WHERE id = ? OR prefix = ?`, ref, ref))
+		if errors.Is(err, sql.ErrNoRows) {
+			return billing.Errorf(billing.CodeNotFound, "No API key with id or prefix %q.", ref)
+		}
+		if err != nil || k.RevokedAt != nil {
+			return err
+		}
+		now := t.Now.UTC().Truncate(time.Microsecond)
+		k.RevokedAt = &now
+		_, err = t.exec(`UPDATE api_keys SET revoked_at = ? WHERE id = ?`, micros(now), k.ID)
+		return err
+	})
+	d.keys.mu.Lock()
+	d.keys.m = nil
+	d.keys.mu.Unlock()
+	return k, err
+}
+
+// UpdateAPIKeyLimits sets a key's spend caps and request rate limit.
+func (d *DB) UpdateAPIKeyLimits(ctx context.Context, ref string, lim billing.Limits, rateLimit int) (billing.APIKey, error) {
+	if err := lim.Validate(); err != nil {
+		return billing.APIKey{}, err
+	}
+	if rateLimit < 0 || rateLimit > 1_000_000 {
+		return billing.APIKey{}, billing.Errorf(billing.CodeValidation, "rate limit must be 0 (off) to 1,000,000 requests per second")
+	}
+	var k billing.APIKey
+	err := d.Write(ctx, func(t *Tx) error {
+		res, err := t.exec(`UPDATE api_keys SET daily_cap = ?, monthly_cap = ?, rate_limit = ? WHERE id = ? OR prefix = ?`,
+			nullCredits(lim.DailyCap), nullCredits(lim.MonthlyCap), nullInt(int64(rateLimit)), ref, ref)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return billing.Errorf(billing.CodeNotFound, "No API key with id or prefix %q.", ref)
+		}
+		k, err = scanAPIKey(t.queryRow(`SELECT `+apiKeyCols+` FROM api_keys WHERE id = ? OR prefix = ?`, ref, ref))
+		return err
+	})
+	d.keys.mu.Lock()
+	d.keys.m = nil
+	d.keys.mu.Unlock()
+	return k, err
+}

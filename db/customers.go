@@ -1,0 +1,186 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// CreateCustomer creates a customer with an empty wallet, or returns the
+// existing customer with the same external_id (created = false).
+func (d *DB) CreateCustomer(ctx context.Context, in billing.CustomerInput) (c billing.Customer, created bool, err error) {
+	if err := in.Validate(); err != nil {
+		return c, false, err
+	}
+	err = d.Write(ctx, func(t *Tx) error {
+		existing, err := t.customerByRef(in.ExternalID)
+		if err == nil {
+			c, created = existing, false
+			return nil
+		}
+		if billing.ErrorCode(err) != billing.CodeCustomerNotFound {
+			return err
+		}
+		c = billing.Customer{ID: newID("cus", 10), ExternalID: in.ExternalID, Email: in.Email, Name: in.Name, CreatedAt: t.Now.UTC().Truncate(time.Microsecond)}
+		if _, err := t.exec(`INSERT INTO customers (id, external_id, email, name, created_at) VALUES (?, ?, ?, ?, ?)`,
+			c.ID, c.ExternalID, c.Email, c.Name, micros(c.CreatedAt)); err != nil {
+			return err
+		}
+		if _, err := t.exec(`INSERT INTO wallets (customer_id, updated_at) VALUES (?, ?)`, c.ID, micros(t.Now)); err != nil {
+			return err
+		}
+		created = true
+		return nil
+	})
+	if err == nil {
+		d.customerIDs.Store(c.ID, c.ID)
+		d.customerIDs.Store(c.ExternalID, c.ID)
+	}
+	return c, created, err
+}
+
+const customerCols = `c.id, c.external_id, c.email, c.name, c.created_at, w.overdraft_limit, w.daily_cap, w.monthly_cap`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanCustomer(r rowScanner) (billing.Customer, error) {
+	var c billing.Customer
+	var created, overdraft int64
+	var daily, monthly sql.NullInt64
+	if err := r.Scan(&c.ID, &c.ExternalID, &c.Email, &c.Name, &created, &overdraft, &daily, &monthly); err != nil {
+		return c, err
+	}
+	c.CreatedAt = fromMicros(created)
+	c.Limits = billing.Limits{OverdraftLimit: billing.Credits(overdraft), DailyCap: creditsPtr(daily), MonthlyCap: creditsPtr(monthly)}
+	return c, nil
+}
+
+func creditsPtr(v sql.NullInt64) *billing.Credits {
+	if !v.Valid {
+		return nil
+	}
+	c := billing.Credits(v.Int64)
+	return &c
+}
+
+func nullCredits(c *billing.Credits) any {
+	if c == nil {
+		return nil
+	}
+	return int64(*c)
+}
+
+func notFoundCustomer(ref string) error {
+	return billing.Errorf(billing.CodeCustomerNotFound, "No customer with id or external_id %q.", ref).With("param", "customer")
+}
+
+func (t *Tx) customerByRef(ref string) (billing.Customer, error) {
+	q := `SELECT ` + customerCols + ` FROM customers c JOIN wallets w ON w.customer_id = c.id WHERE `
+	var c billing.Customer
+	var err error
+	if strings.HasPrefix(ref, "cus_") {
+		c, err = scanCustomer(t.queryRow(q+`c.id = ?`, ref))
+	} else {
+		c, err = scanCustomer(t.queryRow(q+`c.external_id = ?`, ref))
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, notFoundCustomer(ref)
+	}
+	return c, err
+}
+
+// ResolveCustomer turns a customer reference (Tally's cus_ id or the
+// product's external_id) into Tally's id.
+func (d *DB) ResolveCustomer(ctx context.Context, ref string) (string, error) {
+	if ref == "" {
+		return "", billing.Errorf(billing.CodeValidation, "customer is required").With("param", "customer")
+	}
+	if id, ok := d.customerIDs.Load(ref); ok {
+		return id.(string), nil
+	}
+	var id string
+	var err error
+	if strings.HasPrefix(ref, "cus_") {
+		err = d.read.QueryRowContext(ctx, `SELECT id FROM customers WHERE id = ?`, ref).Scan(&id)
+	} else {
+		err = d.read.QueryRowContext(ctx, `SELECT id FROM customers WHERE external_id = ?`, ref).Scan(&id)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", notFoundCustomer(ref)
+	}
+	if err != nil {
+		return "", err
+	}
+	d.customerIDs.Store(ref, id)
+	return id, nil
+}
+
+// FindCustomer returns a customer by reference.
+func (d *DB) FindCustomer(ctx context.Context, ref string) (billing.Customer, error) {
+	id, err := d.ResolveCustomer(ctx, ref)
+	if err != nil {
+		return billing.Customer{}, err
+	}
+	c, err := scanCustomer(d.read.QueryRowContext(ctx, `SELECT `+customerCols+` FROM customers c JOIN wallets w ON w.customer_id = c.id WHERE c.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, notFoundCustomer(ref)
+	}
+	return c, err
+}
+
+// FindCustomers lists customers by id.
+func (d *DB) FindCustomers(ctx context.Context, f billing.CustomerFilter) ([]billing.Customer, bool, error) {
+	limit := clampLimit(f.Limit)
+	rows, err := d.read.QueryContext(ctx, `SELECT `+customerCols+` FROM customers c JOIN wallets w ON w.customer_id = c.id
+		WHERE c.id > ? ORDER BY c.id LIMIT ?`, f.Cursor, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	var out []billing.Customer
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, c)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, rows.Err()
+}
+
+// SetLimits replaces a customer's spend controls.
+func (d *DB) SetLimits(ctx context.Context, ref string, lim billing.Limits) (billing.Customer, error) {
+	if err := lim.Validate(); err != nil {
+		return billing.Customer{}, err
+	}
+	id, err := d.ResolveCustomer(ctx, ref)
+	if err != nil {
+		return billing.Customer{}, err
+	}
+	var c billing.Customer
+	err = d.Write(ctx, func(t *Tx) error {
+		if _, err := t.exec(`UPDATE wallets SET daily_cap = ?, monthly_cap = ?, overdraft_limit = ?, updated_at = ? WHERE customer_id = ?`,
+			nullCredits(lim.DailyCap), nullCredits(lim.MonthlyCap), int64(lim.OverdraftLimit), micros(t.Now), id); err != nil {
+			return err
+		}
+		t.touch(id)
+		c, err = t.customerByRef(id)
+		return err
+	})
+	return c, err
+}
+
+func clampLimit(n int) int {
+	if n <= 0 {
+		return 25
+	}
+	return min(n, 100)
+}

@@ -1,0 +1,193 @@
+// Package db is the only package that speaks SQL. It stores Tally's domain in
+// an embedded SQLite file (modernc.org/sqlite, no cgo) and owns the single
+// writer through which every change to a balance goes.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options tune Open. The zero value is what production uses.
+type Options struct {
+	// Now is the clock; tests fix it. Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives the writer's internal errors. Defaults to slog.Default().
+	Logger *slog.Logger
+	// MaxBatch caps how many operations one group commit holds. Default 256.
+	MaxBatch int
+	// ReadConns is the size of the reader pool. Default 4.
+	ReadConns int
+	// BusyTimeout is how long a connection waits for another process's write lock.
+	BusyTimeout time.Duration
+}
+
+// DB is an open Tally database: a pool of read connections and one writer.
+type DB struct {
+	path  string
+	read  *sql.DB
+	write *sql.DB
+	w     *writer
+	now   func() time.Time
+	log   *slog.Logger
+
+	// customerIDs caches external_id and id -> id. Both are immutable once a
+	// customer exists, so the cache never goes stale.
+	customerIDs sync.Map
+
+	pb   priceBookCache
+	subs subscribers
+	keys apiKeyCache
+}
+
+// Open opens (creating if needed) the database at path, applies pending
+// migrations and starts the writer. Close must be called to stop it.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("db: no database path")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("db: database path %q may not contain '?' or '#'", path)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("db: directory of %s: %w", path, err)
+		}
+	}
+	// Every connection: foreign keys on, WAL, fsync on every commit
+	// (synchronous=FULL, so an acknowledged write survives power loss), and a
+	// busy timeout so a CLI command and a running server share the file.
+	base := fmt.Sprintf("%s?_pragma=foreign_keys(1)&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)",
+		path, opts.BusyTimeout.Milliseconds())
+	// Writers begin IMMEDIATE: the write lock is taken at BEGIN, so two
+	// processes never both read and then fail to upgrade (SQLITE_BUSY mid-transaction).
+	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("db: open %s: %w", path, err)
+	}
+	if err := migrate(ctx, write); err != nil {
+		write.Close()
+		return nil, err
+	}
+	read, err := sql.Open("sqlite", base+"&_query_only=1")
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	read.SetMaxOpenConns(opts.ReadConns)
+	read.SetMaxIdleConns(opts.ReadConns)
+	read.SetConnMaxIdleTime(0)
+	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger}
+	d.w, err = newWriter(d, write, opts.MaxBatch)
+	if err != nil {
+		read.Close()
+		write.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Path is the database file.
+func (d *DB) Path() string { return d.path }
+
+// Now is the database's clock.
+func (d *DB) Now() time.Time { return d.now() }
+
+// Close stops the writer after the operations already queued and closes
+// the connections, checkpointing the WAL.
+func (d *DB) Close() error {
+	d.w.close()
+	err1 := d.read.Close()
+	err2 := d.write.Close()
+	return errors.Join(err1, err2)
+}
+
+// Ping checks that the database answers (for /readyz).
+func (d *DB) Ping(ctx context.Context) error {
+	var one int
+	return d.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+func migrate(ctx context.Context, conn *sql.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, conn, sub)
+	if err != nil {
+		return fmt.Errorf("db: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("db: migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion reports the applied schema version (Open applies pending
+// migrations; `tally migrate` reports the result).
+func (d *DB) SchemaVersion(ctx context.Context) (int64, error) {
+	sub, _ := fs.Sub(migrations, "migrations")
+	p, err := goose.NewProvider(goose.DialectSQLite3, d.read, sub)
+	if err != nil {
+		return 0, err
+	}
+	return p.GetDBVersion(ctx)
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func nullMicros(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func timePtr(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}

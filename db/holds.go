@@ -1,0 +1,327 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// CreateHold reserves credits for a streaming call. The balance does not
+// change; the held amount grows and available shrinks. Errors:
+// customer_not_found, validation_failed, insufficient_credits,
+// spend_limit_exceeded, idempotency_conflict, storage_unavailable.
+func (d *DB) CreateHold(ctx context.Context, req billing.HoldRequest) (billing.Hold, error) {
+	if err := req.Validate(); err != nil {
+		return billing.Hold{}, err
+	}
+	cid, err := d.ResolveCustomer(ctx, req.Customer)
+	if err != nil {
+		return billing.Hold{}, err
+	}
+	var out billing.Hold
+	err = d.Write(ctx, func(t *Tx) (err error) {
+		out, err = t.createHold(cid, &req)
+		return err
+	})
+	return out, err
+}
+
+func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Hold, error) {
+	hash := req.Hash(customerID)
+	if p, err := t.findKey(req.IdempotencyKey); err != nil || p != nil {
+		if err != nil {
+			return billing.Hold{}, err
+		}
+		if p.typ != billing.EntryHold {
+			return billing.Hold{}, idempotencyConflict(req.IdempotencyKey)
+		}
+		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
+			return billing.Hold{}, err
+		}
+		var holdID string
+		if err := t.queryRow(`SELECT hold_id FROM entries WHERE id = ?`, p.id).Scan(&holdID); err != nil {
+			return billing.Hold{}, err
+		}
+		h, err := t.hold(holdID)
+		h.Replayed = true
+		return h, err
+	}
+	w, err := t.loadWallet(customerID)
+	if err != nil {
+		return billing.Hold{}, err
+	}
+	if err := t.expireHoldsOf(w); err != nil {
+		return billing.Hold{}, err
+	}
+	if _, err := t.liveLots(w); err != nil {
+		return billing.Hold{}, err
+	}
+	if req.Credits > w.Available()+w.OverdraftLimit {
+		return billing.Hold{}, billing.InsufficientCredits(w.Wallet, req.Credits)
+	}
+	var key *billing.APIKey = req.APIKey
+	if err := t.checkCaps(w, key, req.Credits); err != nil {
+		return billing.Hold{}, err
+	}
+	now := t.Now.UTC().Truncate(time.Microsecond)
+	h := billing.Hold{ID: newID("hld", 10), Object: "hold", Customer: customerID, Credits: req.Credits, Status: billing.HoldActive,
+		ExpiresAt: now.Add(time.Duration(req.TTLSeconds) * time.Second), CreatedAt: now}
+	keyID := ""
+	if key != nil {
+		keyID = key.ID
+	}
+	if _, err := t.exec(`INSERT INTO holds (id, customer_id, amount, status, expires_at, created_at, api_key_id) VALUES (?, ?, ?, 'active', ?, ?, ?)`,
+		h.ID, customerID, int64(h.Credits), micros(h.ExpiresAt), micros(now), nullStr(keyID)); err != nil {
+		return billing.Hold{}, err
+	}
+	w.Held += req.Credits
+	if _, err := t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryHold, heldDelta: req.Credits,
+		balanceAfter: w.Balance, holdID: h.ID, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash}); err != nil {
+		return billing.Hold{}, err
+	}
+	if err := t.saveWallet(w); err != nil {
+		return billing.Hold{}, err
+	}
+	avail := w.Available()
+	h.Available = &avail
+	return h, nil
+}
+
+const holdCols = `id, customer_id, amount, status, expires_at, created_at, closed_at, close_entry_id`
+
+func scanHold(r rowScanner) (billing.Hold, error) {
+	var h billing.Hold
+	var exp, created int64
+	var closed, closeEntry sql.NullInt64
+	err := r.Scan(&h.ID, &h.Customer, &h.Credits, &h.Status, &exp, &created, &closed, &closeEntry)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, billing.Errorf(billing.CodeHoldNotFound, "No such hold.")
+	}
+	h.Object, h.ExpiresAt, h.CreatedAt, h.ClosedAt = "hold", fromMicros(exp), fromMicros(created), timePtr(closed)
+	return h, err
+}
+
+func (t *Tx) hold(id string) (billing.Hold, error) { return findHold(t.queryRow, id) }
+
+// findHold reads a hold, with its capture when it was captured.
+func findHold(queryRow func(string, ...any) *sql.Row, id string) (billing.Hold, error) {
+	h, err := scanHold(queryRow(`SELECT `+holdCols+` FROM holds WHERE id = ?`, id))
+	if err != nil {
+		return h, err
+	}
+	return h, attachCapture(queryRow, &h)
+}
+
+// attachCapture fills a captured hold's charge and debit.
+func attachCapture(queryRow func(string, ...any) *sql.Row, h *billing.Hold) error {
+	if h.Status != billing.HoldCaptured {
+		return nil
+	}
+	d, err := scanDebit(queryRow(`SELECT `+debitCols+` FROM entries WHERE hold_id = ? AND type = 'debit'`, h.ID))
+	if err != nil {
+		return err
+	}
+	h.CreditsCharged, h.Debit = &d.CreditsCharged, &d
+	return nil
+}
+
+// FindHold returns a hold.
+func (d *DB) FindHold(ctx context.Context, id string) (billing.Hold, error) {
+	return findHold(func(q string, args ...any) *sql.Row { return d.read.QueryRowContext(ctx, q, args...) }, id)
+}
+
+func holdNotActive(h billing.Hold) error {
+	return billing.Errorf(billing.CodeHoldNotActive, "Hold %s is %s; it can no longer be captured or released.", h.ID, h.Status).
+		With("status", h.Status)
+}
+
+// CaptureHold records the held call's actual usage and releases the rest of
+// the hold. The usage is always recorded, even beyond what was held and
+// available: the balance then goes negative and further debits are refused
+// until a top-up. Capturing again with the same request replays the result.
+// Errors: hold_not_found, hold_not_active, unknown_feature, invalid_quantity,
+// idempotency_conflict, storage_unavailable.
+func (d *DB) CaptureHold(ctx context.Context, holdID string, req billing.CaptureRequest, key *billing.APIKey) (billing.Hold, error) {
+	if err := req.Validate(); err != nil {
+		return billing.Hold{}, err
+	}
+	var out billing.Hold
+	err := d.Write(ctx, func(t *Tx) (err error) {
+		out, err = t.captureHold(holdID, &req, key)
+		return err
+	})
+	return out, err
+}
+
+func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billing.APIKey) (billing.Hold, error) {
+	hash := req.Hash(holdID)
+	if p, err := t.findKey(req.IdempotencyKey); err != nil || p != nil {
+		if err != nil {
+			return billing.Hold{}, err
+		}
+		if p.typ != billing.EntryDebit {
+			return billing.Hold{}, idempotencyConflict(req.IdempotencyKey)
+		}
+		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
+			return billing.Hold{}, err
+		}
+	}
+	h, err := scanHold(t.queryRow(`SELECT `+holdCols+` FROM holds WHERE id = ?`, holdID))
+	if err != nil {
+		return h, err
+	}
+	if h.Status == billing.HoldCaptured {
+		// A retry of the same capture replays; anything else is too late.
+		var prior []byte
+		if err := t.queryRow(`SELECT request_hash FROM entries WHERE hold_id = ? AND type = 'debit'`, holdID).Scan(&prior); err != nil {
+			return h, err
+		}
+		if string(prior) == string(hash) {
+			err := attachCapture(t.queryRow, &h)
+			h.Replayed = true
+			return h, err
+		}
+		return h, holdNotActive(h)
+	}
+	if h.Status == billing.HoldActive && !h.ExpiresAt.After(t.Now) {
+		// Expired but not yet swept: too late to capture (the sweeper releases it).
+		return h, billing.Errorf(billing.CodeHoldNotActive, "Hold %s expired at %s before it was captured; record the usage with POST /api/v1/usage.",
+			h.ID, h.ExpiresAt.Format(time.RFC3339)).With("status", billing.HoldExpired)
+	}
+	w, err := t.loadWallet(h.Customer)
+	if err != nil {
+		return h, err
+	}
+	if h.Status != billing.HoldActive {
+		return h, holdNotActive(h)
+	}
+	f, pb, err := t.feature(req.Feature)
+	if err != nil {
+		return h, err
+	}
+	charge, err := billing.Charge(f, *req.Quantity)
+	if err != nil {
+		return h, err
+	}
+	lots, err := t.liveLots(w)
+	if err != nil {
+		return h, err
+	}
+	plan, err := billing.PlanDebit(w.Wallet, lots, charge, h.Credits, true, t.Now)
+	if err != nil {
+		return h, err
+	}
+	keyID := ""
+	if key != nil {
+		keyID = key.ID
+	}
+	q := *req.Quantity
+	entryID, err := t.insertEntry(entryRow{customerID: h.Customer, typ: billing.EntryDebit, amount: -charge, heldDelta: -h.Credits,
+		balanceAfter: plan.BalanceAfter, feature: f.Key, quantity: &q, priceVersion: pb.Version, holdID: h.ID,
+		metadata: req.Metadata, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash})
+	if err != nil {
+		return h, err
+	}
+	if err := t.burn(entryID, plan.Burns); err != nil {
+		return h, err
+	}
+	w.Balance, w.Debt, w.Held = plan.BalanceAfter, w.Debt+plan.DebtIncrease, w.Held-h.Credits
+	if err := t.saveWallet(w); err != nil {
+		return h, err
+	}
+	if err := t.recordUsage(h.Customer, f.Key, q, charge, keyID); err != nil {
+		return h, err
+	}
+	now := t.Now.UTC().Truncate(time.Microsecond)
+	if _, err := t.exec(`UPDATE holds SET status = 'captured', closed_at = ?, close_entry_id = ? WHERE id = ?`, micros(now), entryID, h.ID); err != nil {
+		return h, err
+	}
+	h.Status, h.ClosedAt = billing.HoldCaptured, &now
+	d := billing.Debit{ID: EntryID(entryID), Object: "debit", Customer: h.Customer, Feature: f.Key, Quantity: q, CreditsCharged: charge,
+		BalanceAfter: plan.BalanceAfter, PriceVersion: pb.Version, HoldID: h.ID, Metadata: req.Metadata, CreatedAt: now}
+	h.CreditsCharged, h.Debit = &charge, &d
+	return h, nil
+}
+
+// ReleaseHold ends a hold without a charge. Releasing a released hold
+// returns it unchanged. Errors: hold_not_found, hold_not_active.
+func (d *DB) ReleaseHold(ctx context.Context, holdID string) (billing.Hold, error) {
+	var out billing.Hold
+	err := d.Write(ctx, func(t *Tx) error {
+		h, err := scanHold(t.queryRow(`SELECT `+holdCols+` FROM holds WHERE id = ?`, holdID))
+		if err != nil {
+			return err
+		}
+		out = h
+		switch h.Status {
+		case billing.HoldReleased, billing.HoldExpired:
+			// Already not reserving anything: releasing again changes nothing.
+			out.Replayed = true
+			return nil
+		case billing.HoldCaptured:
+			return holdNotActive(h)
+		}
+		w, err := t.loadWallet(h.Customer)
+		if err != nil {
+			return err
+		}
+		status := billing.HoldReleased
+		if !h.ExpiresAt.After(t.Now) {
+			status = billing.HoldExpired
+		}
+		return t.closeHold(w, &out, status, "released")
+	})
+	return out, err
+}
+
+// closeHold releases or expires an active hold: the held credits become
+// available again.
+func (t *Tx) closeHold(w *wallet, h *billing.Hold, status, reason string) error {
+	w.Held -= h.Credits
+	entryID, err := t.insertEntry(entryRow{customerID: h.Customer, typ: billing.EntryHoldRelease, heldDelta: -h.Credits,
+		balanceAfter: w.Balance, holdID: h.ID, reason: reason})
+	if err != nil {
+		return err
+	}
+	now := t.Now.UTC().Truncate(time.Microsecond)
+	if _, err := t.exec(`UPDATE holds SET status = ?, closed_at = ?, close_entry_id = ? WHERE id = ? AND status = 'active'`,
+		status, micros(now), entryID, h.ID); err != nil {
+		return err
+	}
+	h.Status, h.ClosedAt = status, &now
+	return t.saveWallet(w)
+}
+
+// expireHoldsOf expires the customer's holds whose time has passed, so their
+// credits are available to the operation that follows.
+func (t *Tx) expireHoldsOf(w *wallet) error {
+	if w.Held == 0 {
+		return nil
+	}
+	rows, err := t.query(`SELECT `+holdCols+` FROM holds WHERE customer_id = ? AND status = 'active' AND expires_at <= ?`, w.customerID, micros(t.Now))
+	if err != nil {
+		return err
+	}
+	var due []billing.Hold
+	for rows.Next() {
+		h, err := scanHold(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		due = append(due, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range due {
+		if err := t.closeHold(w, &due[i], billing.HoldExpired, "hold expired"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

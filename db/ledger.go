@@ -1,0 +1,576 @@
+package db
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// wallet is the writer's view of one customer's credits during an operation.
+type wallet struct {
+	customerID string
+	billing.Wallet
+	daily, monthly *billing.Credits
+}
+
+func (t *Tx) loadWallet(customerID string) (*wallet, error) {
+	w := &wallet{customerID: customerID}
+	var daily, monthly sql.NullInt64
+	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap FROM wallets WHERE customer_id = ?`, customerID).
+		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFoundCustomer(customerID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.daily, w.monthly = creditsPtr(daily), creditsPtr(monthly)
+	return w, nil
+}
+
+func (t *Tx) saveWallet(w *wallet) error {
+	_, err := t.exec(`UPDATE wallets SET balance = ?, held = ?, debt = ?, updated_at = ? WHERE customer_id = ?`,
+		int64(w.Balance), int64(w.Held), int64(w.Debt), micros(t.Now), w.customerID)
+	t.touch(w.customerID)
+	return err
+}
+
+// liveLots loads the customer's lots that still hold credits, expiring first
+// any whose time has come (so a debit never burns an expired lot, and the
+// expiry is an entry of its own).
+func (t *Tx) liveLots(w *wallet) ([]billing.Lot, error) {
+	rows, err := t.query(`SELECT id, source, priority, amount, remaining, expires_at, refundable_until, frozen, created_at
+		FROM lots WHERE customer_id = ? AND remaining > 0`, w.customerID)
+	if err != nil {
+		return nil, err
+	}
+	var lots, expired []billing.Lot
+	for rows.Next() {
+		var l billing.Lot
+		var exp, ref sql.NullInt64
+		var created int64
+		if err := rows.Scan(&l.ID, &l.Source, &l.Priority, &l.Amount, &l.Remaining, &exp, &ref, &l.Frozen, &created); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		l.CustomerID, l.ExpiresAt, l.RefundableUntil, l.CreatedAt = w.customerID, timePtr(exp), timePtr(ref), fromMicros(created)
+		if l.ExpiresAt != nil && !l.ExpiresAt.After(t.Now) {
+			expired = append(expired, l)
+			continue
+		}
+		if !l.Frozen {
+			lots = append(lots, l)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, l := range expired {
+		if err := t.expireLot(w, l); err != nil {
+			return nil, err
+		}
+	}
+	return lots, nil
+}
+
+// expireLot writes the expiry of what is left of a lot.
+func (t *Tx) expireLot(w *wallet, l billing.Lot) error {
+	if l.Frozen {
+		// Frozen credits were already taken out of the balance when frozen.
+		_, err := t.exec(`UPDATE lots SET remaining = 0 WHERE id = ?`, l.ID)
+		return err
+	}
+	w.Balance -= l.Remaining
+	id, err := t.insertEntry(entryRow{customerID: w.customerID, typ: billing.EntryExpiry, amount: -l.Remaining,
+		balanceAfter: w.Balance, lotID: l.ID, reason: "lot expired"})
+	if err != nil {
+		return err
+	}
+	if err := t.burn(id, []billing.Burn{{LotID: l.ID, Credits: l.Remaining}}); err != nil {
+		return err
+	}
+	return t.saveWallet(w)
+}
+
+// entryRow is one ledger entry to append.
+type entryRow struct {
+	customerID   string
+	typ          string
+	amount       billing.Credits
+	heldDelta    billing.Credits
+	balanceAfter billing.Credits
+	feature      string
+	quantity     *billing.Quantity
+	priceVersion int64
+	lotID        int64
+	holdID       string
+	source       string
+	reason       string
+	metadata     map[string]string
+	apiKeyID     string
+	key          string
+	hash         []byte
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullInt(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+// insertEntry appends an entry and returns its row id. It is the first write
+// of every operation that takes an idempotency key, so a duplicate key fails
+// here before anything else is written.
+func (t *Tx) insertEntry(e entryRow) (int64, error) {
+	var meta any
+	if len(e.metadata) > 0 {
+		b, err := json.Marshal(e.metadata)
+		if err != nil {
+			return 0, err
+		}
+		meta = string(b)
+	}
+	var qty any
+	if e.quantity != nil {
+		qty = int64(*e.quantity)
+	}
+	res, err := t.exec(`INSERT INTO entries (customer_id, type, amount, held_delta, balance_after, feature, quantity,
+		price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.customerID, e.typ, int64(e.amount), int64(e.heldDelta), int64(e.balanceAfter), nullStr(e.feature), qty,
+		nullInt(e.priceVersion), nullInt(e.lotID), nullStr(e.holdID), nullStr(e.source), e.reason, meta,
+		nullStr(e.apiKeyID), nullStr(e.key), e.hash, micros(t.Now))
+	if err != nil {
+		if e.key != "" && isUniqueViolation(err) {
+			// Another process wrote the same key between our lookup and now.
+			return 0, billing.Errorf(billing.CodeConflict, "A request with this idempotency key is being processed; retry it.")
+		}
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+// burn records which lots an entry took credits from and takes them.
+func (t *Tx) burn(entryID int64, burns []billing.Burn) error {
+	for _, b := range burns {
+		if _, err := t.exec(`INSERT INTO entry_lots (entry_id, lot_id, amount) VALUES (?, ?, ?)`, entryID, b.LotID, int64(b.Credits)); err != nil {
+			return err
+		}
+		if _, err := t.exec(`UPDATE lots SET remaining = remaining - ? WHERE id = ?`, int64(b.Credits), b.LotID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// priorEntry is what an idempotency key already stands for.
+type priorEntry struct {
+	id   int64
+	typ  string
+	hash []byte
+}
+
+// findKey looks an idempotency key up. Inside the writer there is no race
+// between this lookup and the insert that follows it; the UNIQUE index is the
+// backstop against other processes.
+func (t *Tx) findKey(key string) (*priorEntry, error) {
+	if key == "" {
+		return nil, nil
+	}
+	var p priorEntry
+	err := t.queryRow(`SELECT id, type, request_hash FROM entries WHERE idempotency_key = ?`, key).Scan(&p.id, &p.typ, &p.hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func idempotencyConflict(key string) error {
+	return billing.Errorf(billing.CodeIdempotencyConflict,
+		"Idempotency key %q was already used with a different request.", key).With("idempotency_key", key)
+}
+
+// replayable checks a prior entry against this request: the same request
+// replays, another is a conflict.
+func replayable(p *priorEntry, key string, hash []byte) error {
+	if !bytes.Equal(p.hash, hash) {
+		return idempotencyConflict(key)
+	}
+	return nil
+}
+
+// rowQuerier runs a one-row query on the writer's transaction or a reader.
+type rowQuerier func(query string, args ...any) *sql.Row
+
+// spendOf is what a customer (table usage_daily) or an API key (table
+// api_key_spend) has used today and this month (UTC), from the daily
+// rollups, so it never scans entries.
+func spendOf(q rowQuerier, table, col, id string, now time.Time) (billing.Spend, error) {
+	var s billing.Spend
+	day := now.UTC().Format(time.DateOnly)
+	err := q(`SELECT COALESCE(SUM(CASE WHEN day = ? THEN credits END), 0), COALESCE(SUM(credits), 0)
+		FROM `+table+` WHERE `+col+` = ? AND day >= ? AND day <= ?`, day, id, day[:8]+"01", day).Scan(&s.Day, &s.Month)
+	return s, err
+}
+
+// checkCaps applies the customer's and the API key's spend caps to charge.
+func checkCaps(q rowQuerier, now time.Time, customerID string, lim billing.Limits, key *billing.APIKey, charge billing.Credits) error {
+	if lim.DailyCap != nil || lim.MonthlyCap != nil {
+		s, err := spendOf(q, "usage_daily", "customer_id", customerID, now)
+		if err != nil {
+			return err
+		}
+		if err := billing.CheckCaps("customer", lim, s, charge); err != nil {
+			return err
+		}
+	}
+	if key != nil && (key.Limits.DailyCap != nil || key.Limits.MonthlyCap != nil) {
+		s, err := spendOf(q, "api_key_spend", "api_key_id", key.ID, now)
+		if err != nil {
+			return err
+		}
+		if err := billing.CheckCaps("API key", key.Limits, s, charge); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tx) checkCaps(w *wallet, key *billing.APIKey, charge billing.Credits) error {
+	return checkCaps(t.queryRow, t.Now, w.customerID, billing.Limits{DailyCap: w.daily, MonthlyCap: w.monthly}, key, charge)
+}
+
+// recordUsage maintains the daily rollups in the debit's transaction.
+func (t *Tx) recordUsage(customerID, feature string, q billing.Quantity, charge billing.Credits, keyID string) error {
+	day := t.day()
+	if _, err := t.exec(`INSERT INTO usage_daily (customer_id, day, feature, credits, quantity, events) VALUES (?, ?, ?, ?, ?, 1)
+		ON CONFLICT (customer_id, day, feature) DO UPDATE SET credits = credits + excluded.credits,
+		quantity = quantity + excluded.quantity, events = events + 1`, customerID, day, feature, int64(charge), int64(q)); err != nil {
+		return err
+	}
+	if keyID != "" {
+		if _, err := t.exec(`INSERT INTO api_key_spend (api_key_id, day, credits) VALUES (?, ?, ?)
+			ON CONFLICT (api_key_id, day) DO UPDATE SET credits = credits + excluded.credits`, keyID, day, int64(charge)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Debit meters one action: prices it with the current price book, checks
+// spend caps and the available balance, burns lots and appends the entry,
+// all in one transaction. Errors: customer_not_found, unknown_feature,
+// invalid_quantity, insufficient_credits, spend_limit_exceeded,
+// idempotency_conflict, storage_unavailable.
+func (d *DB) Debit(ctx context.Context, req billing.UsageRequest) (billing.Debit, error) {
+	if err := req.Validate(); err != nil {
+		return billing.Debit{}, err
+	}
+	id, err := d.ResolveCustomer(ctx, req.Customer)
+	if err != nil {
+		return billing.Debit{}, err
+	}
+	var out billing.Debit
+	err = d.Write(ctx, func(t *Tx) (err error) {
+		out, err = t.debit(id, &req)
+		return err
+	})
+	return out, err
+}
+
+// DebitMany meters many actions, each atomic on its own, sharing group
+// commits. Results and errors are in request order.
+func (d *DB) DebitMany(ctx context.Context, reqs []billing.UsageRequest) ([]billing.Debit, []error) {
+	out := make([]billing.Debit, len(reqs))
+	errs := make([]error, len(reqs))
+	var fns []func(*Tx) error
+	var idx []int
+	for i := range reqs {
+		req := &reqs[i]
+		if err := req.Validate(); err != nil {
+			errs[i] = err
+			continue
+		}
+		id, err := d.ResolveCustomer(ctx, req.Customer)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		i := i
+		fns = append(fns, func(t *Tx) (err error) {
+			out[i], err = t.debit(id, req)
+			return err
+		})
+		idx = append(idx, i)
+	}
+	for j, err := range d.WriteMany(ctx, fns) {
+		errs[idx[j]] = err
+	}
+	return out, errs
+}
+
+func (t *Tx) debit(customerID string, req *billing.UsageRequest) (billing.Debit, error) {
+	hash := req.Hash(customerID)
+	if p, err := t.findKey(req.IdempotencyKey); err != nil || p != nil {
+		if err != nil {
+			return billing.Debit{}, err
+		}
+		if p.typ != billing.EntryDebit {
+			return billing.Debit{}, idempotencyConflict(req.IdempotencyKey)
+		}
+		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
+			return billing.Debit{}, err
+		}
+		out, err := t.debitByID(p.id)
+		out.Replayed = true
+		return out, err
+	}
+	f, pb, err := t.feature(req.Feature)
+	if err != nil {
+		return billing.Debit{}, err
+	}
+	charge, err := billing.Charge(f, *req.Quantity)
+	if err != nil {
+		return billing.Debit{}, err
+	}
+	w, err := t.loadWallet(customerID)
+	if err != nil {
+		return billing.Debit{}, err
+	}
+	if err := t.expireHoldsOf(w); err != nil {
+		return billing.Debit{}, err
+	}
+	lots, err := t.liveLots(w)
+	if err != nil {
+		return billing.Debit{}, err
+	}
+	if err := t.checkCaps(w, req.APIKey, charge); err != nil {
+		return billing.Debit{}, err
+	}
+	plan, err := billing.PlanDebit(w.Wallet, lots, charge, 0, false, t.Now)
+	if err != nil {
+		return billing.Debit{}, err
+	}
+	keyID := ""
+	if req.APIKey != nil {
+		keyID = req.APIKey.ID
+	}
+	q := *req.Quantity
+	entryID, err := t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryDebit, amount: -charge,
+		balanceAfter: plan.BalanceAfter, feature: f.Key, quantity: &q, priceVersion: pb.Version,
+		metadata: req.Metadata, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash})
+	if err != nil {
+		return billing.Debit{}, err
+	}
+	if err := t.burn(entryID, plan.Burns); err != nil {
+		return billing.Debit{}, err
+	}
+	w.Balance, w.Debt = plan.BalanceAfter, w.Debt+plan.DebtIncrease
+	if err := t.saveWallet(w); err != nil {
+		return billing.Debit{}, err
+	}
+	if err := t.recordUsage(customerID, f.Key, q, charge, keyID); err != nil {
+		return billing.Debit{}, err
+	}
+	return billing.Debit{ID: EntryID(entryID), Object: "debit", Customer: customerID, Feature: f.Key, Quantity: q,
+		CreditsCharged: charge, BalanceAfter: plan.BalanceAfter, PriceVersion: pb.Version,
+		Metadata: req.Metadata, CreatedAt: t.Now.UTC().Truncate(time.Microsecond)}, nil
+}
+
+// debitByID rebuilds a debit's result from its entry (for replays).
+func (t *Tx) debitByID(id int64) (billing.Debit, error) {
+	return scanDebit(t.queryRow(`SELECT `+debitCols+` FROM entries WHERE id = ?`, id))
+}
+
+const debitCols = `id, customer_id, feature, quantity, amount, balance_after, price_version, hold_id, metadata, created_at`
+
+func scanDebit(r rowScanner) (billing.Debit, error) {
+	var d billing.Debit
+	var id, created int64
+	var holdID, meta sql.NullString
+	if err := r.Scan(&id, &d.Customer, &d.Feature, &d.Quantity, &d.CreditsCharged, &d.BalanceAfter, &d.PriceVersion, &holdID, &meta, &created); err != nil {
+		return d, err
+	}
+	d.ID, d.Object, d.HoldID, d.CreatedAt = EntryID(id), "debit", holdID.String, fromMicros(created)
+	d.CreditsCharged = -d.CreditsCharged
+	if meta.Valid {
+		if err := json.Unmarshal([]byte(meta.String), &d.Metadata); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// Grant adds credits to a customer as a new lot. Errors: customer_not_found,
+// validation_failed, idempotency_conflict, storage_unavailable.
+func (d *DB) Grant(ctx context.Context, req billing.GrantRequest) (billing.Grant, error) {
+	if err := req.Validate(d.now()); err != nil {
+		return billing.Grant{}, err
+	}
+	id, err := d.ResolveCustomer(ctx, req.Customer)
+	if err != nil {
+		return billing.Grant{}, err
+	}
+	var out billing.Grant
+	err = d.Write(ctx, func(t *Tx) (err error) {
+		out, err = t.grant(id, &req)
+		return err
+	})
+	return out, err
+}
+
+func (t *Tx) grant(customerID string, req *billing.GrantRequest) (billing.Grant, error) {
+	hash := req.Hash(customerID)
+	if p, err := t.findKey(req.IdempotencyKey); err != nil || p != nil {
+		if err != nil {
+			return billing.Grant{}, err
+		}
+		if p.typ != billing.EntryGrant {
+			return billing.Grant{}, idempotencyConflict(req.IdempotencyKey)
+		}
+		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
+			return billing.Grant{}, err
+		}
+		out, err := t.grantByEntry(p.id)
+		out.Replayed = true
+		return out, err
+	}
+	w, err := t.loadWallet(customerID)
+	if err != nil {
+		return billing.Grant{}, err
+	}
+	plan, err := billing.PlanGrant(w.Wallet, req.Credits)
+	if err != nil {
+		return billing.Grant{}, err
+	}
+	now := t.Now.UTC().Truncate(time.Microsecond)
+	lot := billing.Lot{CustomerID: customerID, Source: req.Source, Priority: req.EffectivePriority(), Amount: req.Credits,
+		Remaining: plan.LotRemaining, ExpiresAt: utcPtr(req.ExpiresAt), RefundableUntil: utcPtr(req.RefundableUntil),
+		Reason: req.Reason, CreatedAt: now}
+	res, err := t.exec(`INSERT INTO lots (customer_id, source, priority, amount, remaining, expires_at, refundable_until, reason, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, customerID, lot.Source, lot.Priority, int64(lot.Amount), int64(lot.Remaining),
+		nullMicros(lot.ExpiresAt), nullMicros(lot.RefundableUntil), lot.Reason, micros(now))
+	if err != nil {
+		return billing.Grant{}, err
+	}
+	if lot.ID, err = res.LastInsertId(); err != nil {
+		return billing.Grant{}, err
+	}
+	entryID, err := t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryGrant, amount: req.Credits,
+		balanceAfter: plan.BalanceAfter, lotID: lot.ID, source: req.Source, reason: req.Reason, key: req.IdempotencyKey, hash: hash})
+	if err != nil {
+		return billing.Grant{}, err
+	}
+	w.Balance, w.Debt = plan.BalanceAfter, w.Debt-plan.DebtRepaid
+	if err := t.saveWallet(w); err != nil {
+		return billing.Grant{}, err
+	}
+	return billing.Grant{ID: EntryID(entryID), Object: "grant", Customer: customerID, Credits: req.Credits,
+		BalanceAfter: plan.BalanceAfter, Lot: billing.LotView{ID: LotID(lot.ID), Lot: lot}, CreatedAt: now}, nil
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
+}
+
+func (t *Tx) grantByEntry(entryID int64) (billing.Grant, error) {
+	var g billing.Grant
+	var lotID, created int64
+	if err := t.queryRow(`SELECT customer_id, amount, balance_after, lot_id, created_at FROM entries WHERE id = ?`, entryID).
+		Scan(&g.Customer, &g.Credits, &g.BalanceAfter, &lotID, &created); err != nil {
+		return g, err
+	}
+	g.ID, g.Object, g.CreatedAt = EntryID(entryID), "grant", fromMicros(created)
+	l, err := scanLot(t.queryRow(`SELECT `+lotCols+` FROM lots WHERE id = ?`, lotID))
+	g.Lot = billing.LotView{ID: LotID(l.ID), Lot: l}
+	return g, err
+}
+
+const lotCols = `id, customer_id, source, priority, amount, remaining, expires_at, refundable_until, reason, frozen, created_at`
+
+func scanLot(r rowScanner) (billing.Lot, error) {
+	var l billing.Lot
+	var exp, ref sql.NullInt64
+	var created int64
+	err := r.Scan(&l.ID, &l.CustomerID, &l.Source, &l.Priority, &l.Amount, &l.Remaining, &exp, &ref, &l.Reason, &l.Frozen, &created)
+	l.ExpiresAt, l.RefundableUntil, l.CreatedAt = timePtr(exp), timePtr(ref), fromMicros(created)
+	return l, err
+}
+
+// BackfillItem is one grant or debit to write at a past time.
+type BackfillItem struct {
+	At    time.Time
+	Grant *billing.GrantRequest
+	Usage *billing.UsageRequest
+}
+
+// Backfill writes grants and debits at the times they carry, in order,
+// sharing group commits. It exists for demo data and tests of history (a
+// product never writes the past); each item is atomic on its own and its
+// error is returned in order.
+func (d *DB) Backfill(ctx context.Context, items []BackfillItem) []error {
+	errs := make([]error, len(items))
+	queued := make([]*op, len(items))
+	for i, it := range items {
+		var fn func(*Tx) error
+		switch {
+		case it.Grant != nil:
+			req := it.Grant
+			if err := req.Validate(it.At); err != nil {
+				errs[i] = err
+				continue
+			}
+			id, err := d.ResolveCustomer(ctx, req.Customer)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			fn = func(t *Tx) error { _, err := t.grant(id, req); return err }
+		case it.Usage != nil:
+			req := it.Usage
+			if err := req.Validate(); err != nil {
+				errs[i] = err
+				continue
+			}
+			id, err := d.ResolveCustomer(ctx, req.Customer)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			fn = func(t *Tx) error { _, err := t.debit(id, req); return err }
+		default:
+			continue
+		}
+		queued[i] = d.w.submit(ctx, it.At, fn)
+		if queued[i] == nil {
+			errs[i] = errClosed
+		}
+	}
+	for i, o := range queued {
+		if o != nil {
+			errs[i] = <-o.done
+		}
+	}
+	return errs
+}

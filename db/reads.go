@@ -1,0 +1,313 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// Balance reports a customer's balance, holds and lots. When a lot or hold
+// has passed its expiry but the sweeper has not written it yet, the expiry
+// is written first, so the figures are never stale.
+func (d *DB) Balance(ctx context.Context, ref string) (billing.Balance, error) {
+	id, err := d.ResolveCustomer(ctx, ref)
+	if err != nil {
+		return billing.Balance{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		b, stale, err := d.readBalance(ctx, id)
+		if err != nil || !stale || attempt > 0 {
+			return b, err
+		}
+		if err := d.SweepCustomer(ctx, id); err != nil {
+			return b, err
+		}
+	}
+}
+
+func (d *DB) readBalance(ctx context.Context, id string) (billing.Balance, bool, error) {
+	now := d.now()
+	tx, err := d.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return billing.Balance{}, false, err
+	}
+	defer tx.Rollback()
+	b := billing.Balance{Object: "balance", Customer: id, AsOf: now.UTC().Truncate(time.Microsecond), Lots: []billing.LotView{}, ExpiringSoon: []billing.LotView{}}
+	if err := tx.QueryRowContext(ctx, `SELECT balance, held, overdraft_limit FROM wallets WHERE customer_id = ?`, id).
+		Scan(&b.Balance, &b.Held, &b.OverdraftLimit); err != nil {
+		return b, false, err
+	}
+	b.Available = b.Balance - b.Held
+	stale := false
+	if b.Held > 0 {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM holds WHERE customer_id = ? AND status = 'active' AND expires_at <= ?`,
+			id, micros(now)).Scan(&n); err != nil {
+			return b, false, err
+		}
+		stale = n > 0
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+lotCols+` FROM lots WHERE customer_id = ? AND remaining > 0`, id)
+	if err != nil {
+		return b, false, err
+	}
+	defer rows.Close()
+	var lots []billing.Lot
+	for rows.Next() {
+		l, err := scanLot(rows)
+		if err != nil {
+			return b, false, err
+		}
+		lots = append(lots, l)
+	}
+	if err := rows.Err(); err != nil {
+		return b, false, err
+	}
+	billing.SortLots(lots)
+	for _, l := range lots {
+		if l.ExpiresAt != nil && !l.ExpiresAt.After(now) {
+			stale = true
+		}
+		if l.Frozen {
+			continue
+		}
+		v := billing.LotView{ID: LotID(l.ID), Lot: l}
+		b.Lots = append(b.Lots, v)
+		if l.ExpiresAt != nil && l.ExpiresAt.Sub(now) <= billing.ExpiringWindow {
+			b.ExpiringSoon = append(b.ExpiringSoon, v)
+			b.ExpiringCredits += l.Remaining
+		}
+	}
+	return b, stale, nil
+}
+
+// SweepCustomer writes the expiry of the customer's due lots and holds.
+func (d *DB) SweepCustomer(ctx context.Context, customerID string) error {
+	return d.Write(ctx, func(t *Tx) error { return t.sweep(customerID) })
+}
+
+func (t *Tx) sweep(customerID string) error {
+	w, err := t.loadWallet(customerID)
+	if err != nil {
+		return err
+	}
+	if err := t.expireHoldsOf(w); err != nil {
+		return err
+	}
+	_, err = t.liveLots(w)
+	return err
+}
+
+// ExpireDue writes the expiry of every lot and hold whose time has passed
+// and returns how many customers it swept. The server runs it periodically;
+// debits also expire a customer's due lots and holds before they charge.
+func (d *DB) ExpireDue(ctx context.Context) (int, error) {
+	now := micros(d.now())
+	rows, err := d.read.QueryContext(ctx, `SELECT customer_id FROM lots WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?
+		UNION SELECT customer_id FROM holds WHERE status = 'active' AND expires_at <= ? LIMIT 1000`, now, now)
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	fns := make([]func(*Tx) error, len(ids))
+	for i, id := range ids {
+		fns[i] = func(t *Tx) error { return t.sweep(id) }
+	}
+	for _, err := range d.WriteMany(ctx, fns) {
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
+
+// FindEntries lists a customer's entries, newest first, with the lots each
+// took credits from. It returns the page and the cursor of the next one
+// ("" at the end).
+func (d *DB) FindEntries(ctx context.Context, f billing.EntryFilter) ([]billing.Entry, string, error) {
+	limit := clampLimit(f.Limit)
+	var where []string
+	args := []any{}
+	where = append(where, "e.customer_id = ?")
+	args = append(args, f.Customer)
+	if f.Type != "" {
+		where, args = append(where, "e.type = ?"), append(args, f.Type)
+	}
+	if f.Feature != "" {
+		where, args = append(where, "e.feature = ?"), append(args, f.Feature)
+	}
+	if f.From != nil {
+		where, args = append(where, "e.created_at >= ?"), append(args, micros(*f.From))
+	}
+	if f.To != nil {
+		where, args = append(where, "e.created_at < ?"), append(args, micros(*f.To))
+	}
+	if f.TagKey != "" {
+		where, args = append(where, `json_extract(e.metadata, '$."' || ? || '"') = ?`), append(args, f.TagKey, f.TagValue)
+	}
+	if f.Cursor != "" {
+		c, err := parseRowID("ent", f.Cursor)
+		if err != nil {
+			return nil, "", billing.Errorf(billing.CodeInvalidRequest, "cursor %q is not a cursor from a previous page", f.Cursor).With("param", "cursor")
+		}
+		where, args = append(where, "e.id < ?"), append(args, c)
+	}
+	args = append(args, limit+1)
+	rows, err := d.read.QueryContext(ctx, `SELECT e.id, e.customer_id, e.type, e.amount, e.held_delta, e.balance_after, e.feature,
+		e.quantity, e.price_version, e.lot_id, e.hold_id, e.source, e.reason, e.metadata, e.created_at
+		FROM entries e WHERE `+strings.Join(where, " AND ")+` ORDER BY e.id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var out []billing.Entry
+	var ids []int64
+	for rows.Next() {
+		var e billing.Entry
+		var id, created int64
+		var feature, hold, source, meta sql.NullString
+		var qty, pv, lot sql.NullInt64
+		if err := rows.Scan(&id, &e.Customer, &e.Type, &e.Amount, &e.HeldDelta, &e.BalanceAfter, &feature, &qty, &pv, &lot,
+			&hold, &source, &e.Reason, &meta, &created); err != nil {
+			return nil, "", err
+		}
+		e.ID, e.Object, e.Feature, e.Hold, e.Source, e.CreatedAt = EntryID(id), "entry", feature.String, hold.String, source.String, fromMicros(created)
+		e.PriceVersion = pv.Int64
+		if qty.Valid {
+			q := billing.Quantity(qty.Int64)
+			e.Quantity = &q
+		}
+		if lot.Valid {
+			e.Lot = LotID(lot.Int64)
+		}
+		if meta.Valid {
+			if err := json.Unmarshal([]byte(meta.String), &e.Metadata); err != nil {
+				return nil, "", err
+			}
+		}
+		out = append(out, e)
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		out, ids = out[:limit], ids[:limit]
+		next = out[limit-1].ID
+	}
+	if err := d.attachBurns(ctx, out, ids); err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+func (d *DB) attachBurns(ctx context.Context, entries []billing.Entry, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	idx := make(map[int64]int, len(ids))
+	ph := make([]string, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		idx[id], ph[i], args[i] = i, "?", id
+	}
+	rows, err := d.read.QueryContext(ctx, `SELECT el.entry_id, el.lot_id, el.amount, l.source, l.reason, l.expires_at
+		FROM entry_lots el JOIN lots l ON l.id = el.lot_id WHERE el.entry_id IN (`+strings.Join(ph, ",")+`) ORDER BY el.entry_id, el.lot_id`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var entryID, lotID int64
+		var b billing.BurnView
+		var exp sql.NullInt64
+		if err := rows.Scan(&entryID, &lotID, &b.Credits, &b.Source, &b.Reason, &exp); err != nil {
+			return err
+		}
+		b.Lot, b.ExpiresAt = LotID(lotID), timePtr(exp)
+		e := &entries[idx[entryID]]
+		e.Burns = append(e.Burns, b)
+	}
+	return rows.Err()
+}
+
+// Quote prices an action for a customer now and says whether they can
+// afford it, writing nothing. Errors: customer_not_found, unknown_feature,
+// invalid_quantity.
+func (d *DB) Quote(ctx context.Context, ref, feature string, q billing.Quantity, key *billing.APIKey) (billing.Quote, error) {
+	id, err := d.ResolveCustomer(ctx, ref)
+	if err != nil {
+		return billing.Quote{}, err
+	}
+	pb, err := d.CurrentPriceBook(ctx)
+	if err != nil {
+		return billing.Quote{}, err
+	}
+	f, ok := pb.Feature(feature)
+	if !ok {
+		return billing.Quote{}, billing.Errorf(billing.CodeUnknownFeature, "Feature %q is not in the current price book.", feature).With("param", "feature")
+	}
+	charge, err := billing.Charge(f, q)
+	if err != nil {
+		return billing.Quote{}, err
+	}
+	b, err := d.Balance(ctx, id)
+	if err != nil {
+		return billing.Quote{}, err
+	}
+	out := billing.Quote{Object: "quote", Customer: id, Feature: f.Key, Quantity: q, Credits: charge, PriceVersion: pb.Version,
+		Available: b.Available, Affordable: true}
+	if charge > b.Available+b.OverdraftLimit {
+		out.Affordable, out.Reason = false, billing.CodeInsufficientCredits
+		return out, nil
+	}
+	c, err := d.FindCustomer(ctx, id)
+	if err != nil {
+		return billing.Quote{}, err
+	}
+	read := func(q string, args ...any) *sql.Row { return d.read.QueryRowContext(ctx, q, args...) }
+	if err := checkCaps(read, d.now(), id, c.Limits, key, charge); err != nil {
+		if billing.ErrorCode(err) != billing.CodeSpendLimitExceeded {
+			return billing.Quote{}, err
+		}
+		out.Affordable, out.Reason = false, billing.CodeSpendLimitExceeded
+	}
+	return out, nil
+}
+
+// FindUsageDays returns daily usage rollups for a customer between two UTC
+// days inclusive ('YYYY-MM-DD').
+func (d *DB) FindUsageDays(ctx context.Context, customerID, from, to string) ([]billing.UsageDay, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT day, feature, credits, quantity, events FROM usage_daily
+		WHERE customer_id = ? AND day >= ? AND day <= ? ORDER BY day, feature`, customerID, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []billing.UsageDay
+	for rows.Next() {
+		var u billing.UsageDay
+		if err := rows.Scan(&u.Day, &u.Feature, &u.Credits, &u.Quantity, &u.Events); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}

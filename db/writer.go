@@ -1,0 +1,391 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Tx is one writer transaction as an operation sees it. Now is the time of the
+// operation (the batch's start, or a time the caller fixed), so every row an
+// operation writes carries the same clock reading.
+type Tx struct {
+	w       *writer
+	Now     time.Time
+	after   []func()
+	touched map[string]bool // customers whose wallet changed, for live updates
+}
+
+// AfterCommit runs fn once the transaction holding this operation is durably
+// committed (and never, if it is not). Used for caches and notifications.
+func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
+
+func (t *Tx) touch(customerID string) { t.touched[customerID] = true }
+
+// stmt returns the statement for query, prepared once on the writer's
+// connection and reused by every later operation.
+func (t *Tx) stmt(query string) (*sql.Stmt, error) {
+	s, ok := t.w.stmts[query]
+	if !ok {
+		var err error
+		s, err = t.w.conn.PrepareContext(context.Background(), query)
+		if err != nil {
+			return nil, err
+		}
+		t.w.stmts[query] = s
+	}
+	return s, nil
+}
+
+func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.Exec(args...)
+}
+
+func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.Query(args...)
+}
+
+func (t *Tx) queryRow(query string, args ...any) *sql.Row {
+	s, err := t.stmt(query)
+	if err != nil {
+		// sql.Row cannot carry an error of ours; the unprepared path reports
+		// the same error on Scan.
+		return t.w.conn.QueryRowContext(context.Background(), query, args...)
+	}
+	return s.QueryRow(args...)
+}
+
+// day is the UTC calendar day of the operation, as rollups key it.
+func (t *Tx) day() string { return t.Now.UTC().Format(time.DateOnly) }
+
+// op is one queued write.
+type op struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	now  time.Time // fixed time for the operation; zero means the batch's time
+	done chan error
+}
+
+// BatchObserver is told about every group commit (for metrics).
+type BatchObserver func(size int, commit time.Duration, err error)
+
+// writer is the one goroutine that writes. Operations queue on ops; the
+// writer takes everything queued (up to max), runs each inside its own
+// SAVEPOINT in one IMMEDIATE transaction and commits once: a group commit.
+// One fsync then serves the whole batch, and a rejected operation rolls back
+// to its savepoint without spoiling its batch-mates. When nothing else is
+// queued the batch is a single operation: there is never a fixed wait.
+//
+// The writer owns one connection and runs BEGIN IMMEDIATE, SAVEPOINT and
+// COMMIT on it itself rather than through database/sql's Tx: statements are
+// then prepared once for the life of the connection, not once per transaction.
+type writer struct {
+	d     *DB
+	conn  *sql.Conn
+	ops   chan *op
+	max   int
+	stmts map[string]*sql.Stmt
+
+	mu     sync.RWMutex
+	closed bool
+	done   chan struct{}
+
+	observe BatchObserver
+
+	seq   uint64             // batches run so far
+	pb    *billing.PriceBook // the writer's copy of the current price book
+	pbSeq uint64             // the batch in which pb was last checked
+}
+
+func newWriter(d *DB, db *sql.DB, max int) (*writer, error) {
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	w := &writer{d: d, conn: conn, ops: make(chan *op, 4*max), max: max,
+		stmts: map[string]*sql.Stmt{}, done: make(chan struct{})}
+	go w.run()
+	return w, nil
+}
+
+// SetBatchObserver installs a metrics hook; call before serving traffic.
+func (d *DB) SetBatchObserver(o BatchObserver) { d.w.observe = o }
+
+// errClosed answers writes that arrive while Tally shuts down.
+var errClosed = billing.Errorf(billing.CodeUnavailable, "Tally is shutting down; nothing was written. Retry shortly.")
+
+// Write runs fn in the writer and returns once the batch holding it is
+// durably committed (or fn's error, in which case nothing fn did was kept).
+func (d *DB) Write(ctx context.Context, fn func(*Tx) error) error {
+	return d.writeAt(ctx, time.Time{}, fn)
+}
+
+// writeAt is Write with the operation's clock fixed (demo seeding and tests).
+func (d *DB) writeAt(ctx context.Context, now time.Time, fn func(*Tx) error) error {
+	o := d.w.submit(ctx, now, fn)
+	if o == nil {
+		return errClosed
+	}
+	return <-o.done
+}
+
+// WriteMany queues all fns at once so they can share batches, and returns
+// each one's error in order (each is atomic on its own).
+func (d *DB) WriteMany(ctx context.Context, fns []func(*Tx) error) []error {
+	queued := make([]*op, len(fns))
+	for i, fn := range fns {
+		queued[i] = d.w.submit(ctx, time.Time{}, fn)
+	}
+	errs := make([]error, len(fns))
+	for i, o := range queued {
+		if o == nil {
+			errs[i] = errClosed
+			continue
+		}
+		errs[i] = <-o.done
+	}
+	return errs
+}
+
+func (w *writer) submit(ctx context.Context, now time.Time, fn func(*Tx) error) *op {
+	o := &op{ctx: ctx, fn: fn, now: now, done: make(chan error, 1)}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return nil
+	}
+	w.ops <- o
+	return o
+}
+
+// close stops taking operations, finishes the queued ones and waits.
+func (w *writer) close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return
+	}
+	w.closed = true
+	close(w.ops)
+	w.mu.Unlock()
+	<-w.done
+	for _, s := range w.stmts {
+		s.Close()
+	}
+	w.conn.Close()
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	batch := make([]*op, 0, w.max)
+	for first := range w.ops {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < w.max {
+			select {
+			case o, ok := <-w.ops:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+func (w *writer) commit(batch []*op) {
+	start := time.Now()
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	t, err := w.runBatch(batch, errs)
+	if err == nil {
+		if _, err = w.exec("COMMIT"); err != nil {
+			err = storageError(err)
+		}
+	}
+	if err != nil {
+		if t != nil {
+			// After a failed COMMIT SQLite may already have rolled back; a
+			// second ROLLBACK then fails harmlessly.
+			w.exec("ROLLBACK")
+		}
+		fail(err)
+	}
+	if w.observe != nil {
+		w.observe(len(batch), time.Since(start), err)
+	}
+	if err == nil {
+		for _, fn := range t.after {
+			fn()
+		}
+		if len(t.touched) > 0 {
+			w.d.notify(t.touched)
+		}
+	}
+	for i, o := range batch {
+		o.done <- errs[i]
+	}
+}
+
+// runBatch runs every operation of the batch in one transaction. An
+// operation's error is stored in errs and its writes are undone (rolled back
+// to its savepoint); the returned error is for the batch as a whole.
+func (w *writer) runBatch(batch []*op, errs []error) (*Tx, error) {
+	// IMMEDIATE takes the write lock now, so a CLI command writing to the
+	// same file makes us wait (busy_timeout) rather than fail mid-batch.
+	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		return nil, storageError(err)
+	}
+	batchNow := w.d.now()
+	w.seq++
+	t := &Tx{w: w, touched: map[string]bool{}}
+	single := len(batch) == 1
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			errs[i] = billing.Errorf(billing.CodeUnavailable, "The request was cancelled before it was written.")
+			continue
+		}
+		t.Now = batchNow
+		if !o.now.IsZero() {
+			t.Now = o.now
+		}
+		if !single {
+			if _, err := w.exec("SAVEPOINT op"); err != nil {
+				return t, storageError(err)
+			}
+		}
+		nAfter, touched := len(t.after), cloneSet(t.touched)
+		err := safeRun(o.fn, t)
+		if err == nil {
+			if !single {
+				if _, err := w.exec("RELEASE op"); err != nil {
+					return t, storageError(err)
+				}
+			}
+			continue
+		}
+		errs[i] = classify(err)
+		if single {
+			// Nothing else shares the transaction: undo it all.
+			return t, errs[i]
+		}
+		if _, rerr := w.exec("ROLLBACK TO op"); rerr != nil {
+			return t, storageError(rerr)
+		}
+		if _, rerr := w.exec("RELEASE op"); rerr != nil {
+			return t, storageError(rerr)
+		}
+		t.after = t.after[:nAfter]
+		t.touched = touched
+		if billing.ErrorCode(errs[i]) == billing.CodeStorageUnavailable {
+			// The disk is full or read-only: the rest of the batch will fail the
+			// same way, and the commit with it. Stop here.
+			return t, errs[i]
+		}
+	}
+	return t, nil
+}
+
+func (w *writer) exec(query string) (sql.Result, error) {
+	s, ok := w.stmts[query]
+	if !ok {
+		var err error
+		if s, err = w.conn.PrepareContext(context.Background(), query); err != nil {
+			return nil, err
+		}
+		w.stmts[query] = s
+	}
+	return s.Exec()
+}
+
+func cloneSet(m map[string]bool) map[string]bool {
+	c := make(map[string]bool, len(m))
+	for k := range m {
+		c[k] = true
+	}
+	return c
+}
+
+// safeRun turns a panic in an operation into an internal error, so one bug
+// cannot take down the writer and with it every request in flight.
+func safeRun(fn func(*Tx) error, t *Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("db: panic in write operation: %v", r)
+		}
+	}()
+	return fn(t)
+}
+
+// classify keeps billing errors and turns storage faults into
+// storage_unavailable; anything else stays as is (an internal error).
+func classify(err error) error {
+	var be *billing.Error
+	if errors.As(err, &be) {
+		return err
+	}
+	return storageError(err)
+}
+
+// storageError maps SQLite's I/O-level failures (disk full, read-only file,
+// lock timeouts, I/O errors) to a storage_unavailable error that tells the
+// client nothing was written. Other errors pass through unchanged.
+func storageError(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	var why string
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL:
+		why = "the disk is full"
+	case sqlite3.SQLITE_READONLY:
+		why = "the database file is read-only"
+	case sqlite3.SQLITE_IOERR:
+		why = "a disk I/O error occurred"
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		why = "the database is locked by another process"
+	case sqlite3.SQLITE_CANTOPEN:
+		why = "the database file cannot be opened"
+	default:
+		return err
+	}
+	return &billing.Error{Code: billing.CodeStorageUnavailable,
+		Message: "Storage is unavailable (" + why + "). Nothing was written; retry later.",
+		Details: map[string]any{"cause": fmt.Sprint(err)}}
+}
+
+// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint failure.
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}

@@ -1,0 +1,147 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tally-billing/tally/billing"
+)
+
+// POST /api/v1/customers: create, or return the customer with that external_id.
+func (s *Server) createCustomer(c echo.Context) error {
+	var in billing.CustomerInput
+	if err := DecodeJSON(c.Request().Body, &in); err != nil {
+		return err
+	}
+	cus, isNew, err := s.ledger.CreateCustomer(c.Request().Context(), in)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if isNew {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, customerView(cus))
+}
+
+type customerJSON struct {
+	Object string `json:"object"`
+	billing.Customer
+}
+
+func customerView(c billing.Customer) customerJSON { return customerJSON{Object: "customer", Customer: c} }
+
+func (s *Server) getCustomer(c echo.Context) error {
+	cus, err := s.ledger.FindCustomer(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, customerView(cus))
+}
+
+func (s *Server) listCustomers(c echo.Context) error {
+	limit, err := queryLimit(c)
+	if err != nil {
+		return err
+	}
+	cs, more, err := s.ledger.FindCustomers(c.Request().Context(), billing.CustomerFilter{Limit: limit, Cursor: c.QueryParam("cursor")})
+	if err != nil {
+		return err
+	}
+	views := make([]customerJSON, len(cs))
+	for i, cu := range cs {
+		views[i] = customerView(cu)
+	}
+	next := ""
+	if more {
+		next = cs[len(cs)-1].ID
+	}
+	return c.JSON(http.StatusOK, newList(views, next))
+}
+
+func (s *Server) getBalance(c echo.Context) error {
+	b, err := s.ledger.Balance(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, b)
+}
+
+// PUT /api/v1/customers/:id/limits replaces the spend controls; a field left
+// out or null removes that cap.
+func (s *Server) putLimits(c echo.Context) error {
+	var lim billing.Limits
+	if err := DecodeJSON(c.Request().Body, &lim); err != nil {
+		return err
+	}
+	cus, err := s.ledger.SetLimits(c.Request().Context(), c.Param("id"), lim)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, customerView(cus))
+}
+
+func (s *Server) entryFilter(c echo.Context, typ string) (billing.EntryFilter, error) {
+	id, err := s.ledger.ResolveCustomer(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return billing.EntryFilter{}, err
+	}
+	f := billing.EntryFilter{Customer: id, Type: typ, Feature: c.QueryParam("feature"), Cursor: c.QueryParam("cursor")}
+	if f.Limit, err = queryLimit(c); err != nil {
+		return f, err
+	}
+	if f.From, err = queryTime(c, "from"); err != nil {
+		return f, err
+	}
+	if f.To, err = queryTime(c, "to"); err != nil {
+		return f, err
+	}
+	if typ == "" {
+		if t := c.QueryParam("type"); t != "" {
+			f.Type = t
+		}
+	}
+	return f, nil
+}
+
+// GET /api/v1/customers/:id/usage: debits, newest first.
+func (s *Server) listUsage(c echo.Context) error {
+	f, err := s.entryFilter(c, billing.EntryDebit)
+	if err != nil {
+		return err
+	}
+	es, next, err := s.ledger.FindEntries(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newList(es, next))
+}
+
+// GET /api/v1/customers/:id/ledger: every entry, newest first.
+func (s *Server) listLedger(c echo.Context) error {
+	f, err := s.entryFilter(c, "")
+	if err != nil {
+		return err
+	}
+	es, next, err := s.ledger.FindEntries(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newList(es, next))
+}
+
+// POST /api/v1/grants adds credits as a new lot.
+func (s *Server) createGrant(c echo.Context) error {
+	var req billing.GrantRequest
+	if err := DecodeJSON(c.Request().Body, &req); err != nil {
+		return err
+	}
+	if err := idempotencyKey(c, &req.IdempotencyKey); err != nil {
+		return err
+	}
+	g, err := s.ledger.Grant(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return created(c, g.Replayed, g)
+}

@@ -1,0 +1,108 @@
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tally-billing/tally/billing"
+)
+
+// POST /api/v1/usage meters one action.
+func (s *Server) createUsage(c echo.Context) error {
+	var req billing.UsageRequest
+	if err := DecodeJSON(c.Request().Body, &req); err != nil {
+		return err
+	}
+	if err := idempotencyKey(c, &req.IdempotencyKey); err != nil {
+		return err
+	}
+	req.APIKey = apiKey(c)
+	d, err := s.ledger.Debit(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return created(c, d.Replayed, d)
+}
+
+// MaxBatch is the most events one batch request may carry.
+const MaxBatch = 1000
+
+type batchRequest struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+type batchResult struct {
+	Status   int            `json:"status"`
+	Replayed bool           `json:"replayed,omitempty"`
+	Debit    *billing.Debit `json:"debit,omitempty"`
+	Error    map[string]any `json:"error,omitempty"`
+}
+
+// POST /api/v1/usage/batch meters up to 1,000 actions; each is atomic on its
+// own and has its own result, in request order. The answer is 200 whenever
+// the batch itself was well-formed.
+func (s *Server) createUsageBatch(c echo.Context) error {
+	var br batchRequest
+	if err := DecodeJSON(c.Request().Body, &br); err != nil {
+		return err
+	}
+	if len(br.Events) == 0 {
+		return billing.Errorf(billing.CodeInvalidRequest, "events must hold at least one usage event").With("param", "events")
+	}
+	if len(br.Events) > MaxBatch {
+		return billing.Errorf(billing.CodeInvalidRequest, "events holds %d events; the most one batch may carry is %d", len(br.Events), MaxBatch).With("param", "events")
+	}
+	results := make([]batchResult, len(br.Events))
+	reqs := make([]billing.UsageRequest, 0, len(br.Events))
+	idx := make([]int, 0, len(br.Events))
+	key := apiKey(c)
+	for i, raw := range br.Events {
+		var r billing.UsageRequest
+		if err := decodeBytes(raw, &r); err != nil {
+			results[i] = errorResult(err)
+			continue
+		}
+		r.APIKey = key
+		reqs = append(reqs, r)
+		idx = append(idx, i)
+	}
+	debits, errs := s.ledger.DebitMany(c.Request().Context(), reqs)
+	for j, i := range idx {
+		if errs[j] != nil {
+			results[i] = errorResult(errs[j])
+			continue
+		}
+		d := debits[j]
+		results[i] = batchResult{Status: http.StatusCreated, Replayed: d.Replayed, Debit: &d}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"object": "list", "data": results})
+}
+
+func errorResult(err error) batchResult {
+	return batchResult{Status: Status(err), Error: errorBody(err)["error"].(map[string]any)}
+}
+
+// GET /api/v1/quote?customer&feature&quantity prices an action without
+// writing anything. quantity defaults to 1.
+func (s *Server) quote(c echo.Context) error {
+	q := billing.QuantityOf(1)
+	if v := c.QueryParam("quantity"); v != "" {
+		var err error
+		if q, err = billing.ParseQuantity(v); err != nil {
+			return billing.Errorf(billing.CodeInvalidRequest, "quantity: %s", billing.ErrorMessage(err)).With("param", "quantity")
+		}
+		if q <= 0 {
+			return billing.Errorf(billing.CodeInvalidQuantity, "quantity must be more than zero").With("param", "quantity")
+		}
+	}
+	feature := c.QueryParam("feature")
+	if feature == "" {
+		return billing.Errorf(billing.CodeUnknownFeature, "feature is required").With("param", "feature")
+	}
+	out, err := s.ledger.Quote(c.Request().Context(), c.QueryParam("customer"), feature, q, apiKey(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
