@@ -29,7 +29,9 @@ type customerJSON struct {
 	billing.Customer
 }
 
-func customerView(c billing.Customer) customerJSON { return customerJSON{Object: "customer", Customer: c} }
+func customerView(c billing.Customer) customerJSON {
+	return customerJSON{Object: "customer", Customer: c}
+}
 
 func (s *Server) getCustomer(c echo.Context) error {
 	cus, err := s.ledger.FindCustomer(c.Request().Context(), c.Param("id"))
