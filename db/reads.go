@@ -229,7 +229,8 @@ func (d *DB) attachBurns(ctx context.Context, entries []billing.Entry, ids []int
 		idx[id], ph[i], args[i] = i, "?", id
 	}
 	rows, err := d.read.QueryContext(ctx, `SELECT el.entry_id, el.lot_id, el.amount, l.source, l.reason, l.expires_at
-		FROM entry_lots el JOIN lots l ON l.id = el.lot_id WHERE el.entry_id IN (`+strings.Join(ph, ",")+`) ORDER BY el.entry_id, el.lot_id`, args...)
+		FROM entry_lots el JOIN lots l ON l.id = el.lot_id WHERE -- rowid: insertion order, which is burn order
+		 el.entry_id IN (`+strings.Join(ph, ",")+`) ORDER BY el.entry_id, el.rowid`, args...)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,41 @@
+# Tally: the targets people expect. Everything but `make generate`'s front-end
+# steps needs only Go; .ci/setup installs the rest on demand.
+GO ?= go
+export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
+
+.PHONY: run test generate templ css bench fuzz-smoke tools clean
+
+## run: serve Tally with demo data on ./tally.db
+run:
+	$(GO) run ./cmd/tally serve --demo
+
+## test: install test tools if missing, then run every test
+test: tools
+	$(GO) test -count=1 ./...
+
+tools:
+	@bash .ci/setup
+
+## generate: regenerate committed generated files (templ, CSS)
+generate: templ css
+
+templ:
+	@if [ -d views ] && ls views/*.templ >/dev/null 2>&1; then $(GO) tool templ generate -path views; fi
+
+css: tools
+	@if [ -f tailwind.config.js ]; then npx --no-install tailwindcss -c tailwind.config.js -i static/src/app.css -o static/app.css --minify 2>/dev/null; fi
+
+## bench: Go benchmarks of the hot paths
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./billing ./db ./handlers
+
+## fuzz-smoke: run each fuzz target briefly (their seed corpora run in `make test`)
+fuzz-smoke:
+	@for pkg in ./billing ./handlers; do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 5s $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+	  done; \
+	done
+
+clean:
+	rm -f tally.db tally.db-wal tally.db-shm

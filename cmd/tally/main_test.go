@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
+)
+
+// runCLI runs the tally command line with an environment of its own.
+func runCLI(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+	code = exitCode(err, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestCLIUsageAndExitCodes(t *testing.T) {
+	env := map[string]string{"TALLY_DB": filepath.Join(t.TempDir(), "t.db")}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no command", nil, exitUsage, "Commands:"},
+		{"help", []string{"--help"}, exitOK, "Commands:"},
+		{"unknown", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{"version", []string{"version"}, exitOK, "tally dev"},
+		{"serve help", []string{"serve", "--help"}, exitOK, "-addr"},
+		{"bad flag", []string{"serve", "--nope"}, exitUsage, "flag provided but not defined"},
+		{"apikey help", []string{"apikey", "--help"}, exitOK, "create --name N"},
+		{"apikey create without name", []string{"apikey", "create"}, exitUsage, "needs --name"},
+		{"apikey bad scope", []string{"apikey", "create", "--name", "x", "--scope", "root"}, exitError, "not one of admin"},
+		{"pricebook without file", []string{"pricebook", "publish"}, exitUsage, "needs --file"},
+		{"revoke unknown", []string{"apikey", "revoke", "key_nope"}, exitError, "No API key"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, errs, code := runCLI(t, env, c.args...)
+			if code != c.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, c.code, errs)
+			}
+			if !strings.Contains(out+errs, c.want) {
+				t.Errorf("output lacks %q:\n%s%s", c.want, out, errs)
+			}
+		})
+	}
+}
+
+func TestCLIAPIKeyLifecycle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	env := map[string]string{"TALLY_DB": path}
+	out, errs, code := runCLI(t, env, "apikey", "create", "--name", "prod app", "--scope", "metering")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	secret := lines[len(lines)-1]
+	if !strings.HasPrefix(secret, "tsk_") || len(secret) < 30 {
+		t.Fatalf("last line %q is not a secret key", secret)
+	}
+	// Only a hash is stored: the secret appears nowhere in the database files.
+	for _, f := range []string{path, path + "-wal"} {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte(secret)) {
+			t.Fatalf("%s contains the secret in clear", f)
+		}
+	}
+	out, _, _ = runCLI(t, env, "apikey", "list")
+	if !strings.Contains(out, "prod app") || !strings.Contains(out, "metering") || strings.Contains(out, secret) {
+		t.Fatalf("list:\n%s", out)
+	}
+	d, err := db.Open(context.Background(), path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := d.Authenticate(context.Background(), secret)
+	if err != nil || k.Scope != "metering" {
+		t.Fatalf("authenticate: %v %v", k, err)
+	}
+	d.Close()
+	if _, errs, code := runCLI(t, env, "apikey", "limit", k.ID, "--daily", "100", "--rate", "5"); code != 0 {
+		t.Fatalf("limit: %s", errs)
+	}
+	if _, errs, code := runCLI(t, env, "apikey", "revoke", k.Prefix); code != 0 {
+		t.Fatalf("revoke: %s", errs)
+	}
+	out, _, _ = runCLI(t, env, "apikey", "list")
+	if !strings.Contains(out, "revoked") || !strings.Contains(out, "daily 100, 5 req/s") {
+		t.Fatalf("list after revoke:\n%s", out)
+	}
+	d, _ = db.Open(context.Background(), path, db.Options{})
+	defer d.Close()
+	if _, err := d.Authenticate(context.Background(), secret); billing.ErrorCode(err) != billing.CodeUnauthorized {
+		t.Fatalf("revoked key still authenticates: %v", err)
+	}
+}
+
+func TestCLIPriceBookPublish(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"TALLY_DB": filepath.Join(dir, "t.db")}
+	file := filepath.Join(dir, "prices.json")
+	b, _ := json.Marshal(DemoPriceBook())
+	os.WriteFile(file, b, 0o644)
+	out, errs, code := runCLI(t, env, "pricebook", "publish", "--file", file)
+	if code != 0 || !strings.Contains(out, "version 1") {
+		t.Fatalf("publish: %d %s %s", code, out, errs)
+	}
+	out, _, _ = runCLI(t, env, "pricebook", "publish", "--file", file)
+	if !strings.Contains(out, "Unchanged") {
+		t.Fatalf("second publish: %s", out)
+	}
+	os.WriteFile(file, []byte(`{"features":[{"key":"x","credits":1.0005}]}`), 0o644)
+	_, errs, code = runCLI(t, env, "pricebook", "publish", "--file", file)
+	if code != exitError || !strings.Contains(errs, "three decimals") {
+		t.Fatalf("bad book: %d %s", code, errs)
+	}
+	out, _, code = runCLI(t, env, "pricebook", "show")
+	if code != 0 || !strings.Contains(out, `"gpt-4o.tokens"`) {
+		t.Fatalf("show: %s", out)
+	}
+	out, _, _ = runCLI(t, env, "migrate")
+	if !strings.Contains(out, "schema version 1") {
+		t.Fatalf("migrate: %s", out)
+	}
+}
+
+// TestServeDemoAndShutdown runs the real wiring on port 0: demo seeding,
+// the demo key, an API call, then a graceful stop that leaves the books
+// balanced.
+func TestServeDemoAndShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds 90 days of demo data")
+	}
+	path := filepath.Join(t.TempDir(), "t.db")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() {
+		done <- serve(ctx, serveConfig{DB: path, Demo: true, ShutdownGrace: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}, ln, log, &syncBuffer{b: &out})
+	}()
+	base := "http://" + ln.Addr().String()
+	var resp *http.Response
+	for i := 0; i < 300; i++ {
+		req, _ := http.NewRequest("GET", base+"/api/v1/customers/lumen-studio/balance", nil)
+		req.Header.Set("Authorization", "Bearer "+demoAPIKey)
+		resp, err = http.DefaultClient.Do(req)
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bal billing.Balance
+	json.NewDecoder(resp.Body).Decode(&bal)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || bal.Balance <= 0 || bal.Balance > billing.CreditsOf(100) {
+		t.Fatalf("near-zero demo customer: %d %+v", resp.StatusCode, bal)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	for _, want := range []string{"Demo API key", demoAPIKey, "Acme Robotics", "100%"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("startup output lacks %q", want)
+		}
+	}
+	d, err := db.Open(context.Background(), path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	problems, err := d.Verify(context.Background())
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("verify after demo: %v %v", problems, err)
+	}
+	cs, _, _ := d.FindCustomers(context.Background(), billing.CustomerFilter{})
+	if len(cs) != 3 {
+		t.Fatalf("%d demo customers", len(cs))
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
