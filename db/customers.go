@@ -167,12 +167,16 @@ func (d *DB) SetLimits(ctx context.Context, ref string, lim billing.Limits) (bil
 	}
 	var c billing.Customer
 	err = d.Write(ctx, func(t *Tx) error {
-		if _, err := t.exec(`UPDATE wallets SET daily_cap = ?, monthly_cap = ?, overdraft_limit = ?, updated_at = ? WHERE customer_id = ?`,
-			nullCredits(lim.DailyCap), nullCredits(lim.MonthlyCap), int64(lim.OverdraftLimit), micros(t.Now), id); err != nil {
+		w, err := t.loadWallet(id)
+		if err != nil {
 			return err
 		}
-		t.touch(id)
+		w.daily, w.monthly, w.OverdraftLimit = lim.DailyCap, lim.MonthlyCap, lim.OverdraftLimit
+		if err := t.saveWallet(w); err != nil {
+			return err
+		}
 		c, err = t.customerByRef(id)
+		c.Limits = lim // the wallet row is written at the end of the batch
 		return err
 	})
 	return c, err

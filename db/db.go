@@ -92,7 +92,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		path, opts.BusyTimeout.Milliseconds())
 	// Writers begin IMMEDIATE: the write lock is taken at BEGIN, so two
 	// processes never both read and then fail to upgrade (SQLITE_BUSY mid-transaction).
-	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	// The writer keeps savepoint (statement) journals in memory, not in temp
+	// files, and a larger page cache so a batch never spills to the WAL early.
+	write, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=temp_store(MEMORY)&_pragma=cache_size(-16000)")
 	if err != nil {
 		return nil, err
 	}

@@ -225,7 +225,7 @@ func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billin
 	if err != nil {
 		return h, err
 	}
-	if err := t.burn(entryID, plan.Burns); err != nil {
+	if err := t.burn(w, entryID, plan.Burns); err != nil {
 		return h, err
 	}
 	w.Balance, w.Debt, w.Held = plan.BalanceAfter, w.Debt+plan.DebtIncrease, w.Held-h.Credits

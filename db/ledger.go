@@ -6,85 +6,39 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
 )
 
-// wallet is the writer's view of one customer's credits during an operation.
-type wallet struct {
-	customerID string
-	billing.Wallet
-	daily, monthly *billing.Credits
-}
-
-func (t *Tx) loadWallet(customerID string) (*wallet, error) {
-	w := &wallet{customerID: customerID}
-	var daily, monthly sql.NullInt64
-	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap FROM wallets WHERE customer_id = ?`, customerID).
-		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFoundCustomer(customerID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	w.daily, w.monthly = creditsPtr(daily), creditsPtr(monthly)
-	return w, nil
-}
-
-func (t *Tx) saveWallet(w *wallet) error {
-	_, err := t.exec(`UPDATE wallets SET balance = ?, held = ?, debt = ?, updated_at = ? WHERE customer_id = ?`,
-		int64(w.Balance), int64(w.Held), int64(w.Debt), micros(t.Now), w.customerID)
-	t.touch(w.customerID)
-	return err
-}
-
-// liveLots loads the customer's lots that still hold credits, expiring first
-// any whose time has come (so a debit never burns an expired lot, and the
-// expiry is an entry of its own).
+// liveLots returns the customer's lots that can be burned now, expiring
+// first any whose time has come (so a debit never burns an expired lot, and
+// the expiry is an entry of its own). The slice is the caller's.
 func (t *Tx) liveLots(w *wallet) ([]billing.Lot, error) {
-	rows, err := t.query(`SELECT id, source, priority, amount, remaining, expires_at, refundable_until, frozen, created_at
-		FROM lots WHERE customer_id = ? AND remaining > 0`, w.customerID)
-	if err != nil {
-		return nil, err
-	}
-	var lots, expired []billing.Lot
-	for rows.Next() {
-		var l billing.Lot
-		var exp, ref sql.NullInt64
-		var created int64
-		if err := rows.Scan(&l.ID, &l.Source, &l.Priority, &l.Amount, &l.Remaining, &exp, &ref, &l.Frozen, &created); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		l.CustomerID, l.ExpiresAt, l.RefundableUntil, l.CreatedAt = w.customerID, timePtr(exp), timePtr(ref), fromMicros(created)
-		if l.ExpiresAt != nil && !l.ExpiresAt.After(t.Now) {
+	var live, expired []billing.Lot
+	for _, l := range w.lots {
+		switch {
+		case l.ExpiresAt != nil && !l.ExpiresAt.After(t.Now):
 			expired = append(expired, l)
-			continue
+		case !l.Frozen && l.Remaining > 0:
+			live = append(live, l)
 		}
-		if !l.Frozen {
-			lots = append(lots, l)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	for _, l := range expired {
 		if err := t.expireLot(w, l); err != nil {
 			return nil, err
 		}
 	}
-	return lots, nil
+	return live, nil
 }
 
 // expireLot writes the expiry of what is left of a lot.
 func (t *Tx) expireLot(w *wallet, l billing.Lot) error {
 	if l.Frozen {
 		// Frozen credits were already taken out of the balance when frozen.
-		_, err := t.exec(`UPDATE lots SET remaining = 0 WHERE id = ?`, l.ID)
-		return err
+		w.setLot(l.ID, 0)
+		return t.saveWallet(w)
 	}
 	w.Balance -= l.Remaining
 	id, err := t.insertEntry(entryRow{customerID: w.customerID, typ: billing.EntryExpiry, amount: -l.Remaining,
@@ -92,7 +46,7 @@ func (t *Tx) expireLot(w *wallet, l billing.Lot) error {
 	if err != nil {
 		return err
 	}
-	if err := t.burn(id, []billing.Burn{{LotID: l.ID, Credits: l.Remaining}}); err != nil {
+	if err := t.burn(w, id, []billing.Burn{{LotID: l.ID, Credits: l.Remaining}}); err != nil {
 		return err
 	}
 	return t.saveWallet(w)
@@ -156,23 +110,27 @@ func (t *Tx) insertEntry(e entryRow) (int64, error) {
 		nullStr(e.apiKeyID), nullStr(e.key), e.hash, micros(t.Now))
 	if err != nil {
 		if e.key != "" && isUniqueViolation(err) {
-			// Another process wrote the same key between our lookup and now.
-			return 0, billing.Errorf(billing.CodeConflict, "A request with this idempotency key is being processed; retry it.")
+			// The key is taken: by an earlier request (debits look the key up
+			// only now), or by another process since our lookup.
+			return 0, errKeyTaken
 		}
 		return 0, err
 	}
 	return res.LastInsertId()
 }
 
-// burn records which lots an entry took credits from and takes them.
-func (t *Tx) burn(entryID int64, burns []billing.Burn) error {
+// burn records which lots an entry took credits from and takes them (in the
+// working copy; the lot rows are written at the end of the batch).
+func (t *Tx) burn(w *wallet, entryID int64, burns []billing.Burn) error {
 	for _, b := range burns {
 		if _, err := t.exec(`INSERT INTO entry_lots (entry_id, lot_id, amount) VALUES (?, ?, ?)`, entryID, b.LotID, int64(b.Credits)); err != nil {
 			return err
 		}
-		if _, err := t.exec(`UPDATE lots SET remaining = remaining - ? WHERE id = ?`, int64(b.Credits), b.LotID); err != nil {
-			return err
+		l, ok := w.lot(b.LotID)
+		if !ok || l.Remaining < b.Credits {
+			return fmt.Errorf("db: burn of %v from lot %d, which has %v", b.Credits, b.LotID, l.Remaining)
 		}
+		w.setLot(b.LotID, l.Remaining-b.Credits)
 	}
 	return nil
 }
@@ -201,6 +159,10 @@ func (t *Tx) findKey(key string) (*priorEntry, error) {
 	}
 	return &p, nil
 }
+
+// errKeyTaken reports an idempotency key already in the ledger; callers
+// look it up to replay or refuse.
+var errKeyTaken = billing.Errorf(billing.CodeConflict, "A request with this idempotency key was already made; retry it to get its result.")
 
 func idempotencyConflict(key string) error {
 	return billing.Errorf(billing.CodeIdempotencyConflict,
@@ -253,23 +215,44 @@ func checkCaps(q rowQuerier, now time.Time, customerID string, lim billing.Limit
 	return nil
 }
 
+// checkCaps applies the caps to what is committed plus what this batch has
+// spent so far and not yet written.
 func (t *Tx) checkCaps(w *wallet, key *billing.APIKey, charge billing.Credits) error {
-	return checkCaps(t.queryRow, t.Now, w.customerID, billing.Limits{DailyCap: w.daily, MonthlyCap: w.monthly}, key, charge)
-}
-
-// recordUsage maintains the daily rollups in the debit's transaction.
-func (t *Tx) recordUsage(customerID, feature string, q billing.Quantity, charge billing.Credits, keyID string) error {
-	day := t.day()
-	if _, err := t.exec(`INSERT INTO usage_daily (customer_id, day, feature, credits, quantity, events) VALUES (?, ?, ?, ?, ?, 1)
-		ON CONFLICT (customer_id, day, feature) DO UPDATE SET credits = credits + excluded.credits,
-		quantity = quantity + excluded.quantity, events = events + 1`, customerID, day, feature, int64(charge), int64(q)); err != nil {
-		return err
-	}
-	if keyID != "" {
-		if _, err := t.exec(`INSERT INTO api_key_spend (api_key_id, day, credits) VALUES (?, ?, ?)
-			ON CONFLICT (api_key_id, day) DO UPDATE SET credits = credits + excluded.credits`, keyID, day, int64(charge)); err != nil {
+	lim := billing.Limits{DailyCap: w.daily, MonthlyCap: w.monthly}
+	if lim.DailyCap != nil || lim.MonthlyCap != nil {
+		s, err := spendOf(t.queryRow, "usage_daily", "customer_id", w.customerID, t.Now)
+		if err != nil {
 			return err
 		}
+		p := t.pendingSpend(w.customerID, "")
+		s.Day, s.Month = s.Day+p.Day, s.Month+p.Month
+		if err := billing.CheckCaps("customer", lim, s, charge); err != nil {
+			return err
+		}
+	}
+	if key != nil && (key.Limits.DailyCap != nil || key.Limits.MonthlyCap != nil) {
+		s, err := spendOf(t.queryRow, "api_key_spend", "api_key_id", key.ID, t.Now)
+		if err != nil {
+			return err
+		}
+		p := t.pendingSpend("", key.ID)
+		s.Day, s.Month = s.Day+p.Day, s.Month+p.Month
+		if err := billing.CheckCaps("API key", key.Limits, s, charge); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordUsage adds a debit to the daily rollups (customer per feature, and
+// API key); they are written with the batch, in the debit's transaction.
+func (t *Tx) recordUsage(customerID, feature string, q billing.Quantity, charge billing.Credits, keyID string) error {
+	day := t.day()
+	k := rollupKey{customerID, day, feature}
+	r := t.op.rollups[k]
+	t.op.rollups[k] = rollupDelta{r.credits + charge, r.quantity + q, r.events + 1}
+	if keyID != "" {
+		t.op.keySpend[keySpendKey{keyID, day}] += charge
 	}
 	return nil
 }
@@ -326,22 +309,35 @@ func (d *DB) DebitMany(ctx context.Context, reqs []billing.UsageRequest) ([]bill
 	return out, errs
 }
 
+// debit meters one action. The idempotency key is looked up only when it
+// matters: when the debit is refused (a retry of an accepted debit must replay,
+// not be refused now) or when the entry insert finds the key taken. An
+// accepted first attempt, the common case, costs no lookup.
 func (t *Tx) debit(customerID string, req *billing.UsageRequest) (billing.Debit, error) {
 	hash := req.Hash(customerID)
-	if p, err := t.findKey(req.IdempotencyKey); err != nil || p != nil {
-		if err != nil {
-			return billing.Debit{}, err
-		}
-		if p.typ != billing.EntryDebit {
-			return billing.Debit{}, idempotencyConflict(req.IdempotencyKey)
-		}
-		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
-			return billing.Debit{}, err
-		}
-		out, err := t.debitByID(p.id)
-		out.Replayed = true
+	out, err := t.debitOnce(customerID, req, hash)
+	if err == nil || req.IdempotencyKey == "" {
 		return out, err
 	}
+	p, ferr := t.findKey(req.IdempotencyKey)
+	if ferr != nil {
+		return billing.Debit{}, ferr
+	}
+	if p == nil {
+		return out, err
+	}
+	if p.typ != billing.EntryDebit {
+		return billing.Debit{}, idempotencyConflict(req.IdempotencyKey)
+	}
+	if err := replayable(p, req.IdempotencyKey, hash); err != nil {
+		return billing.Debit{}, err
+	}
+	out, err = t.debitByID(p.id)
+	out.Replayed = true
+	return out, err
+}
+
+func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte) (billing.Debit, error) {
 	f, pb, err := t.feature(req.Feature)
 	if err != nil {
 		return billing.Debit{}, err
@@ -379,7 +375,7 @@ func (t *Tx) debit(customerID string, req *billing.UsageRequest) (billing.Debit,
 	if err != nil {
 		return billing.Debit{}, err
 	}
-	if err := t.burn(entryID, plan.Burns); err != nil {
+	if err := t.burn(w, entryID, plan.Burns); err != nil {
 		return billing.Debit{}, err
 	}
 	w.Balance, w.Debt = plan.BalanceAfter, w.Debt+plan.DebtIncrease
@@ -472,6 +468,9 @@ func (t *Tx) grant(customerID string, req *billing.GrantRequest) (billing.Grant,
 	}
 	if lot.ID, err = res.LastInsertId(); err != nil {
 		return billing.Grant{}, err
+	}
+	if lot.Remaining > 0 {
+		w.lots = append(w.lots, lot)
 	}
 	entryID, err := t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryGrant, amount: req.Credits,
 		balanceAfter: plan.BalanceAfter, lotID: lot.ID, source: req.Source, reason: req.Reason, key: req.IdempotencyKey, hash: hash})

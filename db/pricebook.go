@@ -61,6 +61,7 @@ func (d *DB) PublishPriceBook(ctx context.Context, pb billing.PriceBook) (_ bill
 		changed = true
 		_, err = t.exec(`INSERT INTO price_books (version, published_at, body) VALUES (?, ?, ?)`,
 			out.Version, micros(out.PublishedAt), string(body))
+		t.w.pb = nil // price the next operation with the new version
 		return err
 	})
 	if err != nil {
@@ -145,12 +146,13 @@ func (d *DB) ListPriceBooks(ctx context.Context) ([]billing.PriceBook, error) {
 	return out, rows.Err()
 }
 
-// priceBook is the current price book inside the writer. The version is
-// checked once per batch, so a book published by another process applies
-// from the next batch on.
+// priceBook is the current price book inside the writer. The writer keeps
+// its copy until another process commits (see PRAGMA data_version in the
+// writer) or this process publishes, so a new version applies from the next
+// batch on.
 func (t *Tx) priceBook() (*billing.PriceBook, error) {
 	w := t.w
-	if w.pbSeq == w.seq && w.pb != nil {
+	if w.pb != nil {
 		return w.pb, nil
 	}
 	var v sql.NullInt64
@@ -160,20 +162,17 @@ func (t *Tx) priceBook() (*billing.PriceBook, error) {
 	if !v.Valid {
 		return nil, billing.Errorf(billing.CodeUnknownFeature, "No price book has been published yet, so no feature can be priced.")
 	}
-	if w.pb == nil || w.pb.Version != v.Int64 {
-		var at int64
-		var body []byte
-		if err := t.queryRow(`SELECT published_at, body FROM price_books WHERE version = ?`, v.Int64).Scan(&at, &body); err != nil {
-			return nil, err
-		}
-		pb, err := decodePriceBook(v.Int64, at, body)
-		if err != nil {
-			return nil, err
-		}
-		w.pb = pb
+	var at int64
+	var body []byte
+	if err := t.queryRow(`SELECT published_at, body FROM price_books WHERE version = ?`, v.Int64).Scan(&at, &body); err != nil {
+		return nil, err
 	}
-	w.pbSeq = w.seq
-	return w.pb, nil
+	pb, err := decodePriceBook(v.Int64, at, body)
+	if err != nil {
+		return nil, err
+	}
+	w.pb = pb
+	return pb, nil
 }
 
 // feature looks a feature up in the current price book.

@@ -21,6 +21,8 @@ type Tx struct {
 	Now     time.Time
 	after   []func()
 	touched map[string]bool // customers whose wallet changed, for live updates
+	batch   batchState      // changes of the batch's successful operations, written at flush
+	op      batchState      // changes of the running operation
 }
 
 // AfterCommit runs fn once the transaction holding this operation is durably
@@ -107,9 +109,9 @@ type writer struct {
 
 	observe BatchObserver
 
-	seq   uint64             // batches run so far
-	pb    *billing.PriceBook // the writer's copy of the current price book
-	pbSeq uint64             // the batch in which pb was last checked
+	pb          *billing.PriceBook // the writer's copy of the current price book (nil: read it)
+	cache       map[string]*wallet // wallets as of the last commit
+	dataVersion int64              // PRAGMA data_version when cache and pb were last valid
 }
 
 func newWriter(d *DB, db *sql.DB, max int) (*writer, error) {
@@ -235,6 +237,9 @@ func (w *writer) commit(batch []*op) {
 			w.exec("ROLLBACK")
 		}
 		fail(err)
+		w.cache, w.pb = nil, nil // memory may now differ from the database
+	} else {
+		w.keep(t.batch)
 	}
 	if w.observe != nil {
 		w.observe(len(batch), time.Since(start), err)
@@ -262,8 +267,16 @@ func (w *writer) runBatch(batch []*op, errs []error) (*Tx, error) {
 		return nil, storageError(err)
 	}
 	batchNow := w.d.now()
-	w.seq++
-	t := &Tx{w: w, touched: map[string]bool{}}
+	t := &Tx{w: w, touched: map[string]bool{}, batch: newBatchState()}
+	// Has another connection (another process) committed since our last
+	// batch? Then what we remember may be stale: forget it.
+	var dv int64
+	if err := t.queryRow("PRAGMA data_version").Scan(&dv); err != nil {
+		return t, storageError(err)
+	}
+	if dv != w.dataVersion {
+		w.cache, w.pb, w.dataVersion = nil, nil, dv
+	}
 	single := len(batch) == 1
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
@@ -280,7 +293,9 @@ func (w *writer) runBatch(batch []*op, errs []error) (*Tx, error) {
 			}
 		}
 		nAfter, touched := len(t.after), cloneSet(t.touched)
+		t.beginOp()
 		err := safeRun(o.fn, t)
+		t.endOp(err == nil)
 		if err == nil {
 			if !single {
 				if _, err := w.exec("RELEASE op"); err != nil {
@@ -307,6 +322,9 @@ func (w *writer) runBatch(batch []*op, errs []error) (*Tx, error) {
 			// same way, and the commit with it. Stop here.
 			return t, errs[i]
 		}
+	}
+	if err := t.flush(); err != nil {
+		return t, storageError(err)
 	}
 	return t, nil
 }

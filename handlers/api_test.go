@@ -80,7 +80,6 @@ func (s *syncBuffer) String() string {
 
 // testAPI is a running Tally API over a real SQLite file.
 type testAPI struct {
-	t      *testing.T
 	DB     *db.DB
 	Server *handlers.Server
 	HTTP   *httptest.Server
@@ -95,6 +94,8 @@ type testAPI struct {
 type apiOptions struct {
 	// store wraps the database before the server gets it (fault injection).
 	store func(*db.DB) handlers.Store
+	// noPriceBook leaves the database without a price book.
+	noPriceBook bool
 }
 
 // mustOpenDB opens a real SQLite file under t.TempDir() with a test clock.
@@ -118,10 +119,12 @@ func newTestAPIWith(t *testing.T, o apiOptions) *testAPI {
 	ctx := context.Background()
 	clock := &testClock{now: testStart}
 	d := mustOpenDB(t, clock)
-	if _, _, err := d.PublishPriceBook(ctx, testPriceBook()); err != nil {
-		t.Fatalf("PublishPriceBook: %v", err)
+	if !o.noPriceBook {
+		if _, _, err := d.PublishPriceBook(ctx, testPriceBook()); err != nil {
+			t.Fatalf("PublishPriceBook: %v", err)
+		}
 	}
-	a := &testAPI{t: t, DB: d, Clock: clock, Log: &syncBuffer{}}
+	a := &testAPI{DB: d, Clock: clock, Log: &syncBuffer{}}
 	var err error
 	if a.AdminKey, a.Admin, err = d.CreateAPIKey(ctx, "test admin", billing.ScopeAdmin, billing.Limits{}, 0); err != nil {
 		t.Fatalf("CreateAPIKey: %v", err)
@@ -150,10 +153,15 @@ type response struct {
 	Body   map[string]any // the JSON object, numbers as json.Number; nil if the body is not one
 }
 
-// do sends a request. body is nil (none), a string or []byte (sent as is), or
-// any other value (sent as JSON). headers are name, value pairs.
+// do sends a request. body is nil (none), a string or []byte (sent as is),
+// an io.Reader (sent without a Content-Length), or any other value (sent as
+// JSON). headers are name, value pairs. do never stops the test itself, so it
+// is safe in subtests and goroutines: a request that could not be made comes
+// back with status 0 and the error as its body, which want reports.
 func (a *testAPI) do(method, path, key string, body any, headers ...string) response {
-	a.t.Helper()
+	fail := func(err error) response {
+		return response{Status: 0, Header: http.Header{}, Raw: []byte(method + " " + path + ": " + err.Error())}
+	}
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -166,13 +174,13 @@ func (a *testAPI) do(method, path, key string, body any, headers ...string) resp
 	default:
 		data, err := json.Marshal(b)
 		if err != nil {
-			a.t.Fatalf("marshal request: %v", err)
+			return fail(err)
 		}
 		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequest(method, a.HTTP.URL+path, rd)
 	if err != nil {
-		a.t.Fatalf("new request: %v", err)
+		return fail(err)
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -185,12 +193,12 @@ func (a *testAPI) do(method, path, key string, body any, headers ...string) resp
 	}
 	res, err := a.HTTP.Client().Do(req)
 	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, path, err)
+		return fail(err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		a.t.Fatalf("%s %s: reading body: %v", method, path, err)
+		return fail(err)
 	}
 	return response{Status: res.StatusCode, Header: res.Header, Raw: raw, Body: decodeObject(raw)}
 }
@@ -319,7 +327,6 @@ func (a *testAPI) grant(t *testing.T, customer, amount, source string) map[strin
 
 // usage meters an action and returns the response (any status).
 func (a *testAPI) usage(customer, feature, quantity, key string) response {
-	a.t.Helper()
 	body := map[string]any{"customer": customer, "feature": feature, "quantity": json.Number(quantity)}
 	if key != "" {
 		body["idempotency_key"] = key
@@ -385,8 +392,16 @@ func (a *testAPI) ledgerSum(t *testing.T, customer string) ([]map[string]any, bi
 // checkLedgerInvariant checks that the balance equals the sum of the ledger.
 func (a *testAPI) checkLedgerInvariant(t *testing.T, customer string) {
 	t.Helper()
-	_, sum := a.ledgerSum(t, customer)
+	es, sum := a.ledgerSum(t, customer)
 	if bal := credits(t, a.balance(t, customer)["balance"]); bal != sum {
 		t.Fatalf("balance %s != sum of ledger entries %s", bal, sum)
+	}
+	// Oldest first, each entry's balance_after is the running sum.
+	var running billing.Credits
+	for i := len(es) - 1; i >= 0; i-- {
+		running += credits(t, es[i]["amount"])
+		if after := credits(t, es[i]["balance_after"]); after != running {
+			t.Fatalf("entry %v: balance_after %s, running sum %s", es[i]["id"], after, running)
+		}
 	}
 }

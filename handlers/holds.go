@@ -45,6 +45,9 @@ func (s *Server) captureHold(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if h.Debit != nil && !h.Replayed {
+		s.metrics.debited(*h.Debit)
+	}
 	if h.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}

@@ -27,7 +27,8 @@ type Store interface {
 type Config struct {
 	Logger      *slog.Logger
 	Version     string
-	LogRequests bool // one structured log line per request
+	LogRequests bool     // one structured log line per request
+	Metrics     *Metrics // nil: a registry of the server's own
 }
 
 // Server is Tally's HTTP handler.
@@ -41,6 +42,7 @@ type Server struct {
 	cfg      Config
 	limiters rateLimiters
 	draining func() bool
+	metrics  *Metrics
 }
 
 // New builds the routes.
@@ -48,10 +50,13 @@ func New(cfg Config, store Store) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{e: e, store: store, ledger: store, prices: store, keys: store, log: cfg.Logger, cfg: cfg,
-		draining: func() bool { return false }}
+		draining: func() bool { return false }, metrics: cfg.Metrics}
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, nil)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		Generator: func() string { return newRequestID() },
@@ -59,6 +64,7 @@ func New(cfg Config, store Store) *Server {
 	if cfg.LogRequests {
 		e.Use(s.requestLogger())
 	}
+	e.Use(s.metrics.middleware)
 	e.Use(s.recoverer)
 	e.Use(limitBody)
 	s.routes()
@@ -79,6 +85,7 @@ func (s *Server) routes() {
 	e := s.e
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metrics.handler())
 
 	api := e.Group("/api/v1")
 	api.GET("/openapi.json", s.openAPI)

@@ -22,6 +22,7 @@ func (s *Server) createUsage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.debited(d)
 	return created(c, d.Replayed, d)
 }
 
@@ -70,10 +71,12 @@ func (s *Server) createUsageBatch(c echo.Context) error {
 	debits, errs := s.ledger.DebitMany(c.Request().Context(), reqs)
 	for j, i := range idx {
 		if errs[j] != nil {
+			s.metrics.rejected(errs[j])
 			results[i] = errorResult(errs[j])
 			continue
 		}
 		d := debits[j]
+		s.metrics.debited(d)
 		results[i] = batchResult{Status: http.StatusCreated, Replayed: d.Replayed, Debit: &d}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"object": "list", "data": results})

@@ -63,6 +63,8 @@ Commands:
   migrate     apply database migrations and print the schema version
   apikey      create, list, revoke or limit API keys
   pricebook   publish or show price books
+  backup      write a consistent copy of the database while Tally serves
+  bench       measure debits/s and latency on this machine against the raw SQLite limit
   version     print the version
 
 Every command takes --db (env TALLY_DB, default ./tally.db) and --help.
@@ -90,6 +92,10 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return cmdAPIKey(ctx, rest, getenv, stdout, stderr)
 	case "pricebook":
 		return cmdPriceBook(ctx, rest, getenv, stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tally", version)
 		return nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,7 @@ type serveConfig struct {
 	ReadTimeout   time.Duration
 	WriteTimeout  time.Duration
 	ShutdownGrace time.Duration
+	PprofAddr     string
 }
 
 const serveUsage = `Usage: tally serve [flags]
@@ -49,6 +51,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", envDuration(getenv, "TALLY_READ_TIMEOUT", 10*time.Second), "cut clients that take longer to send a request (env TALLY_READ_TIMEOUT)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", envDuration(getenv, "TALLY_WRITE_TIMEOUT", 30*time.Second), "cut responses that take longer to write (env TALLY_WRITE_TIMEOUT)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", envDuration(getenv, "TALLY_SHUTDOWN_GRACE", 20*time.Second), "how long SIGTERM waits for in-flight requests (env TALLY_SHUTDOWN_GRACE)")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", envOr(getenv, "TALLY_PPROF_ADDR", ""), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env TALLY_PPROF_ADDR)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -89,7 +92,9 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}
 
 	var draining atomic.Bool
-	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests}, d)
+	metrics := handlers.NewMetrics()
+	d.SetBatchObserver(metrics.ObserveBatch)
+	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics}, d)
 	h.SetDraining(draining.Load)
 	srv := &http.Server{
 		Handler:           h,
@@ -108,6 +113,9 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		sweep(sweepCtx, d, cfg.SweepInterval, log)
 	}()
 
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("tally listening", "url", base, "db", cfg.DB, "payments", "none (payments issue pending)",
@@ -153,5 +161,18 @@ func sweep(ctx context.Context, d *db.DB, every time.Duration, log *slog.Logger)
 				log.Info("expiry sweep", "customers", n)
 			}
 		}
+	}
+}
+
+// servePprof serves the profiler on its own address, never on the public one.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	log.Info("profiler listening", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Error("profiler", "err", err)
 	}
 }

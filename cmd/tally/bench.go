@@ -1,0 +1,447 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
+)
+
+const benchUsage = `Usage: tally bench [flags]
+
+Measures Tally on this machine. It starts 'tally serve' as a child process on
+a temporary database, creates customers and an API key, and drives the API
+with concurrent keep-alive clients, each request with a unique idempotency key:
+
+  1. POST /api/v1/usage, one hot customer
+  2. POST /api/v1/usage, spread over --customers customers
+  3. POST /api/v1/usage/batch (--batch events per request)
+  4. POST /api/v1/holds + POST /api/v1/holds/{id}/capture
+
+It then measures the raw limit of this machine's SQLite (one balance update
+and one insert per debit, 100 per transaction, the same durability) and
+prints debits/s, latency percentiles, errors, the server's peak RSS and the
+ratio to the raw limit. Exit code 1 if any request failed.`
+
+type benchConfig struct {
+	Clients   int
+	Duration  time.Duration
+	Customers int
+	Batch     int
+	Dir       string
+	JSON      bool
+	PprofAddr string
+}
+
+func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", benchUsage, stderr)
+	var cfg benchConfig
+	fs.IntVar(&cfg.Clients, "clients", 64, "concurrent keep-alive clients")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long each phase runs")
+	fs.IntVar(&cfg.Customers, "customers", 1000, "customers in the spread phase")
+	fs.IntVar(&cfg.Batch, "batch", 100, "events per batch request")
+	fs.StringVar(&cfg.Dir, "dir", "", "directory for the temporary databases (default: a new temp dir, removed after)")
+	fs.BoolVar(&cfg.JSON, "json", false, "print the results as JSON too")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "have the server serve its profiler here (to profile a phase)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if cfg.Clients < 1 || cfg.Customers < 1 || cfg.Batch < 1 || cfg.Batch > 1000 || cfg.Duration <= 0 {
+		return usageError{"--clients, --customers and --duration must be positive; --batch 1 to 1000"}
+	}
+	return runBench(ctx, cfg, stdout)
+}
+
+// benchResult is one phase's figures.
+type benchResult struct {
+	Name     string        `json:"name"`
+	Ops      int64         `json:"ops"`    // debits (events) done
+	Errors   int64         `json:"errors"` // requests that failed
+	Elapsed  time.Duration `json:"elapsed_ns"`
+	PerSec   float64       `json:"per_sec"`
+	P50, P95 time.Duration `json:"-"`
+	P99, Max time.Duration `json:"-"`
+	Unit     string        `json:"unit"`
+}
+
+func (r benchResult) line() string {
+	return fmt.Sprintf("%-34s %9.0f %-9s p50 %6.2f ms  p95 %6.2f ms  p99 %6.2f ms  max %7.2f ms  errors %d",
+		r.Name, r.PerSec, r.Unit+"/s", ms(r.P50), ms(r.P95), ms(r.P99), ms(r.Max), r.Errors)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
+	dir := cfg.Dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "tally-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	dbPath := filepath.Join(dir, "bench.db")
+	fmt.Fprintf(out, "tally bench: %d clients, %s per phase, database %s\n", cfg.Clients, cfg.Duration, dbPath)
+
+	// Set up customers, prices and a key before the server starts.
+	fmt.Fprintf(out, "setup: %d customers with 10,000,000 credits each...\n", cfg.Customers+1)
+	secret, err := benchSetup(ctx, dbPath, cfg.Customers)
+	if err != nil {
+		return err
+	}
+
+	srv, base, err := startBenchServer(ctx, dbPath, cfg.PprofAddr)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	fmt.Fprintf(out, "server: pid %d at %s\n\n", srv.cmd.Process.Pid, base)
+
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: cfg.Clients * 2, MaxIdleConnsPerHost: cfg.Clients * 2, IdleConnTimeout: time.Minute,
+		DisableCompression: true,
+	}, Timeout: 30 * time.Second}
+	b := &bencher{client: client, base: base, auth: "Bearer " + secret, clients: cfg.Clients}
+
+	var results []benchResult
+	var failed int64
+	phase := func(r benchResult) {
+		results = append(results, r)
+		failed += r.Errors
+		fmt.Fprintln(out, r.line())
+	}
+	// Warm up connections and caches.
+	b.run(ctx, "warm-up", time.Second, "debits", func(w, i int) (int, error) {
+		return 1, b.post("/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"warm-%d-%d"}`, w, i))
+	})
+	phase(b.run(ctx, "POST /usage, 1 hot customer", cfg.Duration, "debits", func(w, i int) (int, error) {
+		return 1, b.post("/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"hot-%d-%d"}`, w, i))
+	}))
+	phase(b.run(ctx, fmt.Sprintf("POST /usage, %d customers", cfg.Customers), cfg.Duration, "debits", func(w, i int) (int, error) {
+		c := (w*7919 + i) % cfg.Customers
+		return 1, b.post("/api/v1/usage", fmt.Sprintf(`{"customer":"c%d","feature":"gpt-4o.tokens","quantity":%d,"idempotency_key":"spread-%d-%d"}`, c, 100+i%900, w, i))
+	}))
+	phase(b.run(ctx, fmt.Sprintf("POST /usage/batch (%d per request)", cfg.Batch), cfg.Duration, "debits", func(w, i int) (int, error) {
+		var sb strings.Builder
+		sb.WriteString(`{"events":[`)
+		for j := 0; j < cfg.Batch; j++ {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `{"customer":"c%d","feature":"chat.request","quantity":1,"idempotency_key":"batch-%d-%d-%d"}`, (w*131+i*17+j)%cfg.Customers, w, i, j)
+		}
+		sb.WriteString(`]}`)
+		return cfg.Batch, b.postBatch(sb.String())
+	}))
+	phase(b.run(ctx, "POST /holds + capture", cfg.Duration, "captures", func(w, i int) (int, error) {
+		var h struct {
+			ID string `json:"id"`
+		}
+		c := (w*31 + i) % cfg.Customers
+		if err := b.postJSON("/api/v1/holds", fmt.Sprintf(`{"customer":"c%d","credits":20,"ttl_seconds":60,"idempotency_key":"hold-%d-%d"}`, c, w, i), &h); err != nil {
+			return 0, err
+		}
+		return 1, b.post("/api/v1/holds/"+h.ID+"/capture", fmt.Sprintf(`{"feature":"gpt-4o.tokens","quantity":%d}`, 1000+i%5000))
+	}))
+	rss := srv.peakRSS()
+	srv.stop()
+
+	fmt.Fprintln(out, "\nraw SQLite limit: one UPDATE + one INSERT per debit, 100 per transaction, WAL, synchronous=FULL...")
+	raw, err := rawSQLiteLimit(ctx, filepath.Join(dir, "raw.db"), cfg.Duration)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%-34s %9.0f debits/s\n", "raw SQLite", raw)
+	fmt.Fprintf(out, "\nserver peak RSS: %.1f MB\n", float64(rss)/(1<<20))
+	for _, r := range results {
+		if r.Unit == "debits" {
+			fmt.Fprintf(out, "%-34s %5.1f%% of the raw limit\n", r.Name, 100*r.PerSec/raw)
+		}
+	}
+	if cfg.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		enc.Encode(map[string]any{"phases": results, "raw_sqlite_per_sec": raw, "peak_rss_bytes": rss, "clients": cfg.Clients})
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d requests failed", failed)
+	}
+	return nil
+}
+
+func benchSetup(ctx context.Context, path string, customers int) (string, error) {
+	d, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	if _, _, err := d.PublishPriceBook(ctx, DemoPriceBook()); err != nil {
+		return "", err
+	}
+	_, secret, err := d.CreateAPIKey(ctx, "bench", billing.ScopeAdmin, billing.Limits{}, 0)
+	if err != nil {
+		return "", err
+	}
+	var items []db.BackfillItem
+	for i := -1; i < customers; i++ {
+		ext := "c" + strconv.Itoa(i)
+		if i < 0 {
+			ext = "hot"
+		}
+		if _, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: ext}); err != nil {
+			return "", err
+		}
+		items = append(items, db.BackfillItem{At: time.Now(), Grant: &billing.GrantRequest{Customer: ext, Credits: billing.CreditsOf(10_000_000), Source: billing.SourcePurchase}})
+	}
+	for _, err := range d.Backfill(ctx, items) {
+		if err != nil {
+			return "", err
+		}
+	}
+	return secret, nil
+}
+
+type benchServer struct {
+	cmd  *exec.Cmd
+	once sync.Once
+}
+
+func startBenchServer(ctx context.Context, dbPath, pprofAddr string) (*benchServer, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	args := []string{"serve", "--db", dbPath, "--addr", addr, "--log-requests=false", "--log-level", "warn"}
+	if pprofAddr != "" {
+		args = append(args, "--pprof-addr", pprofAddr)
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	s := &benchServer{cmd: cmd}
+	base := "http://" + addr
+	for i := 0; i < 100; i++ {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s, base, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop()
+	return nil, "", fmt.Errorf("the bench server did not become ready")
+}
+
+// peakRSS is the server's high-water resident set size (VmHWM), in bytes.
+func (s *benchServer) peakRSS() int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func (s *benchServer) stop() {
+	s.once.Do(func() {
+		s.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+		}
+	})
+}
+
+type bencher struct {
+	client  *http.Client
+	base    string
+	auth    string
+	clients int
+}
+
+func (b *bencher) do(path, body string) (*http.Response, error) {
+	req, err := http.NewRequest("POST", b.base+path, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", b.auth)
+	req.Header.Set("Content-Type", "application/json")
+	return b.client.Do(req)
+}
+
+func (b *bencher) post(path, body string) error {
+	return b.postJSON(path, body, nil)
+}
+
+func (b *bencher) postJSON(path, body string, v any) error {
+	resp, err := b.do(path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %d %s", path, resp.StatusCode, bytes.TrimSpace(data))
+	}
+	if v != nil {
+		return json.Unmarshal(data, v)
+	}
+	return nil
+}
+
+func (b *bencher) postBatch(body string) error {
+	var res struct {
+		Data []struct {
+			Status int `json:"status"`
+		} `json:"data"`
+	}
+	if err := b.postJSON("/api/v1/usage/batch", body, &res); err != nil {
+		return err
+	}
+	for _, r := range res.Data {
+		if r.Status != http.StatusCreated {
+			return fmt.Errorf("batch event status %d", r.Status)
+		}
+	}
+	return nil
+}
+
+// run drives op from b.clients goroutines for d and collects latencies.
+func (b *bencher) run(ctx context.Context, name string, d time.Duration, unit string, op func(worker, i int) (int, error)) benchResult {
+	var ops, errs atomic.Int64
+	lat := make([][]time.Duration, b.clients)
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < b.clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+				t0 := time.Now()
+				n, err := op(w, i)
+				lat[w] = append(lat[w], time.Since(t0))
+				if err != nil {
+					if errs.Add(1) == 1 {
+						firstErr.Store(err.Error())
+					}
+					continue
+				}
+				ops.Add(int64(n))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	pct := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(p*float64(len(all))))]
+	}
+	r := benchResult{Name: name, Ops: ops.Load(), Errors: errs.Load(), Elapsed: elapsed, PerSec: float64(ops.Load()) / elapsed.Seconds(),
+		P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), Unit: unit}
+	if len(all) > 0 {
+		r.Max = all[len(all)-1]
+	}
+	if e := firstErr.Load(); e != nil {
+		fmt.Fprintf(os.Stderr, "%s: first error: %s\n", name, e)
+	}
+	return r
+}
+
+// rawSQLiteLimit measures what this machine's SQLite does with the least
+// work a debit can be: one balance UPDATE and one entry INSERT, 100 debits
+// per transaction, WAL and synchronous=FULL, from one goroutine.
+func rawSQLiteLimit(ctx context.Context, path string, d time.Duration) (float64, error) {
+	conn, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetMaxOpenConns(1)
+	for _, q := range []string{
+		`CREATE TABLE balances (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)`,
+		`CREATE TABLE entries (id INTEGER PRIMARY KEY, account INTEGER NOT NULL, amount INTEGER NOT NULL, balance_after INTEGER NOT NULL, created_at INTEGER NOT NULL)`,
+		`INSERT INTO balances (id, balance) VALUES (1, 1000000000000)`,
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return 0, err
+		}
+	}
+	upd, err := conn.PrepareContext(ctx, `UPDATE balances SET balance = balance - 1 WHERE id = 1`)
+	if err != nil {
+		return 0, err
+	}
+	ins, err := conn.PrepareContext(ctx, `INSERT INTO entries (account, amount, balance_after, created_at) VALUES (1, -1, ?, ?)`)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	start := time.Now()
+	for time.Since(start) < d {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return 0, err
+		}
+		for i := 0; i < 100; i++ {
+			if _, err := tx.Stmt(upd).Exec(); err != nil {
+				return 0, err
+			}
+			if _, err := tx.Stmt(ins).Exec(n, time.Now().UnixMicro()); err != nil {
+				return 0, err
+			}
+			n++
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, err
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}

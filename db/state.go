@@ -1,0 +1,245 @@
+package db
+
+import (
+	"database/sql"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// The writer keeps a working copy of each wallet it touches (balance, held,
+// debt, limits and the lots that still hold credits) instead of reading and
+// writing those rows for every operation. Operations change the copy; the
+// rows are written once per batch, just before COMMIT, in the same
+// transaction as the entries that explain them. A hot customer debited 200
+// times in one batch costs one wallet UPDATE, not 200.
+//
+// Three layers keep this exact:
+//   - op level: an operation works on clones; if it fails (and rolls back to
+//     its savepoint) the clones are dropped, so memory matches the database;
+//   - batch level: a successful operation's clones replace the batch's;
+//   - writer cache: after a durable COMMIT the batch's copies are kept for
+//     the next batches. It is dropped whenever another connection (another
+//     process, such as the CLI) has committed: PRAGMA data_version tells.
+
+// wallet is one customer's state as the writer sees it.
+type wallet struct {
+	customerID string
+	billing.Wallet
+	daily, monthly *billing.Credits
+	lots           []billing.Lot             // remaining > 0, any order
+	dirty          bool                      // wallet row needs writing
+	dirtyLots      map[int64]billing.Credits // lot id -> remaining to write
+}
+
+func (w *wallet) clone() *wallet {
+	c := *w
+	c.lots = slices.Clone(w.lots)
+	c.dirtyLots = maps.Clone(w.dirtyLots)
+	return &c
+}
+
+type rollupKey struct{ customer, day, feature string }
+
+type rollupDelta struct {
+	credits  billing.Credits
+	quantity billing.Quantity
+	events   int64
+}
+
+type keySpendKey struct{ key, day string }
+
+// batchState is what a batch has changed so far, not yet written.
+type batchState struct {
+	wallets  map[string]*wallet
+	rollups  map[rollupKey]rollupDelta
+	keySpend map[keySpendKey]billing.Credits
+}
+
+func newBatchState() batchState {
+	return batchState{wallets: map[string]*wallet{}, rollups: map[rollupKey]rollupDelta{}, keySpend: map[keySpendKey]billing.Credits{}}
+}
+
+// beginOp starts an operation's private layer.
+func (t *Tx) beginOp() { t.op = newBatchState() }
+
+// endOp keeps (ok) or drops the operation's changes.
+func (t *Tx) endOp(ok bool) {
+	if ok {
+		maps.Copy(t.batch.wallets, t.op.wallets)
+		for k, d := range t.op.rollups {
+			b := t.batch.rollups[k]
+			t.batch.rollups[k] = rollupDelta{b.credits + d.credits, b.quantity + d.quantity, b.events + d.events}
+		}
+		for k, c := range t.op.keySpend {
+			t.batch.keySpend[k] += c
+		}
+	}
+	t.op = batchState{}
+}
+
+// loadWallet returns the operation's working copy of a customer's wallet.
+func (t *Tx) loadWallet(customerID string) (*wallet, error) {
+	if w, ok := t.op.wallets[customerID]; ok {
+		return w, nil
+	}
+	var src *wallet
+	if w, ok := t.batch.wallets[customerID]; ok {
+		src = w
+	} else if w, ok := t.w.cache[customerID]; ok {
+		src = w
+	} else {
+		w, err := t.readWallet(customerID)
+		if err != nil {
+			return nil, err
+		}
+		src = w
+		t.batch.wallets[customerID] = w // clean: safe to share with the batch as is
+	}
+	w := src.clone()
+	if t.op.wallets == nil {
+		t.op = newBatchState()
+	}
+	t.op.wallets[customerID] = w
+	return w, nil
+}
+
+func (t *Tx) readWallet(customerID string) (*wallet, error) {
+	w := &wallet{customerID: customerID}
+	var daily, monthly sql.NullInt64
+	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap FROM wallets WHERE customer_id = ?`, customerID).
+		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFoundCustomer(customerID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.daily, w.monthly = creditsPtr(daily), creditsPtr(monthly)
+	rows, err := t.query(`SELECT `+lotCols+` FROM lots WHERE customer_id = ? AND remaining > 0`, customerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		l, err := scanLot(rows)
+		if err != nil {
+			return nil, err
+		}
+		w.lots = append(w.lots, l)
+	}
+	return w, rows.Err()
+}
+
+// saveWallet marks the wallet for writing at the end of the batch.
+func (t *Tx) saveWallet(w *wallet) error {
+	w.dirty = true
+	t.touch(w.customerID)
+	return nil
+}
+
+// setLot records a lot's new remaining credits in the working copy.
+func (w *wallet) setLot(id int64, remaining billing.Credits) {
+	for i := range w.lots {
+		if w.lots[i].ID == id {
+			w.lots[i].Remaining = remaining
+			if remaining == 0 {
+				w.lots = slices.Delete(w.lots, i, i+1)
+			}
+			break
+		}
+	}
+	if w.dirtyLots == nil {
+		w.dirtyLots = map[int64]billing.Credits{}
+	}
+	w.dirtyLots[id] = remaining
+}
+
+func (w *wallet) lot(id int64) (billing.Lot, bool) {
+	for _, l := range w.lots {
+		if l.ID == id {
+			return l, true
+		}
+	}
+	return billing.Lot{}, false
+}
+
+// pendingSpend is what this batch (and the running operation) have added to
+// a customer's or key's spend today and this month, not yet written.
+func (t *Tx) pendingSpend(customer, key string) billing.Spend {
+	var s billing.Spend
+	day := t.day()
+	month := day[:8]
+	for _, layer := range []batchState{t.batch, t.op} {
+		for k, d := range layer.rollups {
+			if customer != "" && k.customer == customer && strings.HasPrefix(k.day, month) {
+				s.Month += d.credits
+				if k.day == day {
+					s.Day += d.credits
+				}
+			}
+		}
+		for k, c := range layer.keySpend {
+			if key != "" && k.key == key && strings.HasPrefix(k.day, month) {
+				s.Month += c
+				if k.day == day {
+					s.Day += c
+				}
+			}
+		}
+	}
+	return s
+}
+
+// flush writes the batch's wallets, lots and rollups. It runs once, after
+// the last operation and before COMMIT.
+func (t *Tx) flush() error {
+	ids := slices.Sorted(maps.Keys(t.batch.wallets)) // a stable order for the writes
+	for _, id := range ids {
+		w := t.batch.wallets[id]
+		for lotID, rem := range w.dirtyLots {
+			if _, err := t.exec(`UPDATE lots SET remaining = ? WHERE id = ?`, int64(rem), lotID); err != nil {
+				return err
+			}
+		}
+		if w.dirty {
+			if _, err := t.exec(`UPDATE wallets SET balance = ?, held = ?, debt = ?, overdraft_limit = ?, daily_cap = ?, monthly_cap = ?, updated_at = ? WHERE customer_id = ?`,
+				int64(w.Balance), int64(w.Held), int64(w.Debt), int64(w.OverdraftLimit), nullCredits(w.daily), nullCredits(w.monthly), micros(t.Now), id); err != nil {
+				return err
+			}
+		}
+	}
+	for k, d := range t.batch.rollups {
+		if _, err := t.exec(`INSERT INTO usage_daily (customer_id, day, feature, credits, quantity, events) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (customer_id, day, feature) DO UPDATE SET credits = credits + excluded.credits,
+			quantity = quantity + excluded.quantity, events = events + excluded.events`,
+			k.customer, k.day, k.feature, int64(d.credits), int64(d.quantity), d.events); err != nil {
+			return err
+		}
+	}
+	for k, c := range t.batch.keySpend {
+		if _, err := t.exec(`INSERT INTO api_key_spend (api_key_id, day, credits) VALUES (?, ?, ?)
+			ON CONFLICT (api_key_id, day) DO UPDATE SET credits = credits + excluded.credits`, k.key, k.day, int64(c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keep moves a committed batch's wallets into the writer's cache.
+func (w *writer) keep(b batchState) {
+	if w.cache == nil || len(w.cache) > maxCachedWallets {
+		w.cache = map[string]*wallet{}
+	}
+	for id, wal := range b.wallets {
+		wal.dirty, wal.dirtyLots = false, nil
+		w.cache[id] = wal
+	}
+}
+
+// maxCachedWallets bounds the writer's cache (a wallet with a few lots is
+// well under a kilobyte).
+const maxCachedWallets = 50_000
