@@ -35,9 +35,19 @@ type Error struct {
 	Code    string
 	Message string
 	Details map[string]any
+	// Cause is the underlying failure, for logs only: never sent to clients.
+	Cause error
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Code + ": " + e.Message + " (" + e.Cause.Error() + ")"
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Errorf builds an *Error with a formatted message.
 func Errorf(code, format string, args ...any) *Error {

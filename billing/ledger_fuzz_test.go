@@ -3,6 +3,7 @@ package billing
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,36 +56,57 @@ func FuzzLedgerInvariants(f *testing.F) {
 	f.Add(uint16(0), []byte{0, 0x80, 0, 100, 1, 0x80, 0, 30, 1, 0x80, 0, 80, 2, 0x80, 0, 80})
 	// overdraft 5 credits: grant 10 expiring, debit 14, advance past expiry, expire, grant 20 (repays debt).
 	f.Add(uint16(5000), []byte{0, 0x81, 0, 10, 6, 1, 0x80, 0, 14, 3, 10, 4, 0, 0x80, 0, 20})
-	// lots of every source and expiry, then debits across them.
+	// lots of every source and expiry, debits across them, one lot expiring
+	// at the very instant of a debit, then expiry, a forced debit and a grant
+	// that repays the debt.
 	f.Add(uint16(1000), []byte{
-		0, 0x81, 0, 5, 2, 0, 0x82, 0, 7, 3, 0, 0x83, 0, 9, 1, 0, 0x84, 0, 11,
-		1, 0x80, 0, 6, 1, 0, 1, 0xF4, 3, 1, 1, 0x80, 0, 30, 3, 255, 4, 2, 0x80, 0, 50, 0, 0x80, 0, 60})
-	// zero-amount grant and debit (refused and no-op), then a lot expiring at the current instant.
-	f.Add(uint16(0), []byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 0x80, 0, 1, 0, 1, 0, 0x80, 0, 1})
-	// custom priorities and equal timestamps (id tiebreak).
+		0, 0x81, 0, 5, 2, // grant 5, subscription, expires in 20m
+		0, 0x82, 0, 7, 3, // grant 7, adjustment, expires in 30m
+		0, 0x83, 0, 9, 1, // grant 9, purchase, expires in 10m
+		0, 0x84, 0, 11, 1, // grant 11, promo at priority 1, never expires
+		0, 0x8B, 0, 13, // grant 13, purchase, never expires
+		1, 0x80, 0, 6, // debit 6
+		1, 0, 0x01, 0xF4, // debit 0.5
+		3, 1, // advance 10m: the purchase lot expires now
+		1, 0x80, 0, 30, // debit 30
+		3, 255, // advance 42.5h
+		4,              // expire
+		2, 0x80, 0, 50, // force debit 50
+		0, 0x80, 0, 60, // grant 60
+	})
+	// zero grant (refused), zero debit, then a lot expiring the instant it is granted.
+	f.Add(uint16(0), []byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 0x80, 0, 1, 0, 0x81, 0, 1, 0, 1, 0x80, 0, 1})
+	// equal priorities, expiries and creation times (id breaks the tie).
 	f.Add(uint16(0), []byte{0, 0x85, 0, 3, 9, 40, 0, 0x85, 0, 3, 9, 40, 0, 0x05, 0, 3, 9, 0, 1, 0x80, 0, 4, 1, 0, 0x0B, 0xB8})
 
 	f.Fuzz(func(t *testing.T, overdraft uint16, ops []byte) {
-		m := &fuzzLedger{t: t, now: t0, w: Wallet{OverdraftLimit: Credits(overdraft)}}
-		r := &fuzzOps{b: ops}
-		for step := 0; len(r.b) > 0 && step < 500; step++ {
-			switch op := r.byte(); op % 5 {
-			case 0:
-				m.grant(r)
-			case 1:
-				m.debit(r, false)
-			case 2:
-				m.debit(r, true)
-			case 3:
-				d := time.Duration(r.byte()) * 10 * time.Minute
-				m.now = m.now.Add(d)
-				m.logf("advance %s", d)
-			case 4:
-				m.expireDue()
-			}
-			m.check()
-		}
+		runLedgerOps(t, Credits(overdraft), ops)
 	})
+}
+
+// runLedgerOps applies ops to a fresh wallet with the given overdraft limit,
+// checking the invariants after every step.
+func runLedgerOps(t *testing.T, overdraft Credits, ops []byte) *fuzzLedger {
+	m := &fuzzLedger{t: t, now: t0, w: Wallet{OverdraftLimit: overdraft}}
+	r := &fuzzOps{b: ops}
+	for step := 0; len(r.b) > 0 && step < 500; step++ {
+		switch op := r.byte(); op % 5 {
+		case 0:
+			m.grant(r)
+		case 1:
+			m.debit(r, false)
+		case 2:
+			m.debit(r, true)
+		case 3:
+			d := time.Duration(r.byte()) * 10 * time.Minute
+			m.now = m.now.Add(d)
+			m.logf("advance %s to %s", d, m.now.Format(time.RFC3339))
+		case 4:
+			m.expireDue()
+		}
+		m.check()
+	}
+	return m
 }
 
 func (m *fuzzLedger) logf(format string, args ...any) {
@@ -93,18 +115,14 @@ func (m *fuzzLedger) logf(format string, args ...any) {
 
 func (m *fuzzLedger) fatalf(format string, args ...any) {
 	m.t.Helper()
-	m.t.Fatalf("%s\nsteps:\n  %s\nwallet %+v\nlots %+v", fmt.Sprintf(format, args...), joinLines(m.log), m.w, m.lots)
+	m.t.Fatalf("%s\nsteps:\n  %s\nwallet %+v\nlots %+v", fmt.Sprintf(format, args...), strings.Join(m.log, "\n  "), m.w, m.lots)
 }
 
-func joinLines(s []string) string {
-	out := ""
-	for i, l := range s {
-		if i > 0 {
-			out += "\n  "
-		}
-		out += l
+func fmtExpiry(t *time.Time) string {
+	if t == nil {
+		return "never"
 	}
-	return out
+	return t.Format(time.RFC3339)
 }
 
 // expireDue writes the expiry of what is left of every lot whose time has
@@ -155,7 +173,7 @@ func (m *fuzzLedger) grant(r *fuzzOps) {
 	m.w.Debt -= plan.DebtRepaid
 	m.w.Balance = plan.BalanceAfter
 	m.granted += amount
-	m.logf("grant %v as lot %v (%s, priority %v, expires %v): repaid %v", amount, lot.ID, lot.Source, lot.Priority, lot.ExpiresAt, plan.DebtRepaid)
+	m.logf("grant %v as lot %v (%s, priority %v, expires %v): repaid %v", amount, lot.ID, lot.Source, lot.Priority, fmtExpiry(lot.ExpiresAt), plan.DebtRepaid)
 }
 
 func (m *fuzzLedger) debit(r *fuzzOps, force bool) {

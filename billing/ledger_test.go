@@ -34,7 +34,7 @@ func TestSortLots(t *testing.T) {
 		{"priority ascending", []Lot{lot(1, 50, 1, nil), lot(2, 10, 1, nil), lot(3, 20, 1, nil)}, []int64{2, 3, 1}},
 		{"priority beats expiry", []Lot{lot(1, 50, 1, at(time.Hour)), lot(2, 10, 1, nil)}, []int64{2, 1}},
 		{"soonest expiry first, never-expiring last",
-			[]Lot{lot(1, 10, 1, at(2 * time.Hour)), lot(2, 10, 1, nil), lot(3, 10, 1, at(time.Hour))}, []int64{3, 1, 2}},
+			[]Lot{lot(1, 10, 1, at(2*time.Hour)), lot(2, 10, 1, nil), lot(3, 10, 1, at(time.Hour))}, []int64{3, 1, 2}},
 		{"expiry beats age", func() []Lot {
 			older := lot(1, 10, 1, at(2*time.Hour))
 			older.CreatedAt = t0.Add(-time.Hour)
@@ -86,7 +86,7 @@ func TestBurnLots(t *testing.T) {
 		{"exactly one lot leaves the next alone", []Lot{lot(1, 10, 1000, nil), lot(2, 20, 1000, nil)}, 1000, []Burn{{1, 1000}}, 0},
 		{"across lots in burn order", []Lot{lot(1, 50, 1000, nil), lot(2, 10, 300, nil), lot(3, 20, 300, at(time.Hour))}, 1000,
 			[]Burn{{2, 300}, {3, 300}, {1, 400}}, 0},
-		{"soonest expiry first", []Lot{lot(1, 10, 100, at(2 * time.Hour)), lot(2, 10, 100, at(time.Hour))}, 150, []Burn{{2, 100}, {1, 50}}, 0},
+		{"soonest expiry first", []Lot{lot(1, 10, 100, at(2*time.Hour)), lot(2, 10, 100, at(time.Hour))}, 150, []Burn{{2, 100}, {1, 50}}, 0},
 		{"skips a lot expiring now", []Lot{lot(1, 10, 100, at(0)), lot(2, 20, 100, nil)}, 50, []Burn{{2, 50}}, 0},
 		{"skips an expired lot", []Lot{lot(1, 10, 100, at(-time.Second)), lot(2, 20, 100, nil)}, 50, []Burn{{2, 50}}, 0},
 		{"burns a lot expiring a nanosecond from now", []Lot{lot(1, 10, 100, at(time.Nanosecond))}, 50, []Burn{{1, 50}}, 0},

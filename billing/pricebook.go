@@ -63,6 +63,9 @@ func (pb *PriceBook) Pack(id string) (CreditPack, bool) {
 	return CreditPack{}, false
 }
 
+// maxUnitSize bounds a feature's unit size, so unit_size*1000 fits in 64 bits.
+const maxUnitSize = 1_000_000_000
+
 var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,63}$`)
 
 // Validate checks a price book before it is published and fills defaults
@@ -92,7 +95,7 @@ func (pb *PriceBook) Validate() error {
 		if f.UnitSize == 0 {
 			f.UnitSize = 1
 		}
-		if f.UnitSize < 0 || f.UnitSize > 1_000_000_000 {
+		if f.UnitSize < 0 || f.UnitSize > maxUnitSize {
 			return Errorf(CodeValidation, "feature %q: unit_size must be between 1 and 1,000,000,000", f.Key)
 		}
 		if f.Credits < 0 || f.Credits > MaxCredits {
@@ -162,8 +165,11 @@ func Charge(f Feature, q Quantity) (Credits, error) {
 		return 0, Errorf(CodeInternal, "negative price")
 	}
 	unit := f.UnitSize
-	if unit <= 0 {
+	if unit == 0 {
 		unit = 1
+	}
+	if unit < 0 || unit > maxUnitSize {
+		return 0, Errorf(CodeInternal, "unit size %d is out of range", unit)
 	}
 	hi, lo := bits.Mul64(uint64(f.Credits), uint64(q))
 	div := uint64(unit) * Milli

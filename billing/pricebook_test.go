@@ -101,16 +101,17 @@ func TestChargeRefuses(t *testing.T) {
 	}
 }
 
-// TestChargeHugeUnitSize prices a feature whose unit size times 1,000 does
-// not fit in 64 bits. Validate caps unit_size at 1e9, so no published price
-// book reaches this, but Charge promises exact 128-bit math to any caller.
+// TestChargeHugeUnitSize prices a feature whose unit size times 1,000 would
+// not fit in 64 bits: Charge refuses unit sizes beyond what Validate allows
+// rather than wrap its divisor (found by FuzzCharge: UnitSize 2^61+1 used to
+// divide by 1,000 and charge 1 credit instead of 0).
 func TestChargeHugeUnitSize(t *testing.T) {
-	t.Skip("BUG: Charge computes uint64(unit)*1000 in 64 bits; a UnitSize above 18,446,744,073,709,551 wraps the divisor " +
-		"(UnitSize 2^61+1 divides by 1,000 instead of ~2.3e21), charging 1 credit instead of 0")
-	f := Feature{Key: "x", Credits: CreditsOf(1), UnitSize: 1<<61 + 1}
-	got, err := Charge(f, QuantityOf(1))
-	if err != nil || got != 0 {
-		t.Fatalf("Charge(1 credit per 2^61+1 units, 1 unit) = %s, %v, want 0", got, err)
+	for _, unit := range []int64{1<<61 + 1, maxUnitSize + 1, -5} {
+		f := Feature{Key: "x", Credits: CreditsOf(1), UnitSize: unit}
+		got, err := Charge(f, QuantityOf(1))
+		if err == nil || got != 0 {
+			t.Fatalf("Charge(unit size %d) = %s, %v, want a refusal", unit, got, err)
+		}
 	}
 }
 
@@ -156,8 +157,11 @@ func FuzzCharge(f *testing.F) {
 		if eff == 0 {
 			eff = 1 // Validate's default
 		}
-		if uint64(eff) > math.MaxUint64/Milli {
-			t.Skip("BUG: unit sizes whose thousandfold overflows uint64 are priced wrongly; see TestChargeHugeUnitSize")
+		if eff < 0 || eff > maxUnitSize {
+			if err == nil {
+				t.Fatalf("Charge(unit=%d) accepted an out-of-range unit size", unit)
+			}
+			return
 		}
 
 		num := new(big.Int).Mul(big.NewInt(price), big.NewInt(q))

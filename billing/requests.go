@@ -343,7 +343,6 @@ type Hold struct {
 	ClosedAt       *time.Time `json:"closed_at"`
 	CreditsCharged *Credits   `json:"credits_charged,omitempty"`
 	Debit          *Debit     `json:"debit,omitempty"`
-	Available      *Credits   `json:"available,omitempty"`
 
 	Replayed bool `json:"-"`
 }

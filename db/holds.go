@@ -62,7 +62,7 @@ func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Ho
 	if req.Credits > w.Available()+w.OverdraftLimit {
 		return billing.Hold{}, billing.InsufficientCredits(w.Wallet, req.Credits)
 	}
-	var key *billing.APIKey = req.APIKey
+	key := req.APIKey
 	if err := t.checkCaps(w, key, req.Credits); err != nil {
 		return billing.Hold{}, err
 	}
@@ -85,8 +85,6 @@ func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Ho
 	if err := t.saveWallet(w); err != nil {
 		return billing.Hold{}, err
 	}
-	avail := w.Available()
-	h.Available = &avail
 	return h, nil
 }
 

@@ -216,7 +216,9 @@ func checkCaps(q rowQuerier, now time.Time, customerID string, lim billing.Limit
 }
 
 // checkCaps applies the caps to what is committed plus what this batch has
-// spent so far and not yet written.
+// spent so far and not yet written. The customer's open holds count as spent:
+// they are spend the customer has committed to, and captures are always
+// recorded, so a cap could otherwise be passed by holding first.
 func (t *Tx) checkCaps(w *wallet, key *billing.APIKey, charge billing.Credits) error {
 	lim := billing.Limits{DailyCap: w.daily, MonthlyCap: w.monthly}
 	if lim.DailyCap != nil || lim.MonthlyCap != nil {
@@ -225,7 +227,7 @@ func (t *Tx) checkCaps(w *wallet, key *billing.APIKey, charge billing.Credits) e
 			return err
 		}
 		p := t.pendingSpend(w.customerID, "")
-		s.Day, s.Month = s.Day+p.Day, s.Month+p.Month
+		s.Day, s.Month = s.Day+p.Day+w.Held, s.Month+p.Month+w.Held
 		if err := billing.CheckCaps("customer", lim, s, charge); err != nil {
 			return err
 		}

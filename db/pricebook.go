@@ -44,14 +44,14 @@ func (d *DB) PublishPriceBook(ctx context.Context, pb billing.PriceBook) (_ bill
 	}
 	var out billing.PriceBook
 	err = d.Write(ctx, func(t *Tx) error {
-		var cur sql.NullInt64
+		var cur, curAt sql.NullInt64
 		var curBody []byte
-		err := t.queryRow(`SELECT version, body FROM price_books ORDER BY version DESC LIMIT 1`).Scan(&cur, &curBody)
+		err := t.queryRow(`SELECT version, published_at, body FROM price_books ORDER BY version DESC LIMIT 1`).Scan(&cur, &curAt, &curBody)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		if cur.Valid && bytes.Equal(curBody, body) {
-			p, err := decodePriceBook(cur.Int64, 0, curBody)
+			p, err := decodePriceBook(cur.Int64, curAt.Int64, curBody)
 			out, changed = *p, false
 			return err
 		}

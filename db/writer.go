@@ -394,8 +394,7 @@ func storageError(err error) error {
 		return err
 	}
 	return &billing.Error{Code: billing.CodeStorageUnavailable,
-		Message: "Storage is unavailable (" + why + "). Nothing was written; retry later.",
-		Details: map[string]any{"cause": fmt.Sprint(err)}}
+		Message: "Storage is unavailable (" + why + "). Nothing was written; retry later.", Cause: err}
 }
 
 // isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint failure.

@@ -99,8 +99,12 @@ func errorHandler(log *slog.Logger, page func(c echo.Context, status int, err er
 		}
 		err = asDomainError(err)
 		status := Status(err)
-		if status >= 500 && billing.ErrorCode(err) == billing.CodeInternal {
+		switch billing.ErrorCode(err) {
+		case billing.CodeInternal:
 			log.Error("internal error", "err", err, "method", c.Request().Method, "path", c.Path(),
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		case billing.CodeStorageUnavailable:
+			log.Warn("storage unavailable", "err", err, "method", c.Request().Method, "path", c.Path(),
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 		}
 		if billing.ErrorCode(err) == billing.CodeRateLimited {

@@ -6,6 +6,8 @@ package handlers
 
 import (
 	"context"
+	"crypto/subtle"
+	"strings"
 	"log/slog"
 	"net/http"
 	"time"
@@ -27,8 +29,9 @@ type Store interface {
 type Config struct {
 	Logger      *slog.Logger
 	Version     string
-	LogRequests bool     // one structured log line per request
-	Metrics     *Metrics // nil: a registry of the server's own
+	LogRequests  bool     // one structured log line per request
+	Metrics      *Metrics // nil: a registry of the server's own
+	MetricsToken string   // when set, /metrics wants "Authorization: Bearer <token>"
 }
 
 // Server is Tally's HTTP handler.
@@ -83,9 +86,12 @@ func (s *Server) SetDraining(f func() bool) { s.draining = f }
 
 func (s *Server) routes() {
 	e := s.e
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	healthz := func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") }
+	e.GET("/healthz", healthz)
+	e.HEAD("/healthz", healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.metrics.handler())
+	e.HEAD("/readyz", s.readyz)
+	e.GET("/metrics", s.metrics.handler(), s.metricsAuth)
 
 	api := e.Group("/api/v1")
 	api.GET("/openapi.json", s.openAPI)
@@ -171,4 +177,18 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 			return nil
 		},
 	})
+}
+
+// metricsAuth guards /metrics with a bearer token when one is configured.
+func (s *Server) metricsAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.cfg.MetricsToken == "" {
+			return next(c)
+		}
+		got := strings.TrimPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.MetricsToken)) != 1 {
+			return billing.Errorf(billing.CodeUnauthorized, "/metrics needs 'Authorization: Bearer <metrics token>'.")
+		}
+		return next(c)
+	}
 }

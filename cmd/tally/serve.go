@@ -29,6 +29,7 @@ type serveConfig struct {
 	WriteTimeout  time.Duration
 	ShutdownGrace time.Duration
 	PprofAddr     string
+	MetricsToken  string
 }
 
 const serveUsage = `Usage: tally serve [flags]
@@ -51,6 +52,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", envDuration(getenv, "TALLY_READ_TIMEOUT", 10*time.Second), "cut clients that take longer to send a request (env TALLY_READ_TIMEOUT)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", envDuration(getenv, "TALLY_WRITE_TIMEOUT", 30*time.Second), "cut responses that take longer to write (env TALLY_WRITE_TIMEOUT)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", envDuration(getenv, "TALLY_SHUTDOWN_GRACE", 20*time.Second), "how long SIGTERM waits for in-flight requests (env TALLY_SHUTDOWN_GRACE)")
+	fs.StringVar(&cfg.MetricsToken, "metrics-token", envOr(getenv, "TALLY_METRICS_TOKEN", ""), "require 'Authorization: Bearer <token>' on /metrics; open when empty (env TALLY_METRICS_TOKEN)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", envOr(getenv, "TALLY_PPROF_ADDR", ""), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env TALLY_PPROF_ADDR)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -94,7 +96,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	var draining atomic.Bool
 	metrics := handlers.NewMetrics()
 	d.SetBatchObserver(metrics.ObserveBatch)
-	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics}, d)
+	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken}, d)
 	h.SetDraining(draining.Load)
 	srv := &http.Server{
 		Handler:           h,
