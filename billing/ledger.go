@@ -123,6 +123,9 @@ func burnsBefore(a, b Lot) bool {
 // took from each lot and the shortfall the lots could not cover. lots is
 // sorted in place; it is not modified otherwise.
 func BurnLots(lots []Lot, amount Credits, now time.Time) (burns []Burn, shortfall Credits) {
+	if amount <= 0 {
+		return nil, 0
+	}
 	SortLots(lots)
 	left := amount
 	for _, l := range lots {
@@ -178,6 +181,8 @@ type DebitPlan struct {
 // must fit in the available credits plus the overdraft limit; otherwise it is
 // refused with insufficient_credits and nothing is written. extra is what the
 // debit may use on top of the available credits (a captured hold's amount).
+// The caller expires due lots first: w must not count credits that lots can
+// no longer give.
 func PlanDebit(w Wallet, lots []Lot, charge, extra Credits, force bool, now time.Time) (DebitPlan, error) {
 	if charge < 0 {
 		return DebitPlan{}, Errorf(CodeInternal, "negative charge")

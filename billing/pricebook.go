@@ -121,12 +121,12 @@ func (pb *PriceBook) Validate() error {
 		if p.Credits <= 0 || p.Credits > MaxCredits {
 			return Errorf(CodeValidation, "pack %q: credits must be more than zero", p.ID)
 		}
-		p.Price.Currency = strings.ToLower(p.Price.Currency)
+		p.Price.Currency = strings.ToLower(strings.TrimSpace(p.Price.Currency))
 		if p.Price.Currency == "" {
 			p.Price.Currency = pb.Currency
 		}
-		if !isCurrency(p.Price.Currency) {
-			return Errorf(CodeValidation, "pack %q: currency %q is not an ISO 4217 code", p.ID, p.Price.Currency)
+		if p.Price.Currency != pb.Currency {
+			return Errorf(CodeValidation, "pack %q: priced in %s, but the price book is in %s", p.ID, p.Price.Currency, pb.Currency)
 		}
 		if p.Price.Amount <= 0 || p.Price.Amount > 100_000_000_00 {
 			return Errorf(CodeValidation, "pack %q: price must be more than zero (in minor units: 1000 is $10.00)", p.ID)

@@ -147,8 +147,8 @@ func CheckMetadata(m map[string]string) error {
 	return nil
 }
 
-// Hash identifies the request for idempotency: the same key with a request of
-// another hash is a conflict. customerID is the resolved Tally id, so naming
+// Hash identifies the request for idempotency (call it after Validate): the
+// same key with a request of another hash is a conflict. customerID is the resolved Tally id, so naming
 // the customer by id or by external_id is the same request.
 func (r *UsageRequest) Hash(customerID string) []byte {
 	h := newHasher("usage")
@@ -188,8 +188,9 @@ type GrantRequest struct {
 	IdempotencyKey  string     `json:"idempotency_key,omitempty"`
 }
 
-// Validate checks a grant at time now.
-func (r *GrantRequest) Validate(now time.Time) error {
+// Validate checks a grant's shape. The expiry is checked against the clock
+// separately (CheckExpiry), after a retry has had the chance to replay.
+func (r *GrantRequest) Validate() error {
 	if r.Customer == "" {
 		return Errorf(CodeValidation, "customer is required").With("param", "customer")
 	}
@@ -208,11 +209,13 @@ func (r *GrantRequest) Validate(now time.Time) error {
 	if r.Priority != nil && (*r.Priority < 0 || *r.Priority > 1000) {
 		return Errorf(CodeValidation, "priority must be between 0 and 1000 (lower burns first)").With("param", "priority")
 	}
+	return CheckIdempotencyKey(r.IdempotencyKey)
+}
+
+// CheckExpiry refuses a grant that would expire at or before now.
+func (r *GrantRequest) CheckExpiry(now time.Time) error {
 	if r.ExpiresAt != nil && !r.ExpiresAt.After(now) {
 		return Errorf(CodeValidation, "expires_at must be in the future").With("param", "expires_at")
-	}
-	if err := CheckIdempotencyKey(r.IdempotencyKey); err != nil {
-		return err
 	}
 	return nil
 }

@@ -126,9 +126,14 @@ func attachCapture(queryRow func(string, ...any) *sql.Row, h *billing.Hold) erro
 	return nil
 }
 
-// FindHold returns a hold.
+// FindHold returns a hold. A hold past its expiry reads as expired even
+// before the sweeper has written its release.
 func (d *DB) FindHold(ctx context.Context, id string) (billing.Hold, error) {
-	return findHold(func(q string, args ...any) *sql.Row { return d.read.QueryRowContext(ctx, q, args...) }, id)
+	h, err := findHold(func(q string, args ...any) *sql.Row { return d.read.QueryRowContext(ctx, q, args...) }, id)
+	if err == nil && h.Status == billing.HoldActive && !h.ExpiresAt.After(d.now()) {
+		h.Status = billing.HoldExpired
+	}
+	return h, err
 }
 
 func holdNotActive(h billing.Hold) error {

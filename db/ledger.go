@@ -237,8 +237,12 @@ func (t *Tx) checkCaps(w *wallet, key *billing.APIKey, charge billing.Credits) e
 		if err != nil {
 			return err
 		}
+		var held billing.Credits
+		if err := t.queryRow(`SELECT COALESCE(SUM(amount), 0) FROM holds WHERE api_key_id = ? AND status = 'active'`, key.ID).Scan(&held); err != nil {
+			return err
+		}
 		p := t.pendingSpend("", key.ID)
-		s.Day, s.Month = s.Day+p.Day, s.Month+p.Month
+		s.Day, s.Month = s.Day+p.Day+held, s.Month+p.Month+held
 		if err := billing.CheckCaps("API key", key.Limits, s, charge); err != nil {
 			return err
 		}
@@ -419,7 +423,7 @@ func scanDebit(r rowScanner) (billing.Debit, error) {
 // Grant adds credits to a customer as a new lot. Errors: customer_not_found,
 // validation_failed, idempotency_conflict, storage_unavailable.
 func (d *DB) Grant(ctx context.Context, req billing.GrantRequest) (billing.Grant, error) {
-	if err := req.Validate(d.now()); err != nil {
+	if err := req.Validate(); err != nil {
 		return billing.Grant{}, err
 	}
 	id, err := d.ResolveCustomer(ctx, req.Customer)
@@ -449,6 +453,9 @@ func (t *Tx) grant(customerID string, req *billing.GrantRequest) (billing.Grant,
 		out, err := t.grantByEntry(p.id)
 		out.Replayed = true
 		return out, err
+	}
+	if err := req.CheckExpiry(t.Now); err != nil {
+		return billing.Grant{}, err
 	}
 	w, err := t.loadWallet(customerID)
 	if err != nil {
@@ -504,6 +511,11 @@ func (t *Tx) grantByEntry(entryID int64) (billing.Grant, error) {
 	}
 	g.ID, g.Object, g.CreatedAt = EntryID(entryID), "grant", fromMicros(created)
 	l, err := scanLot(t.queryRow(`SELECT `+lotCols+` FROM lots WHERE id = ?`, lotID))
+	// The replay answers what the grant answered: the lot as it was created,
+	// holding its credits minus any debt they repaid (a debt exists only when
+	// the balance before the grant was negative).
+	repaid := min(g.Credits, max(0, g.Credits-g.BalanceAfter))
+	l.Remaining = g.Credits - repaid
 	g.Lot = billing.LotView{ID: LotID(l.ID), Lot: l}
 	return g, err
 }
@@ -538,7 +550,7 @@ func (d *DB) Backfill(ctx context.Context, items []BackfillItem) []error {
 		switch {
 		case it.Grant != nil:
 			req := it.Grant
-			if err := req.Validate(it.At); err != nil {
+			if err := req.Validate(); err != nil {
 				errs[i] = err
 				continue
 			}

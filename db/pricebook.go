@@ -38,6 +38,9 @@ func (d *DB) PublishPriceBook(ctx context.Context, pb billing.PriceBook) (_ bill
 	if err := pb.Validate(); err != nil {
 		return billing.PriceBook{}, false, err
 	}
+	if pb.Packs == nil {
+		pb.Packs = []billing.CreditPack{} // "no packs" is one thing, however it was sent
+	}
 	body, err := json.Marshal(priceBookBody{Currency: pb.Currency, Features: pb.Features, Packs: pb.Packs})
 	if err != nil {
 		return billing.PriceBook{}, false, err

@@ -96,6 +96,8 @@ type apiOptions struct {
 	store func(*db.DB) handlers.Store
 	// noPriceBook leaves the database without a price book.
 	noPriceBook bool
+	// config changes the server's configuration.
+	config func(*handlers.Config)
 }
 
 // mustOpenDB opens a real SQLite file under t.TempDir() with a test clock.
@@ -139,7 +141,11 @@ func newTestAPIWith(t *testing.T, o apiOptions) *testAPI {
 	if o.store != nil {
 		store = o.store(d)
 	}
-	a.Server = handlers.New(handlers.Config{Logger: slog.New(slog.NewTextHandler(a.Log, nil)), Version: "test"}, store)
+	cfg := handlers.Config{Logger: slog.New(slog.NewTextHandler(a.Log, nil)), Version: "test"}
+	if o.config != nil {
+		o.config(&cfg)
+	}
+	a.Server = handlers.New(cfg, store)
 	a.HTTP = httptest.NewServer(a.Server)
 	t.Cleanup(a.HTTP.Close)
 	return a

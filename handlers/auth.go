@@ -59,9 +59,8 @@ func (r *rateLimiters) allow(k *billing.APIKey, now time.Time) (bool, time.Durat
 func (s *Server) requireKey(scope string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			h := c.Request().Header.Get("Authorization")
-			secret, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok || secret == "" {
+			secret, ok := bearer(c.Request().Header.Get("Authorization"))
+			if !ok {
 				return billing.Errorf(billing.CodeUnauthorized, "Send your API key as 'Authorization: Bearer tsk_...'.")
 			}
 			k, err := s.keys.Authenticate(c.Request().Context(), strings.TrimSpace(secret))
@@ -80,4 +79,15 @@ func (s *Server) requireKey(scope string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header;
+// the scheme name is case-insensitive (RFC 9110, section 11.1).
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
 }

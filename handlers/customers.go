@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
@@ -34,7 +35,7 @@ func customerView(c billing.Customer) customerJSON {
 }
 
 func (s *Server) getCustomer(c echo.Context) error {
-	cus, err := s.ledger.FindCustomer(c.Request().Context(), c.Param("id"))
+	cus, err := s.ledger.FindCustomer(c.Request().Context(), customerParam(c))
 	if err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func (s *Server) listCustomers(c echo.Context) error {
 }
 
 func (s *Server) getBalance(c echo.Context) error {
-	b, err := s.ledger.Balance(c.Request().Context(), c.Param("id"))
+	b, err := s.ledger.Balance(c.Request().Context(), customerParam(c))
 	if err != nil {
 		return err
 	}
@@ -76,7 +77,7 @@ func (s *Server) putLimits(c echo.Context) error {
 	if err := DecodeJSON(c.Request().Body, &lim); err != nil {
 		return err
 	}
-	cus, err := s.ledger.SetLimits(c.Request().Context(), c.Param("id"), lim)
+	cus, err := s.ledger.SetLimits(c.Request().Context(), customerParam(c), lim)
 	if err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func (s *Server) putLimits(c echo.Context) error {
 }
 
 func (s *Server) entryFilter(c echo.Context, typ string) (billing.EntryFilter, error) {
-	id, err := s.ledger.ResolveCustomer(c.Request().Context(), c.Param("id"))
+	id, err := s.ledger.ResolveCustomer(c.Request().Context(), customerParam(c))
 	if err != nil {
 		return billing.EntryFilter{}, err
 	}
@@ -146,4 +147,15 @@ func (s *Server) createGrant(c echo.Context) error {
 		return err
 	}
 	return created(c, g.Replayed, g)
+}
+
+// customerParam is the customer named in the path: Tally's id or the
+// product's external_id, which may hold characters such as '/' that arrive
+// percent-encoded (Echo leaves parameters escaped when the path has %2F).
+func customerParam(c echo.Context) string {
+	p := c.Param("id")
+	if u, err := url.PathUnescape(p); err == nil {
+		return u
+	}
+	return p
 }

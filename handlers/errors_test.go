@@ -23,6 +23,13 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("readyz: %q", r.Raw)
 	}
 
+	t.Run("HEAD", func(t *testing.T) {
+		for _, p := range []string{"/healthz", "/readyz"} {
+			if r := a.do("HEAD", p, "", nil).want(t, http.StatusOK); len(r.Raw) != 0 {
+				t.Fatalf("HEAD %s has a body: %q", p, r.Raw)
+			}
+		}
+	})
 	t.Run("draining", func(t *testing.T) {
 		a.Server.SetDraining(func() bool { return true })
 		defer a.Server.SetDraining(func() bool { return false })

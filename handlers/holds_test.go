@@ -25,8 +25,7 @@ func TestHolds(t *testing.T) {
 
 	h := a.hold(t, cus, 20, 0)
 	id, _ := h["id"].(string)
-	if h["object"] != "hold" || h["status"] != billing.HoldActive || num(t, h["credits"]) != "20" ||
-		num(t, h["available"]) != "30" || h["customer"] != cus {
+	if h["object"] != "hold" || h["status"] != billing.HoldActive || num(t, h["credits"]) != "20" || h["customer"] != cus {
 		t.Fatalf("hold: %v", h)
 	}
 	exp, err := time.Parse(time.RFC3339Nano, h["expires_at"].(string))
@@ -269,4 +268,29 @@ func TestHoldExpiry(t *testing.T) {
 		a.usage(cus, "chat.request", "1", "").want(t, http.StatusCreated)
 		a.checkLedgerInvariant(t, cus)
 	})
+}
+
+// TestHoldsCountAgainstSpendCaps checks an open hold counts as spent under
+// the customer's caps: captures are always recorded, so holds admitted one by
+// one could otherwise pass a cap.
+func TestHoldsCountAgainstSpendCaps(t *testing.T) {
+	a := newTestAPI(t)
+	cus := a.customer(t, "held-capped")
+	a.grant(t, cus, "100", billing.SourcePurchase)
+	a.do("PUT", "/api/v1/customers/"+cus+"/limits", a.Admin, map[string]any{"daily_cap": 12}).want(t, http.StatusOK)
+	h := a.hold(t, cus, 8, 0)
+	e := a.do("POST", "/api/v1/holds", a.Meter, map[string]any{"customer": cus, "credits": 8}).
+		wantError(t, http.StatusTooManyRequests, billing.CodeSpendLimitExceeded)
+	if e["scope"] != "customer" {
+		t.Fatalf("details: %v", e)
+	}
+	// A debit may not use what the hold reserved under the cap either.
+	a.usage(cus, "image.generate", "1", "").wantError(t, http.StatusTooManyRequests, billing.CodeSpendLimitExceeded)
+	a.usage(cus, "chat.request", "4", "").want(t, http.StatusCreated) // 8 held + 4 = 12
+	// Capturing less than was held frees the rest of the cap.
+	a.do("POST", "/api/v1/holds/"+h["id"].(string)+"/capture", a.Meter, map[string]any{"feature": "image.generate", "quantity": 1}).
+		want(t, http.StatusOK) // spent 4 + 5 = 9
+	a.usage(cus, "chat.request", "3", "").want(t, http.StatusCreated)
+	a.usage(cus, "chat.request", "0.001", "").wantError(t, http.StatusTooManyRequests, billing.CodeSpendLimitExceeded)
+	a.checkLedgerInvariant(t, cus)
 }

@@ -194,6 +194,10 @@ func TestLedger(t *testing.T) {
 	if len(burns) != 2 {
 		t.Fatalf("burns %v, want two", burns)
 	}
+	// Listed in the order they were burned.
+	if obj(t, burns[0])["source"] != "promo" || obj(t, burns[1])["source"] != "purchase" {
+		t.Fatalf("burns %v, want promo then purchase", burns)
+	}
 	byLot := map[any]map[string]any{}
 	for _, b := range burns {
 		byLot[obj(t, b)["lot"]] = obj(t, b)

@@ -7,7 +7,6 @@ package handlers
 import (
 	"context"
 	"crypto/subtle"
-	"strings"
 	"log/slog"
 	"net/http"
 	"time"
@@ -27,8 +26,8 @@ type Store interface {
 
 // Config holds the HTTP layer's settings.
 type Config struct {
-	Logger      *slog.Logger
-	Version     string
+	Logger       *slog.Logger
+	Version      string
 	LogRequests  bool     // one structured log line per request
 	Metrics      *Metrics // nil: a registry of the server's own
 	MetricsToken string   // when set, /metrics wants "Authorization: Bearer <token>"
@@ -185,7 +184,7 @@ func (s *Server) metricsAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.cfg.MetricsToken == "" {
 			return next(c)
 		}
-		got := strings.TrimPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+		got, _ := bearer(c.Request().Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.MetricsToken)) != 1 {
 			return billing.Errorf(billing.CodeUnauthorized, "/metrics needs 'Authorization: Bearer <metrics token>'.")
 		}

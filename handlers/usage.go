@@ -61,6 +61,7 @@ func (s *Server) createUsageBatch(c echo.Context) error {
 	for i, raw := range br.Events {
 		var r billing.UsageRequest
 		if err := decodeBytes(raw, &r); err != nil {
+			s.metrics.rejected(err)
 			results[i] = errorResult(err)
 			continue
 		}

@@ -56,6 +56,7 @@ CREATE TABLE holds (
 );
 CREATE INDEX holds_active ON holds (expires_at) WHERE status = 'active';
 CREATE INDEX holds_customer_active ON holds (customer_id) WHERE status = 'active';
+CREATE INDEX holds_key_active ON holds (api_key_id) WHERE status = 'active';
 
 -- The ledger: append-only. amount is the signed change to the balance,
 -- held_delta the change to held credits. An entry written under an

@@ -1,0 +1,107 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// Regression tests for bugs found while writing the API tests; each failed
+// before its fix.
+
+func TestRegressionPriceBookRoundTripWithoutPacks(t *testing.T) {
+	a := newTestAPI(t)
+	pb := testPriceBook()
+	pb.Packs = nil
+	a.do("POST", "/api/v1/price-books", a.Admin, pb).want(t, http.StatusCreated)
+	back := a.do("GET", "/api/v1/price-book", a.Read, nil).want(t, http.StatusOK)
+	delete(back.Body, "object")
+	r := a.do("POST", "/api/v1/price-books", a.Admin, back.Body)
+	if r.Status != http.StatusOK || num(t, r.Body["version"]) != "2" {
+		t.Fatalf("re-publishing the current price book: %d version %v, want 200 version 2", r.Status, r.Body["version"])
+	}
+	// Sending packs: [] the first time is the same price book as leaving it out.
+	pb2 := testPriceBook()
+	pb2.Packs = []billing.CreditPack{}
+	a.do("POST", "/api/v1/price-books", a.Admin, pb2).want(t, http.StatusOK)
+}
+
+func TestRegressionGrantReplayShowsCurrentLot(t *testing.T) {
+	a := newTestAPI(t)
+	cus := a.customer(t, "replayed-grant")
+	body := map[string]any{"customer": cus, "credits": 100, "source": "purchase"}
+	first := a.do("POST", "/api/v1/grants", a.Admin, body, "Idempotency-Key", "g").want(t, http.StatusCreated)
+	a.usage(cus, "chat.request", "3", "").want(t, http.StatusCreated)
+	again := a.do("POST", "/api/v1/grants", a.Admin, body, "Idempotency-Key", "g").want(t, http.StatusCreated)
+	if string(again.Raw) != string(first.Raw) {
+		t.Fatalf("replay answered\n%s\nbut the grant answered\n%s", again.Raw, first.Raw)
+	}
+}
+
+func TestRegressionGrantReplayAfterExpiresAtPassed(t *testing.T) {
+	a := newTestAPI(t)
+	cus := a.customer(t, "late-retry")
+	body := map[string]any{"customer": cus, "credits": 10, "source": "promo", "expires_at": testStart.Add(time.Hour)}
+	first := a.do("POST", "/api/v1/grants", a.Admin, body, "Idempotency-Key", "promo-1").want(t, http.StatusCreated)
+	a.Clock.Advance(2 * time.Hour)
+	again := a.do("POST", "/api/v1/grants", a.Admin, body, "Idempotency-Key", "promo-1").want(t, http.StatusCreated)
+	if again.Body["id"] != first.Body["id"] || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry: %s", again.Raw)
+	}
+}
+
+func TestRegressionHoldsBypassAPIKeySpendCaps(t *testing.T) {
+	a := newTestAPI(t)
+	cus := a.customer(t, "key-held-capped")
+	a.grant(t, cus, "100", billing.SourcePurchase)
+	daily := billing.CreditsOf(12)
+	if _, err := a.DB.UpdateAPIKeyLimits(context.Background(), a.MeterKey.ID, billing.Limits{DailyCap: &daily}, 0); err != nil {
+		t.Fatal(err)
+	}
+	a.hold(t, cus, 8, 0)
+	a.do("POST", "/api/v1/holds", a.Meter, map[string]any{"customer": cus, "credits": 8}).
+		wantError(t, http.StatusTooManyRequests, billing.CodeSpendLimitExceeded)
+	a.usage(cus, "document.analyze", "1", "").wantError(t, http.StatusTooManyRequests, billing.CodeSpendLimitExceeded)
+}
+
+func TestRegressionExpiredHoldReadsActive(t *testing.T) {
+	a := newTestAPI(t)
+	cus := a.customer(t, "stale-hold")
+	a.grant(t, cus, "10", billing.SourcePurchase)
+	h := a.hold(t, cus, 5, 5)
+	a.Clock.Advance(10 * time.Second)
+	g := a.do("GET", "/api/v1/holds/"+h["id"].(string), a.Read, nil).want(t, http.StatusOK)
+	if g.Body["status"] != billing.HoldExpired {
+		t.Fatalf("hold 5 s past its expiry reads %v", g.Body["status"])
+	}
+}
+
+func TestRegressionBearerSchemeCaseSensitive(t *testing.T) {
+	a := newTestAPI(t)
+	a.do("GET", "/api/v1/customers", "", nil, "Authorization", "bearer "+a.Read).want(t, http.StatusOK)
+	a.do("GET", "/api/v1/customers", "", nil, "Authorization", "BEARER "+a.Read).want(t, http.StatusOK)
+}
+
+func TestRegressionExternalIDWithSlash(t *testing.T) {
+	a := newTestAPI(t)
+	id := a.customer(t, "org/42")
+	for _, p := range []string{"", "/balance", "/usage", "/ledger"} {
+		r := a.do("GET", "/api/v1/customers/"+url.PathEscape("org/42")+p, a.Read, nil).want(t, http.StatusOK)
+		if p == "" && r.Body["id"] != id {
+			t.Fatalf("customer: %s", r.Raw)
+		}
+	}
+}
+
+func TestRegressionBatchDecodeErrorsNotCounted(t *testing.T) {
+	a := newTestAPI(t)
+	a.do("POST", "/api/v1/usage/batch", a.Meter, `{"events": [{"customer": "x", "feature": "chat.request", "quantity": 1.23456}]}`).
+		want(t, http.StatusOK)
+	if got := a.metric(t, `tally_rejections_total{type="invalid_request"}`); got != "1" {
+		t.Fatalf("tally_rejections_total{type=\"invalid_request\"} = %q, want 1", got)
+	}
+}
