@@ -30,7 +30,7 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the writer's internal errors. Defaults to slog.Default().
 	Logger *slog.Logger
-	// MaxBatch caps how many operations one group commit holds. Default 256.
+	// MaxBatch caps how many operations one group commit holds. Default 1024.
 	MaxBatch int
 	// ReadConns is the size of the reader pool. Default 4.
 	ReadConns int
@@ -72,7 +72,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 256
+		opts.MaxBatch = 1024
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = 4

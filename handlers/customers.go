@@ -22,7 +22,7 @@ func (s *Server) createCustomer(c echo.Context) error {
 	if isNew {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, customerView(cus))
+	return writeJSON(c, status, customerView(cus))
 }
 
 type customerJSON struct {
@@ -39,7 +39,7 @@ func (s *Server) getCustomer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, customerView(cus))
+	return writeJSON(c, http.StatusOK, customerView(cus))
 }
 
 func (s *Server) listCustomers(c echo.Context) error {
@@ -59,7 +59,7 @@ func (s *Server) listCustomers(c echo.Context) error {
 	if more {
 		next = cs[len(cs)-1].ID
 	}
-	return c.JSON(http.StatusOK, newList(views, next))
+	return writeJSON(c, http.StatusOK, newList(views, next))
 }
 
 func (s *Server) getBalance(c echo.Context) error {
@@ -67,7 +67,7 @@ func (s *Server) getBalance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, b)
+	return writeJSON(c, http.StatusOK, b)
 }
 
 // PUT /api/v1/customers/:id/limits replaces the spend controls; a field left
@@ -81,7 +81,7 @@ func (s *Server) putLimits(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, customerView(cus))
+	return writeJSON(c, http.StatusOK, customerView(cus))
 }
 
 func (s *Server) entryFilter(c echo.Context, typ string) (billing.EntryFilter, error) {
@@ -117,7 +117,7 @@ func (s *Server) listUsage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newList(es, next))
+	return writeJSON(c, http.StatusOK, newList(es, next))
 }
 
 // GET /api/v1/customers/:id/ledger: every entry, newest first.
@@ -130,7 +130,7 @@ func (s *Server) listLedger(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newList(es, next))
+	return writeJSON(c, http.StatusOK, newList(es, next))
 }
 
 // POST /api/v1/grants adds credits as a new lot.

@@ -120,7 +120,7 @@ func errorHandler(log *slog.Logger, page func(c echo.Context, status int, err er
 		} else if c.Request().Method == http.MethodHead {
 			werr = c.NoContent(status)
 		} else {
-			werr = c.JSON(status, errorBody(err))
+			werr = writeJSON(c, status, errorBody(err))
 		}
 		if werr != nil {
 			log.Error("writing error response", "err", werr)

@@ -29,7 +29,7 @@ func (s *Server) getHold(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, h)
+	return writeJSON(c, http.StatusOK, h)
 }
 
 // POST /api/v1/holds/:id/capture records the actual usage and releases the rest.
@@ -51,7 +51,7 @@ func (s *Server) captureHold(c echo.Context) error {
 	if h.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	return c.JSON(http.StatusOK, h)
+	return writeJSON(c, http.StatusOK, h)
 }
 
 // POST /api/v1/holds/:id/release ends the hold without a charge.
@@ -63,5 +63,5 @@ func (s *Server) releaseHold(c echo.Context) error {
 	if h.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	return c.JSON(http.StatusOK, h)
+	return writeJSON(c, http.StatusOK, h)
 }

@@ -17,7 +17,7 @@ func (s *Server) getPriceBook(c echo.Context) error {
 	if pb == nil {
 		return billing.Errorf(billing.CodeNotFound, "No price book has been published yet.")
 	}
-	return c.JSON(http.StatusOK, priceBookView(*pb))
+	return writeJSON(c, http.StatusOK, priceBookView(*pb))
 }
 
 type priceBookJSON struct {
@@ -41,7 +41,7 @@ func (s *Server) listPriceBooks(c echo.Context) error {
 	for i, pb := range pbs {
 		views[i] = priceBookView(pb)
 	}
-	return c.JSON(http.StatusOK, newList(views, ""))
+	return writeJSON(c, http.StatusOK, newList(views, ""))
 }
 
 func (s *Server) getPriceBookVersion(c echo.Context) error {
@@ -53,7 +53,7 @@ func (s *Server) getPriceBookVersion(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, priceBookView(*pb))
+	return writeJSON(c, http.StatusOK, priceBookView(*pb))
 }
 
 // POST /api/v1/price-books publishes a new version (201), or answers 200 with
@@ -71,7 +71,7 @@ func (s *Server) publishPriceBook(c echo.Context) error {
 	if changed {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, priceBookView(out))
+	return writeJSON(c, status, priceBookView(out))
 }
 
 //go:embed openapi.json

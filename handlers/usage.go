@@ -80,7 +80,7 @@ func (s *Server) createUsageBatch(c echo.Context) error {
 		s.metrics.debited(d)
 		results[i] = batchResult{Status: http.StatusCreated, Replayed: d.Replayed, Debit: &d}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"object": "list", "data": results})
+	return writeJSON(c, http.StatusOK, map[string]any{"object": "list", "data": results})
 }
 
 func errorResult(err error) batchResult {
@@ -108,5 +108,5 @@ func (s *Server) quote(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return writeJSON(c, http.StatusOK, out)
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
 	"net/http"
 	"strconv"
@@ -51,7 +52,7 @@ func created(c echo.Context, replayed bool, v any) error {
 	if replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	return c.JSON(http.StatusCreated, v)
+	return writeJSON(c, http.StatusCreated, v)
 }
 
 func queryLimit(c echo.Context) (int, error) {
@@ -78,4 +79,15 @@ func queryTime(c echo.Context, name string) (*time.Time, error) {
 		}
 	}
 	return nil, billing.Errorf(billing.CodeInvalidRequest, "%s must be an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31)", name).With("param", name)
+}
+
+// writeJSON answers v as JSON with a Content-Length (encoded first, not
+// streamed), so clients and proxies always know the size of an answer.
+func writeJSON(c echo.Context, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+	return c.JSONBlob(status, b)
 }

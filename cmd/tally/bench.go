@@ -114,11 +114,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	defer srv.stop()
 	fmt.Fprintf(out, "server: pid %d at %s\n\n", srv.cmd.Process.Pid, base)
 
-	client := &http.Client{Transport: &http.Transport{
-		MaxIdleConns: cfg.Clients * 2, MaxIdleConnsPerHost: cfg.Clients * 2, IdleConnTimeout: time.Minute,
-		DisableCompression: true,
-	}, Timeout: 30 * time.Second}
-	b := &bencher{client: client, base: base, auth: "Bearer " + secret, clients: cfg.Clients}
+	b := &bencher{addr: strings.TrimPrefix(base, "http://"), auth: "Bearer " + secret, clients: cfg.Clients}
 
 	var results []benchResult
 	var failed int64
@@ -129,36 +125,40 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 	// Warm up connections and caches.
 	b.run(ctx, "warm-up", time.Second, "debits", func(w, i int) (int, error) {
-		return 1, b.post("/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"warm-%d-%d"}`, w, i))
+		return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"warm-%d-%d"}`, w, i))
 	})
 	phase(b.run(ctx, "POST /usage, 1 hot customer", cfg.Duration, "debits", func(w, i int) (int, error) {
-		return 1, b.post("/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"hot-%d-%d"}`, w, i))
+		return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"hot-%d-%d"}`, w, i))
 	}))
 	phase(b.run(ctx, fmt.Sprintf("POST /usage, %d customers", cfg.Customers), cfg.Duration, "debits", func(w, i int) (int, error) {
 		c := (w*7919 + i) % cfg.Customers
-		return 1, b.post("/api/v1/usage", fmt.Sprintf(`{"customer":"c%d","feature":"gpt-4o.tokens","quantity":%d,"idempotency_key":"spread-%d-%d"}`, c, 100+i%900, w, i))
+		return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"c%d","feature":"gpt-4o.tokens","quantity":%d,"idempotency_key":"spread-%d-%d"}`, c, 100+i%900, w, i))
 	}))
-	phase(b.run(ctx, fmt.Sprintf("POST /usage/batch (%d per request)", cfg.Batch), cfg.Duration, "debits", func(w, i int) (int, error) {
-		var sb strings.Builder
-		sb.WriteString(`{"events":[`)
-		for j := 0; j < cfg.Batch; j++ {
-			if j > 0 {
-				sb.WriteByte(',')
+	batch := func(name, tag string, customer func(w, i, j int) string) {
+		phase(b.run(ctx, fmt.Sprintf("POST /usage/batch (%d/req), %s", cfg.Batch, name), cfg.Duration, "debits", func(w, i int) (int, error) {
+			var sb strings.Builder
+			sb.WriteString(`{"events":[`)
+			for j := 0; j < cfg.Batch; j++ {
+				if j > 0 {
+					sb.WriteByte(',')
+				}
+				fmt.Fprintf(&sb, `{"customer":%q,"feature":"chat.request","quantity":1,"idempotency_key":"batch-%s-%d-%d-%d"}`, customer(w, i, j), tag, w, i, j)
 			}
-			fmt.Fprintf(&sb, `{"customer":"c%d","feature":"chat.request","quantity":1,"idempotency_key":"batch-%d-%d-%d"}`, (w*131+i*17+j)%cfg.Customers, w, i, j)
-		}
-		sb.WriteString(`]}`)
-		return cfg.Batch, b.postBatch(sb.String())
-	}))
+			sb.WriteString(`]}`)
+			return cfg.Batch, b.postBatch(w, sb.String())
+		}))
+	}
+	batch("1 hot customer", "hot", func(w, i, j int) string { return "hot" })
+	batch(fmt.Sprintf("%d customers", cfg.Customers), "spread", func(w, i, j int) string { return "c" + strconv.Itoa((w*131+i*17+j)%cfg.Customers) })
 	phase(b.run(ctx, "POST /holds + capture", cfg.Duration, "captures", func(w, i int) (int, error) {
 		var h struct {
 			ID string `json:"id"`
 		}
 		c := (w*31 + i) % cfg.Customers
-		if err := b.postJSON("/api/v1/holds", fmt.Sprintf(`{"customer":"c%d","credits":20,"ttl_seconds":60,"idempotency_key":"hold-%d-%d"}`, c, w, i), &h); err != nil {
+		if err := b.postJSON(w, "/api/v1/holds", fmt.Sprintf(`{"customer":"c%d","credits":20,"ttl_seconds":60,"idempotency_key":"hold-%d-%d"}`, c, w, i), &h); err != nil {
 			return 0, err
 		}
-		return 1, b.post("/api/v1/holds/"+h.ID+"/capture", fmt.Sprintf(`{"feature":"gpt-4o.tokens","quantity":%d}`, 1000+i%5000))
+		return 1, b.post(w, "/api/v1/holds/"+h.ID+"/capture", fmt.Sprintf(`{"feature":"gpt-4o.tokens","quantity":%d}`, 1000+i%5000))
 	}))
 	rss := srv.peakRSS()
 	srv.stop()
@@ -289,39 +289,104 @@ func (s *benchServer) stop() {
 	})
 }
 
+// bencher drives the API over raw keep-alive HTTP/1.1 connections, one per
+// client: a load generator must cost little CPU, or on a small machine it
+// measures itself (Go's http.Client costs about as much per request as the
+// server does).
 type bencher struct {
-	client  *http.Client
-	base    string
+	addr    string
 	auth    string
 	clients int
+	conns   []*benchConn
 }
 
-func (b *bencher) do(path, body string) (*http.Response, error) {
-	req, err := http.NewRequest("POST", b.base+path, strings.NewReader(body))
-	if err != nil {
-		return nil, err
+type benchConn struct {
+	addr string
+	c    net.Conn
+	r    *bufio.Reader
+	buf  []byte
+}
+
+func (b *bencher) conn(w int) *benchConn {
+	if b.conns == nil {
+		b.conns = make([]*benchConn, b.clients)
 	}
-	req.Header.Set("Authorization", b.auth)
-	req.Header.Set("Content-Type", "application/json")
-	return b.client.Do(req)
+	if b.conns[w] == nil {
+		b.conns[w] = &benchConn{addr: b.addr}
+	}
+	return b.conns[w]
 }
 
-func (b *bencher) post(path, body string) error {
-	return b.postJSON(path, body, nil)
+// roundTrip sends one POST and returns the status and body. It reconnects
+// once if the server closed the idle connection.
+func (c *benchConn) roundTrip(auth, path, body string) (int, []byte, error) {
+	for attempt := 0; ; attempt++ {
+		if c.c == nil {
+			conn, err := net.Dial("tcp", c.addr)
+			if err != nil {
+				return 0, nil, err
+			}
+			c.c, c.r = conn, bufio.NewReaderSize(conn, 64<<10)
+		}
+		c.buf = append(c.buf[:0], "POST "...)
+		c.buf = append(c.buf, path...)
+		c.buf = append(c.buf, " HTTP/1.1\r\nHost: bench\r\nAuthorization: "...)
+		c.buf = append(c.buf, auth...)
+		c.buf = append(c.buf, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+		c.buf = strconv.AppendInt(c.buf, int64(len(body)), 10)
+		c.buf = append(c.buf, "\r\n\r\n"...)
+		c.buf = append(c.buf, body...)
+		status, resp, err := c.send()
+		if err == nil || attempt > 0 {
+			return status, resp, err
+		}
+		c.c.Close()
+		c.c = nil
+	}
 }
 
-func (b *bencher) postJSON(path, body string, v any) error {
-	resp, err := b.do(path, body)
+func (c *benchConn) send() (int, []byte, error) {
+	if _, err := c.c.Write(c.buf); err != nil {
+		return 0, nil, err
+	}
+	line, err := c.r.ReadSlice('\n')
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(line) < 12 {
+		return 0, nil, fmt.Errorf("bad status line %q", line)
+	}
+	status, _ := strconv.Atoi(string(line[9:12]))
+	length := -1
+	for {
+		h, err := c.r.ReadSlice('\n')
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(h) <= 2 {
+			break
+		}
+		if len(h) > 16 && (h[0] == 'C' || h[0] == 'c') && strings.EqualFold(string(h[:15]), "Content-Length:") {
+			length, _ = strconv.Atoi(strings.TrimSpace(string(h[15:])))
+		}
+	}
+	if length < 0 {
+		return 0, nil, fmt.Errorf("response without Content-Length")
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		return 0, nil, err
+	}
+	return status, body, nil
+}
+
+func (b *bencher) postJSON(w int, path, body string, v any) error {
+	status, data, err := b.conn(w).roundTrip(b.auth, path, body)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s: %d %s", path, resp.StatusCode, bytes.TrimSpace(data))
+	if status/100 != 2 {
+		return fmt.Errorf("%s: %d %s", path, status, bytes.TrimSpace(data))
 	}
 	if v != nil {
 		return json.Unmarshal(data, v)
@@ -329,13 +394,15 @@ func (b *bencher) postJSON(path, body string, v any) error {
 	return nil
 }
 
-func (b *bencher) postBatch(body string) error {
+func (b *bencher) post(w int, path, body string) error { return b.postJSON(w, path, body, nil) }
+
+func (b *bencher) postBatch(w int, body string) error {
 	var res struct {
 		Data []struct {
 			Status int `json:"status"`
 		} `json:"data"`
 	}
-	if err := b.postJSON("/api/v1/usage/batch", body, &res); err != nil {
+	if err := b.postJSON(w, "/api/v1/usage/batch", body, &res); err != nil {
 		return err
 	}
 	for _, r := range res.Data {

@@ -23,7 +23,7 @@ CREATE TABLE wallets (
     daily_cap       INTEGER CHECK (daily_cap >= 0),
     monthly_cap     INTEGER CHECK (monthly_cap >= 0),
     updated_at      INTEGER NOT NULL
-);
+) WITHOUT ROWID; -- SQLite: the row lives in its primary-key B-tree (one page per update, not two)
 
 -- A grant of credits. Debits burn remaining down in burn order.
 CREATE TABLE lots (
@@ -83,7 +83,10 @@ CREATE TABLE entries (
     created_at      INTEGER NOT NULL
 );
 CREATE INDEX entries_customer ON entries (customer_id, id);
-CREATE INDEX entries_customer_feature ON entries (customer_id, feature, id) WHERE feature IS NOT NULL;
+-- No (customer_id, feature) index: every index is a random-page write per
+-- debit, and a feature filter on one customer's history scans that
+-- customer's entries newest first, which is fast for any feature in use.
+-- Dashboards read the rollups in usage_daily instead (docs/BENCHMARKS.md).
 
 -- Which lots each entry took credits from (debits, expiries, refunds, negative adjustments).
 CREATE TABLE entry_lots (
@@ -103,7 +106,7 @@ CREATE TABLE usage_daily (
     quantity    INTEGER NOT NULL,
     events      INTEGER NOT NULL,
     PRIMARY KEY (customer_id, day, feature)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE api_keys (
     id          TEXT PRIMARY KEY,             -- key_...
@@ -124,7 +127,7 @@ CREATE TABLE api_key_spend (
     day        TEXT NOT NULL,
     credits    INTEGER NOT NULL,
     PRIMARY KEY (api_key_id, day)
-);
+) WITHOUT ROWID;
 
 -- Every published price book version, immutable.
 CREATE TABLE price_books (
