@@ -442,3 +442,39 @@ type Quote struct {
 	Affordable   bool     `json:"affordable"`
 	Reason       string   `json:"reason,omitempty"` // why not: insufficient_credits or spend_limit_exceeded
 }
+
+// AdjustmentRequest is an admin's manual correction: positive credits add a
+// lot (source adjustment), negative credits take credits from the lots in
+// burn order. The reason is required: it is what the customer sees.
+type AdjustmentRequest struct {
+	Customer       string  `json:"customer"`
+	Credits        Credits `json:"credits"`
+	Reason         string  `json:"reason"`
+	IdempotencyKey string  `json:"idempotency_key,omitempty"`
+}
+
+// Validate checks an adjustment.
+func (r *AdjustmentRequest) Validate() error {
+	if r.Customer == "" {
+		return Errorf(CodeValidation, "customer is required").With("param", "customer")
+	}
+	if r.Credits == 0 || r.Credits > MaxCredits || r.Credits < -MaxCredits {
+		return Errorf(CodeValidation, "credits must be a non-zero amount: positive adds credits, negative removes them").With("param", "credits")
+	}
+	if r.Reason == "" {
+		return Errorf(CodeValidation, "reason is required: say why the balance changes").With("param", "reason")
+	}
+	if err := checkText("reason", r.Reason, 500); err != nil {
+		return err
+	}
+	return CheckIdempotencyKey(r.IdempotencyKey)
+}
+
+// Hash identifies the adjustment for idempotency (after Validate).
+func (r *AdjustmentRequest) Hash(customerID string) []byte {
+	h := newHasher("adjustment")
+	h.str(customerID)
+	h.int(int64(r.Credits))
+	h.str(r.Reason)
+	return h.sum()
+}

@@ -52,6 +52,9 @@ type Ledger interface {
 	DebitMany(ctx context.Context, reqs []UsageRequest) ([]Debit, []error)
 	// Grant adds a lot. customer_not_found, validation_failed, idempotency_conflict.
 	Grant(ctx context.Context, req GrantRequest) (Grant, error)
+	// Adjust corrects a balance by hand, either way. customer_not_found,
+	// validation_failed, insufficient_credits, idempotency_conflict.
+	Adjust(ctx context.Context, req AdjustmentRequest) (Entry, bool, error)
 	// CreateHold reserves credits. insufficient_credits, spend_limit_exceeded, idempotency_conflict.
 	CreateHold(ctx context.Context, req HoldRequest) (Hold, error)
 	// CaptureHold records usage against a hold. hold_not_found, hold_not_active.

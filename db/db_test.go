@@ -411,3 +411,38 @@ func TestLedgerIsAppendOnly(t *testing.T) {
 		t.Fatal("DELETE of ledger entries succeeded")
 	}
 }
+
+func TestAdjustments(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "c1", 10)
+	e, replayed, err := d.Adjust(ctx, billing.AdjustmentRequest{Customer: id, Credits: billing.CreditsOf(5), Reason: "goodwill", IdempotencyKey: "adj-1"})
+	if err != nil || replayed || e.Type != billing.EntryAdjustment || e.Amount != billing.CreditsOf(5) || e.BalanceAfter != billing.CreditsOf(15) || e.Lot == "" {
+		t.Fatalf("positive adjustment = %+v %v %v", e, replayed, err)
+	}
+	again, replayed, err := d.Adjust(ctx, billing.AdjustmentRequest{Customer: "c1", Credits: billing.CreditsOf(5), Reason: "goodwill", IdempotencyKey: "adj-1"})
+	if err != nil || !replayed || again.ID != e.ID {
+		t.Fatalf("replay = %+v %v %v", again, replayed, err)
+	}
+	// A removal burns lots in burn order (the adjustment lot, priority 30, before the purchase, 50).
+	e, _, err = d.Adjust(ctx, billing.AdjustmentRequest{Customer: id, Credits: -billing.CreditsOf(7), Reason: "duplicate top-up"})
+	if err != nil || e.Amount != -billing.CreditsOf(7) || e.BalanceAfter != billing.CreditsOf(8) || len(e.Burns) != 2 ||
+		e.Burns[0].Source != billing.SourceAdjustment || e.Burns[0].Credits != billing.CreditsOf(5) {
+		t.Fatalf("negative adjustment = %+v %v", e, err)
+	}
+	// Never below what is available, and nothing written when refused.
+	if _, _, err := d.Adjust(ctx, billing.AdjustmentRequest{Customer: id, Credits: -billing.CreditsOf(9), Reason: "too much"}); billing.ErrorCode(err) != billing.CodeInsufficientCredits {
+		t.Fatalf("removing more than the balance: %v", err)
+	}
+	if _, _, err := d.Adjust(ctx, billing.AdjustmentRequest{Customer: id, Credits: 0, Reason: "x"}); billing.ErrorCode(err) != billing.CodeValidation {
+		t.Fatalf("zero adjustment: %v", err)
+	}
+	if _, _, err := d.Adjust(ctx, billing.AdjustmentRequest{Customer: id, Credits: 1}); billing.ErrorCode(err) != billing.CodeValidation {
+		t.Fatalf("adjustment without a reason: %v", err)
+	}
+	b, _ := d.Balance(ctx, id)
+	if b.Balance != billing.CreditsOf(8) {
+		t.Fatalf("balance = %v", b.Balance)
+	}
+	mustVerify(t, d)
+}

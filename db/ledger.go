@@ -439,12 +439,16 @@ func (d *DB) Grant(ctx context.Context, req billing.GrantRequest) (billing.Grant
 }
 
 func (t *Tx) grant(customerID string, req *billing.GrantRequest) (billing.Grant, error) {
-	hash := req.Hash(customerID)
+	return t.grantAs(billing.EntryGrant, customerID, req, req.Hash(customerID))
+}
+
+// grantAs adds a lot with an entry of type typ (grant, or a positive adjustment).
+func (t *Tx) grantAs(typ, customerID string, req *billing.GrantRequest, hash []byte) (billing.Grant, error) {
 	if p, err := t.findKey(req.IdempotencyKey); err != nil || p != nil {
 		if err != nil {
 			return billing.Grant{}, err
 		}
-		if p.typ != billing.EntryGrant {
+		if p.typ != typ {
 			return billing.Grant{}, idempotencyConflict(req.IdempotencyKey)
 		}
 		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
@@ -481,7 +485,7 @@ func (t *Tx) grant(customerID string, req *billing.GrantRequest) (billing.Grant,
 	if lot.Remaining > 0 {
 		w.lots = append(w.lots, lot)
 	}
-	entryID, err := t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryGrant, amount: req.Credits,
+	entryID, err := t.insertEntry(entryRow{customerID: customerID, typ: typ, amount: req.Credits,
 		balanceAfter: plan.BalanceAfter, lotID: lot.ID, source: req.Source, reason: req.Reason, key: req.IdempotencyKey, hash: hash})
 	if err != nil {
 		return billing.Grant{}, err
@@ -586,4 +590,81 @@ func (d *DB) Backfill(ctx context.Context, items []BackfillItem) []error {
 		}
 	}
 	return errs
+}
+
+// Adjust corrects a customer's balance by hand and returns the entry it
+// wrote (replayed = true for a retry of the same request).
+func (d *DB) Adjust(ctx context.Context, req billing.AdjustmentRequest) (billing.Entry, bool, error) {
+	if err := req.Validate(); err != nil {
+		return billing.Entry{}, false, err
+	}
+	id, err := d.ResolveCustomer(ctx, req.Customer)
+	if err != nil {
+		return billing.Entry{}, false, err
+	}
+	var out billing.Entry
+	var replayed bool
+	err = d.Write(ctx, func(t *Tx) (err error) {
+		out, replayed, err = t.adjust(id, &req)
+		return err
+	})
+	return out, replayed, err
+}
+
+func (t *Tx) adjust(customerID string, req *billing.AdjustmentRequest) (billing.Entry, bool, error) {
+	hash := req.Hash(customerID)
+	var entryID int64
+	replayed := false
+	if p, err := t.findKey(req.IdempotencyKey); err != nil {
+		return billing.Entry{}, false, err
+	} else if p != nil {
+		if p.typ != billing.EntryAdjustment {
+			return billing.Entry{}, false, idempotencyConflict(req.IdempotencyKey)
+		}
+		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
+			return billing.Entry{}, false, err
+		}
+		entryID, replayed = p.id, true
+	} else if req.Credits > 0 {
+		g, err := t.grantAs(billing.EntryAdjustment, customerID, &billing.GrantRequest{Customer: customerID, Credits: req.Credits,
+			Source: billing.SourceAdjustment, Reason: req.Reason, IdempotencyKey: req.IdempotencyKey}, hash)
+		if err != nil {
+			return billing.Entry{}, false, err
+		}
+		if entryID, err = parseRowID("ent", g.ID); err != nil {
+			return billing.Entry{}, false, err
+		}
+	} else {
+		w, err := t.loadWallet(customerID)
+		if err != nil {
+			return billing.Entry{}, false, err
+		}
+		lots, err := t.liveLots(w)
+		if err != nil {
+			return billing.Entry{}, false, err
+		}
+		// A removal may not take more than is available: it never creates debt.
+		plan, err := billing.PlanDebit(billing.Wallet{Balance: w.Balance, Held: w.Held}, lots, -req.Credits, 0, false, t.Now)
+		if err != nil {
+			return billing.Entry{}, false, err
+		}
+		if entryID, err = t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryAdjustment, amount: req.Credits,
+			balanceAfter: plan.BalanceAfter, reason: req.Reason, key: req.IdempotencyKey, hash: hash}); err != nil {
+			return billing.Entry{}, false, err
+		}
+		if err := t.burn(w, entryID, plan.Burns); err != nil {
+			return billing.Entry{}, false, err
+		}
+		w.Balance = plan.BalanceAfter
+		if err := t.saveWallet(w); err != nil {
+			return billing.Entry{}, false, err
+		}
+	}
+	e, _, err := scanEntry(t.queryRow(`SELECT `+entryCols+` FROM entries e WHERE e.id = ?`, entryID))
+	if err != nil {
+		return e, false, err
+	}
+	entries := []billing.Entry{e}
+	err = attachBurns(t.query, entries, []int64{entryID})
+	return entries[0], replayed, err
 }

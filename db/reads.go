@@ -169,9 +169,7 @@ func (d *DB) FindEntries(ctx context.Context, f billing.EntryFilter) ([]billing.
 		where, args = append(where, "e.id < ?"), append(args, c)
 	}
 	args = append(args, limit+1)
-	rows, err := d.read.QueryContext(ctx, `SELECT e.id, e.customer_id, e.type, e.amount, e.held_delta, e.balance_after, e.feature,
-		e.quantity, e.price_version, e.lot_id, e.hold_id, e.source, e.reason, e.metadata, e.created_at
-		FROM entries e WHERE `+strings.Join(where, " AND ")+` ORDER BY e.id DESC LIMIT ?`, args...)
+	rows, err := d.read.QueryContext(ctx, `SELECT `+entryCols+` FROM entries e WHERE `+strings.Join(where, " AND ")+` ORDER BY e.id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -179,27 +177,9 @@ func (d *DB) FindEntries(ctx context.Context, f billing.EntryFilter) ([]billing.
 	var out []billing.Entry
 	var ids []int64
 	for rows.Next() {
-		var e billing.Entry
-		var id, created int64
-		var feature, hold, source, meta sql.NullString
-		var qty, pv, lot sql.NullInt64
-		if err := rows.Scan(&id, &e.Customer, &e.Type, &e.Amount, &e.HeldDelta, &e.BalanceAfter, &feature, &qty, &pv, &lot,
-			&hold, &source, &e.Reason, &meta, &created); err != nil {
+		e, id, err := scanEntry(rows)
+		if err != nil {
 			return nil, "", err
-		}
-		e.ID, e.Object, e.Feature, e.Hold, e.Source, e.CreatedAt = EntryID(id), "entry", feature.String, hold.String, source.String, fromMicros(created)
-		e.PriceVersion = pv.Int64
-		if qty.Valid {
-			q := billing.Quantity(qty.Int64)
-			e.Quantity = &q
-		}
-		if lot.Valid {
-			e.Lot = LotID(lot.Int64)
-		}
-		if meta.Valid {
-			if err := json.Unmarshal([]byte(meta.String), &e.Metadata); err != nil {
-				return nil, "", err
-			}
 		}
 		out = append(out, e)
 		ids = append(ids, id)
@@ -212,13 +192,44 @@ func (d *DB) FindEntries(ctx context.Context, f billing.EntryFilter) ([]billing.
 		out, ids = out[:limit], ids[:limit]
 		next = out[limit-1].ID
 	}
-	if err := d.attachBurns(ctx, out, ids); err != nil {
+	query := func(q string, args ...any) (*sql.Rows, error) { return d.read.QueryContext(ctx, q, args...) }
+	if err := attachBurns(query, out, ids); err != nil {
 		return nil, "", err
 	}
 	return out, next, nil
 }
 
-func (d *DB) attachBurns(ctx context.Context, entries []billing.Entry, ids []int64) error {
+const entryCols = `e.id, e.customer_id, e.type, e.amount, e.held_delta, e.balance_after, e.feature,
+	e.quantity, e.price_version, e.lot_id, e.hold_id, e.source, e.reason, e.metadata, e.created_at`
+
+func scanEntry(r rowScanner) (billing.Entry, int64, error) {
+	var e billing.Entry
+	var id, created int64
+	var feature, hold, source, meta sql.NullString
+	var qty, pv, lot sql.NullInt64
+	if err := r.Scan(&id, &e.Customer, &e.Type, &e.Amount, &e.HeldDelta, &e.BalanceAfter, &feature, &qty, &pv, &lot,
+		&hold, &source, &e.Reason, &meta, &created); err != nil {
+		return e, 0, err
+	}
+	e.ID, e.Object, e.Feature, e.Hold, e.Source, e.CreatedAt = EntryID(id), "entry", feature.String, hold.String, source.String, fromMicros(created)
+	e.PriceVersion = pv.Int64
+	if qty.Valid {
+		q := billing.Quantity(qty.Int64)
+		e.Quantity = &q
+	}
+	if lot.Valid {
+		e.Lot = LotID(lot.Int64)
+	}
+	if meta.Valid {
+		if err := json.Unmarshal([]byte(meta.String), &e.Metadata); err != nil {
+			return e, 0, err
+		}
+	}
+	return e, id, nil
+}
+
+// attachBurns fills each entry's burns: the lots it took credits from.
+func attachBurns(query func(string, ...any) (*sql.Rows, error), entries []billing.Entry, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -228,7 +239,7 @@ func (d *DB) attachBurns(ctx context.Context, entries []billing.Entry, ids []int
 	for i, id := range ids {
 		idx[id], ph[i], args[i] = i, "?", id
 	}
-	rows, err := d.read.QueryContext(ctx, `SELECT el.entry_id, el.lot_id, el.amount, l.source, l.reason, l.expires_at
+	rows, err := query(`SELECT el.entry_id, el.lot_id, el.amount, l.source, l.reason, l.expires_at
 		FROM entry_lots el JOIN lots l ON l.id = el.lot_id WHERE -- rowid: insertion order, which is burn order
 		 el.entry_id IN (`+strings.Join(ph, ",")+`) ORDER BY el.entry_id, el.rowid`, args...)
 	if err != nil {

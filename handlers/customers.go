@@ -159,3 +159,19 @@ func customerParam(c echo.Context) string {
 	}
 	return p
 }
+
+// POST /api/v1/adjustments corrects a balance by hand (admin).
+func (s *Server) createAdjustment(c echo.Context) error {
+	var req billing.AdjustmentRequest
+	if err := DecodeJSON(c.Request().Body, &req); err != nil {
+		return err
+	}
+	if err := idempotencyKey(c, &req.IdempotencyKey); err != nil {
+		return err
+	}
+	e, replayed, err := s.ledger.Adjust(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return created(c, replayed, e)
+}

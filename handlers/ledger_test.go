@@ -353,3 +353,31 @@ func TestNoPriceBook(t *testing.T) {
 	}
 	a.usage(cus, "chat.request", "1", "").want(t, http.StatusCreated)
 }
+
+func TestAdjustments(t *testing.T) {
+	a := newTestAPI(t)
+	cus := a.customer(t, "adjusted")
+	a.grant(t, cus, "10", "purchase")
+	body := map[string]any{"customer": "adjusted", "credits": -2.5, "reason": "Refund of a failed job"}
+	r := a.do("POST", "/api/v1/adjustments", a.Admin, body, "Idempotency-Key", "adj-1").want(t, http.StatusCreated)
+	if r.Body["type"] != "adjustment" || num(t, r.Body["amount"]) != "-2.5" || num(t, r.Body["balance_after"]) != "7.5" || r.Body["reason"] != "Refund of a failed job" {
+		t.Fatalf("adjustment: %s", r.Raw)
+	}
+	if burns, _ := r.Body["burns"].([]any); len(burns) != 1 {
+		t.Fatalf("adjustment burns: %s", r.Raw)
+	}
+	again := a.do("POST", "/api/v1/adjustments", a.Admin, body, "Idempotency-Key", "adj-1").want(t, http.StatusCreated)
+	if again.Body["id"] != r.Body["id"] || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %s", again.Raw)
+	}
+	up := a.do("POST", "/api/v1/adjustments", a.Admin, map[string]any{"customer": cus, "credits": 4, "reason": "Goodwill"}).want(t, http.StatusCreated)
+	if num(t, up.Body["balance_after"]) != "11.5" || up.Body["lot"] == nil {
+		t.Fatalf("positive adjustment: %s", up.Raw)
+	}
+	a.do("POST", "/api/v1/adjustments", a.Admin, map[string]any{"customer": cus, "credits": -100, "reason": "x"}).wantError(t, http.StatusPaymentRequired, billing.CodeInsufficientCredits)
+	a.do("POST", "/api/v1/adjustments", a.Admin, map[string]any{"customer": cus, "credits": 1}).wantError(t, http.StatusUnprocessableEntity, billing.CodeValidation)
+	a.do("POST", "/api/v1/adjustments", a.Meter, body).wantError(t, http.StatusForbidden, billing.CodeForbidden)
+	if b := a.balance(t, cus); num(t, b["balance"]) != "11.5" {
+		t.Fatalf("balance %v", b["balance"])
+	}
+}

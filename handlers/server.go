@@ -108,6 +108,7 @@ func (s *Server) routes() {
 	api.PUT("/customers/:id/limits", s.putLimits, admin)
 
 	api.POST("/grants", s.createGrant, admin)
+	api.POST("/adjustments", s.createAdjustment, admin)
 
 	api.POST("/usage", s.createUsage, meter)
 	api.POST("/usage/batch", s.createUsageBatch, meter)
