@@ -3,7 +3,7 @@
 GO ?= go
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: run test generate templ css bench fuzz-smoke tools clean
+.PHONY: run test generate templ css vendor bench fuzz-smoke tools clean
 
 ## run: serve Tally with demo data on ./tally.db
 run:
@@ -17,13 +17,19 @@ tools:
 	@bash .ci/setup
 
 ## generate: regenerate committed generated files (templ, CSS)
-generate: templ css
+generate: templ vendor css
 
 templ:
-	@if [ -d views ] && ls views/*.templ >/dev/null 2>&1; then $(GO) tool templ generate -path views; fi
+	$(GO) tool templ generate -path views >/dev/null
 
+## css: rebuild static/app.css with Tailwind (from npm, pinned in package-lock.json)
 css: tools
-	@if [ -f tailwind.config.js ]; then npx --no-install tailwindcss -c tailwind.config.js -i static/src/app.css -o static/app.css --minify 2>/dev/null; fi
+	npx --no-install tailwindcss -c tailwind.config.js -i static/src/app.css -o static/app.css --minify 2>/dev/null
+
+## vendor: copy htmx and its SSE extension from node_modules into static/vendor
+vendor: tools
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+	cp node_modules/htmx-ext-sse/dist/sse.js static/vendor/htmx-ext-sse.js
 
 ## bench: Go benchmarks of the hot paths
 bench:

@@ -55,7 +55,6 @@ func TestRoutingErrors(t *testing.T) {
 	}{
 		{"unknown API route", "GET", "/api/v1/invoices", 404, billing.CodeNotFound},
 		{"unknown nested route", "GET", "/api/v1/customers/x/invoices", 404, billing.CodeNotFound},
-		{"unknown root route", "GET", "/nope", 404, billing.CodeNotFound},
 		{"unknown version", "GET", "/api/v2/customers", 404, billing.CodeNotFound},
 		{"DELETE customers", "DELETE", "/api/v1/customers", 405, "method_not_allowed"},
 		{"GET usage", "GET", "/api/v1/usage", 405, "method_not_allowed"},
@@ -200,4 +199,13 @@ func TestClosedDatabase(t *testing.T) {
 	// faults: both 503 with nothing written, neither a 500.
 	a.usage(cus, "chat.request", "1", "").wantError(t, http.StatusServiceUnavailable, billing.CodeUnavailable)
 	a.do("GET", "/readyz", "", nil).wantError(t, http.StatusServiceUnavailable, billing.CodeStorageUnavailable)
+}
+
+// Outside the API, people meet errors as pages, not JSON.
+func TestUnknownPageIsHTML(t *testing.T) {
+	a := newTestAPI(t)
+	r := a.do("GET", "/nope", "", nil)
+	if r.Status != 404 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(r.Raw), `data-testid="error-page"`) {
+		t.Fatalf("GET /nope: %d %s %.200s", r.Status, r.Header.Get("Content-Type"), r.Raw)
+	}
 }

@@ -6,11 +6,13 @@ package handlers
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/tally-billing/tally/billing"
@@ -21,6 +23,7 @@ type Store interface {
 	billing.Ledger
 	billing.PriceBooks
 	billing.APIKeys
+	billing.Portal
 	Ping(ctx context.Context) error
 }
 
@@ -31,6 +34,7 @@ type Config struct {
 	LogRequests  bool     // one structured log line per request
 	Metrics      *Metrics // nil: a registry of the server's own
 	MetricsToken string   // when set, /metrics wants "Authorization: Bearer <token>"
+	Portal       PortalConfig
 }
 
 // Server is Tally's HTTP handler.
@@ -45,6 +49,9 @@ type Server struct {
 	limiters rateLimiters
 	draining func() bool
 	metrics  *Metrics
+	portal   billing.Portal
+	sessions *sessions.CookieStore
+	quit     chan struct{} // closed when the server drains: ends event streams
 }
 
 // New builds the routes.
@@ -58,8 +65,16 @@ func New(cfg Config, store Store) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{e: e, store: store, ledger: store, prices: store, keys: store, log: cfg.Logger, cfg: cfg,
-		draining: func() bool { return false }, metrics: cfg.Metrics}
-	e.HTTPErrorHandler = errorHandler(cfg.Logger, nil)
+		draining: func() bool { return false }, metrics: cfg.Metrics, portal: store, quit: make(chan struct{})}
+	if err := s.setupPortal(context.Background()); err != nil {
+		// Without stored keys, sessions still work until the next restart.
+		cfg.Logger.Warn("portal session keys not stored; sessions end at restart", "err", err)
+		k := make([]byte, 64)
+		rand.Read(k)
+		s.cfg.Portal.SessionKeys = [][]byte{k[:32], k[32:]}
+		s.setupPortal(context.Background())
+	}
+	e.HTTPErrorHandler = errorHandler(cfg.Logger, s.pageError)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		Generator: func() string { return newRequestID() },
 	}))
@@ -82,6 +97,16 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 
 // SetDraining tells /readyz whether the server is shutting down.
 func (s *Server) SetDraining(f func() bool) { s.draining = f }
+
+// Drain ends long-lived responses (event streams) so a graceful shutdown
+// does not wait for them.
+func (s *Server) Drain() {
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+}
 
 func (s *Server) routes() {
 	e := s.e
@@ -123,6 +148,9 @@ func (s *Server) routes() {
 	api.GET("/price-books", s.listPriceBooks, read)
 	api.GET("/price-books/:version", s.getPriceBookVersion, read)
 	api.POST("/price-books", s.publishPriceBook, admin)
+
+	api.POST("/portal-sessions", s.createPortalSession, meter)
+	s.portalRoutes()
 }
 
 func (s *Server) readyz(c echo.Context) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,10 @@ type serveConfig struct {
 	ShutdownGrace time.Duration
 	PprofAddr     string
 	MetricsToken  string
+	ProductName   string
+	BaseURL       string
+	SecureCookies bool
+	SessionKey    string
 }
 
 const serveUsage = `Usage: tally serve [flags]
@@ -52,6 +57,10 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", envDuration(getenv, "TALLY_READ_TIMEOUT", 10*time.Second), "cut clients that take longer to send a request (env TALLY_READ_TIMEOUT)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", envDuration(getenv, "TALLY_WRITE_TIMEOUT", 30*time.Second), "cut responses that take longer to write (env TALLY_WRITE_TIMEOUT)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", envDuration(getenv, "TALLY_SHUTDOWN_GRACE", 20*time.Second), "how long SIGTERM waits for in-flight requests (env TALLY_SHUTDOWN_GRACE)")
+	fs.StringVar(&cfg.ProductName, "product-name", envOr(getenv, "TALLY_PRODUCT_NAME", ""), "your product's name, for \"Back to <name>\" in the portal (env TALLY_PRODUCT_NAME; demo: Pixel AI)")
+	fs.StringVar(&cfg.BaseURL, "base-url", envOr(getenv, "TALLY_BASE_URL", ""), "public URL of Tally, for portal sign-in links (env TALLY_BASE_URL; default http://<addr>)")
+	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", envBool(getenv, "TALLY_SECURE_COOKIES", false), "mark cookies Secure; set when Tally is served over TLS (env TALLY_SECURE_COOKIES)")
+	fs.StringVar(&cfg.SessionKey, "session-key", envOr(getenv, "TALLY_SESSION_KEY", ""), "128 hex characters that sign and encrypt portal cookies; default: generated once and kept in the database (env TALLY_SESSION_KEY)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", envOr(getenv, "TALLY_METRICS_TOKEN", ""), "require 'Authorization: Bearer <token>' on /metrics; open when empty (env TALLY_METRICS_TOKEN)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", envOr(getenv, "TALLY_PPROF_ADDR", ""), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env TALLY_PPROF_ADDR)")
 	if err := parse(fs, args); err != nil {
@@ -94,9 +103,23 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}
 
 	var draining atomic.Bool
+	portal := handlers.PortalConfig{ProductName: cfg.ProductName, BaseURL: cfg.BaseURL, Demo: cfg.Demo, SecureCookies: cfg.SecureCookies}
+	if portal.ProductName == "" && cfg.Demo {
+		portal.ProductName = "Pixel AI"
+	}
+	if portal.BaseURL == "" {
+		portal.BaseURL = base
+	}
+	if cfg.SessionKey != "" {
+		k, err := hex.DecodeString(cfg.SessionKey)
+		if err != nil || len(k) != 64 {
+			return fmt.Errorf("--session-key must be 128 hex characters (64 random bytes), e.g. from: openssl rand -hex 64")
+		}
+		portal.SessionKeys = [][]byte{k[:32], k[32:]}
+	}
 	metrics := handlers.NewMetrics()
 	d.SetBatchObserver(metrics.ObserveBatch)
-	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken}, d)
+	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal}, d)
 	h.SetDraining(draining.Load)
 	srv := &http.Server{
 		Handler:           h,
@@ -132,6 +155,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}
 	log.Info("shutting down: draining in-flight requests", "grace", cfg.ShutdownGrace)
 	draining.Store(true)
+	h.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(sctx)

@@ -1,0 +1,30 @@
+// Tally's pages work without this file; it adds what HTML cannot do alone.
+(function () {
+  "use strict";
+  // The customer's time zone, so the server renders dates in it.
+  try {
+    var tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (tz && document.cookie.indexOf("tz=" + encodeURIComponent(tz)) < 0) {
+      document.cookie = "tz=" + encodeURIComponent(tz) + "; path=/; max-age=31536000; samesite=lax";
+    }
+  } catch (e) {}
+
+  // htmx sends the CSRF token (from <meta name="csrf-token">) with every request.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var m = document.querySelector('meta[name="csrf-token"]');
+    if (m) evt.detail.headers["X-CSRF-Token"] = m.content;
+  });
+
+  // A flash message fades out after a while; its close button works at once.
+  function wireFlash(root) {
+    (root || document).querySelectorAll("[data-flash]").forEach(function (el) {
+      if (el.dataset.wired) return;
+      el.dataset.wired = "1";
+      var close = el.querySelector("[data-flash-close]");
+      if (close) close.addEventListener("click", function () { el.remove(); });
+      if (el.dataset.flash !== "sticky") setTimeout(function () { el.remove(); }, 8000);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { wireFlash(); });
+  document.addEventListener("htmx:afterSwap", function (evt) { wireFlash(evt.target); });
+})();

@@ -1,0 +1,45 @@
+package views
+
+import "github.com/tally-billing/tally/billing"
+
+// Shell is what every page's frame needs.
+type Shell struct {
+	Title       string
+	Assets      AssetURLs
+	CSRF        string // token for forms (_csrf) and htmx (X-CSRF-Token)
+	Fmt         Fmt
+	ProductName string // "Back to <ProductName>"
+	ReturnURL   string // where "Back to" goes; empty hides it
+	Nav         string // active tab: overview, usage, ledger, settings
+	Flash       *Flash
+	Demo        bool
+	Customer    *CustomerHeader // nil on public pages
+}
+
+// AssetURLs are the fingerprinted URLs of the embedded assets.
+type AssetURLs struct {
+	CSS, JS, HTMX, SSE string
+}
+
+// Flash is a one-time message after an action ("Spend limits saved.").
+type Flash struct {
+	Kind    string // success, error, info
+	Message string
+}
+
+// CustomerHeader is the signed-in customer and their live balance.
+type CustomerHeader struct {
+	ID      string
+	Name    string
+	Email   string
+	Balance BalanceView
+}
+
+// BalanceView is the header balance: what a customer checks first.
+type BalanceView struct {
+	Balance   billing.Credits
+	Available billing.Credits
+	Held      billing.Credits
+	Low       bool // under the customer's low-balance threshold
+	Depleted  bool // nothing available
+}
