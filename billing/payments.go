@@ -2,6 +2,8 @@ package billing
 
 import (
 	"context"
+	"math"
+	"math/bits"
 	"time"
 )
 
@@ -135,4 +137,221 @@ type PaymentProvider interface {
 	// PaymentEvent. invalid_request when the signature is missing, wrong or
 	// stale; ok is false for event types Tally ignores.
 	ParseEvent(payload []byte, signature string) (ev PaymentEvent, ok bool, err error)
+}
+
+// Top-up states.
+const (
+	TopUpPending        = "pending"
+	TopUpRequiresAction = "requires_action"
+	TopUpSucceeded      = "succeeded"
+	TopUpFailed         = "failed"
+	TopUpRefunded       = "refunded"
+)
+
+// Top-up origins.
+const (
+	OriginPortal     = "portal"
+	OriginAutoRefill = "auto_refill"
+	OriginAPI        = "api"
+)
+
+// TopUp is a purchase of credits with a saved card.
+type TopUp struct {
+	ID              string     `json:"id"`
+	Object          string     `json:"object"`
+	Customer        string     `json:"customer"`
+	Origin          string     `json:"origin"`
+	PackID          string     `json:"pack,omitempty"`
+	Description     string     `json:"description"`
+	Credits         Credits    `json:"credits"`
+	Price           Money      `json:"price"`
+	Status          string     `json:"status"`
+	Provider        string     `json:"provider"`
+	PaymentID       string     `json:"payment_id,omitempty"`
+	CardBrand       string     `json:"card_brand,omitempty"`
+	CardLast4       string     `json:"card_last4,omitempty"`
+	FailureReason   string     `json:"failure_reason,omitempty"`
+	NextActionURL   string     `json:"next_action_url,omitempty"`
+	ReceiptURL      string     `json:"receipt_url,omitempty"`
+	Lot             string     `json:"lot,omitempty"`
+	RefundableUntil *time.Time `json:"refundable_until,omitempty"`
+	RefundedCredits Credits    `json:"refunded_credits"`
+	RefundedAmount  int64      `json:"refunded_amount"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+
+	Replayed bool `json:"-"`
+}
+
+// PaymentPolicy is how purchases become lots and what can be bought.
+type PaymentPolicy struct {
+	// RefundWindow: purchased credits can be refunded for this long
+	// ("credits do not expire, but become non-refundable after 30 days").
+	RefundWindow time.Duration
+	// PurchaseExpiry, when set, makes purchased credits expire this long
+	// after the purchase (an admin's default expiry policy). 0: never.
+	PurchaseExpiry time.Duration
+	// CustomMin and CustomMax bound a custom top-up amount (minor units).
+	CustomMin, CustomMax int64
+}
+
+// DefaultPaymentPolicy: 30-day refunds, no expiry, custom top-ups $5-$1,000.
+var DefaultPaymentPolicy = PaymentPolicy{RefundWindow: 30 * 24 * time.Hour, CustomMin: 5_00, CustomMax: 1000_00}
+
+// BaseRate is the pack custom amounts are priced by: the smallest pack
+// (the most a credit costs), so a custom amount never undercuts a pack.
+func (pb *PriceBook) BaseRate() (CreditPack, bool) {
+	if pb == nil || len(pb.Packs) == 0 {
+		return CreditPack{}, false
+	}
+	best := pb.Packs[0]
+	for _, p := range pb.Packs[1:] {
+		// credits/price lower is a dearer credit: compare cross-multiplied.
+		if int64(p.Credits)*best.Price.Amount < int64(best.Credits)*p.Price.Amount {
+			best = p
+		}
+	}
+	return best, true
+}
+
+// CustomCredits prices a custom top-up of amount minor units at the base
+// rate, rounded down to the millicredit.
+func CustomCredits(pb *PriceBook, amount int64, pol PaymentPolicy) (Credits, Money, error) {
+	base, ok := pb.BaseRate()
+	if !ok {
+		return 0, Money{}, Errorf(CodeValidation, "custom amounts need a credit pack in the price book to price them")
+	}
+	if amount < pol.CustomMin || amount > pol.CustomMax {
+		return 0, Money{}, Errorf(CodeValidation, "a custom top-up must be between %d and %d (in minor units of %s)", pol.CustomMin, pol.CustomMax, base.Price.Currency).
+			With("param", "amount").With("min", pol.CustomMin).With("max", pol.CustomMax)
+	}
+	// amount * credits / price fits in 64 bits: amount <= 1e8, credits <= 1e15 ... use 128-bit to be safe.
+	c := mulDivFloor(amount, int64(base.Credits), base.Price.Amount)
+	return Credits(c), Money{Amount: amount, Currency: base.Price.Currency}, nil
+}
+
+// PriceForCredits is what credits cost at the base rate, rounded up to the
+// minor unit (a custom amount is never free), and at least CustomMin.
+func PriceForCredits(pb *PriceBook, credits Credits, pol PaymentPolicy) (Money, error) {
+	base, ok := pb.BaseRate()
+	if !ok {
+		return Money{}, Errorf(CodeValidation, "custom amounts need a credit pack in the price book to price them")
+	}
+	num := mulDivFloor(int64(credits), base.Price.Amount, 1)
+	amount := num / int64(base.Credits)
+	if num%int64(base.Credits) != 0 {
+		amount++
+	}
+	amount = max(amount, pol.CustomMin)
+	if amount > pol.CustomMax {
+		return Money{}, Errorf(CodeValidation, "that is more than the largest top-up allowed")
+	}
+	return Money{Amount: amount, Currency: base.Price.Currency}, nil
+}
+
+func mulDivFloor(a, b, c int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	if hi >= uint64(c) {
+		return math.MaxInt64
+	}
+	q, _ := bits.Div64(hi, lo, uint64(c))
+	return int64(q)
+}
+
+// RefundFor is the refund of unused credits of a purchase: the unused share
+// of the price, rounded up to the minor unit (the customer's favour), never
+// more than was paid.
+func RefundFor(t TopUp, unused Credits) int64 {
+	if unused <= 0 || t.Credits <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(t.Price.Amount), uint64(unused))
+	q, r := bits.Div64(hi, lo, uint64(t.Credits))
+	amt := int64(q)
+	if r != 0 {
+		amt++
+	}
+	return min(amt, t.Price.Amount-t.RefundedAmount)
+}
+
+// Refill modes.
+const (
+	RefillPack   = "pack"   // buy a credit pack
+	RefillTarget = "target" // bring the balance back up to Target
+)
+
+// RefillSettings are a customer's auto-refill choices.
+type RefillSettings struct {
+	Enabled            bool    `json:"enabled"`
+	Threshold          Credits `json:"threshold"`
+	Mode               string  `json:"mode"`
+	PackID             string  `json:"pack,omitempty"`
+	Target             Credits `json:"target,omitempty"`
+	MaxRefillsPerMonth *int    `json:"max_refills_per_month"`
+	MaxAmountPerMonth  *int64  `json:"max_amount_per_month"`
+	Failures           int     `json:"failures"`
+	PausedReason       string  `json:"paused_reason,omitempty"`
+}
+
+// Validate checks refill settings against the price book.
+func (r *RefillSettings) Validate(pb *PriceBook) error {
+	if r.Threshold < 0 || r.Threshold > MaxCredits {
+		return Errorf(CodeValidation, "the threshold must be zero or more").With("param", "threshold")
+	}
+	switch r.Mode {
+	case RefillPack:
+		if _, ok := pb.Pack(r.PackID); !ok {
+			return Errorf(CodeValidation, "choose a credit pack to buy").With("param", "pack")
+		}
+	case RefillTarget:
+		if r.Target <= r.Threshold {
+			return Errorf(CodeValidation, "the balance to refill to must be above the threshold").With("param", "target")
+		}
+		if r.Target > MaxCredits {
+			return Errorf(CodeValidation, "the balance to refill to is too large").With("param", "target")
+		}
+	default:
+		return Errorf(CodeValidation, "choose what to buy: a pack, or refill to a balance").With("param", "mode")
+	}
+	if r.MaxRefillsPerMonth != nil && (*r.MaxRefillsPerMonth < 1 || *r.MaxRefillsPerMonth > 1000) {
+		return Errorf(CodeValidation, "at most 1 to 1,000 refills a month").With("param", "max_refills_per_month")
+	}
+	if r.MaxAmountPerMonth != nil && (*r.MaxAmountPerMonth < 1 || *r.MaxAmountPerMonth > 1_000_000_00) {
+		return Errorf(CodeValidation, "the monthly amount ceiling must be more than zero").With("param", "max_amount_per_month")
+	}
+	return nil
+}
+
+// RefillBackoff is how long after a failed refill the next attempt waits;
+// after the last, auto-refill pauses.
+var RefillBackoff = []time.Duration{time.Hour, 6 * time.Hour, 24 * time.Hour}
+
+// MaxRefillFailures pauses auto-refill after this many failures in a row.
+const MaxRefillFailures = 3
+
+// BillingEvent is something a customer should hear about (a declined
+// refill, auto-refill paused, a dispute); the portal shows it as a banner.
+type BillingEvent struct {
+	ID        int64     `json:"id"`
+	Customer  string    `json:"customer"`
+	Type      string    `json:"type"`
+	Message   string    `json:"message"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Billing event types.
+const (
+	EventRefillFailed         = "refill.failed"
+	EventRefillPaused         = "refill.paused"
+	EventRefillNeedsAuth      = "refill.requires_action"
+	EventRefillCeilingReached = "refill.ceiling_reached"
+	EventTopUpDisputed        = "top_up.disputed"
+)
+
+// RefillJob is one auto-refill to run: created by the debit that took the
+// balance below the threshold, stored so it survives restarts.
+type RefillJob struct {
+	ID         string
+	CustomerID string
+	Attempts   int // declined attempts so far
 }

@@ -51,9 +51,10 @@ type DB struct {
 	// customer exists, so the cache never goes stale.
 	customerIDs sync.Map
 
-	pb   priceBookCache
-	subs subscribers
-	keys apiKeyCache
+	pb       priceBookCache
+	subs     subscribers
+	keys     apiKeyCache
+	refillCh chan struct{}
 }
 
 // Open opens (creating if needed) the database at path, applies pending
@@ -118,7 +119,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
 	read.SetConnMaxIdleTime(0)
-	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger}
+	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger, refillCh: make(chan struct{}, 1)}
 	d.w, err = newWriter(d, write, opts.MaxBatch)
 	if err != nil {
 		read.Close()

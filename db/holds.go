@@ -77,7 +77,11 @@ func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Ho
 		h.ID, customerID, int64(h.Credits), micros(h.ExpiresAt), micros(now), nullStr(keyID)); err != nil {
 		return billing.Hold{}, err
 	}
+	before := w.Available()
 	w.Held += req.Credits
+	if err := t.checkRefill(w, before); err != nil {
+		return billing.Hold{}, err
+	}
 	if _, err := t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryHold, heldDelta: req.Credits,
 		balanceAfter: w.Balance, holdID: h.ID, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash}); err != nil {
 		return billing.Hold{}, err
@@ -231,8 +235,12 @@ func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billin
 	if err := t.burn(w, entryID, plan.Burns); err != nil {
 		return h, err
 	}
+	before := w.Available()
 	w.Balance, w.Debt, w.Held = plan.BalanceAfter, w.Debt+plan.DebtIncrease, w.Held-h.Credits
 	if err := t.saveWallet(w); err != nil {
+		return h, err
+	}
+	if err := t.checkRefill(w, before); err != nil {
 		return h, err
 	}
 	if err := t.recordUsage(h.Customer, f.Key, q, charge, keyID); err != nil {

@@ -384,8 +384,12 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 	if err := t.burn(w, entryID, plan.Burns); err != nil {
 		return billing.Debit{}, err
 	}
+	before := w.Available()
 	w.Balance, w.Debt = plan.BalanceAfter, w.Debt+plan.DebtIncrease
 	if err := t.saveWallet(w); err != nil {
+		return billing.Debit{}, err
+	}
+	if err := t.checkRefill(w, before); err != nil {
 		return billing.Debit{}, err
 	}
 	if err := t.recordUsage(customerID, f.Key, q, charge, keyID); err != nil {

@@ -31,6 +31,7 @@ type wallet struct {
 	billing.Wallet
 	daily, monthly *billing.Credits
 	lots           []billing.Lot             // remaining > 0, any order
+	refillAt       *billing.Credits          // auto-refill threshold, nil when off or paused
 	dirty          bool                      // wallet row needs writing
 	dirtyLots      map[int64]billing.Credits // lot id -> remaining to write
 }
@@ -119,6 +120,9 @@ func (t *Tx) readWallet(customerID string) (*wallet, error) {
 		return nil, err
 	}
 	w.daily, w.monthly = creditsPtr(daily), creditsPtr(monthly)
+	if w.refillAt, err = t.refillTrigger(customerID); err != nil {
+		return nil, err
+	}
 	rows, err := t.query(`SELECT `+lotCols+` FROM lots WHERE customer_id = ? AND remaining > 0`, customerID)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,115 @@
+package db_test
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"testing"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+func rawCount(t *testing.T, d interface{ Path() string }, query string, args ...any) int {
+	t.Helper()
+	raw, err := sql.Open("sqlite", d.Path()+"?_pragma=query_only(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var n int
+	if err := raw.QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestTopUpGrantsExactlyOnce: the synchronous answer, a replay of it and the
+// webhook (twice) all say "succeeded"; the credits are granted once.
+func TestTopUpGrantsExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "buyer", 0)
+	tu, created, err := d.CreateTopUp(ctx, billing.TopUp{Customer: id, Origin: billing.OriginPortal, Description: "Starter",
+		Credits: billing.CreditsOf(1000), Price: billing.Money{Amount: 1000, Currency: "usd"}, Provider: "sandbox"}, "click-1", "")
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	again, created, err := d.CreateTopUp(ctx, billing.TopUp{Customer: id, Origin: billing.OriginPortal, Description: "Starter",
+		Credits: billing.CreditsOf(1000), Price: billing.Money{Amount: 1000, Currency: "usd"}, Provider: "sandbox"}, "click-1", "")
+	if err != nil || created || again.ID != tu.ID {
+		t.Fatalf("double click made another top-up: %v %v", again.ID, err)
+	}
+	pol := billing.DefaultPaymentPolicy
+	p := billing.Payment{ProviderID: "pi_1", Status: billing.PaymentSucceeded}
+	ev := billing.PaymentEvent{ID: "evt_1", Type: billing.EventPaymentSucceeded, PaymentID: "pi_1", TopUpID: tu.ID}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				if _, err := d.RecordPayment(ctx, tu.ID, p, pol); err != nil {
+					t.Error(err)
+				}
+			} else if _, err := d.ApplyPaymentEvent(ctx, "sandbox", ev, pol); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	b, _ := d.Balance(ctx, id)
+	if b.Balance != billing.CreditsOf(1000) {
+		t.Fatalf("balance %v after one paid top-up answered 8 times", b.Balance)
+	}
+	if n := rawCount(t, d, `SELECT COUNT(*) FROM payment_events`); n != 1 {
+		t.Fatalf("%d events stored", n)
+	}
+	got, _ := d.FindTopUp(ctx, tu.ID)
+	if got.Status != billing.TopUpSucceeded || got.Lot == "" || got.RefundableUntil == nil {
+		t.Fatalf("top-up %+v", got)
+	}
+	// A late failure event does not undo a success (out of order).
+	d.ApplyPaymentEvent(ctx, "sandbox", billing.PaymentEvent{ID: "evt_0", Type: billing.EventPaymentFailed, PaymentID: "pi_1"}, pol)
+	if got, _ := d.FindTopUp(ctx, tu.ID); got.Status != billing.TopUpSucceeded {
+		t.Fatalf("late failure changed a succeeded top-up: %s", got.Status)
+	}
+	mustVerify(t, d)
+}
+
+// TestRefillJobOncePerCrossing: 100 concurrent debits take the balance
+// below the threshold together; exactly one refill job is queued.
+func TestRefillJobOncePerCrossing(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "auto", 300)
+	if err := d.SaveRefillSettings(ctx, id, billing.RefillSettings{Enabled: true, Threshold: billing.CreditsOf(200), Mode: billing.RefillTarget, Target: billing.CreditsOf(500)}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "chat.request", Quantity: qty(2)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := rawCount(t, d, `SELECT COUNT(*) FROM refill_jobs WHERE customer_id = ?`, id); n != 1 {
+		t.Fatalf("%d refill jobs for one crossing", n)
+	}
+	select {
+	case <-d.RefillSignal():
+	default:
+		t.Fatal("the runner was not signalled")
+	}
+	job, ok, err := d.ClaimRefillJob(ctx)
+	if err != nil || !ok || job.CustomerID != id {
+		t.Fatalf("claim: %+v %v %v", job, ok, err)
+	}
+	if _, ok, _ := d.ClaimRefillJob(ctx); ok {
+		t.Fatal("a running job was claimed twice")
+	}
+	mustVerify(t, d)
+}
