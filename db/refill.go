@@ -10,7 +10,6 @@ import (
 	"github.com/tally-billing/tally/billing"
 )
 
-
 // refillTrigger loads the auto-refill threshold the writer watches for a
 // customer (nil when auto-refill is off or paused).
 func (t *Tx) refillTrigger(customerID string) (*billing.Credits, error) {
