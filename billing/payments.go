@@ -110,9 +110,12 @@ const (
 )
 
 // PaymentProvider is a card processor: Stripe, or the offline sandbox that
-// mimics Stripe's test cards. Errors: card_declined (with the reason in the
-// message), payment_provider_error (the provider is unreachable or refused
-// the request; nothing was charged unless a later event says so).
+// mimics Stripe's test cards. A declined card is an outcome, not an error:
+// Charge returns a Payment with status failed and the reason. Errors:
+// validation_failed, not_found, no_payment_method, idempotency_conflict,
+// nothing_to_refund, invalid_request (a bad webhook signature) and
+// payment_provider_error (the provider is unreachable or refused the
+// request; nothing was charged unless a later event says so).
 type PaymentProvider interface {
 	// Name is "stripe" or "sandbox".
 	Name() string
@@ -354,4 +357,19 @@ type RefillJob struct {
 	ID         string
 	CustomerID string
 	Attempts   int // declined attempts so far
+}
+
+// TopUpRequest is one purchase: a pack, or a custom amount.
+type TopUpRequest struct {
+	PackID string
+	Amount int64 // custom amount in minor units (when PackID is empty)
+	// Credits buys exactly this many credits at the base rate (auto-refill's
+	// "bring the balance back up to N").
+	Credits Credits
+	// Key identifies the click (or refill attempt): the same key is the same
+	// purchase, so a double click or a resubmitted form charges once.
+	Key        string
+	Origin     string
+	ReturnURL  string // where the customer comes back after authenticating
+	OffSession bool
 }

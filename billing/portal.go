@@ -36,6 +36,28 @@ func (s CustomerSettings) Threshold(lastTopUp Credits) Credits {
 	return lastTopUp / 10
 }
 
+// SpendControls are what a customer sets for themselves in the portal: the
+// daily and monthly caps (nil: no cap) and the low-balance threshold (nil:
+// the default, 10% of the last top-up). The overdraft limit is not among
+// them: only the product sets it.
+type SpendControls struct {
+	DailyCap            *Credits
+	MonthlyCap          *Credits
+	LowBalanceThreshold *Credits
+}
+
+// Validate checks spend controls with the rules of Limits.Validate; the
+// error's param names the field at fault.
+func (sc SpendControls) Validate() error {
+	if err := (Limits{DailyCap: sc.DailyCap, MonthlyCap: sc.MonthlyCap}).Validate(); err != nil {
+		return err
+	}
+	if t := sc.LowBalanceThreshold; t != nil && (*t < 0 || *t > MaxCredits) {
+		return Errorf(CodeValidation, "low_balance_threshold must be zero or more (null restores the default)").With("param", "low_balance_threshold")
+	}
+	return nil
+}
+
 // Portal is what the customer portal needs from storage beyond the Ledger.
 type Portal interface {
 	// CreatePortalSession makes a single-use sign-in link token.
@@ -44,10 +66,33 @@ type Portal interface {
 	UsePortalSession(ctx context.Context, token string) (PortalSignIn, error)
 	FindCustomerSettings(ctx context.Context, customerID string) (CustomerSettings, error)
 	UpdateCustomerSettings(ctx context.Context, customerID string, s CustomerSettings) error
+	// UpdateSpendControls saves a customer's caps and low-balance threshold
+	// in one transaction and keeps their overdraft limit.
+	// customer_not_found, validation_failed.
+	UpdateSpendControls(ctx context.Context, customerID string, sc SpendControls) error
+	// CustomerSpend is what the customer has spent in the current UTC day and
+	// month: the figures their spend caps are checked against (open holds
+	// count too; they are in Balance.Held).
+	CustomerSpend(ctx context.Context, customerID string) (Spend, error)
 	// LastTopUp is the credits of the customer's last purchase (0 if none).
 	LastTopUp(ctx context.Context, customerID string) (Credits, error)
 	// Subscribe signals after each commit that changes the customer's wallet.
 	Subscribe(customerID string) (<-chan struct{}, func())
 	// Secret returns a named random secret, created on first use.
 	Secret(ctx context.Context, name string, n int) ([]byte, error)
+	// FindLots lists every lot of a customer, newest first, including used
+	// up, expired and frozen ones; limit 1 to 500 (0: 100). An unknown
+	// customer has none.
+	FindLots(ctx context.Context, customerID string, limit int) ([]LotView, error)
+	// FindUsageFacets returns the features a customer has used and the tags
+	// of their recent usage, to offer as filters.
+	FindUsageFacets(ctx context.Context, customerID string) (UsageFacets, error)
+}
+
+// UsageFacets are what a customer's usage can be filtered by: the features
+// they have used and the metadata tags (key -> values seen) their product
+// attaches to usage, such as user or project.
+type UsageFacets struct {
+	Features []string
+	Tags     map[string][]string
 }

@@ -103,12 +103,15 @@ func (d *DB) FindCustomerSettings(ctx context.Context, customerID string) (billi
 
 // UpdateCustomerSettings saves a customer's settings.
 func (d *DB) UpdateCustomerSettings(ctx context.Context, customerID string, s billing.CustomerSettings) error {
-	return d.Write(ctx, func(t *Tx) error {
-		_, err := t.exec(`INSERT INTO customer_settings (customer_id, low_balance_threshold, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (customer_id) DO UPDATE SET low_balance_threshold = excluded.low_balance_threshold, updated_at = excluded.updated_at`,
-			customerID, nullCredits(s.LowBalanceThreshold), micros(t.Now))
-		return err
-	})
+	return d.Write(ctx, func(t *Tx) error { return t.saveCustomerSettings(customerID, s) })
+}
+
+// saveCustomerSettings writes a customer's settings row.
+func (t *Tx) saveCustomerSettings(customerID string, s billing.CustomerSettings) error {
+	_, err := t.exec(`INSERT INTO customer_settings (customer_id, low_balance_threshold, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (customer_id) DO UPDATE SET low_balance_threshold = excluded.low_balance_threshold, updated_at = excluded.updated_at`,
+		customerID, nullCredits(s.LowBalanceThreshold), micros(t.Now))
+	return err
 }
 
 // LastTopUp returns the credits of the customer's most recent purchase grant
@@ -120,4 +123,36 @@ func (d *DB) LastTopUp(ctx context.Context, customerID string) (billing.Credits,
 		return 0, nil
 	}
 	return c, err
+}
+
+// UpdateSpendControls saves the caps and the low-balance threshold a
+// customer sets in the portal. One transaction, so a page never shows half
+// a save; the overdraft limit is read and kept inside it, so a change the
+// product makes meanwhile is not overwritten.
+func (d *DB) UpdateSpendControls(ctx context.Context, customerID string, sc billing.SpendControls) error {
+	if err := sc.Validate(); err != nil {
+		return err
+	}
+	id, err := d.ResolveCustomer(ctx, customerID)
+	if err != nil {
+		return err
+	}
+	return d.Write(ctx, func(t *Tx) error {
+		w, err := t.loadWallet(id)
+		if err != nil {
+			return err
+		}
+		w.daily, w.monthly = sc.DailyCap, sc.MonthlyCap
+		if err := t.saveWallet(w); err != nil {
+			return err
+		}
+		return t.saveCustomerSettings(id, billing.CustomerSettings{LowBalanceThreshold: sc.LowBalanceThreshold})
+	})
+}
+
+// CustomerSpend is what a customer has spent today and this month (UTC),
+// read from the same rollups the spend caps are checked against.
+func (d *DB) CustomerSpend(ctx context.Context, customerID string) (billing.Spend, error) {
+	read := func(q string, args ...any) *sql.Row { return d.read.QueryRowContext(ctx, q, args...) }
+	return spendOf(read, "usage_daily", "customer_id", customerID, d.now())
 }

@@ -78,6 +78,9 @@ func asDomainError(err error) error {
 		return billing.Errorf(billing.CodeRequestTooLarge, "The request body is too large.")
 	case http.StatusUnauthorized:
 		return billing.Errorf(billing.CodeUnauthorized, "Authentication required.")
+	case http.StatusForbidden:
+		// Echo's CSRF middleware refuses cross-site form posts this way.
+		return billing.Errorf(billing.CodeForbidden, "This request came from another site and was refused. Reload the page and try again.")
 	case http.StatusServiceUnavailable:
 		return billing.Errorf(billing.CodeUnavailable, "Unavailable; retry shortly.")
 	case http.StatusBadRequest:

@@ -110,6 +110,7 @@ func (s *Server) portalRoutes() {
 	p.GET("/partials/balance", s.balancePartial)
 	p.GET("/events", s.events)
 	s.portalPages(p)
+	s.billingRoutes(p)
 }
 
 // session reads the portal session; ok is false when nobody is signed in
@@ -145,8 +146,11 @@ func (s *Server) requireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return c.Redirect(http.StatusSeeOther, "/?signed_out=1")
 		}
-		// Refresh the idle timer at most once a minute (each refresh re-sends the cookie).
-		if seen, _ := sess.Values["seen"].(int64); time.Now().Unix()-seen > 60 && c.Path() != "/portal/events" {
+		// Refresh the idle timer at most once a minute (each refresh re-sends
+		// the cookie). The live balance (its stream and its polling) is not
+		// the customer's doing: an unattended tab must still time out.
+		background := c.Path() == "/portal/events" || c.Path() == "/portal/partials/balance"
+		if seen, _ := sess.Values["seen"].(int64); time.Now().Unix()-seen > 60 && !background {
 			sess.Values["seen"] = time.Now().Unix()
 			if err := sess.Save(c.Request(), c.Response()); err != nil {
 				return err
@@ -165,12 +169,12 @@ func currentCustomer(c echo.Context) portalSession {
 
 // signIn starts a fresh session for a customer: a new cookie (new session
 // id and CSRF token), so nothing from before the sign-in carries over.
-func (s *Server) signIn(c echo.Context, customerID, returnURL string) error {
+func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string) error {
 	sess, _ := s.sessions.New(c.Request(), sessionName)
 	sid := make([]byte, 16)
 	rand.Read(sid)
 	now := time.Now().Unix()
-	sess.Values = map[any]any{"sid": base64.RawURLEncoding.EncodeToString(sid), "cid": customerID, "ret": returnURL, "at": now, "seen": now}
+	sess.Values = map[any]any{"sid": base64.RawURLEncoding.EncodeToString(sid), "cid": customerID, "ret": returnURL, "flow": flow, "at": now, "seen": now}
 	// Rotate the CSRF token with the session.
 	http.SetCookie(c.Response(), &http.Cookie{Name: "tally_csrf", Path: "/", MaxAge: -1})
 	return sess.Save(c.Request(), c.Response())
@@ -182,7 +186,7 @@ func (s *Server) openPortalSession(c echo.Context) error {
 	if err != nil {
 		return s.linkError(c, err)
 	}
-	if err := s.signIn(c, in.CustomerID, in.ReturnURL); err != nil {
+	if err := s.signIn(c, in.CustomerID, in.ReturnURL, in.Flow); err != nil {
 		return err
 	}
 	target := "/portal"
@@ -196,7 +200,7 @@ func (s *Server) openPortalSession(c echo.Context) error {
 func flowTarget(flow string) string {
 	switch flow {
 	case "top_up":
-		return "/portal?flow=top_up"
+		return "/portal/top-up"
 	}
 	return "/portal"
 }
@@ -264,7 +268,7 @@ func (s *Server) demoSignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.signIn(c, cu.ID, ""); err != nil {
+	if err := s.signIn(c, cu.ID, "", ""); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/portal")
@@ -309,6 +313,7 @@ func (s *Server) shell(c echo.Context, title, nav string) (views.Shell, error) {
 		name = cu.ExternalID
 	}
 	sh.Customer = &views.CustomerHeader{ID: cu.ID, Name: name, Email: cu.Email, Balance: bv}
+	sh.Payments = s.cfg.Payments.Service != nil
 	sh.ReturnURL, sh.Nav = ps.ReturnURL, nav
 	if sess, ok := c.Get(ctxSession).(*sessions.Session); ok {
 		if fl := sess.Flashes(); len(fl) > 0 {
@@ -466,8 +471,9 @@ type portalSessionRequest struct {
 	Flow      string `json:"flow,omitempty"`
 }
 
-// validFlows are the portal flows a session may open.
-var validFlows = map[string]bool{"": true}
+// validFlows are the portal flows a session may open: the overview, or
+// straight to the one-click top-up (back to return_url once it succeeds).
+var validFlows = map[string]bool{"": true, "top_up": true}
 
 // POST /api/v1/portal-sessions makes a single-use, five-minute sign-in link
 // for a customer, as a product's backend asks for one when the customer

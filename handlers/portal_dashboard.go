@@ -1,17 +1,77 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/views"
 )
 
-// GET /portal: the overview.
+// dashboardHistory is how many days of rollups the overview reads: the
+// longest chart period, which also covers the 30-day rate.
+const dashboardHistory = 90
+
+// GET /portal: the overview. It reads the balance (with its lots) and at
+// most dashboardHistory days of usage rollups per feature, never the
+// ledger's entries, so it costs the same for ten usage events or ten
+// million. With HX-Target: usage-chart (the chart's 30/90 days toggle) it
+// answers the chart alone.
 func (s *Server) dashboard(c echo.Context) error {
+	ctx := c.Request().Context()
+	cid := currentCustomer(c).CustomerID
+	period := views.DashboardPeriod(c.QueryParam("days"))
+	now := s.store.Now()
+	c.Response().Header().Add("Vary", "HX-Request, HX-Target")
+	if c.Request().Header.Get("HX-Request") == "true" && c.Request().Header.Get("HX-Target") == "usage-chart" {
+		usage, names, err := s.dashboardUsage(ctx, cid, now)
+		if err != nil {
+			return err
+		}
+		sh := s.publicShell(c, "")
+		return render(c, http.StatusOK, views.DashboardUsageChart(sh, views.NewDashboardChart(usage, names, period, now)))
+	}
 	sh, err := s.shell(c, "Overview", "overview")
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.Dashboard(sh))
+	b, err := s.ledger.Balance(ctx, cid)
+	if err != nil {
+		return err
+	}
+	usage, names, err := s.dashboardUsage(ctx, cid, now)
+	if err != nil {
+		return err
+	}
+	lots := make([]billing.Lot, len(b.Lots))
+	for i, l := range b.Lots {
+		lots[i] = l.Lot
+	}
+	fc := billing.NewForecast(now, usage, lots, b.Available, views.DashboardTopUpUntil(sh.Fmt, now))
+	page := views.NewDashboardPage(now, b, fc, views.NewDashboardChart(usage, names, period, now))
+	return render(c, http.StatusOK, views.Dashboard(sh, page))
+}
+
+// dashboardUsage reads the last dashboardHistory UTC days of usage
+// rollups and the price book's names of the features.
+func (s *Server) dashboardUsage(ctx context.Context, customerID string, now time.Time) ([]billing.UsageDay, map[string]string, error) {
+	today := now.UTC()
+	usage, err := s.ledger.FindUsageDays(ctx, customerID,
+		today.AddDate(0, 0, -(dashboardHistory-1)).Format(time.DateOnly), today.Format(time.DateOnly))
+	if err != nil {
+		return nil, nil, err
+	}
+	names := map[string]string{}
+	pb, err := s.prices.CurrentPriceBook(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pb != nil {
+		for _, f := range pb.Features {
+			names[f.Key] = f.Name
+		}
+	}
+	return usage, names, nil
 }

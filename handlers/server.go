@@ -25,6 +25,7 @@ type Store interface {
 	billing.APIKeys
 	billing.Portal
 	Ping(ctx context.Context) error
+	Now() time.Time
 }
 
 // Config holds the HTTP layer's settings.
@@ -35,6 +36,7 @@ type Config struct {
 	Metrics      *Metrics // nil: a registry of the server's own
 	MetricsToken string   // when set, /metrics wants "Authorization: Bearer <token>"
 	Portal       PortalConfig
+	Payments     PaymentsConfig // Service nil: no payments (top-ups and cards hidden)
 }
 
 // Server is Tally's HTTP handler.
@@ -151,6 +153,7 @@ func (s *Server) routes() {
 
 	api.POST("/portal-sessions", s.createPortalSession, meter)
 	s.portalRoutes()
+	s.paymentRoutes()
 }
 
 func (s *Server) readyz(c echo.Context) error {

@@ -82,7 +82,7 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 		s.outcome("skipped")
 		return
 	}
-	req := TopUpRequest{Key: fmt.Sprintf("refill:%s:%d", job.ID, job.Attempts), Origin: billing.OriginAutoRefill, OffSession: true}
+	req := billing.TopUpRequest{Key: fmt.Sprintf("refill:%s:%d", job.ID, job.Attempts), Origin: billing.OriginAutoRefill, OffSession: true}
 	switch set.Mode {
 	case billing.RefillPack:
 		req.PackID = set.PackID

@@ -152,23 +152,8 @@ func (s *Service) DefaultCard(ctx context.Context, customerID string) (billing.C
 	return cards[0], true, nil
 }
 
-// TopUpRequest is one purchase: a pack, or a custom amount.
-type TopUpRequest struct {
-	PackID string
-	Amount int64 // custom amount in minor units (when PackID is empty)
-	// Credits buys exactly this many credits at the base rate (auto-refill's
-	// "bring the balance back up to N").
-	Credits billing.Credits
-	// Key identifies the click (or refill attempt): the same key is the same
-	// purchase, so a double click or a resubmitted form charges once.
-	Key        string
-	Origin     string
-	ReturnURL  string // where the customer comes back after authenticating
-	OffSession bool
-}
-
 // Quote prices a top-up request without buying anything.
-func (s *Service) Quote(ctx context.Context, req TopUpRequest) (billing.Credits, billing.Money, string, error) {
+func (s *Service) Quote(ctx context.Context, req billing.TopUpRequest) (billing.Credits, billing.Money, string, error) {
 	pb, err := s.Store.CurrentPriceBook(ctx)
 	if err != nil {
 		return 0, billing.Money{}, "", err
@@ -204,7 +189,7 @@ func (s *Service) Quote(ctx context.Context, req TopUpRequest) (billing.Credits,
 // to NextActionURL), failed (FailureReason says why; nothing granted) or
 // pending (the provider will tell us by webhook). Errors: no_payment_method,
 // validation_failed, payment_provider_error.
-func (s *Service) TopUp(ctx context.Context, customerID string, req TopUpRequest) (billing.TopUp, error) {
+func (s *Service) TopUp(ctx context.Context, customerID string, req billing.TopUpRequest) (billing.TopUp, error) {
 	if err := billing.CheckIdempotencyKey(req.Key); err != nil || req.Key == "" {
 		return billing.TopUp{}, billing.Errorf(billing.CodeInvalidRequest, "A top-up needs a key that identifies the click.")
 	}
@@ -237,7 +222,7 @@ func (s *Service) TopUp(ctx context.Context, customerID string, req TopUpRequest
 // charge asks the provider to charge a top-up and records the answer. The
 // provider's idempotency key is the top-up's id: a retry (a double click
 // that raced the first, a job after a crash) charges once.
-func (s *Service) charge(ctx context.Context, tu billing.TopUp, card billing.Card, req TopUpRequest) (billing.TopUp, error) {
+func (s *Service) charge(ctx context.Context, tu billing.TopUp, card billing.Card, req billing.TopUpRequest) (billing.TopUp, error) {
 	pc, err := s.providerCustomer(ctx, tu.Customer)
 	if err != nil {
 		return tu, err

@@ -15,6 +15,17 @@
     if (m) evt.detail.headers["X-CSRF-Token"] = m.content;
   });
 
+  // htmx 2 swaps no 4xx/5xx answer by default. Ours are meant to be seen: a
+  // 422 is a form or filter shown again with what is wrong, and an error the
+  // server retargets (HX-Retarget: #flash) is a message for the flash area.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var xhr = evt.detail.xhr;
+    if (xhr.status === 422 || (xhr.status >= 400 && xhr.getResponseHeader("HX-Retarget"))) {
+      evt.detail.shouldSwap = true;
+      evt.detail.isError = false;
+    }
+  });
+
   // A flash message fades out after a while; its close button works at once.
   function wireFlash(root) {
     (root || document).querySelectorAll("[data-flash]").forEach(function (el) {

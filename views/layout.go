@@ -14,6 +14,7 @@ type Shell struct {
 	Flash       *Flash
 	Demo        bool
 	Customer    *CustomerHeader // nil on public pages
+	Payments    bool            // payments are set up: show the Billing tab and top-ups
 }
 
 // AssetURLs are the fingerprinted URLs of the embedded assets.

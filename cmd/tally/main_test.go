@@ -134,7 +134,7 @@ func TestCLIPriceBookPublish(t *testing.T) {
 		t.Fatalf("show: %s", out)
 	}
 	out, _, _ = runCLI(t, env, "migrate")
-	if !strings.Contains(out, "schema version 2") {
+	if !strings.Contains(out, "schema version 3") {
 		t.Fatalf("migrate: %s", out)
 	}
 }

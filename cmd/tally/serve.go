@@ -10,11 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
 	"github.com/tally-billing/tally/handlers"
+	"github.com/tally-billing/tally/payments"
 )
 
 // serveConfig is everything `tally serve` is configured with.
@@ -35,6 +38,10 @@ type serveConfig struct {
 	BaseURL       string
 	SecureCookies bool
 	SessionKey    string
+	Stripe        payments.StripeConfig
+	RefundWindow  time.Duration
+	PurchaseTTL   time.Duration
+	RefillPoll    time.Duration
 }
 
 const serveUsage = `Usage: tally serve [flags]
@@ -61,6 +68,11 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.StringVar(&cfg.BaseURL, "base-url", envOr(getenv, "TALLY_BASE_URL", ""), "public URL of Tally, for portal sign-in links (env TALLY_BASE_URL; default http://<addr>)")
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", envBool(getenv, "TALLY_SECURE_COOKIES", false), "mark cookies Secure; set when Tally is served over TLS (env TALLY_SECURE_COOKIES)")
 	fs.StringVar(&cfg.SessionKey, "session-key", envOr(getenv, "TALLY_SESSION_KEY", ""), "128 hex characters that sign and encrypt portal cookies; default: generated once and kept in the database (env TALLY_SESSION_KEY)")
+	cfg.Stripe = payments.StripeConfig{SecretKey: getenv("TALLY_STRIPE_SECRET_KEY"), WebhookSecret: getenv("TALLY_STRIPE_WEBHOOK_SECRET")}
+	fs.StringVar(&cfg.Stripe.APIBase, "stripe-api-base", envOr(getenv, "TALLY_STRIPE_API_BASE", ""), "Stripe API base URL, e.g. a stripe-mock (env TALLY_STRIPE_API_BASE); keys only from TALLY_STRIPE_SECRET_KEY and TALLY_STRIPE_WEBHOOK_SECRET")
+	fs.DurationVar(&cfg.RefundWindow, "refund-window", envDuration(getenv, "TALLY_REFUND_WINDOW", 30*24*time.Hour), "how long purchased credits stay refundable (env TALLY_REFUND_WINDOW)")
+	fs.DurationVar(&cfg.PurchaseTTL, "purchase-expiry", envDuration(getenv, "TALLY_PURCHASE_EXPIRY", 0), "purchased credits expire this long after purchase; 0 = never (env TALLY_PURCHASE_EXPIRY)")
+	fs.DurationVar(&cfg.RefillPoll, "refill-poll", envDuration(getenv, "TALLY_REFILL_POLL", 5*time.Second), "how often auto-refill looks for due jobs besides its wake-ups (env TALLY_REFILL_POLL)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", envOr(getenv, "TALLY_METRICS_TOKEN", ""), "require 'Authorization: Bearer <token>' on /metrics; open when empty (env TALLY_METRICS_TOKEN)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", envOr(getenv, "TALLY_PPROF_ADDR", ""), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env TALLY_PPROF_ADDR)")
 	if err := parse(fs, args); err != nil {
@@ -117,9 +129,18 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		}
 		portal.SessionKeys = [][]byte{k[:32], k[32:]}
 	}
+	provider, payMode, err := newProvider(cfg, portal.BaseURL)
+	if err != nil {
+		return err
+	}
+	policy := billing.DefaultPaymentPolicy
+	policy.RefundWindow, policy.PurchaseExpiry = cfg.RefundWindow, cfg.PurchaseTTL
 	metrics := handlers.NewMetrics()
+	pay := &payments.Service{Provider: provider, Store: d, Policy: policy, Log: log,
+		OnRefill: func(result string) { metrics.RefillJobs.WithLabelValues(result).Inc() }}
 	d.SetBatchObserver(metrics.ObserveBatch)
-	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal}, d)
+	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal,
+		Payments: handlers.PaymentsConfig{Service: pay, Store: d, Provider: provider, Policy: policy}}, d)
 	h.SetDraining(draining.Load)
 	srv := &http.Server{
 		Handler:           h,
@@ -137,19 +158,25 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		defer close(sweepDone)
 		sweep(sweepCtx, d, cfg.SweepInterval, log)
 	}()
+	refillDone := make(chan struct{})
+	go func() {
+		defer close(refillDone)
+		pay.RunRefills(sweepCtx, cfg.RefillPoll)
+	}()
 
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("tally listening", "url", base, "db", cfg.DB, "payments", "none (payments issue pending)",
+	log.Info("tally listening", "url", base, "db", cfg.DB, "payments", payMode,
 		"demo", cfg.Demo, "version", version)
 
 	select {
 	case err := <-errc:
 		stopSweep()
 		<-sweepDone
+		<-refillDone
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -161,6 +188,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	err = srv.Shutdown(sctx)
 	stopSweep()
 	<-sweepDone
+	<-refillDone
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -201,4 +229,24 @@ func servePprof(addr string, log *slog.Logger) {
 	if err := http.ListenAndServe(addr, mux); err != nil {
 		log.Error("profiler", "err", err)
 	}
+}
+
+// newProvider picks the payment provider: Stripe when a secret key is set,
+// otherwise the offline sandbox (Stripe's test cards, no real money).
+func newProvider(cfg serveConfig, baseURL string) (billing.PaymentProvider, string, error) {
+	if cfg.Stripe.SecretKey == "" {
+		return payments.NewSandbox(baseURL), "sandbox (no real money: set TALLY_STRIPE_SECRET_KEY for Stripe)", nil
+	}
+	p, err := payments.NewStripe(cfg.Stripe)
+	if err != nil {
+		return nil, "", err
+	}
+	mode := "stripe live"
+	switch {
+	case strings.HasPrefix(cfg.Stripe.SecretKey, "sk_test_") || strings.HasPrefix(cfg.Stripe.SecretKey, "rk_test_"):
+		mode = "stripe test mode"
+	case cfg.Stripe.APIBase != "":
+		mode = "stripe at " + cfg.Stripe.APIBase
+	}
+	return p, mode, nil
 }

@@ -1,0 +1,232 @@
+package handlers
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/views"
+)
+
+// PaymentService is what the HTTP layer needs from the payment service
+// (*payments.Service).
+type PaymentService interface {
+	StartCardSetup(ctx context.Context, customerID, successURL, cancelURL string) (billing.CardSetup, error)
+	CompleteCardSetup(ctx context.Context, customerID, setupID string) (billing.Card, error)
+	SetDefaultCard(ctx context.Context, customerID, cardID string) (billing.Card, error)
+	RemoveCard(ctx context.Context, customerID, cardID string) (billing.Card, error)
+	DefaultCard(ctx context.Context, customerID string) (billing.Card, bool, error)
+	Quote(ctx context.Context, req billing.TopUpRequest) (billing.Credits, billing.Money, string, error)
+	TopUp(ctx context.Context, customerID string, req billing.TopUpRequest) (billing.TopUp, error)
+	Refresh(ctx context.Context, topUpID string) (billing.TopUp, error)
+	HandleEvent(ctx context.Context, ev billing.PaymentEvent) (bool, error)
+	Refund(ctx context.Context, topUpID string) (billing.TopUp, error)
+}
+
+// PaymentStore is what the billing pages read.
+type PaymentStore interface {
+	FindCards(ctx context.Context, customerID string) ([]billing.Card, error)
+	FindTopUp(ctx context.Context, id string) (billing.TopUp, error)
+	FindTopUps(ctx context.Context, customerID string, limit int) ([]billing.TopUp, error)
+	FindRefillSettings(ctx context.Context, customerID string) (billing.RefillSettings, bool, error)
+	SaveRefillSettings(ctx context.Context, customerID string, s billing.RefillSettings) error
+	RefillMonth(ctx context.Context, customerID string, now time.Time) (int, int64, error)
+	FindBillingEvents(ctx context.Context, customerID string, limit int) ([]billing.BillingEvent, error)
+	DismissBillingEvent(ctx context.Context, customerID string, id int64) error
+}
+
+// sandbox is the sandbox provider's pages' side (payments.SandboxProvider).
+type sandbox interface {
+	AddCard(setupID, number string, expMonth, expYear int, cvc string) (billing.Card, error)
+	SetupReturnURL(setupID string) (string, error)
+	Authenticate(paymentID string, approve bool) (billing.PaymentEvent, error)
+}
+
+// PaymentsConfig wires payments into the HTTP layer.
+type PaymentsConfig struct {
+	Service  PaymentService
+	Store    PaymentStore
+	Provider billing.PaymentProvider // Stripe or the sandbox
+	Policy   billing.PaymentPolicy
+}
+
+func (s *Server) paymentRoutes() {
+	if s.cfg.Payments.Service == nil {
+		return
+	}
+	e := s.e
+	e.POST("/webhooks/stripe", s.stripeWebhook)
+	csrf := s.csrf()
+	if _, ok := s.cfg.Payments.Provider.(sandbox); ok {
+		sb := e.Group("/sandbox", csrf, s.requireCustomer)
+		sb.GET("/cards/new", s.sandboxCardForm)
+		sb.POST("/cards", s.sandboxAddCard)
+		sb.GET("/authenticate/:id", s.sandboxAuthPage)
+		sb.POST("/authenticate/:id", s.sandboxAuthenticate)
+	}
+	s.e.POST("/api/v1/topups/:id/refund", s.refundTopUp, s.requireKey(billing.ScopeAdmin))
+	s.e.GET("/api/v1/topups/:id", s.getTopUp, s.requireKey(billing.ScopeRead))
+}
+
+// POST /webhooks/stripe: Stripe's events, signature-verified, each applied
+// once. Anything but a valid signature is a 400 and changes nothing.
+func (s *Server) stripeWebhook(c echo.Context) error {
+	payload, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return billing.Errorf(billing.CodeInvalidRequest, "Could not read the body.")
+	}
+	ev, ok, err := s.cfg.Payments.Provider.ParseEvent(payload, c.Request().Header.Get("Stripe-Signature"))
+	if err != nil {
+		s.metrics.WebhookDeliveries.WithLabelValues("in", "rejected").Inc()
+		return billing.Errorf(billing.CodeInvalidRequest, "Webhook signature verification failed.")
+	}
+	if !ok {
+		s.metrics.WebhookDeliveries.WithLabelValues("in", "ignored").Inc()
+		return c.NoContent(http.StatusOK)
+	}
+	applied, err := s.cfg.Payments.Service.HandleEvent(c.Request().Context(), ev)
+	if err != nil {
+		s.metrics.WebhookDeliveries.WithLabelValues("in", "error").Inc()
+		return err // 5xx: Stripe retries
+	}
+	result := "applied"
+	if !applied {
+		result = "duplicate"
+	}
+	s.metrics.WebhookDeliveries.WithLabelValues("in", result).Inc()
+	return writeJSON(c, http.StatusOK, map[string]any{"received": true, "duplicate": !applied})
+}
+
+// POST /api/v1/topups/:id/refund refunds the unused credits of a purchase.
+func (s *Server) refundTopUp(c echo.Context) error {
+	tu, err := s.cfg.Payments.Service.Refund(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, tu)
+}
+
+func (s *Server) getTopUp(c echo.Context) error {
+	tu, err := s.cfg.Payments.Store.FindTopUp(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, tu)
+}
+
+// GET /sandbox/cards/new: the sandbox's card form (Stripe Checkout's stand-in).
+func (s *Server) sandboxCardForm(c echo.Context) error {
+	sh := s.publicShell(c, "Add a card")
+	return render(c, http.StatusOK, views.SandboxCardPage(sh, views.SandboxCardForm{Setup: c.QueryParam("setup"),
+		Return: localURL(c.QueryParam("return"), "/portal/billing"), Cancel: localURL(c.QueryParam("cancel"), "/portal/billing")}))
+}
+
+// POST /sandbox/cards saves a test card and returns to the portal, as
+// Checkout does.
+func (s *Server) sandboxAddCard(c echo.Context) error {
+	f := views.SandboxCardForm{Setup: c.FormValue("setup"), Return: localURL(c.FormValue("return"), "/portal/billing"),
+		Cancel: localURL(c.FormValue("cancel"), "/portal/billing"), Number: c.FormValue("number"), Exp: c.FormValue("exp"), CVC: c.FormValue("cvc")}
+	mm, yy, ok := parseExpiry(f.Exp)
+	if !ok {
+		f.Error = "Enter the expiry as MM/YY."
+		return render(c, http.StatusUnprocessableEntity, views.SandboxCardPage(s.publicShell(c, "Add a card"), f))
+	}
+	sb := s.cfg.Payments.Provider.(sandbox)
+	if _, err := sb.AddCard(f.Setup, strings.ReplaceAll(f.Number, " ", ""), mm, yy, f.CVC); err != nil {
+		f.Error = billing.ErrorMessage(err)
+		return render(c, http.StatusUnprocessableEntity, views.SandboxCardPage(s.publicShell(c, "Add a card"), f))
+	}
+	// Back to the portal with the setup's id, as Stripe Checkout returns.
+	to, err := sb.SetupReturnURL(f.Setup)
+	if err != nil {
+		return err
+	}
+	if u, perr := url.Parse(to); perr == nil {
+		to = u.RequestURI() // always this site
+	}
+	return c.Redirect(http.StatusSeeOther, to)
+}
+
+func parseExpiry(s string) (int, int, bool) {
+	m, y, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return 0, 0, false
+	}
+	mm, err1 := strconv.Atoi(strings.TrimSpace(m))
+	yy, err2 := strconv.Atoi(strings.TrimSpace(y))
+	if err1 != nil || err2 != nil || mm < 1 || mm > 12 {
+		return 0, 0, false
+	}
+	if yy < 100 {
+		yy += 2000
+	}
+	return mm, yy, true
+}
+
+// GET /sandbox/authenticate/:id: the sandbox's 3-D Secure page.
+func (s *Server) sandboxAuthPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	p, err := s.cfg.Payments.Provider.FindPayment(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	tu, err := s.customerTopUpByPayment(c, p.ProviderID)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.SandboxAuthPage(s.publicShell(c, "Confirm payment"),
+		views.SandboxAuth{PaymentID: p.ProviderID, Amount: tu.Price, Return: localURL(c.QueryParam("return"), "/portal/top-ups/"+tu.ID)}))
+}
+
+// POST /sandbox/authenticate/:id approves or fails the payment; the event
+// goes through the same handling as a Stripe webhook.
+func (s *Server) sandboxAuthenticate(c echo.Context) error {
+	ctx := c.Request().Context()
+	p, err := s.cfg.Payments.Provider.FindPayment(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	tu, err := s.customerTopUpByPayment(c, p.ProviderID)
+	if err != nil {
+		return err
+	}
+	ev, err := s.cfg.Payments.Provider.(sandbox).Authenticate(p.ProviderID, c.FormValue("outcome") == "approve")
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Payments.Service.HandleEvent(ctx, ev); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, localURL(c.FormValue("return"), "/portal/top-ups/"+tu.ID))
+}
+
+// customerTopUpByPayment finds the signed-in customer's top-up of a payment
+// (another customer's payment is not found).
+func (s *Server) customerTopUpByPayment(c echo.Context, paymentID string) (billing.TopUp, error) {
+	tops, err := s.cfg.Payments.Store.FindTopUps(c.Request().Context(), currentCustomer(c).CustomerID, 100)
+	if err != nil {
+		return billing.TopUp{}, err
+	}
+	for _, t := range tops {
+		if t.PaymentID == paymentID {
+			return t, nil
+		}
+	}
+	return billing.TopUp{}, billing.Errorf(billing.CodeNotFound, "No such payment.")
+}
+
+// localURL keeps a return target on this site: an absolute URL elsewhere
+// (or anything odd) becomes def.
+func localURL(raw, def string) string {
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") {
+		return def
+	}
+	return raw
+}

@@ -1,0 +1,504 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/views"
+)
+
+func (s *Server) billingRoutes(p *echo.Group) {
+	if s.cfg.Payments.Service == nil {
+		return
+	}
+	p.GET("/billing", s.billingPage)
+	p.GET("/top-up", s.billingPage) // flow=top_up lands here
+	p.POST("/top-ups/confirm", s.confirmTopUp)
+	p.POST("/top-ups", s.createTopUp)
+	p.GET("/top-ups/return", s.topUpReturn)
+	p.GET("/top-ups/:id", s.topUpStatus)
+	p.GET("/receipts/:id", s.receiptPage)
+	p.POST("/cards/setup", s.startCardSetup)
+	p.GET("/cards/added", s.cardAdded)
+	p.POST("/cards/:id/default", s.defaultCard)
+	p.POST("/cards/:id/remove", s.removeCard)
+	p.POST("/auto-refill", s.saveRefill)
+	p.POST("/notices/:id/dismiss", s.dismissNotice)
+	p.GET("/partials/empty", func(c echo.Context) error { return c.HTML(http.StatusOK, "") })
+}
+
+func (s *Server) sandboxMode() bool {
+	_, ok := s.cfg.Payments.Provider.(sandbox)
+	return ok
+}
+
+// topUpPanel is the one-click top-up block, for the Billing tab and the
+// overview.
+func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error) {
+	ctx := c.Request().Context()
+	cid := currentCustomer(c).CustomerID
+	pb, err := s.prices.CurrentPriceBook(ctx)
+	if err != nil {
+		return views.TopUpPanel{}, err
+	}
+	p := views.TopUpPanel{Flow: flow, Sandbox: s.sandboxMode()}
+	if pb != nil {
+		p.Packs = pb.Packs
+		if base, ok := pb.BaseRate(); ok {
+			cur := base.Price.Currency
+			p.CustomMin = billing.Money{Amount: s.cfg.Payments.Policy.CustomMin, Currency: cur}
+			p.CustomMax = billing.Money{Amount: s.cfg.Payments.Policy.CustomMax, Currency: cur}
+			per, _, _ := billing.CustomCredits(pb, 100, billing.PaymentPolicy{CustomMin: 100, CustomMax: 100})
+			p.CustomRate = fmt.Sprintf("%s credits per %s", per, views.NewFmt("", "").Money(billing.Money{Amount: 100, Currency: cur}))
+		}
+	}
+	if card, ok, err := s.cfg.Payments.Service.DefaultCard(ctx, cid); err != nil {
+		return p, err
+	} else if ok {
+		p.Card = &card
+	}
+	return p, nil
+}
+
+// GET /portal/billing (and /portal/top-up for flow=top_up).
+func (s *Server) billingPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	cid := currentCustomer(c).CustomerID
+	sh, err := s.shell(c, "Billing", "billing")
+	if err != nil {
+		return err
+	}
+	flow := c.Path() == "/portal/top-up" || c.QueryParam("flow") == "top_up"
+	tp, err := s.topUpPanel(c, flow)
+	if err != nil {
+		return err
+	}
+	page := views.BillingPage{Sandbox: s.sandboxMode(), TopUp: tp}
+	if page.Cards, err = s.cfg.Payments.Store.FindCards(ctx, cid); err != nil {
+		return err
+	}
+	if page.Refill, err = s.refillForm(c, nil, nil); err != nil {
+		return err
+	}
+	if page.TopUps, err = s.cfg.Payments.Store.FindTopUps(ctx, cid, 50); err != nil {
+		return err
+	}
+	if page.Notices, err = s.cfg.Payments.Store.FindBillingEvents(ctx, cid, 5); err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.Billing(sh, page))
+}
+
+// parseMoney reads an amount typed by a person ("25", "25.50", "$25") into
+// minor units.
+func parseMoney(s string) (int64, bool) {
+	s = strings.TrimSpace(strings.NewReplacer("$", "", "€", "", "£", "", ",", "").Replace(s))
+	if s == "" {
+		return 0, false
+	}
+	v, err := billing.ParseMilli(s)
+	if err != nil || v <= 0 || v%10 != 0 {
+		return 0, false
+	}
+	return v / 10, true
+}
+
+func newClickKey() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return "click_" + hex.EncodeToString(b)
+}
+
+// POST /portal/top-ups/confirm asks once before money moves: "Add 1,000
+// credits for $10.00 with Visa •••• 4242?". The confirmation carries a key
+// for this click, so submitting it twice charges once.
+func (s *Server) confirmTopUp(c echo.Context) error {
+	ctx := c.Request().Context()
+	cid := currentCustomer(c).CustomerID
+	req := billing.TopUpRequest{PackID: c.FormValue("pack")}
+	if req.PackID == "" {
+		amt, ok := parseMoney(c.FormValue("amount"))
+		if !ok {
+			return billing.Errorf(billing.CodeValidation, "Enter an amount in dollars, such as 25 or 25.50.")
+		}
+		req.Amount = amt
+	}
+	credits, price, _, err := s.cfg.Payments.Service.Quote(ctx, req)
+	if err != nil {
+		return err
+	}
+	card, ok, err := s.cfg.Payments.Service.DefaultCard(ctx, cid)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return billing.Errorf(billing.CodeNoPaymentMethod, "Add a card first.")
+	}
+	sh := s.publicShell(c, "Confirm purchase")
+	dlg := views.TopUpConfirmDialog(sh, views.TopUpConfirm{PackID: req.PackID, Amount: req.Amount, Credits: credits, Price: price, Card: card, Key: newClickKey()})
+	if isHTMX(c) {
+		return render(c, http.StatusOK, dlg)
+	}
+	full, err := s.shell(c, "Confirm purchase", "billing")
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.Modal(full, dlg))
+}
+
+func isHTMX(c echo.Context) bool { return c.Request().Header.Get("HX-Request") == "true" }
+
+// POST /portal/top-ups charges the default card once for this click.
+func (s *Server) createTopUp(c echo.Context) error {
+	ctx := c.Request().Context()
+	ps := currentCustomer(c)
+	req := billing.TopUpRequest{PackID: c.FormValue("pack"), Key: c.FormValue("key"), Origin: billing.OriginPortal}
+	if req.PackID == "" {
+		amt, err := strconv.ParseInt(c.FormValue("amount_minor"), 10, 64)
+		if err != nil || amt <= 0 {
+			return billing.Errorf(billing.CodeValidation, "Choose a pack or an amount.")
+		}
+		req.Amount = amt
+	}
+	if !strings.HasPrefix(req.Key, "click_") {
+		return billing.Errorf(billing.CodeInvalidRequest, "This purchase form has expired; start again.")
+	}
+	// Namespaced per customer: one customer's click key can never touch
+	// another's top-up.
+	req.Key = ps.CustomerID + ":" + req.Key
+	req.ReturnURL = s.absURL(c, "/portal/top-ups/return")
+	tu, err := s.cfg.Payments.Service.TopUp(ctx, ps.CustomerID, req)
+	if err != nil {
+		return err
+	}
+	// The authentication page comes back to this top-up's status page.
+	if tu.Status == billing.TopUpRequiresAction && tu.NextActionURL != "" {
+		return redirect(c, tu.NextActionURL)
+	}
+	switch tu.Status {
+	case billing.TopUpSucceeded:
+		if s.inTopUpFlow(c) && ps.ReturnURL != "" {
+			return redirect(c, "/portal/top-ups/"+tu.ID)
+		}
+		flash(c, "success", fmt.Sprintf("Added %s credits. %s was charged to %s •••• %s.", tu.Credits, views.NewFmt("", "").Money(tu.Price), tu.CardBrand, tu.CardLast4))
+		return redirect(c, "/portal")
+	case billing.TopUpFailed:
+		sh := s.publicShell(c, "Payment declined")
+		if isHTMX(c) {
+			return render(c, http.StatusOK, views.TopUpFailedDialog(sh, tu))
+		}
+		full, err := s.shell(c, "Payment declined", "billing")
+		if err != nil {
+			return err
+		}
+		return render(c, http.StatusPaymentRequired, views.Modal(full, views.TopUpFailedDialog(sh, tu)))
+	}
+	return redirect(c, "/portal/top-ups/"+tu.ID)
+}
+
+// redirect sends the browser on: with HX-Redirect for htmx requests (which
+// cannot follow a 303 into a full page), or a 303.
+func redirect(c echo.Context, to string) error {
+	if isHTMX(c) {
+		c.Response().Header().Set("HX-Redirect", to)
+		return c.NoContent(http.StatusOK)
+	}
+	return c.Redirect(http.StatusSeeOther, to)
+}
+
+func (s *Server) absURL(c echo.Context, path string) string {
+	base := strings.TrimRight(s.cfg.Portal.BaseURL, "/")
+	if base == "" {
+		base = "http://" + c.Request().Host
+	}
+	return base + path
+}
+
+// inTopUpFlow reports whether the customer came for a top-up from the
+// product (POST /api/v1/portal-sessions with "flow": "top_up").
+func (s *Server) inTopUpFlow(c echo.Context) bool {
+	sess, _, ok := s.session(c)
+	if !ok {
+		return false
+	}
+	f, _ := sess.Values["flow"].(string)
+	return f == "top_up"
+}
+
+// GET /portal/top-ups/:id: the state of a purchase (after authenticating,
+// it polls until the webhook or the provider settles it).
+func (s *Server) topUpStatus(c echo.Context) error {
+	ctx := c.Request().Context()
+	ps := currentCustomer(c)
+	tu, err := s.customerTopUp(c, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if tu.Status == billing.TopUpPending || tu.Status == billing.TopUpRequiresAction {
+		if fresh, err := s.cfg.Payments.Service.Refresh(ctx, tu.ID); err == nil {
+			tu = fresh
+		}
+	}
+	st := views.TopUpStatus{TopUp: tu}
+	if s.inTopUpFlow(c) {
+		st.ReturnURL = ps.ReturnURL
+	}
+	if c.QueryParam("partial") != "" {
+		return render(c, http.StatusOK, views.TopUpStatusCard(s.publicShell(c, ""), st))
+	}
+	sh, err := s.shell(c, "Payment", "billing")
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.TopUpStatusPage(sh, st))
+}
+
+// customerTopUp is one of the signed-in customer's top-ups (another
+// customer's is not found).
+func (s *Server) customerTopUp(c echo.Context, id string) (billing.TopUp, error) {
+	tu, err := s.cfg.Payments.Store.FindTopUp(c.Request().Context(), id)
+	if err != nil || tu.Customer != currentCustomer(c).CustomerID {
+		return billing.TopUp{}, billing.Errorf(billing.CodeNotFound, "No such purchase.")
+	}
+	return tu, nil
+}
+
+// GET /portal/receipts/:id: a printable receipt.
+func (s *Server) receiptPage(c echo.Context) error {
+	tu, err := s.customerTopUp(c, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if tu.Status != billing.TopUpSucceeded && tu.Status != billing.TopUpRefunded {
+		return billing.Errorf(billing.CodeNotFound, "This purchase was not paid, so it has no receipt.")
+	}
+	sh, err := s.shell(c, "Receipt", "billing")
+	if err != nil {
+		return err
+	}
+	cu, err := s.ledger.FindCustomer(c.Request().Context(), tu.Customer)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.ReceiptPage(sh, views.Receipt{TopUp: tu, Product: s.cfg.Portal.ProductName, Email: cu.Email, Name: cu.Name, Issued: tu.CreatedAt}))
+}
+
+// POST /portal/cards/setup sends the customer to the provider's hosted page
+// to add a card (Stripe Checkout in setup mode, or the sandbox's form).
+func (s *Server) startCardSetup(c echo.Context) error {
+	ps := currentCustomer(c)
+	setup, err := s.cfg.Payments.Service.StartCardSetup(c.Request().Context(), ps.CustomerID,
+		s.absURL(c, "/portal/cards/added"), s.absURL(c, "/portal/billing"))
+	if err != nil {
+		return err
+	}
+	return redirect(c, setup.URL)
+}
+
+// GET /portal/cards/added: back from the hosted page, save the card.
+func (s *Server) cardAdded(c echo.Context) error {
+	id := c.QueryParam("session_id")
+	if id == "" {
+		id = c.QueryParam("setup")
+	}
+	card, err := s.cfg.Payments.Service.CompleteCardSetup(c.Request().Context(), currentCustomer(c).CustomerID, id)
+	if err != nil {
+		flash(c, "error", "The card was not saved: "+billing.ErrorMessage(err))
+		return c.Redirect(http.StatusSeeOther, "/portal/billing#cards")
+	}
+	flash(c, "success", "Saved "+views.CardLabel(card)+".")
+	return c.Redirect(http.StatusSeeOther, "/portal/billing#cards")
+}
+
+func (s *Server) defaultCard(c echo.Context) error {
+	card, err := s.cfg.Payments.Service.SetDefaultCard(c.Request().Context(), currentCustomer(c).CustomerID, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	flash(c, "success", views.CardLabel(card)+" is now your default card.")
+	return redirect(c, "/portal/billing#cards")
+}
+
+func (s *Server) removeCard(c echo.Context) error {
+	card, err := s.cfg.Payments.Service.RemoveCard(c.Request().Context(), currentCustomer(c).CustomerID, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	flash(c, "success", "Removed "+views.CardLabel(card)+".")
+	return redirect(c, "/portal/billing#cards")
+}
+
+// refillForm is the auto-refill form with what it will do next and what it
+// did this month.
+func (s *Server) refillForm(c echo.Context, set *billing.RefillSettings, values map[string]string) (views.RefillForm, error) {
+	ctx := c.Request().Context()
+	cid := currentCustomer(c).CustomerID
+	f := views.RefillForm{Values: values}
+	if set == nil {
+		cur, _, err := s.cfg.Payments.Store.FindRefillSettings(ctx, cid)
+		if err != nil {
+			return f, err
+		}
+		set = &cur
+	}
+	f.Settings = *set
+	pb, err := s.prices.CurrentPriceBook(ctx)
+	if err != nil {
+		return f, err
+	}
+	if pb != nil {
+		f.Packs = pb.Packs
+	}
+	if f.Settings.PackID == "" && len(f.Packs) > 0 {
+		f.Settings.PackID = f.Packs[0].ID
+	}
+	_, f.HasCard, err = s.cfg.Payments.Service.DefaultCard(ctx, cid)
+	if err != nil {
+		return f, err
+	}
+	n, amt, err := s.cfg.Payments.Store.RefillMonth(ctx, cid, s.store.Now())
+	if err != nil {
+		return f, err
+	}
+	cur := "usd"
+	if pb != nil {
+		cur = pb.Currency
+	}
+	f.MonthCount, f.MonthAmount = n, billing.Money{Amount: amt, Currency: cur}
+	// What the next refill would buy now.
+	req := billing.TopUpRequest{PackID: f.Settings.PackID}
+	if f.Settings.Mode == billing.RefillTarget {
+		b, err := s.ledger.Balance(ctx, cid)
+		if err != nil {
+			return f, err
+		}
+		need := f.Settings.Target - b.Available
+		if r := need % billing.Milli; need > 0 && r != 0 {
+			need += billing.Milli - r
+		}
+		req = billing.TopUpRequest{Credits: max(need, 0)}
+	}
+	if req.PackID != "" || req.Credits > 0 {
+		if credits, price, _, err := s.cfg.Payments.Service.Quote(ctx, req); err == nil {
+			f.NextCredits, f.NextPrice = credits, price
+		}
+	}
+	return f, nil
+}
+
+// POST /portal/auto-refill saves auto-refill, with inline errors.
+func (s *Server) saveRefill(c echo.Context) error {
+	ctx := c.Request().Context()
+	cid := currentCustomer(c).CustomerID
+	values := map[string]string{"threshold": c.FormValue("threshold"), "target": c.FormValue("target"),
+		"max_refills": c.FormValue("max_refills"), "max_amount": c.FormValue("max_amount")}
+	set := billing.RefillSettings{Enabled: c.FormValue("enabled") == "on", Mode: c.FormValue("mode"), PackID: c.FormValue("pack")}
+	errs := map[string]string{}
+	if v, err := billing.ParseCredits(strings.ReplaceAll(values["threshold"], ",", "")); err != nil || values["threshold"] == "" {
+		errs["threshold"] = "Enter a number of credits, such as 500."
+	} else {
+		set.Threshold = v
+	}
+	if set.Mode == billing.RefillTarget {
+		if v, err := billing.ParseCredits(strings.ReplaceAll(values["target"], ",", "")); err != nil || values["target"] == "" {
+			errs["target"] = "Enter the balance to refill to, such as 2,000."
+		} else {
+			set.Target = v
+		}
+	}
+	if v := strings.TrimSpace(values["max_refills"]); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs["max_refills_per_month"] = "Enter a whole number of refills, or leave it empty."
+		} else {
+			set.MaxRefillsPerMonth = &n
+		}
+	}
+	if v := strings.TrimSpace(values["max_amount"]); v != "" {
+		amt, ok := parseMoney(v)
+		if !ok {
+			errs["max_amount_per_month"] = "Enter an amount in dollars, or leave it empty."
+		} else {
+			set.MaxAmountPerMonth = &amt
+		}
+	}
+	pb, err := s.prices.CurrentPriceBook(ctx)
+	if err != nil {
+		return err
+	}
+	if len(errs) == 0 {
+		if err := set.Validate(pb); err != nil {
+			var be *billing.Error
+			if errors.As(err, &be) {
+				p, _ := be.Details["param"].(string)
+				errs[p] = be.Message
+			} else {
+				return err
+			}
+		}
+	}
+	if len(errs) > 0 {
+		f, err := s.refillForm(c, &set, values)
+		if err != nil {
+			return err
+		}
+		f.Errors = errs
+		return s.renderRefill(c, http.StatusUnprocessableEntity, f)
+	}
+	if err := s.cfg.Payments.Store.SaveRefillSettings(ctx, cid, set); err != nil {
+		return err
+	}
+	f, err := s.refillForm(c, nil, nil)
+	if err != nil {
+		return err
+	}
+	f.Saved = true
+	if !isHTMX(c) {
+		flash(c, "success", "Auto-refill saved.")
+		return c.Redirect(http.StatusSeeOther, "/portal/billing#auto-refill")
+	}
+	return s.renderRefill(c, http.StatusOK, f)
+}
+
+func (s *Server) renderRefill(c echo.Context, status int, f views.RefillForm) error {
+	sh := s.publicShell(c, "Billing")
+	if isHTMX(c) {
+		return render(c, status, views.RefillSection(sh, f))
+	}
+	full, err := s.shell(c, "Billing", "billing")
+	if err != nil {
+		return err
+	}
+	return render(c, status, views.Modal(full, views.RefillSection(full, f)))
+}
+
+func (s *Server) dismissNotice(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return billing.Errorf(billing.CodeNotFound, "No such notice.")
+	}
+	if err := s.cfg.Payments.Store.DismissBillingEvent(c.Request().Context(), currentCustomer(c).CustomerID, id); err != nil {
+		return err
+	}
+	if isHTMX(c) {
+		return c.HTML(http.StatusOK, "")
+	}
+	return c.Redirect(http.StatusSeeOther, "/portal/billing")
+}
+
+// GET /portal/top-ups/return: back from authenticating a payment (Stripe
+// adds ?payment_intent=pi_...): on to that purchase's status page.
+func (s *Server) topUpReturn(c echo.Context) error {
+	tu, err := s.customerTopUpByPayment(c, c.QueryParam("payment_intent"))
+	if err != nil {
+		return c.Redirect(http.StatusSeeOther, "/portal/billing#receipts")
+	}
+	return c.Redirect(http.StatusSeeOther, "/portal/top-ups/"+tu.ID)
+}

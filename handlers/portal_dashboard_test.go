@@ -1,0 +1,325 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
+	"github.com/tally-billing/tally/views"
+)
+
+// dashNow is the overview tests' clock: midnight UTC, so "the last 7 days"
+// are six whole days and every rate below is a round number.
+var dashNow = time.Date(2026, 3, 11, 0, 0, 0, 0, time.UTC)
+
+// dashAPI is a test API whose clock reads dashNow.
+func dashAPI(t *testing.T) *testAPI {
+	t.Helper()
+	a := newTestAPI(t)
+	a.Clock.Advance(dashNow.Sub(testStart))
+	return a
+}
+
+// dashUse is usage of one feature on each of the days from `from` to `to`
+// days ago, at 10:00 UTC.
+type dashUse struct {
+	feature  string
+	quantity int64
+	from, to int
+}
+
+// dashCustomer creates a customer with a purchase of credits 40 days ago
+// and the given daily usage, written at the times it happened.
+func dashCustomer(t *testing.T, a *testAPI, ext string, credits int64, uses ...dashUse) {
+	t.Helper()
+	ctx := context.Background()
+	a.customer(t, ext)
+	items := []db.BackfillItem{{At: dashNow.AddDate(0, 0, -40), Grant: &billing.GrantRequest{Customer: ext,
+		Credits: billing.CreditsOf(credits), Source: billing.SourcePurchase, Reason: "Starter pack"}}}
+	for _, u := range uses {
+		for d := u.from; d >= u.to; d-- {
+			q := billing.QuantityOf(u.quantity)
+			items = append(items, db.BackfillItem{At: dashNow.AddDate(0, 0, -d).Add(10 * time.Hour),
+				Usage: &billing.UsageRequest{Customer: ext, Feature: u.feature, Quantity: &q}})
+		}
+	}
+	slices.SortStableFunc(items, func(x, y db.BackfillItem) int { return x.At.Compare(y.At) })
+	for i, err := range a.DB.Backfill(ctx, items) {
+		if err != nil {
+			t.Fatalf("backfill item %d: %v", i, err)
+		}
+	}
+}
+
+// dashText is the collapsed text of the element with a data-testid.
+func dashText(d *goquery.Document, testid string) string {
+	return usageText(d.Find(`[data-testid="` + testid + `"]`))
+}
+
+// dashWant checks that the element with testid says want (collapsed text).
+func dashWant(t *testing.T, d *goquery.Document, testid, want string) {
+	t.Helper()
+	if got := dashText(d, testid); got != want {
+		t.Errorf("%s = %q, want %q", testid, got, want)
+	}
+}
+
+// date is how the portal writes a day (Fmt.Date leaves out the current year).
+func dashDate(y int, m time.Month, d int) string {
+	return views.NewFmt("", "").Date(time.Date(y, m, d, 12, 0, 0, 0, time.UTC))
+}
+
+func TestDashboardSteadyUsage(t *testing.T) {
+	a := dashAPI(t)
+	// 250 credits of documents and 50 of chat a day for 35 days: 300 a day,
+	// 10,500 used of 20,000.
+	dashCustomer(t, a, "steady", 20_000, dashUse{"document.analyze", 25, 35, 1}, dashUse{"chat.request", 50, 35, 1})
+	d := usageSignIn(t, a, "steady").page("/portal")
+
+	dashWant(t, d, "balance", "9,500")
+	dashWant(t, d, "rate-7d", "300")
+	dashWant(t, d, "rate-30d", "30-day: 300")
+	// 9,500 / 300 = 31.67 days: 11 Apr, 16:00.
+	dashWant(t, d, "runs-out", dashDate(2026, 4, 11))
+	dashWant(t, d, "projection", "At your 7-day average of 300 credits a day, your 9,500 credits last until "+dashDate(2026, 4, 11)+".")
+	// Until the end of next month (1 May): 51 days of 300, less the 9,500 there are.
+	dashWant(t, d, "top-up-suggestion", "Top up 5,800 credits to last until "+dashDate(2026, 4, 30)+" at your current pace.")
+	for _, absent := range []string{"low-balance-banner", "depleted-banner", "held", "expiring", "projection-expiry", "usage-chart-empty"} {
+		if d.Find(`[data-testid="`+absent+`"]`).Length() != 0 {
+			t.Errorf("%s is shown", absent)
+		}
+	}
+	// The slot the payments work fills.
+	slot := d.Find(`section#top-up[data-testid="top-up-slot"]`)
+	if slot.Length() != 1 || slot.Find(`[data-testid="saved-cards-slot"]`).Length() != 1 || slot.Find(`[data-testid="auto-refill-slot"]`).Length() != 1 {
+		t.Errorf("top-up slot: %q", usageText(slot))
+	}
+	if got := d.Find(`nav a[aria-current="page"]`).Text(); got != "Overview" {
+		t.Errorf("active tab %q", got)
+	}
+}
+
+func TestDashboardRange(t *testing.T) {
+	a := dashAPI(t)
+	// 100 a day for 23 days, then 400 a day for the last 6: the 7-day
+	// average is 400, the 30-day one 4,700/29 = 162.07.
+	dashCustomer(t, a, "irregular", 10_000, dashUse{"chat.request", 100, 29, 7}, dashUse{"chat.request", 400, 6, 1})
+	d := usageSignIn(t, a, "irregular").page("/portal")
+
+	dashWant(t, d, "balance", "5,300")
+	dashWant(t, d, "rate-7d", "400")
+	dashWant(t, d, "rate-30d", "30-day: 162")
+	// 5,300 at 400 a day: 13.25 days (24 Mar); at 162.068: 32.7 days (12 Apr).
+	dashWant(t, d, "projection", "At your 7-day and 30-day averages of 400 and 162 credits a day, your 5,300 credits last between "+
+		dashDate(2026, 3, 24)+" and "+dashDate(2026, 4, 12)+".")
+	dashWant(t, d, "runs-out", dashDate(2026, 3, 24)+" – "+dashDate(2026, 4, 12))
+}
+
+func TestDashboardNoUsage(t *testing.T) {
+	a := dashAPI(t)
+	dashCustomer(t, a, "idle", 1_000)
+	d := usageSignIn(t, a, "idle").page("/portal")
+
+	dashWant(t, d, "balance", "1,000")
+	dashWant(t, d, "rate-7d", "0")
+	dashWant(t, d, "runs-out", "No end date")
+	dashWant(t, d, "projection", "You haven't used any credits in the last 30 days, so your 1,000 credits aren't running down.")
+	dashWant(t, d, "top-up-suggestion", "Top up whenever you need more credits.")
+	if d.Find(`[data-testid="usage-chart-empty"]`).Length() != 1 || d.Find(`[data-testid="usage-chart-svg"]`).Length() != 0 {
+		t.Errorf("no empty state for the chart: %q", dashText(d, "usage-chart"))
+	}
+}
+
+func TestDashboardDepleted(t *testing.T) {
+	a := dashAPI(t)
+	// 10 a day for the last 10 days uses up all 100 credits.
+	dashCustomer(t, a, "empty", 100, dashUse{"chat.request", 10, 10, 1})
+	d := usageSignIn(t, a, "empty").page("/portal")
+
+	dashWant(t, d, "balance", "0")
+	if d.Find(`[data-testid="depleted-banner"][role="alert"]`).Length() != 1 || d.Find(`[data-testid="low-balance-banner"]`).Length() != 0 {
+		t.Fatalf("no depleted banner (or a low one too)")
+	}
+	if href, _ := d.Find(`[data-testid="depleted-banner"] a`).Attr("href"); href != "#top-up" && href != "/portal/top-up" {
+		t.Errorf("the banner's top-up link goes to %q", href)
+	}
+	dashWant(t, d, "runs-out", "Out of credits")
+	dashWant(t, d, "projection", "You have no credits left, so new requests are refused. Top up to keep going.")
+	// 51 days at 10 a day.
+	dashWant(t, d, "top-up-suggestion", "Top up 510 credits to last until "+dashDate(2026, 4, 30)+" at your current pace.")
+}
+
+func TestDashboardLowBalance(t *testing.T) {
+	a := dashAPI(t)
+	// The last top-up was 1,000, so the warning starts at 100; 40 a day for
+	// 23 days leaves 80.
+	dashCustomer(t, a, "low", 1_000, dashUse{"chat.request", 40, 23, 1})
+	d := usageSignIn(t, a, "low").page("/portal")
+
+	dashWant(t, d, "balance", "80")
+	banner := d.Find(`[data-testid="low-balance-banner"]`)
+	if banner.Length() != 1 || d.Find(`[data-testid="depleted-banner"]`).Length() != 0 {
+		t.Fatalf("no low-balance banner")
+	}
+	if got, want := usageText(banner), "80 credits left. At your current pace they run out in 2 days, on "+dashDate(2026, 3, 13)+"."; !strings.Contains(got, want) {
+		t.Errorf("banner %q does not say %q", got, want)
+	}
+	if banner.Find(`a[href="/portal/settings"]`).Length() != 1 {
+		t.Errorf("the banner does not link to the alert setting")
+	}
+}
+
+func TestDashboardHeldCredits(t *testing.T) {
+	a := dashAPI(t)
+	dashCustomer(t, a, "busy", 1_000)
+	a.do("POST", "/api/v1/holds", a.Meter, map[string]any{"customer": "busy", "credits": 120}).want(t, http.StatusCreated)
+	d := usageSignIn(t, a, "busy").page("/portal")
+
+	dashWant(t, d, "balance", "1,000")
+	dashWant(t, d, "available", "880")
+	dashWant(t, d, "held", "880 available 120 credits reserved by running jobs")
+	dashWant(t, d, "projection", "You haven't used any credits in the last 30 days, so your 880 credits aren't running down.")
+}
+
+func TestDashboardExpiryReminders(t *testing.T) {
+	a := dashAPI(t)
+	dashCustomer(t, a, "promo", 1_000, dashUse{"chat.request", 50, 7, 1})
+	grant := func(credits int64, expires time.Time, reason string) {
+		a.do("POST", "/api/v1/grants", a.Admin, map[string]any{"customer": "promo", "credits": credits, "source": "promo",
+			"reason": reason, "expires_at": expires.Format(time.RFC3339)}).want(t, http.StatusCreated)
+	}
+	grant(500, dashNow.AddDate(0, 0, 5), "Conference promo") // reminded: expires within 30 days
+	grant(300, dashNow.AddDate(0, 0, 60), "Spring promo")    // not yet
+	d := usageSignIn(t, a, "promo").page("/portal")
+
+	items := d.Find(`[data-testid="expiry-reminder"]`)
+	if items.Length() != 1 {
+		t.Fatalf("%d reminders, want 1: %q", items.Length(), dashText(d, "expiring"))
+	}
+	// At 50 a day the promo (burned first) is used for 250 before it expires.
+	dashWant(t, d, "expiry-text", "500 credits expire on "+views.NewFmt("", "").DateTime(dashNow.AddDate(0, 0, 5)))
+	if got := usageText(items); !strings.Contains(got, "Conference promo") || !strings.Contains(got, "(in 5 days)") {
+		t.Errorf("reminder %q", got)
+	}
+	dashWant(t, d, "expiry-unused", "At your current pace about 250 credits of them will go unused.")
+	dashWant(t, d, "projection-expiry", "This counts about 250 credits that expire before you would use them, from "+dashDate(2026, 3, 16)+".")
+
+	// In the customer's time zone, the same moment is the evening before.
+	b := usageSignIn(t, a, "promo")
+	b.setTZ("America/Los_Angeles")
+	d = b.page("/portal")
+	dashWant(t, d, "expiry-text", "500 credits expire on "+dashDate(2026, 3, 15)+", 17:00")
+}
+
+func TestDashboardChart(t *testing.T) {
+	a := dashAPI(t)
+	dashCustomer(t, a, "steady", 20_000, dashUse{"document.analyze", 25, 35, 1}, dashUse{"chat.request", 50, 35, 1})
+	b := usageSignIn(t, a, "steady")
+
+	check := func(t *testing.T, d *goquery.Document, period, usedDays int, total string) {
+		t.Helper()
+		chart := d.Find(`#usage-chart[data-testid="usage-chart"]`)
+		if got := chart.AttrOr("data-period", ""); got != dashInt(period) {
+			t.Fatalf("period %q, want %d", got, period)
+		}
+		svg := chart.Find(`svg[data-testid="usage-chart-svg"]`)
+		if svg.AttrOr("role", "") != "img" || !strings.Contains(svg.AttrOr("aria-label", ""), total+" credits used in the last "+dashInt(period)+" days") ||
+			svg.ChildrenFiltered("title").Length() != 1 {
+			t.Errorf("svg not labelled: role %q, aria-label %q", svg.AttrOr("role", ""), svg.AttrOr("aria-label", ""))
+		}
+		if n := svg.Find(`[data-testid="usage-bar"]`).Length(); n != period {
+			t.Errorf("%d bars, want %d", n, period)
+		}
+		// Two features stacked on each day with usage; today has none yet.
+		if n := svg.Find(`[data-testid="usage-segment"]`).Length(); n != 2*usedDays {
+			t.Errorf("%d segments, want %d", n, 2*usedDays)
+		}
+		var legend []string
+		chart.Find(`[data-testid="usage-legend-item"]`).Each(func(_ int, s *goquery.Selection) { legend = append(legend, usageText(s)) })
+		if want := []string{"Document analysis " + dashInt(250*usedDays), "Chat request " + dashInt(50*usedDays)}; strings.Join(legend, "|") != strings.Join(want, "|") {
+			t.Errorf("legend %q, want %q", legend, want)
+		}
+		table := chart.Find(`details table[data-testid="usage-table"]`)
+		if n := table.Find(`[data-testid="usage-table-row"]`).Length(); n != period {
+			t.Errorf("%d table rows, want %d", n, period)
+		}
+		var cells []string
+		table.Find(`[data-testid="usage-table-row"]`).Eq(1).Children().Each(func(_ int, c *goquery.Selection) { cells = append(cells, usageText(c)) })
+		if got := strings.Join(cells, "|"); got != dashDate(2026, 3, 10)+"|250|50|300" {
+			t.Errorf("yesterday's row %q", got)
+		}
+		if got := usageText(table.Find(`[data-testid="usage-table-total"]`)); got != total {
+			t.Errorf("table total %q, want %s", got, total)
+		}
+		if table.Find(`caption`).Length() != 1 || table.Find(`th[scope="col"]`).Length() != 4 {
+			t.Errorf("table without caption or headers")
+		}
+	}
+
+	t.Run("30 days by default", func(t *testing.T) {
+		d := b.page("/portal")
+		check(t, d, 30, 29, "8,700")
+		if d.Find(`#usage-chart-30[aria-current="true"]`).Length() != 1 || d.Find(`#usage-chart-90[aria-current]`).Length() != 0 {
+			t.Errorf("the 30 days toggle is not the current one")
+		}
+	})
+	t.Run("90 days as a page", func(t *testing.T) {
+		d := b.page("/portal?days=90")
+		check(t, d, 90, 35, "10,500")
+		if d.Find(`#usage-chart-90[aria-current="true"]`).Length() != 1 {
+			t.Errorf("the 90 days toggle is not the current one")
+		}
+	})
+	t.Run("an unknown period is 30 days", func(t *testing.T) {
+		check(t, b.page("/portal?days=7000"), 30, 29, "8,700")
+	})
+	t.Run("the toggle works without JavaScript and with htmx", func(t *testing.T) {
+		d := b.page("/portal")
+		link := d.Find(`#usage-chart-90`)
+		if link.AttrOr("href", "") != "/portal?days=90#usage-card" || link.AttrOr("hx-get", "") != "/portal?days=90" ||
+			link.AttrOr("hx-target", "") != "#usage-chart" || link.AttrOr("hx-swap", "") != "outerHTML" || link.AttrOr("hx-indicator", "") != "#usage-card" {
+			t.Errorf("toggle link: %v", link.Nodes[0].Attr)
+		}
+		if d.Find(`#usage-card .htmx-indicator`).Length() != 1 {
+			t.Errorf("no loading indicator")
+		}
+	})
+	t.Run("the htmx partial is the chart alone", func(t *testing.T) {
+		r := b.fetch(a.HTTP.URL+"/portal?days=90", "HX-Request", "true", "HX-Target", "usage-chart").want(t, http.StatusOK)
+		body := strings.TrimSpace(string(r.Raw))
+		if !strings.HasPrefix(body, `<div id="usage-chart"`) || strings.Contains(body, "<html") || strings.Contains(body, "balance-card") {
+			t.Fatalf("partial: %.200s", body)
+		}
+		if vary := strings.Join(r.Header.Values("Vary"), ", "); !strings.Contains(vary, "HX-Target") {
+			t.Errorf("Vary %q", vary)
+		}
+		check(t, usageParse(t, r.Raw), 90, 35, "10,500")
+	})
+	t.Run("other htmx requests get the page", func(t *testing.T) {
+		r := b.fetch(a.HTTP.URL+"/portal", "HX-Request", "true", "HX-Boosted", "true").want(t, http.StatusOK)
+		if !strings.Contains(string(r.Raw), "<html") {
+			t.Errorf("a boosted request got a fragment")
+		}
+	})
+}
+
+func TestDashboardSignedOut(t *testing.T) {
+	a := dashAPI(t)
+	b := usageSignIn(t, a, a.customer(t, "someone"))
+	b.client.Jar = nil
+	if r := b.fetch(a.HTTP.URL + "/portal"); r.Status != http.StatusSeeOther {
+		t.Errorf("signed out: %d", r.Status)
+	}
+	if r := b.fetch(a.HTTP.URL+"/portal?days=90", "HX-Request", "true", "HX-Target", "usage-chart"); r.Status != http.StatusUnauthorized || r.Header.Get("HX-Redirect") == "" {
+		t.Errorf("signed out partial: %d %q", r.Status, r.Header.Get("HX-Redirect"))
+	}
+}
+
+// dashInt is a number as the portal writes it: 8,700.
+func dashInt(n int) string { return views.NewFmt("", "").Int(int64(n)) }

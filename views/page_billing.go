@@ -1,0 +1,84 @@
+package views
+
+import (
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// BillingPage is the Billing tab: top-ups, saved cards, auto-refill and
+// receipts.
+type BillingPage struct {
+	Sandbox    bool // sandbox payments: say so
+	TopUp      TopUpPanel
+	Cards      []billing.Card
+	Refill     RefillForm
+	TopUps     []billing.TopUp
+	Notices    []billing.BillingEvent
+	CardsError string
+}
+
+// TopUpPanel is the one-click top-up: a button per pack and a custom amount.
+type TopUpPanel struct {
+	Packs      []billing.CreditPack
+	Card       *billing.Card // the default card; nil: add one first
+	CustomMin  billing.Money
+	CustomMax  billing.Money
+	CustomRate string // "100 credits per $1.00"
+	Flow       bool   // opened for a top-up from the product (flow=top_up)
+	Sandbox    bool
+}
+
+// TopUpConfirm asks once before money moves.
+type TopUpConfirm struct {
+	PackID  string
+	Amount  int64 // custom amount, minor units
+	Credits billing.Credits
+	Price   billing.Money
+	Card    billing.Card
+	Key     string // identifies this click: a double submit charges once
+	Error   string
+}
+
+// RefillForm is the auto-refill settings with what they will do.
+type RefillForm struct {
+	Settings    billing.RefillSettings
+	Packs       []billing.CreditPack
+	Errors      map[string]string
+	Values      map[string]string // as typed, when re-shown with errors
+	NextCredits billing.Credits   // what the next refill buys
+	NextPrice   billing.Money
+	MonthCount  int
+	MonthAmount billing.Money
+	HasCard     bool
+	Saved       bool
+}
+
+// TopUpStatus is the page a customer waits on while a payment settles.
+type TopUpStatus struct {
+	TopUp     billing.TopUp
+	ReturnURL string // flow=top_up: where to go when it succeeds
+}
+
+// Receipt is a printable receipt.
+type Receipt struct {
+	TopUp   billing.TopUp
+	Product string
+	Email   string
+	Name    string
+	Issued  time.Time
+}
+
+// SandboxCardForm is the sandbox's stand-in for Stripe Checkout.
+type SandboxCardForm struct {
+	Setup, Return, Cancel string
+	Number, Exp, CVC      string
+	Error                 string
+}
+
+// SandboxAuth is the sandbox's stand-in for a bank's 3-D Secure page.
+type SandboxAuth struct {
+	PaymentID string
+	Amount    billing.Money
+	Return    string
+}
