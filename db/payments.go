@@ -86,9 +86,11 @@ func (t *Tx) card(id string) (billing.Card, error) {
 	return scanCard(t.queryRow(`SELECT `+cardCols+` FROM payment_methods WHERE id = ?`, id))
 }
 
-// FindCards lists the customer's saved cards, the default first.
-func (d *DB) FindCards(ctx context.Context, customerID string) ([]billing.Card, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT `+cardCols+` FROM payment_methods WHERE customer_id = ? AND removed_at IS NULL ORDER BY is_default DESC, created_at`, customerID)
+// FindCards lists the customer's saved cards at a provider, the default
+// first (cards saved with the sandbox never show once Stripe is set up).
+func (d *DB) FindCards(ctx context.Context, customerID, provider string) ([]billing.Card, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT `+cardCols+` FROM payment_methods WHERE customer_id = ? AND provider = ? AND removed_at IS NULL
+		ORDER BY is_default DESC, created_at`, customerID, provider)
 	if err != nil {
 		return nil, err
 	}

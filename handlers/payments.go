@@ -31,7 +31,7 @@ type PaymentService interface {
 
 // PaymentStore is what the billing pages read.
 type PaymentStore interface {
-	FindCards(ctx context.Context, customerID string) ([]billing.Card, error)
+	FindCards(ctx context.Context, customerID, provider string) ([]billing.Card, error)
 	FindTopUp(ctx context.Context, id string) (billing.TopUp, error)
 	FindTopUps(ctx context.Context, customerID string, limit int) ([]billing.TopUp, error)
 	FindRefillSettings(ctx context.Context, customerID string) (billing.RefillSettings, bool, error)

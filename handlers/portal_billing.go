@@ -81,7 +81,7 @@ func (s *Server) billingPage(c echo.Context) error {
 		return err
 	}
 	page := views.BillingPage{Sandbox: s.sandboxMode(), TopUp: tp}
-	if page.Cards, err = s.cfg.Payments.Store.FindCards(ctx, cid); err != nil {
+	if page.Cards, err = s.cfg.Payments.Store.FindCards(ctx, cid, s.cfg.Payments.Provider.Name()); err != nil {
 		return err
 	}
 	if page.Refill, err = s.refillForm(c, nil, nil); err != nil {

@@ -19,7 +19,7 @@ type Store interface {
 	ProviderCustomer(ctx context.Context, customerID, provider string) (string, error)
 	SaveProviderCustomer(ctx context.Context, customerID, provider, providerID string) error
 	SaveCard(ctx context.Context, customerID, provider string, c billing.Card) (billing.Card, error)
-	FindCards(ctx context.Context, customerID string) ([]billing.Card, error)
+	FindCards(ctx context.Context, customerID, provider string) ([]billing.Card, error)
 	SetDefaultCard(ctx context.Context, customerID, cardID string) (billing.Card, error)
 	RemoveCard(ctx context.Context, customerID, cardID string) (billing.Card, error)
 
@@ -140,7 +140,7 @@ func (s *Service) RemoveCard(ctx context.Context, customerID, cardID string) (bi
 
 // DefaultCard is the card top-ups charge (ok = false when none is saved).
 func (s *Service) DefaultCard(ctx context.Context, customerID string) (billing.Card, bool, error) {
-	cards, err := s.Store.FindCards(ctx, customerID)
+	cards, err := s.Store.FindCards(ctx, customerID, s.Provider.Name())
 	if err != nil || len(cards) == 0 {
 		return billing.Card{}, false, err
 	}

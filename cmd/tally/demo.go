@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -103,7 +104,7 @@ func demoCustomers() []demoCustomer {
 // seedDemo publishes the demo price book, creates the demo customers with
 // 90 days of usage and ensures the demo API key. It does nothing that is
 // already done, so `serve --demo` can be run again on the same database.
-func seedDemo(ctx context.Context, d *db.DB, out io.Writer) (string, error) {
+func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (string, error) {
 	if pb, err := d.CurrentPriceBook(ctx); err != nil {
 		return "", err
 	} else if pb == nil {
@@ -154,6 +155,21 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer) (string, error) {
 			return "", err
 		}
 		fmt.Fprintf(out, "demo: %s: balance %s credits (%d usage events refused for lack of credits, as in real life)\n", dc.in.Name, b.Balance, failed)
+		if sandboxCards && dc.in.ExternalID != "nova-labs" {
+			// A saved sandbox test card (Visa 4242), so one-click top-ups work
+			// at once; Nova Labs has none, to show adding a card.
+			c, err := d.FindCustomer(ctx, dc.in.ExternalID)
+			if err != nil {
+				return "", err
+			}
+			if err := d.SaveProviderCustomer(ctx, c.ID, "sandbox", "cus_sandbox_demo_"+dc.in.ExternalID); err != nil {
+				return "", err
+			}
+			if _, err := d.SaveCard(ctx, c.ID, "sandbox", billing.Card{ProviderID: "pm_sandbox_4242_demo" + strings.ReplaceAll(dc.in.ExternalID, "-", ""),
+				Brand: "visa", Last4: "4242", ExpMonth: 12, ExpYear: now.Year() + 3}); err != nil {
+				return "", err
+			}
+		}
 	}
 	return demoAPIKey, nil
 }

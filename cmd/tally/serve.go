@@ -107,7 +107,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}()
 	base := "http://" + ln.Addr().String()
 	if cfg.Demo {
-		key, err := seedDemo(ctx, d, stdout)
+		key, err := seedDemo(ctx, d, stdout, cfg.Stripe.SecretKey == "")
 		if err != nil {
 			return fmt.Errorf("demo data: %w", err)
 		}
