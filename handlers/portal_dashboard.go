@@ -51,6 +51,13 @@ func (s *Server) dashboard(c echo.Context) error {
 	}
 	fc := billing.NewForecast(now, usage, lots, b.Available, views.DashboardTopUpUntil(sh.Fmt, now))
 	page := views.NewDashboardPage(now, b, fc, views.NewDashboardChart(usage, names, period, now))
+	if s.cfg.Payments.Service != nil {
+		tp, err := s.topUpPanel(c, false)
+		if err != nil {
+			return err
+		}
+		page.TopUp = &tp
+	}
 	return render(c, http.StatusOK, views.Dashboard(sh, page))
 }
 

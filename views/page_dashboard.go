@@ -16,6 +16,7 @@ type DashboardPage struct {
 	Forecast billing.Forecast
 	Expiring []DashboardExpiry
 	Chart    DashboardChart
+	TopUp    *TopUpPanel // one-click top-up, when payments are set up
 }
 
 // DashboardExpiry reminds the customer of a lot that expires within 30 days.

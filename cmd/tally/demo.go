@@ -79,7 +79,6 @@ func demoCustomers() []demoCustomer {
 				{88, 300, billing.SourcePromo, "Welcome credits", 14},
 				{75, 5500, billing.SourcePurchase, "Growth pack ($50.00)", 0},
 				{21, 1000, billing.SourcePurchase, "Starter pack ($10.00)", 0},
-				{9, 1000, billing.SourcePurchase, "Starter pack ($10.00)", 0},
 			},
 			users:    []string{"sam", "ola"},
 			features: []string{"image.generate", "image.generate", "chat.request", "audio.transcribe"},
@@ -249,7 +248,8 @@ func drainTo(ctx context.Context, d *db.DB, dc demoCustomer, now time.Time) erro
 	var items []db.BackfillItem
 	for i := int64(0); i < excess; i++ {
 		q := billing.QuantityOf(1)
-		at := now.Add(-time.Duration(excess-i) * 90 * time.Second)
+		// Spread over the last three days, so the demo's pace stays believable.
+		at := now.Add(-time.Duration(excess-i) * (72 * time.Hour / time.Duration(excess+1)))
 		items = append(items, db.BackfillItem{At: at, Usage: &billing.UsageRequest{Customer: dc.in.ExternalID, Feature: "chat.request",
 			Quantity: &q, Metadata: map[string]string{"user": dc.users[int(i)%len(dc.users)]}}})
 	}
