@@ -31,6 +31,13 @@ var statusOf = map[string]int{
 	billing.CodeUnavailable:         http.StatusServiceUnavailable,
 	billing.CodeInternal:            http.StatusInternalServerError,
 	codeMethodNotAllowed:            http.StatusMethodNotAllowed,
+	billing.CodeCardDeclined:        http.StatusPaymentRequired,
+	billing.CodeNoPaymentMethod:     http.StatusUnprocessableEntity,
+	billing.CodeRefundWindowClosed:  http.StatusUnprocessableEntity,
+	billing.CodeNothingToRefund:     http.StatusUnprocessableEntity,
+	billing.CodePaymentProvider:     http.StatusBadGateway,
+	billing.CodeLinkUsed:            http.StatusGone,
+	billing.CodeLinkExpired:         http.StatusGone,
 }
 
 const codeMethodNotAllowed = "method_not_allowed"

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
+	"github.com/tally-billing/tally/payments"
 )
 
 // openAPISpec is the part of the OpenAPI document the tests read.
@@ -90,7 +91,10 @@ func newOpenAPIServer(t *testing.T) (*Server, *db.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return New(Config{}, d), d
+	// With payments, so the top-up routes are registered too.
+	sb := payments.NewSandbox("http://127.0.0.1")
+	svc := &payments.Service{Provider: sb, Store: d, Policy: billing.DefaultPaymentPolicy}
+	return New(Config{Payments: PaymentsConfig{Service: svc, Store: d, Provider: sb, Policy: billing.DefaultPaymentPolicy}}, d), d
 }
 
 func parseOpenAPI(t *testing.T, data []byte) openAPISpec {
