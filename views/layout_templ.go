@@ -319,7 +319,7 @@ func portalHeader(s Shell) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "\"> <button type=\"submit\" class=\"text-sm text-gray-500 hover:text-gray-900\">Sign out</button></form></div></div><nav class=\"-mb-px flex gap-6 overflow-x-auto\" aria-label=\"Portal\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "\"> <button type=\"submit\" class=\"text-sm text-gray-500 hover:text-gray-900\">Sign out</button></form></div></div><nav class=\"-mb-px -mx-4 flex gap-4 overflow-x-auto px-4 sm:mx-0 sm:gap-6 sm:px-0\" aria-label=\"Portal\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
