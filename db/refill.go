@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -246,14 +247,22 @@ func (t *Tx) settleRefillJob(before billing.TopUp, p billing.Payment) error {
 		if _, err := t.exec(`UPDATE refill_jobs SET status = 'succeeded', last_error = '', updated_at = ? WHERE id = ?`, now, jobID); err != nil {
 			return err
 		}
-		_, err := t.exec(`UPDATE refill_settings SET failures = 0 WHERE customer_id = ?`, before.Customer)
+		if _, err := t.exec(`UPDATE refill_settings SET failures = 0 WHERE customer_id = ?`, before.Customer); err != nil {
+			return err
+		}
+		// A refill that went through answers the notices about refills that
+		// did not ("declined, we will try again", "confirm it with your
+		// bank", "paused"): they would only mislead now.
+		_, err := t.exec(`UPDATE billing_events SET dismissed_at = ? WHERE customer_id = ? AND dismissed_at IS NULL AND type IN (?, ?, ?)`,
+			now, before.Customer, billing.EventRefillFailed, billing.EventRefillNeedsAuth, billing.EventRefillPaused)
 		return err
 	case billing.PaymentRequiresAction:
 		if _, err := t.exec(`UPDATE refill_jobs SET status = 'requires_action', updated_at = ? WHERE id = ?`, now, jobID); err != nil {
 			return err
 		}
+		// The description already says "Auto-refill: ...".
 		return t.addBillingEvent(before.Customer, billing.EventRefillNeedsAuth,
-			"Your bank asks you to confirm the auto-refill of "+before.Description+". Confirm it to add the credits.")
+			"Your bank asks you to confirm the auto-refill of "+strings.TrimPrefix(before.Description, "Auto-refill: ")+". Confirm it to add the credits.")
 	}
 	// Declined.
 	var failures int

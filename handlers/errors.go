@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
@@ -140,5 +141,5 @@ func errorHandler(log *slog.Logger, page func(c echo.Context, status int, err er
 
 func isAPI(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return len(p) >= 5 && p[:5] == "/api/" || p == "/healthz" || p == "/readyz" || p == "/metrics"
+	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/webhooks/") || p == "/healthz" || p == "/readyz" || p == "/metrics"
 }

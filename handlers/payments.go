@@ -181,7 +181,8 @@ func (s *Server) sandboxAuthPage(c echo.Context) error {
 		return err
 	}
 	return render(c, http.StatusOK, views.SandboxAuthPage(s.publicShell(c, "Confirm payment"),
-		views.SandboxAuth{PaymentID: p.ProviderID, Amount: tu.Price, Return: localURL(c.QueryParam("return"), "/portal/top-ups/"+tu.ID)}))
+		views.SandboxAuth{PaymentID: p.ProviderID, Amount: tu.Price, Card: views.CardLabel(billing.Card{Brand: tu.CardBrand, Last4: tu.CardLast4}),
+			Description: tu.Description, Return: localURL(c.QueryParam("return"), "/portal/top-ups/"+tu.ID)}))
 }
 
 // POST /sandbox/authenticate/:id approves or fails the payment; the event
@@ -203,7 +204,16 @@ func (s *Server) sandboxAuthenticate(c echo.Context) error {
 	if _, err := s.cfg.Payments.Service.HandleEvent(ctx, ev); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, localURL(c.FormValue("return"), "/portal/top-ups/"+tu.ID))
+	// Back where the charge asked, with ?payment_intent=<id> as Stripe adds
+	// it: /portal/top-ups/return finds the purchase by it.
+	to := localURL(c.FormValue("return"), "/portal/top-ups/"+tu.ID)
+	if u, err := url.Parse(to); err == nil {
+		q := u.Query()
+		q.Set("payment_intent", p.ProviderID)
+		u.RawQuery = q.Encode()
+		to = u.String()
+	}
+	return c.Redirect(http.StatusSeeOther, to)
 }
 
 // customerTopUpByPayment finds the signed-in customer's top-up of a payment

@@ -93,6 +93,14 @@ func (s *Server) billingPage(c echo.Context) error {
 	if page.Notices, err = s.cfg.Payments.Store.FindBillingEvents(ctx, cid, 5); err != nil {
 		return err
 	}
+	// The "confirm your auto-refill" notice links to the bank's page of the
+	// refill that waits for it (the newest; none once it is confirmed).
+	for _, t := range page.TopUps {
+		if t.Origin == billing.OriginAutoRefill && t.Status == billing.TopUpRequiresAction && t.NextActionURL != "" {
+			page.RefillAuthURL = t.NextActionURL
+			break
+		}
+	}
 	return render(c, http.StatusOK, views.Billing(sh, page))
 }
 
@@ -128,6 +136,9 @@ func (s *Server) confirmTopUp(c echo.Context) error {
 		if !ok {
 			return billing.Errorf(billing.CodeValidation, "Enter an amount in dollars, such as 25 or 25.50.")
 		}
+		if err := s.checkCustomAmount(c, amt); err != nil {
+			return err
+		}
 		req.Amount = amt
 	}
 	credits, price, _, err := s.cfg.Payments.Service.Quote(ctx, req)
@@ -153,6 +164,28 @@ func (s *Server) confirmTopUp(c echo.Context) error {
 	return render(c, http.StatusOK, views.Modal(full, dlg))
 }
 
+// checkCustomAmount keeps a custom amount within the policy's bounds, with
+// an error a customer can act on ("between $5.00 and $1,000.00") rather
+// than the domain's minor units.
+func (s *Server) checkCustomAmount(c echo.Context, amount int64) error {
+	pb, err := s.prices.CurrentPriceBook(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	base, ok := pb.BaseRate()
+	if !ok {
+		return nil // Quote says why a custom amount cannot be priced
+	}
+	pol := s.cfg.Payments.Policy
+	if amount < pol.CustomMin || amount > pol.CustomMax {
+		f := s.publicShell(c, "").Fmt
+		cur := base.Price.Currency
+		return billing.Errorf(billing.CodeValidation, "Enter an amount between %s and %s.",
+			f.Money(billing.Money{Amount: pol.CustomMin, Currency: cur}), f.Money(billing.Money{Amount: pol.CustomMax, Currency: cur})).With("param", "amount")
+	}
+	return nil
+}
+
 func isHTMX(c echo.Context) bool { return c.Request().Header.Get("HX-Request") == "true" }
 
 // POST /portal/top-ups charges the default card once for this click.
@@ -164,6 +197,9 @@ func (s *Server) createTopUp(c echo.Context) error {
 		amt, err := strconv.ParseInt(c.FormValue("amount_minor"), 10, 64)
 		if err != nil || amt <= 0 {
 			return billing.Errorf(billing.CodeValidation, "Choose a pack or an amount.")
+		}
+		if err := s.checkCustomAmount(c, amt); err != nil {
+			return err
 		}
 		req.Amount = amt
 	}
@@ -187,7 +223,9 @@ func (s *Server) createTopUp(c echo.Context) error {
 		if s.inTopUpFlow(c) && ps.ReturnURL != "" {
 			return redirect(c, "/portal/top-ups/"+tu.ID)
 		}
-		flash(c, "success", fmt.Sprintf("Added %s credits. %s was charged to %s •••• %s.", tu.Credits, views.NewFmt("", "").Money(tu.Price), tu.CardBrand, tu.CardLast4))
+		f := s.publicShell(c, "").Fmt
+		flash(c, "success", fmt.Sprintf("Added %s credits. %s was charged to %s.", f.Credits(tu.Credits), f.Money(tu.Price),
+			views.CardLabel(billing.Card{Brand: tu.CardBrand, Last4: tu.CardLast4})))
 		return redirect(c, "/portal")
 	case billing.TopUpFailed:
 		sh := s.publicShell(c, "Payment declined")
@@ -342,9 +380,14 @@ func (s *Server) refillForm(c echo.Context, set *billing.RefillSettings, values 
 	cid := currentCustomer(c).CustomerID
 	f := views.RefillForm{Values: values}
 	if set == nil {
-		cur, _, err := s.cfg.Payments.Store.FindRefillSettings(ctx, cid)
+		cur, found, err := s.cfg.Payments.Store.FindRefillSettings(ctx, cid)
 		if err != nil {
 			return f, err
+		}
+		if !found {
+			if cur.Threshold, err = s.defaultRefillThreshold(c); err != nil {
+				return f, err
+			}
 		}
 		set = &cur
 	}
@@ -391,6 +434,34 @@ func (s *Server) refillForm(c echo.Context, set *billing.RefillSettings, values 
 		}
 	}
 	return f, nil
+}
+
+// defaultRefillThreshold is the threshold the form offers a customer who
+// never set auto-refill: where the portal starts warning of a low balance
+// (their own setting, or 10% of their last top-up), else 10% of the smallest
+// pack, in whole credits. 0 would refill only once the credits are gone.
+func (s *Server) defaultRefillThreshold(c echo.Context) (billing.Credits, error) {
+	ctx := c.Request().Context()
+	cid := currentCustomer(c).CustomerID
+	set, err := s.portal.FindCustomerSettings(ctx, cid)
+	if err != nil {
+		return 0, err
+	}
+	last, err := s.portal.LastTopUp(ctx, cid)
+	if err != nil {
+		return 0, err
+	}
+	th := set.Threshold(last)
+	if th <= 0 {
+		pb, err := s.prices.CurrentPriceBook(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if base, ok := pb.BaseRate(); ok {
+			th = base.Credits / 10
+		}
+	}
+	return th - th%billing.Milli, nil
 }
 
 // POST /portal/auto-refill saves auto-refill, with inline errors.

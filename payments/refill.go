@@ -82,7 +82,8 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 		s.outcome("skipped")
 		return
 	}
-	req := billing.TopUpRequest{Key: fmt.Sprintf("refill:%s:%d", job.ID, job.Attempts), Origin: billing.OriginAutoRefill, OffSession: true}
+	req := billing.TopUpRequest{Key: fmt.Sprintf("refill:%s:%d", job.ID, job.Attempts), Origin: billing.OriginAutoRefill, OffSession: true,
+		ReturnURL: s.ReturnURL}
 	switch set.Mode {
 	case billing.RefillPack:
 		req.PackID = set.PackID

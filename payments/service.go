@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -51,6 +52,11 @@ type Service struct {
 	Now      func() time.Time
 	// OnRefill is told each refill job's outcome (metrics).
 	OnRefill func(result string)
+	// ReturnURL is where a customer comes back to after authenticating an
+	// auto-refill their bank held (the portal's /portal/top-ups/return).
+	// Stripe gives a link to authenticate an off-session payment only when
+	// the charge has one; without it the customer has no way to confirm.
+	ReturnURL string
 }
 
 func (s *Service) now() time.Time {
@@ -166,22 +172,51 @@ func (s *Service) Quote(ctx context.Context, req billing.TopUpRequest) (billing.
 		}
 		name := p.Name
 		if name == "" {
-			name = p.Credits.String() + " credits"
+			name = groupCredits(p.Credits) + " credits"
 		}
-		return p.Credits, p.Price, fmt.Sprintf("%s: %s credits", name, p.Credits), nil
+		return p.Credits, p.Price, fmt.Sprintf("%s: %s credits", name, groupCredits(p.Credits)), nil
 	case req.Credits > 0:
 		price, err := billing.PriceForCredits(pb, req.Credits, s.Policy)
 		if err != nil {
 			return 0, billing.Money{}, "", err
 		}
-		return req.Credits, price, fmt.Sprintf("%s credits", req.Credits), nil
+		// Fewer credits than the smallest top-up buys still cost that
+		// top-up: buy what it buys, not fewer credits for the same money.
+		credits := req.Credits
+		if least, _, err := billing.CustomCredits(pb, s.Policy.CustomMin, s.Policy); err == nil && credits < least {
+			credits = least
+		}
+		return credits, price, fmt.Sprintf("%s credits", groupCredits(credits)), nil
 	default:
 		credits, price, err := billing.CustomCredits(pb, req.Amount, s.Policy)
 		if err != nil {
 			return 0, billing.Money{}, "", err
 		}
-		return credits, price, fmt.Sprintf("%s credits (custom amount)", credits), nil
+		return credits, price, fmt.Sprintf("%s credits (custom amount)", groupCredits(credits)), nil
 	}
+}
+
+// groupCredits writes credits with thousands separators ("1,000", "2,500.5")
+// for descriptions: they are shown on receipts, in the purchase list and at
+// the provider, next to amounts the portal writes the same way.
+func groupCredits(c billing.Credits) string {
+	s := c.String()
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if hasFrac {
+		b.WriteString("." + frac)
+	}
+	return sign + b.String()
 }
 
 // TopUp buys credits with the customer's default card. The result is the

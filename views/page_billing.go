@@ -16,6 +16,9 @@ type BillingPage struct {
 	TopUps     []billing.TopUp
 	Notices    []billing.BillingEvent
 	CardsError string
+	// RefillAuthURL is where to confirm an auto-refill the bank holds for
+	// authentication ("" when none waits): the notice links to it.
+	RefillAuthURL string
 }
 
 // TopUpPanel is the one-click top-up: a button per pack and a custom amount.
@@ -78,7 +81,9 @@ type SandboxCardForm struct {
 
 // SandboxAuth is the sandbox's stand-in for a bank's 3-D Secure page.
 type SandboxAuth struct {
-	PaymentID string
-	Amount    billing.Money
-	Return    string
+	PaymentID   string
+	Amount      billing.Money
+	Card        string // "Visa •••• 3184"
+	Description string // what is bought
+	Return      string
 }

@@ -137,7 +137,8 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	policy.RefundWindow, policy.PurchaseExpiry = cfg.RefundWindow, cfg.PurchaseTTL
 	metrics := handlers.NewMetrics()
 	pay := &payments.Service{Provider: provider, Store: d, Policy: policy, Log: log,
-		OnRefill: func(result string) { metrics.RefillJobs.WithLabelValues(result).Inc() }}
+		OnRefill:  func(result string) { metrics.RefillJobs.WithLabelValues(result).Inc() },
+		ReturnURL: strings.TrimRight(portal.BaseURL, "/") + "/portal/top-ups/return"}
 	d.SetBatchObserver(metrics.ObserveBatch)
 	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal,
 		Payments: handlers.PaymentsConfig{Service: pay, Store: d, Provider: provider, Policy: policy}}, d)

@@ -1,0 +1,614 @@
+package handlers_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/tally-billing/tally/billing"
+)
+
+// The sandbox's test cards, as a customer types them.
+const (
+	cardOK      = "4242 4242 4242 4242"
+	cardDecline = "4000 0000 0000 0002"
+	card3DS     = "4000 0027 6000 3184"
+)
+
+// addCard adds a card the way a customer does: "Add a card" in the portal,
+// the sandbox's card page, back to the portal.
+func (v *portalVisitor) addCard(number string) {
+	v.t.Helper()
+	tok := v.csrf("/portal/billing")
+	page := v.location(v.post("/portal/cards/setup", url.Values{"_csrf": {tok}}), http.StatusSeeOther)
+	if !strings.HasPrefix(page, "/sandbox/cards/new?setup=cs_sandbox_") {
+		v.t.Fatalf("card setup sent the customer to %q, want the sandbox's card page", page)
+	}
+	r := v.get(page).want(v.t, http.StatusOK)
+	f := formValues(v.t, r, `form[data-testid="sandbox-card-form"]`)
+	f.Set("number", number)
+	f.Set("exp", "12/40")
+	f.Set("cvc", "123")
+	back := v.location(v.post("/sandbox/cards", f), http.StatusSeeOther)
+	if !strings.HasPrefix(back, "/portal/cards/added?session_id=cs_sandbox_") {
+		v.t.Fatalf("the card page returned to %q, want /portal/cards/added?session_id=...", back)
+	}
+	if to := v.location(v.get(back), http.StatusSeeOther); to != "/portal/billing#cards" {
+		v.t.Fatalf("after saving the card: %q", to)
+	}
+	if fl := testID(v.t, v.get("/portal/billing").want(v.t, http.StatusOK), "flash"); !strings.Contains(fl, "Saved Visa •••• "+number[len(number)-4:]) {
+		v.t.Fatalf("flash after adding a card: %q", fl)
+	}
+}
+
+type cardRow struct {
+	ID, Label, Expires string
+	Default            bool
+}
+
+// cards lists the saved cards the billing page shows.
+func (v *portalVisitor) cards() []cardRow {
+	v.t.Helper()
+	var out []cardRow
+	doc(v.t, v.get("/portal/billing").want(v.t, http.StatusOK)).Find(`[data-testid="card-row"]`).Each(func(_ int, s *goquery.Selection) {
+		action, _ := s.Find(`form[action$="/remove"]`).Attr("action")
+		out = append(out, cardRow{
+			ID:      strings.TrimSuffix(strings.TrimPrefix(action, "/portal/cards/"), "/remove"),
+			Label:   strings.TrimSpace(s.Find("p.font-medium").Text()),
+			Expires: strings.TrimSpace(s.Find("p.muted").Text()),
+			Default: s.Find(`[data-testid="default-card"]`).Length() == 1,
+		})
+	})
+	return out
+}
+
+// confirm opens the confirmation of a top-up (pack or amount).
+func (v *portalVisitor) confirm(vals url.Values, headers ...string) response {
+	v.t.Helper()
+	// Each purchase a second after the last, so "newest first" is well defined.
+	v.a.Clock.Advance(time.Second)
+	vals.Set("_csrf", v.csrf("/portal/billing"))
+	return v.post("/portal/top-ups/confirm", vals, headers...)
+}
+
+// payForm is the confirmation's form, as the Pay button posts it.
+func payForm(t *testing.T, confirm response) url.Values {
+	t.Helper()
+	return formValues(t, confirm, `[data-testid="top-up-confirm"] form[action="/portal/top-ups"]`)
+}
+
+// buy confirms and pays a pack, and returns the answer to the payment.
+func (v *portalVisitor) buy(pack string) response {
+	v.t.Helper()
+	c := v.confirm(url.Values{"pack": {pack}}).want(v.t, http.StatusOK)
+	return v.post("/portal/top-ups", payForm(v.t, c))
+}
+
+// answerBank answers the sandbox's bank page ("approve" or "fail") and
+// follows the customer back: through /portal/top-ups/return, which the
+// answer must name the payment to (?payment_intent=, as Stripe does), to
+// where they land.
+func (v *portalVisitor) answerBank(page, outcome string) string {
+	v.t.Helper()
+	f := formValues(v.t, v.get(page).want(v.t, http.StatusOK), `form:has([value="`+outcome+`"])`)
+	back := v.location(v.post(strings.SplitN(page, "?", 2)[0], f), http.StatusSeeOther)
+	if strings.HasPrefix(back, "/portal/top-ups/return") {
+		if !strings.Contains(back, "payment_intent=pi_sandbox_") {
+			v.t.Fatalf("the bank page returned to %q, without the payment", back)
+		}
+		back = v.location(v.get(back), http.StatusSeeOther)
+	}
+	return back
+}
+
+type purchaseRow struct {
+	Description, Credits, Amount, Card, Status, Receipt string
+}
+
+// purchases lists "Purchases and receipts", newest first.
+func (v *portalVisitor) purchases() []purchaseRow {
+	v.t.Helper()
+	var out []purchaseRow
+	doc(v.t, v.get("/portal/billing").want(v.t, http.StatusOK)).Find(`[data-testid="receipt-row"]`).Each(func(_ int, s *goquery.Selection) {
+		td := func(i int) string { return strings.Join(strings.Fields(s.Find("td").Eq(i).Text()), " ") }
+		href, _ := s.Find(`a[href^="/portal/receipts/"]`).Attr("href")
+		out = append(out, purchaseRow{Description: td(1), Credits: td(2), Amount: td(3), Card: td(4), Status: td(5), Receipt: href})
+	})
+	return out
+}
+
+// lastTopUp is the id of the customer's newest top-up.
+func (p *payAPI) lastTopUp(t *testing.T, customer string) string {
+	t.Helper()
+	tops, err := p.DB.FindTopUps(t.Context(), customer, 1)
+	if err != nil || len(tops) == 0 {
+		t.Fatalf("no top-up for %s: %v", customer, err)
+	}
+	return tops[0].ID
+}
+
+// shopper is a signed-in customer with no credits yet.
+func (p *payAPI) shopper(t *testing.T, ext string) (string, *portalVisitor) {
+	t.Helper()
+	id := p.namedCustomer(t, ext, "Shopper "+ext)
+	v := newPortalVisitor(t, p.testAPI)
+	v.signIn(ext)
+	return id, v
+}
+
+func TestSandboxCardsThroughThePortal(t *testing.T) {
+	p := newPayAPI(t)
+	_, v := p.shopper(t, "acme")
+
+	if got := testID(t, v.get("/portal/billing").want(t, http.StatusOK), "no-cards"); got != "No saved card yet." {
+		t.Fatalf("no cards yet: %q", got)
+	}
+	v.addCard(cardOK)
+	cards := v.cards()
+	if len(cards) != 1 || cards[0].Label != "Visa •••• 4242" || cards[0].Expires != "Expires 12/2040" || !cards[0].Default {
+		t.Fatalf("after adding 4242: %+v", cards)
+	}
+
+	t.Run("a card the sandbox does not take is refused on its page", func(t *testing.T) {
+		tok := v.csrf("/portal/billing")
+		page := v.location(v.post("/portal/cards/setup", url.Values{"_csrf": {tok}}), http.StatusSeeOther)
+		f := formValues(t, v.get(page).want(t, http.StatusOK), `form[data-testid="sandbox-card-form"]`)
+		f.Set("number", "5555 5555 5555 4444")
+		f.Set("exp", "12/40")
+		f.Set("cvc", "123")
+		r := v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity)
+		if got := testID(t, r, "sandbox-card-error"); !strings.Contains(got, "4242 4242 4242 4242") {
+			t.Fatalf("error for a non-test card: %q", got)
+		}
+		f.Set("number", cardOK)
+		f.Set("exp", "13/40")
+		if got := testID(t, v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity), "sandbox-card-error"); got != "Enter the expiry as MM/YY." {
+			t.Fatalf("error for a bad expiry: %q", got)
+		}
+		if n := len(v.cards()); n != 1 {
+			t.Fatalf("%d cards after refused ones", n)
+		}
+	})
+
+	v.addCard(cardDecline)
+	cards = v.cards()
+	if len(cards) != 2 || !cards[0].Default || cards[1].Default || cards[1].Label != "Visa •••• 0002" {
+		t.Fatalf("after adding 0002: %+v", cards)
+	}
+	declined := cards[1].ID
+
+	t.Run("set default", func(t *testing.T) {
+		r := v.post("/portal/cards/"+declined+"/default", url.Values{"_csrf": {v.csrf("/portal/billing")}})
+		if to := v.location(r, http.StatusSeeOther); to != "/portal/billing#cards" {
+			t.Fatalf("default: redirected to %q", to)
+		}
+		cards := v.cards()
+		if len(cards) != 2 || cards[0].ID != declined || !cards[0].Default || cards[1].Default {
+			t.Fatalf("after making 0002 the default: %+v", cards)
+		}
+		if got := testID(t, v.get("/portal/billing"), "top-up-card"); got != "Charged to Visa •••• 0002 after you confirm." {
+			t.Fatalf("the top-up block charges %q", got)
+		}
+	})
+
+	t.Run("another customer's card is not found", func(t *testing.T) {
+		_, other := p.shopper(t, "intruder")
+		tok := other.csrf("/portal/billing")
+		other.post("/portal/cards/"+declined+"/remove", url.Values{"_csrf": {tok}}).want(t, http.StatusNotFound)
+		other.post("/portal/cards/"+declined+"/default", url.Values{"_csrf": {tok}}).want(t, http.StatusNotFound)
+		other.post("/portal/cards/card_nope/remove", url.Values{"_csrf": {tok}}).want(t, http.StatusNotFound)
+		if n := len(v.cards()); n != 2 {
+			t.Fatalf("the owner has %d cards after another customer's attempts", n)
+		}
+	})
+
+	t.Run("remove", func(t *testing.T) {
+		r := v.post("/portal/cards/"+declined+"/remove", url.Values{"_csrf": {v.csrf("/portal/billing")}})
+		if to := v.location(r, http.StatusSeeOther); to != "/portal/billing#cards" {
+			t.Fatalf("remove: redirected to %q", to)
+		}
+		cards := v.cards()
+		if len(cards) != 1 || cards[0].Label != "Visa •••• 4242" || !cards[0].Default {
+			t.Fatalf("after removing the default 0002, the 4242 should be the default: %+v", cards)
+		}
+		// Removed is removed: a second time is not found.
+		v.post("/portal/cards/"+declined+"/remove", url.Values{"_csrf": {v.csrf("/portal/billing")}}).want(t, http.StatusNotFound)
+	})
+
+	t.Run("without a CSRF token nothing changes", func(t *testing.T) {
+		v.post("/portal/cards/"+v.cards()[0].ID+"/remove", url.Values{}).want(t, http.StatusForbidden)
+		if n := len(v.cards()); n != 1 {
+			t.Fatalf("%d cards", n)
+		}
+	})
+}
+
+func TestSandboxOneClickTopUp(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+
+	// Without a card, confirming asks for one.
+	v.confirm(url.Values{"pack": {"pack_1000"}}).want(t, http.StatusUnprocessableEntity)
+	v.addCard(cardOK)
+
+	t.Run("pack", func(t *testing.T) {
+		c := v.confirm(url.Values{"pack": {"pack_1000"}}).want(t, http.StatusOK)
+		if got := testID(t, c, "confirm-text"); got != "Add 1,000 credits for $10.00 with Visa •••• 4242?" {
+			t.Fatalf("confirm text %q", got)
+		}
+		if p.Sandbox.charges() != 0 || p.available(t, id) != 0 {
+			t.Fatal("confirming charged something")
+		}
+		r := v.post("/portal/top-ups", payForm(t, c))
+		if to := v.location(r, http.StatusSeeOther); to != "/portal" {
+			t.Fatalf("after paying: %q", to)
+		}
+		home := v.get("/portal").want(t, http.StatusOK)
+		if got := testID(t, home, "flash"); !strings.Contains(got, "Added 1,000 credits. $10.00 was charged to Visa •••• 4242.") {
+			t.Fatalf("flash %q", got)
+		}
+		if got := testID(t, home, "header-balance-value"); got != "1,000" {
+			t.Fatalf("header balance %q", got)
+		}
+		if got := p.available(t, id); got != billing.CreditsOf(1000) {
+			t.Fatalf("balance %s", got)
+		}
+		rows := v.purchases()
+		if len(rows) != 1 || rows[0].Description != "Starter: 1,000 credits" || rows[0].Credits != "1,000" || rows[0].Amount != "$10.00" ||
+			rows[0].Card != "Visa •••• 4242" || rows[0].Status != "Paid" || rows[0].Receipt == "" {
+			t.Fatalf("purchases %+v", rows)
+		}
+		rc := v.get(rows[0].Receipt).want(t, http.StatusOK)
+		receipt := testID(t, rc, "receipt")
+		for _, want := range []string{"Receipt", "Pixel AI", "Shopper acme", "acme@example.test", "Visa •••• 4242", "Starter: 1,000 credits", "$10.00", "Total paid$10.00", "non-refundable after 9 April 2026"} {
+			if !strings.Contains(receipt, want) {
+				t.Errorf("receipt lacks %q: %s", want, receipt)
+			}
+		}
+		tu := p.topUp(t, strings.TrimPrefix(rows[0].Receipt, "/portal/receipts/"))
+		if tu["status"] != "succeeded" || tu["origin"] != "portal" || tu["lot"] == nil || tu["payment_id"] == nil {
+			t.Fatalf("top-up %v", tu)
+		}
+		// The purchase lot is refundable for 30 days.
+		created, _ := time.Parse(time.RFC3339, tu["created_at"].(string))
+		if created.IsZero() || tu["refundable_until"] != created.Add(30*24*time.Hour).Format(time.RFC3339) {
+			t.Fatalf("refundable_until %v, want purchase + 30 days", tu["refundable_until"])
+		}
+	})
+
+	t.Run("pack with htmx", func(t *testing.T) {
+		before := p.available(t, id)
+		c := v.confirm(url.Values{"pack": {"pack_5500"}}, "HX-Request", "true").want(t, http.StatusOK)
+		if strings.Contains(string(c.Raw), "<html") {
+			t.Fatal("the htmx confirmation is a whole page, want the dialog alone")
+		}
+		if got := testID(t, c, "confirm-text"); got != "Add 5,500 credits for $50.00 with Visa •••• 4242?" {
+			t.Fatalf("confirm text %q", got)
+		}
+		f := payForm(t, c)
+		f.Set("_csrf", v.csrf("/portal/billing"))
+		r := v.post("/portal/top-ups", f, "HX-Request", "true").want(t, http.StatusOK)
+		if got := r.Header.Get("HX-Redirect"); got != "/portal" {
+			t.Fatalf("HX-Redirect %q", got)
+		}
+		if got := p.available(t, id) - before; got != billing.CreditsOf(5500) {
+			t.Fatalf("balance rose by %s", got)
+		}
+	})
+
+	t.Run("custom amount", func(t *testing.T) {
+		before := p.available(t, id)
+		c := v.confirm(url.Values{"amount": {"25"}}).want(t, http.StatusOK)
+		if got := testID(t, c, "confirm-text"); got != "Add 2,500 credits for $25.00 with Visa •••• 4242?" {
+			t.Fatalf("confirm text %q", got)
+		}
+		v.post("/portal/top-ups", payForm(t, c)).want(t, http.StatusSeeOther)
+		if got := p.available(t, id) - before; got != billing.CreditsOf(2500) {
+			t.Fatalf("balance rose by %s", got)
+		}
+		if rows := v.purchases(); rows[0].Description != "2,500 credits (custom amount)" || rows[0].Amount != "$25.00" {
+			t.Fatalf("newest purchase %+v", rows[0])
+		}
+	})
+
+	t.Run("custom amount out of bounds", func(t *testing.T) {
+		before, charges := p.available(t, id), p.Sandbox.charges()
+		for _, amount := range []string{"4.99", "1000.01", "0.01"} {
+			r := v.confirm(url.Values{"amount": {amount}}).want(t, http.StatusUnprocessableEntity)
+			if got := string(r.Raw); !strings.Contains(got, "between $5.00 and $1,000.00") {
+				t.Errorf("amount %s: the error does not give the bounds in dollars: %s", amount, pageMessage(t, r))
+			}
+			// htmx shows it in the flash area.
+			r = v.confirm(url.Values{"amount": {amount}}, "HX-Request", "true").want(t, http.StatusUnprocessableEntity)
+			if r.Header.Get("HX-Retarget") != "#flash" || !strings.Contains(testID(t, r, "flash"), "between $5.00 and $1,000.00") {
+				t.Errorf("amount %s with htmx: %s %s", amount, r.Header, r.Raw)
+			}
+		}
+		for _, amount := range []string{"ten", "0", "-5", "5.001"} {
+			r := v.confirm(url.Values{"amount": {amount}}).want(t, http.StatusUnprocessableEntity)
+			if got := pageMessage(t, r); !strings.Contains(got, "Enter an amount in dollars") {
+				t.Errorf("amount %s: %q", amount, got)
+			}
+		}
+		// A forged form with an amount below the bounds buys nothing.
+		v.post("/portal/top-ups", url.Values{"_csrf": {v.csrf("/portal/billing")}, "amount_minor": {"100"}, "key": {"click_forged"}}).
+			want(t, http.StatusUnprocessableEntity)
+		if p.available(t, id) != before || p.Sandbox.charges() != charges {
+			t.Fatal("an amount out of bounds charged or granted something")
+		}
+	})
+
+	t.Run("a form without its click key is refused", func(t *testing.T) {
+		v.post("/portal/top-ups", url.Values{"_csrf": {v.csrf("/portal/billing")}, "pack": {"pack_1000"}}).want(t, http.StatusBadRequest)
+	})
+	p.verify(t)
+}
+
+// pageMessage is the message of an error page.
+func pageMessage(t *testing.T, r response) string {
+	t.Helper()
+	return strings.Join(strings.Fields(doc(t, r).Find("main").Text()), " ")
+}
+
+func TestSandboxDeclinedTopUp(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	v.addCard(cardDecline)
+	r := v.buy("pack_1000").want(t, http.StatusPaymentRequired)
+	if got := testID(t, r, "top-up-failed"); !strings.Contains(got, "Payment declined") ||
+		!strings.Contains(got, "Your card was declined. No credits were added and nothing was charged.") {
+		t.Fatalf("declined dialog: %q", got)
+	}
+	if got := p.available(t, id); got != 0 {
+		t.Fatalf("a declined card granted %s", got)
+	}
+	rows := v.purchases()
+	if len(rows) != 1 || rows[0].Status != "Declined" || rows[0].Receipt != "" {
+		t.Fatalf("purchases %+v", rows)
+	}
+	tid := p.lastTopUp(t, id)
+	if tu := p.topUp(t, tid); tu["status"] != "failed" || tu["failure_reason"] != "Your card was declined." || tu["lot"] != nil {
+		t.Fatalf("top-up %v", tu)
+	}
+	// A declined purchase has no receipt.
+	v.get("/portal/receipts/"+tid).want(t, http.StatusNotFound)
+	// With htmx, the dialog replaces the confirmation.
+	c := v.confirm(url.Values{"pack": {"pack_1000"}}, "HX-Request", "true").want(t, http.StatusOK)
+	f := payForm(t, c)
+	f.Set("_csrf", v.csrf("/portal/billing"))
+	r = v.post("/portal/top-ups", f, "HX-Request", "true").want(t, http.StatusOK)
+	if !strings.Contains(testID(t, r, "top-up-failed"), "Your card was declined.") {
+		t.Fatalf("htmx declined dialog: %s", r.Raw)
+	}
+	if got := p.available(t, id); got != 0 {
+		t.Fatalf("balance %s", got)
+	}
+	p.verify(t)
+}
+
+func TestSandboxTopUpRequiresAuthentication(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	v.addCard(card3DS)
+
+	// authenticate pays with the 3184 card and follows the redirect to the
+	// sandbox's bank page.
+	authenticate := func(t *testing.T) (authPage string, topUp string) {
+		t.Helper()
+		before := p.available(t, id)
+		to := v.location(v.buy("pack_1000"), http.StatusSeeOther)
+		if !strings.HasPrefix(to, "/sandbox/authenticate/pi_sandbox_") {
+			t.Fatalf("a card that asks to authenticate sent the customer to %q", to)
+		}
+		r := v.get(to).want(t, http.StatusOK)
+		if got := strings.ReplaceAll(testID(t, r, "sandbox-auth"), "\u00a0", " "); !strings.Contains(got, "Your bank asks you to confirm a payment of $10.00 with Visa •••• 3184 to Pixel AI.") ||
+			!strings.Contains(got, "Starter: 1,000 credits") {
+			t.Fatalf("authentication page: %q", got)
+		}
+		tid := p.lastTopUp(t, id)
+		if tu := p.topUp(t, tid); tu["status"] != "requires_action" {
+			t.Fatalf("top-up before authenticating: %v", tu["status"])
+		}
+		if got := p.available(t, id); got != before {
+			t.Fatalf("credits before authenticating: %s", got-before)
+		}
+		return to, tid
+	}
+	t.Run("approve", func(t *testing.T) {
+		page, tid := authenticate(t)
+		events := p.sqlCount(t, `SELECT COUNT(*) FROM payment_events`)
+		// Back from the bank, on to the purchase's status page.
+		back := v.answerBank(page, "approve")
+		if back != "/portal/top-ups/"+tid {
+			t.Fatalf("after approving: %q, want the status page /portal/top-ups/%s", back, tid)
+		}
+		st := v.get(back).want(t, http.StatusOK)
+		if got := testID(t, st, "top-up-succeeded"); !strings.Contains(got, "1,000 credits added") || !strings.Contains(got, "$10.00 was charged to Visa •••• 3184.") {
+			t.Fatalf("status page: %q", got)
+		}
+		if got := p.available(t, id); got != billing.CreditsOf(1000) {
+			t.Fatalf("balance %s", got)
+		}
+		// The grant came from the event, as a webhook's would.
+		if n := p.sqlCount(t, `SELECT COUNT(*) FROM payment_events WHERE provider = 'sandbox' AND type = 'payment_intent.succeeded'`); n != events+1 {
+			t.Fatalf("%d sandbox success events, want %d", n, events+1)
+		}
+		// Approving again (the back button) grants nothing more.
+		v.answerBank(page, "approve")
+		v.get(back).want(t, http.StatusOK)
+		if got := p.available(t, id); got != billing.CreditsOf(1000) {
+			t.Fatalf("balance after approving twice %s", got)
+		}
+	})
+
+	t.Run("fail", func(t *testing.T) {
+		before := p.available(t, id)
+		page, tid := authenticate(t)
+		back := v.answerBank(page, "fail")
+		if back != "/portal/top-ups/"+tid {
+			t.Fatalf("after failing: %q", back)
+		}
+		st := v.get(back).want(t, http.StatusOK)
+		if got := testID(t, st, "top-up-declined"); !strings.Contains(got, "Payment not completed") || !strings.Contains(got, "No credits were added") {
+			t.Fatalf("status page: %q", got)
+		}
+		if got := p.available(t, id); got != before {
+			t.Fatalf("a failed authentication granted %s", got-before)
+		}
+		if tu := p.topUp(t, tid); tu["status"] != "failed" {
+			t.Fatalf("top-up %v", tu["status"])
+		}
+	})
+
+	t.Run("another customer cannot open the bank page", func(t *testing.T) {
+		page, _ := authenticate(t)
+		_, other := p.shopper(t, "intruder")
+		other.get(page).want(t, http.StatusNotFound)
+		f := formValues(t, v.get(page).want(t, http.StatusOK), `form:has([value="approve"])`)
+		f.Set("_csrf", other.csrf("/portal/billing"))
+		other.post(strings.SplitN(page, "?", 2)[0], f).want(t, http.StatusNotFound)
+	})
+	p.verify(t)
+}
+
+func TestSandboxTopUpFlowFromTheProduct(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	v.addCard(cardOK)
+
+	r := p.do("POST", "/api/v1/portal-sessions", p.Meter, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app?done=1", "flow": "top_up"}).
+		want(t, http.StatusCreated)
+	if r.Body["flow"] != "top_up" {
+		t.Fatalf("session %v", r.Body)
+	}
+	w := newPortalVisitor(t, p.testAPI)
+	if to := w.location(w.open(r.Body["url"].(string)), http.StatusSeeOther); to != "/portal/top-up" {
+		t.Fatalf("the top-up link landed on %q", to)
+	}
+	page := w.get("/portal/top-up").want(t, http.StatusOK)
+	if doc(t, page).Find(`[data-testid="pack-pack_1000"]`).Length() != 1 {
+		t.Fatalf("the top-up page has no pack buttons: %.500s", page.Raw)
+	}
+	c := w.confirm(url.Values{"pack": {"pack_1000"}}).want(t, http.StatusOK)
+	to := w.location(w.post("/portal/top-ups", payForm(t, c)), http.StatusSeeOther)
+	tid := p.lastTopUp(t, id)
+	if to != "/portal/top-ups/"+tid {
+		t.Fatalf("after paying in the top-up flow: %q, want the status page", to)
+	}
+	st := w.get(to).want(t, http.StatusOK)
+	if !strings.Contains(testID(t, st, "top-up-succeeded"), "1,000 credits added") {
+		t.Fatalf("status page %.500s", st.Raw)
+	}
+	href, _ := doc(t, st).Find(`[data-testid="continue"]`).Attr("href")
+	if href != "https://pixel.example/app?done=1" || testID(t, st, "continue") != "Continue to Pixel AI" {
+		t.Fatalf("continue link %q %q", href, testID(t, st, "continue"))
+	}
+	if got := p.available(t, id); got != billing.CreditsOf(1000) {
+		t.Fatalf("balance %s", got)
+	}
+
+	// A plain portal session is not in the flow: back to the overview.
+	to = v.location(v.buy("pack_1000"), http.StatusSeeOther)
+	if to != "/portal" {
+		t.Fatalf("outside the flow, paying went to %q", to)
+	}
+}
+
+func TestRefundsThroughTheAPI(t *testing.T) {
+	p := newPayAPI(t)
+
+	// buy gives a new customer a paid Starter pack and returns its top-up.
+	var v *portalVisitor
+	buy := func(t *testing.T, ext string) (string, string) {
+		t.Helper()
+		var id string
+		id, v = p.shopper(t, ext)
+		v.addCard(cardOK)
+		v.buy("pack_1000").want(t, http.StatusSeeOther)
+		return id, p.lastTopUp(t, id)
+	}
+	refund := func(tid, key string) response {
+		return p.do("POST", "/api/v1/topups/"+tid+"/refund", key, nil)
+	}
+
+	t.Run("the unused share, once", func(t *testing.T) {
+		id, tid := buy(t, "partly-used")
+		p.usage(id, "chat.request", "250", "").want(t, http.StatusCreated)
+		refund(tid, p.Meter).want(t, http.StatusForbidden)
+		refund(tid, p.Read).want(t, http.StatusForbidden)
+		if got := p.available(t, id); got != billing.CreditsOf(750) {
+			t.Fatalf("balance %s", got)
+		}
+		for i := range 3 { // retries answer the same and change nothing
+			r := refund(tid, p.Admin).want(t, http.StatusOK)
+			if r.Body["status"] != "refunded" || num(t, r.Body["refunded_credits"]) != "750" || num(t, r.Body["refunded_amount"]) != "750" {
+				t.Fatalf("try %d: %s", i, r.Raw)
+			}
+			if got := p.available(t, id); got != 0 {
+				t.Fatalf("try %d: balance %s after refunding the unused 750", i, got)
+			}
+		}
+		es, _ := p.ledgerSum(t, id)
+		refunds := 0
+		for _, e := range es {
+			if e["type"] == "refund" {
+				refunds++
+				if num(t, e["amount"]) != "-750" {
+					t.Fatalf("refund entry %v", e)
+				}
+			}
+		}
+		if refunds != 1 {
+			t.Fatalf("%d refund entries", refunds)
+		}
+		p.checkLedgerInvariant(t, id)
+		// The receipt shows the refund.
+		receipt := testID(t, v.get("/portal/receipts/"+tid).want(t, http.StatusOK), "receipt")
+		if !strings.Contains(receipt, "Refund (750 unused credits)−$7.50") || !strings.Contains(receipt, "Total paid$2.50") {
+			t.Fatalf("receipt after the refund: %s", receipt)
+		}
+		if rows := v.purchases(); rows[0].Status != "Refunded" {
+			t.Fatalf("purchases %+v", rows)
+		}
+	})
+
+	t.Run("outside the window", func(t *testing.T) {
+		id, tid := buy(t, "late")
+		p.Clock.Advance(30*24*time.Hour + time.Minute)
+		defer p.Clock.Advance(-(30*24*time.Hour + time.Minute))
+		e := refund(tid, p.Admin).wantError(t, http.StatusUnprocessableEntity, "refund_window_closed")
+		if e["refundable_until"] == nil {
+			t.Fatalf("error %v", e)
+		}
+		if got := p.available(t, id); got != billing.CreditsOf(1000) {
+			t.Fatalf("balance %s", got)
+		}
+		if tu := p.topUp(t, tid); tu["status"] != "succeeded" {
+			t.Fatalf("top-up %v", tu["status"])
+		}
+	})
+
+	t.Run("just inside the window", func(t *testing.T) {
+		_, tid := buy(t, "just-in-time")
+		p.Clock.Advance(30*24*time.Hour - time.Minute)
+		defer p.Clock.Advance(-(30*24*time.Hour - time.Minute))
+		refund(tid, p.Admin).want(t, http.StatusOK)
+	})
+
+	t.Run("nothing to refund when all is used", func(t *testing.T) {
+		id, tid := buy(t, "all-used")
+		p.usage(id, "chat.request", "1000", "").want(t, http.StatusCreated)
+		refund(tid, p.Admin).wantError(t, http.StatusUnprocessableEntity, "nothing_to_refund")
+		if tu := p.topUp(t, tid); tu["status"] != "succeeded" {
+			t.Fatalf("top-up %v", tu["status"])
+		}
+	})
+
+	t.Run("unknown top-up", func(t *testing.T) {
+		refund("top_nope", p.Admin).wantError(t, http.StatusNotFound, "not_found")
+	})
+	p.verify(t)
+}
