@@ -178,6 +178,7 @@ type TopUp struct {
 	ReceiptURL      string     `json:"receipt_url,omitempty"`
 	Lot             string     `json:"lot,omitempty"`
 	RefundableUntil *time.Time `json:"refundable_until,omitempty"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"` // when the purchased credits expire (an admin's policy)
 	RefundedCredits Credits    `json:"refunded_credits"`
 	RefundedAmount  int64      `json:"refunded_amount"`
 	CreatedAt       time.Time  `json:"created_at"`

@@ -157,16 +157,16 @@ func (t *Tx) customerCard(customerID, cardID string) (billing.Card, error) {
 
 const topUpCols = `t.id, t.customer_id, t.origin, t.pack_id, t.description, t.credits, t.amount, t.currency, t.status, t.provider,
 	t.provider_payment_id, t.card_brand, t.card_last4, t.failure_reason, t.next_action_url, t.receipt_url, t.lot_id,
-	t.refunded_credits, t.refunded_amount, t.created_at, t.updated_at, l.refundable_until`
+	t.refunded_credits, t.refunded_amount, t.created_at, t.updated_at, l.refundable_until, l.expires_at`
 
 func scanTopUp(r rowScanner) (billing.TopUp, error) {
 	var tu billing.TopUp
 	var pid sql.NullString
-	var lot, refundable sql.NullInt64
+	var lot, refundable, expires sql.NullInt64
 	var created, updated int64
 	err := r.Scan(&tu.ID, &tu.Customer, &tu.Origin, &tu.PackID, &tu.Description, &tu.Credits, &tu.Price.Amount, &tu.Price.Currency,
 		&tu.Status, &tu.Provider, &pid, &tu.CardBrand, &tu.CardLast4, &tu.FailureReason, &tu.NextActionURL, &tu.ReceiptURL, &lot,
-		&tu.RefundedCredits, &tu.RefundedAmount, &created, &updated, &refundable)
+		&tu.RefundedCredits, &tu.RefundedAmount, &created, &updated, &refundable, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return tu, billing.Errorf(billing.CodeNotFound, "No such top-up.")
 	}
@@ -174,7 +174,7 @@ func scanTopUp(r rowScanner) (billing.TopUp, error) {
 	if lot.Valid {
 		tu.Lot = LotID(lot.Int64)
 	}
-	tu.RefundableUntil = timePtr(refundable)
+	tu.RefundableUntil, tu.ExpiresAt = timePtr(refundable), timePtr(expires)
 	return tu, err
 }
 

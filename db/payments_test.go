@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
 )
 
 func rawCount(t *testing.T, d interface{ Path() string }, query string, args ...any) int {
@@ -112,4 +114,40 @@ func TestRefillJobOncePerCrossing(t *testing.T) {
 		t.Fatal("a running job was claimed twice")
 	}
 	mustVerify(t, d)
+}
+
+// TestStaleAuthenticationDoesNotBlockRefills: a refill waiting a day for
+// the customer to authenticate gives way to the next crossing.
+func TestStaleAuthenticationDoesNotBlockRefills(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	d := mustOpenDB(t, clk.Now)
+	id := mustCustomer(t, d, "auto", 300)
+	if err := d.SaveRefillSettings(ctx, id, billing.RefillSettings{Enabled: true, Threshold: billing.CreditsOf(200), Mode: billing.RefillTarget, Target: billing.CreditsOf(500)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "image.generate", Quantity: qty(30)}); err != nil {
+		t.Fatal(err)
+	}
+	job, ok, _ := d.ClaimRefillJob(ctx)
+	if !ok {
+		t.Fatal("no job after the crossing")
+	}
+	err := d.Write(ctx, func(tx *db.Tx) error {
+		return db.ExecForTest(tx, `UPDATE refill_jobs SET status = 'requires_action' WHERE id = '`+job.ID+`'`)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back above the threshold, then below again a day later.
+	if _, err := d.Grant(ctx, billing.GrantRequest{Customer: id, Credits: billing.CreditsOf(200), Source: billing.SourcePromo}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(25 * time.Hour)
+	if _, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "image.generate", Quantity: qty(31)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rawCount(t, d, `SELECT COUNT(*) FROM refill_jobs WHERE customer_id = ? AND status = 'pending'`, id); n != 1 {
+		t.Fatalf("%d pending jobs after the stale one: the stale authentication still blocks", n)
+	}
 }

@@ -42,6 +42,12 @@ func (t *Tx) checkRefill(w *wallet, before billing.Credits) error {
 }
 
 func (t *Tx) enqueueRefill(customerID string) error {
+	// A refill the customer was asked to authenticate a day ago and never
+	// did no longer blocks new ones.
+	if _, err := t.exec(`UPDATE refill_jobs SET status = 'skipped', last_error = 'authentication not completed within 24 hours', updated_at = ?
+		WHERE customer_id = ? AND status = 'requires_action' AND updated_at < ?`, micros(t.Now), customerID, micros(t.Now.Add(-24*time.Hour))); err != nil {
+		return err
+	}
 	res, err := t.exec(`INSERT INTO refill_jobs (id, customer_id, status, next_attempt_at, created_at, updated_at)
 		VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING`, newID("rfj", 8), customerID, micros(t.Now), micros(t.Now), micros(t.Now))
 	if err != nil {
