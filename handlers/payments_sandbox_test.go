@@ -291,8 +291,11 @@ func TestSandboxOneClickTopUp(t *testing.T) {
 		f := payForm(t, c)
 		f.Set("_csrf", v.csrf("/portal/billing"))
 		r := v.post("/portal/top-ups", f, "HX-Request", "true").want(t, http.StatusOK)
-		if got := r.Header.Get("HX-Redirect"); got != "/portal" {
-			t.Fatalf("HX-Redirect %q", got)
+		if got := r.Header.Get("HX-Redirect"); got != "" {
+			t.Fatalf("HX-Redirect %q: the page should stay (its header balance updates live)", got)
+		}
+		if got := testID(t, r, "top-up-added"); !strings.Contains(got, "5,500 credits added") {
+			t.Fatalf("success dialog %q", got)
 		}
 		if got := p.available(t, id) - before; got != billing.CreditsOf(5500) {
 			t.Fatalf("balance rose by %s", got)

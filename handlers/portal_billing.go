@@ -223,6 +223,11 @@ func (s *Server) createTopUp(c echo.Context) error {
 		if s.inTopUpFlow(c) && ps.ReturnURL != "" {
 			return redirect(c, "/portal/top-ups/"+tu.ID)
 		}
+		if isHTMX(c) {
+			// Stay on the page: the dialog says it worked, and the header
+			// balance rises by itself (the grant's commit pushes a balance event).
+			return render(c, http.StatusOK, views.TopUpSucceededDialog(s.publicShell(c, "Credits added"), tu))
+		}
 		f := s.publicShell(c, "").Fmt
 		flash(c, "success", fmt.Sprintf("Added %s credits. %s was charged to %s.", f.Credits(tu.Credits), f.Money(tu.Price),
 			views.CardLabel(billing.Card{Brand: tu.CardBrand, Last4: tu.CardLast4})))

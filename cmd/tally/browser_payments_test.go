@@ -63,14 +63,16 @@ func TestBrowserPayments(t *testing.T) {
 	if got := b.text(`[data-testid="confirm-text"]`); got != "Add 1,000 credits for $10.00 with Visa •••• 4242?" {
 		b.fail("confirmation %q", got)
 	}
-	// Paid: on to the overview, where the balance card is.
+	// Paid: the dialog says so, and the header balance rises live (no
+	// reload: the grant's commit pushes a balance event).
 	b.do("pay", chromedp.Click(chromedp.CSS(`[data-testid="confirm-pay"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="balance-card"]`)))
-	b.ready()
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="top-up-added"]`)))
 	headerIs("the header balance after the top-up", "2,000")
-	if got := b.text(`[data-testid="flash"]`); !strings.Contains(got, "Added 1,000 credits.") {
-		b.fail("flash after the top-up: %q", got)
+	if got := b.text(`[data-testid="top-up-added"] h2`); !strings.Contains(got, "1,000 credits added") {
+		b.fail("dialog after the top-up: %q", got)
 	}
+	b.do("close the dialog", chromedp.Click(chromedp.CSS(`[data-testid="added-close"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="top-up-added"]`)))
 
 	// Auto-refill on: below 1,500 credits, buy the Starter pack.
 	b.do("open billing again", chromedp.Click(chromedp.CSS(`nav a[href="/portal/billing"]`)),
