@@ -31,18 +31,11 @@ func (d *DB) CreateHold(ctx context.Context, req billing.HoldRequest) (billing.H
 
 func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Hold, error) {
 	hash := req.Hash(customerID)
-	if p, err := t.findKey(req.IdempotencyKey); err != nil || p != nil {
-		if err != nil {
-			return billing.Hold{}, err
-		}
-		if p.typ != billing.EntryHold {
-			return billing.Hold{}, idempotencyConflict(req.IdempotencyKey)
-		}
-		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
-			return billing.Hold{}, err
-		}
+	if id, found, err := t.priorRequest(req.IdempotencyKey, billing.EntryHold, hash); err != nil {
+		return billing.Hold{}, err
+	} else if found {
 		var holdID string
-		if err := t.queryRow(`SELECT hold_id FROM entries WHERE id = ?`, p.id).Scan(&holdID); err != nil {
+		if err := t.queryRow(`SELECT hold_id FROM entries WHERE id = ?`, id).Scan(&holdID); err != nil {
 			return billing.Hold{}, err
 		}
 		h, err := t.hold(holdID)
@@ -165,16 +158,10 @@ func (d *DB) CaptureHold(ctx context.Context, holdID string, req billing.Capture
 
 func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billing.APIKey) (billing.Hold, error) {
 	hash := req.Hash(holdID)
-	if p, err := t.findKey(req.IdempotencyKey); err != nil || p != nil {
-		if err != nil {
-			return billing.Hold{}, err
-		}
-		if p.typ != billing.EntryDebit {
-			return billing.Hold{}, idempotencyConflict(req.IdempotencyKey)
-		}
-		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
-			return billing.Hold{}, err
-		}
+	// A matching prior capture replays below (the hold is captured); only a
+	// conflicting key stops here.
+	if _, _, err := t.priorRequest(req.IdempotencyKey, billing.EntryDebit, hash); err != nil {
+		return billing.Hold{}, err
 	}
 	h, err := scanHold(t.queryRow(`SELECT `+holdCols+` FROM holds WHERE id = ?`, holdID))
 	if err != nil {

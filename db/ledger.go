@@ -169,13 +169,19 @@ func idempotencyConflict(key string) error {
 		"Idempotency key %q was already used with a different request.", key).With("idempotency_key", key)
 }
 
-// replayable checks a prior entry against this request: the same request
-// replays, another is a conflict.
-func replayable(p *priorEntry, key string, hash []byte) error {
-	if !bytes.Equal(p.hash, hash) {
-		return idempotencyConflict(key)
+// priorRequest looks an idempotency key up for a request of entry type typ
+// with this hash. found is false when the key is new (or empty). A key
+// used by another kind of request, or by the same kind with another body, is
+// an idempotency_conflict; otherwise entryID is the entry to replay.
+func (t *Tx) priorRequest(key, typ string, hash []byte) (entryID int64, found bool, err error) {
+	p, err := t.findKey(key)
+	if err != nil || p == nil {
+		return 0, false, err
 	}
-	return nil
+	if p.typ != typ || !bytes.Equal(p.hash, hash) {
+		return 0, false, idempotencyConflict(key)
+	}
+	return p.id, true, nil
 }
 
 // rowQuerier runs a one-row query on the writer's transaction or a reader.
@@ -325,20 +331,14 @@ func (t *Tx) debit(customerID string, req *billing.UsageRequest) (billing.Debit,
 	if err == nil || req.IdempotencyKey == "" {
 		return out, err
 	}
-	p, ferr := t.findKey(req.IdempotencyKey)
+	id, found, ferr := t.priorRequest(req.IdempotencyKey, billing.EntryDebit, hash)
 	if ferr != nil {
 		return billing.Debit{}, ferr
 	}
-	if p == nil {
+	if !found {
 		return out, err
 	}
-	if p.typ != billing.EntryDebit {
-		return billing.Debit{}, idempotencyConflict(req.IdempotencyKey)
-	}
-	if err := replayable(p, req.IdempotencyKey, hash); err != nil {
-		return billing.Debit{}, err
-	}
-	out, err = t.debitByID(p.id)
+	out, err = t.debitByID(id)
 	out.Replayed = true
 	return out, err
 }
@@ -448,17 +448,10 @@ func (t *Tx) grant(customerID string, req *billing.GrantRequest) (billing.Grant,
 
 // grantAs adds a lot with an entry of type typ (grant, or a positive adjustment).
 func (t *Tx) grantAs(typ, customerID string, req *billing.GrantRequest, hash []byte) (billing.Grant, error) {
-	if p, err := t.findKey(req.IdempotencyKey); err != nil || p != nil {
-		if err != nil {
-			return billing.Grant{}, err
-		}
-		if p.typ != typ {
-			return billing.Grant{}, idempotencyConflict(req.IdempotencyKey)
-		}
-		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
-			return billing.Grant{}, err
-		}
-		out, err := t.grantByEntry(p.id)
+	if id, found, err := t.priorRequest(req.IdempotencyKey, typ, hash); err != nil {
+		return billing.Grant{}, err
+	} else if found {
+		out, err := t.grantByEntry(id)
 		out.Replayed = true
 		return out, err
 	}
@@ -619,16 +612,10 @@ func (t *Tx) adjust(customerID string, req *billing.AdjustmentRequest) (billing.
 	hash := req.Hash(customerID)
 	var entryID int64
 	replayed := false
-	if p, err := t.findKey(req.IdempotencyKey); err != nil {
+	if id, found, err := t.priorRequest(req.IdempotencyKey, billing.EntryAdjustment, hash); err != nil {
 		return billing.Entry{}, false, err
-	} else if p != nil {
-		if p.typ != billing.EntryAdjustment {
-			return billing.Entry{}, false, idempotencyConflict(req.IdempotencyKey)
-		}
-		if err := replayable(p, req.IdempotencyKey, hash); err != nil {
-			return billing.Entry{}, false, err
-		}
-		entryID, replayed = p.id, true
+	} else if found {
+		entryID, replayed = id, true
 	} else if req.Credits > 0 {
 		g, err := t.grantAs(billing.EntryAdjustment, customerID, &billing.GrantRequest{Customer: customerID, Credits: req.Credits,
 			Source: billing.SourceAdjustment, Reason: req.Reason, IdempotencyKey: req.IdempotencyKey}, hash)

@@ -171,12 +171,7 @@ func parseExpiry(s string) (int, int, bool) {
 
 // GET /sandbox/authenticate/:id: the sandbox's 3-D Secure page.
 func (s *Server) sandboxAuthPage(c echo.Context) error {
-	ctx := c.Request().Context()
-	p, err := s.cfg.Payments.Provider.FindPayment(ctx, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	tu, err := s.customerTopUpByPayment(c, p.ProviderID)
+	p, tu, err := s.sandboxPayment(c)
 	if err != nil {
 		return err
 	}
@@ -189,11 +184,7 @@ func (s *Server) sandboxAuthPage(c echo.Context) error {
 // goes through the same handling as a Stripe webhook.
 func (s *Server) sandboxAuthenticate(c echo.Context) error {
 	ctx := c.Request().Context()
-	p, err := s.cfg.Payments.Provider.FindPayment(ctx, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	tu, err := s.customerTopUpByPayment(c, p.ProviderID)
+	p, tu, err := s.sandboxPayment(c)
 	if err != nil {
 		return err
 	}
@@ -214,6 +205,17 @@ func (s *Server) sandboxAuthenticate(c echo.Context) error {
 		to = u.String()
 	}
 	return c.Redirect(http.StatusSeeOther, to)
+}
+
+// sandboxPayment is the sandbox payment named in the path and the
+// signed-in customer's top-up it pays for (another customer's: not found).
+func (s *Server) sandboxPayment(c echo.Context) (billing.Payment, billing.TopUp, error) {
+	p, err := s.cfg.Payments.Provider.FindPayment(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return p, billing.TopUp{}, err
+	}
+	tu, err := s.customerTopUpByPayment(c, p.ProviderID)
+	return p, tu, err
 }
 
 // customerTopUpByPayment finds the signed-in customer's top-up of a payment
