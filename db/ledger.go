@@ -90,13 +90,19 @@ func nullInt(v int64) any {
 // of every operation that takes an idempotency key, so a duplicate key fails
 // here before anything else is written.
 func (t *Tx) insertEntry(e entryRow) (int64, error) {
-	var meta any
-	if len(e.metadata) > 0 {
-		b, err := json.Marshal(e.metadata)
-		if err != nil {
+	if t.deferring() {
+		if !t.keyPending(e.key) {
+			return t.deferEntry(e)
+		}
+		// The key is pending in this batch: write the pending rows so the
+		// insert below meets the UNIQUE index, and replays.
+		if err := t.direct(); err != nil {
 			return 0, err
 		}
-		meta = string(b)
+	}
+	meta, err := metadataJSON(e.metadata)
+	if err != nil {
+		return 0, err
 	}
 	var qty any
 	if e.quantity != nil {
@@ -119,11 +125,25 @@ func (t *Tx) insertEntry(e entryRow) (int64, error) {
 	return res.LastInsertId()
 }
 
+// metadataJSON is an entry's metadata column: a JSON object, or NULL.
+func metadataJSON(m map[string]string) (any, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
 // burn records which lots an entry took credits from and takes them (in the
 // working copy; the lot rows are written at the end of the batch).
 func (t *Tx) burn(w *wallet, entryID int64, burns []billing.Burn) error {
 	for _, b := range burns {
-		if _, err := t.exec(`INSERT INTO entry_lots (entry_id, lot_id, amount) VALUES (?, ?, ?)`, entryID, b.LotID, int64(b.Credits)); err != nil {
+		if t.deferring() {
+			t.opPend.lots = append(t.opPend.lots, pendingLot{entryID, b.LotID, int64(b.Credits)})
+		} else if _, err := t.exec(`INSERT INTO entry_lots (entry_id, lot_id, amount) VALUES (?, ?, ?)`, entryID, b.LotID, int64(b.Credits)); err != nil {
 			return err
 		}
 		l, ok := w.lot(b.LotID)

@@ -65,10 +65,27 @@ func newBatchState() batchState {
 }
 
 // beginOp starts an operation's private layer.
-func (t *Tx) beginOp() { t.op = newBatchState() }
+func (t *Tx) beginOp() {
+	t.op = newBatchState()
+	t.inOp, t.opSQL, t.savepoint = true, false, false
+	t.opNextID = t.nextID
+}
 
 // endOp keeps (ok) or drops the operation's changes.
 func (t *Tx) endOp(ok bool) {
+	t.inOp = false
+	switch {
+	case ok:
+		t.opPend.moveTo(&t.pend)
+	case t.opSQL:
+		// Its rows were written and are being rolled back: the table tells
+		// the next id again.
+		t.opPend.reset()
+		t.nextID = 0
+	default:
+		t.opPend.reset()
+		t.nextID = t.opNextID
+	}
 	if ok {
 		maps.Copy(t.batch.wallets, t.op.wallets)
 		for k, d := range t.op.rollups {
@@ -198,9 +215,12 @@ func (t *Tx) pendingSpend(customer, key string) billing.Spend {
 	return s
 }
 
-// flush writes the batch's wallets, lots and rollups. It runs once, after
-// the last operation and before COMMIT.
+// flush writes the batch's pending rows, wallets, lots and rollups. It runs
+// once, after the last operation and before COMMIT.
 func (t *Tx) flush() error {
+	if err := t.writePending(&t.pend); err != nil {
+		return t.breakOn(err)
+	}
 	ids := slices.Sorted(maps.Keys(t.batch.wallets)) // a stable order for the writes
 	for _, id := range ids {
 		w := t.batch.wallets[id]

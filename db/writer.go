@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,6 +24,18 @@ type Tx struct {
 	touched map[string]bool // customers whose wallet changed, for live updates
 	batch   batchState      // changes of the batch's successful operations, written at flush
 	op      batchState      // changes of the running operation
+
+	// Deferred rows (pending.go).
+	fast      bool        // debits leave their rows pending; false in careful mode
+	single    bool        // the operation is alone in its batch: no savepoint needed
+	inOp      bool        // an operation is running
+	opSQL     bool        // the running operation has used SQL itself
+	savepoint bool        // the running operation's SAVEPOINT is open
+	pend      pendingRows // rows of the batch's finished operations
+	opPend    pendingRows // rows of the running operation
+	nextID    int64       // next deferred entry id; 0: read it from the table
+	opNextID  int64       // nextID when the running operation began
+	broken    error       // sticky: the batch must end (errRerun or a storage fault)
 }
 
 // AfterCommit runs fn once the transaction holding this operation is durably
@@ -47,6 +60,9 @@ func (t *Tx) stmt(query string) (*sql.Stmt, error) {
 }
 
 func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	if err := t.direct(); err != nil {
+		return nil, err
+	}
 	s, err := t.stmt(query)
 	if err != nil {
 		return nil, err
@@ -55,6 +71,9 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 }
 
 func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	if err := t.direct(); err != nil {
+		return nil, err
+	}
 	s, err := t.stmt(query)
 	if err != nil {
 		return nil, err
@@ -63,6 +82,10 @@ func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
 }
 
 func (t *Tx) queryRow(query string, args ...any) *sql.Row {
+	if err := t.direct(); err != nil {
+		// The batch ends anyway (t.broken); a cancelled query makes Scan fail.
+		return t.w.conn.QueryRowContext(cancelled, query, args...)
+	}
 	s, err := t.stmt(query)
 	if err != nil {
 		// sql.Row cannot carry an error of ours; the unprepared path reports
@@ -84,14 +107,27 @@ type op struct {
 }
 
 // BatchObserver is told about every group commit (for metrics).
-type BatchObserver func(size int, commit time.Duration, err error)
+type BatchObserver func(BatchStats)
+
+// BatchStats describes one group commit.
+type BatchStats struct {
+	Size     int           // operations in the batch
+	Duration time.Duration // to run them and durably commit
+	Err      error         // the batch's own error (a storage fault), if any
+	// Rerun is true when the batch was rolled back and run again in careful
+	// mode because a deferred row was refused (pending.go).
+	Rerun bool
+}
 
 // writer is the one goroutine that writes. Operations queue on ops; the
-// writer takes everything queued (up to max), runs each inside its own
-// SAVEPOINT in one IMMEDIATE transaction and commits once: a group commit.
-// One fsync then serves the whole batch, and a rejected operation rolls back
-// to its savepoint without spoiling its batch-mates. When nothing else is
-// queued the batch is a single operation: there is never a fixed wait.
+// writer takes everything queued (up to max), runs each with a savepoint of
+// its own in one IMMEDIATE transaction and commits once: a group commit.
+// One fsync then serves the whole batch, and a rejected operation is undone
+// without spoiling its batch-mates. An operation's savepoint has two layers:
+// its working copies and pending rows in memory (state.go, pending.go), and
+// a SQL SAVEPOINT, opened at its first statement of its own; a debit that
+// only appends rows never needs the second. When nothing else is queued the
+// batch is a single operation: there is never a fixed wait.
 //
 // The writer owns one connection and runs BEGIN IMMEDIATE, SAVEPOINT and
 // COMMIT on it itself rather than through database/sql's Tx: statements are
@@ -109,6 +145,14 @@ type writer struct {
 
 	observe BatchObserver
 
+	ctx         context.Context
+	args        []driver.NamedValue    // reused for multi-row INSERTs
+	driverStmts map[string]driver.Stmt // their prepared statements
+	multi       map[multiKey]string    // their statements' text
+	// careful counts down the batches that run without deferred rows after
+	// a batch had to be rerun (pending.go).
+	careful int
+
 	pb          *billing.PriceBook // the writer's copy of the current price book (nil: read it)
 	cache       map[string]*wallet // wallets as of the last commit
 	dataVersion int64              // PRAGMA data_version when cache and pb were last valid
@@ -119,7 +163,7 @@ func newWriter(d *DB, db *sql.DB, max int) (*writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &writer{d: d, conn: conn, ops: make(chan *op, 4*max), max: max,
+	w := &writer{d: d, conn: conn, ops: make(chan *op, 4*max), max: max, ctx: context.Background(),
 		stmts: map[string]*sql.Stmt{}, done: make(chan struct{})}
 	go w.run()
 	return w, nil
@@ -190,6 +234,7 @@ func (w *writer) close() {
 	for _, s := range w.stmts {
 		s.Close()
 	}
+	w.closeDriverStmts()
 	w.conn.Close()
 }
 
@@ -224,7 +269,22 @@ func (w *writer) commit(batch []*op) {
 			}
 		}
 	}
-	t, err := w.runBatch(batch, errs)
+	t, err := w.runBatch(batch, errs, w.careful == 0)
+	if w.careful > 0 {
+		w.careful--
+	}
+	rerun := errors.Is(err, errRerun)
+	if rerun {
+		// A deferred row was refused (most often a retry of a committed
+		// debit): undo the batch and run it again, every operation writing
+		// its own rows inside its savepoint. Memory is as of the last commit
+		// but for the price book, which an undone operation may have changed.
+		w.exec("ROLLBACK")
+		w.pb = nil
+		clear(errs)
+		w.careful = carefulBatches
+		t, err = w.runBatch(batch, errs, false)
+	}
 	if err == nil {
 		if _, err = w.exec("COMMIT"); err != nil {
 			err = storageError(err)
@@ -242,7 +302,7 @@ func (w *writer) commit(batch []*op) {
 		w.keep(t.batch)
 	}
 	if w.observe != nil {
-		w.observe(len(batch), time.Since(start), err)
+		w.observe(BatchStats{Size: len(batch), Duration: time.Since(start), Err: err, Rerun: rerun})
 	}
 	if err == nil {
 		for _, fn := range t.after {
@@ -257,17 +317,22 @@ func (w *writer) commit(batch []*op) {
 	}
 }
 
+// carefulBatches is how many batches run in careful mode after a rerun.
+const carefulBatches = 16
+
 // runBatch runs every operation of the batch in one transaction. An
-// operation's error is stored in errs and its writes are undone (rolled back
-// to its savepoint); the returned error is for the batch as a whole.
-func (w *writer) runBatch(batch []*op, errs []error) (*Tx, error) {
+// operation's error is stored in errs and its writes are undone (its
+// in-memory layer dropped, and its savepoint rolled back if it opened one);
+// the returned error is for the batch as a whole. fast lets debits defer
+// their rows (pending.go).
+func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 	// IMMEDIATE takes the write lock now, so a CLI command writing to the
 	// same file makes us wait (busy_timeout) rather than fail mid-batch.
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, storageError(err)
 	}
 	batchNow := w.d.now()
-	t := &Tx{w: w, touched: map[string]bool{}, batch: newBatchState()}
+	t := &Tx{w: w, touched: map[string]bool{}, batch: newBatchState(), fast: fast, single: len(batch) == 1}
 	// Has another connection (another process) committed since our last
 	// batch? Then what we remember may be stale: forget it.
 	var dv int64
@@ -277,7 +342,6 @@ func (w *writer) runBatch(batch []*op, errs []error) (*Tx, error) {
 	if dv != w.dataVersion {
 		w.cache, w.pb, w.dataVersion = nil, nil, dv
 	}
-	single := len(batch) == 1
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			errs[i] = billing.Errorf(billing.CodeUnavailable, "The request was cancelled before it was written.")
@@ -287,17 +351,15 @@ func (w *writer) runBatch(batch []*op, errs []error) (*Tx, error) {
 		if !o.now.IsZero() {
 			t.Now = o.now
 		}
-		if !single {
-			if _, err := w.exec("SAVEPOINT op"); err != nil {
-				return t, storageError(err)
-			}
-		}
 		nAfter, touched := len(t.after), cloneSet(t.touched)
 		t.beginOp()
 		err := safeRun(o.fn, t)
+		if t.broken != nil {
+			return t, t.broken
+		}
 		t.endOp(err == nil)
 		if err == nil {
-			if !single {
+			if t.savepoint {
 				if _, err := w.exec("RELEASE op"); err != nil {
 					return t, storageError(err)
 				}
@@ -305,15 +367,17 @@ func (w *writer) runBatch(batch []*op, errs []error) (*Tx, error) {
 			continue
 		}
 		errs[i] = classify(err)
-		if single {
+		if t.single {
 			// Nothing else shares the transaction: undo it all.
 			return t, errs[i]
 		}
-		if _, rerr := w.exec("ROLLBACK TO op"); rerr != nil {
-			return t, storageError(rerr)
-		}
-		if _, rerr := w.exec("RELEASE op"); rerr != nil {
-			return t, storageError(rerr)
+		if t.savepoint {
+			if _, rerr := w.exec("ROLLBACK TO op"); rerr != nil {
+				return t, storageError(rerr)
+			}
+			if _, rerr := w.exec("RELEASE op"); rerr != nil {
+				return t, storageError(rerr)
+			}
 		}
 		t.after = t.after[:nAfter]
 		t.touched = touched
@@ -324,22 +388,36 @@ func (w *writer) runBatch(batch []*op, errs []error) (*Tx, error) {
 		}
 	}
 	if err := t.flush(); err != nil {
+		if t.broken != nil {
+			return t, t.broken
+		}
 		return t, storageError(err)
 	}
 	return t, nil
 }
 
-func (w *writer) exec(query string) (sql.Result, error) {
+func (w *writer) exec(query string) (sql.Result, error) { return w.execArgs(query) }
+
+// execArgs runs a statement of the writer's own (not an operation's),
+// prepared once.
+func (w *writer) execArgs(query string, args ...any) (sql.Result, error) {
 	s, ok := w.stmts[query]
 	if !ok {
 		var err error
-		if s, err = w.conn.PrepareContext(context.Background(), query); err != nil {
+		if s, err = w.conn.PrepareContext(w.ctx, query); err != nil {
 			return nil, err
 		}
 		w.stmts[query] = s
 	}
-	return s.Exec()
+	return s.Exec(args...)
 }
+
+// cancelled is a context that is done, for queries that must fail.
+var cancelled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 func cloneSet(m map[string]bool) map[string]bool {
 	c := make(map[string]bool, len(m))

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
 )
 
 // Metrics are Tally's Prometheus metrics, served at /metrics.
@@ -22,6 +23,7 @@ type Metrics struct {
 	batchSize  prometheus.Histogram
 	commit     prometheus.Histogram
 	commitErrs prometheus.Counter
+	reruns     prometheus.Counter
 	// RefillJobs counts auto-refill jobs by result (payments).
 	RefillJobs *prometheus.CounterVec
 	// WebhookDeliveries counts webhook deliveries by direction and result.
@@ -52,22 +54,27 @@ func NewMetrics() *Metrics {
 			Help: "Time to run and durably commit one batch.", Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25}}),
 		commitErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_writer_commit_errors_total",
 			Help: "Batches that failed to commit (storage faults)."}),
+		reruns: prometheus.NewCounter(prometheus.CounterOpts{Name: "tally_writer_reruns_total",
+			Help: "Batches run a second time, each operation in its own savepoint, because a deferred row was refused (most often a retried idempotency key)."}),
 		RefillJobs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_refill_jobs_total",
 			Help: "Auto-refill jobs by result."}, []string{"result"}),
 		WebhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_webhook_deliveries_total",
 			Help: "Webhook deliveries by direction (in, out) and result."}, []string{"direction", "result"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.debits, m.credits, m.rejections, m.batchSize, m.commit, m.commitErrs,
-		m.RefillJobs, m.WebhookDeliveries)
+		m.reruns, m.RefillJobs, m.WebhookDeliveries)
 	return m
 }
 
 // ObserveBatch records one group commit (db.BatchObserver).
-func (m *Metrics) ObserveBatch(size int, d time.Duration, err error) {
-	m.batchSize.Observe(float64(size))
-	m.commit.Observe(d.Seconds())
-	if err != nil {
+func (m *Metrics) ObserveBatch(b db.BatchStats) {
+	m.batchSize.Observe(float64(b.Size))
+	m.commit.Observe(b.Duration.Seconds())
+	if b.Err != nil {
 		m.commitErrs.Inc()
+	}
+	if b.Rerun {
+		m.reruns.Inc()
 	}
 }
 

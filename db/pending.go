@@ -1,0 +1,298 @@
+package db
+
+import (
+	"database/sql/driver"
+	"errors"
+	"strings"
+)
+
+// Deferred rows: the writer's fast path for debits.
+//
+// A debit's effects are decided in memory (the wallet, its lots and the
+// rollups are working copies, see state.go); what is left for SQL is two
+// appends, the entry and the lots it burned. Run one by one, each inside its
+// own SAVEPOINT, those appends were most of the writer's time: SQLite copies
+// every page a savepoint touches to its statement journal, and every
+// statement pays the driver's per-call cost. So in a fast batch a debit does
+// not write them: it gives its entry an id from the writer's counter and
+// leaves both rows in the operation's pending layer. When the operation
+// succeeds they join the batch's pending rows; when it fails they are dropped
+// with the rest of its working copies. That in-memory layer is the
+// operation's savepoint. The batch's rows are then written in a few
+// multi-row INSERTs just before COMMIT, in the same transaction.
+//
+// Three rules keep this exact:
+//   - An operation that touches SQL itself (a grant, a hold, a debit that
+//     must expire a hold or look a key up) first writes every pending row,
+//     the batch's and then, inside the SAVEPOINT it opens, its own. From
+//     there on it runs as every operation did before: its statements see
+//     the whole ledger, and a failure rolls back to its savepoint.
+//   - A debit whose idempotency key is already pending in this batch goes
+//     the same way, so its insert meets the UNIQUE index and replays.
+//   - A key that is already in the ledger (a retry of a committed debit) is
+//     found only when the pending rows are written: the multi-row INSERT
+//     fails on the UNIQUE index. The writer then rolls the whole batch back
+//     and runs it again in careful mode (no deferred rows: every operation
+//     writes its own rows inside its savepoint), where the retry replays.
+//     The next batches stay careful for a while, as retries come in bursts.
+//
+// The UNIQUE index and the primary key stay the backstop: a deferred row can
+// never be written twice, only refused, and a refusal reruns the batch.
+
+// pendingEntry is an entry whose id is given and whose row is not yet written.
+type pendingEntry struct {
+	id  int64
+	row entryRow
+	at  int64 // created_at, unix microseconds
+}
+
+type pendingLot struct {
+	entryID, lotID, amount int64
+}
+
+// pendingRows are rows waiting to be written.
+type pendingRows struct {
+	entries []pendingEntry
+	lots    []pendingLot
+	keys    map[string]bool // idempotency keys of entries
+}
+
+func (p *pendingRows) empty() bool { return len(p.entries) == 0 && len(p.lots) == 0 }
+
+func (p *pendingRows) reset() {
+	p.entries, p.lots = p.entries[:0], p.lots[:0]
+	clear(p.keys)
+}
+
+// moveTo appends p's rows to dst and empties p.
+func (p *pendingRows) moveTo(dst *pendingRows) {
+	dst.entries = append(dst.entries, p.entries...)
+	dst.lots = append(dst.lots, p.lots...)
+	for k := range p.keys {
+		if dst.keys == nil {
+			dst.keys = map[string]bool{}
+		}
+		dst.keys[k] = true
+	}
+	p.reset()
+}
+
+func (t *Tx) keyPending(key string) bool {
+	return key != "" && (t.pend.keys[key] || t.opPend.keys[key])
+}
+
+// deferring reports whether the running operation leaves its rows pending.
+func (t *Tx) deferring() bool { return t.fast && t.inOp && !t.opSQL && t.broken == nil }
+
+// errRerun marks a batch whose pending rows were refused: it is rolled back
+// and run again in careful mode.
+var errRerun = errors.New("db: pending rows refused; the batch runs again in careful mode")
+
+// direct prepares the running operation to use SQL itself: the batch's
+// pending rows are written, the operation's savepoint opened (unless it is
+// alone in its batch) and its own pending rows written inside it. Failures
+// are sticky (t.broken): the batch then ends, whatever the operation makes
+// of the error.
+func (t *Tx) direct() error {
+	if t.broken != nil {
+		return t.broken
+	}
+	if !t.inOp || t.opSQL {
+		return nil
+	}
+	t.opSQL = true
+	if err := t.writePending(&t.pend); err != nil {
+		return t.breakOn(err)
+	}
+	if !t.single {
+		if _, err := t.w.exec("SAVEPOINT op"); err != nil {
+			return t.breakOn(storageError(err))
+		}
+		t.savepoint = true
+	}
+	if err := t.writePending(&t.opPend); err != nil {
+		return t.breakOn(err)
+	}
+	// Nothing is pending now, and the operation may append entries itself:
+	// the next deferred id is read from the table again.
+	t.nextID = 0
+	return nil
+}
+
+// breakOn makes err the batch's: a storage fault fails the batch, anything
+// else (a constraint the pending rows broke) reruns it carefully.
+func (t *Tx) breakOn(err error) error {
+	if se := storageError(err); se != err {
+		t.broken = se
+	} else {
+		t.broken = errRerun
+	}
+	return t.broken
+}
+
+// allocEntryID hands out the next entry id for a deferred entry. The writer
+// holds the write lock for the whole batch, so nobody else appends entries
+// meanwhile; the counter is read from the table when no row is pending.
+func (t *Tx) allocEntryID() (int64, error) {
+	if t.nextID == 0 {
+		if err := t.w.conn.QueryRowContext(t.w.ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM entries`).Scan(&t.nextID); err != nil {
+			return 0, t.breakOn(err)
+		}
+	}
+	id := t.nextID
+	t.nextID++
+	return id, nil
+}
+
+// deferEntry leaves an entry pending and returns its id.
+func (t *Tx) deferEntry(e entryRow) (int64, error) {
+	id, err := t.allocEntryID()
+	if err != nil {
+		return 0, err
+	}
+	t.opPend.entries = append(t.opPend.entries, pendingEntry{id: id, row: e, at: micros(t.Now)})
+	if e.key != "" {
+		if t.opPend.keys == nil {
+			t.opPend.keys = map[string]bool{}
+		}
+		t.opPend.keys[e.key] = true
+	}
+	return id, nil
+}
+
+const entryInsertCols = `id, customer_id, type, amount, held_delta, balance_after, feature, quantity,
+	price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at`
+
+const entryInsertArgs = 18
+
+// Rows per multi-row INSERT: a few fixed sizes, so the statements are
+// prepared once; 128 entries bind 2,304 values, well under SQLite's limit.
+var insertChunks = []int{128, 64, 32, 16, 8, 4, 2, 1}
+
+// writePending writes p's rows and empties p.
+func (t *Tx) writePending(p *pendingRows) error {
+	if p.empty() {
+		return nil
+	}
+	w := t.w
+	for rest := p.entries; len(rest) > 0; {
+		n := chunk(len(rest))
+		args := w.args[:0]
+		for _, pe := range rest[:n] {
+			e := &pe.row
+			var qty any
+			if e.quantity != nil {
+				qty = int64(*e.quantity)
+			}
+			meta, err := metadataJSON(e.metadata)
+			if err != nil {
+				return err
+			}
+			var hash any
+			if e.hash != nil {
+				hash = e.hash
+			}
+			args = appendArgs(args, pe.id, e.customerID, e.typ, int64(e.amount), int64(e.heldDelta), int64(e.balanceAfter),
+				nullStr(e.feature), qty, nullInt(e.priceVersion), nullInt(e.lotID), nullStr(e.holdID), nullStr(e.source),
+				e.reason, meta, nullStr(e.apiKeyID), nullStr(e.key), hash, pe.at)
+		}
+		w.args = args
+		if err := w.execDriver(w.multiInsert("INSERT INTO entries ("+entryInsertCols+") VALUES ", entryInsertArgs, n), args); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	for rest := p.lots; len(rest) > 0; {
+		n := chunk(len(rest))
+		args := w.args[:0]
+		for _, l := range rest[:n] {
+			args = appendArgs(args, l.entryID, l.lotID, l.amount)
+		}
+		w.args = args
+		if err := w.execDriver(w.multiInsert("INSERT INTO entry_lots (entry_id, lot_id, amount) VALUES ", 3, n), args); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	clear(w.args[:cap(w.args)]) // drop references to this batch's strings
+	p.reset()
+	return nil
+}
+
+// appendArgs appends values as numbered driver arguments. The values are
+// already of the driver's types (int64, string, []byte or nil).
+func appendArgs(args []driver.NamedValue, vals ...any) []driver.NamedValue {
+	for _, v := range vals {
+		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+	}
+	return args
+}
+
+// execDriver runs one of the writer's multi-row INSERTs on the driver
+// connection itself: database/sql would check and convert each of the
+// thousands of arguments, which the writer has already typed.
+func (w *writer) execDriver(query string, args []driver.NamedValue) error {
+	return w.conn.Raw(func(dc any) error {
+		s, ok := w.driverStmts[query]
+		if !ok {
+			var err error
+			if s, err = dc.(driver.ConnPrepareContext).PrepareContext(w.ctx, query); err != nil {
+				return err
+			}
+			if w.driverStmts == nil {
+				w.driverStmts = map[string]driver.Stmt{}
+			}
+			w.driverStmts[query] = s
+		}
+		_, err := s.(driver.StmtExecContext).ExecContext(w.ctx, args)
+		return err
+	})
+}
+
+// closeDriverStmts releases the statements execDriver prepared.
+func (w *writer) closeDriverStmts() {
+	w.conn.Raw(func(any) error {
+		for _, s := range w.driverStmts {
+			s.Close()
+		}
+		return nil
+	})
+}
+
+func chunk(n int) int {
+	for _, c := range insertChunks {
+		if n >= c {
+			return c
+		}
+	}
+	return n
+}
+
+// multiInsert is prefix followed by n groups of cols placeholders. The
+// strings are kept, as they key the writer's prepared statements.
+func (w *writer) multiInsert(prefix string, cols, n int) string {
+	k := multiKey{prefix, n}
+	if q, ok := w.multi[k]; ok {
+		return q
+	}
+	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	var sb strings.Builder
+	sb.WriteString(prefix)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(group)
+	}
+	q := sb.String()
+	if w.multi == nil {
+		w.multi = map[multiKey]string{}
+	}
+	w.multi[k] = q
+	return q
+}
+
+type multiKey struct {
+	prefix string
+	n      int
+}

@@ -1,0 +1,329 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// The fast path (pending.go): debits leave their rows pending and the batch
+// writes them just before COMMIT. These tests put known operations in one
+// batch and check that the outcome is what one-savepoint-per-operation gave.
+
+type batchLog struct {
+	mu    sync.Mutex
+	stats []BatchStats
+}
+
+func (l *batchLog) observe(s BatchStats) { l.mu.Lock(); l.stats = append(l.stats, s); l.mu.Unlock() }
+
+func (l *batchLog) last() BatchStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stats[len(l.stats)-1]
+}
+
+func openPendingDB(t *testing.T) (*DB, *batchLog) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "tally.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	pb := billing.PriceBook{Currency: "usd", Features: []billing.Feature{
+		{Key: "chat.request", Unit: "request", Credits: billing.CreditsOf(1)},
+	}}
+	if _, _, err := d.PublishPriceBook(ctx, pb); err != nil {
+		t.Fatal(err)
+	}
+	log := &batchLog{}
+	d.SetBatchObserver(log.observe)
+	return d, log
+}
+
+func pendingCustomer(t *testing.T, d *DB, ext string, credits int64) string {
+	t.Helper()
+	ctx := context.Background()
+	c, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: ext})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if credits > 0 {
+		if _, err := d.Grant(ctx, billing.GrantRequest{Customer: c.ID, Credits: billing.CreditsOf(credits), Source: billing.SourcePurchase}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c.ID
+}
+
+// oneBatch runs fns in a single batch, in order: the writer is held busy
+// until all of them are queued.
+func oneBatch(t *testing.T, d *DB, fns ...func(*Tx) error) []error {
+	t.Helper()
+	ctx := context.Background()
+	gate, started := make(chan struct{}), make(chan struct{})
+	go d.Write(ctx, func(*Tx) error { close(started); <-gate; return nil })
+	<-started
+	var errs []error
+	done := make(chan struct{})
+	go func() { errs = d.WriteMany(ctx, fns); close(done) }()
+	for deadline := time.Now().Add(5 * time.Second); len(d.w.ops) < len(fns); {
+		if time.Now().After(deadline) {
+			t.Fatal("operations were not queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	<-done
+	return errs
+}
+
+func usage(customer, key string, n int64) *billing.UsageRequest {
+	q := billing.QuantityOf(n)
+	return &billing.UsageRequest{Customer: customer, Feature: "chat.request", Quantity: &q, IdempotencyKey: key}
+}
+
+func debitOp(customer string, req *billing.UsageRequest, out *billing.Debit) func(*Tx) error {
+	return func(t *Tx) (err error) {
+		*out, err = t.debit(customer, req)
+		return err
+	}
+}
+
+// errNotDeferred fails a fastDebitOp that used SQL itself.
+var errNotDeferred = errors.New("the debit did not stay on the fast path")
+
+// fastDebitOp is debitOp for a debit that must leave its rows pending.
+func fastDebitOp(customer string, req *billing.UsageRequest, out *billing.Debit) func(*Tx) error {
+	return func(t *Tx) (err error) {
+		*out, err = t.debit(customer, req)
+		if err == nil && (t.opSQL || len(t.opPend.entries) != 1) {
+			return errNotDeferred
+		}
+		return err
+	}
+}
+
+// warm has the writer remember the price book and the customers' wallets,
+// as it does in steady traffic, so a batch's debits need no SQL of their own.
+func warm(t *testing.T, d *DB, customers ...string) {
+	t.Helper()
+	for _, c := range customers {
+		if _, err := d.Debit(context.Background(), *usage(c, "", 1)); err != nil && billing.ErrorCode(err) != billing.CodeInsufficientCredits {
+			t.Fatal(err)
+		}
+	}
+}
+
+func entryCount(t *testing.T, d *DB) int {
+	t.Helper()
+	var n int
+	if err := d.read.QueryRow(`SELECT COUNT(*) FROM entries`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func verifyPending(t *testing.T, d *DB) {
+	t.Helper()
+	problems, err := d.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error("invariant:", p)
+	}
+}
+
+func TestPendingBatchWithRetriedKeyRunsAgainCarefully(t *testing.T) {
+	ctx := context.Background()
+	d, log := openPendingDB(t)
+	rich := pendingCustomer(t, d, "rich", 100)
+	poor := pendingCustomer(t, d, "poor", 0)
+	first, err := d.Debit(ctx, *usage(rich, "committed", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm(t, d, poor)
+	before := entryCount(t, d)
+
+	var out [6]billing.Debit
+	errs := oneBatch(t, d,
+		debitOp(rich, usage(rich, "new-1", 1), &out[0]),
+		debitOp(rich, usage(rich, "committed", 1), &out[1]), // a retry of a committed debit
+		debitOp(poor, usage(poor, "poor-1", 1), &out[2]),    // refused: no credits
+		debitOp(rich, usage(rich, "twice", 2), &out[3]),
+		debitOp(rich, usage(rich, "twice", 2), &out[4]), // the same request twice in one batch
+		debitOp(rich, usage(rich, "twice", 3), &out[5]), // the same key, another body
+	)
+	want := []string{"", "", billing.CodeInsufficientCredits, "", "", billing.CodeIdempotencyConflict}
+	for i, err := range errs {
+		if got := billing.ErrorCode(err); (err == nil) != (want[i] == "") || (err != nil && got != want[i]) {
+			t.Errorf("op %d: %v, want %q", i, err, want[i])
+		}
+	}
+	if !log.last().Rerun {
+		t.Error("a batch replaying a committed key was not run again in careful mode")
+	}
+	if !out[1].Replayed || out[1].ID != first.ID {
+		t.Errorf("retry: %+v, want a replay of %s", out[1], first.ID)
+	}
+	if out[3].Replayed || !out[4].Replayed || out[4].ID != out[3].ID {
+		t.Errorf("same key twice in a batch: %s (replayed %v) then %s (replayed %v)", out[3].ID, out[3].Replayed, out[4].ID, out[4].Replayed)
+	}
+	if got := entryCount(t, d) - before; got != 2 {
+		t.Errorf("%d entries written, want 2 (new-1 and twice)", got)
+	}
+	if b, _ := d.Balance(ctx, rich); b.Balance != billing.CreditsOf(100-1-1-2) {
+		t.Errorf("balance %v, want 96", b.Balance)
+	}
+	// Outside a rerun, the same kind of batch stays on the fast path.
+	for d.w.careful > 0 {
+		warm(t, d, rich)
+	}
+	var more [2]billing.Debit
+	if errs := oneBatch(t, d, fastDebitOp(rich, usage(rich, "new-2", 1), &more[0]), fastDebitOp(rich, usage(rich, "new-3", 1), &more[1])); errs[0] != nil || errs[1] != nil || log.last().Rerun {
+		t.Errorf("fresh keys: %v, rerun %v", errs, log.last().Rerun)
+	}
+	verifyPending(t, d)
+
+}
+
+func TestPendingCarefulModeLastsSomeBatches(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openPendingDB(t)
+	c := pendingCustomer(t, d, "c", 100)
+	if _, err := d.Debit(ctx, *usage(c, "k", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := d.Debit(ctx, *usage(c, "k", 1)); err != nil || !r.Replayed {
+		t.Fatalf("retry: %+v %v", r, err)
+	}
+	if d.w.careful != carefulBatches {
+		t.Fatalf("careful = %d after a rerun, want %d", d.w.careful, carefulBatches)
+	}
+	for i := 0; i < carefulBatches; i++ {
+		warm(t, d, c)
+	}
+	if d.w.careful != 0 {
+		t.Errorf("still careful after %d batches", carefulBatches)
+	}
+}
+
+func TestPendingRowsMeetDirectOperationsInOrder(t *testing.T) {
+	// Debits defer their rows; a grant between them writes SQL itself, so
+	// the rows before it are written first and ids follow the batch order.
+	ctx := context.Background()
+	d, log := openPendingDB(t)
+	c := pendingCustomer(t, d, "c", 11)
+	warm(t, d, c)
+	var a, b, e billing.Debit
+	var g billing.Grant
+	errs := oneBatch(t, d,
+		fastDebitOp(c, usage(c, "a", 4), &a),
+		func(t *Tx) (err error) {
+			g, err = t.grant(c, &billing.GrantRequest{Customer: c, Credits: billing.CreditsOf(5), Source: billing.SourcePromo, IdempotencyKey: "g"})
+			return err
+		},
+		debitOp(c, usage(c, "b", 9), &b),  // needs the grant
+		debitOp(c, usage(c, "e", 50), &e), // refused
+	)
+	for i, err := range errs[:3] {
+		if err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	if billing.ErrorCode(errs[3]) != billing.CodeInsufficientCredits {
+		t.Fatalf("op 3: %v", errs[3])
+	}
+	if log.last().Rerun {
+		t.Error("a batch with new keys only was run again")
+	}
+	if ids := []int64{rowID(t, a.ID), rowID(t, g.ID), rowID(t, b.ID)}; !(ids[0] < ids[1] && ids[1] < ids[2]) {
+		t.Errorf("entry ids %s, %s, %s: not in batch order", a.ID, g.ID, b.ID)
+	}
+	if b.BalanceAfter != billing.CreditsOf(2) {
+		t.Errorf("balance after b = %v, want 2", b.BalanceAfter)
+	}
+	// Every id answered is the one stored, with its idempotency key.
+	for key, id := range map[string]string{"a": a.ID, "b": b.ID} {
+		got, err := d.Debit(ctx, *usage(c, key, map[string]int64{"a": 4, "b": 9}[key]))
+		if err != nil || !got.Replayed || got.ID != id {
+			t.Errorf("replay of %s: %+v %v, want %s", key, got, err, id)
+		}
+	}
+	verifyPending(t, d)
+}
+
+func TestPendingRowsOfAFailedOperationAreDropped(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openPendingDB(t)
+	c := pendingCustomer(t, d, "c", 101)
+	warm(t, d, c)
+	before := entryCount(t, d)
+	boom := errors.New("boom")
+	var x, y, z billing.Debit
+	errs := oneBatch(t, d,
+		// Debits, then fails before touching SQL: its rows only ever lived in memory.
+		func(t *Tx) error {
+			if _, err := t.debit(c, usage(c, "x1", 1)); err != nil {
+				return err
+			}
+			if t.opSQL {
+				return errNotDeferred
+			}
+			return boom
+		},
+		fastDebitOp(c, usage(c, "x", 1), &x),
+		// Debits, then writes SQL itself (its rows go in under its savepoint),
+		// then fails: the savepoint takes them back.
+		func(t *Tx) error {
+			if _, err := t.debit(c, usage(c, "y1", 1)); err != nil {
+				return err
+			}
+			if _, err := t.grant(c, &billing.GrantRequest{Customer: c, Credits: billing.CreditsOf(1), Source: billing.SourcePromo}); err != nil {
+				return err
+			}
+			return boom
+		},
+		debitOp(c, usage(c, "y", 1), &y),
+		debitOp(c, usage(c, "z", 1), &z),
+	)
+	for i, err := range errs {
+		if wantErr := i == 0 || i == 2; wantErr != errors.Is(err, boom) {
+			t.Errorf("op %d: %v", i, err)
+		}
+	}
+	if got := entryCount(t, d) - before; got != 3 {
+		t.Errorf("%d entries written, want 3", got)
+	}
+	if b, _ := d.Balance(ctx, c); b.Balance != billing.CreditsOf(97) {
+		t.Errorf("balance %v, want 97", b.Balance)
+	}
+	// The failed operations' keys were never used.
+	for _, key := range []string{"x1", "y1"} {
+		if got, err := d.Debit(ctx, *usage(c, key, 1)); err != nil || got.Replayed {
+			t.Errorf("key %s after its operation failed: %+v %v", key, got, err)
+		}
+	}
+	// Ids handed out to the dropped rows are handed out again: no gaps.
+	if ids := []int64{rowID(t, x.ID), rowID(t, y.ID), rowID(t, z.ID)}; ids[1] != ids[0]+1 || ids[2] != ids[1]+1 {
+		t.Errorf("ids %s %s %s: want consecutive", x.ID, y.ID, z.ID)
+	}
+	verifyPending(t, d)
+}
+
+func rowID(t *testing.T, id string) int64 {
+	t.Helper()
+	n, err := parseRowID("ent", id)
+	if err != nil {
+		t.Fatalf("%s: %v", id, err)
+	}
+	return n
+}
