@@ -52,6 +52,30 @@ func BenchmarkDebitMany(b *testing.B) {
 	}
 }
 
+// BenchmarkDebitManySpread is BenchmarkDebitMany over 1,000 customers.
+func BenchmarkDebitManySpread(b *testing.B) {
+	ctx := context.Background()
+	d := mustOpenDB(b, nil)
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = mustCustomer(b, d, fmt.Sprint("c", i), 1_000_000_000)
+	}
+	reqs := make([]billing.UsageRequest, 0, 1000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		reqs = append(reqs, billing.UsageRequest{Customer: ids[(i*7919)%len(ids)], Feature: "chat.request", Quantity: qty(1), IdempotencyKey: fmt.Sprint("k", i)})
+		if len(reqs) == cap(reqs) || i == b.N-1 {
+			_, errs := d.DebitMany(ctx, reqs)
+			for _, err := range errs {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			reqs = reqs[:0]
+		}
+	}
+}
+
 // BenchmarkRecoverLargeWAL measures startup after a crash that left a large
 // write-ahead log: the database and its WAL are copied mid-flight (what a
 // crash leaves on disk) and opened; SQLite rebuilds its WAL index by reading

@@ -66,7 +66,10 @@ func newBatchState() batchState {
 
 // beginOp starts an operation's private layer.
 func (t *Tx) beginOp() {
-	t.op = newBatchState()
+	clear(t.op.wallets)
+	clear(t.op.rollups)
+	clear(t.op.keySpend)
+	t.opTouch = t.opTouch[:0]
 	t.inOp, t.opSQL, t.savepoint = true, false, false
 	t.opNextID = t.nextID
 }
@@ -86,17 +89,20 @@ func (t *Tx) endOp(ok bool) {
 		t.opPend.reset()
 		t.nextID = t.opNextID
 	}
-	if ok {
-		maps.Copy(t.batch.wallets, t.op.wallets)
-		for k, d := range t.op.rollups {
-			b := t.batch.rollups[k]
-			t.batch.rollups[k] = rollupDelta{b.credits + d.credits, b.quantity + d.quantity, b.events + d.events}
-		}
-		for k, c := range t.op.keySpend {
-			t.batch.keySpend[k] += c
-		}
+	if !ok {
+		return
 	}
-	t.op = batchState{}
+	maps.Copy(t.batch.wallets, t.op.wallets)
+	for k, d := range t.op.rollups {
+		b := t.batch.rollups[k]
+		t.batch.rollups[k] = rollupDelta{b.credits + d.credits, b.quantity + d.quantity, b.events + d.events}
+	}
+	for k, c := range t.op.keySpend {
+		t.batch.keySpend[k] += c
+	}
+	for _, id := range t.opTouch {
+		t.touched[id] = true
+	}
 }
 
 // loadWallet returns the operation's working copy of a customer's wallet.
@@ -118,9 +124,6 @@ func (t *Tx) loadWallet(customerID string) (*wallet, error) {
 		t.batch.wallets[customerID] = w // clean: safe to share with the batch as is
 	}
 	w := src.clone()
-	if t.op.wallets == nil {
-		t.op = newBatchState()
-	}
 	t.op.wallets[customerID] = w
 	return w, nil
 }

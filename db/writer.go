@@ -22,6 +22,7 @@ type Tx struct {
 	Now     time.Time
 	after   []func()
 	touched map[string]bool // customers whose wallet changed, for live updates
+	opTouch []string        // those the running operation changed
 	batch   batchState      // changes of the batch's successful operations, written at flush
 	op      batchState      // changes of the running operation
 
@@ -42,7 +43,7 @@ type Tx struct {
 // committed (and never, if it is not). Used for caches and notifications.
 func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 
-func (t *Tx) touch(customerID string) { t.touched[customerID] = true }
+func (t *Tx) touch(customerID string) { t.opTouch = append(t.opTouch, customerID) }
 
 // stmt returns the statement for query, prepared once on the writer's
 // connection and reused by every later operation.
@@ -332,7 +333,7 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 		return nil, storageError(err)
 	}
 	batchNow := w.d.now()
-	t := &Tx{w: w, touched: map[string]bool{}, batch: newBatchState(), fast: fast, single: len(batch) == 1}
+	t := &Tx{w: w, touched: map[string]bool{}, batch: newBatchState(), op: newBatchState(), fast: fast, single: len(batch) == 1}
 	// Has another connection (another process) committed since our last
 	// batch? Then what we remember may be stale: forget it.
 	var dv int64
@@ -351,7 +352,7 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 		if !o.now.IsZero() {
 			t.Now = o.now
 		}
-		nAfter, touched := len(t.after), cloneSet(t.touched)
+		nAfter := len(t.after)
 		t.beginOp()
 		err := safeRun(o.fn, t)
 		if t.broken != nil {
@@ -380,7 +381,6 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 			}
 		}
 		t.after = t.after[:nAfter]
-		t.touched = touched
 		if billing.ErrorCode(errs[i]) == billing.CodeStorageUnavailable {
 			// The disk is full or read-only: the rest of the batch will fail the
 			// same way, and the commit with it. Stop here.
@@ -418,14 +418,6 @@ var cancelled = func() context.Context {
 	cancel()
 	return ctx
 }()
-
-func cloneSet(m map[string]bool) map[string]bool {
-	c := make(map[string]bool, len(m))
-	for k := range m {
-		c[k] = true
-	}
-	return c
-}
 
 // safeRun turns a panic in an operation into an internal error, so one bug
 // cannot take down the writer and with it every request in flight.
