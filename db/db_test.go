@@ -109,6 +109,19 @@ func TestDebitBurnsLotsInOrderAndRecordsThem(t *testing.T) {
 		es[0].Burns[1].Source != billing.SourcePurchase || es[0].Burns[1].Credits != billing.CreditsOf(2) {
 		t.Fatalf("burns = %+v", es[0].Burns)
 	}
+	// A debit that takes everything from one lot names the lot on its entry
+	// (no entry_lots row); it reads back the same way.
+	if _, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "chat.request", Quantity: qty(2)}); err != nil {
+		t.Fatal(err)
+	}
+	es, _, err = d.FindEntries(ctx, billing.EntryFilter{Customer: id, Type: billing.EntryDebit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || len(es[0].Burns) != 1 || es[0].Burns[0].Source != billing.SourcePurchase ||
+		es[0].Burns[0].Credits != billing.CreditsOf(2) || es[0].Lot != "" || len(es[1].Burns) != 2 {
+		t.Fatalf("entries = %+v", es)
+	}
 	mustVerify(t, d)
 }
 

@@ -217,7 +217,7 @@ func scanEntry(r rowScanner) (billing.Entry, int64, error) {
 		q := billing.Quantity(qty.Int64)
 		e.Quantity = &q
 	}
-	if lot.Valid {
+	if lot.Valid && e.Type != billing.EntryDebit { // a debit's lot is one of its burns (attachBurns)
 		e.Lot = LotID(lot.Int64)
 	}
 	if meta.Valid {
@@ -239,9 +239,15 @@ func attachBurns(query func(string, ...any) (*sql.Rows, error), entries []billin
 	for i, id := range ids {
 		idx[id], ph[i], args[i] = i, "?", id
 	}
-	rows, err := query(`SELECT el.entry_id, el.lot_id, el.amount, l.source, l.reason, l.expires_at
-		FROM entry_lots el JOIN lots l ON l.id = el.lot_id WHERE -- rowid: insertion order, which is burn order
-		 el.entry_id IN (`+strings.Join(ph, ",")+`) ORDER BY el.entry_id, el.rowid`, args...)
+	// A debit that took everything from one lot names it itself (lot_id);
+	// any other entry lists its lots in entry_lots, in burn order (rowid).
+	in := strings.Join(ph, ",")
+	rows, err := query(`SELECT el.entry_id, el.lot_id, el.amount, l.source, l.reason, l.expires_at, el.rowid AS burn
+		FROM entry_lots el JOIN lots l ON l.id = el.lot_id WHERE el.entry_id IN (`+in+`)
+		UNION ALL
+		SELECT e.id, e.lot_id, -e.amount, l.source, l.reason, l.expires_at, 0
+		FROM entries e JOIN lots l ON l.id = e.lot_id WHERE e.type = 'debit' AND e.id IN (`+in+`)
+		ORDER BY 1, 7`, append(args, args...)...)
 	if err != nil {
 		return err
 	}
@@ -250,7 +256,8 @@ func attachBurns(query func(string, ...any) (*sql.Rows, error), entries []billin
 		var entryID, lotID int64
 		var b billing.BurnView
 		var exp sql.NullInt64
-		if err := rows.Scan(&entryID, &lotID, &b.Credits, &b.Source, &b.Reason, &exp); err != nil {
+		var order int64
+		if err := rows.Scan(&entryID, &lotID, &b.Credits, &b.Source, &b.Reason, &exp, &order); err != nil {
 			return err
 		}
 		b.Lot, b.ExpiresAt = LotID(lotID), timePtr(exp)

@@ -30,16 +30,22 @@ type wallet struct {
 	customerID string
 	billing.Wallet
 	daily, monthly *billing.Credits
-	lots           []billing.Lot             // remaining > 0, any order
-	refillAt       *billing.Credits          // auto-refill threshold, nil when off or paused
-	dirty          bool                      // wallet row needs writing
-	dirtyLots      map[int64]billing.Credits // lot id -> remaining to write
+	lots           []billing.Lot    // remaining > 0, any order
+	refillAt       *billing.Credits // auto-refill threshold, nil when off or paused
+	dirty          bool             // wallet row needs writing
+	dirtyLots      []lotRemaining   // lots whose remaining must be written
+}
+
+// lotRemaining is a lot's new remaining credits, to write.
+type lotRemaining struct {
+	id        int64
+	remaining billing.Credits
 }
 
 func (w *wallet) clone() *wallet {
 	c := *w
 	c.lots = slices.Clone(w.lots)
-	c.dirtyLots = maps.Clone(w.dirtyLots)
+	c.dirtyLots = slices.Clone(w.dirtyLots)
 	return &c
 }
 
@@ -176,10 +182,13 @@ func (w *wallet) setLot(id int64, remaining billing.Credits) {
 			break
 		}
 	}
-	if w.dirtyLots == nil {
-		w.dirtyLots = map[int64]billing.Credits{}
+	for i := range w.dirtyLots {
+		if w.dirtyLots[i].id == id {
+			w.dirtyLots[i].remaining = remaining
+			return
+		}
 	}
-	w.dirtyLots[id] = remaining
+	w.dirtyLots = append(w.dirtyLots, lotRemaining{id, remaining})
 }
 
 func (w *wallet) lot(id int64) (billing.Lot, bool) {
@@ -227,8 +236,8 @@ func (t *Tx) flush() error {
 	ids := slices.Sorted(maps.Keys(t.batch.wallets)) // a stable order for the writes
 	for _, id := range ids {
 		w := t.batch.wallets[id]
-		for lotID, rem := range w.dirtyLots {
-			if _, err := t.exec(`UPDATE lots SET remaining = ? WHERE id = ?`, int64(rem), lotID); err != nil {
+		for _, l := range w.dirtyLots {
+			if _, err := t.exec(`UPDATE lots SET remaining = ? WHERE id = ?`, int64(l.remaining), l.id); err != nil {
 				return err
 			}
 		}

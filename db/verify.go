@@ -12,8 +12,9 @@ import (
 //     sum of its unfrozen lots' remaining credits minus its debt;
 //   - held equals the sum of its entries' held_delta and of its active holds;
 //   - no lot holds less than zero or more than it was granted;
-//   - every lot has given away exactly what its entry_lots record (plus any
-//     debt it repaid when granted);
+//   - every lot has given away exactly what its burns record (entry_lots,
+//     and debits naming it as their one lot), plus any debt it repaid when
+//     granted;
 //   - daily usage rollups add up to the debits;
 //   - no balance is below its overdraft limit unless a hold capture took it
 //     there (debt is then recorded).
@@ -39,8 +40,11 @@ func (d *DB) Verify(ctx context.Context) ([]string, error) {
 		{"held != sum of active holds", `SELECT w.customer_id, w.held, COALESCE((SELECT SUM(amount) FROM holds h WHERE h.customer_id = w.customer_id AND h.status = 'active'), 0) AS s
 			FROM wallets w WHERE w.held != s`},
 		{"lot remaining out of range", `SELECT customer_id, id, remaining FROM lots WHERE remaining < 0 OR remaining > amount`},
-		{"lot burns do not add up", `SELECT l.customer_id, l.id, l.amount - l.remaining - COALESCE((SELECT SUM(el.amount) FROM entry_lots el WHERE el.lot_id = l.id), 0) AS gap
-			FROM lots l WHERE gap < 0`},
+		{"lot burns do not add up", `SELECT l.customer_id, l.id, l.amount - l.remaining - COALESCE(b.burned, 0) AS gap
+			FROM lots l LEFT JOIN (SELECT lot_id, SUM(amount) AS burned FROM (
+				SELECT lot_id, amount FROM entry_lots
+				UNION ALL SELECT lot_id, -amount FROM entries WHERE type = 'debit' AND lot_id IS NOT NULL) GROUP BY lot_id) b ON b.lot_id = l.id
+			WHERE gap < 0`},
 		{"usage rollups != debits", `SELECT w.customer_id, COALESCE((SELECT SUM(credits) FROM usage_daily u WHERE u.customer_id = w.customer_id), 0) AS r,
 			COALESCE((SELECT -SUM(amount) FROM entries e WHERE e.customer_id = w.customer_id AND e.type = 'debit'), 0) AS s FROM wallets w WHERE r != s`},
 		{"balance below overdraft without debt record", `SELECT customer_id, balance, overdraft_limit FROM wallets WHERE balance < -overdraft_limit AND debt = 0`},

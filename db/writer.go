@@ -37,6 +37,8 @@ type Tx struct {
 	nextID    int64       // next deferred entry id; 0: read it from the table
 	opNextID  int64       // nextID when the running operation began
 	broken    error       // sticky: the batch must end (errRerun or a storage fault)
+
+	lotBuf []billing.Lot // liveLots' result, reused
 }
 
 // AfterCommit runs fn once the transaction holding this operation is durably
@@ -147,6 +149,7 @@ type writer struct {
 	observe BatchObserver
 
 	ctx         context.Context
+	spare       [2]pendingRows         // a batch's pending rows' buffers, reused
 	args        []driver.NamedValue    // reused for multi-row INSERTs
 	driverStmts map[string]driver.Stmt // their prepared statements
 	multi       map[multiKey]string    // their statements' text
@@ -333,7 +336,13 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 		return nil, storageError(err)
 	}
 	batchNow := w.d.now()
-	t := &Tx{w: w, touched: map[string]bool{}, batch: newBatchState(), op: newBatchState(), fast: fast, single: len(batch) == 1}
+	t := &Tx{w: w, touched: map[string]bool{}, batch: newBatchState(), op: newBatchState(), fast: fast, single: len(batch) == 1,
+		pend: w.spare[0], opPend: w.spare[1]}
+	defer func() {
+		t.pend.reset()
+		t.opPend.reset()
+		w.spare = [2]pendingRows{t.pend, t.opPend}
+	}()
 	// Has another connection (another process) committed since our last
 	// batch? Then what we remember may be stale: forget it.
 	var dv int64
