@@ -4,6 +4,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"strings"
+
+	"github.com/tally-billing/tally/billing"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Deferred rows: the writer's fast path for debits.
@@ -119,15 +123,21 @@ func (t *Tx) direct() error {
 	return nil
 }
 
-// breakOn makes err the batch's: a storage fault fails the batch, anything
-// else (a constraint the pending rows broke) reruns it carefully.
+// breakOn makes err the batch's: a constraint the pending rows broke (a
+// key already in the ledger) reruns it carefully; anything else (a storage
+// fault, or a bug) fails it.
 func (t *Tx) breakOn(err error) error {
-	if se := storageError(err); se != err {
-		t.broken = se
-	} else {
+	if isConstraint(err) {
 		t.broken = errRerun
+	} else {
+		t.broken = storageError(err)
 	}
 	return t.broken
+}
+
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
 
 // allocEntryID hands out the next entry id for a deferred entry. The writer
@@ -160,14 +170,27 @@ func (t *Tx) deferEntry(e entryRow) (int64, error) {
 	return id, nil
 }
 
-const entryInsertCols = `id, customer_id, type, amount, held_delta, balance_after, feature, quantity,
-	price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at`
-
-const entryInsertArgs = 18
+// Entries are written with one of two statements: plain debits (the bulk)
+// bind only the columns a debit uses; any other entry binds them all.
+const (
+	entryInsert = `INSERT INTO entries (id, customer_id, type, amount, held_delta, balance_after, feature, quantity,
+	price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at) VALUES `
+	entryGroup     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	debitInsert    = `INSERT INTO entries (id, customer_id, type, amount, balance_after, feature, quantity, price_version, lot_id, metadata, api_key_id, idempotency_key, request_hash, created_at) VALUES `
+	debitGroup     = `(?, ?, 'debit', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	entryLotInsert = `INSERT INTO entry_lots (entry_id, lot_id, amount) VALUES `
+	entryLotGroup  = `(?, ?, ?)`
+	maxChunk       = 128 // rows per INSERT: 128 entries bind 2,304 values, well under SQLite's limit
+)
 
 // Rows per multi-row INSERT: a few fixed sizes, so the statements are
-// prepared once; 128 entries bind 2,304 values, well under SQLite's limit.
-var insertChunks = []int{128, 64, 32, 16, 8, 4, 2, 1}
+// prepared once.
+var insertChunks = []int{maxChunk, 64, 32, 16, 8, 4, 2, 1}
+
+// plainDebit reports whether e uses only the columns of debitInsert.
+func plainDebit(e *entryRow) bool {
+	return e.typ == billing.EntryDebit && e.heldDelta == 0 && e.holdID == "" && e.source == "" && e.reason == ""
+}
 
 // writePending writes p's rows and empties p.
 func (t *Tx) writePending(p *pendingRows) error {
@@ -175,8 +198,16 @@ func (t *Tx) writePending(p *pendingRows) error {
 		return nil
 	}
 	w := t.w
+	used := 0
+	defer func() { clear(w.args[:used]) }() // drop references to this batch's strings
 	for rest := p.entries; len(rest) > 0; {
-		n := chunk(len(rest))
+		// The longest run of entries of one kind, up to a chunk.
+		plain := plainDebit(&rest[0].row)
+		run := 1
+		for run < len(rest) && run < maxChunk && plainDebit(&rest[run].row) == plain {
+			run++
+		}
+		n := chunk(run)
 		args := w.args[:0]
 		for _, pe := range rest[:n] {
 			e := &pe.row
@@ -192,12 +223,21 @@ func (t *Tx) writePending(p *pendingRows) error {
 			if e.hash != nil {
 				hash = e.hash
 			}
-			args = appendArgs(args, pe.id, e.customerID, e.typ, int64(e.amount), int64(e.heldDelta), int64(e.balanceAfter),
-				nullStr(e.feature), qty, nullInt(e.priceVersion), nullInt(e.lotID), nullStr(e.holdID), nullStr(e.source),
-				e.reason, meta, nullStr(e.apiKeyID), nullStr(e.key), hash, pe.at)
+			if plain {
+				args = appendArgs(args, pe.id, e.customerID, int64(e.amount), int64(e.balanceAfter), nullStr(e.feature), qty,
+					nullInt(e.priceVersion), nullInt(e.lotID), meta, nullStr(e.apiKeyID), nullStr(e.key), hash, pe.at)
+			} else {
+				args = appendArgs(args, pe.id, e.customerID, e.typ, int64(e.amount), int64(e.heldDelta), int64(e.balanceAfter),
+					nullStr(e.feature), qty, nullInt(e.priceVersion), nullInt(e.lotID), nullStr(e.holdID), nullStr(e.source),
+					e.reason, meta, nullStr(e.apiKeyID), nullStr(e.key), hash, pe.at)
+			}
 		}
-		w.args = args
-		if err := w.execDriver(w.multiInsert("INSERT INTO entries ("+entryInsertCols+") VALUES ", entryInsertArgs, n), args); err != nil {
+		w.args, used = args, max(used, len(args))
+		q := w.multiInsert(entryInsert, entryGroup, n)
+		if plain {
+			q = w.multiInsert(debitInsert, debitGroup, n)
+		}
+		if err := w.execDriver(q, args); err != nil {
 			return err
 		}
 		rest = rest[n:]
@@ -208,13 +248,12 @@ func (t *Tx) writePending(p *pendingRows) error {
 		for _, l := range rest[:n] {
 			args = appendArgs(args, l.entryID, l.lotID, l.amount)
 		}
-		w.args = args
-		if err := w.execDriver(w.multiInsert("INSERT INTO entry_lots (entry_id, lot_id, amount) VALUES ", 3, n), args); err != nil {
+		w.args, used = args, max(used, len(args))
+		if err := w.execDriver(w.multiInsert(entryLotInsert, entryLotGroup, n), args); err != nil {
 			return err
 		}
 		rest = rest[n:]
 	}
-	clear(w.args[:cap(w.args)]) // drop references to this batch's strings
 	p.reset()
 	return nil
 }
@@ -268,14 +307,13 @@ func chunk(n int) int {
 	return n
 }
 
-// multiInsert is prefix followed by n groups of cols placeholders. The
-// strings are kept, as they key the writer's prepared statements.
-func (w *writer) multiInsert(prefix string, cols, n int) string {
+// multiInsert is prefix followed by n copies of group. The strings are kept,
+// as they key the writer's prepared statements.
+func (w *writer) multiInsert(prefix, group string, n int) string {
 	k := multiKey{prefix, n}
 	if q, ok := w.multi[k]; ok {
 		return q
 	}
-	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
 	var sb strings.Builder
 	sb.WriteString(prefix)
 	for i := 0; i < n; i++ {
