@@ -44,6 +44,7 @@ type DB struct {
 	read  *sql.DB
 	write *sql.DB
 	w     *writer
+	ckpt  *checkpointer
 	now   func() time.Time
 	log   *slog.Logger
 
@@ -95,7 +96,8 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	// processes never both read and then fail to upgrade (SQLITE_BUSY mid-transaction).
 	// The writer keeps savepoint (statement) journals in memory, not in temp
 	// files, and a larger page cache so a batch never spills to the WAL early.
-	write, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=temp_store(MEMORY)&_pragma=cache_size(-16000)")
+	// Its automatic checkpoint is only a backstop (checkpoint.go).
+	write, err := sql.Open("sqlite", base+fmt.Sprintf("&_txlock=immediate&_pragma=temp_store(MEMORY)&_pragma=cache_size(-16000)&_pragma=wal_autocheckpoint(%d)", walBackstopPages))
 	if err != nil {
 		return nil, err
 	}
@@ -119,9 +121,17 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
 	read.SetConnMaxIdleTime(0)
-	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger, refillCh: make(chan struct{}, 1)}
+	ckpt, err := sql.Open("sqlite", base)
+	if err != nil {
+		read.Close()
+		write.Close()
+		return nil, err
+	}
+	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger, refillCh: make(chan struct{}, 1),
+		ckpt: startCheckpointer(ckpt, opts.Logger)}
 	d.w, err = newWriter(d, write, opts.MaxBatch)
 	if err != nil {
+		d.ckpt.close()
 		read.Close()
 		write.Close()
 		return nil, err
@@ -139,9 +149,10 @@ func (d *DB) Now() time.Time { return d.now() }
 // the connections, checkpointing the WAL.
 func (d *DB) Close() error {
 	d.w.close()
+	err0 := d.ckpt.close()
 	err1 := d.read.Close()
 	err2 := d.write.Close()
-	return errors.Join(err1, err2)
+	return errors.Join(err0, err1, err2)
 }
 
 // Ping checks that the database answers (for /readyz).

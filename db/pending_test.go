@@ -327,3 +327,28 @@ func rowID(t *testing.T, id string) int64 {
 	}
 	return n
 }
+
+func TestCheckpointsRunOffTheWriter(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openPendingDB(t)
+	c := pendingCustomer(t, d, "c", 1000)
+	var auto int
+	err := d.Write(ctx, func(t *Tx) error { return t.queryRow("PRAGMA wal_autocheckpoint").Scan(&auto) })
+	if err != nil || auto != walBackstopPages {
+		t.Fatalf("writer's automatic checkpoint at %d pages (%v), want the %d-page backstop", auto, err, walBackstopPages)
+	}
+	before := d.ckpt.passes.Load()
+	reqs := make([]billing.UsageRequest, 500)
+	for i := range reqs {
+		reqs[i] = *usage(c, "", 1)
+	}
+	if _, errs := d.DebitMany(ctx, reqs); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	for deadline := time.Now().Add(5 * time.Second); d.ckpt.passes.Load() == before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint after the writer committed")
+		}
+	}
+	verifyPending(t, d)
+}

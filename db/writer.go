@@ -304,6 +304,7 @@ func (w *writer) commit(batch []*op) {
 		w.cache, w.pb = nil, nil // memory may now differ from the database
 	} else {
 		w.keep(t.batch)
+		w.d.ckpt.dirty.Store(true)
 	}
 	if w.observe != nil {
 		w.observe(BatchStats{Size: len(batch), Duration: time.Since(start), Err: err, Rerun: rerun})
