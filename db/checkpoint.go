@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -32,6 +33,8 @@ type checkpointer struct {
 	passes atomic.Int64 // checkpoints run (tests)
 	stop   chan struct{}
 	done   chan struct{}
+	closed sync.Once
+	err    error
 }
 
 func startCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
@@ -68,9 +71,13 @@ func (c *checkpointer) run() {
 	}
 }
 
-// close stops the checkpointer and closes its connection.
+// close stops the checkpointer and closes its connection. Closing twice
+// is harmless, as closing the DB twice is.
 func (c *checkpointer) close() error {
-	close(c.stop)
-	<-c.done
-	return c.db.Close()
+	c.closed.Do(func() {
+		close(c.stop)
+		<-c.done
+		c.err = c.db.Close()
+	})
+	return c.err
 }
