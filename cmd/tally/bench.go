@@ -30,15 +30,17 @@ Measures Tally on this machine. It starts 'tally serve' as a child process on
 a temporary database, creates customers and an API key, and drives the API
 with concurrent keep-alive clients, each request with a unique idempotency key:
 
+  0. GET /healthz: HTTP alone (no key, no JSON, no database), for scale
   1. POST /api/v1/usage, one hot customer
   2. POST /api/v1/usage, spread over --customers customers
-  3. POST /api/v1/usage/batch (--batch events per request)
+  3. POST /api/v1/usage/batch (--batch events per request), hot and spread
   4. POST /api/v1/holds + POST /api/v1/holds/{id}/capture
 
 It then measures the raw limit of this machine's SQLite (one balance update
-and one insert per debit, 100 per transaction, the same durability) and
-prints debits/s, latency percentiles, errors, the server's peak RSS and the
-ratio to the raw limit. Exit code 1 if any request failed.`
+and one insert per debit, 100 per transaction, the same durability), and the
+same loop with a UNIQUE index on an idempotency key, and prints requests or
+debits/s, latency percentiles, errors, the server's peak RSS and the ratios.
+Exit code 1 if any request failed.`
 
 type benchConfig struct {
 	Clients   int
