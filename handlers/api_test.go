@@ -141,9 +141,12 @@ func newTestAPIWith(t *testing.T, o apiOptions) *testAPI {
 	if o.store != nil {
 		store = o.store(d)
 	}
-	cfg := handlers.Config{Logger: slog.New(slog.NewTextHandler(a.Log, nil)), Version: "test"}
+	cfg := handlers.Config{Logger: slog.New(slog.NewTextHandler(a.Log, nil)), Version: "test", Metrics: handlers.NewMetrics()}
 	if o.config != nil {
 		o.config(&cfg)
+	}
+	if cfg.Metrics != nil {
+		d.SetBatchObserver(cfg.Metrics.ObserveBatch) // as tally serve wires it
 	}
 	a.Server = handlers.New(cfg, store)
 	a.HTTP = httptest.NewServer(a.Server)

@@ -38,6 +38,7 @@ func TestMetrics(t *testing.T) {
 	for series, want := range map[string]string{
 		`tally_debits_total`:                                                                 "3",
 		`tally_debited_credits_total`:                                                        "9.085",
+		`tally_writer_reruns_total`:                                                          "1", // the replay: its key met the UNIQUE index
 		`tally_rejections_total{type="insufficient_credits"}`:                                "1",
 		`tally_rejections_total{type="customer_not_found"}`:                                  "1",
 		`tally_rejections_total{type="not_found"}`:                                           "1",
