@@ -47,30 +47,11 @@ func testPriceBook() billing.PriceBook {
 	}}
 }
 
-func mustVerify(t testing.TB, d *db.DB) {
-	t.Helper()
-	problems, err := d.Verify(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Error("invariant:", p)
-	}
-}
+func mustVerify(t testing.TB, d *db.DB) { t.Helper(); db.VerifyForTest(t, d) }
 
 func mustCustomer(t testing.TB, d *db.DB, ext string, credits int64) string {
 	t.Helper()
-	ctx := context.Background()
-	c, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: ext})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if credits > 0 {
-		if _, err := d.Grant(ctx, billing.GrantRequest{Customer: c.ID, Credits: billing.CreditsOf(credits), Source: billing.SourcePurchase}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c.ID
+	return db.CustomerForTest(t, d, ext, credits)
 }
 
 func qty(n int64) *billing.Quantity { q := billing.QuantityOf(n); return &q }

@@ -47,21 +47,6 @@ func openPendingDB(t *testing.T) (*DB, *batchLog) {
 	return d, log
 }
 
-func pendingCustomer(t *testing.T, d *DB, ext string, credits int64) string {
-	t.Helper()
-	ctx := context.Background()
-	c, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: ext})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if credits > 0 {
-		if _, err := d.Grant(ctx, billing.GrantRequest{Customer: c.ID, Credits: billing.CreditsOf(credits), Source: billing.SourcePurchase}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c.ID
-}
-
 // oneBatch runs fns in a single batch, in order: the writer is held busy
 // until all of them are queued.
 func oneBatch(t *testing.T, d *DB, fns ...func(*Tx) error) []error {
@@ -130,22 +115,11 @@ func entryCount(t *testing.T, d *DB) int {
 	return n
 }
 
-func verifyPending(t *testing.T, d *DB) {
-	t.Helper()
-	problems, err := d.Verify(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Error("invariant:", p)
-	}
-}
-
 func TestPendingBatchWithRetriedKeyRunsAgainCarefully(t *testing.T) {
 	ctx := context.Background()
 	d, log := openPendingDB(t)
-	rich := pendingCustomer(t, d, "rich", 100)
-	poor := pendingCustomer(t, d, "poor", 0)
+	rich := CustomerForTest(t, d, "rich", 100)
+	poor := CustomerForTest(t, d, "poor", 0)
 	first, err := d.Debit(ctx, *usage(rich, "committed", 1))
 	if err != nil {
 		t.Fatal(err)
@@ -191,14 +165,14 @@ func TestPendingBatchWithRetriedKeyRunsAgainCarefully(t *testing.T) {
 	if errs := oneBatch(t, d, fastDebitOp(rich, usage(rich, "new-2", 1), &more[0]), fastDebitOp(rich, usage(rich, "new-3", 1), &more[1])); errs[0] != nil || errs[1] != nil || log.last().Rerun {
 		t.Errorf("fresh keys: %v, rerun %v", errs, log.last().Rerun)
 	}
-	verifyPending(t, d)
+	VerifyForTest(t, d)
 
 }
 
 func TestPendingCarefulModeLastsSomeBatches(t *testing.T) {
 	ctx := context.Background()
 	d, _ := openPendingDB(t)
-	c := pendingCustomer(t, d, "c", 100)
+	c := CustomerForTest(t, d, "c", 100)
 	if _, err := d.Debit(ctx, *usage(c, "k", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +195,7 @@ func TestPendingRowsMeetDirectOperationsInOrder(t *testing.T) {
 	// the rows before it are written first and ids follow the batch order.
 	ctx := context.Background()
 	d, log := openPendingDB(t)
-	c := pendingCustomer(t, d, "c", 11)
+	c := CustomerForTest(t, d, "c", 11)
 	warm(t, d, c)
 	var a, b, e billing.Debit
 	var g billing.Grant
@@ -258,13 +232,13 @@ func TestPendingRowsMeetDirectOperationsInOrder(t *testing.T) {
 			t.Errorf("replay of %s: %+v %v, want %s", key, got, err, id)
 		}
 	}
-	verifyPending(t, d)
+	VerifyForTest(t, d)
 }
 
 func TestPendingRowsOfAFailedOperationAreDropped(t *testing.T) {
 	ctx := context.Background()
 	d, _ := openPendingDB(t)
-	c := pendingCustomer(t, d, "c", 101)
+	c := CustomerForTest(t, d, "c", 101)
 	warm(t, d, c)
 	before := entryCount(t, d)
 	boom := errors.New("boom")
@@ -316,7 +290,7 @@ func TestPendingRowsOfAFailedOperationAreDropped(t *testing.T) {
 	if ids := []int64{rowID(t, x.ID), rowID(t, y.ID), rowID(t, z.ID)}; ids[1] != ids[0]+1 || ids[2] != ids[1]+1 {
 		t.Errorf("ids %s %s %s: want consecutive", x.ID, y.ID, z.ID)
 	}
-	verifyPending(t, d)
+	VerifyForTest(t, d)
 }
 
 func rowID(t *testing.T, id string) int64 {
@@ -331,7 +305,7 @@ func rowID(t *testing.T, id string) int64 {
 func TestCheckpointsRunOffTheWriter(t *testing.T) {
 	ctx := context.Background()
 	d, _ := openPendingDB(t)
-	c := pendingCustomer(t, d, "c", 1000)
+	c := CustomerForTest(t, d, "c", 1000)
 	var auto int
 	err := d.Write(ctx, func(t *Tx) error { return t.queryRow("PRAGMA wal_autocheckpoint").Scan(&auto) })
 	if err != nil || auto != walBackstopPages {
@@ -350,5 +324,5 @@ func TestCheckpointsRunOffTheWriter(t *testing.T) {
 			t.Fatal("no checkpoint after the writer committed")
 		}
 	}
-	verifyPending(t, d)
+	VerifyForTest(t, d)
 }
