@@ -27,7 +27,8 @@ import (
 //
 // Three rules keep this exact:
 //   - An operation that touches SQL itself (a grant, a hold, a debit that
-//     must expire a hold or look a key up) first writes every pending row,
+//     must expire a hold, look a key up or read a wallet the writer does not
+//     hold in memory) first writes every pending row,
 //     the batch's and then, inside the SAVEPOINT it opens, its own. From
 //     there on it runs as every operation did before: its statements see
 //     the whole ledger, and a failure rolls back to its savepoint.
@@ -41,7 +42,8 @@ import (
 //     The next batches stay careful for a while, as retries come in bursts.
 //
 // The UNIQUE index and the primary key stay the backstop: a deferred row can
-// never be written twice, only refused, and a refusal reruns the batch.
+// never be written twice, only refused. A refusal by a constraint reruns the
+// batch; any other error (a full disk, a bug) fails it.
 
 // pendingEntry is an entry whose id is given and whose row is not yet written.
 type pendingEntry struct {
