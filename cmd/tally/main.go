@@ -64,6 +64,7 @@ Commands:
   apikey      create, list, revoke or limit API keys
   pricebook   publish or show price books
   backup      write a consistent copy of the database while Tally serves
+  verify      check the ledger's invariants (balances, lots, holds, rollups)
   bench       measure debits/s and latency on this machine against the raw SQLite limit
   version     print the version
 
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return cmdPriceBook(ctx, rest, getenv, stdout, stderr)
 	case "backup":
 		return cmdBackup(ctx, rest, getenv, stdout, stderr)
+	case "verify":
+		return cmdVerify(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -219,3 +220,47 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+func TestCLIVerify(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	env := map[string]string{"TALLY_DB": path}
+	if _, errs, code := runCLI(t, env, "verify"); code != exitError || !strings.Contains(errs, "no database") {
+		t.Fatalf("verify without a database: exit %d, %q", code, errs)
+	}
+	ctx := context.Background()
+	d, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.PublishPriceBook(ctx, DemoPriceBook()); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Grant(ctx, billing.GrantRequest{Customer: c.ID, Credits: billing.CreditsOf(10), Source: billing.SourcePurchase}); err != nil {
+		t.Fatal(err)
+	}
+	q := billing.QuantityOf(3)
+	if _, err := d.Debit(ctx, billing.UsageRequest{Customer: c.ID, Feature: "chat.request", Quantity: &q}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if out, errs, code := runCLI(t, env, "verify"); code != exitOK || !strings.Contains(out, "The books balance") {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errs)
+	}
+	// Break the books behind Tally's back: the wallet no longer matches its entries.
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`UPDATE wallets SET balance = balance + 1000 WHERE customer_id = ?`, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	out, errs, code := runCLI(t, env, "verify")
+	if code != exitError || !strings.Contains(out, "balance != sum of entries") || !strings.Contains(errs, "invariant(s) broken") {
+		t.Fatalf("verify of broken books: exit %d\n%s%s", code, out, errs)
+	}
+}
