@@ -235,28 +235,48 @@ func (t *Tx) writePending(p *pendingRows) error {
 			}
 		}
 		w.args, used = args, max(used, len(args))
-		q := w.multiInsert(entryInsert, entryGroup, n)
+		q := w.multiRow(entryInsert, entryGroup, "", n)
 		if plain {
-			q = w.multiInsert(debitInsert, debitGroup, n)
+			q = w.multiRow(debitInsert, debitGroup, "", n)
 		}
 		if err := w.execDriver(q, args); err != nil {
 			return err
 		}
 		rest = rest[n:]
 	}
-	for rest := p.lots; len(rest) > 0; {
-		n := chunk(len(rest))
-		args := w.args[:0]
-		for _, l := range rest[:n] {
-			args = appendArgs(args, l.entryID, l.lotID, l.amount)
+	if len(p.lots) > 0 {
+		vals := w.vals[0][:0]
+		for _, l := range p.lots {
+			vals = append(vals, l.entryID, l.lotID, l.amount)
 		}
-		w.args, used = args, max(used, len(args))
-		if err := w.execDriver(w.multiInsert(entryLotInsert, entryLotGroup, n), args); err != nil {
+		w.vals[0] = vals
+		err := w.writeRows(entryLotInsert, entryLotGroup, "", 3, vals)
+		clear(vals)
+		if err != nil {
 			return err
 		}
-		rest = rest[n:]
 	}
 	p.reset()
+	return nil
+}
+
+// writeRows runs prefix, then one group per row, then suffix, in chunks of
+// rows; vals holds width values per row.
+func (w *writer) writeRows(prefix, group, suffix string, width int, vals []any) error {
+	used := 0
+	defer func() { clear(w.args[:used]) }()
+	for rest := vals; len(rest) > 0; {
+		n := chunk(len(rest) / width)
+		args := w.args[:0]
+		for _, v := range rest[:n*width] {
+			args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+		}
+		w.args, used = args, max(used, len(args))
+		if err := w.execDriver(w.multiRow(prefix, group, suffix, n), args); err != nil {
+			return err
+		}
+		rest = rest[n*width:]
+	}
 	return nil
 }
 
@@ -309,9 +329,9 @@ func chunk(n int) int {
 	return n
 }
 
-// multiInsert is prefix followed by n copies of group. The strings are kept,
+// multiRow is prefix, n copies of group, then suffix. The strings are kept,
 // as they key the writer's prepared statements.
-func (w *writer) multiInsert(prefix, group string, n int) string {
+func (w *writer) multiRow(prefix, group, suffix string, n int) string {
 	k := multiKey{prefix, n}
 	if q, ok := w.multi[k]; ok {
 		return q
@@ -324,6 +344,7 @@ func (w *writer) multiInsert(prefix, group string, n int) string {
 		}
 		sb.WriteString(group)
 	}
+	sb.WriteString(suffix)
 	q := sb.String()
 	if w.multi == nil {
 		w.multi = map[multiKey]string{}

@@ -228,41 +228,57 @@ func (t *Tx) pendingSpend(customer, key string) billing.Spend {
 }
 
 // flush writes the batch's pending rows, wallets, lots and rollups. It runs
-// once, after the last operation and before COMMIT.
+// once, after the last operation and before COMMIT. Each kind of row goes in
+// a few multi-row statements: a batch spread over many customers changes
+// hundreds of wallets, lots and rollups.
 func (t *Tx) flush() error {
 	if err := t.writePending(&t.pend); err != nil {
 		return t.breakOn(err)
 	}
+	w := t.w
 	ids := slices.Sorted(maps.Keys(t.batch.wallets)) // a stable order for the writes
+	lots, wallets := w.vals[0][:0], w.vals[1][:0]
 	for _, id := range ids {
-		w := t.batch.wallets[id]
-		for _, l := range w.dirtyLots {
-			if _, err := t.exec(`UPDATE lots SET remaining = ? WHERE id = ?`, int64(l.remaining), l.id); err != nil {
-				return err
-			}
+		wal := t.batch.wallets[id]
+		for _, l := range wal.dirtyLots {
+			lots = append(lots, l.id, int64(l.remaining))
 		}
-		if w.dirty {
-			if _, err := t.exec(`UPDATE wallets SET balance = ?, held = ?, debt = ?, overdraft_limit = ?, daily_cap = ?, monthly_cap = ?, updated_at = ? WHERE customer_id = ?`,
-				int64(w.Balance), int64(w.Held), int64(w.Debt), int64(w.OverdraftLimit), nullCredits(w.daily), nullCredits(w.monthly), micros(t.Now), id); err != nil {
-				return err
-			}
+		if wal.dirty {
+			wallets = append(wallets, id, int64(wal.Balance), int64(wal.Held), int64(wal.Debt), int64(wal.OverdraftLimit),
+				nullCredits(wal.daily), nullCredits(wal.monthly), micros(t.Now))
 		}
 	}
+	rollups, spend := w.vals[2][:0], w.vals[3][:0]
 	for k, d := range t.batch.rollups {
-		if _, err := t.exec(`INSERT INTO usage_daily (customer_id, day, feature, credits, quantity, events) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (customer_id, day, feature) DO UPDATE SET credits = credits + excluded.credits,
-			quantity = quantity + excluded.quantity, events = events + excluded.events`,
-			k.customer, k.day, k.feature, int64(d.credits), int64(d.quantity), d.events); err != nil {
-			return err
-		}
+		rollups = append(rollups, k.customer, k.day, k.feature, int64(d.credits), int64(d.quantity), d.events)
 	}
 	for k, c := range t.batch.keySpend {
-		if _, err := t.exec(`INSERT INTO api_key_spend (api_key_id, day, credits) VALUES (?, ?, ?)
-			ON CONFLICT (api_key_id, day) DO UPDATE SET credits = credits + excluded.credits`, k.key, k.day, int64(c)); err != nil {
-			return err
-		}
+		spend = append(spend, k.key, k.day, int64(c))
 	}
-	return nil
+	w.vals = [4][]any{lots, wallets, rollups, spend}
+	defer func() {
+		for i := range w.vals {
+			clear(w.vals[i])
+		}
+	}()
+	// UPDATE ... FROM (VALUES ...): SQLite reads the values and finds each
+	// row by its key.
+	if err := w.writeRows(`UPDATE lots SET remaining = v.column2 FROM (VALUES `, `(?, ?)`,
+		`) AS v WHERE lots.id = v.column1`, 2, lots); err != nil {
+		return err
+	}
+	if err := w.writeRows(`UPDATE wallets SET balance = v.column2, held = v.column3, debt = v.column4, overdraft_limit = v.column5,
+		daily_cap = v.column6, monthly_cap = v.column7, updated_at = v.column8 FROM (VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?)`,
+		`) AS v WHERE wallets.customer_id = v.column1`, 8, wallets); err != nil {
+		return err
+	}
+	if err := w.writeRows(`INSERT INTO usage_daily (customer_id, day, feature, credits, quantity, events) VALUES `, `(?, ?, ?, ?, ?, ?)`,
+		` ON CONFLICT (customer_id, day, feature) DO UPDATE SET credits = credits + excluded.credits,
+		quantity = quantity + excluded.quantity, events = events + excluded.events`, 6, rollups); err != nil {
+		return err
+	}
+	return w.writeRows(`INSERT INTO api_key_spend (api_key_id, day, credits) VALUES `, `(?, ?, ?)`,
+		` ON CONFLICT (api_key_id, day) DO UPDATE SET credits = credits + excluded.credits`, 3, spend)
 }
 
 // keep moves a committed batch's wallets into the writer's cache.

@@ -150,7 +150,8 @@ type writer struct {
 
 	ctx         context.Context
 	spare       [2]pendingRows         // a batch's pending rows' buffers, reused
-	args        []driver.NamedValue    // reused for multi-row INSERTs
+	args        []driver.NamedValue    // reused for multi-row statements
+	vals        [4][]any               // their values, reused
 	driverStmts map[string]driver.Stmt // their prepared statements
 	multi       map[multiKey]string    // their statements' text
 	// careful counts down the batches that run without deferred rows after
