@@ -144,10 +144,16 @@ func isConstraint(err error) bool {
 
 // allocEntryID hands out the next entry id for a deferred entry. The writer
 // holds the write lock for the whole batch, so nobody else appends entries
-// meanwhile; the counter is read from the table when no row is pending.
+// meanwhile; the counter is read from the table when it is not known (at
+// the first batch, after another process wrote, after an operation appended
+// entries itself or a batch failed) and otherwise carried from batch to batch.
 func (t *Tx) allocEntryID() (int64, error) {
 	if t.nextID == 0 {
-		if err := t.w.conn.QueryRowContext(t.w.ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM entries`).Scan(&t.nextID); err != nil {
+		s, err := t.stmt(`SELECT COALESCE(MAX(id), 0) + 1 FROM entries`)
+		if err != nil {
+			return 0, t.breakOn(err)
+		}
+		if err := s.QueryRow().Scan(&t.nextID); err != nil {
 			return 0, t.breakOn(err)
 		}
 	}

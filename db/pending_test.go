@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -322,6 +323,40 @@ func TestCheckpointsRunOffTheWriter(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); d.ckpt.passes.Load() == before; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no checkpoint after the writer committed")
+		}
+	}
+	VerifyForTest(t, d)
+}
+
+func TestPendingIDsFollowAnotherProcess(t *testing.T) {
+	// The writer carries its next entry id from batch to batch. Another
+	// process (here another DB on the same file) appending entries changes
+	// PRAGMA data_version, and the writer forgets what it remembered (the id,
+	// the wallets, the price book): its next debit neither collides with the
+	// other's entries nor needs a rerun.
+	ctx := context.Background()
+	d, log := openPendingDB(t)
+	c := CustomerForTest(t, d, "c", 100)
+	warm(t, d, c)
+	other, err := Open(ctx, d.path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i := 0; i < 3; i++ {
+		if _, err := other.Grant(ctx, billing.GrantRequest{Customer: c, Credits: billing.CreditsOf(1), Source: billing.SourcePromo}); err != nil {
+			t.Fatal(err)
+		}
+		deb, err := d.Debit(ctx, *usage(c, fmt.Sprint("after-", i), 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if log.last().Rerun {
+			t.Fatalf("debit %d after another process wrote: its batch was rerun (stale entry id)", i)
+		}
+		var maxID int64
+		if err := d.read.QueryRow(`SELECT MAX(id) FROM entries`).Scan(&maxID); err != nil || rowID(t, deb.ID) != maxID {
+			t.Fatalf("debit %s, newest entry %d (%v)", deb.ID, maxID, err)
 		}
 	}
 	VerifyForTest(t, d)

@@ -158,6 +158,7 @@ type writer struct {
 	// a batch had to be rerun (pending.go).
 	careful int
 
+	nextID      int64              // the next entry id as of the last commit (0: read it)
 	pb          *billing.PriceBook // the writer's copy of the current price book (nil: read it)
 	cache       map[string]*wallet // wallets as of the last commit
 	dataVersion int64              // PRAGMA data_version when cache and pb were last valid
@@ -285,7 +286,7 @@ func (w *writer) commit(batch []*op) {
 		// its own rows inside its savepoint. Memory is as of the last commit
 		// but for the price book, which an undone operation may have changed.
 		w.exec("ROLLBACK")
-		w.pb = nil
+		w.pb, w.nextID = nil, 0
 		clear(errs)
 		w.careful = carefulBatches
 		t, err = w.runBatch(batch, errs, false)
@@ -302,9 +303,10 @@ func (w *writer) commit(batch []*op) {
 			w.exec("ROLLBACK")
 		}
 		fail(err)
-		w.cache, w.pb = nil, nil // memory may now differ from the database
+		w.cache, w.pb, w.nextID = nil, nil, 0 // memory may now differ from the database
 	} else {
 		w.keep(t.batch)
+		w.nextID = t.nextID
 		w.d.ckpt.dirty.Store(true)
 	}
 	if w.observe != nil {
@@ -352,8 +354,9 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 		return t, storageError(err)
 	}
 	if dv != w.dataVersion {
-		w.cache, w.pb, w.dataVersion = nil, nil, dv
+		w.cache, w.pb, w.dataVersion, w.nextID = nil, nil, dv, 0
 	}
+	t.nextID = w.nextID
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			errs[i] = billing.Errorf(billing.CodeUnavailable, "The request was cancelled before it was written.")
