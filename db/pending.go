@@ -112,7 +112,7 @@ func (t *Tx) direct() error {
 	}
 	if !t.single {
 		if _, err := t.w.exec("SAVEPOINT op"); err != nil {
-			return t.breakOn(storageError(err))
+			return t.breakOn(err)
 		}
 		t.savepoint = true
 	}

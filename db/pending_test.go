@@ -361,3 +361,31 @@ func TestPendingIDsFollowAnotherProcess(t *testing.T) {
 	}
 	VerifyForTest(t, d)
 }
+
+func TestRefusedLoneDebitKeepsTheWritersMemory(t *testing.T) {
+	// A customer out of credits, refused one request at a time, must not make
+	// the writer forget every other customer's wallet.
+	ctx := context.Background()
+	d, log := openPendingDB(t)
+	rich := CustomerForTest(t, d, "rich", 100)
+	poor := CustomerForTest(t, d, "poor", 0)
+	warm(t, d, rich)
+	if _, ok := d.w.cache[rich]; !ok {
+		t.Fatal("the writer does not remember the rich customer's wallet after a debit")
+	}
+	_, err := d.Debit(ctx, *usage(poor, "", 1))
+	if billing.ErrorCode(err) != billing.CodeInsufficientCredits {
+		t.Fatalf("poor debit: %v", err)
+	}
+	if _, ok := d.w.cache[rich]; !ok {
+		t.Error("a refused lone debit emptied the writer's wallet cache")
+	}
+	if st := log.last(); st.Err != nil {
+		t.Errorf("a refused lone debit was observed as a failed batch: %v", st.Err)
+	}
+	var fresh billing.Debit
+	if errs := oneBatch(t, d, fastDebitOp(rich, usage(rich, "after", 1), &fresh)); errs[0] != nil {
+		t.Errorf("debit after the refusal: %v (want it on the fast path, from memory)", errs[0])
+	}
+	VerifyForTest(t, d)
+}

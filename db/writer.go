@@ -275,6 +275,7 @@ func (w *writer) commit(batch []*op) {
 			}
 		}
 	}
+	pb := w.pb
 	t, err := w.runBatch(batch, errs, w.careful == 0)
 	if w.careful > 0 {
 		w.careful--
@@ -296,6 +297,10 @@ func (w *writer) commit(batch []*op) {
 			err = storageError(err)
 		}
 	}
+	// A lone operation refused for its own reasons (insufficient credits, a
+	// cap, a conflict) is not a failed batch: its transaction is rolled back
+	// and what the writer remembers of committed state stays true.
+	refused := len(batch) == 1 && err != nil && errs[0] == err && refusal(err)
 	if err != nil {
 		if t != nil {
 			// After a failed COMMIT SQLite may already have rolled back; a
@@ -303,14 +308,25 @@ func (w *writer) commit(batch []*op) {
 			w.exec("ROLLBACK")
 		}
 		fail(err)
-		w.cache, w.pb, w.nextID = nil, nil, 0 // memory may now differ from the database
+		if refused {
+			w.nextID = 0
+			if w.pb != pb {
+				w.pb = nil // read (or published) inside the undone transaction
+			}
+		} else {
+			w.cache, w.pb, w.nextID = nil, nil, 0 // memory may now differ from the database
+		}
 	} else {
 		w.keep(t.batch)
 		w.nextID = t.nextID
 		w.d.ckpt.dirty.Store(true)
 	}
 	if w.observe != nil {
-		w.observe(BatchStats{Size: len(batch), Duration: time.Since(start), Err: err, Rerun: rerun})
+		st := BatchStats{Size: len(batch), Duration: time.Since(start), Err: err, Rerun: rerun}
+		if refused {
+			st.Err = nil
+		}
+		w.observe(st)
 	}
 	if err == nil {
 		for _, fn := range t.after {
@@ -442,6 +458,13 @@ func safeRun(fn func(*Tx) error, t *Tx) (err error) {
 		}
 	}()
 	return fn(t)
+}
+
+// refusal reports whether err is an operation's own refusal (a billing error
+// other than storage_unavailable), not a fault of the batch.
+func refusal(err error) bool {
+	var be *billing.Error
+	return errors.As(err, &be) && be.Code != billing.CodeStorageUnavailable
 }
 
 // classify keeps billing errors and turns storage faults into
