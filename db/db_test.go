@@ -440,3 +440,30 @@ func TestAdjustments(t *testing.T) {
 	}
 	mustVerify(t, d)
 }
+
+func TestCaptureFromOneLotNamesIt(t *testing.T) {
+	// A capture is a debit too: paid from one lot, its entry names the lot
+	// and reads back with that one burn.
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "c1", 10)
+	h, err := d.CreateHold(ctx, billing.HoldRequest{Customer: id, Credits: billing.CreditsOf(8)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CaptureHold(ctx, h.ID, billing.CaptureRequest{Feature: "chat.request", Quantity: qty(3)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	es, _, err := d.FindEntries(ctx, billing.EntryFilter{Customer: id, Type: billing.EntryDebit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Hold != h.ID || len(es[0].Burns) != 1 || es[0].Burns[0].Credits != billing.CreditsOf(3) ||
+		es[0].Burns[0].Source != billing.SourcePurchase || es[0].Lot != "" {
+		t.Fatalf("capture entry = %+v", es)
+	}
+	if b, _ := d.Balance(ctx, id); b.Balance != billing.CreditsOf(7) || b.Held != 0 {
+		t.Fatalf("balance after capture = %+v", b)
+	}
+	mustVerify(t, d)
+}

@@ -213,24 +213,10 @@ func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billin
 		keyID = key.ID
 	}
 	q := *req.Quantity
-	entryID, err := t.insertEntry(entryRow{customerID: h.Customer, typ: billing.EntryDebit, amount: -charge, heldDelta: -h.Credits,
+	entryID, err := t.appendDebit(w, entryRow{customerID: h.Customer, typ: billing.EntryDebit, amount: -charge, heldDelta: -h.Credits,
 		balanceAfter: plan.BalanceAfter, feature: f.Key, quantity: &q, priceVersion: pb.Version, holdID: h.ID,
-		metadata: req.Metadata, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash})
+		metadata: req.Metadata, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash}, plan)
 	if err != nil {
-		return h, err
-	}
-	if err := t.burn(w, entryID, plan.Burns); err != nil {
-		return h, err
-	}
-	before := w.Available()
-	w.Balance, w.Debt, w.Held = plan.BalanceAfter, w.Debt+plan.DebtIncrease, w.Held-h.Credits
-	if err := t.saveWallet(w); err != nil {
-		return h, err
-	}
-	if err := t.checkRefill(w, before); err != nil {
-		return h, err
-	}
-	if err := t.recordUsage(h.Customer, f.Key, q, charge, keyID); err != nil {
 		return h, err
 	}
 	now := t.Now.UTC().Truncate(time.Microsecond)

@@ -412,18 +412,32 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 		keyID = req.APIKey.ID
 	}
 	q := *req.Quantity
-	row := entryRow{customerID: customerID, typ: billing.EntryDebit, amount: -charge,
+	entryID, err := t.appendDebit(w, entryRow{customerID: customerID, typ: billing.EntryDebit, amount: -charge,
 		balanceAfter: plan.BalanceAfter, feature: f.Key, quantity: &q, priceVersion: pb.Version,
-		metadata: req.Metadata, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash}
-	// Most debits take all they charge from one lot: the entry then names it
-	// (lot_id) instead of an entry_lots row, one B-tree insert fewer.
+		metadata: req.Metadata, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash}, plan)
+	if err != nil {
+		return billing.Debit{}, err
+	}
+	return billing.Debit{ID: EntryID(entryID), Object: "debit", Customer: customerID, Feature: f.Key, Quantity: q,
+		CreditsCharged: charge, BalanceAfter: plan.BalanceAfter, PriceVersion: pb.Version,
+		Metadata: req.Metadata, CreatedAt: t.Now.UTC().Truncate(time.Microsecond)}, nil
+}
+
+// appendDebit appends a debit entry (a usage debit or a hold's capture) and
+// applies its plan: it takes the burned credits from the lots, moves the
+// balance, debt and held credits, may start an auto-refill and adds to the
+// rollups. A debit that takes all it charges from one lot names the lot on
+// its entry (lot_id) instead of an entry_lots row: one B-tree insert fewer
+// on the hot path; readers and Verify read both forms.
+func (t *Tx) appendDebit(w *wallet, row entryRow, plan billing.DebitPlan) (int64, error) {
+	charge := -row.amount
 	oneLot := len(plan.Burns) == 1 && plan.Burns[0].Credits == charge
 	if oneLot {
 		row.lotID = plan.Burns[0].LotID
 	}
 	entryID, err := t.insertEntry(row)
 	if err != nil {
-		return billing.Debit{}, err
+		return 0, err
 	}
 	if oneLot {
 		err = t.take(w, plan.Burns)
@@ -431,22 +445,17 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 		err = t.burn(w, entryID, plan.Burns)
 	}
 	if err != nil {
-		return billing.Debit{}, err
+		return 0, err
 	}
 	before := w.Available()
-	w.Balance, w.Debt = plan.BalanceAfter, w.Debt+plan.DebtIncrease
+	w.Balance, w.Debt, w.Held = plan.BalanceAfter, w.Debt+plan.DebtIncrease, w.Held+row.heldDelta
 	if err := t.saveWallet(w); err != nil {
-		return billing.Debit{}, err
+		return 0, err
 	}
 	if err := t.checkRefill(w, before); err != nil {
-		return billing.Debit{}, err
+		return 0, err
 	}
-	if err := t.recordUsage(customerID, f.Key, q, charge, keyID); err != nil {
-		return billing.Debit{}, err
-	}
-	return billing.Debit{ID: EntryID(entryID), Object: "debit", Customer: customerID, Feature: f.Key, Quantity: q,
-		CreditsCharged: charge, BalanceAfter: plan.BalanceAfter, PriceVersion: pb.Version,
-		Metadata: req.Metadata, CreatedAt: t.Now.UTC().Truncate(time.Microsecond)}, nil
+	return entryID, t.recordUsage(row.customerID, row.feature, *row.quantity, charge, row.apiKeyID)
 }
 
 // debitByID rebuilds a debit's result from its entry (for replays).
