@@ -51,6 +51,26 @@ func tallyBinary(t *testing.T) string {
 	return builtBin
 }
 
+// openVerified opens the database file once the server using it stopped,
+// reports every broken ledger invariant as a test error and returns it for
+// further checks; it is closed when the test ends.
+func openVerified(t *testing.T, path string) *db.DB {
+	t.Helper()
+	d, err := db.Open(context.Background(), path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	problems, err := d.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error("invariant:", p)
+	}
+	return d
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -265,18 +285,7 @@ func crashRound(t *testing.T, bin string, killAfter time.Duration, seed uint64) 
 	}
 	p.term(t)
 
-	d, err := db.Open(context.Background(), path, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	problems, err := d.Verify(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, pr := range problems {
-		t.Error("invariant after crash:", pr)
-	}
+	openVerified(t, path)
 	// Exactly once: one entry per acknowledged key.
 	raw, err := sql.Open("sqlite", path+"?_pragma=query_only(1)")
 	if err != nil {

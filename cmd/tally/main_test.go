@@ -193,15 +193,7 @@ func TestServeDemoAndShutdown(t *testing.T) {
 			t.Errorf("startup output lacks %q", want)
 		}
 	}
-	d, err := db.Open(context.Background(), path, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	problems, err := d.Verify(context.Background())
-	if err != nil || len(problems) > 0 {
-		t.Fatalf("verify after demo: %v %v", problems, err)
-	}
+	d := openVerified(t, path)
 	cs, _, _ := d.FindCustomers(context.Background(), billing.CustomerFilter{})
 	if len(cs) != 3 {
 		t.Fatalf("%d demo customers", len(cs))

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/tally-billing/tally/billing"
-	"github.com/tally-billing/tally/db"
 )
 
 // serveInProcess runs serve() on a free port and returns its base URL and
@@ -129,11 +128,7 @@ func TestRetryStorm(t *testing.T) {
 	if debits != clients*perClient || distinct != debits {
 		t.Fatalf("%d debits (%d distinct keys) for %d keys: a retry was applied twice", debits, distinct, clients*perClient)
 	}
-	d, _ := db.Open(context.Background(), path, db.Options{})
-	defer d.Close()
-	if problems, _ := d.Verify(context.Background()); len(problems) > 0 {
-		t.Fatal(problems)
-	}
+	openVerified(t, path)
 }
 
 // TestSlowClientsAreCut: a client that sends its request too slowly is
@@ -258,14 +253,7 @@ func TestStorageFaults(t *testing.T) {
 	})
 
 	stop()
-	d, err := db.Open(context.Background(), path, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if problems, err := d.Verify(context.Background()); err != nil || len(problems) > 0 {
-		t.Fatalf("verify: %v %v", problems, err)
-	}
+	openVerified(t, path)
 }
 
 // TestReadOnlyDatabase makes the database files immutable (chattr +i, which
@@ -318,14 +306,7 @@ func TestReadOnlyDatabase(t *testing.T) {
 		t.Fatalf("after the files are writable again: %d %v", s, m)
 	}
 	stop()
-	d, err := db.Open(context.Background(), path, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if problems, err := d.Verify(context.Background()); err != nil || len(problems) > 0 {
-		t.Fatalf("verify: %v %v", problems, err)
-	}
+	d := openVerified(t, path)
 	bal, _ := d.Balance(context.Background(), "c0")
 	if bal.Balance != billing.CreditsOf(998) {
 		t.Fatalf("final balance %v, want 998", bal.Balance)
