@@ -22,6 +22,7 @@ const (
 	CodeUnknownFeature      = "unknown_feature"      // feature not in the current price book (422)
 	CodeInvalidQuantity     = "invalid_quantity"     // zero or negative quantity (422)
 	CodeValidation          = "validation_failed"    // a field is out of range or missing (422)
+	CodeOutOfRange          = "out_of_range"         // a sum would pass what a wallet may hold (422)
 	CodeSpendLimitExceeded  = "spend_limit_exceeded" // a daily or monthly cap would be passed (429)
 	CodeRateLimited         = "rate_limited"         // the API key's request rate is exceeded (429)
 	CodeStorageUnavailable  = "storage_unavailable"  // database read-only, disk full or locked (503)

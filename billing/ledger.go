@@ -46,9 +46,13 @@ type Customer struct {
 	Name       string    `json:"name"`
 	CreatedAt  time.Time `json:"created_at"`
 	Limits     Limits    `json:"limits"`
+	// CustomerCaps are the caps the customer set for themselves in the
+	// portal; they apply beside the operator's, never instead of them.
+	CustomerCaps SpendCaps `json:"customer_caps"`
 }
 
-// Limits are a customer's spend controls. A nil cap means no cap.
+// Limits are what the operator sets for a customer (or an API key): the
+// spend caps (see SpendCaps; a nil cap means no cap) and the overdraft limit.
 type Limits struct {
 	DailyCap       *Credits `json:"daily_cap"`
 	MonthlyCap     *Credits `json:"monthly_cap"`
@@ -214,22 +218,18 @@ func PlanGrant(w Wallet, amount Credits) (GrantPlan, error) {
 	if amount <= 0 || amount > MaxCredits {
 		return GrantPlan{}, Errorf(CodeValidation, "credits must be more than zero and at most %s", MaxCredits)
 	}
+	if err := checkBalanceRoom(w, amount); err != nil {
+		return GrantPlan{}, err
+	}
 	repay := min(w.Debt, amount)
 	return GrantPlan{LotRemaining: amount - repay, DebtRepaid: repay, BalanceAfter: w.Balance + amount}, nil
 }
 
-// Validate checks spend limits.
+// Validate checks the operator's limits: the caps as SpendCaps.Validate
+// does, and an overdraft limit of zero or more.
 func (l Limits) Validate() error {
-	for _, c := range []struct {
-		name string
-		v    *Credits
-	}{{"daily_cap", l.DailyCap}, {"monthly_cap", l.MonthlyCap}} {
-		if c.v != nil && (*c.v < 0 || *c.v > MaxCredits) {
-			return Errorf(CodeValidation, "%s must be zero or more (null removes the cap)", c.name).With("param", c.name)
-		}
-	}
-	if l.DailyCap != nil && l.MonthlyCap != nil && *l.DailyCap > *l.MonthlyCap {
-		return Errorf(CodeValidation, "daily_cap may not be larger than monthly_cap").With("param", "daily_cap")
+	if err := l.Caps().Validate(); err != nil {
+		return err
 	}
 	if l.OverdraftLimit < 0 || l.OverdraftLimit > MaxCredits {
 		return Errorf(CodeValidation, "overdraft_limit must be zero or more").With("param", "overdraft_limit")

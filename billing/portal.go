@@ -49,7 +49,7 @@ type SpendControls struct {
 // Validate checks spend controls with the rules of Limits.Validate; the
 // error's param names the field at fault.
 func (sc SpendControls) Validate() error {
-	if err := (Limits{DailyCap: sc.DailyCap, MonthlyCap: sc.MonthlyCap}).Validate(); err != nil {
+	if err := (SpendCaps{DailyCap: sc.DailyCap, MonthlyCap: sc.MonthlyCap}).Validate(); err != nil {
 		return err
 	}
 	if t := sc.LowBalanceThreshold; t != nil && (*t < 0 || *t > MaxCredits) {

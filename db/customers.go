@@ -43,19 +43,21 @@ func (d *DB) CreateCustomer(ctx context.Context, in billing.CustomerInput) (c bi
 	return c, created, err
 }
 
-const customerCols = `c.id, c.external_id, c.email, c.name, c.created_at, w.overdraft_limit, w.daily_cap, w.monthly_cap`
+const customerCols = `c.id, c.external_id, c.email, c.name, c.created_at, w.overdraft_limit, w.daily_cap, w.monthly_cap,
+	w.customer_daily_cap, w.customer_monthly_cap`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanCustomer(r rowScanner) (billing.Customer, error) {
 	var c billing.Customer
 	var created, overdraft int64
-	var daily, monthly sql.NullInt64
-	if err := r.Scan(&c.ID, &c.ExternalID, &c.Email, &c.Name, &created, &overdraft, &daily, &monthly); err != nil {
+	var daily, monthly, ownDaily, ownMonthly sql.NullInt64
+	if err := r.Scan(&c.ID, &c.ExternalID, &c.Email, &c.Name, &created, &overdraft, &daily, &monthly, &ownDaily, &ownMonthly); err != nil {
 		return c, err
 	}
 	c.CreatedAt = fromMicros(created)
 	c.Limits = billing.Limits{OverdraftLimit: billing.Credits(overdraft), DailyCap: creditsPtr(daily), MonthlyCap: creditsPtr(monthly)}
+	c.CustomerCaps = billing.SpendCaps{DailyCap: creditsPtr(ownDaily), MonthlyCap: creditsPtr(ownMonthly)}
 	return c, nil
 }
 
@@ -156,7 +158,8 @@ func (d *DB) FindCustomers(ctx context.Context, f billing.CustomerFilter) ([]bil
 	return out, more, rows.Err()
 }
 
-// SetLimits replaces a customer's spend controls.
+// SetLimits replaces the operator's limits on a customer: the spend caps and
+// the overdraft limit. The caps the customer set in the portal stay.
 func (d *DB) SetLimits(ctx context.Context, ref string, lim billing.Limits) (billing.Customer, error) {
 	if err := lim.Validate(); err != nil {
 		return billing.Customer{}, err
@@ -171,12 +174,12 @@ func (d *DB) SetLimits(ctx context.Context, ref string, lim billing.Limits) (bil
 		if err != nil {
 			return err
 		}
-		w.daily, w.monthly, w.OverdraftLimit = lim.DailyCap, lim.MonthlyCap, lim.OverdraftLimit
+		w.caps, w.OverdraftLimit = lim.Caps(), lim.OverdraftLimit
 		if err := t.saveWallet(w); err != nil {
 			return err
 		}
 		c, err = t.customerByRef(id)
-		c.Limits = lim // the wallet row is written at the end of the batch
+		c.Limits, c.CustomerCaps = lim, w.customerCaps // the wallet row is written at the end of the batch
 		return err
 	})
 	return c, err

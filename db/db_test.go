@@ -191,11 +191,15 @@ func TestHoldCaptureBeyondAvailableGoesNegative(t *testing.T) {
 	ctx := context.Background()
 	d := mustOpenDB(t, nil)
 	id := mustCustomer(t, d, "c1", 10)
+	// The actual may pass the hold by what is available plus the overdraft.
+	if _, err := d.SetLimits(ctx, id, billing.Limits{OverdraftLimit: billing.CreditsOf(5)}); err != nil {
+		t.Fatal(err)
+	}
 	h, err := d.CreateHold(ctx, billing.HoldRequest{Customer: id, Credits: billing.CreditsOf(8)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "image.generate", Quantity: qty(1)}); billing.ErrorCode(err) != billing.CodeInsufficientCredits {
+	if _, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "image.generate", Quantity: qty(2)}); billing.ErrorCode(err) != billing.CodeInsufficientCredits {
 		t.Fatalf("debit over held credits: %v", err)
 	}
 	got, err := d.CaptureHold(ctx, h.ID, billing.CaptureRequest{Feature: "image.generate", Quantity: qty(3)}, nil)
@@ -464,6 +468,78 @@ func TestCaptureFromOneLotNamesIt(t *testing.T) {
 	}
 	if b, _ := d.Balance(ctx, id); b.Balance != billing.CreditsOf(7) || b.Held != 0 {
 		t.Fatalf("balance after capture = %+v", b)
+	}
+	mustVerify(t, d)
+}
+
+// A capture is bounded: it may pass its hold by no more than what is
+// available plus the overdraft, and what it passes the hold by counts against
+// the spend caps. A refused capture writes nothing and leaves the hold open.
+// (A hold of 0.001 credits captured with a trillion units once charged a
+// trillion credits and, repeated, overflowed the balance into a 500.)
+func TestCaptureIsBounded(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "c1", 100)
+	h, err := d.CreateHold(ctx, billing.HoldRequest{Customer: id, Credits: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := billing.QuantityOf(1_000_000_000_000)
+	for _, q := range []billing.Quantity{huge, billing.QuantityOf(21)} { // 21 images = 105 credits > 100
+		_, err := d.CaptureHold(ctx, h.ID, billing.CaptureRequest{Feature: "image.generate", Quantity: &q}, nil)
+		if code := billing.ErrorCode(err); code != billing.CodeInsufficientCredits && code != billing.CodeInvalidQuantity {
+			t.Fatalf("capture of %v: %v, want a 4xx refusal", q, err)
+		}
+	}
+	if got, _ := d.FindHold(ctx, h.ID); got.Status != billing.HoldActive {
+		t.Fatalf("hold after refused captures: %s, want active", got.Status)
+	}
+	b, _ := d.Balance(ctx, id)
+	if b.Balance != billing.CreditsOf(100) || b.Held != 1 {
+		t.Fatalf("a refused capture wrote: %+v", b)
+	}
+	// The most it may take: 100 credits available besides the hold, plus the hold.
+	got, err := d.CaptureHold(ctx, h.ID, billing.CaptureRequest{Feature: "image.generate", Quantity: qty(20)}, nil)
+	if err != nil || *got.CreditsCharged != billing.CreditsOf(100) {
+		t.Fatalf("capture of everything available: %+v, %v", got, err)
+	}
+
+	// Caps: what a capture passes its hold by must fit the customer's cap.
+	id2 := mustCustomer(t, d, "c2", 100)
+	cap := billing.CreditsOf(12)
+	if _, err := d.SetLimits(ctx, id2, billing.Limits{DailyCap: &cap}); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := d.CreateHold(ctx, billing.HoldRequest{Customer: id2, Credits: billing.CreditsOf(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CaptureHold(ctx, h2.ID, billing.CaptureRequest{Feature: "image.generate", Quantity: qty(3)}, nil); billing.ErrorCode(err) != billing.CodeSpendLimitExceeded {
+		t.Fatalf("capture of 15 under a daily cap of 12 with a hold of 10: %v, want spend_limit_exceeded", err)
+	}
+	if _, err := d.CaptureHold(ctx, h2.ID, billing.CaptureRequest{Feature: "image.generate", Quantity: qty(2)}, nil); err != nil {
+		t.Fatalf("capture of 10 within the hold: %v", err)
+	}
+	mustVerify(t, d)
+}
+
+// No sum of grants can wrap the balance around: past the most a wallet may
+// hold, a grant is a clear 4xx (out_of_range), never a 500.
+func TestGrantOverflowIsRefused(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "c1", 0)
+	var err error
+	for i := 0; i < 1001 && err == nil; i++ {
+		_, err = d.Grant(ctx, billing.GrantRequest{Customer: id, Credits: billing.MaxCredits, Source: billing.SourcePromo})
+	}
+	if billing.ErrorCode(err) != billing.CodeOutOfRange {
+		t.Fatalf("grants past the most a wallet may hold: %v, want out_of_range", err)
+	}
+	b, _ := d.Balance(ctx, id)
+	if b.Balance != billing.MaxBalance {
+		t.Fatalf("balance %v, want exactly the most a wallet may hold", b.Balance)
 	}
 	mustVerify(t, d)
 }

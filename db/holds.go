@@ -46,17 +46,12 @@ func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Ho
 	if err != nil {
 		return billing.Hold{}, err
 	}
-	if err := t.expireHoldsOf(w); err != nil {
-		return billing.Hold{}, err
-	}
-	if _, err := t.liveLots(w); err != nil {
-		return billing.Hold{}, err
-	}
-	if req.Credits > w.Available()+w.OverdraftLimit {
-		return billing.Hold{}, billing.InsufficientCredits(w.Wallet, req.Credits)
-	}
 	key := req.APIKey
-	if err := t.checkCaps(w, key, req.Credits); err != nil {
+	snap, err := t.debitSnapshot(w, key)
+	if err != nil {
+		return billing.Hold{}, err
+	}
+	if err := billing.PlanHold(snap, req.Credits); err != nil {
 		return billing.Hold{}, err
 	}
 	now := t.Now.UTC().Truncate(time.Microsecond)
@@ -139,11 +134,13 @@ func holdNotActive(h billing.Hold) error {
 }
 
 // CaptureHold records the held call's actual usage and releases the rest of
-// the hold. The usage is always recorded, even beyond what was held and
-// available: the balance then goes negative and further debits are refused
-// until a top-up. Capturing again with the same request replays the result.
-// Errors: hold_not_found, hold_not_active, unknown_feature, invalid_quantity,
-// idempotency_conflict, storage_unavailable.
+// the hold. The usage may pass the hold by at most what the customer has
+// available besides it plus the overdraft limit, and what it passes the hold
+// by must fit the spend caps (billing.PlanCapture); otherwise nothing is
+// written and the hold stays open. Capturing again with the same request
+// replays the result. Errors: hold_not_found, hold_not_active,
+// unknown_feature, invalid_quantity, insufficient_credits,
+// spend_limit_exceeded, idempotency_conflict, storage_unavailable.
 func (d *DB) CaptureHold(ctx context.Context, holdID string, req billing.CaptureRequest, key *billing.APIKey) (billing.Hold, error) {
 	if err := req.Validate(); err != nil {
 		return billing.Hold{}, err
@@ -200,11 +197,11 @@ func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billin
 	if err != nil {
 		return h, err
 	}
-	lots, err := t.liveLots(w)
+	snap, err := t.debitSnapshot(w, key)
 	if err != nil {
 		return h, err
 	}
-	plan, err := billing.PlanDebit(w.Wallet, lots, charge, h.Credits, true, t.Now)
+	plan, err := billing.PlanCapture(snap, h.Credits, charge)
 	if err != nil {
 		return h, err
 	}

@@ -228,62 +228,67 @@ func spendOf(q rowQuerier, table, col, id string, now time.Time) (billing.Spend,
 	return s, err
 }
 
-// checkCaps applies the customer's and the API key's spend caps to charge.
-func checkCaps(q rowQuerier, now time.Time, customerID string, lim billing.Limits, key *billing.APIKey, charge billing.Credits) error {
-	if lim.DailyCap != nil || lim.MonthlyCap != nil {
+// capUses gathers every spend cap in force on a charge to a customer by an
+// API key (nil: none), with what counts against each: the spend committed
+// today and this month (from the rollups), what pending adds (this batch's
+// unwritten spend; nil outside the writer) and the open holds. It is the one
+// place the debit, the hold, the capture and the quote read caps from, so
+// they cannot disagree about what a cap allows.
+func capUses(q rowQuerier, now time.Time, customerID string, caps, own billing.SpendCaps, held billing.Credits,
+	key *billing.APIKey, pending func(customer, key string) billing.Spend) ([]billing.CapUse, error) {
+	var uses []billing.CapUse
+	if caps.Set() || own.Set() {
 		s, err := spendOf(q, "usage_daily", "customer_id", customerID, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := billing.CheckCaps("customer", lim, s, charge); err != nil {
-			return err
+		if pending != nil {
+			p := pending(customerID, "")
+			s.Day, s.Month = s.Day+p.Day, s.Month+p.Month
+		}
+		s.Day, s.Month = s.Day+held, s.Month+held
+		if caps.Set() {
+			uses = append(uses, billing.CapUse{Scope: billing.CapScopeCustomer, Caps: caps, Spent: s})
+		}
+		if own.Set() {
+			uses = append(uses, billing.CapUse{Scope: billing.CapScopeCustomerSelf, Caps: own, Spent: s})
 		}
 	}
-	if key != nil && (key.Limits.DailyCap != nil || key.Limits.MonthlyCap != nil) {
+	if key != nil && key.Limits.Caps().Set() {
 		s, err := spendOf(q, "api_key_spend", "api_key_id", key.ID, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := billing.CheckCaps("API key", key.Limits, s, charge); err != nil {
-			return err
+		var keyHeld billing.Credits
+		if err := q(`SELECT COALESCE(SUM(amount), 0) FROM holds WHERE api_key_id = ? AND status = 'active'`, key.ID).Scan(&keyHeld); err != nil {
+			return nil, err
 		}
+		if pending != nil {
+			p := pending("", key.ID)
+			s.Day, s.Month = s.Day+p.Day, s.Month+p.Month
+		}
+		s.Day, s.Month = s.Day+keyHeld, s.Month+keyHeld
+		uses = append(uses, billing.CapUse{Scope: billing.CapScopeAPIKey, Caps: key.Limits.Caps(), Spent: s})
 	}
-	return nil
+	return uses, nil
 }
 
-// checkCaps applies the caps to what is committed plus what this batch has
-// spent so far and not yet written. The customer's open holds count as spent:
-// they are spend the customer has committed to, and captures are always
-// recorded, so a cap could otherwise be passed by holding first.
-func (t *Tx) checkCaps(w *wallet, key *billing.APIKey, charge billing.Credits) error {
-	lim := billing.Limits{DailyCap: w.daily, MonthlyCap: w.monthly}
-	if lim.DailyCap != nil || lim.MonthlyCap != nil {
-		s, err := spendOf(t.queryRow, "usage_daily", "customer_id", w.customerID, t.Now)
-		if err != nil {
-			return err
-		}
-		p := t.pendingSpend(w.customerID, "")
-		s.Day, s.Month = s.Day+p.Day+w.Held, s.Month+p.Month+w.Held
-		if err := billing.CheckCaps("customer", lim, s, charge); err != nil {
-			return err
-		}
+// debitSnapshot is what the debit, hold and capture plans read, inside the
+// writer: the working copy of the wallet after due holds and lots have
+// expired, its live lots and the caps with this batch's spend counted.
+func (t *Tx) debitSnapshot(w *wallet, key *billing.APIKey) (billing.DebitSnapshot, error) {
+	if err := t.expireHoldsOf(w); err != nil {
+		return billing.DebitSnapshot{}, err
 	}
-	if key != nil && (key.Limits.DailyCap != nil || key.Limits.MonthlyCap != nil) {
-		s, err := spendOf(t.queryRow, "api_key_spend", "api_key_id", key.ID, t.Now)
-		if err != nil {
-			return err
-		}
-		var held billing.Credits
-		if err := t.queryRow(`SELECT COALESCE(SUM(amount), 0) FROM holds WHERE api_key_id = ? AND status = 'active'`, key.ID).Scan(&held); err != nil {
-			return err
-		}
-		p := t.pendingSpend("", key.ID)
-		s.Day, s.Month = s.Day+p.Day+held, s.Month+p.Month+held
-		if err := billing.CheckCaps("API key", key.Limits, s, charge); err != nil {
-			return err
-		}
+	lots, err := t.liveLots(w)
+	if err != nil {
+		return billing.DebitSnapshot{}, err
 	}
-	return nil
+	uses, err := capUses(t.queryRow, t.Now, w.customerID, w.caps, w.customerCaps, w.Held, key, t.pendingSpend)
+	if err != nil {
+		return billing.DebitSnapshot{}, err
+	}
+	return billing.DebitSnapshot{Wallet: w.Wallet, Lots: lots, Caps: uses, Now: t.Now}, nil
 }
 
 // recordUsage adds a debit to the daily rollups (customer per feature, and
@@ -393,17 +398,11 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 	if err != nil {
 		return billing.Debit{}, err
 	}
-	if err := t.expireHoldsOf(w); err != nil {
-		return billing.Debit{}, err
-	}
-	lots, err := t.liveLots(w)
+	snap, err := t.debitSnapshot(w, req.APIKey)
 	if err != nil {
 		return billing.Debit{}, err
 	}
-	if err := t.checkCaps(w, req.APIKey, charge); err != nil {
-		return billing.Debit{}, err
-	}
-	plan, err := billing.PlanDebit(w.Wallet, lots, charge, 0, false, t.Now)
+	plan, err := billing.PlanUsage(snap, charge)
 	if err != nil {
 		return billing.Debit{}, err
 	}

@@ -127,8 +127,8 @@ func (d *DB) LastTopUp(ctx context.Context, customerID string) (billing.Credits,
 
 // UpdateSpendControls saves the caps and the low-balance threshold a
 // customer sets in the portal. One transaction, so a page never shows half
-// a save; the overdraft limit is read and kept inside it, so a change the
-// product makes meanwhile is not overwritten.
+// a save. It writes only the customer's own caps: the operator's caps and
+// overdraft limit are read and kept inside it, never changed from here.
 func (d *DB) UpdateSpendControls(ctx context.Context, customerID string, sc billing.SpendControls) error {
 	if err := sc.Validate(); err != nil {
 		return err
@@ -142,7 +142,11 @@ func (d *DB) UpdateSpendControls(ctx context.Context, customerID string, sc bill
 		if err != nil {
 			return err
 		}
-		w.daily, w.monthly = sc.DailyCap, sc.MonthlyCap
+		own := billing.SpendCaps{DailyCap: sc.DailyCap, MonthlyCap: sc.MonthlyCap}
+		if err := own.CheckUnder(w.caps); err != nil {
+			return err
+		}
+		w.customerCaps = own
 		if err := t.saveWallet(w); err != nil {
 			return err
 		}

@@ -287,26 +287,30 @@ func (d *DB) Quote(ctx context.Context, ref, feature string, q billing.Quantity,
 	if err != nil {
 		return billing.Quote{}, err
 	}
-	b, err := d.Balance(ctx, id)
+	b, err := d.Balance(ctx, id) // sweeps due holds and lots first, as a debit does
 	if err != nil {
 		return billing.Quote{}, err
-	}
-	out := billing.Quote{Object: "quote", Customer: id, Feature: f.Key, Quantity: q, Credits: charge, PriceVersion: pb.Version,
-		Available: b.Available, Affordable: true}
-	if charge > b.Available+b.OverdraftLimit {
-		out.Affordable, out.Reason = false, billing.CodeInsufficientCredits
-		return out, nil
 	}
 	c, err := d.FindCustomer(ctx, id)
 	if err != nil {
 		return billing.Quote{}, err
 	}
 	read := func(q string, args ...any) *sql.Row { return d.read.QueryRowContext(ctx, q, args...) }
-	if err := checkCaps(read, d.now(), id, c.Limits, key, charge); err != nil {
-		if billing.ErrorCode(err) != billing.CodeSpendLimitExceeded {
+	uses, err := capUses(read, d.now(), id, c.Limits.Caps(), c.CustomerCaps, b.Held, key, nil)
+	if err != nil {
+		return billing.Quote{}, err
+	}
+	out := billing.Quote{Object: "quote", Customer: id, Feature: f.Key, Quantity: q, Credits: charge, PriceVersion: pb.Version,
+		Available: b.Available, Affordable: true}
+	// The debit's own plan, run dry: what it refuses, the quote calls unaffordable.
+	snap := billing.DebitSnapshot{Wallet: billing.Wallet{Balance: b.Balance, Held: b.Held, OverdraftLimit: b.OverdraftLimit}, Caps: uses, Now: d.now()}
+	if _, err := billing.PlanUsage(snap, charge); err != nil {
+		switch code := billing.ErrorCode(err); code {
+		case billing.CodeInsufficientCredits, billing.CodeSpendLimitExceeded:
+			out.Affordable, out.Reason = false, code
+		default:
 			return billing.Quote{}, err
 		}
-		out.Affordable, out.Reason = false, billing.CodeSpendLimitExceeded
 	}
 	return out, nil
 }

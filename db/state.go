@@ -29,7 +29,8 @@ import (
 type wallet struct {
 	customerID string
 	billing.Wallet
-	daily, monthly *billing.Credits
+	caps           billing.SpendCaps // the operator's spend caps
+	customerCaps   billing.SpendCaps // the caps the customer set in the portal
 	lots           []billing.Lot    // remaining > 0, any order
 	refillAt       *billing.Credits // auto-refill threshold, nil when off or paused
 	dirty          bool             // wallet row needs writing
@@ -136,16 +137,18 @@ func (t *Tx) loadWallet(customerID string) (*wallet, error) {
 
 func (t *Tx) readWallet(customerID string) (*wallet, error) {
 	w := &wallet{customerID: customerID}
-	var daily, monthly sql.NullInt64
-	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap FROM wallets WHERE customer_id = ?`, customerID).
-		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly)
+	var daily, monthly, ownDaily, ownMonthly sql.NullInt64
+	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap, customer_daily_cap, customer_monthly_cap
+		FROM wallets WHERE customer_id = ?`, customerID).
+		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly, &ownDaily, &ownMonthly)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFoundCustomer(customerID)
 	}
 	if err != nil {
 		return nil, err
 	}
-	w.daily, w.monthly = creditsPtr(daily), creditsPtr(monthly)
+	w.caps = billing.SpendCaps{DailyCap: creditsPtr(daily), MonthlyCap: creditsPtr(monthly)}
+	w.customerCaps = billing.SpendCaps{DailyCap: creditsPtr(ownDaily), MonthlyCap: creditsPtr(ownMonthly)}
 	if w.refillAt, err = t.refillTrigger(customerID); err != nil {
 		return nil, err
 	}
@@ -245,7 +248,8 @@ func (t *Tx) flush() error {
 		}
 		if wal.dirty {
 			wallets = append(wallets, id, int64(wal.Balance), int64(wal.Held), int64(wal.Debt), int64(wal.OverdraftLimit),
-				nullCredits(wal.daily), nullCredits(wal.monthly), micros(t.Now))
+				nullCredits(wal.caps.DailyCap), nullCredits(wal.caps.MonthlyCap),
+				nullCredits(wal.customerCaps.DailyCap), nullCredits(wal.customerCaps.MonthlyCap), micros(t.Now))
 		}
 	}
 	rollups, spend := w.vals[2][:0], w.vals[3][:0]
@@ -268,8 +272,9 @@ func (t *Tx) flush() error {
 		return err
 	}
 	if err := w.writeRows(`UPDATE wallets SET balance = v.column2, held = v.column3, debt = v.column4, overdraft_limit = v.column5,
-		daily_cap = v.column6, monthly_cap = v.column7, updated_at = v.column8 FROM (VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?)`,
-		`) AS v WHERE wallets.customer_id = v.column1`, 8, wallets); err != nil {
+		daily_cap = v.column6, monthly_cap = v.column7, customer_daily_cap = v.column8, customer_monthly_cap = v.column9,
+		updated_at = v.column10 FROM (VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`) AS v WHERE wallets.customer_id = v.column1`, 10, wallets); err != nil {
 		return err
 	}
 	if err := w.writeRows(`INSERT INTO usage_daily (customer_id, day, feature, credits, quantity, events) VALUES `, `(?, ?, ?, ?, ?, ?)`,

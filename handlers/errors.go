@@ -26,6 +26,7 @@ var statusOf = map[string]int{
 	billing.CodeUnknownFeature:      http.StatusUnprocessableEntity,
 	billing.CodeInvalidQuantity:     http.StatusUnprocessableEntity,
 	billing.CodeValidation:          http.StatusUnprocessableEntity,
+	billing.CodeOutOfRange:          http.StatusUnprocessableEntity,
 	billing.CodeSpendLimitExceeded:  http.StatusTooManyRequests,
 	billing.CodeRateLimited:         http.StatusTooManyRequests,
 	billing.CodeStorageUnavailable:  http.StatusServiceUnavailable,

@@ -194,7 +194,16 @@ func TestHoldCaptureBeyondAvailable(t *testing.T) {
 	a.grant(t, cus, "20", billing.SourcePurchase)
 	h := a.hold(t, cus, 10, 0)
 
-	// 5 documents = 50 credits: more than held (10) plus the rest available (10).
+	// 5 documents = 50 credits: more than held (10) plus the rest available
+	// (10). Without an overdraft that is refused, and the hold stays open.
+	e := a.do("POST", "/api/v1/holds/"+h["id"].(string)+"/capture", a.Meter,
+		map[string]any{"feature": "document.analyze", "quantity": 5}).wantError(t, http.StatusPaymentRequired, billing.CodeInsufficientCredits)
+	if num(t, e["max_capture"]) != "20" {
+		t.Fatalf("refused capture's details: %v", e)
+	}
+	// With an overdraft of 30 it fits: the actual may pass the hold by what
+	// is available plus the overdraft.
+	a.do("PUT", "/api/v1/customers/"+cus+"/limits", a.Admin, map[string]any{"overdraft_limit": 30}).want(t, http.StatusOK)
 	r := a.do("POST", "/api/v1/holds/"+h["id"].(string)+"/capture", a.Meter,
 		map[string]any{"feature": "document.analyze", "quantity": 5}).want(t, http.StatusOK)
 	if num(t, r.Body["credits_charged"]) != "50" || num(t, obj(t, r.Body["debit"])["balance_after"]) != "-30" {
@@ -204,7 +213,7 @@ func TestHoldCaptureBeyondAvailable(t *testing.T) {
 	if num(t, b["balance"]) != "-30" || num(t, b["available"]) != "-30" || num(t, b["held"]) != "0" {
 		t.Fatalf("balance: %v", b)
 	}
-	e := a.usage(cus, "chat.request", "1", "").wantError(t, http.StatusPaymentRequired, billing.CodeInsufficientCredits)
+	e = a.usage(cus, "chat.request", "1", "").wantError(t, http.StatusPaymentRequired, billing.CodeInsufficientCredits)
 	if num(t, e["balance"]) != "-30" {
 		t.Fatalf("details: %v", e)
 	}

@@ -294,7 +294,7 @@ func TestPortalIdleTimeout(t *testing.T) {
 	if r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/?signed_out") {
 		t.Fatalf("save after the timeout: %d to %q", r.Status, r.Header.Get("Location"))
 	}
-	if lim := limitsOf(t, a, "alpha"); lim.DailyCap != nil {
+	if lim := portalCapsOf(t, a, "alpha"); lim.DailyCap != nil {
 		t.Fatal("a timed-out session saved a cap")
 	}
 }
@@ -367,7 +367,26 @@ func TestPortalSessionClock(t *testing.T) {
 	}
 }
 
-// limitsOf reads a customer's limits through the API.
+// portalCapsOf reads, through the API, the caps a customer set for
+// themselves in the portal (customer_caps), with the operator's overdraft
+// limit, which the portal must never change.
+func portalCapsOf(t *testing.T, a *testAPI, customer string) billing.Limits {
+	t.Helper()
+	r := a.do("GET", "/api/v1/customers/"+customer, a.Read, nil).want(t, http.StatusOK)
+	own := obj(t, r.Body["customer_caps"])
+	out := billing.Limits{OverdraftLimit: credits(t, obj(t, r.Body["limits"])["overdraft_limit"])}
+	if own["daily_cap"] != nil {
+		c := credits(t, own["daily_cap"])
+		out.DailyCap = &c
+	}
+	if own["monthly_cap"] != nil {
+		c := credits(t, own["monthly_cap"])
+		out.MonthlyCap = &c
+	}
+	return out
+}
+
+// limitsOf reads a customer's limits (the operator's) through the API.
 func limitsOf(t *testing.T, a *testAPI, customer string) billing.Limits {
 	t.Helper()
 	r := a.do("GET", "/api/v1/customers/"+customer, a.Read, nil).want(t, http.StatusOK)
@@ -460,10 +479,10 @@ func TestPortalCSRF(t *testing.T) {
 		})
 	}
 	// Nothing changed: no caps, still signed in, and as Alpha.
-	if lim := limitsOf(t, a, "alpha"); lim.DailyCap != nil || lim.MonthlyCap != nil {
+	if lim := portalCapsOf(t, a, "alpha"); lim.DailyCap != nil || lim.MonthlyCap != nil {
 		t.Fatalf("a refused request saved caps: %+v", lim)
 	}
-	if lim := limitsOf(t, a, "bravo"); lim.DailyCap != nil || lim.MonthlyCap != nil {
+	if lim := portalCapsOf(t, a, "bravo"); lim.DailyCap != nil || lim.MonthlyCap != nil {
 		t.Fatalf("a refused request saved Bravo's caps: %+v", lim)
 	}
 	if got := v.signedInAs(); got != "Alpha Labs" {
@@ -475,14 +494,14 @@ func TestPortalCSRF(t *testing.T) {
 	if r.Status != http.StatusSeeOther {
 		t.Fatalf("save with the form token: %d; body %.300s", r.Status, r.Raw)
 	}
-	if lim := limitsOf(t, a, "alpha"); lim.DailyCap == nil || *lim.DailyCap != billing.CreditsOf(10) {
+	if lim := portalCapsOf(t, a, "alpha"); lim.DailyCap == nil || *lim.DailyCap != billing.CreditsOf(10) {
 		t.Fatalf("daily cap %v after a save with the token, want 10", lim.DailyCap)
 	}
 	r = v.post("/portal/settings", url.Values{"daily_cap": {"20"}}, "X-CSRF-Token", token, "HX-Request", "true")
 	if r.Status != http.StatusOK {
 		t.Fatalf("save with the header token: %d; body %.300s", r.Status, r.Raw)
 	}
-	if lim := limitsOf(t, a, "alpha"); lim.DailyCap == nil || *lim.DailyCap != billing.CreditsOf(20) {
+	if lim := portalCapsOf(t, a, "alpha"); lim.DailyCap == nil || *lim.DailyCap != billing.CreditsOf(20) {
 		t.Fatalf("daily cap %v after a save with the header token, want 20", lim.DailyCap)
 	}
 	// A browser's own same-origin request needs no token (Echo checks
@@ -493,7 +512,7 @@ func TestPortalCSRF(t *testing.T) {
 	}
 	// GET never changes anything.
 	v.get("/portal/settings?daily_cap=1&monthly_cap=1&_csrf=" + token)
-	if lim := limitsOf(t, a, "alpha"); *lim.DailyCap != billing.CreditsOf(30) {
+	if lim := portalCapsOf(t, a, "alpha"); *lim.DailyCap != billing.CreditsOf(30) {
 		t.Fatalf("daily cap %v after a GET with values, want 30", lim.DailyCap)
 	}
 	r = v.post("/portal/sign-out", url.Values{"_csrf": {token}})

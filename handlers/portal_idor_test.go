@@ -154,7 +154,7 @@ func TestPortalNoIDOR(t *testing.T) {
 	if set, err := a.DB.FindCustomerSettings(t.Context(), bravo); err != nil || set.LowBalanceThreshold == nil || *set.LowBalanceThreshold != billing.CreditsOf(3333) {
 		t.Fatalf("Bravo's threshold changed: %v %v", set.LowBalanceThreshold, err)
 	}
-	lim := limitsOf(t, a, "alpha-idor")
+	lim := portalCapsOf(t, a, "alpha-idor")
 	if lim.DailyCap == nil || *lim.DailyCap != billing.CreditsOf(11) || lim.OverdraftLimit != 0 {
 		t.Fatalf("Alpha's limits %+v, want daily cap 11 and no overdraft", lim)
 	}

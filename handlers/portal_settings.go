@@ -118,18 +118,20 @@ func (s *Server) settingsView(ctx context.Context, customerID string, f views.Fm
 	now := time.Now().UTC()
 	v.Usage = views.SettingsUsage{
 		Today: spend.Day, Month: spend.Month, Reserved: bal.Held,
-		DailyCap: cu.Limits.DailyCap, MonthlyCap: cu.Limits.MonthlyCap,
+		Caps:        cu.CustomerCaps.Tighter(cu.Limits.Caps()), // both apply: the meters show the tighter
+		ProviderCaps: cu.Limits.Caps(),
 		DayResets:   time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC),
 		MonthResets: time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC),
 	}
 	v.Input = views.SettingsInput{
-		DailyCap:            views.SettingsValue(f, cu.Limits.DailyCap),
-		MonthlyCap:          views.SettingsValue(f, cu.Limits.MonthlyCap),
+		DailyCap:            views.SettingsValue(f, cu.CustomerCaps.DailyCap),
+		MonthlyCap:          views.SettingsValue(f, cu.CustomerCaps.MonthlyCap),
 		LowBalanceThreshold: views.SettingsValue(f, set.LowBalanceThreshold),
 	}
 	v.LastTopUp = last
 	v.DefaultThreshold = billing.CustomerSettings{}.Threshold(last)
 	v.Overdraft = cu.Limits.OverdraftLimit
+	v.ProviderCaps = cu.Limits.Caps()
 	return v, nil
 }
 

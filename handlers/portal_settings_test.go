@@ -79,7 +79,7 @@ func TestSettingsSave(t *testing.T) {
 		if testID(t, v.get("/portal/settings"), "flash") != "" {
 			t.Fatal("the flash shows twice")
 		}
-		lim := limitsOf(t, a, "alpha")
+		lim := portalCapsOf(t, a, "alpha")
 		if *lim.DailyCap != billing.CreditsOf(100) || *lim.MonthlyCap != 2500500 || lim.OverdraftLimit != billing.CreditsOf(50) {
 			t.Fatalf("limits %+v: want daily 100, monthly 2500.5 and the overdraft of 50 kept", lim)
 		}
@@ -99,7 +99,7 @@ func TestSettingsSave(t *testing.T) {
 		}
 		// Empty fields remove the caps and restore the default threshold.
 		v.post("/portal/settings", url.Values{"_csrf": {tok}, "daily_cap": {""}, "monthly_cap": {"  "}, "low_balance_threshold": {""}})
-		lim = limitsOf(t, a, "alpha")
+		lim = portalCapsOf(t, a, "alpha")
 		set, _ = a.DB.FindCustomerSettings(t.Context(), mustID(t, a, "alpha"))
 		if lim.DailyCap != nil || lim.MonthlyCap != nil || set.LowBalanceThreshold != nil || lim.OverdraftLimit != billing.CreditsOf(50) {
 			t.Fatalf("after clearing: %+v threshold %v", lim, set.LowBalanceThreshold)
@@ -121,7 +121,7 @@ func TestSettingsSave(t *testing.T) {
 		if usage.Length() != 1 || !strings.Contains(usage.Find(`[data-testid="settings-cap-today"]`).Text(), "40") {
 			t.Fatal("the meters are not sent again with the new caps")
 		}
-		if lim := limitsOf(t, a, "alpha"); *lim.DailyCap != billing.CreditsOf(40) || *lim.MonthlyCap != billing.CreditsOf(400) {
+		if lim := portalCapsOf(t, a, "alpha"); *lim.DailyCap != billing.CreditsOf(40) || *lim.MonthlyCap != billing.CreditsOf(400) {
 			t.Fatalf("limits %+v", lim)
 		}
 	})
@@ -178,7 +178,7 @@ func TestSettingsValidation(t *testing.T) {
 				}
 				form := url.Values{"_csrf": {tok}, "daily_cap": {tc.daily}, "monthly_cap": {tc.monthly}, "low_balance_threshold": {tc.threshold}}
 				r := v.post("/portal/settings", form, headers...)
-				lim := limitsOf(t, a, "alpha")
+				lim := portalCapsOf(t, a, "alpha")
 				set, _ := a.DB.FindCustomerSettings(t.Context(), mustID(t, a, "alpha"))
 				if tc.field == "" {
 					if r.Status != http.StatusSeeOther && r.Status != http.StatusOK {
@@ -235,4 +235,49 @@ func mustID(t *testing.T, a *testAPI, ref string) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// The operator's caps (PUT /limits) and the customer's (the portal) are two
+// sets: the portal cannot raise or remove the operator's, shows it as a
+// limit, refuses a higher cap beside its field, and both apply.
+func TestSettingsKeepOperatorCaps(t *testing.T) {
+	a, v, tok := settingsFixture(t) // 15 credits spent today
+	a.do("PUT", "/api/v1/customers/alpha/limits", a.Admin, map[string]any{"daily_cap": json.Number("40"), "overdraft_limit": json.Number("50")}).
+		want(t, http.StatusOK)
+
+	page := v.get("/portal/settings").want(t, http.StatusOK)
+	if got := testID(t, page, "settings-cap-today"); got != "40" {
+		t.Errorf("today's meter shows the cap %q, want the operator's 40", got)
+	}
+	if got := doc(t, page).Find("#settings-daily_cap-help").Text(); !strings.Contains(got, "40 credits a day") || !strings.Contains(got, "not a higher one") {
+		t.Errorf("the daily cap's help %q does not state the operator's cap", got)
+	}
+
+	// Above the operator's cap: an error beside the field, nothing saved.
+	r := v.post("/portal/settings", url.Values{"_csrf": {tok}, "daily_cap": {"80"}}, "HX-Request", "true")
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("a cap above the operator's: %d, want 422", r.Status)
+	}
+	if got := testID(t, r, "settings-error-daily_cap"); !strings.Contains(got, "at most 40") {
+		t.Fatalf("error beside the field: %q", got)
+	}
+	// Clearing every cap in the portal leaves the operator's.
+	v.post("/portal/settings", url.Values{"_csrf": {tok}, "daily_cap": {""}, "monthly_cap": {""}}).want(t, http.StatusSeeOther)
+	if lim := limitsOf(t, a, "alpha"); lim.DailyCap == nil || *lim.DailyCap != billing.CreditsOf(40) || lim.OverdraftLimit != billing.CreditsOf(50) {
+		t.Fatalf("the portal changed the operator's limits: %+v", lim)
+	}
+	// 15 + 30 > 40: the operator's cap refuses.
+	e := a.usage("alpha", "image.generate", "6", "").wantError(t, http.StatusTooManyRequests, billing.CodeSpendLimitExceeded)
+	if e["scope"] != billing.CapScopeCustomer {
+		t.Fatalf("refused by %v, want the operator's cap", e["scope"])
+	}
+	// A lower cap of the customer's own applies too: 15 + 10 > 20.
+	v.post("/portal/settings", url.Values{"_csrf": {tok}, "daily_cap": {"20"}}).want(t, http.StatusSeeOther)
+	e = a.usage("alpha", "image.generate", "2", "").wantError(t, http.StatusTooManyRequests, billing.CodeSpendLimitExceeded)
+	if e["scope"] != billing.CapScopeCustomerSelf {
+		t.Fatalf("refused by %v, want the customer's own cap", e["scope"])
+	}
+	if lim := limitsOf(t, a, "alpha"); *lim.DailyCap != billing.CreditsOf(40) {
+		t.Fatalf("the operator's cap is %v after the customer's save", *lim.DailyCap)
+	}
 }
