@@ -1,8 +1,8 @@
 package db_test
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"testing"
 	"time"
 

@@ -29,12 +29,12 @@ import (
 type wallet struct {
 	customerID string
 	billing.Wallet
-	caps           billing.SpendCaps // the operator's spend caps
-	customerCaps   billing.SpendCaps // the caps the customer set in the portal
-	lots           []billing.Lot    // remaining > 0, any order
-	refillAt       *billing.Credits // auto-refill threshold, nil when off or paused
-	dirty          bool             // wallet row needs writing
-	dirtyLots      []lotRemaining   // lots whose remaining must be written
+	caps         billing.SpendCaps // the operator's spend caps
+	customerCaps billing.SpendCaps // the caps the customer set in the portal
+	lots         []billing.Lot     // remaining > 0, any order
+	refillAt     *billing.Credits  // auto-refill threshold, nil when off or paused
+	dirty        bool              // wallet row needs writing
+	dirtyLots    []lotRemaining    // lots whose remaining must be written
 }
 
 // lotRemaining is a lot's new remaining credits, to write.

@@ -118,10 +118,10 @@ func (s *Server) settingsView(ctx context.Context, customerID string, f views.Fm
 	now := time.Now().UTC()
 	v.Usage = views.SettingsUsage{
 		Today: spend.Day, Month: spend.Month, Reserved: bal.Held,
-		Caps:        cu.CustomerCaps.Tighter(cu.Limits.Caps()), // both apply: the meters show the tighter
+		Caps:         cu.CustomerCaps.Tighter(cu.Limits.Caps()), // both apply: the meters show the tighter
 		ProviderCaps: cu.Limits.Caps(),
-		DayResets:   time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC),
-		MonthResets: time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC),
+		DayResets:    time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC),
+		MonthResets:  time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC),
 	}
 	v.Input = views.SettingsInput{
 		DailyCap:            views.SettingsValue(f, cu.CustomerCaps.DailyCap),
