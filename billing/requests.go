@@ -186,6 +186,8 @@ type GrantRequest struct {
 	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
 	RefundableUntil *time.Time `json:"refundable_until,omitempty"`
 	IdempotencyKey  string     `json:"idempotency_key,omitempty"`
+
+	Actor Actor `json:"-"` // who grants (stored with the entry and its events)
 }
 
 // Validate checks a grant's shape. The expiry is checked against the clock
@@ -451,6 +453,8 @@ type AdjustmentRequest struct {
 	Credits        Credits `json:"credits"`
 	Reason         string  `json:"reason"`
 	IdempotencyKey string  `json:"idempotency_key,omitempty"`
+
+	Actor Actor `json:"-"` // who makes it (stored with the entry and its events)
 }
 
 // Validate checks an adjustment.

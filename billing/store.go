@@ -60,7 +60,7 @@ type Ledger interface {
 	// CaptureHold records usage against a hold. hold_not_found, hold_not_active.
 	CaptureHold(ctx context.Context, holdID string, req CaptureRequest, key *APIKey) (Hold, error)
 	// ReleaseHold ends a hold without a charge. hold_not_found, hold_not_active.
-	ReleaseHold(ctx context.Context, holdID string) (Hold, error)
+	ReleaseHold(ctx context.Context, holdID string, key *APIKey) (Hold, error)
 	FindHold(ctx context.Context, holdID string) (Hold, error)
 	Quote(ctx context.Context, ref, feature string, q Quantity, key *APIKey) (Quote, error)
 	FindEntries(ctx context.Context, f EntryFilter) ([]Entry, string, error)

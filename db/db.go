@@ -56,6 +56,7 @@ type DB struct {
 	subs     subscribers
 	keys     apiKeyCache
 	refillCh chan struct{}
+	eventCh  chan struct{} // signalled after a commit that wrote events
 }
 
 // Open opens (creating if needed) the database at path, applies pending
@@ -127,7 +128,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
-	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger, refillCh: make(chan struct{}, 1),
+	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger, refillCh: make(chan struct{}, 1), eventCh: make(chan struct{}, 1),
 		ckpt: startCheckpointer(ckpt, opts.Logger)}
 	d.w, err = newWriter(d, write, opts.MaxBatch)
 	if err != nil {

@@ -70,8 +70,12 @@ func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Ho
 	if err := t.checkRefill(w, before); err != nil {
 		return billing.Hold{}, err
 	}
+	actor := billing.KeyActor(key)
 	if _, err := t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryHold, heldDelta: req.Credits,
-		balanceAfter: w.Balance, holdID: h.ID, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash}); err != nil {
+		balanceAfter: w.Balance, holdID: h.ID, apiKeyID: keyID, actor: actor.String(), key: req.IdempotencyKey, hash: hash}); err != nil {
+		return billing.Hold{}, err
+	}
+	if err := t.balanceEvents(w, actor, before); err != nil {
 		return billing.Hold{}, err
 	}
 	if err := t.saveWallet(w); err != nil {
@@ -212,7 +216,8 @@ func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billin
 	q := *req.Quantity
 	entryID, err := t.appendDebit(w, entryRow{customerID: h.Customer, typ: billing.EntryDebit, amount: -charge, heldDelta: -h.Credits,
 		balanceAfter: plan.BalanceAfter, feature: f.Key, quantity: &q, priceVersion: pb.Version, holdID: h.ID,
-		metadata: req.Metadata, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash}, plan)
+		metadata: req.Metadata, apiKeyID: keyID, actor: billing.KeyActor(key).String(), key: req.IdempotencyKey, hash: hash},
+		plan, billing.CapsReached(h.Customer, snap.Caps, charge-h.Credits))
 	if err != nil {
 		return h, err
 	}
@@ -227,9 +232,14 @@ func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billin
 	return h, nil
 }
 
-// ReleaseHold ends a hold without a charge. Releasing a released hold
-// returns it unchanged. Errors: hold_not_found, hold_not_active.
-func (d *DB) ReleaseHold(ctx context.Context, holdID string) (billing.Hold, error) {
+// ReleaseHold ends a hold without a charge; key is who asks (nil: the
+// system). Releasing a released hold returns it unchanged. Errors:
+// hold_not_found, hold_not_active.
+func (d *DB) ReleaseHold(ctx context.Context, holdID string, key *billing.APIKey) (billing.Hold, error) {
+	actor := billing.KeyActor(key)
+	if key == nil {
+		actor = billing.SystemActor("release")
+	}
 	var out billing.Hold
 	err := d.Write(ctx, func(t *Tx) error {
 		h, err := scanHold(t.queryRow(`SELECT `+holdCols+` FROM holds WHERE id = ?`, holdID))
@@ -253,18 +263,28 @@ func (d *DB) ReleaseHold(ctx context.Context, holdID string) (billing.Hold, erro
 		if !h.ExpiresAt.After(t.Now) {
 			status = billing.HoldExpired
 		}
-		return t.closeHold(w, &out, status, "released")
+		return t.closeHold(w, &out, status, "released", actor)
 	})
 	return out, err
 }
 
 // closeHold releases or expires an active hold: the held credits become
 // available again.
-func (t *Tx) closeHold(w *wallet, h *billing.Hold, status, reason string) error {
+func (t *Tx) closeHold(w *wallet, h *billing.Hold, status, reason string, actor billing.Actor) error {
+	before := w.Available()
 	w.Held -= h.Credits
 	entryID, err := t.insertEntry(entryRow{customerID: h.Customer, typ: billing.EntryHoldRelease, heldDelta: -h.Credits,
-		balanceAfter: w.Balance, holdID: h.ID, reason: reason})
+		balanceAfter: w.Balance, holdID: h.ID, reason: reason, actor: actor.String()})
 	if err != nil {
+		return err
+	}
+	if status == billing.HoldExpired {
+		if err := t.emit(actor, billing.NewEvent{Type: billing.EventHoldExpired, Customer: h.Customer, Data: map[string]any{
+			"hold": h.ID, "credits": h.Credits, "expired_at": h.ExpiresAt, "entry": EntryID(entryID)}}); err != nil {
+			return err
+		}
+	}
+	if err := t.balanceEvents(w, actor, before); err != nil {
 		return err
 	}
 	now := t.Now.UTC().Truncate(time.Microsecond)
@@ -300,7 +320,7 @@ func (t *Tx) expireHoldsOf(w *wallet) error {
 		return err
 	}
 	for i := range due {
-		if err := t.closeHold(w, &due[i], billing.HoldExpired, "hold expired"); err != nil {
+		if err := t.closeHold(w, &due[i], billing.HoldExpired, "hold expired", billing.SystemActor("expiry")); err != nil {
 			return err
 		}
 	}

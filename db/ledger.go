@@ -42,13 +42,22 @@ func (t *Tx) expireLot(w *wallet, l billing.Lot) error {
 		w.setLot(l.ID, 0)
 		return t.saveWallet(w)
 	}
+	before := w.Available()
 	w.Balance -= l.Remaining
+	actor := billing.SystemActor("expiry")
 	id, err := t.insertEntry(entryRow{customerID: w.customerID, typ: billing.EntryExpiry, amount: -l.Remaining,
-		balanceAfter: w.Balance, lotID: l.ID, reason: "lot expired"})
+		balanceAfter: w.Balance, lotID: l.ID, reason: "lot expired", actor: actor.String()})
 	if err != nil {
 		return err
 	}
 	if err := t.burn(w, id, []billing.Burn{{LotID: l.ID, Credits: l.Remaining}}); err != nil {
+		return err
+	}
+	if err := t.emit(actor, billing.NewEvent{Type: billing.EventGrantExpired, Customer: w.customerID, Data: map[string]any{
+		"lot": LotID(l.ID), "source": l.Source, "credits": l.Remaining, "expired_at": l.ExpiresAt, "entry": EntryID(id)}}); err != nil {
+		return err
+	}
+	if err := t.balanceEvents(w, actor, before); err != nil {
 		return err
 	}
 	return t.saveWallet(w)
@@ -70,9 +79,22 @@ type entryRow struct {
 	reason       string
 	metadata     map[string]string
 	apiKeyID     string
+	actor        string // billing.Actor.String(); empty on a debit by an API key (implied by apiKeyID)
 	key          string
 	hash         []byte
 }
+
+// entryActor is the actor column of an entry: NULL when the API key column
+// already says who (see migration 00005).
+func entryActor(e *entryRow) any {
+	if e.actor == "" || (e.apiKeyID != "" && e.actor == "api_key:"+e.apiKeyID) {
+		return nil
+	}
+	return e.actor
+}
+
+// actorSQL reads an entry's actor back, whichever way it was stored.
+const actorSQL = `COALESCE(actor, 'api_key:' || api_key_id, '')`
 
 func nullStr(s string) any {
 	if s == "" {
@@ -111,11 +133,11 @@ func (t *Tx) insertEntry(e entryRow) (int64, error) {
 		qty = int64(*e.quantity)
 	}
 	res, err := t.exec(`INSERT INTO entries (customer_id, type, amount, held_delta, balance_after, feature, quantity,
-		price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at, actor)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.customerID, e.typ, int64(e.amount), int64(e.heldDelta), int64(e.balanceAfter), nullStr(e.feature), qty,
 		nullInt(e.priceVersion), nullInt(e.lotID), nullStr(e.holdID), nullStr(e.source), e.reason, meta,
-		nullStr(e.apiKeyID), nullStr(e.key), e.hash, micros(t.Now))
+		nullStr(e.apiKeyID), nullStr(e.key), e.hash, micros(t.Now), entryActor(&e))
 	if err != nil {
 		if e.key != "" && isUniqueViolation(err) {
 			// The key is taken: by an earlier request (debits look the key up
@@ -413,7 +435,8 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 	q := *req.Quantity
 	entryID, err := t.appendDebit(w, entryRow{customerID: customerID, typ: billing.EntryDebit, amount: -charge,
 		balanceAfter: plan.BalanceAfter, feature: f.Key, quantity: &q, priceVersion: pb.Version,
-		metadata: req.Metadata, apiKeyID: keyID, key: req.IdempotencyKey, hash: hash}, plan)
+		metadata: req.Metadata, apiKeyID: keyID, actor: billing.KeyActor(req.APIKey).String(), key: req.IdempotencyKey, hash: hash},
+		plan, billing.CapsReached(customerID, snap.Caps, charge))
 	if err != nil {
 		return billing.Debit{}, err
 	}
@@ -428,7 +451,11 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 // rollups. A debit that takes all it charges from one lot names the lot on
 // its entry (lot_id) instead of an entry_lots row: one B-tree insert fewer
 // on the hot path; readers and Verify read both forms.
-func (t *Tx) appendDebit(w *wallet, row entryRow, plan billing.DebitPlan) (int64, error) {
+//
+// reached are the spend_limit.reached events of the charge; the balance
+// threshold events are decided here, from the available credits before and
+// after.
+func (t *Tx) appendDebit(w *wallet, row entryRow, plan billing.DebitPlan, reached []billing.NewEvent) (int64, error) {
 	charge := -row.amount
 	oneLot := len(plan.Burns) == 1 && plan.Burns[0].Credits == charge
 	if oneLot {
@@ -452,6 +479,13 @@ func (t *Tx) appendDebit(w *wallet, row entryRow, plan billing.DebitPlan) (int64
 		return 0, err
 	}
 	if err := t.checkRefill(w, before); err != nil {
+		return 0, err
+	}
+	actor := billing.ParseActor(row.actor)
+	if err := t.emit(actor, reached...); err != nil {
+		return 0, err
+	}
+	if err := t.balanceEvents(w, actor, before); err != nil {
 		return 0, err
 	}
 	return entryID, t.recordUsage(row.customerID, row.feature, *row.quantity, charge, row.apiKeyID)
@@ -519,6 +553,7 @@ func (t *Tx) grantAs(typ, customerID string, req *billing.GrantRequest, hash []b
 	if err != nil {
 		return billing.Grant{}, err
 	}
+	before := w.Available()
 	plan, err := billing.PlanGrant(w.Wallet, req.Credits)
 	if err != nil {
 		return billing.Grant{}, err
@@ -540,12 +575,28 @@ func (t *Tx) grantAs(typ, customerID string, req *billing.GrantRequest, hash []b
 		w.lots = append(w.lots, lot)
 	}
 	entryID, err := t.insertEntry(entryRow{customerID: customerID, typ: typ, amount: req.Credits,
-		balanceAfter: plan.BalanceAfter, lotID: lot.ID, source: req.Source, reason: req.Reason, key: req.IdempotencyKey, hash: hash})
+		balanceAfter: plan.BalanceAfter, lotID: lot.ID, source: req.Source, reason: req.Reason, actor: req.Actor.String(),
+		key: req.IdempotencyKey, hash: hash})
 	if err != nil {
 		return billing.Grant{}, err
 	}
 	w.Balance, w.Debt = plan.BalanceAfter, w.Debt-plan.DebtRepaid
+	if req.Source == billing.SourcePurchase {
+		w.lastTopUp = req.Credits // the default low-balance threshold follows the last purchase
+	}
 	if err := t.saveWallet(w); err != nil {
+		return billing.Grant{}, err
+	}
+	evType := billing.EventGrantCreated
+	if typ == billing.EntryAdjustment {
+		evType = billing.EventAdjustmentCreated
+	}
+	if err := t.emit(req.Actor, billing.NewEvent{Type: evType, Customer: customerID, Data: map[string]any{
+		"entry": EntryID(entryID), "lot": LotID(lot.ID), "credits": req.Credits, "source": req.Source, "reason": req.Reason,
+		"expires_at": lot.ExpiresAt, "balance_after": plan.BalanceAfter}}); err != nil {
+		return billing.Grant{}, err
+	}
+	if err := t.balanceEvents(w, req.Actor, before); err != nil {
 		return billing.Grant{}, err
 	}
 	return billing.Grant{ID: EntryID(entryID), Object: "grant", Customer: customerID, Credits: req.Credits,
@@ -675,7 +726,7 @@ func (t *Tx) adjust(customerID string, req *billing.AdjustmentRequest) (billing.
 		entryID, replayed = id, true
 	} else if req.Credits > 0 {
 		g, err := t.grantAs(billing.EntryAdjustment, customerID, &billing.GrantRequest{Customer: customerID, Credits: req.Credits,
-			Source: billing.SourceAdjustment, Reason: req.Reason, IdempotencyKey: req.IdempotencyKey}, hash)
+			Source: billing.SourceAdjustment, Reason: req.Reason, IdempotencyKey: req.IdempotencyKey, Actor: req.Actor}, hash)
 		if err != nil {
 			return billing.Entry{}, false, err
 		}
@@ -697,13 +748,21 @@ func (t *Tx) adjust(customerID string, req *billing.AdjustmentRequest) (billing.
 			return billing.Entry{}, false, err
 		}
 		if entryID, err = t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryAdjustment, amount: req.Credits,
-			balanceAfter: plan.BalanceAfter, reason: req.Reason, key: req.IdempotencyKey, hash: hash}); err != nil {
+			balanceAfter: plan.BalanceAfter, reason: req.Reason, actor: req.Actor.String(), key: req.IdempotencyKey, hash: hash}); err != nil {
 			return billing.Entry{}, false, err
 		}
 		if err := t.burn(w, entryID, plan.Burns); err != nil {
 			return billing.Entry{}, false, err
 		}
+		before := w.Available()
 		w.Balance = plan.BalanceAfter
+		if err := t.emit(req.Actor, billing.NewEvent{Type: billing.EventAdjustmentCreated, Customer: customerID, Data: map[string]any{
+			"entry": EntryID(entryID), "credits": req.Credits, "reason": req.Reason, "balance_after": plan.BalanceAfter}}); err != nil {
+			return billing.Entry{}, false, err
+		}
+		if err := t.balanceEvents(w, req.Actor, before); err != nil {
+			return billing.Entry{}, false, err
+		}
 		if err := t.saveWallet(w); err != nil {
 			return billing.Entry{}, false, err
 		}

@@ -278,6 +278,13 @@ func (t *Tx) recordPayment(topUpID string, p billing.Payment, pol billing.Paymen
 		if err := t.grantTopUp(&tu, pol); err != nil {
 			return tu, err
 		}
+		typ := billing.EventTopUpSucceeded
+		if tu.Origin == billing.OriginAutoRefill {
+			typ = billing.EventAutoRefillSucceeded
+		}
+		if err := t.emit(topUpActor(&tu), topUpEvent(typ, &tu, nil)); err != nil {
+			return tu, err
+		}
 		_, err = t.exec(`UPDATE top_ups SET status = 'succeeded', receipt_url = ?, card_brand = ?, card_last4 = ?, failure_reason = '',
 			next_action_url = '', updated_at = ? WHERE id = ?`, p.ReceiptURL, brand, last4, micros(t.Now), topUpID)
 	case billing.PaymentRequiresAction:
@@ -290,6 +297,10 @@ func (t *Tx) recordPayment(topUpID string, p billing.Payment, pol billing.Paymen
 		}
 		_, err = t.exec(`UPDATE top_ups SET status = 'failed', failure_reason = ?, next_action_url = '', updated_at = ? WHERE id = ? AND status != 'succeeded'`,
 			reason, micros(t.Now), topUpID)
+		if err == nil && tu.Status != billing.TopUpFailed && tu.Origin != billing.OriginAutoRefill {
+			// Auto-refill's failures are its own events (settleRefillJob).
+			err = t.emit(topUpActor(&tu), topUpEvent(billing.EventTopUpFailed, &tu, map[string]any{"failure_reason": reason}))
+		}
 	default: // processing: wait for the webhook
 		_, err = t.exec(`UPDATE top_ups SET updated_at = ? WHERE id = ?`, micros(t.Now), topUpID)
 	}
@@ -306,7 +317,7 @@ func (t *Tx) recordPayment(topUpID string, p billing.Payment, pol billing.Paymen
 // grantTopUp grants a paid top-up's credits as a purchase lot.
 func (t *Tx) grantTopUp(tu *billing.TopUp, pol billing.PaymentPolicy) error {
 	req := billing.GrantRequest{Customer: tu.Customer, Credits: tu.Credits, Source: billing.SourcePurchase,
-		Reason: tu.Description, IdempotencyKey: "top_up:" + tu.ID}
+		Reason: tu.Description, IdempotencyKey: "top_up:" + tu.ID, Actor: topUpActor(tu)}
 	if pol.RefundWindow > 0 {
 		r := t.Now.Add(pol.RefundWindow)
 		req.RefundableUntil = &r
@@ -448,10 +459,15 @@ func (t *Tx) disputeTopUp(tu billing.TopUp, disputeID string) error {
 		return err
 	}
 	l, live := w.lot(lotID)
+	actor := billing.SystemActor("payment_provider")
+	before := w.Available()
+	frozen := billing.Credits(0)
 	if live && !l.Frozen && l.Remaining > 0 {
+		frozen = l.Remaining
 		w.Balance -= l.Remaining
 		if _, err := t.insertEntry(entryRow{customerID: tu.Customer, typ: billing.EntryAdjustment, amount: -l.Remaining,
-			balanceAfter: w.Balance, lotID: lotID, reason: "Credits frozen: the payment for " + tu.Description + " is disputed"}); err != nil {
+			balanceAfter: w.Balance, lotID: lotID, reason: "Credits frozen: the payment for " + tu.Description + " is disputed",
+			actor: actor.String()}); err != nil {
 			return err
 		}
 		for i := range w.lots {
@@ -468,6 +484,12 @@ func (t *Tx) disputeTopUp(tu billing.TopUp, disputeID string) error {
 	}
 	if _, err := t.exec(`INSERT INTO customer_flags (customer_id, reason, created_at) VALUES (?, ?, ?)`,
 		tu.Customer, fmt.Sprintf("payment for top-up %s disputed (%s)", tu.ID, disputeID), micros(t.Now)); err != nil {
+		return err
+	}
+	if err := t.emit(actor, topUpEvent(billing.EventDisputeOpened, &tu, map[string]any{"dispute": disputeID, "credits_frozen": frozen})); err != nil {
+		return err
+	}
+	if err := t.balanceEvents(w, actor, before); err != nil {
 		return err
 	}
 	return t.addBillingEvent(tu.Customer, billing.EventTopUpDisputed,
@@ -519,6 +541,15 @@ func (t *Tx) refundTopUp(tu billing.TopUp, paid int64, reason string, external b
 	unused := billing.Credits(0)
 	if ok && !l.Frozen {
 		unused = min(l.Remaining, max(0, w.Available()))
+		if !external && unused < l.Remaining && w.Held > 0 {
+			// Open holds reserve part of this purchase. Refunding only the
+			// rest would mark the top-up refunded for good and strand the
+			// remainder: refuse until the holds end (they are captured,
+			// released or expire), and say so.
+			return tu, 0, billing.Errorf(billing.CodeConflict,
+				"%s credits of top-up %s are reserved by requests in progress (open holds). Refund it once they finish; holds are captured, released or expire.",
+				l.Remaining-unused, tu.ID).With("held", w.Held).With("refundable_now", unused).With("reason", "held")
+		}
 	}
 	if paid > 0 {
 		// credits = paid * credits / price, capped at what is unused.
@@ -549,6 +580,17 @@ func (t *Tx) refundTopUp(tu billing.TopUp, paid int64, reason string, external b
 	}
 	if _, err := t.exec(`UPDATE top_ups SET status = 'refunded', refunded_credits = refunded_credits + ?, refunded_amount = refunded_amount + ?,
 		refund_entry_id = COALESCE(?, refund_entry_id), updated_at = ? WHERE id = ?`, int64(unused), amount, nullInt(entryID), micros(t.Now), tu.ID); err != nil {
+		return tu, 0, err
+	}
+	actor := billing.SystemActor("refund")
+	if external {
+		actor = billing.SystemActor("payment_provider")
+	}
+	refund := map[string]any{"credits_removed": unused, "refunded_amount": amount}
+	if entryID != 0 {
+		refund["entry"] = EntryID(entryID)
+	}
+	if err := t.emit(actor, topUpEvent(billing.EventRefundSucceeded, &tu, refund)); err != nil {
 		return tu, 0, err
 	}
 	out, err := t.topUp(tu.ID)
@@ -593,3 +635,22 @@ func (d *DB) DismissBillingEvent(ctx context.Context, customerID string, id int6
 func itoa(v int64) string { return fmt.Sprint(v) }
 
 var _ = time.Second
+
+// topUpActor is who caused a top-up's changes: the customer who bought it,
+// or the auto-refill job.
+func topUpActor(tu *billing.TopUp) billing.Actor {
+	if tu.Origin == billing.OriginAutoRefill {
+		return billing.SystemActor("auto_refill")
+	}
+	return billing.CustomerActor(tu.Customer)
+}
+
+// topUpEvent is a top-up's event with its structured payload.
+func topUpEvent(typ string, tu *billing.TopUp, extra map[string]any) billing.NewEvent {
+	data := map[string]any{"top_up": tu.ID, "credits": tu.Credits, "amount": tu.Price.Amount, "currency": tu.Price.Currency,
+		"origin": tu.Origin}
+	for k, v := range extra {
+		data[k] = v
+	}
+	return billing.NewEvent{Type: typ, Customer: tu.Customer, Data: data}
+}

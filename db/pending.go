@@ -60,13 +60,16 @@ type pendingLot struct {
 type pendingRows struct {
 	entries []pendingEntry
 	lots    []pendingLot
+	events  []pendingEvent  // the outbox rows of the same operations
 	keys    map[string]bool // idempotency keys of entries
 }
 
-func (p *pendingRows) empty() bool { return len(p.entries) == 0 && len(p.lots) == 0 }
+func (p *pendingRows) empty() bool {
+	return len(p.entries) == 0 && len(p.lots) == 0 && len(p.events) == 0
+}
 
 func (p *pendingRows) reset() {
-	p.entries, p.lots = p.entries[:0], p.lots[:0]
+	p.entries, p.lots, p.events = p.entries[:0], p.lots[:0], p.events[:0]
 	clear(p.keys)
 }
 
@@ -74,6 +77,7 @@ func (p *pendingRows) reset() {
 func (p *pendingRows) moveTo(dst *pendingRows) {
 	dst.entries = append(dst.entries, p.entries...)
 	dst.lots = append(dst.lots, p.lots...)
+	dst.events = append(dst.events, p.events...)
 	for k := range p.keys {
 		if dst.keys == nil {
 			dst.keys = map[string]bool{}
@@ -182,13 +186,13 @@ func (t *Tx) deferEntry(e entryRow) (int64, error) {
 // bind only the columns a debit uses; any other entry binds them all.
 const (
 	entryInsert = `INSERT INTO entries (id, customer_id, type, amount, held_delta, balance_after, feature, quantity,
-	price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at) VALUES `
-	entryGroup     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at, actor) VALUES `
+	entryGroup     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	debitInsert    = `INSERT INTO entries (id, customer_id, type, amount, balance_after, feature, quantity, price_version, lot_id, metadata, api_key_id, idempotency_key, request_hash, created_at) VALUES `
 	debitGroup     = `(?, ?, 'debit', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	entryLotInsert = `INSERT INTO entry_lots (entry_id, lot_id, amount) VALUES `
 	entryLotGroup  = `(?, ?, ?)`
-	maxChunk       = 128 // rows per INSERT: 128 entries bind 2,304 values, well under SQLite's limit
+	maxChunk       = 128 // rows per INSERT: 128 entries bind 2,432 values, well under SQLite's limit
 )
 
 // Rows per multi-row INSERT: a few fixed sizes, so the statements are
@@ -197,7 +201,8 @@ var insertChunks = []int{maxChunk, 64, 32, 16, 8, 4, 2, 1}
 
 // plainDebit reports whether e uses only the columns of debitInsert.
 func plainDebit(e *entryRow) bool {
-	return e.typ == billing.EntryDebit && e.heldDelta == 0 && e.holdID == "" && e.source == "" && e.reason == ""
+	return e.typ == billing.EntryDebit && e.heldDelta == 0 && e.holdID == "" && e.source == "" && e.reason == "" &&
+		(e.actor == "" || e.actor == "api_key:"+e.apiKeyID) // the actor a plain debit's row implies
 }
 
 // writePending writes p's rows and empties p.
@@ -237,7 +242,7 @@ func (t *Tx) writePending(p *pendingRows) error {
 			} else {
 				args = appendArgs(args, pe.id, e.customerID, e.typ, int64(e.amount), int64(e.heldDelta), int64(e.balanceAfter),
 					nullStr(e.feature), qty, nullInt(e.priceVersion), nullInt(e.lotID), nullStr(e.holdID), nullStr(e.source),
-					e.reason, meta, nullStr(e.apiKeyID), nullStr(e.key), hash, pe.at)
+					e.reason, meta, nullStr(e.apiKeyID), nullStr(e.key), hash, pe.at, entryActor(e))
 			}
 		}
 		w.args, used = args, max(used, len(args))
@@ -249,6 +254,9 @@ func (t *Tx) writePending(p *pendingRows) error {
 			return err
 		}
 		rest = rest[n:]
+	}
+	if err := w.writeEvents(p.events); err != nil {
+		return err
 	}
 	if len(p.lots) > 0 {
 		vals := w.vals[0][:0]

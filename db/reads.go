@@ -134,7 +134,47 @@ func (d *DB) ExpireDue(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	return len(ids), nil
+	return len(ids), d.Write(ctx, func(t *Tx) error { return t.noticeExpiringLots() })
+}
+
+// noticeExpiringLots emits grant.expiring, once per lot, for the lots with
+// credits left that expire within billing.GrantExpiringNotice.
+func (t *Tx) noticeExpiringLots() error {
+	rows, err := t.query(`SELECT `+lotCols+` FROM lots WHERE remaining > 0 AND frozen = 0 AND expiring_noticed_at IS NULL
+		AND expires_at IS NOT NULL AND expires_at > ? AND expires_at <= ? ORDER BY expires_at LIMIT 1000`,
+		micros(t.Now), micros(t.Now.Add(billing.GrantExpiringNotice)))
+	if err != nil {
+		return err
+	}
+	var due []billing.Lot
+	for rows.Next() {
+		l, err := scanLot(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		due = append(due, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, l := range due {
+		// The writer's working copy is newer than the row for what is left.
+		if w, err := t.loadWallet(l.CustomerID); err == nil {
+			if cur, ok := w.lot(l.ID); ok {
+				l.Remaining = cur.Remaining
+			}
+		}
+		if err := t.emit(billing.SystemActor("expiry"), billing.NewEvent{Type: billing.EventGrantExpiring, Customer: l.CustomerID,
+			Data: map[string]any{"lot": LotID(l.ID), "source": l.Source, "credits": l.Remaining, "expires_at": l.ExpiresAt}}); err != nil {
+			return err
+		}
+		if _, err := t.exec(`UPDATE lots SET expiring_noticed_at = ? WHERE id = ?`, micros(t.Now), l.ID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FindEntries lists a customer's entries, newest first, with the lots each

@@ -197,6 +197,12 @@ func (d *DB) SkipRefillJob(ctx context.Context, job billing.RefillJob, why, even
 		if _, err := t.exec(`UPDATE refill_jobs SET status = 'skipped', last_error = ?, updated_at = ? WHERE id = ?`, why, micros(t.Now), job.ID); err != nil {
 			return err
 		}
+		if eventType != "" {
+			if err := t.emit(billing.SystemActor("auto_refill"), billing.NewEvent{Type: billing.EventAutoRefillFailed, Customer: job.CustomerID,
+				Data: map[string]any{"job": job.ID, "failure_reason": why, "notice": eventType}}); err != nil {
+				return err
+			}
+		}
 		if message != "" {
 			return t.addBillingEvent(job.CustomerID, eventType, message)
 		}
@@ -266,6 +272,9 @@ func (t *Tx) settleRefillJob(before billing.TopUp, p billing.Payment) error {
 		if _, err := t.exec(`UPDATE refill_jobs SET status = 'requires_action', updated_at = ? WHERE id = ?`, now, jobID); err != nil {
 			return err
 		}
+		if err := t.emit(billing.SystemActor("auto_refill"), topUpEvent(billing.EventAutoRefillActionRequired, &before, nil)); err != nil {
+			return err
+		}
 		// The description already says "Auto-refill: ...".
 		return t.addBillingEvent(before.Customer, billing.EventRefillNeedsAuth,
 			"Your bank asks you to confirm the auto-refill of "+strings.TrimPrefix(before.Description, "Auto-refill: ")+". Confirm it to add the credits.")
@@ -298,12 +307,20 @@ func (t *Tx) settleRefillJob(before billing.TopUp, p billing.Payment) error {
 		if err := t.saveWallet(w); err != nil {
 			return err
 		}
+		if err := t.emit(billing.SystemActor("auto_refill"), topUpEvent(billing.EventAutoRefillFailed, &before, map[string]any{"failure_reason": reason, "failures": failures}),
+			topUpEvent(billing.EventAutoRefillPaused, &before, map[string]any{"failure_reason": reason, "failures": failures})); err != nil {
+			return err
+		}
 		return t.addBillingEvent(before.Customer, billing.EventRefillPaused,
 			fmt.Sprintf("Auto-refill is paused: your card was declined %d times (%s). Update your card, then turn auto-refill back on.", failures, reason))
 	}
 	wait := billing.RefillBackoff[min(attempts, len(billing.RefillBackoff)-1)]
 	if _, err := t.exec(`UPDATE refill_jobs SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?`,
 		micros(t.Now.Add(wait)), reason, now, jobID); err != nil {
+		return err
+	}
+	if err := t.emit(billing.SystemActor("auto_refill"), topUpEvent(billing.EventAutoRefillFailed, &before,
+		map[string]any{"failure_reason": reason, "failures": failures, "next_attempt_at": t.Now.Add(wait).UTC()})); err != nil {
 		return err
 	}
 	if failures == 1 {

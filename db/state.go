@@ -33,6 +33,8 @@ type wallet struct {
 	customerCaps billing.SpendCaps // the caps the customer set in the portal
 	lots         []billing.Lot     // remaining > 0, any order
 	refillAt     *billing.Credits  // auto-refill threshold, nil when off or paused
+	lowSet       *billing.Credits  // the customer's low-balance threshold (nil: the default)
+	lastTopUp    billing.Credits   // the credits of the last purchase, for the default threshold
 	dirty        bool              // wallet row needs writing
 	dirtyLots    []lotRemaining    // lots whose remaining must be written
 }
@@ -150,6 +152,14 @@ func (t *Tx) readWallet(customerID string) (*wallet, error) {
 	w.caps = billing.SpendCaps{DailyCap: creditsPtr(daily), MonthlyCap: creditsPtr(monthly)}
 	w.customerCaps = billing.SpendCaps{DailyCap: creditsPtr(ownDaily), MonthlyCap: creditsPtr(ownMonthly)}
 	if w.refillAt, err = t.refillTrigger(customerID); err != nil {
+		return nil, err
+	}
+	var low sql.NullInt64
+	if err := t.queryRow(`SELECT low_balance_threshold FROM customer_settings WHERE customer_id = ?`, customerID).Scan(&low); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	w.lowSet = creditsPtr(low)
+	if err := t.queryRow(`SELECT amount FROM lots WHERE customer_id = ? AND source = 'purchase' ORDER BY id DESC LIMIT 1`, customerID).Scan(&w.lastTopUp); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
 	rows, err := t.query(`SELECT `+lotCols+` FROM lots WHERE customer_id = ? AND remaining > 0`, customerID)
@@ -300,3 +310,9 @@ func (w *writer) keep(b batchState) {
 // maxCachedWallets bounds the writer's cache (a wallet with a few lots is
 // well under a kilobyte).
 const maxCachedWallets = 50_000
+
+// lowThreshold is the available balance at or below which balance.low
+// fires: the customer's setting or the default (billing.CustomerSettings).
+func (w *wallet) lowThreshold() billing.Credits {
+	return billing.CustomerSettings{LowBalanceThreshold: w.lowSet}.Threshold(w.lastTopUp)
+}

@@ -142,6 +142,7 @@ func (s *Server) createGrant(c echo.Context) error {
 	if err := idempotencyKey(c, &req.IdempotencyKey); err != nil {
 		return err
 	}
+	req.Actor = billing.KeyActor(apiKey(c))
 	g, err := s.ledger.Grant(c.Request().Context(), req)
 	if err != nil {
 		return err
@@ -169,6 +170,7 @@ func (s *Server) createAdjustment(c echo.Context) error {
 	if err := idempotencyKey(c, &req.IdempotencyKey); err != nil {
 		return err
 	}
+	req.Actor = billing.KeyActor(apiKey(c))
 	e, replayed, err := s.ledger.Adjust(c.Request().Context(), req)
 	if err != nil {
 		return err

@@ -56,7 +56,7 @@ func (s *Server) captureHold(c echo.Context) error {
 
 // POST /api/v1/holds/:id/release ends the hold without a charge.
 func (s *Server) releaseHold(c echo.Context) error {
-	h, err := s.ledger.ReleaseHold(c.Request().Context(), c.Param("id"))
+	h, err := s.ledger.ReleaseHold(c.Request().Context(), c.Param("id"), apiKey(c))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,201 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// The outbox. Every operation that changes a wallet emits the events its
+// plan decided with t.emit; they are written in the operation's transaction
+// (left pending with a debit's rows on the fast path, see pending.go), so an
+// event exists exactly when its change was committed. Consumers read them
+// in seq order from a cursor they keep in event_cursors.
+
+// pendingEvent is an event not yet written.
+type pendingEvent struct {
+	typ, customer, data, actor string
+	at                         int64
+}
+
+// emit appends events caused by actor to the running operation's outbox rows.
+func (t *Tx) emit(actor billing.Actor, evs ...billing.NewEvent) error {
+	if len(evs) > 0 {
+		t.AfterCommit(t.w.d.signalEvents)
+	}
+	for _, ev := range evs {
+		if ev.Data == nil {
+			ev.Data = map[string]any{}
+		}
+		b, err := json.Marshal(ev.Data)
+		if err != nil {
+			return err
+		}
+		pe := pendingEvent{typ: ev.Type, customer: ev.Customer, data: string(b), actor: actor.String(), at: micros(t.Now)}
+		if t.deferring() {
+			t.opPend.events = append(t.opPend.events, pe)
+			continue
+		}
+		if _, err := t.exec(`INSERT INTO events (type, customer_id, data, actor, created_at) VALUES (?, ?, ?, ?, ?)`,
+			pe.typ, nullStr(pe.customer), pe.data, pe.actor, pe.at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeEvents writes pending events in multi-row INSERTs, in the order they
+// were emitted (so seq follows it).
+func (w *writer) writeEvents(evs []pendingEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	vals := make([]any, 0, 5*len(evs))
+	for _, e := range evs {
+		vals = append(vals, e.typ, nullStr(e.customer), e.data, e.actor, e.at)
+	}
+	return w.writeRows(`INSERT INTO events (type, customer_id, data, actor, created_at) VALUES `, `(?, ?, ?, ?, ?)`, "", 5, vals)
+}
+
+// balanceEvents emits the threshold events of a change of w's available
+// credits from before.
+func (t *Tx) balanceEvents(w *wallet, actor billing.Actor, before billing.Credits) error {
+	after, th := w.Available(), w.lowThreshold()
+	if after == before {
+		return nil
+	}
+	announced := false
+	if billing.MayRecover(before, after, th) {
+		var err error
+		if announced, err = t.lowAnnounced(w.customerID); err != nil {
+			return err
+		}
+	}
+	if evs := billing.BalanceEvents(w.customerID, before, after, th, announced); len(evs) > 0 {
+		return t.emit(actor, evs...)
+	}
+	return nil
+}
+
+// lowAnnounced reports whether the customer's last threshold event, pending
+// in this batch or written, announced a low balance.
+func (t *Tx) lowAnnounced(customerID string) (bool, error) {
+	var types []string
+	for _, evs := range [][]pendingEvent{t.pend.events, t.opPend.events} {
+		for _, e := range evs {
+			if e.customer == customerID {
+				types = append(types, e.typ)
+			}
+		}
+	}
+	for i := len(types) - 1; i >= 0; i-- {
+		switch types[i] {
+		case billing.EventBalanceLow, billing.EventBalanceDepleted, billing.EventBalanceRecovered:
+			return billing.LowAnnounced(types), nil
+		}
+	}
+	var last string
+	err := t.queryRow(`SELECT type FROM events WHERE customer_id = ? AND type IN (?, ?, ?) ORDER BY seq DESC LIMIT 1`,
+		customerID, billing.EventBalanceLow, billing.EventBalanceDepleted, billing.EventBalanceRecovered).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return billing.LowAnnounced([]string{last}), err
+}
+
+// EventFilter selects events: after a sequence number, optionally one
+// customer's, at most Limit (default 100, at most 1,000).
+type EventFilter struct {
+	After    int64
+	Customer string
+	Limit    int
+}
+
+// FindEvents returns events in seq order.
+func (d *DB) FindEvents(ctx context.Context, f EventFilter) ([]billing.Event, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	q := `SELECT seq, type, COALESCE(customer_id, ''), data, actor, created_at FROM events WHERE seq > ?`
+	args := []any{f.After}
+	if f.Customer != "" {
+		q += ` AND customer_id = ?`
+		args = append(args, f.Customer)
+	}
+	rows, err := d.read.QueryContext(ctx, q+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []billing.Event
+	for rows.Next() {
+		var e billing.Event
+		var data, actor string
+		var at int64
+		if err := rows.Scan(&e.Seq, &e.Type, &e.Customer, &data, &actor, &at); err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(strings.NewReader(data))
+		dec.UseNumber() // credits and amounts stay exact, whatever their size
+		if err := dec.Decode(&e.Data); err != nil {
+			return nil, fmt.Errorf("db: event %d: %w", e.Seq, err)
+		}
+		e.ID, e.Actor, e.CreatedAt = fmt.Sprintf("evt_%d", e.Seq), billing.ParseActor(actor), fromMicros(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// EventCursor is how far a consumer has handled the outbox (0: nothing yet).
+func (d *DB) EventCursor(ctx context.Context, consumer string) (int64, error) {
+	var seq int64
+	err := d.read.QueryRowContext(ctx, `SELECT seq FROM event_cursors WHERE consumer = ?`, consumer).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return seq, err
+}
+
+// SaveEventCursor records that a consumer has handled every event up to
+// seq. A cursor never moves back: saving an older seq changes nothing.
+func (d *DB) SaveEventCursor(ctx context.Context, consumer string, seq int64) error {
+	return d.Write(ctx, func(t *Tx) error { return t.saveEventCursor(consumer, seq) })
+}
+
+// saveEventCursor is SaveEventCursor inside a transaction, so a consumer
+// whose effect is in this database commits it with its cursor: exactly once.
+func (t *Tx) saveEventCursor(consumer string, seq int64) error {
+	_, err := t.exec(`INSERT INTO event_cursors (consumer, seq, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq), updated_at = excluded.updated_at`, consumer, seq, micros(t.Now))
+	return err
+}
+
+// LastEventSeq is the newest event's sequence number (0 when there is none).
+func (d *DB) LastEventSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := d.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&seq)
+	return seq, err
+}
+
+// EventSignal is signalled (coalesced) after each commit that wrote events,
+// so consumers in this process wake at once instead of at their next poll.
+func (d *DB) EventSignal() <-chan struct{} { return d.eventCh }
+
+func (d *DB) signalEvents() {
+	select {
+	case d.eventCh <- struct{}{}:
+	default:
+	}
+}
+
+// eventPoll is how often a consumer looks for events written by another
+// process (this process's commits wake it at once).
+const eventPoll = time.Second
