@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +110,13 @@ func TestEventsOutbox(t *testing.T) {
 		t.Fatalf("after the cursor: %v (%v), want %v", eventTypes(rest), err, want[3:])
 	}
 	mustVerify(t, d)
+	// Verify reads the outbox too: a cursor past the newest event is a bug.
+	if err := d.SaveEventCursor(ctx, "ahead", rest[len(rest)-1].Seq+5); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := d.Verify(ctx); err != nil || len(problems) != 1 || !strings.Contains(problems[0], "event cursor past the newest event") {
+		t.Fatalf("Verify with a cursor ahead of the outbox: %v %v", problems, err)
+	}
 }
 
 // Holds move available credits too: a hold that crosses the line fires

@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -150,4 +151,57 @@ func TestStaleAuthenticationDoesNotBlockRefills(t *testing.T) {
 	if n := rawCount(t, d, `SELECT COUNT(*) FROM refill_jobs WHERE customer_id = ? AND status = 'pending'`, id); n != 1 {
 		t.Fatalf("%d pending jobs after the stale one: the stale authentication still blocks", n)
 	}
+}
+
+// A purchase paid once answered eight times writes one topup.succeeded; its
+// refund writes refund.succeeded. A refund while open holds reserve part of
+// the purchase is refused with the reason and changes nothing (it used to
+// refund only the unheld part and mark the top-up refunded for good); once
+// the hold ends, the whole unused purchase is refundable.
+func TestTopUpEventsAndRefundWithHolds(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "buyer", 0)
+	tu, _, err := d.CreateTopUp(ctx, billing.TopUp{Customer: id, Origin: billing.OriginPortal, Description: "Starter",
+		Credits: billing.CreditsOf(1000), Price: billing.Money{Amount: 1000, Currency: "usd"}, Provider: "sandbox"}, "click-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := billing.DefaultPaymentPolicy
+	for i := 0; i < 8; i++ {
+		if _, err := d.RecordPayment(ctx, tu.ID, billing.Payment{ProviderID: "pi_1", Status: billing.PaymentSucceeded}, pol); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := d.CreateHold(ctx, billing.HoldRequest{Customer: id, Credits: billing.CreditsOf(300), TTLSeconds: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err = d.RefundTopUp(ctx, tu.ID)
+	var be *billing.Error
+	if !errors.As(err, &be) || be.Code != billing.CodeConflict || be.Details["reason"] != "held" {
+		t.Fatalf("refund under a hold: %v, want a conflict that says why", err)
+	}
+	if got, _ := d.FindTopUp(ctx, tu.ID); got.Status != billing.TopUpSucceeded {
+		t.Fatalf("a refused refund changed the top-up: %s", got.Status)
+	}
+	if _, err := d.ReleaseHold(ctx, h.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, amount, _, err := d.RefundTopUp(ctx, tu.ID)
+	if err != nil || amount != 1000 || got.RefundedCredits != billing.CreditsOf(1000) {
+		t.Fatalf("refund after the hold ended: %+v %d %v", got, amount, err)
+	}
+	evs, err := d.FindEvents(ctx, db.EventFilter{Customer: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range evs {
+		count[e.Type]++
+	}
+	if count[billing.EventTopUpSucceeded] != 1 || count[billing.EventRefundSucceeded] != 1 || count[billing.EventGrantCreated] != 1 {
+		t.Fatalf("events %v: want one topup.succeeded, one grant.created, one refund.succeeded", count)
+	}
+	mustVerify(t, d)
 }

@@ -3,6 +3,8 @@ package db
 import (
 	"context"
 	"fmt"
+
+	"github.com/tally-billing/tally/billing"
 )
 
 // Verify checks the ledger's invariants over the whole database and returns
@@ -17,7 +19,10 @@ import (
 //     granted;
 //   - daily usage rollups add up to the debits;
 //   - no balance is below its overdraft limit unless a hold capture took it
-//     there (debt is then recorded).
+//     there (debt is then recorded);
+//   - the outbox: every event names a customer that exists and has a type;
+//     no consumer's cursor is past the newest event; no balance is past
+//     billing.MaxBalance.
 //
 // Crash tests and `tally verify` run it; it reads in one snapshot.
 func (d *DB) Verify(ctx context.Context) ([]string, error) {
@@ -50,6 +55,11 @@ func (d *DB) Verify(ctx context.Context) ([]string, error) {
 		{"balance below overdraft without debt record", `SELECT customer_id, balance, overdraft_limit FROM wallets WHERE balance < -overdraft_limit AND debt = 0`},
 		{"debt without a negative balance", `SELECT customer_id, balance, debt FROM wallets WHERE debt > 0 AND balance >= 0`},
 		{"hold closed without an entry", `SELECT customer_id, id, status FROM holds WHERE status != 'active' AND close_entry_id IS NULL`},
+		{"event of an unknown customer", `SELECT e.seq, e.customer_id FROM events e WHERE e.customer_id IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = e.customer_id)`},
+		{"event without a type", `SELECT seq FROM events WHERE type = ''`},
+		{"event cursor past the newest event", `SELECT consumer, seq FROM event_cursors WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM events)`},
+		{"balance past the most a wallet may hold", fmt.Sprintf(`SELECT customer_id, balance FROM wallets WHERE balance > %d`, int64(billing.MaxBalance))},
 	}
 	for _, c := range checks {
 		rows, err := tx.QueryContext(ctx, c.query)

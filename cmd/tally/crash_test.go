@@ -151,14 +151,130 @@ func setupCrashDB(t *testing.T, path string, customers int, credits int64) strin
 	}
 	for i := 0; i < customers; i++ {
 		ext := "c" + strconv.Itoa(i)
-		if _, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: ext}); err != nil {
+		cu, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: ext})
+		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.Grant(ctx, billing.GrantRequest{Customer: ext, Credits: billing.CreditsOf(credits), Source: billing.SourcePurchase}); err != nil {
 			t.Fatal(err)
 		}
+		// A low-balance line just under the grant, so the load crosses it
+		// back and forth (holds take it down, their releases up) and the
+		// outbox has threshold events to lose or double.
+		th := billing.CreditsOf(credits - 10)
+		if err := d.UpdateCustomerSettings(ctx, cu.ID, billing.CustomerSettings{LowBalanceThreshold: &th}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return secret
+}
+
+// outboxConsumer reads the outbox of the database file from its own
+// process-side handle while the server writes, saving its cursor after each
+// read as a real consumer does; seen counts how often each seq reached it.
+type outboxConsumer struct {
+	d    *db.DB
+	mu   sync.Mutex
+	seen map[int64]int
+}
+
+const consumerName = "crash-test"
+
+// poll delivers everything after the stored cursor and saves the cursor.
+func (c *outboxConsumer) poll(ctx context.Context) error {
+	cur, err := c.d.EventCursor(ctx, consumerName)
+	if err != nil {
+		return err
+	}
+	evs, err := c.d.FindEvents(ctx, db.EventFilter{After: cur, Limit: 500})
+	if err != nil || len(evs) == 0 {
+		return err
+	}
+	c.mu.Lock()
+	for _, e := range evs {
+		c.seen[e.Seq]++
+	}
+	c.mu.Unlock()
+	return c.d.SaveEventCursor(ctx, consumerName, evs[len(evs)-1].Seq)
+}
+
+// checkOutbox: every event the ledger committed reached the consumer
+// exactly once across the kill, seqs have no gaps, and each customer's
+// threshold events are exactly the crossings its entries make.
+func checkOutbox(t *testing.T, path string, c *outboxConsumer, threshold billing.Credits) (crossings int) {
+	t.Helper()
+	ctx := context.Background()
+	for {
+		before := len(c.seen)
+		if err := c.poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.seen) == before {
+			break
+		}
+	}
+	last, err := c.d.LastEventSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := int64(1); seq <= last; seq++ {
+		if n := c.seen[seq]; n != 1 {
+			t.Errorf("event %d reached the consumer %d times, want once", seq, n)
+		}
+	}
+	raw, err := sql.Open("sqlite", path+"?_pragma=query_only(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var n int
+	raw.QueryRow(`SELECT COUNT(*) FROM events`).Scan(&n)
+	if int64(n) != last {
+		t.Errorf("%d events with seqs up to %d: a gap", n, last)
+	}
+	rows, err := raw.Query(`SELECT customer_id, balance_after, held_delta FROM entries ORDER BY customer_id, id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{}
+	prev, held, announced := map[string]billing.Credits{}, map[string]billing.Credits{}, map[string]bool{}
+	started := map[string]bool{}
+	for rows.Next() {
+		var cus string
+		var bal, hd billing.Credits
+		if err := rows.Scan(&cus, &bal, &hd); err != nil {
+			t.Fatal(err)
+		}
+		held[cus] += hd
+		avail := bal - held[cus]
+		if started[cus] { // the first entry is the setup's grant, before the line was set
+			for _, e := range billing.BalanceEvents(cus, prev[cus], avail, threshold, announced[cus]) {
+				want[cus] = append(want[cus], e.Type)
+				announced[cus] = e.Type != billing.EventBalanceRecovered
+			}
+		}
+		started[cus], prev[cus] = true, avail
+	}
+	rows.Close()
+	got := map[string][]string{}
+	rows, err = raw.Query(`SELECT customer_id, type FROM events WHERE type IN ('balance.low', 'balance.depleted', 'balance.recovered') ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var cus, typ string
+		rows.Scan(&cus, &typ)
+		got[cus] = append(got[cus], typ)
+	}
+	rows.Close()
+	for cus := range started {
+		crossings += len(want[cus])
+		if fmt.Sprint(got[cus]) != fmt.Sprint(want[cus]) {
+			t.Errorf("customer %s: threshold events %v, want the crossings of its entries %v", cus, got[cus], want[cus])
+		}
+	}
+	t.Logf("outbox: %d events, %d threshold crossings, each delivered once across the kill", last, crossings)
+	return crossings
 }
 
 // ack is what a client was told: the request with this key succeeded.
@@ -208,21 +324,50 @@ func TestCrashRecovery(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d (set TALLY_CRASH_ROUNDS to change the number of rounds)", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
+	crossings := 0
 	for round := 0; round < rounds; round++ {
 		killAfter := time.Duration(150+rng.IntN(1200)) * time.Millisecond
 		t.Run(fmt.Sprintf("round%d_kill_after_%s", round, killAfter), func(t *testing.T) {
-			crashRound(t, bin, killAfter, rng.Uint64())
+			crossings += crashRound(t, bin, killAfter, rng.Uint64())
 		})
+	}
+	if crossings == 0 {
+		t.Error("no round crossed a low-balance line: the outbox check proved nothing")
 	}
 }
 
-func crashRound(t *testing.T, bin string, killAfter time.Duration, seed uint64) {
+func crashRound(t *testing.T, bin string, killAfter time.Duration, seed uint64) (crossings int) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tally.db")
 	secret := setupCrashDB(t, path, 8, 2000)
 	addr := freeAddr(t)
 	p := startTally(t, bin, path, addr)
 	c := &apiClient{http: &http.Client{Timeout: 5 * time.Second}, base: p.base, secret: secret}
+
+	// A consumer of the outbox in this process, reading while the server
+	// writes and is killed.
+	cd, err := db.Open(context.Background(), path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cd.Close()
+	consumer := &outboxConsumer{d: cd, seen: map[int64]int{}}
+	consumerStop := make(chan struct{})
+	consumerDone := make(chan struct{})
+	go func() {
+		defer close(consumerDone)
+		for {
+			select {
+			case <-consumerStop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if err := consumer.poll(context.Background()); err != nil {
+				t.Errorf("consumer: %v", err)
+				return
+			}
+		}
+	}()
 
 	var mu sync.Mutex
 	acks := map[string]ack{}
@@ -244,6 +389,11 @@ func crashRound(t *testing.T, bin string, killAfter time.Duration, seed uint64) 
 				path, body := "/api/v1/usage", fmt.Sprintf(`{"customer":%q,"feature":"chat.request","quantity":%d}`, cust, 1+r.IntN(3))
 				if i%5 == 4 {
 					path, body = "/api/v1/holds", fmt.Sprintf(`{"customer":%q,"credits":5,"ttl_seconds":30}`, cust)
+				}
+				if i%10 == 7 {
+					// Grants now and then keep the balance around the
+					// low-balance line, crossing it both ways.
+					path, body = "/api/v1/grants", fmt.Sprintf(`{"customer":%q,"credits":20,"source":"promo"}`, cust)
 				}
 				// Each request is retried (same key) up to 3 times, as clients do.
 				for try := 0; try < 3; try++ {
@@ -269,6 +419,8 @@ func crashRound(t *testing.T, bin string, killAfter time.Duration, seed uint64) 
 	p.kill9()
 	close(stop)
 	wg.Wait()
+	close(consumerStop)
+	<-consumerDone
 
 	start := time.Now()
 	p = startTally(t, bin, path, addr)
@@ -285,6 +437,7 @@ func crashRound(t *testing.T, bin string, killAfter time.Duration, seed uint64) 
 	}
 	p.term(t)
 
+	crossings = checkOutbox(t, path, consumer, billing.CreditsOf(2000-10))
 	openVerified(t, path)
 	// Exactly once: one entry per acknowledged key.
 	raw, err := sql.Open("sqlite", path+"?_pragma=query_only(1)")
@@ -303,4 +456,5 @@ func crashRound(t *testing.T, bin string, killAfter time.Duration, seed uint64) 
 	if integrity != "ok" {
 		t.Errorf("integrity_check: %s", integrity)
 	}
+	return crossings
 }
