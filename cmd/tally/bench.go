@@ -191,7 +191,21 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 			fmt.Fprintf(out, "%-34s %5.1f%% of the raw limit, %5.1f%% with the key index\n", r.Name, 100*r.PerSec/raw, 100*r.PerSec/rawKey)
 		}
 	}
-	fmt.Fprintf(out, "a third of the raw limit is %.0f/s; HTTP alone (GET /healthz) reaches %.0f/s here\n", raw/3, ceiling.PerSec)
+	fmt.Fprintf(out, "\nagainst this run's HTTP-only phase (GET /healthz, %.0f requests/s):\n", ceiling.PerSec)
+	for _, r := range results[1:] {
+		perReq := r.PerSec // debits or captures per second
+		if strings.Contains(r.Name, "/batch") {
+			perReq /= float64(cfg.Batch) // requests, each of cfg.Batch debits
+		}
+		verdict := ""
+		if target, ok := healthzTargets[r.Name]; ok {
+			verdict = fmt.Sprintf("target >= %.2f: %s", target, metOrNot(perReq/ceiling.PerSec >= target))
+		} else if r.Name == fmt.Sprintf("POST /usage, %d customers", cfg.Customers) {
+			verdict = fmt.Sprintf("target >= %.2f: %s", spreadTarget, metOrNot(perReq/ceiling.PerSec >= spreadTarget))
+		}
+		fmt.Fprintf(out, "%-42s %5.2f x HTTP-only   p99 %6.1f ms (target < 25: %s)   %s\n", r.Name, perReq/ceiling.PerSec,
+			ms(r.P99), metOrNot(r.P99 < 25*time.Millisecond), verdict)
+	}
 	if cfg.JSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -553,4 +567,23 @@ func rawSQLiteLimit(ctx context.Context, path string, d time.Duration, key bool)
 		}
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// The money kernel's speed targets, as ratios to the same run's HTTP-only
+// phase: a debit (or a hold and its capture, two requests) against what an
+// empty route costs on the same machine and clients.
+var healthzTargets = map[string]float64{
+	"POST /usage, 1 hot customer": 0.50,
+	"POST /holds + capture":       0.20,
+}
+
+// spreadTarget is the target of the spread /usage phase, whose name carries
+// the number of customers.
+const spreadTarget = 0.40
+
+func metOrNot(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
 }
