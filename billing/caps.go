@@ -102,10 +102,9 @@ func CheckSpendCaps(uses []CapUse, charge Credits) error {
 // counts credits they can no longer give), and every spend cap in force with
 // what counts against it.
 type DebitSnapshot struct {
-	Wallet Wallet
-	Lots   []Lot
-	Caps   []CapUse
-	Now    time.Time
+	State WalletState
+	Caps  []CapUse
+	Now   time.Time
 }
 
 // PlanUsage decides a usage debit: the spend caps, then the available
@@ -115,7 +114,7 @@ func PlanUsage(s DebitSnapshot, charge Credits) (DebitPlan, error) {
 	if err := CheckSpendCaps(s.Caps, charge); err != nil {
 		return DebitPlan{}, err
 	}
-	return PlanDebit(s.Wallet, s.Lots, charge, 0, false, s.Now)
+	return PlanDebit(s.State.Wallet, s.State.Lots, charge, 0, false, s.Now)
 }
 
 // PlanHold decides a new hold of amount credits with the same rules as a
@@ -128,8 +127,8 @@ func PlanHold(s DebitSnapshot, amount Credits) error {
 	if err := CheckSpendCaps(s.Caps, amount); err != nil {
 		return err
 	}
-	if amount > s.Wallet.Available()+s.Wallet.OverdraftLimit {
-		return InsufficientCredits(s.Wallet, amount)
+	if amount > s.State.Available()+s.State.OverdraftLimit {
+		return InsufficientCredits(s.State.Wallet, amount)
 	}
 	return nil
 }
@@ -149,15 +148,15 @@ func PlanCapture(s DebitSnapshot, held, charge Credits) (DebitPlan, error) {
 	}
 	// The hold's own credits are always capturable, even when expiries have
 	// since taken the available credits below zero.
-	most := held + max(0, s.Wallet.Available()+s.Wallet.OverdraftLimit)
+	most := held + max(0, s.State.Available()+s.State.OverdraftLimit)
 	if charge > most {
 		return DebitPlan{}, Errorf(CodeInsufficientCredits,
 			"This capture of %s credits passes its hold of %s by more than the customer has available (%s) plus their overdraft limit (%s). Capture at most %s, or release the hold.",
-			charge, held, s.Wallet.Available(), s.Wallet.OverdraftLimit, most).
-			With("balance", s.Wallet.Balance).With("available", s.Wallet.Available()).With("held", held).With("required", charge).
+			charge, held, s.State.Available(), s.State.OverdraftLimit, most).
+			With("balance", s.State.Balance).With("available", s.State.Available()).With("held", held).With("required", charge).
 			With("max_capture", most)
 	}
-	return PlanDebit(s.Wallet, s.Lots, charge, held, true, s.Now)
+	return PlanDebit(s.State.Wallet, s.State.Lots, charge, held, true, s.Now)
 }
 
 // MaxBalance bounds a wallet's balance (a thousand times MaxCredits, well

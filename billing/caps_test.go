@@ -56,7 +56,7 @@ func asError(err error, e **Error) bool {
 func TestPlanCaptureBounds(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	lots := []Lot{{ID: 1, Source: SourcePurchase, Amount: CreditsOf(30), Remaining: CreditsOf(30)}}
-	snap := DebitSnapshot{Wallet: Wallet{Balance: CreditsOf(30), Held: CreditsOf(10), OverdraftLimit: CreditsOf(5)}, Lots: lots, Now: now}
+	snap := DebitSnapshot{State: WalletState{Wallet: Wallet{Balance: CreditsOf(30), Held: CreditsOf(10), OverdraftLimit: CreditsOf(5)}, Lots: lots}, Now: now}
 	// Hold 10 + available 20 + overdraft 5 = 25... plus the hold: at most 35.
 	if _, err := PlanCapture(snap, CreditsOf(10), CreditsOf(35)); err != nil {
 		t.Fatalf("capture at the bound: %v", err)
@@ -67,7 +67,7 @@ func TestPlanCaptureBounds(t *testing.T) {
 		t.Fatalf("capture past the bound: %v", err)
 	}
 	// The hold's own credits stay capturable when expiries took available below zero.
-	low := DebitSnapshot{Wallet: Wallet{Balance: CreditsOf(5), Held: CreditsOf(10)}, Lots: []Lot{{ID: 1, Amount: CreditsOf(5), Remaining: CreditsOf(5)}}, Now: now}
+	low := DebitSnapshot{State: WalletState{Wallet: Wallet{Balance: CreditsOf(5), Held: CreditsOf(10)}, Lots: []Lot{{ID: 1, Amount: CreditsOf(5), Remaining: CreditsOf(5)}}}, Now: now}
 	if p, err := PlanCapture(low, CreditsOf(10), CreditsOf(10)); err != nil || p.BalanceAfter != -CreditsOf(5) {
 		t.Fatalf("capture of the held amount with available below zero: %+v %v", p, err)
 	}

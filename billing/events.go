@@ -105,6 +105,7 @@ type NewEvent struct {
 	Type     string
 	Customer string
 	Data     map[string]any
+	Entry    int // 1-based index of the change's entry it is about (0: none); the store adds its id as "entry"
 }
 
 // BalanceEvents are the threshold events of a change of the available

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/bits"
 	"time"
@@ -373,4 +374,78 @@ type TopUpRequest struct {
 	Origin     string
 	ReturnURL  string // where the customer comes back after authenticating
 	OffSession bool
+}
+
+// RefillCredits is what a target-mode auto-refill buys: the credits that
+// bring available up to target, rounded up to whole credits. ok is false
+// when available is already at or above the target.
+func RefillCredits(target, available Credits) (need Credits, ok bool) {
+	need = target - available
+	if need <= 0 {
+		return 0, false
+	}
+	if r := need % Milli; r != 0 {
+		need += Milli - r
+	}
+	return need, true
+}
+
+// RefillAttempt is an auto-refill job as the answer to its payment arrives.
+type RefillAttempt struct {
+	TopUp    TopUp // the job's top-up, as it was before this answer
+	Attempts int   // the job's attempts so far
+	Failures int   // declined refills in a row before this one (the settings')
+	Now      time.Time
+}
+
+// RefillOutcome is what an auto-refill's answer decides for its job and the
+// customer's settings.
+type RefillOutcome struct {
+	JobStatus     string    // succeeded, requires_action, pending (retry later) or failed
+	NextAttemptAt time.Time // for pending
+	CountAttempt  bool      // the answer was a decline: one more attempt
+	Failures      int       // declined refills in a row, after this answer
+	Pause         string    // non-empty: pause auto-refill, with this reason
+	Reason        string    // the decline's reason
+	Wait          time.Duration
+	Events        []NewEvent
+}
+
+// PlanRefillOutcome decides the auto-refill state machine's next step from a
+// payment's answer: a success ends the job and clears the failure count; a
+// request to authenticate waits for the customer; a decline retries after
+// RefillBackoff and, at MaxRefillFailures in a row, pauses auto-refill. ok
+// is false when the answer changes nothing (a replay, or an answer still
+// processing), so nothing is counted twice.
+func PlanRefillOutcome(a RefillAttempt, p Payment) (RefillOutcome, bool) {
+	newStatus := map[string]string{PaymentSucceeded: TopUpSucceeded, PaymentFailed: TopUpFailed,
+		PaymentRequiresAction: TopUpRequiresAction}[p.Status]
+	if newStatus == "" || newStatus == a.TopUp.Status {
+		return RefillOutcome{}, false
+	}
+	switch p.Status {
+	case PaymentSucceeded:
+		// autorefill.succeeded is the top-up's own event (its grant).
+		return RefillOutcome{JobStatus: "succeeded", Failures: 0}, true
+	case PaymentRequiresAction:
+		return RefillOutcome{JobStatus: "requires_action", Failures: a.Failures,
+			Events: []NewEvent{TopUpEvent(EventAutoRefillActionRequired, &a.TopUp, nil)}}, true
+	}
+	out := RefillOutcome{CountAttempt: true, Failures: a.Failures + 1, Reason: p.FailureReason}
+	if out.Reason == "" {
+		out.Reason = "The payment failed."
+	}
+	data := map[string]any{"failure_reason": out.Reason, "failures": out.Failures}
+	if out.Failures >= MaxRefillFailures {
+		out.JobStatus = "failed"
+		out.Pause = fmt.Sprintf("Paused after %d declined payments in a row (last: %s)", out.Failures, out.Reason)
+		out.Events = []NewEvent{TopUpEvent(EventAutoRefillFailed, &a.TopUp, data), TopUpEvent(EventAutoRefillPaused, &a.TopUp, data)}
+		return out, true
+	}
+	out.JobStatus = "pending"
+	out.Wait = RefillBackoff[min(a.Attempts, len(RefillBackoff)-1)]
+	out.NextAttemptAt = a.Now.Add(out.Wait)
+	data["next_attempt_at"] = out.NextAttemptAt.UTC()
+	out.Events = []NewEvent{TopUpEvent(EventAutoRefillFailed, &a.TopUp, data)}
+	return out, true
 }

@@ -63,52 +63,6 @@ func (w *writer) writeEvents(evs []pendingEvent) error {
 	return w.writeRows(`INSERT INTO events (type, customer_id, data, actor, created_at) VALUES `, `(?, ?, ?, ?, ?)`, "", 5, vals)
 }
 
-// balanceEvents emits the threshold events of a change of w's available
-// credits from before.
-func (t *Tx) balanceEvents(w *wallet, actor billing.Actor, before billing.Credits) error {
-	after, th := w.Available(), w.lowThreshold()
-	if after == before {
-		return nil
-	}
-	announced := false
-	if billing.MayRecover(before, after, th) {
-		var err error
-		if announced, err = t.lowAnnounced(w.customerID); err != nil {
-			return err
-		}
-	}
-	if evs := billing.BalanceEvents(w.customerID, before, after, th, announced); len(evs) > 0 {
-		return t.emit(actor, evs...)
-	}
-	return nil
-}
-
-// lowAnnounced reports whether the customer's last threshold event, pending
-// in this batch or written, announced a low balance.
-func (t *Tx) lowAnnounced(customerID string) (bool, error) {
-	var types []string
-	for _, evs := range [][]pendingEvent{t.pend.events, t.opPend.events} {
-		for _, e := range evs {
-			if e.customer == customerID {
-				types = append(types, e.typ)
-			}
-		}
-	}
-	for i := len(types) - 1; i >= 0; i-- {
-		switch types[i] {
-		case billing.EventBalanceLow, billing.EventBalanceDepleted, billing.EventBalanceRecovered:
-			return billing.LowAnnounced(types), nil
-		}
-	}
-	var last string
-	err := t.queryRow(`SELECT type FROM events WHERE customer_id = ? AND type IN (?, ?, ?) ORDER BY seq DESC LIMIT 1`,
-		customerID, billing.EventBalanceLow, billing.EventBalanceDepleted, billing.EventBalanceRecovered).Scan(&last)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return billing.LowAnnounced([]string{last}), err
-}
-
 // EventFilter selects events: after a sequence number, optionally one
 // customer's, at most Limit (default 100, at most 1,000).
 type EventFilter struct {

@@ -51,37 +51,15 @@ func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Ho
 	if err != nil {
 		return billing.Hold{}, err
 	}
-	if err := billing.PlanHold(snap, req.Credits); err != nil {
+	ch, err := billing.PlanHoldChange(&snap, billing.HoldRequestPlan{ID: newID("hld", 10), Amount: req.Credits,
+		TTL: time.Duration(req.TTLSeconds) * time.Second, APIKey: key, Key: req.IdempotencyKey, Hash: hash})
+	if err != nil {
 		return billing.Hold{}, err
 	}
-	now := t.Now.UTC().Truncate(time.Microsecond)
-	h := billing.Hold{ID: newID("hld", 10), Object: "hold", Customer: customerID, Credits: req.Credits, Status: billing.HoldActive,
-		ExpiresAt: now.Add(time.Duration(req.TTLSeconds) * time.Second), CreatedAt: now}
-	keyID := ""
-	if key != nil {
-		keyID = key.ID
-	}
-	if _, err := t.exec(`INSERT INTO holds (id, customer_id, amount, status, expires_at, created_at, api_key_id) VALUES (?, ?, ?, 'active', ?, ?, ?)`,
-		h.ID, customerID, int64(h.Credits), micros(h.ExpiresAt), micros(now), nullStr(keyID)); err != nil {
+	if _, err := t.apply(w, &ch); err != nil {
 		return billing.Hold{}, err
 	}
-	before := w.Available()
-	w.Held += req.Credits
-	if err := t.checkRefill(w, before); err != nil {
-		return billing.Hold{}, err
-	}
-	actor := billing.KeyActor(key)
-	if _, err := t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryHold, heldDelta: req.Credits,
-		balanceAfter: w.Balance, holdID: h.ID, apiKeyID: keyID, actor: actor.String(), key: req.IdempotencyKey, hash: hash}); err != nil {
-		return billing.Hold{}, err
-	}
-	if err := t.balanceEvents(w, actor, before); err != nil {
-		return billing.Hold{}, err
-	}
-	if err := t.saveWallet(w); err != nil {
-		return billing.Hold{}, err
-	}
-	return h, nil
+	return *ch.OpenHold, nil
 }
 
 const holdCols = `id, customer_id, amount, status, expires_at, created_at, closed_at, close_entry_id`
@@ -205,29 +183,20 @@ func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billin
 	if err != nil {
 		return h, err
 	}
-	plan, err := billing.PlanCapture(snap, h.Credits, charge)
+	u := billing.Usage{Feature: f.Key, Quantity: *req.Quantity, Charge: charge, PriceVersion: pb.Version, Metadata: req.Metadata,
+		APIKey: key, Key: req.IdempotencyKey, Hash: hash}
+	ch, err := billing.PlanCaptureChange(&snap, h, u)
 	if err != nil {
 		return h, err
 	}
-	keyID := ""
-	if key != nil {
-		keyID = key.ID
-	}
-	q := *req.Quantity
-	entryID, err := t.appendDebit(w, entryRow{customerID: h.Customer, typ: billing.EntryDebit, amount: -charge, heldDelta: -h.Credits,
-		balanceAfter: plan.BalanceAfter, feature: f.Key, quantity: &q, priceVersion: pb.Version, holdID: h.ID,
-		metadata: req.Metadata, apiKeyID: keyID, actor: billing.KeyActor(key).String(), key: req.IdempotencyKey, hash: hash},
-		plan, billing.CapsReached(h.Customer, snap.Caps, charge-h.Credits))
+	ap, err := t.apply(w, &ch)
 	if err != nil {
 		return h, err
 	}
 	now := t.Now.UTC().Truncate(time.Microsecond)
-	if _, err := t.exec(`UPDATE holds SET status = 'captured', closed_at = ?, close_entry_id = ? WHERE id = ?`, micros(now), entryID, h.ID); err != nil {
-		return h, err
-	}
 	h.Status, h.ClosedAt = billing.HoldCaptured, &now
-	d := billing.Debit{ID: EntryID(entryID), Object: "debit", Customer: h.Customer, Feature: f.Key, Quantity: q, CreditsCharged: charge,
-		BalanceAfter: plan.BalanceAfter, PriceVersion: pb.Version, HoldID: h.ID, Metadata: req.Metadata, CreatedAt: now}
+	d := billing.Debit{ID: EntryID(ap.entryIDs[0]), Object: "debit", Customer: h.Customer, Feature: f.Key, Quantity: u.Quantity, CreditsCharged: charge,
+		BalanceAfter: ch.Balance, PriceVersion: pb.Version, HoldID: h.ID, Metadata: req.Metadata, CreatedAt: now}
 	h.CreditsCharged, h.Debit = &charge, &d
 	return h, nil
 }
@@ -263,37 +232,21 @@ func (d *DB) ReleaseHold(ctx context.Context, holdID string, key *billing.APIKey
 		if !h.ExpiresAt.After(t.Now) {
 			status = billing.HoldExpired
 		}
-		return t.closeHold(w, &out, status, "released", actor)
+		return t.closeHold(w, &out, status, actor)
 	})
 	return out, err
 }
 
-// closeHold releases or expires an active hold: the held credits become
-// available again.
-func (t *Tx) closeHold(w *wallet, h *billing.Hold, status, reason string, actor billing.Actor) error {
-	before := w.Available()
-	w.Held -= h.Credits
-	entryID, err := t.insertEntry(entryRow{customerID: h.Customer, typ: billing.EntryHoldRelease, heldDelta: -h.Credits,
-		balanceAfter: w.Balance, holdID: h.ID, reason: reason, actor: actor.String()})
-	if err != nil {
-		return err
-	}
-	if status == billing.HoldExpired {
-		if err := t.emit(actor, billing.NewEvent{Type: billing.EventHoldExpired, Customer: h.Customer, Data: map[string]any{
-			"hold": h.ID, "credits": h.Credits, "expired_at": h.ExpiresAt, "entry": EntryID(entryID)}}); err != nil {
-			return err
-		}
-	}
-	if err := t.balanceEvents(w, actor, before); err != nil {
+// closeHold releases or expires an active hold (billing.PlanHoldClose):
+// the held credits become available again.
+func (t *Tx) closeHold(w *wallet, h *billing.Hold, status string, actor billing.Actor) error {
+	ch := billing.PlanHoldClose(ptr(t.state(w, w.lots)), *h, status, actor)
+	if _, err := t.apply(w, &ch); err != nil {
 		return err
 	}
 	now := t.Now.UTC().Truncate(time.Microsecond)
-	if _, err := t.exec(`UPDATE holds SET status = ?, closed_at = ?, close_entry_id = ? WHERE id = ? AND status = 'active'`,
-		status, micros(now), entryID, h.ID); err != nil {
-		return err
-	}
 	h.Status, h.ClosedAt = status, &now
-	return t.saveWallet(w)
+	return nil
 }
 
 // expireHoldsOf expires the customer's holds whose time has passed, so their
@@ -320,7 +273,7 @@ func (t *Tx) expireHoldsOf(w *wallet) error {
 		return err
 	}
 	for i := range due {
-		if err := t.closeHold(w, &due[i], billing.HoldExpired, "hold expired", billing.SystemActor("expiry")); err != nil {
+		if err := t.closeHold(w, &due[i], billing.HoldExpired, billing.SystemActor("expiry")); err != nil {
 			return err
 		}
 	}

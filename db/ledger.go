@@ -35,33 +35,15 @@ func (t *Tx) liveLots(w *wallet) ([]billing.Lot, error) {
 	return live, nil
 }
 
-// expireLot writes the expiry of what is left of a lot.
+// expireLot writes the expiry of what is left of a lot
+// (billing.PlanLotExpiry).
 func (t *Tx) expireLot(w *wallet, l billing.Lot) error {
-	if l.Frozen {
-		// Frozen credits were already taken out of the balance when frozen.
-		w.setLot(l.ID, 0)
-		return t.saveWallet(w)
-	}
-	before := w.Available()
-	w.Balance -= l.Remaining
-	actor := billing.SystemActor("expiry")
-	id, err := t.insertEntry(entryRow{customerID: w.customerID, typ: billing.EntryExpiry, amount: -l.Remaining,
-		balanceAfter: w.Balance, lotID: l.ID, reason: "lot expired", actor: actor.String()})
-	if err != nil {
-		return err
-	}
-	if err := t.burn(w, id, []billing.Burn{{LotID: l.ID, Credits: l.Remaining}}); err != nil {
-		return err
-	}
-	if err := t.emit(actor, billing.NewEvent{Type: billing.EventGrantExpired, Customer: w.customerID, Data: map[string]any{
-		"lot": LotID(l.ID), "source": l.Source, "credits": l.Remaining, "expired_at": l.ExpiresAt, "entry": EntryID(id)}}); err != nil {
-		return err
-	}
-	if err := t.balanceEvents(w, actor, before); err != nil {
-		return err
-	}
-	return t.saveWallet(w)
+	ch := billing.PlanLotExpiry(ptr(t.state(w, w.lots)), l)
+	_, err := t.apply(w, &ch)
+	return err
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // entryRow is one ledger entry to append.
 type entryRow struct {
@@ -310,7 +292,7 @@ func (t *Tx) debitSnapshot(w *wallet, key *billing.APIKey) (billing.DebitSnapsho
 	if err != nil {
 		return billing.DebitSnapshot{}, err
 	}
-	return billing.DebitSnapshot{Wallet: w.Wallet, Lots: lots, Caps: uses, Now: t.Now}, nil
+	return billing.DebitSnapshot{State: t.state(w, lots), Caps: uses, Now: t.Now}, nil
 }
 
 // recordUsage adds a debit to the daily rollups (customer per feature, and
@@ -424,71 +406,19 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 	if err != nil {
 		return billing.Debit{}, err
 	}
-	plan, err := billing.PlanUsage(snap, charge)
+	u := billing.Usage{Feature: f.Key, Quantity: *req.Quantity, Charge: charge, PriceVersion: pb.Version, Metadata: req.Metadata,
+		APIKey: req.APIKey, Key: req.IdempotencyKey, Hash: hash}
+	ch, err := billing.PlanDebitChange(&snap, u)
 	if err != nil {
 		return billing.Debit{}, err
 	}
-	keyID := ""
-	if req.APIKey != nil {
-		keyID = req.APIKey.ID
-	}
-	q := *req.Quantity
-	entryID, err := t.appendDebit(w, entryRow{customerID: customerID, typ: billing.EntryDebit, amount: -charge,
-		balanceAfter: plan.BalanceAfter, feature: f.Key, quantity: &q, priceVersion: pb.Version,
-		metadata: req.Metadata, apiKeyID: keyID, actor: billing.KeyActor(req.APIKey).String(), key: req.IdempotencyKey, hash: hash},
-		plan, billing.CapsReached(customerID, snap.Caps, charge))
+	ap, err := t.apply(w, &ch)
 	if err != nil {
 		return billing.Debit{}, err
 	}
-	return billing.Debit{ID: EntryID(entryID), Object: "debit", Customer: customerID, Feature: f.Key, Quantity: q,
-		CreditsCharged: charge, BalanceAfter: plan.BalanceAfter, PriceVersion: pb.Version,
+	return billing.Debit{ID: EntryID(ap.entryIDs[0]), Object: "debit", Customer: customerID, Feature: f.Key, Quantity: u.Quantity,
+		CreditsCharged: charge, BalanceAfter: ch.Balance, PriceVersion: pb.Version,
 		Metadata: req.Metadata, CreatedAt: t.Now.UTC().Truncate(time.Microsecond)}, nil
-}
-
-// appendDebit appends a debit entry (a usage debit or a hold's capture) and
-// applies its plan: it takes the burned credits from the lots, moves the
-// balance, debt and held credits, may start an auto-refill and adds to the
-// rollups. A debit that takes all it charges from one lot names the lot on
-// its entry (lot_id) instead of an entry_lots row: one B-tree insert fewer
-// on the hot path; readers and Verify read both forms.
-//
-// reached are the spend_limit.reached events of the charge; the balance
-// threshold events are decided here, from the available credits before and
-// after.
-func (t *Tx) appendDebit(w *wallet, row entryRow, plan billing.DebitPlan, reached []billing.NewEvent) (int64, error) {
-	charge := -row.amount
-	oneLot := len(plan.Burns) == 1 && plan.Burns[0].Credits == charge
-	if oneLot {
-		row.lotID = plan.Burns[0].LotID
-	}
-	entryID, err := t.insertEntry(row)
-	if err != nil {
-		return 0, err
-	}
-	if oneLot {
-		err = t.take(w, plan.Burns)
-	} else {
-		err = t.burn(w, entryID, plan.Burns)
-	}
-	if err != nil {
-		return 0, err
-	}
-	before := w.Available()
-	w.Balance, w.Debt, w.Held = plan.BalanceAfter, w.Debt+plan.DebtIncrease, w.Held+row.heldDelta
-	if err := t.saveWallet(w); err != nil {
-		return 0, err
-	}
-	if err := t.checkRefill(w, before); err != nil {
-		return 0, err
-	}
-	actor := billing.ParseActor(row.actor)
-	if err := t.emit(actor, reached...); err != nil {
-		return 0, err
-	}
-	if err := t.balanceEvents(w, actor, before); err != nil {
-		return 0, err
-	}
-	return entryID, t.recordUsage(row.customerID, row.feature, *row.quantity, charge, row.apiKeyID)
 }
 
 // debitByID rebuilds a debit's result from its entry (for replays).
@@ -553,54 +483,17 @@ func (t *Tx) grantAs(typ, customerID string, req *billing.GrantRequest, hash []b
 	if err != nil {
 		return billing.Grant{}, err
 	}
-	before := w.Available()
-	plan, err := billing.PlanGrant(w.Wallet, req.Credits)
+	ch, err := billing.PlanGrantChange(ptr(t.state(w, w.lots)), billing.GrantPlanRequest{Req: req, Type: typ, Hash: hash, Now: t.Now})
 	if err != nil {
 		return billing.Grant{}, err
 	}
-	now := t.Now.UTC().Truncate(time.Microsecond)
-	lot := billing.Lot{CustomerID: customerID, Source: req.Source, Priority: req.EffectivePriority(), Amount: req.Credits,
-		Remaining: plan.LotRemaining, ExpiresAt: utcPtr(req.ExpiresAt), RefundableUntil: utcPtr(req.RefundableUntil),
-		Reason: req.Reason, CreatedAt: now}
-	res, err := t.exec(`INSERT INTO lots (customer_id, source, priority, amount, remaining, expires_at, refundable_until, reason, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, customerID, lot.Source, lot.Priority, int64(lot.Amount), int64(lot.Remaining),
-		nullMicros(lot.ExpiresAt), nullMicros(lot.RefundableUntil), lot.Reason, micros(now))
+	ap, err := t.apply(w, &ch)
 	if err != nil {
 		return billing.Grant{}, err
 	}
-	if lot.ID, err = res.LastInsertId(); err != nil {
-		return billing.Grant{}, err
-	}
-	if lot.Remaining > 0 {
-		w.lots = append(w.lots, lot)
-	}
-	entryID, err := t.insertEntry(entryRow{customerID: customerID, typ: typ, amount: req.Credits,
-		balanceAfter: plan.BalanceAfter, lotID: lot.ID, source: req.Source, reason: req.Reason, actor: req.Actor.String(),
-		key: req.IdempotencyKey, hash: hash})
-	if err != nil {
-		return billing.Grant{}, err
-	}
-	w.Balance, w.Debt = plan.BalanceAfter, w.Debt-plan.DebtRepaid
-	if req.Source == billing.SourcePurchase {
-		w.lastTopUp = req.Credits // the default low-balance threshold follows the last purchase
-	}
-	if err := t.saveWallet(w); err != nil {
-		return billing.Grant{}, err
-	}
-	evType := billing.EventGrantCreated
-	if typ == billing.EntryAdjustment {
-		evType = billing.EventAdjustmentCreated
-	}
-	if err := t.emit(req.Actor, billing.NewEvent{Type: evType, Customer: customerID, Data: map[string]any{
-		"entry": EntryID(entryID), "lot": LotID(lot.ID), "credits": req.Credits, "source": req.Source, "reason": req.Reason,
-		"expires_at": lot.ExpiresAt, "balance_after": plan.BalanceAfter}}); err != nil {
-		return billing.Grant{}, err
-	}
-	if err := t.balanceEvents(w, req.Actor, before); err != nil {
-		return billing.Grant{}, err
-	}
-	return billing.Grant{ID: EntryID(entryID), Object: "grant", Customer: customerID, Credits: req.Credits,
-		BalanceAfter: plan.BalanceAfter, Lot: billing.LotView{ID: LotID(lot.ID), Lot: lot}, CreatedAt: now}, nil
+	lot := *ch.NewLot
+	return billing.Grant{ID: EntryID(ap.entryIDs[0]), Object: "grant", Customer: customerID, Credits: req.Credits,
+		BalanceAfter: ch.Balance, Lot: billing.LotView{ID: LotID(lot.ID), Lot: lot}, CreatedAt: lot.CreatedAt}, nil
 }
 
 func utcPtr(t *time.Time) *time.Time {
@@ -742,30 +635,15 @@ func (t *Tx) adjust(customerID string, req *billing.AdjustmentRequest) (billing.
 		if err != nil {
 			return billing.Entry{}, false, err
 		}
-		// A removal may not take more than is available: it never creates debt.
-		plan, err := billing.PlanDebit(billing.Wallet{Balance: w.Balance, Held: w.Held}, lots, -req.Credits, 0, false, t.Now)
+		ch, err := billing.PlanRemoval(ptr(t.state(w, lots)), req, hash, t.Now)
 		if err != nil {
 			return billing.Entry{}, false, err
 		}
-		if entryID, err = t.insertEntry(entryRow{customerID: customerID, typ: billing.EntryAdjustment, amount: req.Credits,
-			balanceAfter: plan.BalanceAfter, reason: req.Reason, actor: req.Actor.String(), key: req.IdempotencyKey, hash: hash}); err != nil {
+		ap, err := t.apply(w, &ch)
+		if err != nil {
 			return billing.Entry{}, false, err
 		}
-		if err := t.burn(w, entryID, plan.Burns); err != nil {
-			return billing.Entry{}, false, err
-		}
-		before := w.Available()
-		w.Balance = plan.BalanceAfter
-		if err := t.emit(req.Actor, billing.NewEvent{Type: billing.EventAdjustmentCreated, Customer: customerID, Data: map[string]any{
-			"entry": EntryID(entryID), "credits": req.Credits, "reason": req.Reason, "balance_after": plan.BalanceAfter}}); err != nil {
-			return billing.Entry{}, false, err
-		}
-		if err := t.balanceEvents(w, req.Actor, before); err != nil {
-			return billing.Entry{}, false, err
-		}
-		if err := t.saveWallet(w); err != nil {
-			return billing.Entry{}, false, err
-		}
+		entryID = ap.entryIDs[0]
 	}
 	e, _, err := scanEntry(t.queryRow(`SELECT `+entryCols+` FROM entries e WHERE e.id = ?`, entryID))
 	if err != nil {

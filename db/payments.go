@@ -282,7 +282,7 @@ func (t *Tx) recordPayment(topUpID string, p billing.Payment, pol billing.Paymen
 		if tu.Origin == billing.OriginAutoRefill {
 			typ = billing.EventAutoRefillSucceeded
 		}
-		if err := t.emit(topUpActor(&tu), topUpEvent(typ, &tu, nil)); err != nil {
+		if err := t.emit(topUpActor(&tu), billing.TopUpEvent(typ, &tu, nil)); err != nil {
 			return tu, err
 		}
 		_, err = t.exec(`UPDATE top_ups SET status = 'succeeded', receipt_url = ?, card_brand = ?, card_last4 = ?, failure_reason = '',
@@ -299,7 +299,7 @@ func (t *Tx) recordPayment(topUpID string, p billing.Payment, pol billing.Paymen
 			reason, micros(t.Now), topUpID)
 		if err == nil && tu.Status != billing.TopUpFailed && tu.Origin != billing.OriginAutoRefill {
 			// Auto-refill's failures are its own events (settleRefillJob).
-			err = t.emit(topUpActor(&tu), topUpEvent(billing.EventTopUpFailed, &tu, map[string]any{"failure_reason": reason}))
+			err = t.emit(topUpActor(&tu), billing.TopUpEvent(billing.EventTopUpFailed, &tu, map[string]any{"failure_reason": reason}))
 		}
 	default: // processing: wait for the webhook
 		_, err = t.exec(`UPDATE top_ups SET updated_at = ? WHERE id = ?`, micros(t.Now), topUpID)
@@ -428,7 +428,7 @@ func (t *Tx) applyEvent(provider string, ev billing.PaymentEvent, pol billing.Pa
 		}
 		// Refunded at the provider (e.g. in Stripe's dashboard): take back
 		// the unused credits it pays for.
-		_, _, err = t.refundTopUp(tu, ev.AmountRefunded-tu.RefundedAmount, "Refunded at "+provider, true)
+		_, _, err = t.refundTopUp(tu, ev.AmountRefunded-tu.RefundedAmount, "Refunded at "+provider)
 		return err
 	case billing.EventChargeDisputeCreated:
 		tu, err := t.topUpForEvent(ev)
@@ -458,38 +458,12 @@ func (t *Tx) disputeTopUp(tu billing.TopUp, disputeID string) error {
 	if err != nil {
 		return err
 	}
-	l, live := w.lot(lotID)
-	actor := billing.SystemActor("payment_provider")
-	before := w.Available()
-	frozen := billing.Credits(0)
-	if live && !l.Frozen && l.Remaining > 0 {
-		frozen = l.Remaining
-		w.Balance -= l.Remaining
-		if _, err := t.insertEntry(entryRow{customerID: tu.Customer, typ: billing.EntryAdjustment, amount: -l.Remaining,
-			balanceAfter: w.Balance, lotID: lotID, reason: "Credits frozen: the payment for " + tu.Description + " is disputed",
-			actor: actor.String()}); err != nil {
-			return err
-		}
-		for i := range w.lots {
-			if w.lots[i].ID == lotID {
-				w.lots[i].Frozen = true
-			}
-		}
-		if _, err := t.exec(`UPDATE lots SET frozen = 1 WHERE id = ?`, lotID); err != nil {
-			return err
-		}
-		if err := t.saveWallet(w); err != nil {
-			return err
-		}
+	ch := billing.PlanDisputeFreeze(ptr(t.state(w, w.lots)), tu, lotID, disputeID)
+	if _, err := t.apply(w, &ch); err != nil {
+		return err
 	}
 	if _, err := t.exec(`INSERT INTO customer_flags (customer_id, reason, created_at) VALUES (?, ?, ?)`,
 		tu.Customer, fmt.Sprintf("payment for top-up %s disputed (%s)", tu.ID, disputeID), micros(t.Now)); err != nil {
-		return err
-	}
-	if err := t.emit(actor, topUpEvent(billing.EventDisputeOpened, &tu, map[string]any{"dispute": disputeID, "credits_frozen": frozen})); err != nil {
-		return err
-	}
-	if err := t.balanceEvents(w, actor, before); err != nil {
 		return err
 	}
 	return t.addBillingEvent(tu.Customer, billing.EventTopUpDisputed,
@@ -518,7 +492,7 @@ func (d *DB) RefundTopUp(ctx context.Context, topUpID string) (tu billing.TopUp,
 			return billing.Errorf(billing.CodeRefundWindowClosed, "Top-up %s stopped being refundable on %s.", tu.ID, tu.RefundableUntil.Format("2 Jan 2006")).
 				With("refundable_until", tu.RefundableUntil)
 		}
-		tu, amount, err = t.refundTopUp(tu, 0, "Refund of "+tu.Description, false)
+		tu, amount, err = t.refundTopUp(tu, 0, "Refund of "+tu.Description)
 		return err
 	})
 	return tu, amount, done, err
@@ -528,7 +502,7 @@ func (d *DB) RefundTopUp(ctx context.Context, topUpID string) (tu billing.TopUp,
 // entry. With paid > 0 (a refund made at the provider) it removes the
 // credits that amount pays for, up to what is unused; otherwise all unused
 // credits, and the amount to refund is their share of the price.
-func (t *Tx) refundTopUp(tu billing.TopUp, paid int64, reason string, external bool) (billing.TopUp, int64, error) {
+func (t *Tx) refundTopUp(tu billing.TopUp, paid int64, reason string) (billing.TopUp, int64, error) {
 	lotID, err := parseRowID("lot", tu.Lot)
 	if err != nil {
 		return tu, 0, billing.Errorf(billing.CodeNothingToRefund, "Top-up %s granted no credits.", tu.ID)
@@ -537,60 +511,21 @@ func (t *Tx) refundTopUp(tu billing.TopUp, paid int64, reason string, external b
 	if err != nil {
 		return tu, 0, err
 	}
-	l, ok := w.lot(lotID)
-	unused := billing.Credits(0)
-	if ok && !l.Frozen {
-		unused = min(l.Remaining, max(0, w.Available()))
-		if !external && unused < l.Remaining && w.Held > 0 {
-			// Open holds reserve part of this purchase. Refunding only the
-			// rest would mark the top-up refunded for good and strand the
-			// remainder: refuse until the holds end (they are captured,
-			// released or expire), and say so.
-			return tu, 0, billing.Errorf(billing.CodeConflict,
-				"%s credits of top-up %s are reserved by requests in progress (open holds). Refund it once they finish; holds are captured, released or expire.",
-				l.Remaining-unused, tu.ID).With("held", w.Held).With("refundable_now", unused).With("reason", "held")
-		}
+	ch, amount, err := billing.PlanRefund(ptr(t.state(w, w.lots)), billing.RefundPlanRequest{TopUp: tu, LotID: lotID, Paid: paid, Reason: reason})
+	if err != nil {
+		return tu, 0, err
 	}
-	if paid > 0 {
-		// credits = paid * credits / price, capped at what is unused.
-		byAmount := billing.Credits(paid * int64(tu.Credits) / tu.Price.Amount)
-		unused = min(unused, byAmount)
-	}
-	amount := paid
-	if !external {
-		amount = billing.RefundFor(tu, unused)
-		if unused <= 0 || amount <= 0 {
-			return tu, 0, billing.Errorf(billing.CodeNothingToRefund, "Every credit of top-up %s was used; nothing is left to refund.", tu.ID)
-		}
+	ap, err := t.apply(w, &ch)
+	if err != nil {
+		return tu, 0, err
 	}
 	var entryID int64
-	if unused > 0 {
-		w.Balance -= unused
-		entryID, err = t.insertEntry(entryRow{customerID: tu.Customer, typ: billing.EntryRefund, amount: -unused, balanceAfter: w.Balance,
-			lotID: lotID, reason: reason, key: "refund:" + tu.ID + ":" + itoa(tu.RefundedAmount+amount)})
-		if err != nil {
-			return tu, 0, err
-		}
-		if err := t.burn(w, entryID, []billing.Burn{{LotID: lotID, Credits: unused}}); err != nil {
-			return tu, 0, err
-		}
-		if err := t.saveWallet(w); err != nil {
-			return tu, 0, err
-		}
+	var unused billing.Credits
+	if len(ap.entryIDs) > 0 {
+		entryID, unused = ap.entryIDs[0], -ch.Entries[0].Amount
 	}
 	if _, err := t.exec(`UPDATE top_ups SET status = 'refunded', refunded_credits = refunded_credits + ?, refunded_amount = refunded_amount + ?,
 		refund_entry_id = COALESCE(?, refund_entry_id), updated_at = ? WHERE id = ?`, int64(unused), amount, nullInt(entryID), micros(t.Now), tu.ID); err != nil {
-		return tu, 0, err
-	}
-	actor := billing.SystemActor("refund")
-	if external {
-		actor = billing.SystemActor("payment_provider")
-	}
-	refund := map[string]any{"credits_removed": unused, "refunded_amount": amount}
-	if entryID != 0 {
-		refund["entry"] = EntryID(entryID)
-	}
-	if err := t.emit(actor, topUpEvent(billing.EventRefundSucceeded, &tu, refund)); err != nil {
 		return tu, 0, err
 	}
 	out, err := t.topUp(tu.ID)
@@ -643,14 +578,4 @@ func topUpActor(tu *billing.TopUp) billing.Actor {
 		return billing.SystemActor("auto_refill")
 	}
 	return billing.CustomerActor(tu.Customer)
-}
-
-// topUpEvent is a top-up's event with its structured payload.
-func topUpEvent(typ string, tu *billing.TopUp, extra map[string]any) billing.NewEvent {
-	data := map[string]any{"top_up": tu.ID, "credits": tu.Credits, "amount": tu.Price.Amount, "currency": tu.Price.Currency,
-		"origin": tu.Origin}
-	for k, v := range extra {
-		data[k] = v
-	}
-	return billing.NewEvent{Type: typ, Customer: tu.Customer, Data: data}
 }

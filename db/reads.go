@@ -343,7 +343,8 @@ func (d *DB) Quote(ctx context.Context, ref, feature string, q billing.Quantity,
 	out := billing.Quote{Object: "quote", Customer: id, Feature: f.Key, Quantity: q, Credits: charge, PriceVersion: pb.Version,
 		Available: b.Available, Affordable: true}
 	// The debit's own plan, run dry: what it refuses, the quote calls unaffordable.
-	snap := billing.DebitSnapshot{Wallet: billing.Wallet{Balance: b.Balance, Held: b.Held, OverdraftLimit: b.OverdraftLimit}, Caps: uses, Now: d.now()}
+	snap := billing.DebitSnapshot{State: billing.WalletState{Customer: id, Wallet: billing.Wallet{Balance: b.Balance, Held: b.Held, OverdraftLimit: b.OverdraftLimit}},
+		Caps: uses, Now: d.now()}
 	if _, err := billing.PlanUsage(snap, charge); err != nil {
 		switch code := billing.ErrorCode(err); code {
 		case billing.CodeInsufficientCredits, billing.CodeSpendLimitExceeded:

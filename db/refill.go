@@ -26,21 +26,9 @@ func (t *Tx) refillTrigger(customerID string) (*billing.Credits, error) {
 	return &c, nil
 }
 
-// checkRefill starts an auto-refill when this operation took the available
-// balance from at or above the threshold to below it. Only the debit that
-// crosses does (the writer runs one operation at a time), and the unique
-// index on open jobs makes a second open job impossible in any case.
-func (t *Tx) checkRefill(w *wallet, before billing.Credits) error {
-	if w.refillAt == nil {
-		return nil
-	}
-	th := *w.refillAt
-	if before >= th && w.Available() < th {
-		return t.enqueueRefill(w.customerID)
-	}
-	return nil
-}
-
+// enqueueRefill queues an auto-refill job (a Change's QueueRefill: the
+// plan saw available fall below the customer's line). The unique index on
+// open jobs makes a second open job impossible.
 func (t *Tx) enqueueRefill(customerID string) error {
 	// A refill the customer was asked to authenticate a day ago and never
 	// did no longer blocks new ones.
@@ -248,18 +236,25 @@ func (t *Tx) settleRefillJob(before billing.TopUp, p billing.Payment) error {
 	if err != nil {
 		return err
 	}
-	newStatus := map[string]string{billing.PaymentSucceeded: billing.TopUpSucceeded, billing.PaymentFailed: billing.TopUpFailed,
-		billing.PaymentRequiresAction: billing.TopUpRequiresAction}[p.Status]
-	if newStatus == "" || newStatus == before.Status {
+	var failures int
+	if err := t.queryRow(`SELECT failures FROM refill_settings WHERE customer_id = ?`, before.Customer).Scan(&failures); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	out, ok := billing.PlanRefillOutcome(billing.RefillAttempt{TopUp: before, Attempts: attempts, Failures: failures, Now: t.Now}, p)
+	if !ok {
 		return nil
 	}
 	now := micros(t.Now)
-	switch p.Status {
-	case billing.PaymentSucceeded:
+	actor := billing.SystemActor("auto_refill")
+	if err := t.emit(actor, out.Events...); err != nil {
+		return err
+	}
+	if _, err := t.exec(`UPDATE refill_settings SET failures = ? WHERE customer_id = ?`, out.Failures, before.Customer); err != nil {
+		return err
+	}
+	switch out.JobStatus {
+	case "succeeded":
 		if _, err := t.exec(`UPDATE refill_jobs SET status = 'succeeded', last_error = '', updated_at = ? WHERE id = ?`, now, jobID); err != nil {
-			return err
-		}
-		if _, err := t.exec(`UPDATE refill_settings SET failures = 0 WHERE customer_id = ?`, before.Customer); err != nil {
 			return err
 		}
 		// A refill that went through answers the notices about refills that
@@ -268,64 +263,38 @@ func (t *Tx) settleRefillJob(before billing.TopUp, p billing.Payment) error {
 		_, err := t.exec(`UPDATE billing_events SET dismissed_at = ? WHERE customer_id = ? AND dismissed_at IS NULL AND type IN (?, ?, ?)`,
 			now, before.Customer, billing.EventRefillFailed, billing.EventRefillNeedsAuth, billing.EventRefillPaused)
 		return err
-	case billing.PaymentRequiresAction:
+	case "requires_action":
 		if _, err := t.exec(`UPDATE refill_jobs SET status = 'requires_action', updated_at = ? WHERE id = ?`, now, jobID); err != nil {
-			return err
-		}
-		if err := t.emit(billing.SystemActor("auto_refill"), topUpEvent(billing.EventAutoRefillActionRequired, &before, nil)); err != nil {
 			return err
 		}
 		// The description already says "Auto-refill: ...".
 		return t.addBillingEvent(before.Customer, billing.EventRefillNeedsAuth,
 			"Your bank asks you to confirm the auto-refill of "+strings.TrimPrefix(before.Description, "Auto-refill: ")+". Confirm it to add the credits.")
-	}
-	// Declined.
-	var failures int
-	err = t.queryRow(`UPDATE refill_settings SET failures = failures + 1 WHERE customer_id = ? RETURNING failures`, before.Customer).Scan(&failures)
-	if errors.Is(err, sql.ErrNoRows) {
-		failures = 1
-	} else if err != nil {
-		return err
-	}
-	reason := p.FailureReason
-	if reason == "" {
-		reason = "The payment failed."
-	}
-	if failures >= billing.MaxRefillFailures {
-		if _, err := t.exec(`UPDATE refill_settings SET paused_reason = ? WHERE customer_id = ?`,
-			fmt.Sprintf("Paused after %d declined payments in a row (last: %s)", failures, reason), before.Customer); err != nil {
+	case "failed":
+		if _, err := t.exec(`UPDATE refill_settings SET paused_reason = ? WHERE customer_id = ?`, out.Pause, before.Customer); err != nil {
 			return err
 		}
-		if _, err := t.exec(`UPDATE refill_jobs SET status = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ? WHERE id = ?`, reason, now, jobID); err != nil {
+		if _, err := t.exec(`UPDATE refill_jobs SET status = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ? WHERE id = ?`, out.Reason, now, jobID); err != nil {
 			return err
 		}
 		w, err := t.loadWallet(before.Customer)
 		if err != nil {
 			return err
 		}
-		w.refillAt = nil
+		w.refillAt = nil // paused: the writer stops watching its line
 		if err := t.saveWallet(w); err != nil {
 			return err
 		}
-		if err := t.emit(billing.SystemActor("auto_refill"), topUpEvent(billing.EventAutoRefillFailed, &before, map[string]any{"failure_reason": reason, "failures": failures}),
-			topUpEvent(billing.EventAutoRefillPaused, &before, map[string]any{"failure_reason": reason, "failures": failures})); err != nil {
-			return err
-		}
 		return t.addBillingEvent(before.Customer, billing.EventRefillPaused,
-			fmt.Sprintf("Auto-refill is paused: your card was declined %d times (%s). Update your card, then turn auto-refill back on.", failures, reason))
+			fmt.Sprintf("Auto-refill is paused: your card was declined %d times (%s). Update your card, then turn auto-refill back on.", out.Failures, out.Reason))
 	}
-	wait := billing.RefillBackoff[min(attempts, len(billing.RefillBackoff)-1)]
 	if _, err := t.exec(`UPDATE refill_jobs SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?`,
-		micros(t.Now.Add(wait)), reason, now, jobID); err != nil {
+		micros(out.NextAttemptAt), out.Reason, now, jobID); err != nil {
 		return err
 	}
-	if err := t.emit(billing.SystemActor("auto_refill"), topUpEvent(billing.EventAutoRefillFailed, &before,
-		map[string]any{"failure_reason": reason, "failures": failures, "next_attempt_at": t.Now.Add(wait).UTC()})); err != nil {
-		return err
-	}
-	if failures == 1 {
+	if out.Failures == 1 {
 		return t.addBillingEvent(before.Customer, billing.EventRefillFailed,
-			fmt.Sprintf("Auto-refill could not charge your card: %s We will try again in %s.", reason, humanDuration(wait)))
+			fmt.Sprintf("Auto-refill could not charge your card: %s We will try again in %s.", out.Reason, humanDuration(out.Wait)))
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ type wallet struct {
 	refillAt     *billing.Credits  // auto-refill threshold, nil when off or paused
 	lowSet       *billing.Credits  // the customer's low-balance threshold (nil: the default)
 	lastTopUp    billing.Credits   // the credits of the last purchase, for the default threshold
+	lowAnnounced bool              // the last threshold event said "low"
 	dirty        bool              // wallet row needs writing
 	dirtyLots    []lotRemaining    // lots whose remaining must be written
 }
@@ -140,9 +141,9 @@ func (t *Tx) loadWallet(customerID string) (*wallet, error) {
 func (t *Tx) readWallet(customerID string) (*wallet, error) {
 	w := &wallet{customerID: customerID}
 	var daily, monthly, ownDaily, ownMonthly sql.NullInt64
-	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap, customer_daily_cap, customer_monthly_cap
+	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap, customer_daily_cap, customer_monthly_cap, low_announced
 		FROM wallets WHERE customer_id = ?`, customerID).
-		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly, &ownDaily, &ownMonthly)
+		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly, &ownDaily, &ownMonthly, &w.lowAnnounced)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFoundCustomer(customerID)
 	}
@@ -259,7 +260,7 @@ func (t *Tx) flush() error {
 		if wal.dirty {
 			wallets = append(wallets, id, int64(wal.Balance), int64(wal.Held), int64(wal.Debt), int64(wal.OverdraftLimit),
 				nullCredits(wal.caps.DailyCap), nullCredits(wal.caps.MonthlyCap),
-				nullCredits(wal.customerCaps.DailyCap), nullCredits(wal.customerCaps.MonthlyCap), micros(t.Now))
+				nullCredits(wal.customerCaps.DailyCap), nullCredits(wal.customerCaps.MonthlyCap), boolInt(wal.lowAnnounced), micros(t.Now))
 		}
 	}
 	rollups, spend := w.vals[2][:0], w.vals[3][:0]
@@ -283,8 +284,8 @@ func (t *Tx) flush() error {
 	}
 	if err := w.writeRows(`UPDATE wallets SET balance = v.column2, held = v.column3, debt = v.column4, overdraft_limit = v.column5,
 		daily_cap = v.column6, monthly_cap = v.column7, customer_daily_cap = v.column8, customer_monthly_cap = v.column9,
-		updated_at = v.column10 FROM (VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		`) AS v WHERE wallets.customer_id = v.column1`, 10, wallets); err != nil {
+		low_announced = v.column10, updated_at = v.column11 FROM (VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`) AS v WHERE wallets.customer_id = v.column1`, 11, wallets); err != nil {
 		return err
 	}
 	if err := w.writeRows(`INSERT INTO usage_daily (customer_id, day, feature, credits, quantity, events) VALUES `, `(?, ?, ?, ?, ?, ?)`,
@@ -315,4 +316,12 @@ const maxCachedWallets = 50_000
 // fires: the customer's setting or the default (billing.CustomerSettings).
 func (w *wallet) lowThreshold() billing.Credits {
 	return billing.CustomerSettings{LowBalanceThreshold: w.lowSet}.Threshold(w.lastTopUp)
+}
+
+// boolInt is a boolean as the driver's int64.
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -93,15 +93,11 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 			s.retryLater(ctx, job, err)
 			return
 		}
-		need := set.Target - b.Available
-		if need <= 0 {
+		need, ok := billing.RefillCredits(set.Target, b.Available)
+		if !ok {
 			s.Store.SkipRefillJob(ctx, job, "the balance is already at the target", "", "")
 			s.outcome("skipped")
 			return
-		}
-		// Whole credits: round up.
-		if r := need % billing.Milli; r != 0 {
-			need += billing.Milli - r
 		}
 		req.Credits = need
 	}

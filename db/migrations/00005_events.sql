@@ -26,11 +26,16 @@ CREATE TABLE event_cursors (
 -- (the debit fast path writes no column it does not need).
 ALTER TABLE entries ADD COLUMN actor TEXT;
 
+-- Whether the last threshold event said "low" (balance.low or
+-- balance.depleted), so balance.recovered fires only after one.
+ALTER TABLE wallets ADD COLUMN low_announced INTEGER NOT NULL DEFAULT 0;
+
 -- grant.expiring fires once per lot: when it fired.
 ALTER TABLE lots ADD COLUMN expiring_noticed_at INTEGER;
 
 -- +goose Down
 ALTER TABLE lots DROP COLUMN expiring_noticed_at;
+ALTER TABLE wallets DROP COLUMN low_announced;
 ALTER TABLE entries DROP COLUMN actor;
 DROP TABLE event_cursors;
 DROP TABLE events;
