@@ -279,8 +279,10 @@ func TestBrowserPortal(t *testing.T) {
 	if got := b.text(`[data-testid="settings-cap-today"]`); got != "250" {
 		b.fail("daily meter shows cap %q after saving, want 250", got)
 	}
-	if _, cu := api(t, base, secret, "GET", "/api/v1/customers/c0", nil); fmt.Sprint(cu["limits"]) != "map[daily_cap:250 monthly_cap:5000 overdraft_limit:0]" {
-		b.fail("limits after saving: %v", cu["limits"])
+	// The portal saves the customer's own caps; the operator's limits stay.
+	if _, cu := api(t, base, secret, "GET", "/api/v1/customers/c0", nil); fmt.Sprint(cu["customer_caps"]) != "map[daily_cap:250 monthly_cap:5000]" ||
+		fmt.Sprint(cu["limits"]) != "map[daily_cap:<nil> monthly_cap:<nil> overdraft_limit:0]" {
+		b.fail("after saving: customer caps %v, limits %v", cu["customer_caps"], cu["limits"])
 	}
 	b.do("reload spend controls", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`[data-testid="settings-form"]`)))
 	if got := b.value(`#settings-daily_cap`); got != "250" {
