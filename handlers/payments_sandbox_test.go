@@ -482,7 +482,7 @@ func TestSandboxTopUpFlowFromTheProduct(t *testing.T) {
 	id, v := p.shopper(t, "acme")
 	v.addCard(cardOK)
 
-	r := p.do("POST", "/api/v1/portal-sessions", p.Meter, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app?done=1", "flow": "top_up"}).
+	r := p.do("POST", "/api/v1/portal-sessions", p.Portal, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app?done=1", "flow": "top_up"}).
 		want(t, http.StatusCreated)
 	if r.Body["flow"] != "top_up" {
 		t.Fatalf("session %v", r.Body)

@@ -120,7 +120,7 @@ func TestCreatePortalSession(t *testing.T) {
 	cus := a.namedCustomer(t, "alpha", "Alpha Labs")
 
 	t.Run("answers url and expires_at", func(t *testing.T) {
-		r := a.do("POST", "/api/v1/portal-sessions", a.Meter, map[string]any{"customer": "alpha", "return_url": "https://app.example/settings?tab=billing"}).
+		r := a.do("POST", "/api/v1/portal-sessions", a.Portal, map[string]any{"customer": "alpha", "return_url": "https://app.example/settings?tab=billing"}).
 			want(t, http.StatusCreated)
 		if r.Body["customer"] != cus || r.Body["object"] != "portal_session" {
 			t.Fatalf("body %s", r.Raw)
@@ -143,7 +143,7 @@ func TestCreatePortalSession(t *testing.T) {
 	t.Run("BaseURL", func(t *testing.T) {
 		b := newPortalAPI(t, func(pc *handlers.PortalConfig) { pc.BaseURL = "https://billing.example.com/" })
 		b.customer(t, "x")
-		r := b.do("POST", "/api/v1/portal-sessions", b.Meter, map[string]any{"customer": "x", "return_url": "https://app.example/"}).
+		r := b.do("POST", "/api/v1/portal-sessions", b.Portal, map[string]any{"customer": "x", "return_url": "https://app.example/"}).
 			want(t, http.StatusCreated)
 		if u := r.Body["url"].(string); !strings.HasPrefix(u, "https://billing.example.com/portal/session/") {
 			t.Fatalf("url %q does not use the base URL", u)
@@ -158,18 +158,21 @@ func TestCreatePortalSession(t *testing.T) {
 		typ    string
 		param  string
 	}{
-		{"no customer", a.Meter, map[string]any{"return_url": "https://app.example/"}, 422, billing.CodeValidation, "customer"},
-		{"unknown customer", a.Meter, map[string]any{"customer": "ghost", "return_url": "https://app.example/"}, 404, billing.CodeCustomerNotFound, ""},
-		{"no return_url", a.Meter, map[string]any{"customer": "alpha"}, 422, billing.CodeValidation, "return_url"},
-		{"relative return_url", a.Meter, map[string]any{"customer": "alpha", "return_url": "/portal"}, 422, billing.CodeValidation, "return_url"},
-		{"protocol-relative return_url", a.Meter, map[string]any{"customer": "alpha", "return_url": "//evil.example/"}, 422, billing.CodeValidation, "return_url"},
-		{"javascript return_url", a.Meter, map[string]any{"customer": "alpha", "return_url": "javascript:alert(document.cookie)"}, 422, billing.CodeValidation, "return_url"},
-		{"data return_url", a.Meter, map[string]any{"customer": "alpha", "return_url": "data:text/html,<script>alert(1)</script>"}, 422, billing.CodeValidation, "return_url"},
-		{"ftp return_url", a.Meter, map[string]any{"customer": "alpha", "return_url": "ftp://files.example/"}, 422, billing.CodeValidation, "return_url"},
-		{"return_url without host", a.Meter, map[string]any{"customer": "alpha", "return_url": "https://"}, 422, billing.CodeValidation, "return_url"},
-		{"unknown flow", a.Meter, map[string]any{"customer": "alpha", "return_url": "https://app.example/", "flow": "steal"}, 422, billing.CodeValidation, "flow"},
-		{"not JSON", a.Meter, "customer=alpha", 400, billing.CodeInvalidRequest, ""},
+		{"no customer", a.Portal, map[string]any{"return_url": "https://app.example/"}, 422, billing.CodeValidation, "customer"},
+		{"unknown customer", a.Portal, map[string]any{"customer": "ghost", "return_url": "https://app.example/"}, 404, billing.CodeCustomerNotFound, ""},
+		{"no return_url", a.Portal, map[string]any{"customer": "alpha"}, 422, billing.CodeValidation, "return_url"},
+		{"relative return_url", a.Portal, map[string]any{"customer": "alpha", "return_url": "/portal"}, 422, billing.CodeValidation, "return_url"},
+		{"protocol-relative return_url", a.Portal, map[string]any{"customer": "alpha", "return_url": "//evil.example/"}, 422, billing.CodeValidation, "return_url"},
+		{"javascript return_url", a.Portal, map[string]any{"customer": "alpha", "return_url": "javascript:alert(document.cookie)"}, 422, billing.CodeValidation, "return_url"},
+		{"data return_url", a.Portal, map[string]any{"customer": "alpha", "return_url": "data:text/html,<script>alert(1)</script>"}, 422, billing.CodeValidation, "return_url"},
+		{"ftp return_url", a.Portal, map[string]any{"customer": "alpha", "return_url": "ftp://files.example/"}, 422, billing.CodeValidation, "return_url"},
+		{"return_url without host", a.Portal, map[string]any{"customer": "alpha", "return_url": "https://"}, 422, billing.CodeValidation, "return_url"},
+		{"unknown flow", a.Portal, map[string]any{"customer": "alpha", "return_url": "https://app.example/", "flow": "steal"}, 422, billing.CodeValidation, "flow"},
+		{"not JSON", a.Portal, "customer=alpha", 400, billing.CodeInvalidRequest, ""},
 		{"read key", a.Read, map[string]any{"customer": "alpha", "return_url": "https://app.example/"}, 403, billing.CodeForbidden, ""},
+		// The key every app server holds to meter usage cannot open the
+		// portal, which buys top-ups with the saved card.
+		{"metering key", a.Meter, map[string]any{"customer": "alpha", "return_url": "https://app.example/"}, 403, billing.CodeForbidden, ""},
 		{"no key", "", map[string]any{"customer": "alpha", "return_url": "https://app.example/"}, 401, billing.CodeUnauthorized, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -151,7 +151,7 @@ func (s *Server) routes() {
 	api.GET("/price-books/:version", s.getPriceBookVersion, read)
 	api.POST("/price-books", s.publishPriceBook, admin)
 
-	api.POST("/portal-sessions", s.createPortalSession, meter)
+	api.POST("/portal-sessions", s.createPortalSession, s.requireKey(billing.ScopePortal))
 	s.portalRoutes()
 	s.paymentRoutes()
 }

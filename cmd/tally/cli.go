@@ -57,7 +57,8 @@ const apikeyUsage = `Usage: tally apikey <create|list|revoke|limit> [flags]
                                 set a key's spend caps (credits) and request
                                 rate limit (per second; 0 = off)
 
-Scopes: admin (everything), metering (customers, usage, holds, quotes, reads),
+Scopes: admin (everything), metering (customers, usage, holds, plus reads),
+portal (portal sign-in links, which spend customers' money, plus reads),
 read (reads only).`
 
 func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -74,7 +75,7 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 	switch sub {
 	case "create":
 		name := fs.String("name", "", "what the key is for, e.g. \"production app\" (required)")
-		scope := fs.String("scope", billing.ScopeAdmin, "admin, metering or read")
+		scope := fs.String("scope", billing.ScopeAdmin, "admin, metering, portal or read")
 		daily := fs.String("daily", "", "daily spend cap in credits (optional)")
 		monthly := fs.String("monthly", "", "monthly spend cap in credits (optional)")
 		rate := fs.Int("rate", 0, "request rate limit per second (0 = off)")

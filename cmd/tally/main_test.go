@@ -109,6 +109,14 @@ func TestCLIAPIKeyLifecycle(t *testing.T) {
 	if _, err := d.Authenticate(context.Background(), secret); billing.ErrorCode(err) != billing.CodeUnauthorized {
 		t.Fatalf("revoked key still authenticates: %v", err)
 	}
+	// A portal key, for the backend that sends customers to the portal.
+	out, errs, code = runCLI(t, env, "apikey", "create", "--name", "billing button", "--scope", "portal")
+	if code != 0 || !strings.Contains(out, "scope portal") {
+		t.Fatalf("create --scope portal: %d %s %s", code, out, errs)
+	}
+	if _, errs, code := runCLI(t, env, "apikey", "create", "--name", "x", "--scope", "root"); code != exitError || !strings.Contains(errs, "admin, metering, portal, read") {
+		t.Fatalf("create --scope root: %d %s", code, errs)
+	}
 }
 
 func TestCLIPriceBookPublish(t *testing.T) {
