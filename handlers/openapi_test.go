@@ -169,7 +169,8 @@ func TestOpenAPIDocument(t *testing.T) {
 			if !strings.Contains(op.Description, "scope: **"+op.Scope+"**") {
 				t.Errorf("%s: the description does not name its required scope %q", name, op.Scope)
 			}
-			for _, code := range []string{"401", "403"} {
+			// 429: the key's rate limit, and the throttle of failed keys.
+			for _, code := range []string{"401", "403", "429"} {
 				if _, ok := op.Responses[code]; !ok {
 					t.Errorf("%s needs an API key but does not document %s", name, code)
 				}

@@ -183,6 +183,13 @@ func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string) erro
 // GET /portal/session/:token opens a single-use sign-in link.
 func (s *Server) openPortalSession(c echo.Context) error {
 	in, err := s.portal.UsePortalSession(c.Request().Context(), c.Param("token"))
+	// A made-up link is a failed attempt; a used or expired one was real
+	// (someone opened billing twice, or late) and guesses nothing.
+	if billing.ErrorCode(err) == billing.CodeNotFound {
+		if err := s.authFailed(c, err); billing.ErrorCode(err) == billing.CodeRateLimited {
+			return err
+		}
+	}
 	if err != nil {
 		return s.linkError(c, err)
 	}
@@ -265,6 +272,9 @@ func (s *Server) demoSignIn(c echo.Context) error {
 		return billing.Errorf(billing.CodeNotFound, "Not found.")
 	}
 	cu, err := s.ledger.FindCustomer(c.Request().Context(), c.FormValue("customer"))
+	if billing.ErrorCode(err) == billing.CodeCustomerNotFound {
+		return s.authFailed(c, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -448,6 +458,8 @@ func (s *Server) pageError(c echo.Context, status int, err error) error {
 		heading, msg = "Page not found", "The page you asked for does not exist."
 	case status == http.StatusForbidden:
 		heading = "Please try again"
+	case status == http.StatusTooManyRequests:
+		heading = "Too many attempts"
 	case status >= 500 && billing.ErrorCode(err) == billing.CodeInternal:
 		msg = "We could not load this page. Nothing was changed; please try again in a moment."
 	}

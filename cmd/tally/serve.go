@@ -37,6 +37,7 @@ type serveConfig struct {
 	ProductName   string
 	BaseURL       string
 	SecureCookies bool
+	TrustProxy    bool
 	SessionKey    string
 	Stripe        payments.StripeConfig
 	RefundWindow  time.Duration
@@ -67,6 +68,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.StringVar(&cfg.ProductName, "product-name", envOr(getenv, "TALLY_PRODUCT_NAME", ""), "your product's name, for \"Back to <name>\" in the portal (env TALLY_PRODUCT_NAME; demo: Pixel AI)")
 	fs.StringVar(&cfg.BaseURL, "base-url", envOr(getenv, "TALLY_BASE_URL", ""), "public URL of Tally, for portal sign-in links (env TALLY_BASE_URL; default http://<addr>)")
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", envBool(getenv, "TALLY_SECURE_COOKIES", false), "mark cookies Secure; set when Tally is served over TLS (env TALLY_SECURE_COOKIES)")
+	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", envBool(getenv, "TALLY_TRUST_PROXY", false), "Tally runs behind a reverse proxy: take the client's address from X-Forwarded-For set by a private, loopback or link-local peer (env TALLY_TRUST_PROXY)")
 	fs.StringVar(&cfg.SessionKey, "session-key", envOr(getenv, "TALLY_SESSION_KEY", ""), "128 hex characters that sign and encrypt portal cookies; default: generated once and kept in the database (env TALLY_SESSION_KEY)")
 	cfg.Stripe = payments.StripeConfig{SecretKey: getenv("TALLY_STRIPE_SECRET_KEY"), WebhookSecret: getenv("TALLY_STRIPE_WEBHOOK_SECRET")}
 	fs.StringVar(&cfg.Stripe.APIBase, "stripe-api-base", envOr(getenv, "TALLY_STRIPE_API_BASE", ""), "Stripe API base URL, e.g. a stripe-mock (env TALLY_STRIPE_API_BASE); keys only from TALLY_STRIPE_SECRET_KEY and TALLY_STRIPE_WEBHOOK_SECRET")
@@ -140,7 +142,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		OnRefill:  func(result string) { metrics.RefillJobs.WithLabelValues(result).Inc() },
 		ReturnURL: strings.TrimRight(portal.BaseURL, "/") + "/portal/top-ups/return"}
 	d.SetBatchObserver(metrics.ObserveBatch)
-	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal,
+	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal, TrustProxy: cfg.TrustProxy,
 		Payments: handlers.PaymentsConfig{Service: pay, Store: d, Provider: provider, Policy: policy}}, d)
 	h.SetDraining(draining.Load)
 	srv := &http.Server{
