@@ -179,24 +179,34 @@ func tableCells(line string) []string {
 	return cells
 }
 
+// docTable returns the cells of each row of the Markdown table in file
+// whose header row starts with header.
+func docTable(t *testing.T, file, header string) [][]string {
+	t.Helper()
+	var rows [][]string
+	in := false
+	for _, l := range docLines(t, file) {
+		switch {
+		case strings.HasPrefix(l, header):
+			in = true
+		case in && !strings.HasPrefix(l, "|"):
+			return rows
+		case in && !strings.HasPrefix(l, "| ---"):
+			rows = append(rows, tableCells(l))
+		}
+	}
+	if rows == nil {
+		t.Fatalf("%s has no table %q", file, header)
+	}
+	return rows
+}
+
 // docEndpointScopes reads the "| method and path | scope | what |" table.
 func docEndpointScopes(t *testing.T, file string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	in := false
-	for _, l := range docLines(t, file) {
-		switch {
-		case strings.HasPrefix(l, "| method and path | scope |"):
-			in = true
-		case in && !strings.HasPrefix(l, "|"):
-			return out
-		case in && !strings.HasPrefix(l, "| ---"):
-			c := tableCells(l)
-			out[c[0]] = c[1]
-		}
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s has no endpoint table", file)
+	for _, c := range docTable(t, file, "| method and path | scope |") {
+		out[c[0]] = c[1]
 	}
 	return out
 }
@@ -205,19 +215,8 @@ func docEndpointScopes(t *testing.T, file string) map[string]string {
 func docScopeTable(t *testing.T, file string) []string {
 	t.Helper()
 	var out []string
-	in := false
-	for _, l := range docLines(t, file) {
-		switch {
-		case strings.HasPrefix(l, "| scope | may call |"):
-			in = true
-		case in && !strings.HasPrefix(l, "|"):
-			return out
-		case in && !strings.HasPrefix(l, "| ---"):
-			out = append(out, tableCells(l)[0])
-		}
-	}
-	if out == nil {
-		t.Fatalf("%s has no scope table (| scope | may call |)", file)
+	for _, c := range docTable(t, file, "| scope | may call |") {
+		out = append(out, c[0])
 	}
 	return out
 }
