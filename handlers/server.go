@@ -55,6 +55,8 @@ type Server struct {
 	cfg      Config
 	limiters rateLimiters
 	failures failThrottle // failed authentications per client address
+	streams  streamSet    // open live balance streams
+	csrfKey  []byte       // signs the CSRF tokens of signed-in sessions
 	draining func() bool
 	metrics  *Metrics
 	portal   billing.Portal
