@@ -22,6 +22,37 @@ type PortalSignIn struct {
 	Flow       string
 }
 
+// CustomerSession is a customer signed in to the portal in one browser.
+// The browser's cookie carries the session's random id; the store keeps
+// only the id's SHA-256, so a copy of the database signs nobody in. The
+// session lives on the server, so signing out, a revocation or a newer
+// sign-in ends it for every copy of the cookie at once.
+//
+// Its times are the portal's clock (the wall clock), not the ledger's.
+type CustomerSession struct {
+	CustomerID string
+	ReturnURL  string // "Back to <product>" and where sign-out goes
+	Flow       string // the flow the sign-in link opened ("" or "top_up")
+	CreatedAt  time.Time
+	LastSeenAt time.Time  // the customer's last request (the idle timer)
+	ExpiresAt  time.Time  // the session ends then whatever happens (the maximum age)
+	EndedAt    *time.Time // signed out, revoked or replaced by a newer sign-in
+	EndReason  string     // SessionSignedOut, SessionRevoked, SessionReplaced
+}
+
+// Why a customer session ended.
+const (
+	SessionSignedOut = "signed_out" // the customer signed out
+	SessionRevoked   = "revoked"    // an operator ended the customer's sessions
+	SessionReplaced  = "replaced"   // a newer sign-in (a new link, or this browser signing in again)
+)
+
+// Live reports whether the session may be used at now: not ended, not past
+// its maximum age and used within the idle timeout.
+func (s CustomerSession) Live(now time.Time, idle time.Duration) bool {
+	return s.EndedAt == nil && now.Before(s.ExpiresAt) && now.Sub(s.LastSeenAt) <= idle
+}
+
 // CustomerSettings are a customer's portal preferences.
 type CustomerSettings struct {
 	LowBalanceThreshold *Credits // nil: 10% of the last top-up
@@ -78,6 +109,24 @@ type Portal interface {
 	LastTopUp(ctx context.Context, customerID string) (Credits, error)
 	// Subscribe signals after each commit that changes the customer's wallet.
 	Subscribe(customerID string) (<-chan struct{}, func())
+	// StartCustomerSession stores a new signed-in session and returns its
+	// id, shown only here. With replace, the customer's other live sessions
+	// end in the same transaction (SessionReplaced): a newly opened sign-in
+	// link leaves one session per customer.
+	StartCustomerSession(ctx context.Context, s CustomerSession, replace bool) (string, error)
+	// FindCustomerSession returns the session with this id, live or not
+	// (the caller checks Live with its timeouts): not_found.
+	FindCustomerSession(ctx context.Context, id string) (CustomerSession, error)
+	// TouchCustomerSession records the customer's activity at at (the idle
+	// timer) on a session that has not ended.
+	TouchCustomerSession(ctx context.Context, id string, at time.Time) error
+	// EndCustomerSession ends one session (sign-out); an unknown or ended
+	// session is left as it is.
+	EndCustomerSession(ctx context.Context, id string, at time.Time, reason string) error
+	// EndCustomerSessions ends every live session of a customer (an
+	// operator's revocation) and returns how many it ended:
+	// customer_not_found.
+	EndCustomerSessions(ctx context.Context, customerRef string, at time.Time, reason string) (int, error)
 	// Secret returns a named random secret, created on first use.
 	Secret(ctx context.Context, name string, n int) ([]byte, error)
 	// FindLots lists every lot of a customer, newest first, including used

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net/mail"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,21 +24,38 @@ type APIKey struct {
 	RevokedAt *time.Time `json:"revoked_at"`
 }
 
-// API key scopes, from most to least powerful.
+// API key scopes. A key has one; admin includes every other, metering and
+// portal each include read, and nothing else includes anything. The portal
+// scope is kept apart from metering because a portal sign-in link spends
+// the customer's money (top-ups with the saved card, auto-refill, cards):
+// the key every app server holds to meter usage must not be able to.
 const (
-	ScopeAdmin    = "admin"    // everything, including grants, limits and price books
-	ScopeMetering = "metering" // customers, usage, holds, quotes and reads
+	ScopeAdmin    = "admin"    // everything, including grants, limits, price books and refunds
+	ScopeMetering = "metering" // creating customers, usage, holds, plus read
+	ScopePortal   = "portal"   // portal sign-in links (POST /portal-sessions), plus read
 	ScopeRead     = "read"     // reads only
 )
 
+// scopeIncludes lists what each scope may do. portal includes read because
+// every customer a portal key can read through the API it could already see
+// in the portal, through a sign-in link of its own: leaving read out would
+// make the backend that opens the portal (and looks the customer up first)
+// hold a second key without protecting anything.
+var scopeIncludes = map[string][]string{
+	ScopeAdmin:    {ScopeAdmin, ScopeMetering, ScopePortal, ScopeRead},
+	ScopeMetering: {ScopeMetering, ScopeRead},
+	ScopePortal:   {ScopePortal, ScopeRead},
+	ScopeRead:     {ScopeRead},
+}
+
+// Scopes lists every scope, most powerful first.
+func Scopes() []string { return []string{ScopeAdmin, ScopeMetering, ScopePortal, ScopeRead} }
+
 // ValidScope reports whether s is a scope.
-func ValidScope(s string) bool { return s == ScopeAdmin || s == ScopeMetering || s == ScopeRead }
+func ValidScope(s string) bool { _, ok := scopeIncludes[s]; return ok }
 
 // Allows reports whether a key of scope have may do what needs requires.
-func Allows(have, needs string) bool {
-	rank := map[string]int{ScopeRead: 1, ScopeMetering: 2, ScopeAdmin: 3}
-	return rank[have] >= rank[needs] && rank[needs] > 0
-}
+func Allows(have, needs string) bool { return slices.Contains(scopeIncludes[have], needs) }
 
 // CustomerInput creates a customer.
 type CustomerInput struct {

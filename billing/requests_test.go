@@ -478,6 +478,13 @@ func TestScopes(t *testing.T) {
 		{ScopeMetering, ScopeAdmin, false},
 		{ScopeRead, ScopeMetering, false},
 		{ScopeRead, ScopeRead, true},
+		{ScopeAdmin, ScopePortal, true},
+		{ScopePortal, ScopePortal, true},
+		{ScopePortal, ScopeRead, true},
+		{ScopePortal, ScopeMetering, false},
+		{ScopePortal, ScopeAdmin, false},
+		{ScopeMetering, ScopePortal, false}, // the metering key cannot move money
+		{ScopeRead, ScopePortal, false},
 		{"", ScopeRead, false},
 		{ScopeAdmin, "", false},
 		{"root", ScopeAdmin, false},
@@ -487,6 +494,11 @@ func TestScopes(t *testing.T) {
 				t.Fatalf("Allows(%q, %q) = %v, want %v", tc.have, tc.needs, got, tc.want)
 			}
 		})
+	}
+	for _, sc := range Scopes() {
+		if !ValidScope(sc) || !Allows(ScopeAdmin, sc) || !Allows(sc, sc) {
+			t.Errorf("scope %q: not valid, not its own or not included in admin", sc)
+		}
 	}
 	if !ValidScope(ScopeMetering) || ValidScope("root") {
 		t.Error("ValidScope")

@@ -40,7 +40,7 @@ func (d *DB) CreateAPIKey(ctx context.Context, name, scope string, lim billing.L
 		return billing.APIKey{}, "", billing.Errorf(billing.CodeValidation, "name is required (at most 100 characters)").With("param", "name")
 	}
 	if !billing.ValidScope(scope) {
-		return billing.APIKey{}, "", billing.Errorf(billing.CodeValidation, "scope %q is not one of admin, metering, read", scope).With("param", "scope")
+		return billing.APIKey{}, "", billing.Errorf(billing.CodeValidation, "scope %q is not one of %s", scope, strings.Join(billing.Scopes(), ", ")).With("param", "scope")
 	}
 	if err := lim.Validate(); err != nil {
 		return billing.APIKey{}, "", err

@@ -2,7 +2,11 @@ package db
 
 import (
 	"context"
+	"database/sql"
+	"io/fs"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/tally-billing/tally/billing"
 )
@@ -41,3 +45,27 @@ func VerifyForTest(t testing.TB, d *DB) {
 		t.Error("invariant:", p)
 	}
 }
+
+// MigrateForTest creates a database at path with the schema of the given
+// migration version (to test later migrations on old data) and returns a
+// plain connection to it.
+func MigrateForTest(t testing.TB, path string, version int64) *sql.DB {
+	t.Helper()
+	conn, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	sub, _ := fs.Sub(migrations, "migrations")
+	p, err := goose.NewProvider(goose.DialectSQLite3, conn, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), version); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// HashForTest is how a secret is stored.
+func HashForTest(secret string) []byte { h := hashSecret(secret); return h[:] }

@@ -67,7 +67,7 @@ type entryRow struct {
 }
 
 // entryActor is the actor column of an entry: NULL when the API key column
-// already says who (see migration 00005).
+// already says who (see migration 00005_events.sql).
 func entryActor(e *entryRow) any {
 	if e.actor == "" || (e.apiKeyID != "" && e.actor == "api_key:"+e.apiKeyID) {
 		return nil

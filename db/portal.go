@@ -38,8 +38,24 @@ var (
 // UsePortalSession consumes a sign-in link: it works once, before it expires.
 func (d *DB) UsePortalSession(ctx context.Context, token string) (billing.PortalSignIn, error) {
 	h := hashSecret(token)
+	// A made-up, used or expired link is answered from a read connection:
+	// only a link that can still work queues a write, so a flood of bad
+	// links never reaches the single writer.
+	var expires int64
+	var used sql.NullInt64
+	err := d.read.QueryRowContext(ctx, `SELECT expires_at, used_at FROM portal_sessions WHERE token_hash = ?`, h[:]).Scan(&expires, &used)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return billing.PortalSignIn{}, errLinkUnknown
+	case err != nil:
+		return billing.PortalSignIn{}, err
+	case used.Valid:
+		return billing.PortalSignIn{}, errLinkUsed
+	case expires <= micros(d.now()):
+		return billing.PortalSignIn{}, errLinkExpired
+	}
 	var out billing.PortalSignIn
-	err := d.Write(ctx, func(t *Tx) error {
+	err = d.Write(ctx, func(t *Tx) error {
 		var expires int64
 		var used sql.NullInt64
 		err := t.queryRow(`SELECT customer_id, return_url, flow, expires_at, used_at FROM portal_sessions WHERE token_hash = ?`, h[:]).

@@ -86,8 +86,8 @@ type testAPI struct {
 	Clock  *testClock
 	Log    *syncBuffer
 
-	Admin, Meter, Read          string // secrets
-	AdminKey, MeterKey, ReadKey billing.APIKey
+	Admin, Meter, Portal, Read             string // secrets
+	AdminKey, MeterKey, PortalKey, ReadKey billing.APIKey
 }
 
 // apiOptions changes what newTestAPI builds.
@@ -113,7 +113,7 @@ func mustOpenDB(t *testing.T, clock *testClock) *db.DB {
 }
 
 // newTestAPI opens a database in t.TempDir(), publishes the test price book,
-// creates an admin, a metering and a read key and serves the API.
+// creates an admin, a metering, a portal and a read key and serves the API.
 func newTestAPI(t *testing.T) *testAPI { return newTestAPIWith(t, apiOptions{}) }
 
 func newTestAPIWith(t *testing.T, o apiOptions) *testAPI {
@@ -132,6 +132,9 @@ func newTestAPIWith(t *testing.T, o apiOptions) *testAPI {
 		t.Fatalf("CreateAPIKey: %v", err)
 	}
 	if a.MeterKey, a.Meter, err = d.CreateAPIKey(ctx, "test metering", billing.ScopeMetering, billing.Limits{}, 0); err != nil {
+		t.Fatalf("CreateAPIKey: %v", err)
+	}
+	if a.PortalKey, a.Portal, err = d.CreateAPIKey(ctx, "test portal", billing.ScopePortal, billing.Limits{}, 0); err != nil {
 		t.Fatalf("CreateAPIKey: %v", err)
 	}
 	if a.ReadKey, a.Read, err = d.CreateAPIKey(ctx, "test read", billing.ScopeRead, billing.Limits{}, 0); err != nil {

@@ -64,6 +64,9 @@ func (s *Server) requireKey(scope string) echo.MiddlewareFunc {
 				return billing.Errorf(billing.CodeUnauthorized, "Send your API key as 'Authorization: Bearer tsk_...'.")
 			}
 			k, err := s.keys.Authenticate(c.Request().Context(), strings.TrimSpace(secret))
+			if billing.ErrorCode(err) == billing.CodeUnauthorized {
+				return s.authFailed(c, err)
+			}
 			if err != nil {
 				return err
 			}

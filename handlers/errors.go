@@ -29,6 +29,7 @@ var statusOf = map[string]int{
 	billing.CodeOutOfRange:          http.StatusUnprocessableEntity,
 	billing.CodeSpendLimitExceeded:  http.StatusTooManyRequests,
 	billing.CodeRateLimited:         http.StatusTooManyRequests,
+	billing.CodeTooManyStreams:      http.StatusTooManyRequests,
 	billing.CodeStorageUnavailable:  http.StatusServiceUnavailable,
 	billing.CodeUnavailable:         http.StatusServiceUnavailable,
 	billing.CodeInternal:            http.StatusInternalServerError,
@@ -119,11 +120,9 @@ func errorHandler(log *slog.Logger, page func(c echo.Context, status int, err er
 			log.Warn("storage unavailable", "err", err, "method", c.Request().Method, "path", c.Path(),
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 		}
-		if billing.ErrorCode(err) == billing.CodeRateLimited {
-			if be := (*billing.Error)(nil); errors.As(err, &be) {
-				if ra, ok := be.Details["retry_after"]; ok {
-					c.Response().Header().Set("Retry-After", toString(ra))
-				}
+		if be := (*billing.Error)(nil); errors.As(err, &be) {
+			if ra, ok := be.Details["retry_after"]; ok {
+				c.Response().Header().Set("Retry-After", toString(ra))
 			}
 		}
 		var werr error
@@ -142,5 +141,7 @@ func errorHandler(log *slog.Logger, page func(c echo.Context, status int, err er
 
 func isAPI(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/webhooks/") || p == "/healthz" || p == "/readyz" || p == "/metrics"
+	// The event stream has no page to show an error on: it answers JSON.
+	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/webhooks/") || p == "/healthz" || p == "/readyz" || p == "/metrics" ||
+		p == "/portal/events"
 }

@@ -164,12 +164,13 @@ func TestOpenAPIDocument(t *testing.T) {
 		case public && op.Scope != "":
 			t.Errorf("%s needs no authentication but declares x-tally-scope %q", name, op.Scope)
 		case !public && !billing.ValidScope(op.Scope):
-			t.Errorf("%s: x-tally-scope = %q, want admin, metering or read", name, op.Scope)
+			t.Errorf("%s: x-tally-scope = %q, want one of %v", name, op.Scope, billing.Scopes())
 		case !public:
 			if !strings.Contains(op.Description, "scope: **"+op.Scope+"**") {
 				t.Errorf("%s: the description does not name its required scope %q", name, op.Scope)
 			}
-			for _, code := range []string{"401", "403"} {
+			// 429: the key's rate limit, and the throttle of failed keys.
+			for _, code := range []string{"401", "403", "429"} {
 				if _, ok := op.Responses[code]; !ok {
 					t.Errorf("%s needs an API key but does not document %s", name, code)
 				}
@@ -202,7 +203,7 @@ func TestOpenAPIScopes(t *testing.T) {
 	s, d := newOpenAPIServer(t)
 	ctx := context.Background()
 	secrets := map[string]string{}
-	for _, scope := range []string{billing.ScopeRead, billing.ScopeMetering, billing.ScopeAdmin} {
+	for _, scope := range billing.Scopes() {
 		_, secret, err := d.CreateAPIKey(ctx, scope+" key", scope, billing.Limits{}, 0)
 		if err != nil {
 			t.Fatal(err)

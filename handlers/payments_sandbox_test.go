@@ -482,7 +482,7 @@ func TestSandboxTopUpFlowFromTheProduct(t *testing.T) {
 	id, v := p.shopper(t, "acme")
 	v.addCard(cardOK)
 
-	r := p.do("POST", "/api/v1/portal-sessions", p.Meter, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app?done=1", "flow": "top_up"}).
+	r := p.do("POST", "/api/v1/portal-sessions", p.Portal, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app?done=1", "flow": "top_up"}).
 		want(t, http.StatusCreated)
 	if r.Body["flow"] != "top_up" {
 		t.Fatalf("session %v", r.Body)
@@ -513,7 +513,13 @@ func TestSandboxTopUpFlowFromTheProduct(t *testing.T) {
 		t.Fatalf("balance %s", got)
 	}
 
-	// A plain portal session is not in the flow: back to the overview.
+	// Opening the flow's link ended the customer's session in the other
+	// browser; a plain portal session (signed in again there) is not in
+	// the flow: paying goes back to the overview.
+	if got := v.signedInAs(); got != "" {
+		t.Fatalf("the other browser is still signed in as %q after a newer link", got)
+	}
+	v.signIn("acme")
 	to = v.location(v.buy("pack_1000"), http.StatusSeeOther)
 	if to != "/portal" {
 		t.Fatalf("outside the flow, paying went to %q", to)

@@ -2,10 +2,12 @@ package handlers
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -33,6 +35,14 @@ type PortalConfig struct {
 	SecureCookies bool
 	IdleTimeout   time.Duration // sign out after this long without a request (default 30 min)
 	MaxAge        time.Duration // sign out after this long in any case (default 12 h)
+	// Live balance streams (GET /portal/events): at most MaxStreamsPerSession
+	// per signed-in session (default 4) and MaxStreams in all (default 1000);
+	// the excess is answered 429 too_many_streams. Each stream re-checks its
+	// session every StreamKeepAlive (default 15 s), when it also sends a
+	// keepalive, so a session ended elsewhere ends its streams by then.
+	MaxStreams           int
+	MaxStreamsPerSession int
+	StreamKeepAlive      time.Duration
 }
 
 const (
@@ -41,11 +51,15 @@ const (
 	ctxSession  = "tally.session"
 )
 
-// portalSession is the signed-in customer, from the session cookie.
+// portalSession is the signed-in customer: the session id the cookie
+// carries and what the session's row says.
 type portalSession struct {
+	ID         string // binds the CSRF token and the event streams to the session
 	CustomerID string
 	ReturnURL  string
+	Flow       string // the flow the sign-in link opened
 	SignedIn   time.Time
+	LastSeen   time.Time
 }
 
 func (s *Server) setupPortal(ctx context.Context) error {
@@ -62,6 +76,15 @@ func (s *Server) setupPortal(ctx context.Context) error {
 	if pc.MaxAge <= 0 {
 		pc.MaxAge = 12 * time.Hour
 	}
+	if pc.MaxStreams <= 0 {
+		pc.MaxStreams = 1000
+	}
+	if pc.MaxStreamsPerSession <= 0 {
+		pc.MaxStreamsPerSession = 4
+	}
+	if pc.StreamKeepAlive <= 0 {
+		pc.StreamKeepAlive = 15 * time.Second
+	}
 	keys := pc.SessionKeys
 	if len(keys) == 0 {
 		k, err := s.portal.Secret(ctx, "session_keys", 64)
@@ -75,14 +98,25 @@ func (s *Server) setupPortal(ctx context.Context) error {
 		Secure: pc.SecureCookies, SameSite: http.SameSiteLaxMode}
 	store.MaxAge(int(pc.MaxAge.Seconds()))
 	s.sessions = store
+	// The CSRF key comes from the cookie keys, so every process serving the
+	// same database (or the same --session-key) agrees on the tokens.
+	mac := hmac.New(sha256.New, keys[0])
+	mac.Write([]byte("tally portal CSRF tokens"))
+	s.csrfKey = mac.Sum(nil)
 	return nil
 }
 
-// csrf protects every state-changing portal request: a token in a cookie
-// that forms send back as _csrf and htmx as X-CSRF-Token (Echo's
-// double-submit middleware).
+// csrf protects every state-changing portal request. A signed-in
+// browser's token is bound to its session: an HMAC of the session id (which
+// only the encrypted session cookie holds) under a server key, so only the
+// session's own pages know it and a token planted in a cookie proves
+// nothing. A visitor who is not signed in (the start page, the demo
+// sign-in, a sign-in link) gets Echo's double-submit cookie token. Forms
+// send the token as _csrf, htmx as X-CSRF-Token. Browsers that send
+// Sec-Fetch-Site are judged on it first, as Echo does: cross-site requests
+// are refused, same-origin ones need no token.
 func (s *Server) csrf() echo.MiddlewareFunc {
-	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+	anonymous := middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "header:X-CSRF-Token,form:_csrf",
 		CookieName:     "tally_csrf",
 		CookiePath:     "/",
@@ -90,10 +124,50 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 		CookieSecure:   s.cfg.Portal.SecureCookies,
 		CookieSameSite: http.SameSiteLaxMode,
 		ContextKey:     "csrf",
-		ErrorHandler: func(err error, c echo.Context) error {
-			return billing.Errorf(billing.CodeForbidden, "Your session's security token is missing or has expired. Reload the page and try again.")
-		},
+		// A cross-site request is refused before this, as an echo 403 that
+		// the error handler words (asDomainError).
+		ErrorHandler: func(error, echo.Context) error { return errCSRFToken },
 	})
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		anon := anonymous(next)
+		return func(c echo.Context) error {
+			id := s.cookieSessionID(c)
+			if id == "" {
+				return anon(c)
+			}
+			token := s.csrfToken(id)
+			c.Set("csrf", token)
+			switch c.Request().Method {
+			case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+				return next(c)
+			}
+			switch c.Request().Header.Get(echo.HeaderSecFetchSite) {
+			case "same-origin", "none":
+				return next(c)
+			case "", "same-site": // no Fetch Metadata, or a sibling site: the token decides
+			default:
+				return errCrossSite
+			}
+			for _, got := range []string{c.Request().Header.Get("X-CSRF-Token"), c.FormValue("_csrf")} {
+				if got != "" && hmac.Equal([]byte(got), []byte(token)) {
+					return next(c)
+				}
+			}
+			return errCSRFToken
+		}
+	}
+}
+
+var (
+	errCSRFToken = billing.Errorf(billing.CodeForbidden, "Your session's security token is missing or has expired. Reload the page and try again.")
+	errCrossSite = billing.Errorf(billing.CodeForbidden, "This request came from another site and was refused. Reload the page and try again.")
+)
+
+// csrfToken is the CSRF token of a session.
+func (s *Server) csrfToken(sessionID string) string {
+	mac := hmac.New(sha256.New, s.csrfKey)
+	mac.Write([]byte(sessionID))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
 func (s *Server) portalRoutes() {
@@ -113,29 +187,51 @@ func (s *Server) portalRoutes() {
 	s.billingRoutes(p)
 }
 
-// session reads the portal session; ok is false when nobody is signed in
-// or the session has timed out.
-func (s *Server) session(c echo.Context) (*sessions.Session, portalSession, bool) {
+// cookieSessionID is the session id the request's cookie carries ("" for
+// none, or a cookie that does not decode with the server's keys), whether
+// or not that session is still live.
+func (s *Server) cookieSessionID(c echo.Context) string {
 	sess, _ := s.sessions.Get(c.Request(), sessionName)
-	cid, _ := sess.Values["cid"].(string)
-	if cid == "" {
-		return sess, portalSession{}, false
+	id, _ := sess.Values["sid"].(string)
+	return id
+}
+
+// session reads the request's portal session: the id in the cookie, then
+// its row. ok is false when nobody is signed in: no cookie, or a session
+// that is unknown, ended (signed out, revoked, replaced), idle for longer
+// than the idle timeout or older than the maximum age. ps is filled in
+// whenever the row exists.
+func (s *Server) session(c echo.Context) (sess *sessions.Session, ps portalSession, ok bool, err error) {
+	sess, _ = s.sessions.Get(c.Request(), sessionName)
+	id, _ := sess.Values["sid"].(string)
+	if id == "" {
+		return sess, ps, false, nil
 	}
-	seen, _ := sess.Values["seen"].(int64)
-	signedIn, _ := sess.Values["at"].(int64)
-	now := time.Now()
-	if now.Sub(time.Unix(seen, 0)) > s.cfg.Portal.IdleTimeout || now.Sub(time.Unix(signedIn, 0)) > s.cfg.Portal.MaxAge {
-		return sess, portalSession{}, false
+	ps, ok, err = s.findSession(c.Request().Context(), id)
+	return sess, ps, ok, err
+}
+
+// findSession reads a session by its id and says whether it is live now.
+func (s *Server) findSession(ctx context.Context, id string) (portalSession, bool, error) {
+	row, err := s.portal.FindCustomerSession(ctx, id)
+	if billing.ErrorCode(err) == billing.CodeNotFound {
+		return portalSession{ID: id}, false, nil
 	}
-	ret, _ := sess.Values["ret"].(string)
-	return sess, portalSession{CustomerID: cid, ReturnURL: ret, SignedIn: time.Unix(signedIn, 0)}, true
+	if err != nil {
+		return portalSession{}, false, err
+	}
+	ps := portalSession{ID: id, CustomerID: row.CustomerID, ReturnURL: row.ReturnURL, Flow: row.Flow, SignedIn: row.CreatedAt, LastSeen: row.LastSeenAt}
+	return ps, row.Live(time.Now(), s.cfg.Portal.IdleTimeout), nil
 }
 
 // requireCustomer lets signed-in customers through and keeps their session
 // alive; anyone else is sent to the start page.
 func (s *Server) requireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		sess, ps, ok := s.session(c)
+		sess, ps, ok, err := s.session(c)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			if c.Request().Header.Get("HX-Request") == "true" {
 				c.Response().Header().Set("HX-Redirect", "/?signed_out=1")
@@ -146,13 +242,12 @@ func (s *Server) requireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return c.Redirect(http.StatusSeeOther, "/?signed_out=1")
 		}
-		// Refresh the idle timer at most once a minute (each refresh re-sends
-		// the cookie). The live balance (its stream and its polling) is not
-		// the customer's doing: an unattended tab must still time out.
+		// Move the idle timer at most once a minute (each move is a write).
+		// The live balance (its stream and its polling) is not the
+		// customer's doing: an unattended tab must still time out.
 		background := c.Path() == "/portal/events" || c.Path() == "/portal/partials/balance"
-		if seen, _ := sess.Values["seen"].(int64); time.Now().Unix()-seen > 60 && !background {
-			sess.Values["seen"] = time.Now().Unix()
-			if err := sess.Save(c.Request(), c.Response()); err != nil {
+		if now := time.Now(); now.Sub(ps.LastSeen) > time.Minute && !background {
+			if err := s.portal.TouchCustomerSession(c.Request().Context(), ps.ID, now); err != nil {
 				return err
 			}
 		}
@@ -167,15 +262,31 @@ func currentCustomer(c echo.Context) portalSession {
 	return ps
 }
 
-// signIn starts a fresh session for a customer: a new cookie (new session
-// id and CSRF token), so nothing from before the sign-in carries over.
-func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string) error {
+// signIn starts a fresh session for a customer: a new row and a new cookie
+// (new session id, so a new CSRF token), so nothing from before the
+// sign-in carries over. The session this browser had ends (a copy of its
+// cookie must not outlive it); with replace, so do the customer's sessions
+// in other browsers.
+func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string, replace bool) error {
+	ctx := c.Request().Context()
+	now := time.Now()
+	if old := s.cookieSessionID(c); old != "" {
+		if err := s.portal.EndCustomerSession(ctx, old, now, billing.SessionReplaced); err != nil {
+			return err
+		}
+		s.streams.endSession(old)
+	}
+	id, err := s.portal.StartCustomerSession(ctx, billing.CustomerSession{CustomerID: customerID, ReturnURL: returnURL, Flow: flow,
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.Portal.MaxAge)}, replace)
+	if err != nil {
+		return err
+	}
+	if replace {
+		s.streams.endCustomer(customerID, id)
+	}
 	sess, _ := s.sessions.New(c.Request(), sessionName)
-	sid := make([]byte, 16)
-	rand.Read(sid)
-	now := time.Now().Unix()
-	sess.Values = map[any]any{"sid": base64.RawURLEncoding.EncodeToString(sid), "cid": customerID, "ret": returnURL, "flow": flow, "at": now, "seen": now}
-	// Rotate the CSRF token with the session.
+	sess.Values = map[any]any{"sid": id}
+	// The visitor's anonymous CSRF token has served its purpose.
 	http.SetCookie(c.Response(), &http.Cookie{Name: "tally_csrf", Path: "/", MaxAge: -1})
 	return sess.Save(c.Request(), c.Response())
 }
@@ -183,10 +294,20 @@ func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string) erro
 // GET /portal/session/:token opens a single-use sign-in link.
 func (s *Server) openPortalSession(c echo.Context) error {
 	in, err := s.portal.UsePortalSession(c.Request().Context(), c.Param("token"))
+	// A made-up link is a failed attempt; a used or expired one was real
+	// (someone opened billing twice, or late) and guesses nothing.
+	if billing.ErrorCode(err) == billing.CodeNotFound {
+		if err := s.authFailed(c, err); billing.ErrorCode(err) == billing.CodeRateLimited {
+			return err
+		}
+	}
 	if err != nil {
 		return s.linkError(c, err)
 	}
-	if err := s.signIn(c, in.CustomerID, in.ReturnURL, in.Flow); err != nil {
+	// A newly opened link ends the customer's other sessions: opening
+	// billing again is how a customer gets rid of a session left open (or
+	// copied) elsewhere.
+	if err := s.signIn(c, in.CustomerID, in.ReturnURL, in.Flow, true); err != nil {
 		return err
 	}
 	target := "/portal"
@@ -221,9 +342,19 @@ func (s *Server) linkError(c echo.Context, err error) error {
 	return err
 }
 
-// POST /portal/sign-out ends the session.
+// POST /portal/sign-out ends the session: its row (so every copy of the
+// cookie stops working), its live balance streams and the cookie.
 func (s *Server) signOut(c echo.Context) error {
-	sess, ps, _ := s.session(c)
+	sess, ps, _, err := s.session(c)
+	if err != nil {
+		return err
+	}
+	if ps.ID != "" {
+		if err := s.portal.EndCustomerSession(c.Request().Context(), ps.ID, time.Now(), billing.SessionSignedOut); err != nil {
+			return err
+		}
+		s.streams.endSession(ps.ID)
+	}
 	sess.Options.MaxAge = -1
 	sess.Values = map[any]any{}
 	if err := sess.Save(c.Request(), c.Response()); err != nil {
@@ -265,10 +396,15 @@ func (s *Server) demoSignIn(c echo.Context) error {
 		return billing.Errorf(billing.CodeNotFound, "Not found.")
 	}
 	cu, err := s.ledger.FindCustomer(c.Request().Context(), c.FormValue("customer"))
+	if billing.ErrorCode(err) == billing.CodeCustomerNotFound {
+		return s.authFailed(c, err)
+	}
 	if err != nil {
 		return err
 	}
-	if err := s.signIn(c, cu.ID, "", ""); err != nil {
+	// Demo customers are shared by everyone trying the demo: a demo
+	// sign-in does not sign the others out.
+	if err := s.signIn(c, cu.ID, "", "", false); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/portal")
@@ -365,57 +501,83 @@ func (s *Server) balancePartial(c echo.Context) error {
 	return render(c, http.StatusOK, views.BalancePillInner(sh.Fmt, bv))
 }
 
+// streamWriteTimeout bounds each write to an event stream: a client that
+// stops reading loses its stream instead of holding a goroutine forever.
+const streamWriteTimeout = 10 * time.Second
+
 // GET /portal/events streams the header balance as server-sent events: one
-// right away and one after every committed change to the wallet.
+// right away and one after every committed change to the wallet. A session
+// may hold MaxStreamsPerSession of them and the server MaxStreams; a stream
+// ends with its session: at once when it is signed out or replaced here,
+// within a keepalive interval when it ends elsewhere or times out.
 func (s *Server) events(c echo.Context) error {
-	cid := currentCustomer(c).CustomerID
-	ch, stop := s.portal.Subscribe(cid)
+	ps := currentCustomer(c)
+	pc := s.cfg.Portal
+	st, err := s.streams.open(ps.ID, ps.CustomerID, pc.MaxStreamsPerSession, pc.MaxStreams)
+	if err != nil {
+		return err
+	}
+	defer s.streams.close(st)
+	ctx := c.Request().Context()
+	ch, stop := s.portal.Subscribe(ps.CustomerID)
 	defer stop()
 	w := c.Response()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	// The server's write timeout is for ordinary responses, not a stream.
+	// The server's write timeout is for whole responses, not a stream: each
+	// write gets its own deadline instead.
 	rc := http.NewResponseController(w.Writer)
-	rc.SetWriteDeadline(time.Time{})
+	write := func(msg string) error {
+		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		if _, err := io.WriteString(w, msg); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
 	sh := s.publicShell(c, "")
 	send := func() error {
-		bv, err := s.balanceView(c.Request().Context(), cid)
+		bv, err := s.balanceView(ctx, ps.CustomerID)
 		if err != nil {
 			return err
 		}
-		var sb strings.Builder
-		if err := views.BalancePillInner(sh.Fmt, bv).Render(c.Request().Context(), &sb); err != nil {
+		var html strings.Builder
+		if err := views.BalancePillInner(sh.Fmt, bv).Render(ctx, &html); err != nil {
 			return err
 		}
-		fmt.Fprint(w, "event: balance\n")
-		for _, line := range strings.Split(sb.String(), "\n") {
-			fmt.Fprintf(w, "data: %s\n", line)
+		var ev strings.Builder
+		ev.WriteString("event: balance\n")
+		for _, line := range strings.Split(html.String(), "\n") {
+			fmt.Fprintf(&ev, "data: %s\n", line)
 		}
-		fmt.Fprint(w, "\n")
-		return rc.Flush()
+		ev.WriteString("\n")
+		return write(ev.String())
 	}
 	if err := send(); err != nil {
 		return nil
 	}
-	keepalive := time.NewTicker(15 * time.Second)
+	keepalive := time.NewTicker(pc.StreamKeepAlive)
 	defer keepalive.Stop()
 	for {
 		select {
-		case <-c.Request().Context().Done():
+		case <-ctx.Done():
 			return nil
 		case <-s.quit:
+			return nil
+		case <-st.done: // signed out or replaced in this process
 			return nil
 		case <-ch:
 			if err := send(); err != nil {
 				return nil
 			}
 		case <-keepalive.C:
-			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+			// Revoked from the CLI or another process, or timed out while
+			// the tab sat unattended: the stream ends with the session.
+			if _, live, err := s.findSession(ctx, ps.ID); err == nil && !live {
 				return nil
 			}
-			if err := rc.Flush(); err != nil {
+			if err := write(": keepalive\n\n"); err != nil {
 				return nil
 			}
 		}
@@ -448,6 +610,8 @@ func (s *Server) pageError(c echo.Context, status int, err error) error {
 		heading, msg = "Page not found", "The page you asked for does not exist."
 	case status == http.StatusForbidden:
 		heading = "Please try again"
+	case status == http.StatusTooManyRequests:
+		heading = "Too many attempts"
 	case status >= 500 && billing.ErrorCode(err) == billing.CodeInternal:
 		msg = "We could not load this page. Nothing was changed; please try again in a moment."
 	}

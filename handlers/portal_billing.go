@@ -267,12 +267,7 @@ func (s *Server) absURL(c echo.Context, path string) string {
 // inTopUpFlow reports whether the customer came for a top-up from the
 // product (POST /api/v1/portal-sessions with "flow": "top_up").
 func (s *Server) inTopUpFlow(c echo.Context) bool {
-	sess, _, ok := s.session(c)
-	if !ok {
-		return false
-	}
-	f, _ := sess.Values["flow"].(string)
-	return f == "top_up"
+	return currentCustomer(c).Flow == "top_up"
 }
 
 // GET /portal/top-ups/:id: the state of a purchase (after authenticating,

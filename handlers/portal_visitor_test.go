@@ -48,7 +48,7 @@ func newPortalVisitor(t *testing.T, a *testAPI) *portalVisitor {
 // link asks the API for a sign-in link for customer and returns its URL.
 func (a *testAPI) link(t *testing.T, customer string) string {
 	t.Helper()
-	r := a.do("POST", "/api/v1/portal-sessions", a.Meter, map[string]any{"customer": customer, "return_url": "https://app.example/home"}).
+	r := a.do("POST", "/api/v1/portal-sessions", a.Portal, map[string]any{"customer": customer, "return_url": "https://app.example/home"}).
 		want(t, http.StatusCreated)
 	u, _ := r.Body["url"].(string)
 	if !strings.Contains(u, "/portal/session/") {

@@ -37,6 +37,11 @@ type Config struct {
 	MetricsToken string   // when set, /metrics wants "Authorization: Bearer <token>"
 	Portal       PortalConfig
 	Payments     PaymentsConfig // Service nil: no payments (top-ups and cards hidden)
+	// TrustProxy believes X-Forwarded-For from private, loopback and
+	// link-local peers (set it when Tally runs behind a reverse proxy);
+	// otherwise a client's address is the connection's. It keys the
+	// throttle of failed authentications and the request log's remote_ip.
+	TrustProxy bool
 }
 
 // Server is Tally's HTTP handler.
@@ -49,6 +54,9 @@ type Server struct {
 	log      *slog.Logger
 	cfg      Config
 	limiters rateLimiters
+	failures failThrottle // failed authentications per client address
+	streams  streamSet    // open live balance streams
+	csrfKey  []byte       // signs the CSRF tokens of signed-in sessions
 	draining func() bool
 	metrics  *Metrics
 	portal   billing.Portal
@@ -66,6 +74,7 @@ func New(cfg Config, store Store) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = ipExtractor(cfg.TrustProxy)
 	s := &Server{e: e, store: store, ledger: store, prices: store, keys: store, log: cfg.Logger, cfg: cfg,
 		draining: func() bool { return false }, metrics: cfg.Metrics, portal: store, quit: make(chan struct{})}
 	if err := s.setupPortal(context.Background()); err != nil {
@@ -151,7 +160,7 @@ func (s *Server) routes() {
 	api.GET("/price-books/:version", s.getPriceBookVersion, read)
 	api.POST("/price-books", s.publishPriceBook, admin)
 
-	api.POST("/portal-sessions", s.createPortalSession, meter)
+	api.POST("/portal-sessions", s.createPortalSession, s.requireKey(billing.ScopePortal))
 	s.portalRoutes()
 	s.paymentRoutes()
 }

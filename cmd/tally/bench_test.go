@@ -50,7 +50,7 @@ func TestBenchCommand(t *testing.T) {
 	if res.Raw <= 0 || res.RawKey <= 0 || res.RSS <= 0 {
 		t.Errorf("raw %v, raw with key index %v, peak RSS %d", res.Raw, res.RawKey, res.RSS)
 	}
-	for _, line := range []string{"of the raw limit", "HTTP alone (GET /healthz) reaches"} {
+	for _, line := range []string{"of the raw limit", "against this run's HTTP-only phase", "x HTTP-only", "target >= 0.50", "target >= 0.40", "target >= 0.20"} {
 		if !strings.Contains(text, line) {
 			t.Errorf("output lacks %q:\n%s", line, text)
 		}

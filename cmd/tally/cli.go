@@ -57,7 +57,8 @@ const apikeyUsage = `Usage: tally apikey <create|list|revoke|limit> [flags]
                                 set a key's spend caps (credits) and request
                                 rate limit (per second; 0 = off)
 
-Scopes: admin (everything), metering (customers, usage, holds, quotes, reads),
+Scopes: admin (everything), metering (customers, usage, holds, plus reads),
+portal (portal sign-in links, which spend customers' money, plus reads),
 read (reads only).`
 
 func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -74,7 +75,7 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 	switch sub {
 	case "create":
 		name := fs.String("name", "", "what the key is for, e.g. \"production app\" (required)")
-		scope := fs.String("scope", billing.ScopeAdmin, "admin, metering or read")
+		scope := fs.String("scope", billing.ScopeAdmin, "admin, metering, portal or read")
 		daily := fs.String("daily", "", "daily spend cap in credits (optional)")
 		monthly := fs.String("monthly", "", "monthly spend cap in credits (optional)")
 		rate := fs.Int("rate", 0, "request rate limit per second (0 = off)")
@@ -370,5 +371,35 @@ func cmdVerify(ctx context.Context, args []string, getenv env, stdout, stderr io
 		return fmt.Errorf("%d ledger invariant(s) broken in %s", len(problems), *path)
 	}
 	fmt.Fprintf(stdout, "The books balance: every ledger invariant holds in %s (checked in %s).\n", *path, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+const signoutUsage = `Usage: tally signout CUSTOMER [flags]
+
+Ends every portal session of a customer (cus_ id or external_id) at once,
+for example when a laptop is lost: every browser signed in as them is sent
+to the start page at its next click, and their live balance streams close
+within 15 seconds. The customer signs in again with a new link from your
+product. Safe to run while a server uses the same database.`
+
+func cmdSignOut(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlags("signout", signoutUsage, stderr)
+	path := dbFlag(fs, getenv)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"signout takes one customer id or external_id"}
+	}
+	d, err := openDB(ctx, *path, stderr)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	n, err := d.EndCustomerSessions(ctx, fs.Arg(0), time.Now(), billing.SessionRevoked)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Ended %d portal session(s) of %s.\n", n, fs.Arg(0))
 	return nil
 }

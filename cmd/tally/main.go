@@ -63,6 +63,7 @@ Commands:
   migrate     apply database migrations and print the schema version
   apikey      create, list, revoke or limit API keys
   pricebook   publish or show price books
+  signout     end every portal session of a customer (all their browsers)
   backup      write a consistent copy of the database while Tally serves
   verify      check the ledger's invariants (balances, lots, holds, rollups)
   bench       measure debits/s and latency on this machine against the raw SQLite limit
@@ -93,6 +94,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return cmdAPIKey(ctx, rest, getenv, stdout, stderr)
 	case "pricebook":
 		return cmdPriceBook(ctx, rest, getenv, stdout, stderr)
+	case "signout":
+		return cmdSignOut(ctx, rest, getenv, stdout, stderr)
 	case "backup":
 		return cmdBackup(ctx, rest, getenv, stdout, stderr)
 	case "verify":
@@ -150,6 +153,15 @@ func envBool(getenv env, key string, def bool) bool {
 		b, err := strconv.ParseBool(v)
 		if err == nil {
 			return b
+		}
+	}
+	return def
+}
+
+func envInt(getenv env, key string, def int) int {
+	if v := getenv(key); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
 		}
 	}
 	return def

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +51,9 @@ func TestCLIUsageAndExitCodes(t *testing.T) {
 		{"apikey bad scope", []string{"apikey", "create", "--name", "x", "--scope", "root"}, exitError, "not one of admin"},
 		{"pricebook without file", []string{"pricebook", "publish"}, exitUsage, "needs --file"},
 		{"revoke unknown", []string{"apikey", "revoke", "key_nope"}, exitError, "No API key"},
+		{"signout without customer", []string{"signout"}, exitUsage, "one customer"},
+		{"signout unknown customer", []string{"signout", "ghost"}, exitError, "ghost"},
+		{"serve max-streams 0", []string{"serve", "--max-streams", "0"}, exitUsage, "--max-streams must be at least 1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -110,6 +115,53 @@ func TestCLIAPIKeyLifecycle(t *testing.T) {
 	if _, err := d.Authenticate(context.Background(), secret); billing.ErrorCode(err) != billing.CodeUnauthorized {
 		t.Fatalf("revoked key still authenticates: %v", err)
 	}
+	// A portal key, for the backend that sends customers to the portal.
+	out, errs, code = runCLI(t, env, "apikey", "create", "--name", "billing button", "--scope", "portal")
+	if code != 0 || !strings.Contains(out, "scope portal") {
+		t.Fatalf("create --scope portal: %d %s %s", code, out, errs)
+	}
+	if _, errs, code := runCLI(t, env, "apikey", "create", "--name", "x", "--scope", "root"); code != exitError || !strings.Contains(errs, "admin, metering, portal, read") {
+		t.Fatalf("create --scope root: %d %s", code, errs)
+	}
+}
+
+// TestCLISignOut ends a customer's portal sessions from the command line,
+// as an operator does when a customer reports a lost laptop.
+func TestCLISignOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	ctx := context.Background()
+	d, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var ids []string
+	for range 2 {
+		id, err := d.StartCustomerSession(ctx, billing.CustomerSession{CustomerID: c.ID, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	d.Close()
+	out, errs, code := runCLI(t, map[string]string{"TALLY_DB": path}, "signout", "acme")
+	if code != 0 || !strings.Contains(out, "Ended 2 portal session(s) of acme") {
+		t.Fatalf("signout: %d %q %q", code, out, errs)
+	}
+	d, err = db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, id := range ids {
+		if s, err := d.FindCustomerSession(ctx, id); err != nil || s.EndReason != billing.SessionRevoked || s.Live(time.Now(), time.Hour) {
+			t.Fatalf("session after signout: %+v, %v", s, err)
+		}
+	}
 }
 
 func TestCLIPriceBookPublish(t *testing.T) {
@@ -136,11 +188,7 @@ func TestCLIPriceBookPublish(t *testing.T) {
 		t.Fatalf("show: %s", out)
 	}
 	out, _, _ = runCLI(t, env, "migrate")
-	migrations, err := os.ReadDir("../../db/migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := fmt.Sprintf("schema version %d", len(migrations)); !strings.Contains(out, want) {
+	if want := fmt.Sprintf("schema version %d, up to date", latestMigration(t)); !strings.Contains(out, want) {
 		t.Fatalf("migrate: %s, want %q", out, want)
 	}
 }
@@ -260,4 +308,19 @@ func TestCLIVerify(t *testing.T) {
 	if code != exitError || !strings.Contains(out, "balance != sum of entries") || !strings.Contains(errs, "invariant(s) broken") {
 		t.Fatalf("verify of broken books: exit %d\n%s%s", code, out, errs)
 	}
+}
+
+// latestMigration is the version of the newest file in db/migrations.
+func latestMigration(t *testing.T) int {
+	t.Helper()
+	files, err := filepath.Glob("../../db/migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migrations found: %v", err)
+	}
+	slices.Sort(files)
+	n, err := strconv.Atoi(strings.SplitN(filepath.Base(files[len(files)-1]), "_", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

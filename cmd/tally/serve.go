@@ -37,6 +37,8 @@ type serveConfig struct {
 	ProductName   string
 	BaseURL       string
 	SecureCookies bool
+	TrustProxy    bool
+	MaxStreams    int
 	SessionKey    string
 	Stripe        payments.StripeConfig
 	RefundWindow  time.Duration
@@ -67,6 +69,8 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.StringVar(&cfg.ProductName, "product-name", envOr(getenv, "TALLY_PRODUCT_NAME", ""), "your product's name, for \"Back to <name>\" in the portal (env TALLY_PRODUCT_NAME; demo: Pixel AI)")
 	fs.StringVar(&cfg.BaseURL, "base-url", envOr(getenv, "TALLY_BASE_URL", ""), "public URL of Tally, for portal sign-in links (env TALLY_BASE_URL; default http://<addr>)")
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", envBool(getenv, "TALLY_SECURE_COOKIES", false), "mark cookies Secure; set when Tally is served over TLS (env TALLY_SECURE_COOKIES)")
+	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", envBool(getenv, "TALLY_TRUST_PROXY", false), "Tally runs behind a reverse proxy: take the client's address from X-Forwarded-For set by a private, loopback or link-local peer (env TALLY_TRUST_PROXY)")
+	fs.IntVar(&cfg.MaxStreams, "max-streams", envInt(getenv, "TALLY_MAX_STREAMS", 1000), "most live balance streams open at once, in all; each portal session may hold 4 (env TALLY_MAX_STREAMS)")
 	fs.StringVar(&cfg.SessionKey, "session-key", envOr(getenv, "TALLY_SESSION_KEY", ""), "128 hex characters that sign and encrypt portal cookies; default: generated once and kept in the database (env TALLY_SESSION_KEY)")
 	cfg.Stripe = payments.StripeConfig{SecretKey: getenv("TALLY_STRIPE_SECRET_KEY"), WebhookSecret: getenv("TALLY_STRIPE_WEBHOOK_SECRET")}
 	fs.StringVar(&cfg.Stripe.APIBase, "stripe-api-base", envOr(getenv, "TALLY_STRIPE_API_BASE", ""), "Stripe API base URL, e.g. a stripe-mock (env TALLY_STRIPE_API_BASE); keys only from TALLY_STRIPE_SECRET_KEY and TALLY_STRIPE_WEBHOOK_SECRET")
@@ -80,6 +84,9 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	if cfg.MaxStreams < 1 {
+		return usageError{fmt.Sprintf("--max-streams must be at least 1, got %d", cfg.MaxStreams)}
 	}
 	cfg.DB = *dbPath
 	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
@@ -115,7 +122,8 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}
 
 	var draining atomic.Bool
-	portal := handlers.PortalConfig{ProductName: cfg.ProductName, BaseURL: cfg.BaseURL, Demo: cfg.Demo, SecureCookies: cfg.SecureCookies}
+	portal := handlers.PortalConfig{ProductName: cfg.ProductName, BaseURL: cfg.BaseURL, Demo: cfg.Demo, SecureCookies: cfg.SecureCookies,
+		MaxStreams: cfg.MaxStreams}
 	if portal.ProductName == "" && cfg.Demo {
 		portal.ProductName = "Pixel AI"
 	}
@@ -140,7 +148,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		OnRefill:  func(result string) { metrics.RefillJobs.WithLabelValues(result).Inc() },
 		ReturnURL: strings.TrimRight(portal.BaseURL, "/") + "/portal/top-ups/return"}
 	d.SetBatchObserver(metrics.ObserveBatch)
-	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal,
+	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal, TrustProxy: cfg.TrustProxy,
 		Payments: handlers.PaymentsConfig{Service: pay, Store: d, Provider: provider, Policy: policy}}, d)
 	h.SetDraining(draining.Load)
 	srv := &http.Server{
@@ -197,7 +205,8 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	return nil
 }
 
-// sweep writes off expired lots and holds every interval.
+// sweep writes off expired lots and holds every interval, and deletes the
+// portal sessions past their maximum age.
 func sweep(ctx context.Context, d *db.DB, every time.Duration, log *slog.Logger) {
 	if every <= 0 {
 		return
@@ -214,6 +223,10 @@ func sweep(ctx context.Context, d *db.DB, every time.Duration, log *slog.Logger)
 				log.Warn("expiry sweep failed", "err", err)
 			} else if n > 0 {
 				log.Info("expiry sweep", "customers", n)
+			}
+			// Session times are the wall clock's (the portal's), not the ledger's.
+			if _, err := d.SweepCustomerSessions(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("portal session sweep failed", "err", err)
 			}
 		}
 	}
