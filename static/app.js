@@ -60,4 +60,10 @@
   }
   document.addEventListener("DOMContentLoaded", function () { wireFlash(); });
   document.addEventListener("htmx:afterSwap", function (evt) { wireFlash(evt.target); });
+
+  // A [data-print] button prints the page (the receipt): no inline onclick,
+  // which the Content-Security-Policy forbids.
+  document.addEventListener("click", function (evt) {
+    if (evt.target.closest && evt.target.closest("[data-print]")) window.print();
+  });
 })();
