@@ -125,8 +125,11 @@ type PaymentProvider interface {
 	EnsureCustomer(ctx context.Context, c Customer, existingID string) (string, error)
 	// StartCardSetup creates a hosted page where the customer adds a card.
 	StartCardSetup(ctx context.Context, providerCustomerID, successURL, cancelURL string) (CardSetup, error)
-	// CompleteCardSetup reads the card a finished setup saved.
-	CompleteCardSetup(ctx context.Context, setupID string) (Card, error)
+	// CompleteCardSetup reads the card a finished setup saved, when the
+	// setup was started for providerCustomerID: another customer's setup
+	// (or one without a customer) is not_found, so a setup id that leaked
+	// completes for its own customer only.
+	CompleteCardSetup(ctx context.Context, providerCustomerID, setupID string) (Card, error)
 	// SetDefaultCard makes a card the customer's default at the provider.
 	SetDefaultCard(ctx context.Context, providerCustomerID, paymentMethodID string) error
 	// DetachCard removes a card from the customer at the provider.

@@ -66,6 +66,13 @@ func (pb *PriceBook) Pack(id string) (CreditPack, bool) {
 // maxUnitSize bounds a feature's unit size, so unit_size*1000 fits in 64 bits.
 const maxUnitSize = 1_000_000_000
 
+// maxPackPrice bounds a pack's price in minor units (100,000,000.00), far
+// from overflow in any sum of prices.
+const maxPackPrice = 100_000_000_00
+
+// maxCreditsText is MaxCredits as the messages write it.
+const maxCreditsText = "1,000,000,000,000"
+
 var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,63}$`)
 
 // Validate checks a price book before it is published and fills defaults
@@ -98,8 +105,11 @@ func (pb *PriceBook) Validate() error {
 		if f.UnitSize < 0 || f.UnitSize > maxUnitSize {
 			return Errorf(CodeValidation, "feature %q: unit_size must be between 1 and 1,000,000,000", f.Key)
 		}
-		if f.Credits < 0 || f.Credits > MaxCredits {
+		if f.Credits < 0 {
 			return Errorf(CodeValidation, "feature %q: credits must be zero or more", f.Key)
+		}
+		if f.Credits > MaxCredits {
+			return Errorf(CodeValidation, "feature %q: credits must be at most %s", f.Key, maxCreditsText)
 		}
 		if f.Name == "" {
 			f.Name = f.Key
@@ -118,8 +128,11 @@ func (pb *PriceBook) Validate() error {
 			return Errorf(CodeValidation, "pack %q appears twice", p.ID)
 		}
 		seen[p.ID] = true
-		if p.Credits <= 0 || p.Credits > MaxCredits {
+		if p.Credits <= 0 {
 			return Errorf(CodeValidation, "pack %q: credits must be more than zero", p.ID)
+		}
+		if p.Credits > MaxCredits {
+			return Errorf(CodeValidation, "pack %q: credits must be at most %s", p.ID, maxCreditsText)
 		}
 		p.Price.Currency = strings.ToLower(strings.TrimSpace(p.Price.Currency))
 		if p.Price.Currency == "" {
@@ -128,8 +141,11 @@ func (pb *PriceBook) Validate() error {
 		if p.Price.Currency != pb.Currency {
 			return Errorf(CodeValidation, "pack %q: priced in %s, but the price book is in %s", p.ID, p.Price.Currency, pb.Currency)
 		}
-		if p.Price.Amount <= 0 || p.Price.Amount > 100_000_000_00 {
+		if p.Price.Amount <= 0 {
 			return Errorf(CodeValidation, "pack %q: price must be more than zero (in minor units: 1000 is $10.00)", p.ID)
+		}
+		if p.Price.Amount > maxPackPrice {
+			return Errorf(CodeValidation, "pack %q: price must be at most 10,000,000,000 in minor units (100,000,000.00 %s)", p.ID, strings.ToUpper(p.Price.Currency))
 		}
 		if p.Name == "" {
 			p.Name = p.Credits.String() + " credits"

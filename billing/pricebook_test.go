@@ -275,6 +275,43 @@ func TestPriceBookValidate(t *testing.T) {
 	}
 }
 
+// A refused price book says what is wrong with the value it got: a price
+// far too large is not "must be more than zero".
+func TestPriceBookValidateMessages(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		modify func(pb *PriceBook)
+		want   string
+	}{
+		{"pack price of MaxInt64", func(pb *PriceBook) { pb.Packs[0].Price.Amount = math.MaxInt64 },
+			"pack \"pack_1000\": price must be at most 10,000,000,000 in minor units (100,000,000.00 USD)"},
+		{"pack price one above the maximum", func(pb *PriceBook) { pb.Packs[0].Price.Amount = 100_000_000_01 },
+			"pack \"pack_1000\": price must be at most 10,000,000,000 in minor units (100,000,000.00 USD)"},
+		{"zero pack price", func(pb *PriceBook) { pb.Packs[0].Price.Amount = 0 },
+			"pack \"pack_1000\": price must be more than zero (in minor units: 1000 is $10.00)"},
+		{"negative pack price", func(pb *PriceBook) { pb.Packs[0].Price.Amount = math.MinInt64 },
+			"pack \"pack_1000\": price must be more than zero (in minor units: 1000 is $10.00)"},
+		{"pack credits beyond the maximum", func(pb *PriceBook) { pb.Packs[0].Credits = MaxCredits + 1 },
+			"pack \"pack_1000\": credits must be at most 1,000,000,000,000"},
+		{"zero pack credits", func(pb *PriceBook) { pb.Packs[0].Credits = 0 },
+			"pack \"pack_1000\": credits must be more than zero"},
+		{"feature credits beyond the maximum", func(pb *PriceBook) { pb.Features[1].Credits = MaxCredits + 1 },
+			"feature \"image.generate\": credits must be at most 1,000,000,000,000"},
+		{"negative feature credits", func(pb *PriceBook) { pb.Features[1].Credits = -1 },
+			"feature \"image.generate\": credits must be zero or more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pb := demoPriceBook()
+			tc.modify(&pb)
+			err := pb.Validate()
+			wantCode(t, err, CodeValidation)
+			if got := ErrorMessage(err); got != tc.want {
+				t.Fatalf("message %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestPriceBookLookups(t *testing.T) {
 	pb := demoPriceBook()
 	if f, ok := pb.Feature("gpt-4o.tokens"); !ok || f.UnitSize != 1000 {

@@ -40,8 +40,14 @@ func (d *DB) CustomerByProviderID(ctx context.Context, provider, providerID stri
 	return id, err
 }
 
-// SaveCard stores a card the customer added (again: harmless). The first
-// card becomes the default.
+// SaveCard stores a card the customer added (again: harmless, and a card
+// the customer removed comes back). The first card becomes the default. A
+// card row belongs to one customer (UNIQUE (provider, provider_id)): a
+// provider card already saved for another customer is a conflict, and that
+// customer's row is neither returned nor changed. A provider never gives one
+// card to two customers (a Stripe payment method is attached to one
+// customer and cannot move), so a second customer saving it is a forged or
+// crossed setup, not a card they own.
 func (d *DB) SaveCard(ctx context.Context, customerID, provider string, c billing.Card) (billing.Card, error) {
 	var out billing.Card
 	err := d.Write(ctx, func(t *Tx) (err error) {
@@ -52,10 +58,13 @@ func (d *DB) SaveCard(ctx context.Context, customerID, provider string, c billin
 }
 
 func (t *Tx) saveCard(customerID, provider string, c billing.Card) (billing.Card, error) {
-	var existing string
-	err := t.queryRow(`SELECT id FROM payment_methods WHERE provider = ? AND provider_id = ?`, provider, c.ProviderID).Scan(&existing)
+	var existing, owner string
+	err := t.queryRow(`SELECT id, customer_id FROM payment_methods WHERE provider = ? AND provider_id = ?`, provider, c.ProviderID).Scan(&existing, &owner)
 	if err == nil {
-		if _, err := t.exec(`UPDATE payment_methods SET removed_at = NULL WHERE id = ?`, existing); err != nil {
+		if owner != customerID {
+			return billing.Card{}, errCardOfAnotherCustomer()
+		}
+		if _, err := t.exec(`UPDATE payment_methods SET removed_at = NULL WHERE id = ? AND customer_id = ?`, existing, customerID); err != nil {
 			return c, err
 		}
 		return t.card(existing)
@@ -72,6 +81,10 @@ func (t *Tx) saveCard(customerID, provider string, c billing.Card) (billing.Card
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, customerID, provider, c.ProviderID, c.Brand, c.Last4, c.ExpMonth, c.ExpYear, c.Default, micros(t.Now))
 	t.touch(customerID)
 	return c, err
+}
+
+func errCardOfAnotherCustomer() error {
+	return billing.Errorf(billing.CodeConflict, "This card is saved to another account; add the card again to save it here.")
 }
 
 const cardCols = `id, provider_id, brand, last4, exp_month, exp_year, is_default`
@@ -414,6 +427,9 @@ func (t *Tx) applyEvent(provider string, ev billing.PaymentEvent, pol billing.Pa
 			return err
 		}
 		_, err = t.saveCard(cid, provider, *ev.Card)
+		if billing.ErrorCode(err) == billing.CodeConflict {
+			return nil // another customer's card: nothing to save, and retrying will not change that
+		}
 		return err
 	case billing.EventChargeRefunded:
 		tu, err := t.topUpForEvent(ev)

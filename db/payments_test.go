@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,4 +205,75 @@ func TestTopUpEventsAndRefundWithHolds(t *testing.T) {
 		t.Fatalf("events %v: want one topup.succeeded, one grant.created, one refund.succeeded", count)
 	}
 	mustVerify(t, d)
+}
+
+// A card row belongs to one customer. Saving a provider card that another
+// customer already has is refused (conflict): it never returns that
+// customer's row, nor brings it back after they removed it; the same
+// customer saving it again gets their own row back. The UNIQUE (provider,
+// provider_id) constraint keeps it so whatever the code does: a second row
+// for the card cannot be written.
+func TestSavedCardBelongsToOneCustomer(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	alice := mustCustomer(t, d, "alice", 0)
+	bob := mustCustomer(t, d, "bob", 0)
+	card := billing.Card{ProviderID: "pm_shared", Brand: "visa", Last4: "4242", ExpMonth: 12, ExpYear: 2040}
+
+	mine, err := d.SaveCard(ctx, alice, "stripe", card)
+	if err != nil || !mine.Default {
+		t.Fatalf("alice's card: %+v %v", mine, err)
+	}
+	if _, err := d.RemoveCard(ctx, alice, mine.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := d.SaveCard(ctx, bob, "stripe", card)
+	if billing.ErrorCode(err) != billing.CodeConflict || got.ID != "" {
+		t.Fatalf("bob saving alice's card: %+v %v, want a conflict and no card", got, err)
+	}
+	if cards, _ := d.FindCards(ctx, bob, "stripe"); len(cards) != 0 {
+		t.Fatalf("bob has %+v", cards)
+	}
+	if cards, _ := d.FindCards(ctx, alice, "stripe"); len(cards) != 0 {
+		t.Fatalf("alice's removed card came back when bob saved it: %+v", cards)
+	}
+	if n := rawCount(t, d, `SELECT COUNT(*) FROM payment_methods WHERE provider_id = 'pm_shared' AND customer_id = ? AND removed_at IS NOT NULL`, alice); n != 1 {
+		t.Fatalf("alice's row changed: %d removed rows", n)
+	}
+
+	// A provider event naming bob's provider customer and alice's card is
+	// taken (not retried forever) and saves nothing.
+	if err := d.SaveProviderCustomer(ctx, bob, "stripe", "cus_bob"); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := d.ApplyPaymentEvent(ctx, "stripe", billing.PaymentEvent{ID: "evt_setup", Type: billing.EventSetupSucceeded,
+		ProviderCustomerID: "cus_bob", Card: &billing.Card{ProviderID: "pm_shared"}}, billing.DefaultPaymentPolicy)
+	if err != nil || !applied {
+		t.Fatalf("setup event: applied %v, %v", applied, err)
+	}
+	if n := rawCount(t, d, `SELECT COUNT(*) FROM payment_methods WHERE customer_id = ?`, bob); n != 0 {
+		t.Fatalf("bob has %d card rows after the event", n)
+	}
+	if cards, _ := d.FindCards(ctx, alice, "stripe"); len(cards) != 0 {
+		t.Fatalf("the event brought alice's removed card back: %+v", cards)
+	}
+
+	// Alice adding it again gets her own row back.
+	again, err := d.SaveCard(ctx, alice, "stripe", card)
+	if err != nil || again.ID != mine.ID {
+		t.Fatalf("alice again: %+v %v, want her row %s", again, err, mine.ID)
+	}
+
+	// The schema holds it too: one row per provider card.
+	raw, err := sql.Open("sqlite", d.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_, err = raw.Exec(`INSERT INTO payment_methods (id, customer_id, provider, provider_id, brand, last4, exp_month, exp_year, created_at)
+		VALUES ('card_forged', ?, 'stripe', 'pm_shared', 'visa', '4242', 12, 2040, 0)`, bob)
+	if err == nil || !strings.Contains(err.Error(), "UNIQUE") {
+		t.Fatalf("a second row for the same provider card: %v, want a UNIQUE constraint error", err)
+	}
 }

@@ -94,6 +94,7 @@ func FuzzDecodeUsage(f *testing.F) {
 	f.Add([]byte(`{"customer":"u1","feature":"chat.request","quantity":1.5}`))
 	f.Add([]byte(`{"customer":"u1","feature":"chat.request","quantity":1.5001}`))
 	f.Add([]byte(`{"customer":"u1","quantity":1e2,"metadata":{"k":"v"},"idempotency_key":"x"}`))
+	f.Add([]byte(`{"customer":"u1","feature":"chat.request","quantity":1,"Quantity":50,"customer":"u2"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var r billing.UsageRequest
 		err := handlers.DecodeJSON(bytes.NewReader(body), &r)

@@ -233,11 +233,18 @@ func (s *Server) customerTopUpByPayment(c echo.Context, paymentID string) (billi
 	return billing.TopUp{}, billing.Errorf(billing.CodeNotFound, "No such payment.")
 }
 
-// localURL keeps a return target on this site: an absolute URL elsewhere
-// (or anything odd) becomes def.
+// localURL keeps a return target on this site: only a path on this origin
+// ("/portal/billing?x=1") is kept; an absolute URL elsewhere, or anything a
+// browser could read as another host, becomes def. Browsers treat '\' as
+// '/' in a URL, so "/\evil.example" is "//evil.example": no backslash is
+// kept anywhere, and control characters (which browsers strip, and
+// url.Parse refuses) neither.
 func localURL(raw, def string) string {
+	if raw == "" || raw[0] != '/' || strings.Contains(raw, `\`) || (len(raw) > 1 && raw[1] == '/') {
+		return def
+	}
 	u, err := url.Parse(raw)
-	if raw == "" || err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return def
 	}
 	return raw

@@ -89,6 +89,7 @@ func New(cfg Config, store Store) *Server {
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		Generator: func() string { return newRequestID() },
 	}))
+	e.Use(securityHeaders())
 	if cfg.LogRequests {
 		e.Use(s.requestLogger())
 	}

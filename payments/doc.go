@@ -62,10 +62,12 @@
 //
 // Both providers send the customer to a hosted page (Stripe Checkout in
 // setup mode, or the sandbox's card form) and back to the success URL with
-// "?session_id=<setup id>" appended (SessionIDParam). The service passes that
-// id to CompleteCardSetup; it should first check that it is a setup it
-// started for this customer (CardSetup.ProviderID), since the provider
-// cannot: the interface does not say whose setup it is.
+// "?session_id=<setup id>" appended (SessionIDParam). The id comes back in a
+// URL anyone can type, so it proves nothing about who started the setup: the
+// service passes it to CompleteCardSetup with the signed-in customer's
+// provider customer, and the provider answers not_found unless the setup
+// was started for that customer (Stripe: the Checkout Session's customer;
+// the sandbox: the setup's). A setup completes for its own customer only.
 package payments
 
 import (

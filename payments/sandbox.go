@@ -267,12 +267,13 @@ func (s *SandboxProvider) checkCard(number string, expMonth, expYear int, cvc st
 	}, nil
 }
 
-// CompleteCardSetup returns the card AddCard saved on the setup.
-func (s *SandboxProvider) CompleteCardSetup(_ context.Context, setupID string) (billing.Card, error) {
+// CompleteCardSetup returns the card AddCard saved on the setup, if the
+// setup was started for providerCustomerID (another customer's is not_found).
+func (s *SandboxProvider) CompleteCardSetup(_ context.Context, providerCustomerID, setupID string) (billing.Card, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	setup, ok := s.setups[setupID]
-	if !ok {
+	if !ok || providerCustomerID == "" || setup.ProviderCustomerID != providerCustomerID {
 		return billing.Card{}, errNoSetup()
 	}
 	if setup.Card == nil {

@@ -30,7 +30,7 @@ func sandboxCardFor(t *testing.T, s *SandboxProvider, number string) billing.Car
 	if _, err := s.AddCard(setup.ProviderID, number, 12, 2030, "123"); err != nil {
 		t.Fatalf("AddCard(%s): %v", number, err)
 	}
-	card, err := s.CompleteCardSetup(context.Background(), setup.ProviderID)
+	card, err := s.CompleteCardSetup(context.Background(), "cus_sandbox_x", setup.ProviderID)
 	mustNoErr(t, err)
 	return card
 }
@@ -107,7 +107,7 @@ func TestSandboxCardSetup(t *testing.T) {
 		t.Errorf("CardSetup = %+v", stored)
 	}
 
-	_, err = s.CompleteCardSetup(ctx, setup.ProviderID)
+	_, err = s.CompleteCardSetup(ctx, "cus_sandbox_x", setup.ProviderID)
 	wantCode(t, err, billing.CodeValidation) // no card yet
 
 	card, err := s.AddCard(setup.ProviderID, "4242 4242 4242 4242", 4, 30, "123")
@@ -115,7 +115,7 @@ func TestSandboxCardSetup(t *testing.T) {
 	if card.Brand != "visa" || card.Last4 != "4242" || card.ExpMonth != 4 || card.ExpYear != 2030 || !strings.HasPrefix(card.ProviderID, "pm_sandbox_4242_") {
 		t.Errorf("card = %+v", card)
 	}
-	done, err := s.CompleteCardSetup(ctx, setup.ProviderID)
+	done, err := s.CompleteCardSetup(ctx, "cus_sandbox_x", setup.ProviderID)
 	mustNoErr(t, err)
 	if done != card {
 		t.Errorf("CompleteCardSetup = %+v, want %+v", done, card)
@@ -126,8 +126,17 @@ func TestSandboxCardSetup(t *testing.T) {
 	_, err = s.AddCard(setup.ProviderID, SandboxCardSucceeds, 4, 2030, "123")
 	wantCode(t, err, billing.CodeConflict)
 
-	_, err = s.CompleteCardSetup(ctx, "cs_sandbox_nope")
+	_, err = s.CompleteCardSetup(ctx, "cus_sandbox_x", "cs_sandbox_nope")
 	wantCode(t, err, billing.CodeNotFound)
+	// A setup completes for its own customer only: another's is not found,
+	// as is one asked for by no customer.
+	_, err = s.CompleteCardSetup(ctx, "cus_sandbox_other", setup.ProviderID)
+	wantCode(t, err, billing.CodeNotFound)
+	_, err = s.CompleteCardSetup(ctx, "", setup.ProviderID)
+	wantCode(t, err, billing.CodeNotFound)
+	if again, err := s.CompleteCardSetup(ctx, "cus_sandbox_x", setup.ProviderID); err != nil || again != card {
+		t.Errorf("the owner's setup after another customer's attempt: %+v %v", again, err)
+	}
 	_, err = s.AddCard("cs_sandbox_nope", SandboxCardSucceeds, 4, 2030, "123")
 	wantCode(t, err, billing.CodeNotFound)
 	_, err = s.CardSetup("cs_sandbox_nope")
@@ -192,7 +201,7 @@ func TestSandboxAddCardValidation(t *testing.T) {
 				t.Errorf("message %q lacks %q", be.Message, tt.messageSubstring)
 			}
 			// A rejected card leaves the setup open.
-			if _, err := s.CompleteCardSetup(context.Background(), setup.ProviderID); billing.ErrorCode(err) != billing.CodeValidation {
+			if _, err := s.CompleteCardSetup(context.Background(), "cus_sandbox_x", setup.ProviderID); billing.ErrorCode(err) != billing.CodeValidation {
 				t.Errorf("setup after a rejected card: %v", err)
 			}
 		})

@@ -99,9 +99,21 @@ func (s *Service) StartCardSetup(ctx context.Context, customerID, successURL, ca
 	return s.Provider.StartCardSetup(ctx, pc, successURL, cancelURL)
 }
 
-// CompleteCardSetup saves the card a finished setup added.
+// CompleteCardSetup saves the card a finished setup added, if the setup is
+// the customer's: the provider checks that it was started for the
+// customer's provider customer (a customer with none has started no setup),
+// so another customer's setup id is not_found and saves nothing. Errors:
+// not_found, validation_failed (the setup is not finished), conflict (the
+// card is saved to another customer), payment_provider_error.
 func (s *Service) CompleteCardSetup(ctx context.Context, customerID, setupID string) (billing.Card, error) {
-	card, err := s.Provider.CompleteCardSetup(ctx, setupID)
+	pc, err := s.Store.ProviderCustomer(ctx, customerID, s.Provider.Name())
+	if err != nil {
+		return billing.Card{}, err
+	}
+	if pc == "" {
+		return billing.Card{}, billing.Errorf(billing.CodeNotFound, "no such card setup: start again from the portal")
+	}
+	card, err := s.Provider.CompleteCardSetup(ctx, pc, setupID)
 	if err != nil {
 		return billing.Card{}, err
 	}
@@ -110,10 +122,8 @@ func (s *Service) CompleteCardSetup(ctx context.Context, customerID, setupID str
 		return billing.Card{}, err
 	}
 	if saved.Default {
-		if pc, err := s.providerCustomer(ctx, customerID); err == nil {
-			if err := s.Provider.SetDefaultCard(ctx, pc, saved.ProviderID); err != nil {
-				s.log().Warn("setting the default card at the provider", "err", err)
-			}
+		if err := s.Provider.SetDefaultCard(ctx, pc, saved.ProviderID); err != nil {
+			s.log().Warn("setting the default card at the provider", "err", err)
 		}
 	}
 	return saved, nil

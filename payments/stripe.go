@@ -167,11 +167,17 @@ func (p *StripeProvider) StartCardSetup(ctx context.Context, providerCustomerID,
 }
 
 // CompleteCardSetup reads the card a finished Checkout Session saved: the
-// session's setup intent must have succeeded (the card is then attached to
-// the customer) with a card payment method.
-func (p *StripeProvider) CompleteCardSetup(ctx context.Context, setupID string) (billing.Card, error) {
+// session must belong to providerCustomerID (StartCardSetup made it for that
+// customer; so must its setup intent and card be, when Stripe names their
+// customer), otherwise not_found, as for a session that does not exist. Its
+// setup intent must have succeeded (the card is then attached to the
+// customer) with a card payment method.
+func (p *StripeProvider) CompleteCardSetup(ctx context.Context, providerCustomerID, setupID string) (billing.Card, error) {
 	if !strings.HasPrefix(setupID, "cs_") {
 		return billing.Card{}, billing.Errorf(billing.CodeValidation, "%q is not a Stripe Checkout Session id", setupID)
+	}
+	if providerCustomerID == "" {
+		return billing.Card{}, errNoStripeSetup()
 	}
 	params := &stripe.CheckoutSessionParams{}
 	params.AddExpand("setup_intent.payment_method")
@@ -180,11 +186,27 @@ func (p *StripeProvider) CompleteCardSetup(ctx context.Context, setupID string) 
 	if err != nil {
 		return billing.Card{}, p.apiError(err, "read the card setup at Stripe")
 	}
+	if s.Customer == nil || s.Customer.ID != providerCustomerID {
+		return billing.Card{}, errNoStripeSetup()
+	}
 	si := s.SetupIntent
+	if si != nil && si.Customer != nil && si.Customer.ID != providerCustomerID {
+		return billing.Card{}, errNoStripeSetup()
+	}
 	if si == nil || si.Status != stripe.SetupIntentStatusSucceeded || si.PaymentMethod == nil || si.PaymentMethod.Card == nil {
 		return billing.Card{}, billing.Errorf(billing.CodeValidation, "the card setup is not finished: no card was saved")
 	}
+	if pm := si.PaymentMethod; pm.Customer != nil && pm.Customer.ID != providerCustomerID {
+		return billing.Card{}, errNoStripeSetup()
+	}
 	return stripeCard(si.PaymentMethod), nil
+}
+
+// errNoStripeSetup is the answer for a Checkout Session that is not the
+// customer's: the same as for one that does not exist, so a session id says
+// nothing about another customer.
+func errNoStripeSetup() error {
+	return billing.Errorf(billing.CodeNotFound, "no such card setup: start again from the portal")
 }
 
 // SetDefaultCard makes the card the customer's invoice default at Stripe.

@@ -141,10 +141,10 @@ func TestStripeAgainstStripeMock(t *testing.T) {
 	})
 
 	t.Run("complete card setup", func(t *testing.T) {
-		// stripe-mock's session fixture has a setup intent that has not
-		// succeeded: the card is not saved yet.
-		_, err := p.CompleteCardSetup(ctx, "cs_test_123")
-		wantCode(t, err, billing.CodeValidation)
+		// stripe-mock's session fixture names no customer (and its setup
+		// intent has not succeeded): it is no customer's setup.
+		_, err := p.CompleteCardSetup(ctx, "cus_1", "cs_test_123")
+		wantCode(t, err, billing.CodeNotFound)
 		r := one(t)
 		if r.Method != http.MethodGet || r.Path != "/v1/checkout/sessions/cs_test_123" || r.Form.Get("expand[0]") != "setup_intent.payment_method" {
 			t.Errorf("request = %+v", r)
@@ -544,7 +544,7 @@ func TestStripeInputValidation(t *testing.T) {
 			return err
 		},
 		"setup with relative URL":   func() error { _, err := p.StartCardSetup(ctx, "cus_1", "/ok", "https://a.example/no"); return err },
-		"complete a non-session":    func() error { _, err := p.CompleteCardSetup(ctx, "seti_1"); return err },
+		"complete a non-session":    func() error { _, err := p.CompleteCardSetup(ctx, "cus_1", "seti_1"); return err },
 		"find a non-payment-intent": func() error { _, err := p.FindPayment(ctx, "ch_1"); return err },
 		"refund without key": func() error {
 			_, err := p.Refund(ctx, "pi_1", billing.Money{Amount: 1, Currency: "usd"}, "")
@@ -574,7 +574,7 @@ func TestStripeCompleteCardSetup(t *testing.T) {
 			"payment_method":{"id":"pm_new","object":"payment_method","type":"card","card":{"brand":"amex","last4":"0005","exp_month":7,"exp_year":2029}}}}`
 	}
 	p, rec := stubStripe(t, map[string]stubAnswer{"GET /v1/checkout/sessions/cs_test_1": {200, session("succeeded")}})
-	card, err := p.CompleteCardSetup(ctx, "cs_test_1")
+	card, err := p.CompleteCardSetup(ctx, "cus_1", "cs_test_1")
 	mustNoErr(t, err)
 	if want := (billing.Card{ProviderID: "pm_new", Brand: "amex", Last4: "0005", ExpMonth: 7, ExpYear: 2029}); card != want {
 		t.Errorf("card = %+v, want %+v", card, want)
@@ -584,12 +584,54 @@ func TestStripeCompleteCardSetup(t *testing.T) {
 	}
 
 	p, _ = stubStripe(t, map[string]stubAnswer{"GET /v1/checkout/sessions/cs_test_1": {200, session("requires_action")}})
-	_, err = p.CompleteCardSetup(ctx, "cs_test_1")
+	_, err = p.CompleteCardSetup(ctx, "cus_1", "cs_test_1")
 	wantCode(t, err, billing.CodeValidation)
 
-	p, _ = stubStripe(t, map[string]stubAnswer{"GET /v1/checkout/sessions/cs_test_1": {200, `{"id":"cs_test_1","object":"checkout.session","mode":"setup","status":"open","setup_intent":"seti_1"}`}})
-	_, err = p.CompleteCardSetup(ctx, "cs_test_1")
+	p, _ = stubStripe(t, map[string]stubAnswer{"GET /v1/checkout/sessions/cs_test_1": {200, `{"id":"cs_test_1","object":"checkout.session","mode":"setup","status":"open","customer":"cus_1","setup_intent":"seti_1"}`}})
+	_, err = p.CompleteCardSetup(ctx, "cus_1", "cs_test_1")
 	wantCode(t, err, billing.CodeValidation)
+}
+
+// A Checkout Session completes only for the customer it was made for: a
+// session id is in a URL anyone can type, so another customer's (or one
+// naming no customer) is not_found, as if it did not exist.
+func TestStripeCompleteCardSetupIsTheCustomers(t *testing.T) {
+	ctx := context.Background()
+	session := func(sessionCustomer, intentCustomer, cardCustomer string) string {
+		return `{"id":"cs_test_1","object":"checkout.session","mode":"setup","status":"complete","customer":` + sessionCustomer + `,
+			"setup_intent":{"id":"seti_1","object":"setup_intent","status":"succeeded","customer":` + intentCustomer + `,
+			"payment_method":{"id":"pm_new","object":"payment_method","type":"card","customer":` + cardCustomer + `,"card":{"brand":"visa","last4":"4242","exp_month":7,"exp_year":2029}}}}`
+	}
+	for _, tc := range []struct {
+		name, body string
+	}{
+		{"another customer's session", session(`"cus_a"`, `"cus_a"`, `"cus_a"`)},
+		{"a session naming no customer", session(`null`, `null`, `null`)},
+		{"a setup intent of another customer", session(`"cus_b"`, `"cus_a"`, `null`)},
+		{"a card attached to another customer", session(`"cus_b"`, `"cus_b"`, `"cus_a"`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _ := stubStripe(t, map[string]stubAnswer{"GET /v1/checkout/sessions/cs_test_1": {200, tc.body}})
+			_, err := p.CompleteCardSetup(ctx, "cus_b", "cs_test_1")
+			wantCode(t, err, billing.CodeNotFound)
+		})
+	}
+	t.Run("the customer's own session", func(t *testing.T) {
+		p, _ := stubStripe(t, map[string]stubAnswer{"GET /v1/checkout/sessions/cs_test_1": {200, session(`"cus_b"`, `"cus_b"`, `"cus_b"`)}})
+		card, err := p.CompleteCardSetup(ctx, "cus_b", "cs_test_1")
+		mustNoErr(t, err)
+		if card.ProviderID != "pm_new" {
+			t.Fatalf("card %+v", card)
+		}
+	})
+	t.Run("no customer asks", func(t *testing.T) {
+		p, rec := stubStripe(t, map[string]stubAnswer{})
+		_, err := p.CompleteCardSetup(ctx, "", "cs_test_1")
+		wantCode(t, err, billing.CodeNotFound)
+		if r := rec.take(); len(r) != 0 {
+			t.Fatalf("asked Stripe: %+v", r)
+		}
+	})
 }
 
 func TestStripeRefundStatuses(t *testing.T) {

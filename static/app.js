@@ -26,6 +26,28 @@
     }
   });
 
+  // The live balance's event stream closes when the page is left. A page
+  // kept in the back/forward cache would otherwise keep its stream open, and
+  // after six pages the browser has no connection left for this site (six
+  // per host over HTTP/1.1): every click hangs. A page shown again from that
+  // cache is reloaded, as its balance is stale and its stream gone.
+  var streams = [];
+  if (window.htmx && htmx.createEventSource) {
+    var createEventSource = htmx.createEventSource;
+    htmx.createEventSource = function (url) {
+      var source = createEventSource(url);
+      streams.push(source);
+      return source;
+    };
+  }
+  window.addEventListener("pagehide", function () {
+    streams.forEach(function (source) { source.close(); });
+    streams = [];
+  });
+  window.addEventListener("pageshow", function (evt) {
+    if (evt.persisted) location.reload();
+  });
+
   // A flash message fades out after a while; its close button works at once.
   function wireFlash(root) {
     (root || document).querySelectorAll("[data-flash]").forEach(function (el) {
@@ -38,4 +60,10 @@
   }
   document.addEventListener("DOMContentLoaded", function () { wireFlash(); });
   document.addEventListener("htmx:afterSwap", function (evt) { wireFlash(evt.target); });
+
+  // A [data-print] button prints the page (the receipt): no inline onclick,
+  // which the Content-Security-Policy forbids.
+  document.addEventListener("click", function (evt) {
+    if (evt.target.closest && evt.target.closest("[data-print]")) window.print();
+  });
 })();

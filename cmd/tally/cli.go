@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
+	"github.com/tally-billing/tally/handlers"
 )
 
 // openDB opens the database for a CLI command (quietly: the CLI talks to
@@ -252,11 +252,11 @@ func cmdPriceBook(ctx context.Context, args []string, getenv env, stdout, stderr
 			defer f.Close()
 			r = f
 		}
+		// Read as the API reads POST /api/v1/price-books: the same file means
+		// the same price book either way.
 		var pb billing.PriceBook
-		dec := json.NewDecoder(r)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&pb); err != nil {
-			return fmt.Errorf("%s: %s", *file, billing.ErrorMessage(asBillingErr(err)))
+		if err := handlers.DecodeJSON(r, &pb); err != nil {
+			return fmt.Errorf("%s: %s", *file, billing.ErrorMessage(err))
 		}
 		d, err := openDB(ctx, *path, stderr)
 		if err != nil {
@@ -300,14 +300,6 @@ func cmdPriceBook(ctx context.Context, args []string, getenv env, stdout, stderr
 		return enc.Encode(pb)
 	}
 	return usageError{fmt.Sprintf("unknown pricebook subcommand %q", sub)}
-}
-
-func asBillingErr(err error) error {
-	var be *billing.Error
-	if errors.As(err, &be) {
-		return be
-	}
-	return billing.Errorf(billing.CodeInvalidRequest, "%s", err.Error())
 }
 
 const backupUsage = `Usage: tally backup --to FILE [flags]

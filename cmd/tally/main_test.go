@@ -183,6 +183,18 @@ func TestCLIPriceBookPublish(t *testing.T) {
 	if code != exitError || !strings.Contains(errs, "three decimals") {
 		t.Fatalf("bad book: %d %s", code, errs)
 	}
+	// Read as the API reads it: a field given twice, or in another case, is
+	// refused rather than one of them silently winning.
+	for body, want := range map[string]string{
+		`{"features":[{"key":"x","credits":1,"credits":1000}]}`: `Duplicate field "features[0].credits"`,
+		`{"features":[{"key":"x","Credits":1000}]}`:             `Unknown field "features[0].Credits"`,
+	} {
+		os.WriteFile(file, []byte(body), 0o644)
+		_, errs, code = runCLI(t, env, "pricebook", "publish", "--file", file)
+		if code != exitError || !strings.Contains(errs, want) {
+			t.Fatalf("book %s: %d %s, want %q", body, code, errs, want)
+		}
+	}
 	out, _, code = runCLI(t, env, "pricebook", "show")
 	if code != 0 || !strings.Contains(out, `"gpt-4o.tokens"`) {
 		t.Fatalf("show: %s", out)
