@@ -153,3 +153,47 @@ func (d *DB) signalEvents() {
 // eventPoll is how often a consumer looks for events written by another
 // process (this process's commits wake it at once).
 const eventPoll = time.Second
+
+// WatchEvents tails the outbox from its newest event and wakes the live
+// balance of each customer an event names. This process's own commits wake
+// their customers' streams directly (notify.go); the outbox brings the
+// changes other processes commit on the same database, such as a grant
+// from the CLI, without waiting for the pages' polling. It runs until ctx
+// ends and keeps its cursor in memory: a live stream needs no history.
+func (d *DB) WatchEvents(ctx context.Context) error {
+	after, err := d.LastEventSeq(ctx)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(eventPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-d.eventCh:
+		}
+		for {
+			evs, err := d.FindEvents(ctx, EventFilter{After: after, Limit: 1000})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				d.log.Warn("outbox watch", "err", err)
+				break
+			}
+			if len(evs) == 0 {
+				break
+			}
+			customers := map[string]bool{}
+			for _, e := range evs {
+				if e.Customer != "" {
+					customers[e.Customer] = true
+				}
+			}
+			d.notify(customers)
+			after = evs[len(evs)-1].Seq
+		}
+	}
+}

@@ -143,3 +143,40 @@ func TestHoldEvents(t *testing.T) {
 		t.Fatalf("hold.expired actor %v", evs[2].Actor)
 	}
 }
+
+// The live balance hears about changes other processes commit through the
+// outbox: a grant written by another handle on the same file (as the CLI
+// does) wakes a subscriber of this one.
+func TestWatchEventsWakesOtherProcessesChanges(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "tally.db")
+	server, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	cli, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	id := mustCustomer(t, cli, "c1", 0)
+	done := make(chan error, 1)
+	go func() { done <- server.WatchEvents(ctx) }()
+	time.Sleep(100 * time.Millisecond) // the watch starts from the newest event
+	ch, stop := server.Subscribe(id)
+	defer stop()
+	if _, err := cli.Grant(ctx, billing.GrantRequest{Customer: id, Credits: billing.CreditsOf(5), Source: billing.SourcePromo}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a grant committed by another process did not wake the live balance")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -172,6 +172,15 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		defer close(refillDone)
 		pay.RunRefills(sweepCtx, cfg.RefillPoll)
 	}()
+	// The outbox brings other processes' changes (the CLI, another
+	// instance) to the open pages' live balance.
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if err := d.WatchEvents(sweepCtx); err != nil {
+			log.Warn("outbox watch stopped", "err", err)
+		}
+	}()
 
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
@@ -186,6 +195,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		stopSweep()
 		<-sweepDone
 		<-refillDone
+		<-watchDone
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -198,6 +208,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	stopSweep()
 	<-sweepDone
 	<-refillDone
+	<-watchDone
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
