@@ -399,7 +399,7 @@ func PlanRefund(s *WalletState, r RefundPlanRequest) (Change, int64, error) {
 // TopUpEvent is a top-up's event with its structured payload.
 func TopUpEvent(typ string, tu *TopUp, extra map[string]any) NewEvent {
 	data := map[string]any{"top_up": tu.ID, "credits": tu.Credits, "amount": tu.Price.Amount, "currency": tu.Price.Currency,
-		"origin": tu.Origin}
+		"origin": tu.Origin, "description": tu.Description}
 	for k, v := range extra {
 		data[k] = v
 	}

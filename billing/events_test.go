@@ -54,3 +54,28 @@ func TestCapsReached(t *testing.T) {
 		t.Fatalf("already at the caps fires again: %v", evs)
 	}
 }
+
+func TestNoticeRules(t *testing.T) {
+	for _, tc := range []struct {
+		typ  string
+		data map[string]any
+		want bool
+	}{
+		{EventAutoRefillFailed, map[string]any{"failures": float64(1)}, true},
+		{EventAutoRefillFailed, map[string]any{"failures": float64(2)}, false}, // the same streak: the first notice stands
+		{EventAutoRefillFailed, map[string]any{"reason": RefillSkipNoCard}, true},
+		{EventAutoRefillPaused, nil, true},
+		{EventAutoRefillActionRequired, nil, true},
+		{EventDisputeOpened, nil, true},
+		{EventBalanceLow, nil, false},
+		{EventTopUpSucceeded, nil, false},
+	} {
+		if got := IsNotice(tc.typ, tc.data); got != tc.want {
+			t.Errorf("IsNotice(%s, %v) = %v", tc.typ, tc.data, got)
+		}
+	}
+	if !ResolvedBy(EventAutoRefillPaused, EventAutoRefillSucceeded) || ResolvedBy(EventDisputeOpened, EventAutoRefillSucceeded) ||
+		ResolvedBy(EventAutoRefillFailed, EventTopUpSucceeded) {
+		t.Error("ResolvedBy: a successful auto-refill resolves refill notices, nothing else")
+	}
+}

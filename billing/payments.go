@@ -337,24 +337,53 @@ var RefillBackoff = []time.Duration{time.Hour, 6 * time.Hour, 24 * time.Hour}
 // MaxRefillFailures pauses auto-refill after this many failures in a row.
 const MaxRefillFailures = 3
 
-// BillingEvent is something a customer should hear about (a declined
-// refill, auto-refill paused, a dispute); the portal shows it as a banner.
-type BillingEvent struct {
-	ID        int64     `json:"id"`
-	Customer  string    `json:"customer"`
-	Type      string    `json:"type"`
-	Message   string    `json:"message"`
-	CreatedAt time.Time `json:"created_at"`
+// Notice is an outbox event a customer should see in the portal (a
+// declined refill, auto-refill paused or waiting for them, a dispute) until
+// they dismiss it or it is resolved. Its wording is the views' (from Type
+// and Data); nothing in storage holds prose.
+type Notice struct {
+	ID        int64          `json:"id"` // the event's seq
+	Customer  string         `json:"customer"`
+	Type      string         `json:"type"`
+	Data      map[string]any `json:"data"`
+	CreatedAt time.Time      `json:"created_at"`
 }
 
-// Billing event types.
+// Reasons an auto-refill did not run (the "reason" of its autorefill.failed
+// event when no payment was tried).
 const (
-	EventRefillFailed         = "refill.failed"
-	EventRefillPaused         = "refill.paused"
-	EventRefillNeedsAuth      = "refill.requires_action"
-	EventRefillCeilingReached = "refill.ceiling_reached"
-	EventTopUpDisputed        = "top_up.disputed"
+	RefillSkipNoCard        = "no_card"
+	RefillSkipMonthlyCount  = "monthly_count" // data: limit (refills a month)
+	RefillSkipMonthlyAmount = "monthly_amount"
+	RefillSkipNoPrice       = "no_price" // data: detail (the pricing error's message)
 )
+
+// IsNotice reports whether an outbox event is one the portal shows as a
+// notice: auto-refill paused or waiting for the customer, a dispute, an
+// auto-refill that did not run, and a declined one the first time (later
+// declines of the same streak only add to it; the pause says when it ends).
+func IsNotice(typ string, data map[string]any) bool {
+	switch typ {
+	case EventAutoRefillPaused, EventAutoRefillActionRequired, EventDisputeOpened:
+		return true
+	case EventAutoRefillFailed:
+		if _, skipped := data["reason"]; skipped {
+			return true
+		}
+		return fmt.Sprint(data["failures"]) == "1"
+	}
+	return false
+}
+
+// NoticeTypes are the event types IsNotice may accept.
+var NoticeTypes = []string{EventAutoRefillFailed, EventAutoRefillPaused, EventAutoRefillActionRequired, EventDisputeOpened}
+
+// ResolvedBy reports whether a later event of type later resolves a notice
+// of type typ: an auto-refill that went through answers the notices of
+// refills that did not.
+func ResolvedBy(typ, later string) bool {
+	return later == EventAutoRefillSucceeded && typ != EventDisputeOpened
+}
 
 // RefillJob is one auto-refill to run: created by the debit that took the
 // balance below the threshold, stored so it survives restarts.

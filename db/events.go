@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -196,4 +197,63 @@ func (d *DB) WatchEvents(ctx context.Context) error {
 			after = evs[len(evs)-1].Seq
 		}
 	}
+}
+
+// FindNotices returns the customer's open notices, newest first: outbox
+// events the portal shows (billing.IsNotice) that the customer has not
+// dismissed and no later event resolved (billing.ResolvedBy).
+func (d *DB) FindNotices(ctx context.Context, customerID string, limit int) ([]billing.Notice, error) {
+	limit = clampLimit(limit)
+	q := `SELECT seq, type, data, created_at FROM events e WHERE customer_id = ? AND type IN (?, ?, ?, ?, ?)
+		AND NOT EXISTS (SELECT 1 FROM notice_dismissals n WHERE n.customer_id = e.customer_id AND n.seq = e.seq)
+		ORDER BY seq DESC LIMIT 500`
+	args := []any{customerID, billing.EventAutoRefillSucceeded}
+	for _, t := range billing.NoticeTypes {
+		args = append(args, t)
+	}
+	rows, err := d.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []billing.Notice
+	var later []string // types of newer events, to resolve older notices
+	for rows.Next() {
+		var n billing.Notice
+		var data string
+		var at int64
+		if err := rows.Scan(&n.ID, &n.Type, &data, &at); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(data), &n.Data); err != nil {
+			return nil, fmt.Errorf("db: event %d: %w", n.ID, err)
+		}
+		n.Customer, n.CreatedAt = customerID, fromMicros(at)
+		resolved := slices.ContainsFunc(later, func(l string) bool { return billing.ResolvedBy(n.Type, l) })
+		later = append(later, n.Type)
+		if resolved || !billing.IsNotice(n.Type, n.Data) || len(out) == limit {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// DismissNotice hides one of the customer's notices (another customer's
+// event, or one that is no notice, is not_found).
+func (d *DB) DismissNotice(ctx context.Context, customerID string, seq int64) error {
+	return d.Write(ctx, func(t *Tx) error {
+		var typ string
+		err := t.queryRow(`SELECT type FROM events WHERE seq = ? AND customer_id = ?`, seq, customerID).Scan(&typ)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !slices.Contains(billing.NoticeTypes, typ)) {
+			return billing.Errorf(billing.CodeNotFound, "No such notice.")
+		}
+		if err != nil {
+			return err
+		}
+		_, err = t.exec(`INSERT INTO notice_dismissals (customer_id, seq, dismissed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			customerID, seq, micros(t.Now))
+		t.touch(customerID)
+		return err
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/tally-billing/tally/billing"
 )
@@ -482,8 +481,8 @@ func (t *Tx) disputeTopUp(tu billing.TopUp, disputeID string) error {
 		tu.Customer, fmt.Sprintf("payment for top-up %s disputed (%s)", tu.ID, disputeID), micros(t.Now)); err != nil {
 		return err
 	}
-	return t.addBillingEvent(tu.Customer, billing.EventTopUpDisputed,
-		"A payment for "+tu.Description+" is disputed; its remaining credits are on hold until the dispute is resolved.")
+	t.touch(tu.Customer)
+	return nil
 }
 
 // RefundTopUp takes the unused credits of a purchase back out of the
@@ -548,44 +547,6 @@ func (t *Tx) refundTopUp(tu billing.TopUp, paid int64, reason string) (billing.T
 	return out, amount, err
 }
 
-func (t *Tx) addBillingEvent(customerID, typ, message string) error {
-	_, err := t.exec(`INSERT INTO billing_events (customer_id, type, message, created_at) VALUES (?, ?, ?, ?)`, customerID, typ, message, micros(t.Now))
-	t.touch(customerID)
-	return err
-}
-
-// FindBillingEvents returns the customer's billing events not yet dismissed, newest first.
-func (d *DB) FindBillingEvents(ctx context.Context, customerID string, limit int) ([]billing.BillingEvent, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT id, customer_id, type, message, created_at FROM billing_events
-		WHERE customer_id = ? AND dismissed_at IS NULL ORDER BY id DESC LIMIT ?`, customerID, clampLimit(limit))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []billing.BillingEvent
-	for rows.Next() {
-		var e billing.BillingEvent
-		var at int64
-		if err := rows.Scan(&e.ID, &e.Customer, &e.Type, &e.Message, &at); err != nil {
-			return nil, err
-		}
-		e.CreatedAt = fromMicros(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}
-
-// DismissBillingEvent hides one of the customer's billing events.
-func (d *DB) DismissBillingEvent(ctx context.Context, customerID string, id int64) error {
-	return d.Write(ctx, func(t *Tx) error {
-		_, err := t.exec(`UPDATE billing_events SET dismissed_at = ? WHERE id = ? AND customer_id = ?`, micros(t.Now), id, customerID)
-		return err
-	})
-}
-
-func itoa(v int64) string { return fmt.Sprint(v) }
-
-var _ = time.Second
 
 // topUpActor is who caused a top-up's changes: the customer who bought it,
 // or the auto-refill job.

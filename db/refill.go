@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -178,23 +176,25 @@ func (d *DB) NextRefillAt(ctx context.Context) (time.Time, error) {
 	return fromMicros(at.Int64), nil
 }
 
-// SkipRefillJob ends a job without charging (auto-refill off, a monthly
-// ceiling reached, nothing to buy), telling the customer when message is set.
-func (d *DB) SkipRefillJob(ctx context.Context, job billing.RefillJob, why, eventType, message string) error {
+// SkipRefillJob ends a job without charging. reason, when not empty, is why
+// the customer should hear about it (billing.RefillSkip*): an
+// autorefill.failed event with the reason and data, which the portal shows
+// as a notice; an empty reason (auto-refill turned off, the balance already
+// at its target) tells nobody.
+func (d *DB) SkipRefillJob(ctx context.Context, job billing.RefillJob, why, reason string, data map[string]any) error {
 	return d.Write(ctx, func(t *Tx) error {
 		if _, err := t.exec(`UPDATE refill_jobs SET status = 'skipped', last_error = ?, updated_at = ? WHERE id = ?`, why, micros(t.Now), job.ID); err != nil {
 			return err
 		}
-		if eventType != "" {
-			if err := t.emit(billing.SystemActor("auto_refill"), billing.NewEvent{Type: billing.EventAutoRefillFailed, Customer: job.CustomerID,
-				Data: map[string]any{"job": job.ID, "failure_reason": why, "notice": eventType}}); err != nil {
-				return err
-			}
+		if reason == "" {
+			return nil
 		}
-		if message != "" {
-			return t.addBillingEvent(job.CustomerID, eventType, message)
+		ev := billing.NewEvent{Type: billing.EventAutoRefillFailed, Customer: job.CustomerID, Data: map[string]any{"job": job.ID, "reason": reason}}
+		for k, v := range data {
+			ev.Data[k] = v
 		}
-		return nil
+		t.touch(job.CustomerID)
+		return t.emit(billing.SystemActor("auto_refill"), ev)
 	})
 }
 
@@ -258,18 +258,14 @@ func (t *Tx) settleRefillJob(before billing.TopUp, p billing.Payment) error {
 			return err
 		}
 		// A refill that went through answers the notices about refills that
-		// did not ("declined, we will try again", "confirm it with your
-		// bank", "paused"): they would only mislead now.
-		_, err := t.exec(`UPDATE billing_events SET dismissed_at = ? WHERE customer_id = ? AND dismissed_at IS NULL AND type IN (?, ?, ?)`,
-			now, before.Customer, billing.EventRefillFailed, billing.EventRefillNeedsAuth, billing.EventRefillPaused)
-		return err
+		// did not (billing.ResolvedBy): they would only mislead now.
+		return nil
 	case "requires_action":
 		if _, err := t.exec(`UPDATE refill_jobs SET status = 'requires_action', updated_at = ? WHERE id = ?`, now, jobID); err != nil {
 			return err
 		}
-		// The description already says "Auto-refill: ...".
-		return t.addBillingEvent(before.Customer, billing.EventRefillNeedsAuth,
-			"Your bank asks you to confirm the auto-refill of "+strings.TrimPrefix(before.Description, "Auto-refill: ")+". Confirm it to add the credits.")
+		t.touch(before.Customer) // its notice is the event's (billing.IsNotice)
+		return nil
 	case "failed":
 		if _, err := t.exec(`UPDATE refill_settings SET paused_reason = ? WHERE customer_id = ?`, out.Pause, before.Customer); err != nil {
 			return err
@@ -285,27 +281,12 @@ func (t *Tx) settleRefillJob(before billing.TopUp, p billing.Payment) error {
 		if err := t.saveWallet(w); err != nil {
 			return err
 		}
-		return t.addBillingEvent(before.Customer, billing.EventRefillPaused,
-			fmt.Sprintf("Auto-refill is paused: your card was declined %d times (%s). Update your card, then turn auto-refill back on.", out.Failures, out.Reason))
+		return nil
 	}
 	if _, err := t.exec(`UPDATE refill_jobs SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?`,
 		micros(out.NextAttemptAt), out.Reason, now, jobID); err != nil {
 		return err
 	}
-	if out.Failures == 1 {
-		return t.addBillingEvent(before.Customer, billing.EventRefillFailed,
-			fmt.Sprintf("Auto-refill could not charge your card: %s We will try again in %s.", out.Reason, humanDuration(out.Wait)))
-	}
+	t.touch(before.Customer)
 	return nil
-}
-
-func humanDuration(d time.Duration) string {
-	if d >= time.Hour {
-		h := int(d / time.Hour)
-		if h == 1 {
-			return "an hour"
-		}
-		return fmt.Sprintf("%d hours", h)
-	}
-	return fmt.Sprintf("%d minutes", int(d/time.Minute))
 }

@@ -58,6 +58,8 @@ func (d *DB) Verify(ctx context.Context) ([]string, error) {
 		{"event of an unknown customer", `SELECT e.seq, e.customer_id FROM events e WHERE e.customer_id IS NOT NULL
 			AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = e.customer_id)`},
 		{"event without a type", `SELECT seq FROM events WHERE type = ''`},
+		{"notice dismissal of no event of its customer", `SELECT n.customer_id, n.seq FROM notice_dismissals n
+			WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = n.seq AND e.customer_id = n.customer_id)`},
 		{"event cursor past the newest event", `SELECT consumer, seq FROM event_cursors WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM events)`},
 		{"balance past the most a wallet may hold", fmt.Sprintf(`SELECT customer_id, balance FROM wallets WHERE balance > %d`, int64(billing.MaxBalance))},
 	}

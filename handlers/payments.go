@@ -37,8 +37,8 @@ type PaymentStore interface {
 	FindRefillSettings(ctx context.Context, customerID string) (billing.RefillSettings, bool, error)
 	SaveRefillSettings(ctx context.Context, customerID string, s billing.RefillSettings) error
 	RefillMonth(ctx context.Context, customerID string, now time.Time) (int, int64, error)
-	FindBillingEvents(ctx context.Context, customerID string, limit int) ([]billing.BillingEvent, error)
-	DismissBillingEvent(ctx context.Context, customerID string, id int64) error
+	FindNotices(ctx context.Context, customerID string, limit int) ([]billing.Notice, error)
+	DismissNotice(ctx context.Context, customerID string, seq int64) error
 }
 
 // sandbox is the sandbox provider's pages' side (payments.SandboxProvider).

@@ -90,7 +90,7 @@ func (s *Server) billingPage(c echo.Context) error {
 	if page.TopUps, err = s.cfg.Payments.Store.FindTopUps(ctx, cid, 50); err != nil {
 		return err
 	}
-	if page.Notices, err = s.cfg.Payments.Store.FindBillingEvents(ctx, cid, 5); err != nil {
+	if page.Notices, err = s.cfg.Payments.Store.FindNotices(ctx, cid, 5); err != nil {
 		return err
 	}
 	// The "confirm your auto-refill" notice links to the bank's page of the
@@ -555,7 +555,7 @@ func (s *Server) dismissNotice(c echo.Context) error {
 	if err != nil {
 		return billing.Errorf(billing.CodeNotFound, "No such notice.")
 	}
-	if err := s.cfg.Payments.Store.DismissBillingEvent(c.Request().Context(), currentCustomer(c).CustomerID, id); err != nil {
+	if err := s.cfg.Payments.Store.DismissNotice(c.Request().Context(), currentCustomer(c).CustomerID, id); err != nil {
 		return err
 	}
 	if isHTMX(c) {

@@ -78,7 +78,7 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 		return
 	}
 	if !found || !set.Enabled || set.PausedReason != "" {
-		s.Store.SkipRefillJob(ctx, job, "auto-refill is off or paused", "", "")
+		s.Store.SkipRefillJob(ctx, job, "auto-refill is off or paused", "", nil)
 		s.outcome("skipped")
 		return
 	}
@@ -95,7 +95,7 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 		}
 		need, ok := billing.RefillCredits(set.Target, b.Available)
 		if !ok {
-			s.Store.SkipRefillJob(ctx, job, "the balance is already at the target", "", "")
+			s.Store.SkipRefillJob(ctx, job, "the balance is already at the target", "", nil)
 			s.outcome("skipped")
 			return
 		}
@@ -103,7 +103,7 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 	}
 	credits, price, desc, err := s.Quote(ctx, req)
 	if err != nil {
-		s.Store.SkipRefillJob(ctx, job, err.Error(), billing.EventRefillFailed, "Auto-refill could not run: "+billing.ErrorMessage(err))
+		s.Store.SkipRefillJob(ctx, job, err.Error(), billing.RefillSkipNoPrice, map[string]any{"detail": billing.ErrorMessage(err)})
 		s.outcome("skipped")
 		return
 	}
@@ -113,14 +113,13 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 		return
 	}
 	if set.MaxRefillsPerMonth != nil && count >= *set.MaxRefillsPerMonth {
-		s.Store.SkipRefillJob(ctx, job, "monthly refill count reached", billing.EventRefillCeilingReached,
-			fmt.Sprintf("Auto-refill did not run: you allowed at most %d refills a month, and this month's are used. Top up by hand, or raise the limit.", *set.MaxRefillsPerMonth))
+		s.Store.SkipRefillJob(ctx, job, "monthly refill count reached", billing.RefillSkipMonthlyCount, map[string]any{"limit": *set.MaxRefillsPerMonth})
 		s.outcome("ceiling")
 		return
 	}
 	if set.MaxAmountPerMonth != nil && spent+price.Amount > *set.MaxAmountPerMonth {
-		s.Store.SkipRefillJob(ctx, job, "monthly refill amount reached", billing.EventRefillCeilingReached,
-			"Auto-refill did not run: it would pass the monthly amount you allowed. Top up by hand, or raise the limit.")
+		s.Store.SkipRefillJob(ctx, job, "monthly refill amount reached", billing.RefillSkipMonthlyAmount,
+			map[string]any{"limit": *set.MaxAmountPerMonth, "currency": price.Currency})
 		s.outcome("ceiling")
 		return
 	}
@@ -130,7 +129,7 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 		return
 	}
 	if !ok {
-		s.Store.SkipRefillJob(ctx, job, "no saved card", billing.EventRefillFailed, "Auto-refill could not run: there is no saved card. Add a card to keep your credits topped up.")
+		s.Store.SkipRefillJob(ctx, job, "no saved card", billing.RefillSkipNoCard, nil)
 		s.outcome("no_card")
 		return
 	}

@@ -35,7 +35,7 @@ type Store interface {
 	RecoverRefillJobs(ctx context.Context) (int, error)
 	ClaimRefillJob(ctx context.Context) (billing.RefillJob, bool, error)
 	NextRefillAt(ctx context.Context) (time.Time, error)
-	SkipRefillJob(ctx context.Context, job billing.RefillJob, why, eventType, message string) error
+	SkipRefillJob(ctx context.Context, job billing.RefillJob, why, reason string, data map[string]any) error
 	RetryRefillJobLater(ctx context.Context, job billing.RefillJob, after time.Duration, why string) error
 	AttachRefillTopUp(ctx context.Context, job billing.RefillJob, topUpID string) error
 	RefillSignal() <-chan struct{}

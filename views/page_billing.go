@@ -14,7 +14,7 @@ type BillingPage struct {
 	Cards      []billing.Card
 	Refill     RefillForm
 	TopUps     []billing.TopUp
-	Notices    []billing.BillingEvent
+	Notices    []billing.Notice
 	CardsError string
 	// RefillAuthURL is where to confirm an auto-refill the bank holds for
 	// authentication ("" when none waits): the notice links to it.
