@@ -547,7 +547,6 @@ func (t *Tx) refundTopUp(tu billing.TopUp, paid int64, reason string) (billing.T
 	return out, amount, err
 }
 
-
 // topUpActor is who caused a top-up's changes: the customer who bought it,
 // or the auto-refill job.
 func topUpActor(tu *billing.TopUp) billing.Actor {
