@@ -37,7 +37,7 @@ bench:
 
 ## fuzz-smoke: run each fuzz target briefly (their seed corpora run in `make test`)
 fuzz-smoke:
-	@for pkg in ./billing ./handlers; do \
+	@for pkg in ./billing ./handlers ./handlers/forms; do \
 	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 5s $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
 	  done; \

@@ -87,9 +87,13 @@ func TestAutoRefillForm(t *testing.T) {
 		{"threshold empty", url.Values{"threshold": {""}, "mode": {"pack"}, "pack": {"pack_1000"}}, "error-threshold", "Enter a number of credits", "", "#refill-threshold"},
 		{"target not above the threshold", url.Values{"threshold": {"500"}, "mode": {"target"}, "target": {"400"}}, "error-target", "must be above the threshold", "400", `input[name="target"]`},
 		{"target missing", url.Values{"threshold": {"500"}, "mode": {"target"}, "target": {""}}, "error-target", "Enter the balance to refill to", "", `input[name="target"]`},
-		{"no such pack", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_nope"}}, "", "choose a credit pack", "500", "#refill-threshold"},
-		{"zero refills a month", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_refills": {"0"}}, "", "at most 1 to 1,000 refills a month", "0", `input[name="max_refills"]`},
-		{"amount ceiling not money", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"lots"}}, "", "Enter an amount in dollars", "lots", `input[name="max_amount"]`},
+		{"no such pack", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_nope"}}, "error-pack", "Choose a credit pack", "500", "#refill-threshold"},
+		{"zero refills a month", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_refills": {"0"}}, "error-max_refills", "Enter 1 to 1,000 refills a month", "0", `input[name="max_refills"]`},
+		{"amount ceiling not money", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"lots"}}, "error-max_amount", "Enter an amount such as 1,000.50.", "lots", `input[name="max_amount"]`},
+		// An exponent is not a number people type: never $1,000.00.
+		{"amount ceiling with an exponent", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"1e3"}}, "error-max_amount", "Enter an amount such as 1,000.50.", "1e3", `input[name="max_amount"]`},
+		// "1,5" in English is neither 15 nor silently 1.5.
+		{"ambiguous comma", url.Values{"threshold": {"1,5"}, "mode": {"pack"}, "pack": {"pack_1000"}}, "error-threshold", `Type 1.5 or 15`, "1,5", "#refill-threshold"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,6 +125,34 @@ func TestAutoRefillForm(t *testing.T) {
 			}
 		})
 	}
+	// Every error at once, each beside its field, tied to it for screen
+	// readers, in sentences: not the first one alone, nor in lower case.
+	t.Run("all at once", func(t *testing.T) {
+		r := v.saveRefill(url.Values{"enabled": {"on"}, "threshold": {"-5"}, "mode": {"target"}, "target": {"x"},
+			"max_refills": {"2.5"}, "max_amount": {"1,5"}}, "HX-Request", "true").want(t, http.StatusUnprocessableEntity)
+		d := doc(t, r)
+		for field, want := range map[string]string{
+			"threshold":   "The balance to refill at can't be negative.",
+			"target":      "Enter a number of credits, such as 1,000 or 12.5.",
+			"max_refills": "Enter a whole number, such as 3.",
+			"max_amount":  `Type 1.5 or 15: we can't tell which "1,5" means.`,
+		} {
+			if got := testID(t, r, "error-"+field); got != want {
+				t.Errorf("error beside %s: %q, want %q", field, got, want)
+			}
+			in := d.Find(`#auto-refill [name="` + field + `"]`)
+			errID, _ := d.Find(`[data-testid="error-` + field + `"]`).Attr("id")
+			if desc, _ := in.Attr("aria-describedby"); desc == "" || desc != errID {
+				t.Errorf("%s: aria-describedby %q, the error's id %q", field, desc, errID)
+			}
+			if inv, _ := in.Attr("aria-invalid"); inv != "true" {
+				t.Errorf("%s is not marked aria-invalid", field)
+			}
+		}
+		if got := testID(t, r, "refill-errors"); !strings.Contains(got, "Fix the 4 fields marked") {
+			t.Errorf("summary %q", got)
+		}
+	})
 	if set, found, _ := p.DB.FindRefillSettings(t.Context(), id); found {
 		t.Fatalf("refused forms saved settings: %+v", set)
 	}

@@ -319,21 +319,51 @@ func TestSandboxOneClickTopUp(t *testing.T) {
 
 	t.Run("custom amount out of bounds", func(t *testing.T) {
 		before, charges := p.available(t, id), p.Sandbox.charges()
-		for _, amount := range []string{"4.99", "1000.01", "0.01"} {
-			r := v.confirm(url.Values{"amount": {amount}}).want(t, http.StatusUnprocessableEntity)
-			if got := string(r.Raw); !strings.Contains(got, "between $5.00 and $1,000.00") {
-				t.Errorf("amount %s: the error does not give the bounds in dollars: %s", amount, pageMessage(t, r))
-			}
-			// htmx shows it in the flash area.
-			r = v.confirm(url.Values{"amount": {amount}}, "HX-Request", "true").want(t, http.StatusUnprocessableEntity)
-			if r.Header.Get("HX-Retarget") != "#flash" || !strings.Contains(testID(t, r, "flash"), "between $5.00 and $1,000.00") {
-				t.Errorf("amount %s with htmx: %s %s", amount, r.Header, r.Raw)
-			}
-		}
-		for _, amount := range []string{"ten", "0", "-5", "5.001"} {
-			r := v.confirm(url.Values{"amount": {amount}}).want(t, http.StatusUnprocessableEntity)
-			if got := pageMessage(t, r); !strings.Contains(got, "Enter an amount in dollars") {
-				t.Errorf("amount %s: %q", amount, got)
+		// Every refusal comes back as the custom amount form, the error beside
+		// the field and the amount as typed: with htmx swapped in place of
+		// the form (not at the top of the page, off-screen on a phone).
+		for amount, want := range map[string]string{
+			"4.99":    "Enter an amount between $5.00 and $1,000.00.",
+			"1000.01": "Enter an amount between $5.00 and $1,000.00.",
+			"0.01":    "Enter an amount between $5.00 and $1,000.00.",
+			"0":       "Enter an amount between $5.00 and $1,000.00.",
+			"ten":     "Enter an amount such as 1,000.50.",
+			"1e3":     "Enter an amount such as 1,000.50.",
+			"0x10":    "Enter an amount such as 1,000.50.",
+			"+5":      "Type the number without a + sign, such as 1,000.50.",
+			"-5":      "Enter an amount above zero, without a minus sign.",
+			"5.001":   "Use at most two decimals, such as 1,000.50.",
+			"1,5":     `Type 1.5 or 15: we can't tell which "1,5" means.`,
+			"  ":      "Enter an amount, such as 25.00.",
+			"$999.5":  "",
+		} {
+			for _, htmx := range []bool{false, true} {
+				var headers []string
+				if htmx {
+					headers = []string{"HX-Request", "true"}
+				}
+				r := v.confirm(url.Values{"amount": {amount}}, headers...)
+				if want == "" {
+					r.want(t, http.StatusOK)
+					if got := testID(t, r, "confirm-text"); got != "Add 99,950 credits for $999.50 with Visa •••• 4242?" {
+						t.Errorf("%q: %q", amount, got)
+					}
+					continue
+				}
+				r.want(t, http.StatusUnprocessableEntity)
+				if got := testID(t, r, "custom-error"); got != want {
+					t.Errorf("amount %q (htmx %v): error %q, want %q", amount, htmx, got, want)
+				}
+				d := doc(t, r)
+				if got, _ := d.Find("#custom-amount").Attr("value"); got != amount {
+					t.Errorf("amount %q (htmx %v): the field shows %q", amount, htmx, got)
+				}
+				if desc, _ := d.Find("#custom-amount").Attr("aria-describedby"); !strings.Contains(desc, "custom-error") {
+					t.Errorf("amount %q: the error is not tied to the field (%q)", amount, desc)
+				}
+				if htmx && (r.Header.Get("HX-Retarget") != "#custom-top-up" || r.Header.Get("HX-Reswap") != "outerHTML" || strings.Contains(string(r.Raw), "<html")) {
+					t.Errorf("amount %q with htmx: %v %.200s", amount, r.Header, r.Raw)
+				}
 			}
 		}
 		// A forged form with an amount below the bounds buys nothing.

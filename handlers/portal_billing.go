@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/handlers/forms"
 	"github.com/tally-billing/tally/views"
 )
 
@@ -69,6 +70,12 @@ func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error)
 
 // GET /portal/billing (and /portal/top-up for flow=top_up).
 func (s *Server) billingPage(c echo.Context) error {
+	return s.renderBilling(c, http.StatusOK, nil)
+}
+
+// renderBilling answers with the Billing tab; edit adjusts it (a form shown
+// again with its errors).
+func (s *Server) renderBilling(c echo.Context, status int, edit func(*views.BillingPage)) error {
 	ctx := c.Request().Context()
 	cid := currentCustomer(c).CustomerID
 	sh, err := s.shell(c, "Billing", "billing")
@@ -101,21 +108,10 @@ func (s *Server) billingPage(c echo.Context) error {
 			break
 		}
 	}
-	return render(c, http.StatusOK, views.Billing(sh, page))
-}
-
-// parseMoney reads an amount typed by a person ("25", "25.50", "$25") into
-// minor units.
-func parseMoney(s string) (int64, bool) {
-	s = strings.TrimSpace(strings.NewReplacer("$", "", "€", "", "£", "", ",", "").Replace(s))
-	if s == "" {
-		return 0, false
+	if edit != nil {
+		edit(&page)
 	}
-	v, err := billing.ParseMilli(s)
-	if err != nil || v <= 0 || v%10 != 0 {
-		return 0, false
-	}
-	return v / 10, true
+	return render(c, status, views.Billing(sh, page))
 }
 
 func newClickKey() string {
@@ -132,11 +128,8 @@ func (s *Server) confirmTopUp(c echo.Context) error {
 	cid := currentCustomer(c).CustomerID
 	req := billing.TopUpRequest{PackID: c.FormValue("pack")}
 	if req.PackID == "" {
-		amt, ok := parseMoney(c.FormValue("amount"))
-		if !ok {
-			return billing.Errorf(billing.CodeValidation, "Enter an amount in dollars, such as 25 or 25.50.")
-		}
-		if err := s.checkCustomAmount(c, amt); err != nil {
+		amt, answered, err := s.readCustomAmount(c)
+		if err != nil || answered {
 			return err
 		}
 		req.Amount = amt
@@ -172,18 +165,74 @@ func (s *Server) checkCustomAmount(c echo.Context, amount int64) error {
 	if err != nil {
 		return err
 	}
-	base, ok := pb.BaseRate()
-	if !ok {
-		return nil // Quote says why a custom amount cannot be priced
-	}
-	pol := s.cfg.Payments.Policy
-	if amount < pol.CustomMin || amount > pol.CustomMax {
-		f := s.publicShell(c, "").Fmt
-		cur := base.Price.Currency
-		return billing.Errorf(billing.CodeValidation, "Enter an amount between %s and %s.",
-			f.Money(billing.Money{Amount: pol.CustomMin, Currency: cur}), f.Money(billing.Money{Amount: pol.CustomMax, Currency: cur})).With("param", "amount")
+	if msg := s.customRange(c, pb, amount); msg != "" {
+		return billing.Errorf(billing.CodeValidation, "%s", msg).With("param", "amount")
 	}
 	return nil
+}
+
+// customRange says why a custom amount is out of bounds ("" when it is
+// not, or when no pack prices custom amounts: Quote says why then).
+func (s *Server) customRange(c echo.Context, pb *billing.PriceBook, amount int64) string {
+	base, ok := pb.BaseRate()
+	if !ok {
+		return ""
+	}
+	pol := s.cfg.Payments.Policy
+	if amount >= pol.CustomMin && amount <= pol.CustomMax {
+		return ""
+	}
+	f := s.publicShell(c, "").Fmt
+	cur := base.Price.Currency
+	return fmt.Sprintf("Enter an amount between %s and %s.",
+		f.Money(billing.Money{Amount: pol.CustomMin, Currency: cur}), f.Money(billing.Money{Amount: pol.CustomMax, Currency: cur}))
+}
+
+// readCustomAmount reads the custom amount a customer typed (the forms
+// package's one parser, in the price book's currency). A wrong one is
+// answered here: the custom amount form again with the error beside the
+// field, swapped in place of the form by htmx, or the page around it
+// (answered is then true).
+func (s *Server) readCustomAmount(c echo.Context) (amount int64, answered bool, err error) {
+	pb, err := s.prices.CurrentPriceBook(c.Request().Context())
+	if err != nil {
+		return 0, false, err
+	}
+	cur := "usd"
+	if pb != nil {
+		cur = pb.Currency
+	}
+	fm := readForm(c)
+	amt := fm.Money("amount", cur, forms.Opts{Required: "Enter an amount, such as " + s.publicShell(c, "").Fmt.MoneyInput(billing.Money{Amount: 25_00 * pow10(billing.MinorUnits(cur)) / 100, Currency: cur}) + ".",
+		Negative: "Enter an amount above zero, without a minus sign."})
+	if amt != nil {
+		if msg := s.customRange(c, pb, *amt); msg != "" {
+			fm.Fail("amount", msg)
+		}
+	}
+	if fm.Valid() {
+		return *amt, false, nil
+	}
+	tp, err := s.topUpPanel(c, s.inTopUpFlow(c))
+	if err != nil {
+		return 0, false, err
+	}
+	tp.CustomValue, tp.CustomError = fm.Value("amount"), fm.Errors["amount"]
+	if isHTMX(c) {
+		c.Response().Header().Set("HX-Retarget", "#custom-top-up")
+		c.Response().Header().Set("HX-Reswap", "outerHTML")
+		return 0, true, render(c, http.StatusUnprocessableEntity, views.CustomAmountForm(s.publicShell(c, ""), tp))
+	}
+	return 0, true, s.renderBilling(c, http.StatusUnprocessableEntity, func(p *views.BillingPage) { p.TopUp = tp })
+}
+
+// pow10 is 10^n.
+func pow10(n int) int64 {
+	v := int64(1)
+	for range n {
+		v *= 10
+	}
+	return v
 }
 
 func isHTMX(c echo.Context) bool { return c.Request().Header.Get("HX-Request") == "true" }
@@ -469,63 +518,74 @@ func (s *Server) defaultRefillThreshold(c echo.Context) (billing.Credits, error)
 	return th - th%billing.Milli, nil
 }
 
-// POST /portal/auto-refill saves auto-refill, with inline errors.
+// POST /portal/auto-refill saves auto-refill. Every field is read by the
+// forms package and checked, so all that is wrong shows at once, each
+// error beside its field; nothing is saved until all is right.
 func (s *Server) saveRefill(c echo.Context) error {
 	ctx := c.Request().Context()
 	cid := currentCustomer(c).CustomerID
-	values := map[string]string{"threshold": c.FormValue("threshold"), "target": c.FormValue("target"),
-		"max_refills": c.FormValue("max_refills"), "max_amount": c.FormValue("max_amount")}
-	set := billing.RefillSettings{Enabled: c.FormValue("enabled") == "on", Mode: c.FormValue("mode"), PackID: c.FormValue("pack")}
-	errs := map[string]string{}
-	if v, err := billing.ParseCredits(strings.ReplaceAll(values["threshold"], ",", "")); err != nil || values["threshold"] == "" {
-		errs["threshold"] = "Enter a number of credits, such as 500."
-	} else {
-		set.Threshold = v
-	}
-	if set.Mode == billing.RefillTarget {
-		if v, err := billing.ParseCredits(strings.ReplaceAll(values["target"], ",", "")); err != nil || values["target"] == "" {
-			errs["target"] = "Enter the balance to refill to, such as 2,000."
-		} else {
-			set.Target = v
-		}
-	}
-	if v := strings.TrimSpace(values["max_refills"]); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs["max_refills_per_month"] = "Enter a whole number of refills, or leave it empty."
-		} else {
-			set.MaxRefillsPerMonth = &n
-		}
-	}
-	if v := strings.TrimSpace(values["max_amount"]); v != "" {
-		amt, ok := parseMoney(v)
-		if !ok {
-			errs["max_amount_per_month"] = "Enter an amount in dollars, or leave it empty."
-		} else {
-			set.MaxAmountPerMonth = &amt
-		}
-	}
 	pb, err := s.prices.CurrentPriceBook(ctx)
 	if err != nil {
 		return err
 	}
-	if len(errs) == 0 {
-		if err := set.Validate(pb); err != nil {
-			var be *billing.Error
-			if errors.As(err, &be) {
-				p, _ := be.Details["param"].(string)
-				errs[p] = be.Message
-			} else {
-				return err
+	cur := "usd"
+	if pb != nil {
+		cur = pb.Currency
+	}
+	fm := readForm(c)
+	values := map[string]string{"threshold": fm.Value("threshold"), "target": fm.Value("target"),
+		"max_refills": fm.Value("max_refills"), "max_amount": fm.Value("max_amount")}
+	set := billing.RefillSettings{Enabled: fm.Value("enabled") == "on", Mode: fm.Value("mode"), PackID: fm.Value("pack")}
+	if th := fm.Credits("threshold", forms.Opts{Required: "Enter a number of credits, such as 500.",
+		Negative: "The balance to refill at can't be negative."}); th != nil {
+		set.Threshold = *th
+	}
+	switch set.Mode {
+	case billing.RefillTarget:
+		if t := fm.Credits("target", forms.Opts{Required: "Enter the balance to refill to, such as 2,000."}); t != nil {
+			set.Target = *t
+			if !fm.Failed("threshold") && set.Target <= set.Threshold {
+				fm.Fail("target", "The balance to refill to must be above the threshold ("+s.publicShell(c, "").Fmt.CreditsWord(set.Threshold)+").")
 			}
 		}
+	case billing.RefillPack:
+		if _, ok := pb.Pack(set.PackID); !ok {
+			fm.Fail("pack", "Choose a credit pack to buy.")
+		}
+	default:
+		fm.Fail("mode", "Choose what to buy: a pack, or enough to refill to a balance.")
 	}
-	if len(errs) > 0 {
+	if n := fm.Whole("max_refills", forms.Opts{Negative: "Enter 1 to 1,000 refills a month, or leave it empty."}); n != nil {
+		if *n < 1 || *n > 1000 {
+			fm.Fail("max_refills", "Enter 1 to 1,000 refills a month, or leave it empty.")
+		} else {
+			set.MaxRefillsPerMonth = n
+		}
+	}
+	if amt := fm.Money("max_amount", cur, forms.Opts{}); amt != nil {
+		if *amt < 1 {
+			fm.Fail("max_amount", "Enter an amount above zero, or leave it empty.")
+		} else {
+			set.MaxAmountPerMonth = amt
+		}
+	}
+	if fm.Valid() {
+		// The domain's rules are the last word: its verdict goes beside its field.
+		if err := set.Validate(pb); err != nil {
+			var be *billing.Error
+			if !errors.As(err, &be) || be.Code != billing.CodeValidation {
+				return err
+			}
+			p, _ := be.Details["param"].(string)
+			fm.Fail(refillField(p), sentence(be.Message))
+		}
+	}
+	if !fm.Valid() {
 		f, err := s.refillForm(c, &set, values)
 		if err != nil {
 			return err
 		}
-		f.Errors = errs
+		f.Errors = fm.Errors
 		return s.renderRefill(c, http.StatusUnprocessableEntity, f)
 	}
 	if err := s.cfg.Payments.Store.SaveRefillSettings(ctx, cid, set); err != nil {
@@ -541,6 +601,32 @@ func (s *Server) saveRefill(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/portal/billing#auto-refill")
 	}
 	return s.renderRefill(c, http.StatusOK, f)
+}
+
+// refillField is the form field of a RefillSettings.Validate param.
+func refillField(param string) string {
+	switch param {
+	case "max_refills_per_month":
+		return "max_refills"
+	case "max_amount_per_month":
+		return "max_amount"
+	case "":
+		return "threshold"
+	}
+	return param
+}
+
+// sentence starts a domain message with a capital and ends it with a full
+// stop, as the portal writes its messages.
+func sentence(msg string) string {
+	if msg == "" {
+		return msg
+	}
+	msg = strings.ToUpper(msg[:1]) + msg[1:]
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
 }
 
 func (s *Server) renderRefill(c echo.Context, status int, f views.RefillForm) error {

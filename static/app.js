@@ -38,4 +38,18 @@
   }
   document.addEventListener("DOMContentLoaded", function () { wireFlash(); });
   document.addEventListener("htmx:afterSwap", function (evt) { wireFlash(evt.target); });
+
+  // A form that comes back with errors (a 422) takes the customer to its
+  // first wrong field, errors shown beside each: on a phone the form may
+  // be below the fold, where a message at the top would go unseen.
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var xhr = evt.detail.xhr;
+    if (!xhr || xhr.status !== 422) return;
+    var bad = evt.detail.elt && evt.detail.elt.querySelector ? evt.detail.elt.querySelector('[aria-invalid="true"]') : null;
+    if (!bad) bad = document.querySelector('[aria-invalid="true"]');
+    if (bad) {
+      bad.focus();
+      if (bad.scrollIntoView) bad.scrollIntoView({ block: "center" });
+    }
+  });
 })();

@@ -30,6 +30,10 @@ type TopUpPanel struct {
 	CustomRate string // "100 credits per $1.00"
 	Flow       bool   // opened for a top-up from the product (flow=top_up)
 	Sandbox    bool
+	// CustomValue and CustomError re-show a custom amount that was refused,
+	// as typed, with why.
+	CustomValue string
+	CustomError string
 }
 
 // TopUpConfirm asks once before money moves.
@@ -86,4 +90,13 @@ type SandboxAuth struct {
 	Card        string // "Visa •••• 3184"
 	Description string // what is bought
 	Return      string
+}
+
+// boolAttr is "true" or "false", for ARIA states (an empty aria-invalid
+// means false).
+func boolAttr(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
 }
