@@ -26,10 +26,9 @@ templ:
 css: tools
 	npx --no-install tailwindcss -c tailwind.config.js -i static/src/app.css -o static/app.css --minify 2>/dev/null
 
-## vendor: copy htmx and its SSE extension from node_modules into static/vendor
+## vendor: copy htmx from node_modules into static/vendor
 vendor: tools
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
-	cp node_modules/htmx-ext-sse/dist/sse.js static/vendor/htmx-ext-sse.js
 
 ## bench: Go benchmarks of the hot paths
 bench:

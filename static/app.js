@@ -26,6 +26,39 @@
     }
   });
 
+  // The live balance. The header's #balance-pill names its event stream in
+  // data-live; each "balance" event replaces the pill, and when the balance
+  // changed, "tally:balance" is sent on <body> so every figure drawn from it
+  // (hx-trigger="tally:balance from:body") fetches itself again. The stream
+  // is closed on pagehide: a page kept in the back/forward cache must not
+  // hold one of the six connections HTTP/1.1 allows per host, or the next
+  // navigations wait for them. pageshow (a first load, or a page restored
+  // from that cache) opens it again; its first event brings the page up to
+  // date.
+  var live = null;
+  function openLive() {
+    var pill = document.getElementById("balance-pill");
+    if (live || !pill || !pill.dataset.live || !window.EventSource) return;
+    live = new EventSource(pill.dataset.live);
+    live.addEventListener("balance", function (evt) {
+      var before = pill.textContent.replace(/\s+/g, " ").trim();
+      pill.innerHTML = evt.data;
+      if (window.htmx) window.htmx.process(pill);
+      if (pill.textContent.replace(/\s+/g, " ").trim() !== before) {
+        document.body.dispatchEvent(new CustomEvent("tally:balance", { bubbles: true }));
+      }
+    });
+  }
+  function closeLive() {
+    if (live) {
+      live.close();
+      live = null;
+    }
+  }
+  window.addEventListener("pageshow", openLive);
+  window.addEventListener("pagehide", closeLive);
+  window.tallyLive = function () { return live ? live.readyState : -1; };
+
   // A flash message fades out after a while; its close button works at once.
   function wireFlash(root) {
     (root || document).querySelectorAll("[data-flash]").forEach(function (el) {

@@ -19,7 +19,7 @@ type Shell struct {
 
 // AssetURLs are the fingerprinted URLs of the embedded assets.
 type AssetURLs struct {
-	CSS, JS, HTMX, SSE string
+	CSS, JS, HTMX string
 }
 
 // Flash is a one-time message after an action ("Spend limits saved.").
