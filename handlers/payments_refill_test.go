@@ -397,9 +397,12 @@ func TestAutoRefillDeclined(t *testing.T) {
 		t.Fatalf("%d notices after dismissing one", n)
 	}
 
-	// A working card and saving the settings turn it back on.
+	// A working card (added: it becomes the default) and saving the
+	// settings turn it back on.
 	v.addCard(cardOK)
-	v.post("/portal/cards/"+v.cards()[1].ID+"/default", url.Values{"_csrf": {v.csrf("/portal/billing")}}).want(t, http.StatusSeeOther)
+	if c := v.cards(); c[0].Label != "Visa •••• 4242" || !c[0].Default {
+		t.Fatalf("the card added is not the default: %+v", c)
+	}
 	v.enableRefill(url.Values{"threshold": {"200"}, "mode": {"pack"}, "pack": {"pack_1000"}})
 	if n := p.runRefills(t); n != 1 || p.refillTopUps(t, id, "succeeded") != 1 {
 		t.Fatalf("turning auto-refill back on below the threshold did not refill (%d jobs)", n)

@@ -36,10 +36,10 @@ func (v *portalVisitor) addCard(number string) {
 	if !strings.HasPrefix(back, "/portal/cards/added?session_id=cs_sandbox_") {
 		v.t.Fatalf("the card page returned to %q, want /portal/cards/added?session_id=...", back)
 	}
-	if to := v.location(v.get(back), http.StatusSeeOther); to != "/portal/billing#cards" {
-		v.t.Fatalf("after saving the card: %q", to)
+	if to := v.location(v.get(back), http.StatusSeeOther); to != "/portal/billing" {
+		v.t.Fatalf("after saving the card: %q (the top of the page, where the message is)", to)
 	}
-	if fl := testID(v.t, v.get("/portal/billing").want(v.t, http.StatusOK), "flash"); !strings.Contains(fl, "Saved Visa •••• "+number[len(number)-4:]) {
+	if fl := testID(v.t, v.get("/portal/billing").want(v.t, http.StatusOK), "flash"); !strings.Contains(fl, "Saved Visa •••• "+number[len(number)-4:]+". It is now your default card.") {
 		v.t.Fatalf("flash after adding a card: %q", fl)
 	}
 }
@@ -160,38 +160,59 @@ func TestSandboxCardsThroughThePortal(t *testing.T) {
 		f.Set("exp", "12/40")
 		f.Set("cvc", "123")
 		r := v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity)
-		if got := testID(t, r, "sandbox-card-error"); !strings.Contains(got, "4242 4242 4242 4242") {
+		if got := testID(t, r, "error-number"); !strings.Contains(got, "4242 4242 4242 4242") {
 			t.Fatalf("error for a non-test card: %q", got)
 		}
 		f.Set("number", cardOK)
 		f.Set("exp", "13/40")
-		if got := testID(t, v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity), "sandbox-card-error"); got != "Enter the expiry as MM/YY." {
+		if got := testID(t, v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity), "error-exp"); got != "Enter the expiry as MM/YY, such as 12/34." {
 			t.Fatalf("error for a bad expiry: %q", got)
+		}
+		// Every field at once, each error beside its field and tied to it;
+		// the number field has the focus on arrival.
+		f.Set("number", "1234")
+		f.Set("exp", "1/2")
+		f.Set("cvc", "x")
+		r = v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity)
+		d := doc(t, r)
+		for field, want := range map[string]string{"number": "Enter the card number: 12 to 19 digits.", "exp": "The card has expired.", "cvc": "The security code (CVC) is 3 or 4 digits."} {
+			if got := testID(t, r, "error-"+field); got != want {
+				t.Errorf("error beside %s: %q, want %q", field, got, want)
+			}
+			if desc, _ := d.Find(`[name="` + field + `"]`).Attr("aria-describedby"); desc != "card-"+field+"-error" {
+				t.Errorf("%s: aria-describedby %q", field, desc)
+			}
+		}
+		if _, ok := d.Find("#card-number").Attr("autofocus"); !ok {
+			t.Error("the card number field is not focused on arrival")
 		}
 		if n := len(v.cards()); n != 1 {
 			t.Fatalf("%d cards after refused ones", n)
 		}
 	})
 
+	// A newly added card becomes the default: a customer who adds one
+	// (after a decline, say) means to pay with it.
 	v.addCard(cardDecline)
 	cards = v.cards()
-	if len(cards) != 2 || !cards[0].Default || cards[1].Default || cards[1].Label != "Visa •••• 0002" {
+	if len(cards) != 2 || !cards[0].Default || cards[1].Default || cards[0].Label != "Visa •••• 0002" {
 		t.Fatalf("after adding 0002: %+v", cards)
 	}
-	declined := cards[1].ID
+	declined, working := cards[0].ID, cards[1].ID
+	if got := testID(t, v.get("/portal/billing"), "top-up-card"); got != "Charged to Visa •••• 0002 after you confirm." {
+		t.Fatalf("the top-up block charges %q", got)
+	}
 
 	t.Run("set default", func(t *testing.T) {
-		r := v.post("/portal/cards/"+declined+"/default", url.Values{"_csrf": {v.csrf("/portal/billing")}})
+		r := v.post("/portal/cards/"+working+"/default", url.Values{"_csrf": {v.csrf("/portal/billing")}})
 		if to := v.location(r, http.StatusSeeOther); to != "/portal/billing#cards" {
 			t.Fatalf("default: redirected to %q", to)
 		}
 		cards := v.cards()
-		if len(cards) != 2 || cards[0].ID != declined || !cards[0].Default || cards[1].Default {
-			t.Fatalf("after making 0002 the default: %+v", cards)
+		if len(cards) != 2 || cards[0].ID != working || !cards[0].Default || cards[1].Default {
+			t.Fatalf("after making 4242 the default: %+v", cards)
 		}
-		if got := testID(t, v.get("/portal/billing"), "top-up-card"); got != "Charged to Visa •••• 0002 after you confirm." {
-			t.Fatalf("the top-up block charges %q", got)
-		}
+		v.post("/portal/cards/"+declined+"/default", url.Values{"_csrf": {v.csrf("/portal/billing")}}).want(t, http.StatusSeeOther)
 	})
 
 	t.Run("another customer's card is not found", func(t *testing.T) {
@@ -418,6 +439,95 @@ func TestSandboxDeclinedTopUp(t *testing.T) {
 	}
 	if got := p.available(t, id); got != 0 {
 		t.Fatalf("balance %s", got)
+	}
+	p.verify(t)
+}
+
+// TestSandboxDeclineRecovers: the decline dialog's other card pays the
+// same purchase at once (its card form carries it, and pays as it takes the
+// card), the new card becomes the default, and the next click charges it.
+// Before, "Use another card" linked to the page it was on and a card added
+// afterwards stayed second: the next click was declined again.
+func TestSandboxDeclineRecovers(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	v.addCard(cardDecline)
+	for _, htmx := range []bool{false, true} {
+		c := v.confirm(url.Values{"pack": {"pack_5500"}}, "HX-Request", "true").want(t, http.StatusOK)
+		f := payForm(t, c)
+		f.Set("_csrf", v.csrf("/portal/billing"))
+		var r response
+		if htmx {
+			r = v.post("/portal/top-ups", f, "HX-Request", "true").want(t, http.StatusOK)
+		} else {
+			r = v.post("/portal/top-ups", f).want(t, http.StatusPaymentRequired)
+		}
+		other := formValues(t, r, `[data-testid="top-up-failed"] form[action="/portal/top-ups/checkout"]`)
+		if other.Get("pack") != "pack_5500" || !strings.HasPrefix(other.Get("key"), "click_") {
+			t.Fatalf("htmx %v: the other-card form does not carry the purchase: %v", htmx, other)
+		}
+		if got := testID(t, r, "use-another-card"); got != "Pay $50.00 with another card" {
+			t.Fatalf("htmx %v: button %q", htmx, got)
+		}
+	}
+	c := v.confirm(url.Values{"pack": {"pack_5500"}}).want(t, http.StatusOK)
+	r := v.post("/portal/top-ups", payForm(t, c)).want(t, http.StatusPaymentRequired)
+	other := formValues(t, r, `[data-testid="top-up-failed"] form[action="/portal/top-ups/checkout"]`)
+	page := v.location(v.post("/portal/top-ups/checkout", other), http.StatusSeeOther)
+	if !strings.HasPrefix(page, "/sandbox/cards/new?setup=cs_sandbox_") {
+		t.Fatalf("pay with another card went to %q", page)
+	}
+	form := v.get(page).want(t, http.StatusOK)
+	if got := testID(t, form, "sandbox-pay-summary"); got != "Growth: 5,500 credits $50.00" {
+		t.Fatalf("the card page does not show the purchase: %q", got)
+	}
+	if got := testID(t, form, "sandbox-pay"); got != "Pay $50.00" {
+		t.Fatalf("the card page's button: %q", got)
+	}
+	f := formValues(t, form, `form[data-testid="sandbox-card-form"]`)
+	f.Set("exp", "12/40")
+	f.Set("cvc", "123")
+	// The declined card again: refused on the page, nothing granted.
+	f.Set("number", cardDecline)
+	if got := testID(t, v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity), "error-number"); got != "Your card was declined. Try another card." {
+		t.Fatalf("a declined card on the card page: %q", got)
+	}
+	f.Set("number", cardOK)
+	back := v.location(v.post("/sandbox/cards", f), http.StatusSeeOther)
+	if !strings.HasPrefix(back, "/portal/top-ups/checkout?session_id=cs_sandbox_") {
+		t.Fatalf("the card page returned to %q", back)
+	}
+	if to := v.location(v.get(back), http.StatusSeeOther); to != "/portal" {
+		t.Fatalf("after paying: %q", to)
+	}
+	if fl := testID(t, v.get("/portal").want(t, http.StatusOK), "flash"); !strings.Contains(fl, "Added 5,500 credits. $50.00 was charged to Visa •••• 4242, now your default card.") {
+		t.Fatalf("flash %q", fl)
+	}
+	if got := p.available(t, id); got != billing.CreditsOf(5500) {
+		t.Fatalf("balance %s after paying with another card", got)
+	}
+	cards := v.cards()
+	if len(cards) != 2 || cards[0].Label != "Visa •••• 4242" || !cards[0].Default {
+		t.Fatalf("the new card is not the default: %+v", cards)
+	}
+	// The next click charges the new card.
+	v.buy("pack_1000").want(t, http.StatusSeeOther)
+	if got := p.available(t, id); got != billing.CreditsOf(6500) {
+		t.Fatalf("balance %s after the next click", got)
+	}
+	if rows := v.purchases(); rows[0].Status != "Paid" || !strings.Contains(rows[0].Card, "4242") {
+		t.Fatalf("purchases %+v", rows)
+	}
+	// Coming back to the same checkout again grants nothing twice.
+	v.get(back)
+	if got := p.available(t, id); got != billing.CreditsOf(6500) {
+		t.Fatalf("balance %s after returning to the checkout twice", got)
+	}
+	// Another customer cannot complete this customer's checkout.
+	_, intruder := p.shopper(t, "intruder")
+	intruder.get(back)
+	if got := testID(t, intruder.get("/portal/billing"), "flash"); !strings.Contains(got, "No such purchase.") {
+		t.Fatalf("another customer's checkout: %q", got)
 	}
 	p.verify(t)
 }

@@ -23,6 +23,8 @@ func (s *Server) billingRoutes(p *echo.Group) {
 	p.GET("/top-up", s.billingPage) // flow=top_up lands here
 	p.POST("/top-ups/confirm", s.confirmTopUp)
 	p.POST("/top-ups", s.createTopUp)
+	p.POST("/top-ups/checkout", s.startCheckout)
+	p.GET("/top-ups/checkout", s.checkoutReturn)
 	p.GET("/top-ups/return", s.topUpReturn)
 	p.GET("/top-ups/:id", s.topUpStatus)
 	p.GET("/receipts/:id", s.receiptPage)
@@ -283,14 +285,15 @@ func (s *Server) createTopUp(c echo.Context) error {
 		return redirect(c, "/portal")
 	case billing.TopUpFailed:
 		sh := s.publicShell(c, "Payment declined")
+		failed := views.TopUpFailed{TopUp: tu, RetryKey: newClickKey()}
 		if isHTMX(c) {
-			return render(c, http.StatusOK, views.TopUpFailedDialog(sh, tu))
+			return render(c, http.StatusOK, views.TopUpFailedDialog(sh, failed))
 		}
 		full, err := s.shell(c, "Payment declined", "billing")
 		if err != nil {
 			return err
 		}
-		return render(c, http.StatusPaymentRequired, views.Modal(full, views.TopUpFailedDialog(sh, tu)))
+		return render(c, http.StatusPaymentRequired, views.Modal(full, views.TopUpFailedDialog(sh, failed)))
 	}
 	return redirect(c, "/portal/top-ups/"+tu.ID)
 }
@@ -339,6 +342,9 @@ func (s *Server) topUpStatus(c echo.Context) error {
 		}
 	}
 	st := views.TopUpStatus{TopUp: tu}
+	if tu.Status == billing.TopUpFailed {
+		st.RetryKey = newClickKey()
+	}
 	if s.inTopUpFlow(c) {
 		st.ReturnURL = ps.ReturnURL
 	}
@@ -394,7 +400,9 @@ func (s *Server) startCardSetup(c echo.Context) error {
 	return redirect(c, setup.URL)
 }
 
-// GET /portal/cards/added: back from the hosted page, save the card.
+// GET /portal/cards/added: back from the hosted page, save the card (it
+// becomes the default). The customer lands at the top of the Billing tab,
+// where the message is, not scrolled past it.
 func (s *Server) cardAdded(c echo.Context) error {
 	id := c.QueryParam("session_id")
 	if id == "" {
@@ -403,10 +411,10 @@ func (s *Server) cardAdded(c echo.Context) error {
 	card, err := s.cfg.Payments.Service.CompleteCardSetup(c.Request().Context(), currentCustomer(c).CustomerID, id)
 	if err != nil {
 		flash(c, "error", "The card was not saved: "+billing.ErrorMessage(err))
-		return c.Redirect(http.StatusSeeOther, "/portal/billing#cards")
+		return c.Redirect(http.StatusSeeOther, "/portal/billing")
 	}
-	flash(c, "success", "Saved "+views.CardLabel(card)+".")
-	return c.Redirect(http.StatusSeeOther, "/portal/billing#cards")
+	flash(c, "success", "Saved "+views.CardLabel(card)+". It is now your default card.")
+	return c.Redirect(http.StatusSeeOther, "/portal/billing")
 }
 
 func (s *Server) defaultCard(c echo.Context) error {

@@ -99,24 +99,15 @@ func (s *Service) StartCardSetup(ctx context.Context, customerID, successURL, ca
 	return s.Provider.StartCardSetup(ctx, pc, successURL, cancelURL)
 }
 
-// CompleteCardSetup saves the card a finished setup added.
+// CompleteCardSetup saves the card a finished setup added and makes it the
+// default: a card added after a decline must not leave the declined one in
+// place, to be declined again on the next click.
 func (s *Service) CompleteCardSetup(ctx context.Context, customerID, setupID string) (billing.Card, error) {
 	card, err := s.Provider.CompleteCardSetup(ctx, setupID)
 	if err != nil {
 		return billing.Card{}, err
 	}
-	saved, err := s.Store.SaveCard(ctx, customerID, s.Provider.Name(), card)
-	if err != nil {
-		return billing.Card{}, err
-	}
-	if saved.Default {
-		if pc, err := s.providerCustomer(ctx, customerID); err == nil {
-			if err := s.Provider.SetDefaultCard(ctx, pc, saved.ProviderID); err != nil {
-				s.log().Warn("setting the default card at the provider", "err", err)
-			}
-		}
-	}
-	return saved, nil
+	return s.saveDefaultCard(ctx, customerID, card)
 }
 
 // SetDefaultCard makes a saved card the one top-ups charge.

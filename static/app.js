@@ -59,6 +59,26 @@
   window.addEventListener("pagehide", closeLive);
   window.tallyLive = function () { return live ? live.readyState : -1; };
 
+  // A payment can take a few seconds: the button that sent it turns its
+  // spinner on (and says it is busy) until the answer comes. A page
+  // restored from the back/forward cache starts with none turning.
+  function busy(btn, on) {
+    var sp = btn && btn.querySelector(".spinner");
+    if (!sp) return;
+    sp.classList.toggle("hidden", !on);
+    if (on) btn.setAttribute("aria-busy", "true");
+    else btn.removeAttribute("aria-busy");
+  }
+  document.addEventListener("submit", function (evt) {
+    busy(evt.submitter || evt.target.querySelector('button[type="submit"]'), true);
+  });
+  document.addEventListener("htmx:afterRequest", function () {
+    document.querySelectorAll('button[aria-busy="true"]').forEach(function (b) { busy(b, false); });
+  });
+  window.addEventListener("pageshow", function (evt) {
+    if (evt.persisted) document.querySelectorAll('button[aria-busy="true"]').forEach(function (b) { busy(b, false); });
+  });
+
   // A flash message fades out after a while; its close button works at once.
   function wireFlash(root) {
     (root || document).querySelectorAll("[data-flash]").forEach(function (el) {

@@ -65,6 +65,20 @@ type RefillForm struct {
 type TopUpStatus struct {
 	TopUp     billing.TopUp
 	ReturnURL string // flow=top_up: where to go when it succeeds
+	RetryKey  string // a declined purchase: the click key to pay it with another card
+}
+
+// TopUpFailed is a declined purchase, and the click key to pay it with
+// another card.
+type TopUpFailed struct {
+	TopUp    billing.TopUp
+	RetryKey string
+}
+
+// Purchase is what a pay button buys: a pack, or an amount (minor units).
+type Purchase struct {
+	PackID string
+	Amount int64
 }
 
 // Receipt is a printable receipt.
@@ -80,7 +94,10 @@ type Receipt struct {
 type SandboxCardForm struct {
 	Setup, Return, Cancel string
 	Number, Exp, CVC      string
-	Error                 string
+	Errors                map[string]string // by field: number, exp, cvc
+	Error                 string            // not about one field
+	Pay                   *billing.Money    // a checkout: what the form pays
+	Description           string            // what is bought
 }
 
 // SandboxAuth is the sandbox's stand-in for a bank's 3-D Secure page.
