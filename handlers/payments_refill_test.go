@@ -44,6 +44,61 @@ func (v *portalVisitor) notices() []notice {
 	return out
 }
 
+// refillState is the overview's auto-refill line, in words.
+func (v *portalVisitor) refillState() string {
+	v.t.Helper()
+	return testID(v.t, v.get("/portal").want(v.t, http.StatusOK), "auto-refill-state")
+}
+
+// TestAutoRefillStatusEverywhere: the overview says what auto-refill is
+// doing (not "Set up" while it is on, not "On" while its payments are
+// declined), and a declined, paused or waiting refill shows under the
+// header of every page until it is dealt with, not on the billing page
+// alone.
+func TestAutoRefillStatusEverywhere(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.refiller(t, "acme", cardDecline, "300")
+	if got := v.refillState(); got != "Off Turn on" {
+		t.Fatalf("before it is set: %q", got)
+	}
+	if got := testID(t, v.get("/portal/billing").want(t, http.StatusOK), "next-refill-off"); got != "None: auto-refill is off." {
+		t.Fatalf("next refill while off: %q", got)
+	}
+	v.enableRefill(url.Values{"threshold": {"200"}, "mode": {"pack"}, "pack": {"pack_1000"}})
+	if got := v.refillState(); got != "On below 200, buys Starter Change" {
+		t.Fatalf("on: %q", got)
+	}
+	if got := testID(t, v.get("/portal").want(t, http.StatusOK), "saved-cards-slot"); got != "Saved cards Visa •••• 0002 · Manage" {
+		t.Fatalf("saved cards: %q", got)
+	}
+	p.usage(id, "chat.request", "150", "").want(t, http.StatusCreated)
+	p.runRefills(t)
+	if got := v.refillState(); got != "Payment failed Check" {
+		t.Fatalf("after a decline the overview says %q", got)
+	}
+	for _, page := range []string{"/portal", "/portal/usage", "/portal/ledger", "/portal/settings", "/portal/billing"} {
+		r := v.get(page).want(t, http.StatusOK)
+		n := doc(t, r).Find(`[data-testid="notices"] [data-testid="billing-notice"]`)
+		if n.Length() != 1 || !strings.Contains(n.Text(), "Auto-refill payment declined") {
+			t.Fatalf("%s does not show the declined refill under its header: %q", page, n.Text())
+		}
+		if href, _ := n.Find(`[data-testid="notice-link"]`).Attr("href"); href != "/portal/billing#auto-refill" {
+			t.Fatalf("%s: the notice links to %q", page, href)
+		}
+	}
+	// Dealt with (dismissed): gone from every page; without JavaScript the
+	// customer stays on the page they dismissed it from.
+	ns := v.notices()
+	r := v.post("/portal/notices/"+strings.TrimPrefix(ns[0].ID, "notice-")+"/dismiss", url.Values{"_csrf": {v.csrf("/portal/usage")}},
+		"Referer", v.a.HTTP.URL+"/portal/usage?feature=x")
+	if to := v.location(r, http.StatusSeeOther); to != "/portal/usage?feature=x" {
+		t.Fatalf("dismissed without htmx: back to %q", to)
+	}
+	if doc(t, v.get("/portal/ledger").want(t, http.StatusOK)).Find(`[data-testid="billing-notice"]`).Length() != 0 {
+		t.Fatal("a dismissed notice still shows")
+	}
+}
+
 // refillTopUps counts the customer's auto-refill purchases by status.
 func (p *payAPI) refillTopUps(t *testing.T, customer, status string) int {
 	t.Helper()

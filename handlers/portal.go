@@ -314,6 +314,9 @@ func (s *Server) shell(c echo.Context, title, nav string) (views.Shell, error) {
 	}
 	sh.Customer = &views.CustomerHeader{ID: cu.ID, Name: name, Email: cu.Email, Balance: bv}
 	sh.Payments = s.cfg.Payments.Service != nil
+	if sh.Notices, err = s.notices(c.Request().Context(), ps.CustomerID); err != nil {
+		return sh, err
+	}
 	sh.ReturnURL, sh.Nav = ps.ReturnURL, nav
 	if sess, ok := c.Get(ctxSession).(*sessions.Session); ok {
 		if fl := sess.Flashes(); len(fl) > 0 {

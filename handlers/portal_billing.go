@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -98,17 +100,6 @@ func (s *Server) renderBilling(c echo.Context, status int, edit func(*views.Bill
 	}
 	if page.TopUps, err = s.cfg.Payments.Store.FindTopUps(ctx, cid, 50); err != nil {
 		return err
-	}
-	if page.Notices, err = s.cfg.Payments.Store.FindBillingEvents(ctx, cid, 5); err != nil {
-		return err
-	}
-	// The "confirm your auto-refill" notice links to the bank's page of the
-	// refill that waits for it (the newest; none once it is confirmed).
-	for _, t := range page.TopUps {
-		if t.Origin == billing.OriginAutoRefill && t.Status == billing.TopUpRequiresAction && t.NextActionURL != "" {
-			page.RefillAuthURL = t.NextActionURL
-			break
-		}
 	}
 	if edit != nil {
 		edit(&page)
@@ -526,6 +517,50 @@ func (s *Server) defaultRefillThreshold(c echo.Context) (billing.Credits, error)
 	return th - th%billing.Milli, nil
 }
 
+// notices are the customer's billing notices not yet dealt with (a declined
+// or paused auto-refill, one waiting for the bank's confirmation, a
+// dispute): every portal page shows them under its header. The "confirm
+// your auto-refill" notice links to the bank's page of the refill that
+// waits for it (the newest; none once it is confirmed).
+func (s *Server) notices(ctx context.Context, customerID string) ([]views.Notice, error) {
+	if s.cfg.Payments.Store == nil {
+		return nil, nil
+	}
+	evs, err := s.cfg.Payments.Store.FindBillingEvents(ctx, customerID, 5)
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	authURL := ""
+	for _, ev := range evs {
+		if ev.Type == billing.EventRefillNeedsAuth {
+			tops, err := s.cfg.Payments.Store.FindTopUps(ctx, customerID, 20)
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range tops {
+				if t.Origin == billing.OriginAutoRefill && t.Status == billing.TopUpRequiresAction && t.NextActionURL != "" {
+					authURL = t.NextActionURL
+					break
+				}
+			}
+			break
+		}
+	}
+	out := make([]views.Notice, len(evs))
+	for i, ev := range evs {
+		out[i] = views.Notice{Event: ev}
+		switch ev.Type {
+		case billing.EventRefillNeedsAuth:
+			out[i].Link, out[i].LinkText = authURL, "Confirm the payment"
+		case billing.EventRefillFailed, billing.EventRefillPaused:
+			out[i].Link, out[i].LinkText = "/portal/billing#auto-refill", "Check auto-refill"
+		case billing.EventRefillCeilingReached:
+			out[i].Link, out[i].LinkText = "/portal/billing#auto-refill", "Change the monthly ceiling"
+		}
+	}
+	return out, nil
+}
+
 // POST /portal/auto-refill saves auto-refill. Every field is read by the
 // forms package and checked, so all that is wrong shows at once, each
 // error beside its field; nothing is saved until all is right.
@@ -660,7 +695,12 @@ func (s *Server) dismissNotice(c echo.Context) error {
 	if isHTMX(c) {
 		return c.HTML(http.StatusOK, "")
 	}
-	return c.Redirect(http.StatusSeeOther, "/portal/billing")
+	// Back to the page the notice was dismissed on.
+	back := "/portal"
+	if u, err := url.Parse(c.Request().Referer()); err == nil && u.Host == c.Request().Host && strings.HasPrefix(u.Path, "/portal") {
+		back = u.RequestURI()
+	}
+	return c.Redirect(http.StatusSeeOther, back)
 }
 
 // GET /portal/top-ups/return: back from authenticating a payment (Stripe

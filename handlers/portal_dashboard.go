@@ -57,6 +57,17 @@ func (s *Server) dashboard(c echo.Context) error {
 			return err
 		}
 		page.TopUp = &tp
+		if page.Refill, page.Cards, err = s.refillStatus(c); err != nil {
+			return err
+		}
+		for _, n := range sh.Notices {
+			switch n.Event.Type {
+			case billing.EventRefillFailed:
+				page.Refill.Failing = true
+			case billing.EventRefillNeedsAuth:
+				page.Refill.Waiting = true
+			}
+		}
 	}
 	return render(c, http.StatusOK, views.Dashboard(sh, page))
 }
@@ -81,4 +92,26 @@ func (s *Server) dashboardUsage(ctx context.Context, customerID string, now time
 		}
 	}
 	return usage, names, nil
+}
+
+// refillStatus is auto-refill as the overview sums it up, and how many
+// cards are saved.
+func (s *Server) refillStatus(c echo.Context) (*views.RefillStatus, int, error) {
+	ctx := c.Request().Context()
+	cid := currentCustomer(c).CustomerID
+	set, found, err := s.cfg.Payments.Store.FindRefillSettings(ctx, cid)
+	if err != nil {
+		return nil, 0, err
+	}
+	cards, err := s.cfg.Payments.Store.FindCards(ctx, cid, s.cfg.Payments.Provider.Name())
+	if err != nil {
+		return nil, 0, err
+	}
+	r := &views.RefillStatus{Settings: set, Set: found, Failing: set.Failures > 0}
+	if pb, err := s.prices.CurrentPriceBook(ctx); err != nil {
+		return nil, 0, err
+	} else if pk, ok := pb.Pack(set.PackID); ok {
+		r.Pack = pk.Name
+	}
+	return r, len(cards), nil
 }

@@ -15,6 +15,15 @@ type Shell struct {
 	Demo        bool
 	Customer    *CustomerHeader // nil on public pages
 	Payments    bool            // payments are set up: show the Billing tab and top-ups
+	Notices     []Notice        // billing notices not yet dealt with, under the header of every page
+}
+
+// Notice is a billing event the customer should act on (a declined or
+// paused auto-refill...), with where to act on it.
+type Notice struct {
+	Event    billing.BillingEvent
+	Link     string // "" for none
+	LinkText string
 }
 
 // AssetURLs are the fingerprinted URLs of the embedded assets.

@@ -14,11 +14,7 @@ type BillingPage struct {
 	Cards      []billing.Card
 	Refill     RefillForm
 	TopUps     []billing.TopUp
-	Notices    []billing.BillingEvent
 	CardsError string
-	// RefillAuthURL is where to confirm an auto-refill the bank holds for
-	// authentication ("" when none waits): the notice links to it.
-	RefillAuthURL string
 }
 
 // TopUpPanel is the one-click top-up: a button per pack and a custom amount.
