@@ -24,10 +24,10 @@ type DashboardPage struct {
 // RefillStatus is auto-refill as the overview sums it up.
 type RefillStatus struct {
 	Settings billing.RefillSettings
-	Set      bool          // the customer saved settings once
-	Pack     string        // "Starter" (pack mode)
-	Failing  bool          // its last attempt was declined
-	Waiting  bool          // a refill waits for the customer to confirm it with their bank
+	Set      bool   // the customer saved settings once
+	Pack     string // "Starter" (pack mode)
+	Failing  bool   // its last attempt was declined
+	Waiting  bool   // a refill waits for the customer to confirm it with their bank
 }
 
 // DashboardExpiry reminds the customer of a lot that expires within 30 days.
