@@ -755,3 +755,49 @@ func TestRefundsThroughTheAPI(t *testing.T) {
 	})
 	p.verify(t)
 }
+
+// TestPurchasesAgreeWithTheLedger: Billing lists every purchase Credits &
+// history lists, those the product recorded through the API as well as
+// those paid here, newest first; the list is also served alone, for the
+// page to fetch again after a purchase instead of waiting for a reload.
+// Before, a customer whose ledger listed four top-ups saw "No purchases
+// yet".
+func TestPurchasesAgreeWithTheLedger(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	for range 4 {
+		p.Clock.Advance(time.Minute)
+		p.grant(t, id, "1000", "purchase")
+	}
+	p.grant(t, id, "50", "promo") // not a purchase
+	rows := v.purchases()
+	if len(rows) != 4 {
+		t.Fatalf("%d purchases listed, want the ledger's 4: %+v", len(rows), rows)
+	}
+	for _, r := range rows {
+		if r.Credits != "1,000" || r.Amount != "—" || r.Card != "Through Pixel AI" || r.Status != "Paid" || r.Receipt != "" {
+			t.Fatalf("a recorded purchase: %+v", r)
+		}
+	}
+	ledger := doc(t, v.get("/portal/ledger").want(t, http.StatusOK)).Find(`[data-testid="ledger-row"]`).FilterFunction(func(_ int, s *goquery.Selection) bool {
+		return strings.TrimSpace(s.Find(`[data-testid="ledger-kind"]`).Text()) == "Top-up"
+	}).Length()
+	if ledger != 4 {
+		t.Fatalf("the ledger lists %d top-ups", ledger)
+	}
+	// A purchase here joins them, newest first, once (not also as its grant).
+	v.addCard(cardOK)
+	p.Clock.Advance(time.Minute)
+	v.buy("pack_5500").want(t, http.StatusSeeOther)
+	rows = v.purchases()
+	if len(rows) != 5 || rows[0].Description != "Growth: 5,500 credits" || rows[0].Amount != "$50.00" || rows[0].Receipt == "" {
+		t.Fatalf("after a purchase here: %+v", rows)
+	}
+	part := v.get("/portal/partials/purchases").want(t, http.StatusOK)
+	if strings.Contains(string(part.Raw), "<html") || doc(t, part).Find(`[data-testid="receipt-row"]`).Length() != 5 {
+		t.Fatalf("the purchases partial: %.300s", part.Raw)
+	}
+	if trig, _ := doc(t, part).Find("#receipts").Attr("hx-trigger"); trig != "tally:balance from:body" {
+		t.Fatalf("the list does not follow the balance: hx-trigger %q", trig)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,7 @@ func (s *Server) billingRoutes(p *echo.Group) {
 	p.POST("/cards/:id/remove", s.removeCard)
 	p.POST("/auto-refill", s.saveRefill)
 	p.POST("/notices/:id/dismiss", s.dismissNotice)
+	p.GET("/partials/purchases", s.purchasesPartial)
 	p.GET("/partials/empty", func(c echo.Context) error { return c.HTML(http.StatusOK, "") })
 }
 
@@ -98,7 +100,7 @@ func (s *Server) renderBilling(c echo.Context, status int, edit func(*views.Bill
 	if page.Refill, err = s.refillForm(c, nil, nil); err != nil {
 		return err
 	}
-	if page.TopUps, err = s.cfg.Payments.Store.FindTopUps(ctx, cid, 50); err != nil {
+	if page.Purchases, err = s.purchases(ctx, cid); err != nil {
 		return err
 	}
 	if edit != nil {
@@ -515,6 +517,54 @@ func (s *Server) defaultRefillThreshold(c echo.Context) (billing.Credits, error)
 		}
 	}
 	return th - th%billing.Milli, nil
+}
+
+// purchases are every purchase of credits, newest first: the top-ups paid
+// here (not a checkout abandoned before any payment) and the purchase lots
+// the product recorded through the API (grants with source purchase), the
+// same purchases Credits & history lists.
+func (s *Server) purchases(ctx context.Context, customerID string) ([]views.Purchase, error) {
+	tops, err := s.cfg.Payments.Store.FindTopUps(ctx, customerID, 50)
+	if err != nil {
+		return nil, err
+	}
+	lots, err := s.portal.FindLots(ctx, customerID, 100)
+	if err != nil {
+		return nil, err
+	}
+	paidHere := map[string]bool{}
+	var out []views.Purchase
+	for _, t := range tops {
+		if t.Lot != "" {
+			paidHere[t.Lot] = true
+		}
+		if t.Status == billing.TopUpPending && t.PaymentID == "" {
+			continue // a checkout left before paying
+		}
+		out = append(out, views.Purchase{TopUp: t})
+	}
+	for _, l := range lots {
+		if l.Source != billing.SourcePurchase || paidHere[l.ID] {
+			continue
+		}
+		desc := l.Reason
+		if desc == "" {
+			desc = "Credits purchased"
+		}
+		out = append(out, views.Purchase{Recorded: true, TopUp: billing.TopUp{Description: desc, Credits: l.Amount, Status: billing.TopUpSucceeded, CreatedAt: l.CreatedAt}})
+	}
+	slices.SortStableFunc(out, func(a, b views.Purchase) int { return b.TopUp.CreatedAt.Compare(a.TopUp.CreatedAt) })
+	return out, nil
+}
+
+// GET /portal/partials/purchases: the purchases list alone (it fetches
+// itself again when the balance changes).
+func (s *Server) purchasesPartial(c echo.Context) error {
+	rows, err := s.purchases(c.Request().Context(), currentCustomer(c).CustomerID)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.ReceiptsSection(s.publicShell(c, ""), rows))
 }
 
 // notices are the customer's billing notices not yet dealt with (a declined

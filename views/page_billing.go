@@ -13,7 +13,7 @@ type BillingPage struct {
 	TopUp      TopUpPanel
 	Cards      []billing.Card
 	Refill     RefillForm
-	TopUps     []billing.TopUp
+	Purchases  []Purchase
 	CardsError string
 }
 
@@ -71,10 +71,15 @@ type TopUpFailed struct {
 	RetryKey string
 }
 
-// Purchase is what a pay button buys: a pack, or an amount (minor units).
+// Purchase is what a pay button buys (a pack, or an amount in minor
+// units), or a row of the purchases list (TopUp, Recorded).
 type Purchase struct {
 	PackID string
 	Amount int64
+	TopUp  billing.TopUp
+	// Recorded: a purchase the product recorded (a grant with source
+	// purchase, not paid here): no price, card or receipt here.
+	Recorded bool
 }
 
 // Receipt is a printable receipt.
