@@ -801,3 +801,36 @@ func TestPurchasesAgreeWithTheLedger(t *testing.T) {
 		t.Fatalf("the list does not follow the balance: hx-trigger %q", trig)
 	}
 }
+
+// TestOverviewFollowsTheBalance: the overview's figures drawn from the
+// balance (the balance, its forecast, the banner, the top-up suggestion)
+// are one part the page fetches again whenever the balance changes, not
+// the header alone. Fetching it never swallows a message meant for the
+// next page.
+func TestOverviewFollowsTheBalance(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	p.grant(t, id, "500", "promo")
+	page := doc(t, v.get("/portal").want(t, http.StatusOK))
+	live := page.Find(`#overview-live`)
+	if trig, _ := live.Attr("hx-trigger"); trig != "tally:balance from:body" || live.Find(`[data-testid="balance"]`).Length() != 1 ||
+		live.Find(`[data-testid="projection"]`).Length() != 1 || live.Find(`[data-testid="top-up-suggestion"]`).Length() != 1 {
+		t.Fatalf("the overview's live part: hx-trigger %q, %q", trig, usageText(live))
+	}
+	v.addCard(cardOK)
+	v.buy("pack_1000").want(t, http.StatusSeeOther) // leaves a flash for the next page
+	r := v.get("/portal", "HX-Request", "true", "HX-Target", "overview-live").want(t, http.StatusOK)
+	if strings.Contains(string(r.Raw), "<html") || strings.Contains(string(r.Raw), `data-testid="flash"`) {
+		t.Fatalf("the live part is a whole page, or took the flash: %.300s", r.Raw)
+	}
+	if got := testID(t, r, "balance"); got != "1,500" {
+		t.Fatalf("live balance %q", got)
+	}
+	if got := testID(t, v.get("/portal").want(t, http.StatusOK), "flash"); !strings.Contains(got, "Added 1,000 credits") {
+		t.Fatalf("the flash was swallowed by the live part: %q", got)
+	}
+	p.usage(id, "chat.request", "200", "").want(t, http.StatusCreated)
+	if got := testID(t, v.get("/portal", "HX-Request", "true", "HX-Target", "overview-live"), "balance"); got != "1,300" {
+		t.Fatalf("live balance after a debit %q", got)
+	}
+}

@@ -293,8 +293,29 @@ func (s *Server) publicShell(c echo.Context, title string) views.Shell {
 }
 
 // shell is the frame of a portal page: the public frame plus the signed-in
-// customer, their live balance, the active tab and any flash message.
+// customer, their live balance, the active tab, the billing notices and
+// any flash message (which it consumes).
 func (s *Server) shell(c echo.Context, title, nav string) (views.Shell, error) {
+	sh, err := s.liveShell(c, title, nav)
+	if err != nil {
+		return sh, err
+	}
+	if sess, ok := c.Get(ctxSession).(*sessions.Session); ok {
+		if fl := sess.Flashes(); len(fl) > 0 {
+			if m, ok := fl[0].(string); ok {
+				kind, msg, _ := strings.Cut(m, "|")
+				sh.Flash = &views.Flash{Kind: kind, Message: msg}
+			}
+			sess.Save(c.Request(), c.Response())
+		}
+	}
+	return sh, nil
+}
+
+// liveShell is shell without the flash message: for the parts of a page
+// that fetch themselves again when the balance changes, which must not
+// swallow a message meant for the next page.
+func (s *Server) liveShell(c echo.Context, title, nav string) (views.Shell, error) {
 	sh := s.publicShell(c, title)
 	ps := currentCustomer(c)
 	cu, err := s.ledger.FindCustomer(c.Request().Context(), ps.CustomerID)
@@ -318,15 +339,6 @@ func (s *Server) shell(c echo.Context, title, nav string) (views.Shell, error) {
 		return sh, err
 	}
 	sh.ReturnURL, sh.Nav = ps.ReturnURL, nav
-	if sess, ok := c.Get(ctxSession).(*sessions.Session); ok {
-		if fl := sess.Flashes(); len(fl) > 0 {
-			if m, ok := fl[0].(string); ok {
-				kind, msg, _ := strings.Cut(m, "|")
-				sh.Flash = &views.Flash{Kind: kind, Message: msg}
-			}
-			sess.Save(c.Request(), c.Response())
-		}
-	}
 	return sh, nil
 }
 

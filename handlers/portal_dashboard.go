@@ -33,7 +33,16 @@ func (s *Server) dashboard(c echo.Context) error {
 		sh := s.publicShell(c, "")
 		return render(c, http.StatusOK, views.DashboardUsageChart(sh, views.NewDashboardChart(usage, names, period, now)))
 	}
-	sh, err := s.shell(c, "Overview", "overview")
+	// HX-Target: overview-live is the part of the page drawn from the
+	// balance (the banner, the balance and its forecast, the top-up
+	// suggestion), which the page fetches again whenever the balance
+	// changes, so no figure lags behind the header's.
+	live := c.Request().Header.Get("HX-Request") == "true" && c.Request().Header.Get("HX-Target") == "overview-live"
+	shell := s.shell
+	if live {
+		shell = s.liveShell
+	}
+	sh, err := shell(c, "Overview", "overview")
 	if err != nil {
 		return err
 	}
@@ -68,6 +77,9 @@ func (s *Server) dashboard(c echo.Context) error {
 				page.Refill.Waiting = true
 			}
 		}
+	}
+	if live {
+		return render(c, http.StatusOK, views.DashboardLive(sh, page))
 	}
 	return render(c, http.StatusOK, views.Dashboard(sh, page))
 }

@@ -240,6 +240,9 @@ func TestBrowserPortal(t *testing.T) {
 	debit("document.analyze", 1) // 10 credits
 	b.waitJS("the header balance follows the debit",
 		`document.querySelector('[data-testid="header-balance-value"]').textContent.trim() === "976"`, 10*time.Second)
+	// So does every figure of the overview drawn from the balance.
+	b.waitJS("the overview's balance follows the debit",
+		`document.querySelector('[data-testid="balance"]').textContent.trim() === "976" && document.querySelector('[data-testid="projection"]').textContent.includes("976 credits")`, 10*time.Second)
 	if !eval[bool](b, "check no reload", `window.tallyNoReload === true`) {
 		b.fail("the page reloaded to show the new balance")
 	}
