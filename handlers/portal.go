@@ -350,7 +350,9 @@ func flash(c echo.Context, kind, message string) {
 	}
 }
 
-// balanceView is the header balance with its warning state.
+// balanceView is the header balance with its warning state: low by the
+// customer's own threshold, or by default below 10% of their last top-up
+// or within billing.LowBalanceDays of running out at their current pace.
 func (s *Server) balanceView(ctx context.Context, customerID string) (views.BalanceView, error) {
 	b, err := s.ledger.Balance(ctx, customerID)
 	if err != nil {
@@ -364,9 +366,15 @@ func (s *Server) balanceView(ctx context.Context, customerID string) (views.Bala
 	if err != nil {
 		return views.BalanceView{}, err
 	}
-	threshold := set.Threshold(last)
+	// The current pace: the last 7 days of usage rollups (a few rows).
+	now := s.store.Now()
+	days, err := s.ledger.FindUsageDays(ctx, customerID, now.UTC().AddDate(0, 0, -7).Format(time.DateOnly), now.UTC().Format(time.DateOnly))
+	if err != nil {
+		return views.BalanceView{}, err
+	}
+	perDay := billing.RateOver(days, 7, now).PerDay
 	return views.BalanceView{Balance: b.Balance, Available: b.Available, Held: b.Held,
-		Depleted: b.Available <= 0, Low: b.Available > 0 && b.Available <= threshold}, nil
+		Depleted: b.Available <= 0, Low: billing.LowBalance(set, last, b.Available, perDay)}, nil
 }
 
 // GET /portal/partials/balance is the header balance alone (the polling

@@ -323,3 +323,43 @@ func TestDashboardSignedOut(t *testing.T) {
 
 // dashInt is a number as the portal writes it: 8,700.
 func dashInt(n int) string { return views.NewFmt("", "").Int(int64(n)) }
+
+// TestDashboardWarnsWithoutATopUp: the default low-balance warning reaches
+// a customer who never topped up (10% of no top-up is nothing): 43 credits
+// at 90 a day run out today, and the header and the overview say so. A
+// customer whose credits last weeks is not warned.
+func TestDashboardWarnsWithoutATopUp(t *testing.T) {
+	a := dashAPI(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		ext    string
+		grant  int64
+		low    bool
+		banner string
+	}{{"trial", 43 + 6*90, true, "low-balance-banner"}, {"comfy", 5000 + 6*90, false, ""}} {
+		a.customer(t, c.ext)
+		items := []db.BackfillItem{{At: dashNow.AddDate(0, 0, -20), Grant: &billing.GrantRequest{Customer: c.ext,
+			Credits: billing.CreditsOf(c.grant), Source: billing.SourcePromo, Reason: "Trial credits"}}}
+		for d := 6; d >= 1; d-- {
+			q := billing.QuantityOf(90)
+			items = append(items, db.BackfillItem{At: dashNow.AddDate(0, 0, -d).Add(10 * time.Hour),
+				Usage: &billing.UsageRequest{Customer: c.ext, Feature: "chat.request", Quantity: &q}})
+		}
+		for i, err := range a.DB.Backfill(ctx, items) {
+			if err != nil {
+				t.Fatalf("backfill %d: %v", i, err)
+			}
+		}
+		d := usageSignIn(t, a, c.ext).page("/portal")
+		pill, _ := d.Find(`[data-testid="header-balance"]`).Attr("class")
+		if got := strings.Contains(pill, "bg-amber-50"); got != c.low {
+			t.Errorf("%s: header balance amber %v, want %v (%s)", c.ext, got, c.low, pill)
+		}
+		if got := d.Find(`[data-testid="low-balance-banner"]`).Length() == 1; got != c.low {
+			t.Errorf("%s: low-balance banner shown %v, want %v", c.ext, got, c.low)
+		}
+		if c.low && !strings.Contains(dashText(d, "low-balance-banner"), "43 credits left") {
+			t.Errorf("%s: banner %q", c.ext, dashText(d, "low-balance-banner"))
+		}
+	}
+}
