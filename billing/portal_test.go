@@ -26,3 +26,35 @@ func TestLowBalance(t *testing.T) {
 		}
 	}
 }
+
+func TestSuggestPack(t *testing.T) {
+	packs := []CreditPack{
+		{ID: "growth", Credits: CreditsOf(5500)},
+		{ID: "starter", Credits: CreditsOf(1000)},
+		{ID: "scale", Credits: CreditsOf(12000)},
+	}
+	for _, tc := range []struct {
+		name      string
+		shortfall Credits
+		last      string
+		want      string
+	}{
+		{"smallest that covers", CreditsOf(8), "", "starter"},
+		{"smallest that covers a larger need", CreditsOf(1001), "", "growth"},
+		{"exactly a pack", CreditsOf(5500), "", "growth"},
+		{"the one bought last, when it covers", CreditsOf(8), "scale", "scale"},
+		{"not the one bought last when it falls short", CreditsOf(6000), "growth", "scale"},
+		{"nothing covers: the largest", CreditsOf(20000), "", "scale"},
+		{"need unknown: the smallest", 0, "", "starter"},
+		{"need unknown: the one bought last", 0, "growth", "growth"},
+		{"a pack no longer sold", CreditsOf(8), "gone", "starter"},
+	} {
+		got, ok := SuggestPack(packs, tc.shortfall, tc.last)
+		if !ok || got.ID != tc.want {
+			t.Errorf("%s: SuggestPack = %q, want %q", tc.name, got.ID, tc.want)
+		}
+	}
+	if _, ok := SuggestPack(nil, 0, ""); ok {
+		t.Error("a suggestion without packs")
+	}
+}

@@ -617,14 +617,21 @@ func TestSandboxTopUpRequiresAuthentication(t *testing.T) {
 	p.verify(t)
 }
 
+// TestSandboxTopUpFlowFromTheProduct: a `flow: top_up` link lands on the
+// focused top-up: why the customer is there (out of credits), what the
+// refused action needed, the balance, one pack that covers it and one
+// button that pays it with the saved card (the press is the confirmation),
+// then the purchase's page that sends them back to the product.
 func TestSandboxTopUpFlowFromTheProduct(t *testing.T) {
 	p := newPayAPI(t)
 	id, v := p.shopper(t, "acme")
 	v.addCard(cardOK)
+	p.grant(t, id, "8", "promo")
+	p.usage(id, "chat.request", "8", "").want(t, http.StatusCreated)
 
-	r := p.do("POST", "/api/v1/portal-sessions", p.Meter, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app?done=1", "flow": "top_up"}).
-		want(t, http.StatusCreated)
-	if r.Body["flow"] != "top_up" {
+	r := p.do("POST", "/api/v1/portal-sessions", p.Meter, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app?done=1",
+		"flow": "top_up", "required": 1200}).want(t, http.StatusCreated)
+	if r.Body["flow"] != "top_up" || num(t, r.Body["required"]) != "1200" {
 		t.Fatalf("session %v", r.Body)
 	}
 	w := newPortalVisitor(t, p.testAPI)
@@ -632,31 +639,99 @@ func TestSandboxTopUpFlowFromTheProduct(t *testing.T) {
 		t.Fatalf("the top-up link landed on %q", to)
 	}
 	page := w.get("/portal/top-up").want(t, http.StatusOK)
-	if doc(t, page).Find(`[data-testid="pack-pack_1000"]`).Length() != 1 {
-		t.Fatalf("the top-up page has no pack buttons: %.500s", page.Raw)
+	if got := testID(t, page, "focus-title"); got != "You're out of credits for Pixel AI" {
+		t.Fatalf("title %q", got)
 	}
-	c := w.confirm(url.Values{"pack": {"pack_1000"}}).want(t, http.StatusOK)
-	to := w.location(w.post("/portal/top-ups", payForm(t, c)), http.StatusSeeOther)
+	if got := testID(t, page, "focus-need"); got != "What you asked Pixel AI to do needs 1,200 credits; you have 0." {
+		t.Fatalf("need %q", got)
+	}
+	// 1,200 short: the smallest pack that covers it is Growth.
+	if got := testID(t, page, "focus-pay"); got != "Pay $50.00 for 5,500 credits with Visa •••• 4242" {
+		t.Fatalf("the pay button says %q", got)
+	}
+	if doc(t, page).Find(`[data-testid="focus-pack-pack_1000"]`).Length() != 1 || doc(t, page).Find(`#custom-amount`).Length() != 1 {
+		t.Fatalf("no other packs or custom amount below: %.300s", page.Raw)
+	}
+	if doc(t, page).Find(`[data-testid="cards"], [data-testid="auto-refill"], [data-testid="receipts"]`).Length() != 0 {
+		t.Fatal("the focused page carries the whole billing page")
+	}
+	// One press pays.
+	pay := formValues(t, page, `form:has([data-testid="focus-pay"])`)
+	to := w.location(w.post("/portal/top-ups", pay), http.StatusSeeOther)
 	tid := p.lastTopUp(t, id)
 	if to != "/portal/top-ups/"+tid {
 		t.Fatalf("after paying in the top-up flow: %q, want the status page", to)
 	}
 	st := w.get(to).want(t, http.StatusOK)
-	if !strings.Contains(testID(t, st, "top-up-succeeded"), "1,000 credits added") {
-		t.Fatalf("status page %.500s", st.Raw)
+	if got := testID(t, st, "returning"); got != "Added 5,500 credits, returning to Pixel AI…" {
+		t.Fatalf("status page says %q", got)
 	}
-	href, _ := doc(t, st).Find(`[data-testid="continue"]`).Attr("href")
-	if href != "https://pixel.example/app?done=1" || testID(t, st, "continue") != "Continue to Pixel AI" {
-		t.Fatalf("continue link %q %q", href, testID(t, st, "continue"))
+	href, _ := doc(t, st).Find(`[data-testid="continue"][data-auto-return]`).Attr("href")
+	if href != "https://pixel.example/app?done=1" || doc(t, st).Find(`[data-testid="stay"]`).Length() != 1 {
+		t.Fatalf("continue link %q, or no way to stay", href)
 	}
-	if got := p.available(t, id); got != billing.CreditsOf(1000) {
+	if got := p.available(t, id); got != billing.CreditsOf(5500) {
 		t.Fatalf("balance %s", got)
+	}
+	// Pressing again (a double submit) charges once.
+	w.post("/portal/top-ups", pay)
+	if got := p.available(t, id); got != billing.CreditsOf(5500) {
+		t.Fatalf("balance %s after a double submit", got)
+	}
+	// The next visit suggests the pack bought last.
+	if got := testID(t, w.get("/portal/top-up").want(t, http.StatusOK), "focus-pay"); got != "Pay $50.00 for 5,500 credits with Visa •••• 4242" {
+		t.Fatalf("the next suggestion %q", got)
 	}
 
 	// A plain portal session is not in the flow: back to the overview.
 	to = v.location(v.buy("pack_1000"), http.StatusSeeOther)
 	if to != "/portal" {
 		t.Fatalf("outside the flow, paying went to %q", to)
+	}
+	// required is validated.
+	p.do("POST", "/api/v1/portal-sessions", p.Meter, map[string]any{"customer": "acme", "return_url": "https://pixel.example/", "flow": "top_up", "required": -1}).
+		want(t, http.StatusUnprocessableEntity)
+}
+
+// TestSandboxTopUpFlowWithoutACard: without a saved card the focused page's
+// button takes a card and pays in one step; the card becomes the default.
+func TestSandboxTopUpFlowWithoutACard(t *testing.T) {
+	p := newPayAPI(t)
+	id, _ := p.shopper(t, "acme")
+	r := p.do("POST", "/api/v1/portal-sessions", p.Meter, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app", "flow": "top_up"}).
+		want(t, http.StatusCreated)
+	w := newPortalVisitor(t, p.testAPI)
+	w.location(w.open(r.Body["url"].(string)), http.StatusSeeOther)
+	page := w.get("/portal/top-up").want(t, http.StatusOK)
+	if got := testID(t, page, "focus-pay"); got != "Pay $10.00 for 1,000 credits with a card" {
+		t.Fatalf("the pay button says %q", got)
+	}
+	cardPage := w.location(w.post("/portal/top-ups/checkout", formValues(t, page, `form:has([data-testid="focus-pay"])`)), http.StatusSeeOther)
+	f := formValues(t, w.get(cardPage).want(t, http.StatusOK), `form[data-testid="sandbox-card-form"]`)
+	f.Set("number", cardOK)
+	f.Set("exp", "12/40")
+	f.Set("cvc", "123")
+	back := w.location(w.post("/sandbox/cards", f), http.StatusSeeOther)
+	to := w.location(w.get(back), http.StatusSeeOther)
+	if to != "/portal/top-ups/"+p.lastTopUp(t, id) {
+		t.Fatalf("after paying with a new card in the flow: %q", to)
+	}
+	if got := testID(t, w.get(to).want(t, http.StatusOK), "returning"); got != "Added 1,000 credits, returning to Pixel AI…" {
+		t.Fatalf("status page says %q", got)
+	}
+	if got := p.available(t, id); got != billing.CreditsOf(1000) {
+		t.Fatalf("balance %s", got)
+	}
+	if got := testID(t, w.get("/portal/top-up").want(t, http.StatusOK), "focus-pay"); got != "Pay $10.00 for 1,000 credits with Visa •••• 4242" {
+		t.Fatalf("the card was not saved as the default: %q", got)
+	}
+	// A custom amount typed on the focused page, refused, comes back to it.
+	page = w.get("/portal/top-up").want(t, http.StatusOK)
+	cf := formValues(t, page, `#custom-top-up`)
+	cf.Set("amount", "1e3")
+	r2 := w.post("/portal/top-ups/confirm", cf).want(t, http.StatusUnprocessableEntity)
+	if doc(t, r2).Find(`[data-testid="top-up-focus"]`).Length() != 1 || testID(t, r2, "custom-error") != "Enter an amount such as 1,000.50." {
+		t.Fatalf("a refused custom amount on the focused page: %.300s", r2.Raw)
 	}
 }
 
@@ -832,5 +907,36 @@ func TestOverviewFollowsTheBalance(t *testing.T) {
 	p.usage(id, "chat.request", "200", "").want(t, http.StatusCreated)
 	if got := testID(t, v.get("/portal", "HX-Request", "true", "HX-Target", "overview-live"), "balance"); got != "1,300" {
 		t.Fatalf("live balance after a debit %q", got)
+	}
+}
+
+// TestInsufficientCreditsOffersATopUp: the 402 carries what a product needs
+// to offer the top-up at once: required, available and the pack to
+// suggest (the smallest that covers the shortfall, or the one bought last).
+func TestInsufficientCreditsOffersATopUp(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	p.grant(t, id, "42.5", "promo")
+	for _, tc := range []struct {
+		quantity, wantPack string
+	}{{"50", "pack_1000"}, {"2000", "pack_5500"}} {
+		r := p.usage("acme", "chat.request", tc.quantity, "").want(t, http.StatusPaymentRequired)
+		e, _ := r.Body["error"].(map[string]any)
+		sp, _ := e["suggested_pack"].(map[string]any)
+		if e["type"] != "insufficient_credits" || num(t, e["required"]) != tc.quantity || num(t, e["available"]) != "42.5" || sp["id"] != tc.wantPack {
+			t.Fatalf("402 for %s: %v", tc.quantity, e)
+		}
+		price, _ := sp["price"].(map[string]any)
+		if sp["name"] == "" || num(t, sp["credits"]) == "" || price["currency"] != "usd" {
+			t.Fatalf("suggested pack %v", sp)
+		}
+	}
+	// Holds too; and the pack bought last when it covers.
+	v.addCard(cardOK)
+	v.buy("pack_5500").want(t, http.StatusSeeOther)
+	p.usage("acme", "chat.request", "5542.5", "").want(t, http.StatusCreated)
+	r := p.do("POST", "/api/v1/holds", p.Meter, map[string]any{"customer": "acme", "credits": 10}).want(t, http.StatusPaymentRequired)
+	if sp, _ := r.Body["error"].(map[string]any)["suggested_pack"].(map[string]any); sp["id"] != "pack_5500" {
+		t.Fatalf("hold 402 suggests %v, want the pack bought last", sp)
 	}
 }

@@ -169,12 +169,17 @@ func currentCustomer(c echo.Context) portalSession {
 
 // signIn starts a fresh session for a customer: a new cookie (new session
 // id and CSRF token), so nothing from before the sign-in carries over.
-func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string) error {
+// required is what the action the customer was refused needed (a top-up
+// flow's, 0 when not said).
+func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string, required billing.Credits) error {
 	sess, _ := s.sessions.New(c.Request(), sessionName)
 	sid := make([]byte, 16)
 	rand.Read(sid)
 	now := time.Now().Unix()
 	sess.Values = map[any]any{"sid": base64.RawURLEncoding.EncodeToString(sid), "cid": customerID, "ret": returnURL, "flow": flow, "at": now, "seen": now}
+	if required > 0 {
+		sess.Values["req"] = int64(required)
+	}
 	// Rotate the CSRF token with the session.
 	http.SetCookie(c.Response(), &http.Cookie{Name: "tally_csrf", Path: "/", MaxAge: -1})
 	return sess.Save(c.Request(), c.Response())
@@ -186,7 +191,11 @@ func (s *Server) openPortalSession(c echo.Context) error {
 	if err != nil {
 		return s.linkError(c, err)
 	}
-	if err := s.signIn(c, in.CustomerID, in.ReturnURL, in.Flow); err != nil {
+	var required billing.Credits
+	if v, err := billing.ParseCredits(c.QueryParam("required")); err == nil && v > 0 && in.Flow == "top_up" {
+		required = v
+	}
+	if err := s.signIn(c, in.CustomerID, in.ReturnURL, in.Flow, required); err != nil {
 		return err
 	}
 	target := "/portal"
@@ -268,7 +277,7 @@ func (s *Server) demoSignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.signIn(c, cu.ID, "", ""); err != nil {
+	if err := s.signIn(c, cu.ID, "", "", 0); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/portal")
@@ -492,10 +501,13 @@ type portalSessionRequest struct {
 	Customer  string `json:"customer"`
 	ReturnURL string `json:"return_url"`
 	Flow      string `json:"flow,omitempty"`
+	// Required is what the refused action needed (the 402's required), for
+	// the top-up page to say and to suggest a pack that covers it.
+	Required *billing.Credits `json:"required,omitempty"`
 }
 
 // validFlows are the portal flows a session may open: the overview, or
-// straight to the one-click top-up (back to return_url once it succeeds).
+// straight to the focused top-up (back to return_url once it succeeds).
 var validFlows = map[string]bool{"": true, "top_up": true}
 
 // POST /api/v1/portal-sessions makes a single-use, five-minute sign-in link
@@ -515,6 +527,9 @@ func (s *Server) createPortalSession(c echo.Context) error {
 	if !validFlows[req.Flow] {
 		return billing.Errorf(billing.CodeValidation, "flow %q is not a portal flow", req.Flow).With("param", "flow")
 	}
+	if req.Required != nil && (*req.Required <= 0 || *req.Required > billing.MaxCredits) {
+		return billing.Errorf(billing.CodeValidation, "required must be more than zero credits (the 402's required)").With("param", "required")
+	}
 	cu, err := s.ledger.FindCustomer(c.Request().Context(), req.Customer)
 	if err != nil {
 		return err
@@ -527,10 +542,15 @@ func (s *Server) createPortalSession(c echo.Context) error {
 	if base == "" {
 		base = "http://" + c.Request().Host
 	}
-	return writeJSON(c, http.StatusCreated, map[string]any{
-		"object": "portal_session", "customer": cu.ID, "url": base + "/portal/session/" + token,
-		"return_url": req.ReturnURL, "flow": req.Flow, "expires_at": expires,
-	})
+	link := base + "/portal/session/" + token
+	out := map[string]any{"object": "portal_session", "customer": cu.ID, "return_url": req.ReturnURL, "flow": req.Flow, "expires_at": expires}
+	if req.Required != nil {
+		// Carried on the link: it only shapes what the page says and suggests.
+		link += "?required=" + req.Required.String()
+		out["required"] = *req.Required
+	}
+	out["url"] = link
+	return writeJSON(c, http.StatusCreated, out)
 }
 
 var errNotSignedIn = errors.New("not signed in")

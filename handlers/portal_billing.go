@@ -23,7 +23,7 @@ func (s *Server) billingRoutes(p *echo.Group) {
 		return
 	}
 	p.GET("/billing", s.billingPage)
-	p.GET("/top-up", s.billingPage) // flow=top_up lands here
+	p.GET("/top-up", s.topUpPage) // flow=top_up lands here
 	p.POST("/top-ups/confirm", s.confirmTopUp)
 	p.POST("/top-ups", s.createTopUp)
 	p.POST("/top-ups/checkout", s.startCheckout)
@@ -46,7 +46,7 @@ func (s *Server) sandboxMode() bool {
 	return ok
 }
 
-// topUpPanel is the one-click top-up block, for the Billing tab and the
+// topUpPanel is the top-up block, for the Billing tab, the focused top-up and the
 // overview.
 func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error) {
 	ctx := c.Request().Context()
@@ -55,9 +55,12 @@ func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error)
 	if err != nil {
 		return views.TopUpPanel{}, err
 	}
-	p := views.TopUpPanel{Flow: flow, Sandbox: s.sandboxMode()}
+	p := views.TopUpPanel{Flow: flow, Sandbox: s.sandboxMode(), CustomKey: newClickKey()}
 	if pb != nil {
 		p.Packs = pb.Packs
+		for _, pk := range pb.Packs {
+			p.Options = append(p.Options, views.PayOption{Pack: pk, Key: newClickKey()})
+		}
 		if base, ok := pb.BaseRate(); ok {
 			cur := base.Price.Currency
 			p.CustomMin = billing.Money{Amount: s.cfg.Payments.Policy.CustomMin, Currency: cur}
@@ -88,8 +91,7 @@ func (s *Server) renderBilling(c echo.Context, status int, edit func(*views.Bill
 	if err != nil {
 		return err
 	}
-	flow := c.Path() == "/portal/top-up" || c.QueryParam("flow") == "top_up"
-	tp, err := s.topUpPanel(c, flow)
+	tp, err := s.topUpPanel(c, s.inTopUpFlow(c))
 	if err != nil {
 		return err
 	}
@@ -213,10 +215,14 @@ func (s *Server) readCustomAmount(c echo.Context) (amount int64, answered bool, 
 		return 0, false, err
 	}
 	tp.CustomValue, tp.CustomError = fm.Value("amount"), fm.Errors["amount"]
+	tp.Focus = fm.Value("from") == "top-up"
 	if isHTMX(c) {
 		c.Response().Header().Set("HX-Retarget", "#custom-top-up")
 		c.Response().Header().Set("HX-Reswap", "outerHTML")
 		return 0, true, render(c, http.StatusUnprocessableEntity, views.CustomAmountForm(s.publicShell(c, ""), tp))
+	}
+	if tp.Focus {
+		return 0, true, s.renderTopUp(c, http.StatusUnprocessableEntity, &tp)
 	}
 	return 0, true, s.renderBilling(c, http.StatusUnprocessableEntity, func(p *views.BillingPage) { p.TopUp = tp })
 }

@@ -79,6 +79,21 @@
     if (evt.persisted) document.querySelectorAll('button[aria-busy="true"]').forEach(function (b) { busy(b, false); });
   });
 
+  // After a top-up the product asked for, the customer goes back to it by
+  // themselves: the link marked data-auto-return is followed after a short
+  // moment, unless they choose to stay (data-stay) or the tab is hidden.
+  function autoReturn(root) {
+    var a = (root || document).querySelector("a[data-auto-return]");
+    if (!a || a.dataset.wired) return;
+    a.dataset.wired = "1";
+    var timer = setTimeout(function () { window.location.assign(a.href); }, 1500);
+    var stay = (root || document).querySelector("[data-stay]");
+    if (stay) stay.addEventListener("click", function () { clearTimeout(timer); });
+    window.addEventListener("pagehide", function () { clearTimeout(timer); }, { once: true });
+  }
+  document.addEventListener("DOMContentLoaded", function () { autoReturn(); });
+  document.addEventListener("htmx:afterSettle", function (evt) { autoReturn(evt.target); });
+
   // A flash message fades out after a while; its close button works at once.
   function wireFlash(root) {
     (root || document).querySelectorAll("[data-flash]").forEach(function (el) {

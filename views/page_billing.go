@@ -30,6 +30,11 @@ type TopUpPanel struct {
 	// as typed, with why.
 	CustomValue string
 	CustomError string
+	// Options are the packs with the click keys of their pay buttons, and
+	// CustomKey the custom amount's (paying with a new card needs them).
+	Options   []PayOption
+	CustomKey string
+	Focus     bool // shown on the focused top-up page
 }
 
 // TopUpConfirm asks once before money moves.
@@ -117,4 +122,22 @@ func boolAttr(b bool) string {
 		return "true"
 	}
 	return "false"
+}
+
+// TopUpFocus is the focused top-up a `flow: top_up` link opens: why the
+// customer is here, the one pack that covers what they need with a button
+// that pays it, and the other ways to buy below.
+type TopUpFocus struct {
+	Panel              TopUpPanel // packs, the saved card, the custom amount
+	Balance, Available billing.Credits
+	Required           billing.Credits // what the refused action needed (0: not said)
+	Low, Depleted      bool
+	Suggested          *PayOption // nil: no packs
+	Others             []PayOption
+}
+
+// PayOption is a pack with the click key of its pay button.
+type PayOption struct {
+	Pack billing.CreditPack
+	Key  string
 }
