@@ -94,6 +94,61 @@
   document.addEventListener("DOMContentLoaded", function () { autoReturn(); });
   document.addEventListener("htmx:afterSettle", function (evt) { autoReturn(evt.target); });
 
+  // Dialogs swapped into #modal (the confirmation, a declined payment):
+  // the focus moves into the dialog, Tab and Shift+Tab stay inside it, Esc
+  // closes it, and the focus goes back to what opened it.
+  var opener = null;
+  function openDialog() {
+    var modal = document.getElementById("modal");
+    return modal ? modal.querySelector('[role="dialog"], [role="alertdialog"]') : null;
+  }
+  function focusables(root) {
+    return Array.prototype.filter.call(
+      root.querySelectorAll('a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select, textarea, [tabindex]:not([tabindex="-1"])'),
+      function (el) { return el.offsetParent !== null; });
+  }
+  function closeDialog() {
+    var modal = document.getElementById("modal");
+    if (modal) modal.innerHTML = "";
+    if (opener && document.contains(opener)) opener.focus();
+    opener = null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var t = evt.detail.target;
+    if (t && t.id === "modal" && !openDialog()) opener = document.activeElement;
+  });
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    if (!evt.detail.target || evt.detail.target.id !== "modal") return;
+    var dlg = openDialog();
+    if (!dlg) {
+      if (opener && document.contains(opener)) opener.focus();
+      opener = null;
+      return;
+    }
+    var first = dlg.querySelector("[autofocus]") || focusables(dlg)[0];
+    if (first) first.focus();
+  });
+  document.addEventListener("keydown", function (evt) {
+    var dlg = openDialog();
+    if (!dlg) return;
+    if (evt.key === "Escape") {
+      evt.preventDefault();
+      closeDialog();
+      return;
+    }
+    if (evt.key !== "Tab") return;
+    var els = focusables(dlg);
+    if (!els.length) return;
+    var i = els.indexOf(document.activeElement);
+    if (evt.shiftKey && (i <= 0)) {
+      evt.preventDefault();
+      els[els.length - 1].focus();
+    } else if (!evt.shiftKey && (i === -1 || i === els.length - 1)) {
+      evt.preventDefault();
+      els[0].focus();
+    }
+  });
+
   // A flash message fades out after a while; its close button works at once.
   function wireFlash(root) {
     (root || document).querySelectorAll("[data-flash]").forEach(function (el) {

@@ -1036,12 +1036,12 @@ func usageRow(f Fmt, r UsageRow, now time.Time) templ.Component {
 			}
 		}
 		if len(r.Entry.Burns) == 0 && r.Entry.Amount == 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 86, "<div class=\"text-gray-400\">Free</div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 86, "<div class=\"text-gray-500\">Free</div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 87, "</td><td class=\"order-7 col-span-2 text-xs text-gray-400 sm:table-cell sm:px-3 sm:py-3 sm:text-right sm:align-top sm:text-sm sm:text-gray-500\" data-testid=\"usage-version\"><span class=\"sm:sr-only\">Price book </span>v")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 87, "</td><td class=\"order-7 col-span-2 text-xs text-gray-500 sm:table-cell sm:px-3 sm:py-3 sm:text-right sm:align-top sm:text-sm sm:text-gray-500\" data-testid=\"usage-version\"><span class=\"sm:sr-only\">Price book </span>v")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -1121,7 +1121,7 @@ func usageBurn(f Fmt, b billing.BurnView, now time.Time, several bool) templ.Com
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
 		name, tail := usageBurnParts(f, b, now, several)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 93, "<div data-testid=\"usage-burn\"><span class=\"text-gray-400\">from:</span>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 93, "<div data-testid=\"usage-burn\"><span class=\"text-gray-500\">from:</span>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

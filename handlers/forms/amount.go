@@ -255,7 +255,7 @@ func (l Locale) example(k kind, currency string) string {
 		return "3"
 	}
 	if d := billing.MinorUnits(currency); d > 0 {
-		return l.number("1000", "5"+strings.Repeat("0", d-1))
+		return l.number("25", "5"+strings.Repeat("0", d-1))
 	}
-	return l.group("1000")
+	return l.group("2500")
 }
