@@ -905,8 +905,21 @@ func TestOverviewFollowsTheBalance(t *testing.T) {
 		t.Fatalf("the flash was swallowed by the live part: %q", got)
 	}
 	p.usage(id, "chat.request", "200", "").want(t, http.StatusCreated)
-	if got := testID(t, v.get("/portal", "HX-Request", "true", "HX-Target", "overview-live"), "balance"); got != "1,300" {
+	live2 := v.get("/portal", "HX-Request", "true", "HX-Target", "overview-live")
+	if got := testID(t, live2, "balance"); got != "1,300" {
 		t.Fatalf("live balance after a debit %q", got)
+	}
+	// The overview offers the pack that covers what the forecast needs,
+	// not an amount no pack sells, and marks its button.
+	if got := testID(t, live2, "top-up-suggestion"); !strings.Contains(got, " pack (") || !strings.HasSuffix(got, "covers it.") {
+		t.Fatalf("top-up suggestion %q", got)
+	}
+	marked := doc(t, live2).Find(`[data-testid^="dashboard-pack-"]`).FilterFunction(func(_ int, s *goquery.Selection) bool {
+		c, _ := s.Attr("class")
+		return strings.Contains(c, "ring-2")
+	})
+	if marked.Length() != 1 || !strings.Contains(testID(t, live2, "top-up-suggestion"), strings.TrimPrefix(strings.TrimSpace(marked.Find("span").First().Text()), "+")) {
+		t.Fatalf("the suggested pack's button is not marked (%d marked): %q", marked.Length(), testID(t, live2, "top-up-suggestion"))
 	}
 }
 

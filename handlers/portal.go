@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ type PortalConfig struct {
 	ProductName string // shown as "Back to <ProductName>"
 	BaseURL     string // public URL of Tally, for sign-in links
 	Demo        bool   // the start page lists customers to sign in as
+	// DemoCustomers are the external ids of the demo's own customers: in
+	// demo mode the start page lists (and signs in as) these only, not the
+	// customers an API client created meanwhile. Empty: every customer.
+	DemoCustomers []string
 	// SessionKeys sign and encrypt the session cookie (32-byte hash key,
 	// 32-byte block key). Empty: keys generated once and kept in the database.
 	SessionKeys [][]byte
@@ -216,6 +221,11 @@ func flowTarget(flow string) string {
 
 func (s *Server) linkError(c echo.Context, err error) error {
 	sh := s.publicShell(c, "Sign-in link")
+	// A customer still signed in (the link opened twice, or Back pressed
+	// after it) gets their billing and the way back to the product.
+	if _, ps, ok := s.session(c); ok {
+		sh.ReturnURL, sh.SignedIn = ps.ReturnURL, true
+	}
 	switch billing.ErrorCode(err) {
 	case billing.CodeLinkUsed:
 		return render(c, http.StatusGone, views.ErrorPage(sh, http.StatusGone, "This link has already been used",
@@ -253,11 +263,14 @@ func (s *Server) startPage(c echo.Context) error {
 	}
 	var cards []views.DemoCustomer
 	if s.cfg.Portal.Demo {
-		cs, _, err := s.ledger.FindCustomers(c.Request().Context(), billing.CustomerFilter{Limit: 20})
+		cs, _, err := s.ledger.FindCustomers(c.Request().Context(), billing.CustomerFilter{Limit: 100})
 		if err != nil {
 			return err
 		}
 		for _, cu := range cs {
+			if !s.demoCustomer(cu) {
+				continue
+			}
 			b, err := s.ledger.Balance(c.Request().Context(), cu.ID)
 			if err != nil {
 				return err
@@ -277,10 +290,21 @@ func (s *Server) demoSignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if !s.demoCustomer(cu) {
+		return billing.Errorf(billing.CodeNotFound, "Not found.")
+	}
 	if err := s.signIn(c, cu.ID, "", "", 0); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/portal")
+}
+
+// demoCustomer reports whether the demo start page offers the customer.
+func (s *Server) demoCustomer(cu billing.Customer) bool {
+	if len(s.cfg.Portal.DemoCustomers) == 0 {
+		return true
+	}
+	return slices.Contains(s.cfg.Portal.DemoCustomers, cu.ExternalID)
 }
 
 // publicShell is the frame of a page nobody needs to be signed in for.

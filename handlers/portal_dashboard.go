@@ -66,6 +66,15 @@ func (s *Server) dashboard(c echo.Context) error {
 			return err
 		}
 		page.TopUp = &tp
+		if fc.TopUp > 0 {
+			last, err := s.lastPack(ctx, cid)
+			if err != nil {
+				return err
+			}
+			if pk, ok := billing.SuggestPack(tp.Packs, fc.TopUp, last); ok {
+				page.Suggested = &pk
+			}
+		}
 		if page.Refill, page.Cards, err = s.refillStatus(c); err != nil {
 			return err
 		}

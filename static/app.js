@@ -149,6 +149,19 @@
     }
   });
 
+  // Buttons that print, and "Go back" links that go back when there is a
+  // page to go back to (their href is the fallback).
+  document.addEventListener("click", function (evt) {
+    var el = evt.target.closest ? evt.target.closest("[data-print], [data-back]") : null;
+    if (!el) return;
+    if (el.hasAttribute("data-print")) {
+      window.print();
+    } else if (window.history.length > 1) {
+      evt.preventDefault();
+      window.history.back();
+    }
+  });
+
   // A flash message fades out after a while; its close button works at once.
   function wireFlash(root) {
     (root || document).querySelectorAll("[data-flash]").forEach(function (el) {

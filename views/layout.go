@@ -16,6 +16,7 @@ type Shell struct {
 	Customer    *CustomerHeader // nil on public pages
 	Payments    bool            // payments are set up: show the Billing tab and top-ups
 	Notices     []Notice        // billing notices not yet dealt with, under the header of every page
+	SignedIn    bool            // a public page seen by a signed-in customer (offer their billing)
 }
 
 // Notice is a billing event the customer should act on (a declined or

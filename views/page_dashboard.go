@@ -19,6 +19,10 @@ type DashboardPage struct {
 	TopUp    *TopUpPanel // one-click top-up, when payments are set up
 	Refill   *RefillStatus
 	Cards    int // saved cards
+	// Suggested is the pack that covers the forecast's top-up (the
+	// smallest that does, or the one bought last): the overview names it
+	// rather than an amount no pack sells.
+	Suggested *billing.CreditPack
 }
 
 // RefillStatus is auto-refill as the overview sums it up.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -77,6 +79,14 @@ func (b *browser) shot(name string) string {
 	return path
 }
 
+// printMedia emulates CSS media ("print", or "" for the screen again).
+func printMedia(media string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: media})
+		return err
+	})
+}
+
 // TestBrowserPortalAccessible opens every portal page at 1280 and at 390
 // px (a phone) in Chromium: axe-core finds no WCAG 2.2 A/AA violation,
 // nothing that matters is off-screen or needs sideways scrolling on the
@@ -134,7 +144,17 @@ func TestBrowserPortalAccessible(t *testing.T) {
 		{"settings", "/portal/settings", `[data-testid="settings-form"]`, nil},
 		{"billing", "/portal/billing", `[data-testid="receipts"]`, nil},
 		{"top-up", "/portal/top-up", `[data-testid="focus-pay"]`, nil},
-		{"receipt", receipt, `[data-testid="receipt"]`, nil},
+		{"receipt", receipt, `[data-testid="receipt"]`, func() {
+			// Printed, the receipt is the receipt: no portal navigation.
+			b.do("print media", printMedia("print"))
+			if got := eval[string](b, "printed", `[...document.querySelectorAll('header, nav, [data-testid="print"], a[href="#main"]')].filter(e => getComputedStyle(e).display !== "none").map(e => e.tagName).join(",")`); got != "" {
+				b.fail("the printed receipt shows %s", got)
+			}
+			if eval[bool](b, "inline handlers", `!!document.querySelector('[onclick]')`) {
+				b.fail("an inline event handler (the CSP forbids them)")
+			}
+			b.do("screen media", printMedia(""))
+		}},
 		{"confirm-dialog", "/portal/billing", `[data-testid="pack-pack_5500"]`, func() {
 			b.ready()
 			b.do("open the confirmation", chromedp.Click(chromedp.CSS(`[data-testid="pack-pack_5500"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-pay"]`)))
