@@ -702,6 +702,11 @@ func TestSandboxTopUpFlowWithoutACard(t *testing.T) {
 		want(t, http.StatusCreated)
 	w := newPortalVisitor(t, p.testAPI)
 	w.location(w.open(r.Body["url"].(string)), http.StatusSeeOther)
+	// The overview too pays with a new card in one step, not "add a card"
+	// and then find the purchase again.
+	if n := doc(t, w.get("/portal").want(t, http.StatusOK)).Find(`form[action="/portal/top-ups/checkout"] [data-testid="dashboard-new-card-pack_1000"]`).Length(); n != 1 {
+		t.Fatal("the overview of a customer without a card offers no pack to pay with a card")
+	}
 	page := w.get("/portal/top-up").want(t, http.StatusOK)
 	if got := testID(t, page, "focus-pay"); got != "Pay $10.00 for 1,000 credits with a card" {
 		t.Fatalf("the pay button says %q", got)
