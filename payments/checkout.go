@@ -41,23 +41,6 @@ type CheckoutProvider interface {
 	CompleteCheckout(ctx context.Context, sessionID string) (CheckoutResult, error)
 }
 
-func checkCheckout(req CheckoutRequest) error {
-	switch {
-	case req.ProviderCustomerID == "":
-		return billing.Errorf(billing.CodeValidation, "the checkout needs the provider's customer id")
-	case req.Amount.Amount <= 0:
-		return billing.Errorf(billing.CodeValidation, "the amount to pay must be more than zero")
-	case !isCurrency(req.Amount.Currency):
-		return billing.Errorf(billing.CodeValidation, "the currency must be a lower-case ISO 4217 code such as usd, not %q", req.Amount.Currency)
-	case req.IdempotencyKey == "":
-		return billing.Errorf(billing.CodeValidation, "a checkout needs an idempotency key")
-	}
-	if err := checkAbsURL("success URL", req.SuccessURL); err != nil {
-		return err
-	}
-	return checkAbsURL("cancel URL", req.CancelURL)
-}
-
 // StartTopUpCheckout records a top-up to be paid with a new card and returns
 // the provider's page that takes the card and pays it. The key identifies
 // the click (as for TopUp): the same click gives the same top-up and page.

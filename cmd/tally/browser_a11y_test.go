@@ -117,12 +117,7 @@ func TestBrowserPortalAccessible(t *testing.T) {
 		if flow != "" {
 			body["flow"] = flow
 		}
-		st, sess := api(t, base, secret, "POST", "/api/v1/portal-sessions", body)
-		if st != http.StatusCreated {
-			t.Fatalf("portal session: %d %v", st, sess)
-		}
-		b.do("open the sign-in link", chromedp.Navigate(sess["url"].(string)))
-		b.waitNav("signed in", `!!document.querySelector('[data-testid="header-balance-value"]')`, 10*time.Second)
+		b.signIn(base, secret, body)
 	}
 	signIn("c0", "")
 	// A purchase, for the purchases list and a receipt.

@@ -310,6 +310,19 @@ func TestBrowserPortal(t *testing.T) {
 	}
 }
 
+// signIn asks the API for a portal sign-in link (body: customer,
+// return_url, flow...) and opens it, waiting for the signed-in header.
+func (b *browser) signIn(base, secret string, body map[string]any) {
+	b.t.Helper()
+	st, sess := api(b.t, base, secret, "POST", "/api/v1/portal-sessions", body)
+	if st != http.StatusCreated {
+		b.t.Fatalf("portal session: %d %v", st, sess)
+	}
+	b.do("open the sign-in link", chromedp.Navigate(sess["url"].(string)))
+	b.waitNav("signed in", `!!document.querySelector('[data-testid="header-balance-value"]')`, 10*time.Second)
+	b.ready()
+}
+
 // TestBrowserTabsDoNotStall clicks through eight portal tabs in default
 // Chromium (back/forward cache on, HTTP/1.1: six connections per host).
 // Each page's live-balance stream used to stay open while the page sat in
@@ -326,13 +339,7 @@ func TestBrowserTabsDoNotStall(t *testing.T) {
 	secret := setupCrashDB(t, path, 1, 1000)
 	base, stop := serveInProcess(t, serveConfig{DB: path, ProductName: "Pixel AI"})
 	defer stop()
-	st, sess := api(t, base, secret, "POST", "/api/v1/portal-sessions", map[string]any{"customer": "c0", "return_url": "https://pixel.example/app"})
-	if st != http.StatusCreated {
-		t.Fatalf("portal session: %d %v", st, sess)
-	}
-	b.do("open the sign-in link", chromedp.Navigate(sess["url"].(string)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="header-balance-value"]`)))
-	b.ready()
+	b.signIn(base, secret, map[string]any{"customer": "c0", "return_url": "https://pixel.example/app"})
 	tabs := []string{"/portal/usage", "/portal/ledger", "/portal/settings", "/portal/billing", "/portal", "/portal/usage", "/portal/ledger", "/portal/settings"}
 	for i, tab := range tabs {
 		start := time.Now()
