@@ -99,9 +99,10 @@ func TestBrowserPortalAccessible(t *testing.T) {
 	}
 	src := axeSource(t)
 	path := filepath.Join(t.TempDir(), "t.db")
-	secret := setupCrashDB(t, path, 2, 1000) // c0 with a saved card, c1 without
+	secret := setupCrashDB(t, path, 3, 1000) // c0 with a saved card, c1 without, c2 with a card that is declined
 	saveSandboxCard(t, path, "c0")
-	base, stop := serveInProcess(t, serveConfig{DB: path, ProductName: "Pixel AI"})
+	saveSandboxCard(t, path, "c2", "0002")
+	base, stop := serveInProcess(t, serveConfig{DB: path, ProductName: "Pixel AI", RefillPoll: 100 * time.Millisecond})
 	defer stop()
 	for range 20 {
 		api(t, base, secret, "POST", "/api/v1/usage", map[string]any{"customer": "c0", "feature": "chat.request", "quantity": 3})
@@ -256,6 +257,35 @@ func TestBrowserPortalAccessible(t *testing.T) {
 	for _, width := range []int{1280, 390} {
 		b.do("resize", chromedp.EmulateViewport(int64(width), 900))
 		for _, p := range others {
+			check(p, width)
+		}
+	}
+
+	// A declined card: the decline dialog, and a declined auto-refill's
+	// notice under every page's header.
+	b = newBrowser(t, 3*time.Minute)
+	signIn("c2", "")
+	b.do("open billing", chromedp.Navigate(base+"/portal/billing"))
+	b.ready()
+	b.do("turn auto-refill on", chromedp.Click(chromedp.CSS(`#refill-enabled`)), chromedp.Clear(chromedp.CSS(`#refill-threshold`)),
+		chromedp.SendKeys(chromedp.CSS(`#refill-threshold`), "2000"), chromedp.Click(chromedp.CSS(`[data-testid="save-refill"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="refill-saved"]`)))
+	declined := []page{
+		{"declined-dialog", "/portal/billing", `[data-testid="pack-pack_1000"]`, func() {
+			b.ready()
+			b.do("buy", chromedp.Click(chromedp.CSS(`[data-testid="pack-pack_1000"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-pay"]`)))
+			b.do("pay", chromedp.Click(chromedp.CSS(`[data-testid="confirm-pay"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="use-another-card"]`)))
+			b.waitJS("the focus is on paying with another card", `document.activeElement && document.activeElement.dataset.testid === "use-another-card"`, 5*time.Second)
+		}},
+		{"overview-refill-declined", "/portal", `[data-testid="billing-notice"]`, func() {
+			if got := b.text(`[data-testid="auto-refill-state"]`); !strings.HasPrefix(got, "Payment failed") {
+				b.fail("the overview says auto-refill is %q after a decline", got)
+			}
+		}},
+	}
+	for _, width := range []int{1280, 390} {
+		b.do("resize", chromedp.EmulateViewport(int64(width), 900))
+		for _, p := range declined {
 			check(p, width)
 		}
 	}

@@ -101,9 +101,9 @@ func TestBrowserRefillPath(t *testing.T) {
 	}
 }
 
-// saveSandboxCard gives a customer a saved sandbox test card (Visa 4242),
-// as the demo does.
-func saveSandboxCard(t *testing.T, path, ref string) {
+// saveSandboxCard gives a customer a saved sandbox test card (Visa 4242,
+// or the test card ending in last4: 0002 is declined), as the demo does.
+func saveSandboxCard(t *testing.T, path, ref string, last4 ...string) {
 	t.Helper()
 	ctx := context.Background()
 	d, err := db.Open(ctx, path, db.Options{})
@@ -118,8 +118,12 @@ func saveSandboxCard(t *testing.T, path, ref string) {
 	if err := d.SaveProviderCustomer(ctx, c.ID, "sandbox", "cus_sandbox_test_"+ref); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.SaveCard(ctx, c.ID, "sandbox", billing.Card{ProviderID: "pm_sandbox_4242_test" + strings.ReplaceAll(ref, "-", ""),
-		Brand: "visa", Last4: "4242", ExpMonth: 12, ExpYear: 2040}); err != nil {
+	l4 := "4242"
+	if len(last4) > 0 {
+		l4 = last4[0]
+	}
+	if _, err := d.SaveCard(ctx, c.ID, "sandbox", billing.Card{ProviderID: "pm_sandbox_" + l4 + "_test" + strings.ReplaceAll(ref, "-", ""),
+		Brand: "visa", Last4: l4, ExpMonth: 12, ExpYear: 2040}); err != nil {
 		t.Fatal(err)
 	}
 }
