@@ -26,10 +26,9 @@ templ:
 css: tools
 	npx --no-install tailwindcss -c tailwind.config.js -i static/src/app.css -o static/app.css --minify 2>/dev/null
 
-## vendor: copy htmx and its SSE extension from node_modules into static/vendor
+## vendor: copy htmx from node_modules into static/vendor
 vendor: tools
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
-	cp node_modules/htmx-ext-sse/dist/sse.js static/vendor/htmx-ext-sse.js
 
 ## bench: Go benchmarks of the hot paths
 bench:
@@ -37,7 +36,7 @@ bench:
 
 ## fuzz-smoke: run each fuzz target briefly (their seed corpora run in `make test`)
 fuzz-smoke:
-	@for pkg in ./billing ./handlers; do \
+	@for pkg in ./billing ./handlers ./handlers/forms; do \
 	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 5s $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
 	  done; \

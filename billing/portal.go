@@ -67,6 +67,30 @@ func (s CustomerSettings) Threshold(lastTopUp Credits) Credits {
 	return lastTopUp / 10
 }
 
+// LowBalanceDays is how close to running out the default warning starts:
+// a customer whose credits last fewer days than this at their current pace
+// is warned, whatever they bought before (or if they never bought).
+const LowBalanceDays = 3
+
+// LowBalance reports whether the portal warns that the balance is low. With
+// the customer's own threshold, that decides alone. By default it warns
+// below 10% of the last top-up, or when the available credits last fewer
+// than LowBalanceDays at perDay, the current daily usage: 43 credits used
+// at 90 a day warn even a customer who never topped up. Nothing available
+// is not "low" but depleted, which the portal says otherwise.
+func LowBalance(s CustomerSettings, lastTopUp, available, perDay Credits) bool {
+	if available <= 0 {
+		return false
+	}
+	if s.LowBalanceThreshold != nil {
+		return available <= *s.LowBalanceThreshold
+	}
+	if available <= lastTopUp/10 {
+		return true
+	}
+	return perDay > 0 && available < perDay*LowBalanceDays
+}
+
 // SpendControls are what a customer sets for themselves in the portal: the
 // daily and monthly caps (nil: no cap) and the low-balance threshold (nil:
 // the default, 10% of the last top-up). The overdraft limit is not among

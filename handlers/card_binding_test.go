@@ -17,7 +17,7 @@ import (
 // for the visitor: back to the cards with an error.
 func (v *portalVisitor) cardRefused(back string) string {
 	v.t.Helper()
-	if to := v.location(v.get(back), http.StatusSeeOther); to != "/portal/billing#cards" {
+	if to := v.location(v.get(back), http.StatusSeeOther); to != "/portal/billing" {
 		v.t.Fatalf("after %s: %q", back, to)
 	}
 	fl := testID(v.t, v.get("/portal/billing").want(v.t, http.StatusOK), "flash")
@@ -66,7 +66,7 @@ func TestSandboxCardSetupIsBoundToItsCustomer(t *testing.T) {
 	}
 
 	// Alice's setup still completes, for her.
-	if to := alice.location(alice.get(back), http.StatusSeeOther); to != "/portal/billing#cards" {
+	if to := alice.location(alice.get(back), http.StatusSeeOther); to != "/portal/billing" {
 		t.Fatalf("alice back: %q", to)
 	}
 	cards := alice.cards()

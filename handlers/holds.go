@@ -19,7 +19,7 @@ func (s *Server) createHold(c echo.Context) error {
 	req.APIKey = apiKey(c)
 	h, err := s.ledger.CreateHold(c.Request().Context(), req)
 	if err != nil {
-		return err
+		return s.offerTopUp(c.Request().Context(), req.Customer, err)
 	}
 	return created(c, h.Replayed, h)
 }

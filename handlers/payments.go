@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -24,6 +25,8 @@ type PaymentService interface {
 	DefaultCard(ctx context.Context, customerID string) (billing.Card, bool, error)
 	Quote(ctx context.Context, req billing.TopUpRequest) (billing.Credits, billing.Money, string, error)
 	TopUp(ctx context.Context, customerID string, req billing.TopUpRequest) (billing.TopUp, error)
+	StartTopUpCheckout(ctx context.Context, customerID string, req billing.TopUpRequest, successURL, cancelURL string) (billing.TopUp, billing.CardSetup, error)
+	CompleteTopUpCheckout(ctx context.Context, customerID, sessionID string) (billing.TopUp, billing.Card, error)
 	Refresh(ctx context.Context, topUpID string) (billing.TopUp, error)
 	HandleEvent(ctx context.Context, ev billing.PaymentEvent) (bool, error)
 	Refund(ctx context.Context, topUpID string) (billing.TopUp, error)
@@ -44,6 +47,7 @@ type PaymentStore interface {
 // sandbox is the sandbox provider's pages' side (payments.SandboxProvider).
 type sandbox interface {
 	AddCard(setupID, number string, expMonth, expYear int, cvc string) (billing.Card, error)
+	SetupCharge(setupID string) (billing.Money, string, bool)
 	SetupReturnURL(setupID string) (string, error)
 	Authenticate(paymentID string, approve bool) (billing.PaymentEvent, error)
 }
@@ -120,27 +124,57 @@ func (s *Server) getTopUp(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, tu)
 }
 
-// GET /sandbox/cards/new: the sandbox's card form (Stripe Checkout's stand-in).
+// GET /sandbox/cards/new: the sandbox's card form (Stripe Checkout's
+// stand-in): it saves a card, or for a purchase takes the card and pays.
 func (s *Server) sandboxCardForm(c echo.Context) error {
-	sh := s.publicShell(c, "Add a card")
-	return render(c, http.StatusOK, views.SandboxCardPage(sh, views.SandboxCardForm{Setup: c.QueryParam("setup"),
-		Return: localURL(c.QueryParam("return"), "/portal/billing"), Cancel: localURL(c.QueryParam("cancel"), "/portal/billing")}))
+	f := views.SandboxCardForm{Setup: c.QueryParam("setup"),
+		Return: localURL(c.QueryParam("return"), "/portal/billing"), Cancel: localURL(c.QueryParam("cancel"), "/portal/billing")}
+	return s.renderSandboxCard(c, http.StatusOK, f)
 }
 
-// POST /sandbox/cards saves a test card and returns to the portal, as
-// Checkout does.
+func (s *Server) renderSandboxCard(c echo.Context, status int, f views.SandboxCardForm) error {
+	title := "Add a card"
+	if amt, desc, ok := s.cfg.Payments.Provider.(sandbox).SetupCharge(f.Setup); ok {
+		f.Pay, f.Description, title = &amt, desc, "Pay with a card"
+	}
+	return render(c, status, views.SandboxCardPage(s.publicShell(c, title), f))
+}
+
+// POST /sandbox/cards saves a test card (and pays, for a purchase) and
+// returns to the portal, as Checkout does. Every field is checked, and
+// errors show beside their fields all at once.
 func (s *Server) sandboxAddCard(c echo.Context) error {
 	f := views.SandboxCardForm{Setup: c.FormValue("setup"), Return: localURL(c.FormValue("return"), "/portal/billing"),
 		Cancel: localURL(c.FormValue("cancel"), "/portal/billing"), Number: c.FormValue("number"), Exp: c.FormValue("exp"), CVC: c.FormValue("cvc")}
-	mm, yy, ok := parseExpiry(f.Exp)
-	if !ok {
-		f.Error = "Enter the expiry as MM/YY."
-		return render(c, http.StatusUnprocessableEntity, views.SandboxCardPage(s.publicShell(c, "Add a card"), f))
-	}
+	mm, yy, expOK := parseExpiry(f.Exp)
 	sb := s.cfg.Payments.Provider.(sandbox)
-	if _, err := sb.AddCard(f.Setup, strings.ReplaceAll(f.Number, " ", ""), mm, yy, f.CVC); err != nil {
-		f.Error = billing.ErrorMessage(err)
-		return render(c, http.StatusUnprocessableEntity, views.SandboxCardPage(s.publicShell(c, "Add a card"), f))
+	_, err := sb.AddCard(f.Setup, strings.ReplaceAll(f.Number, " ", ""), mm, yy, f.CVC)
+	if err != nil || !expOK {
+		f.Errors = map[string]string{}
+		var be *billing.Error
+		if errors.As(err, &be) {
+			if errs, ok := be.Details["errors"].(map[string]string); ok {
+				for param, msg := range errs {
+					field := map[string]string{"exp_month": "exp", "exp_year": "exp"}[param]
+					if field == "" {
+						field = param
+					}
+					if _, seen := f.Errors[field]; !seen {
+						f.Errors[field] = msg
+					}
+				}
+			} else if p, _ := be.Details["param"].(string); p == "number" {
+				f.Errors["number"] = be.Message // declined: try another card
+			} else {
+				f.Error = be.Message
+			}
+		} else if err != nil {
+			return err
+		}
+		if !expOK {
+			f.Errors["exp"] = "Enter the expiry as MM/YY, such as 12/34."
+		}
+		return s.renderSandboxCard(c, http.StatusUnprocessableEntity, f)
 	}
 	// Back to the portal with the setup's id, as Stripe Checkout returns.
 	to, err := sb.SetupReturnURL(f.Setup)

@@ -44,6 +44,61 @@ func (v *portalVisitor) notices() []notice {
 	return out
 }
 
+// refillState is the overview's auto-refill line, in words.
+func (v *portalVisitor) refillState() string {
+	v.t.Helper()
+	return testID(v.t, v.get("/portal").want(v.t, http.StatusOK), "auto-refill-state")
+}
+
+// TestAutoRefillStatusEverywhere: the overview says what auto-refill is
+// doing (not "Set up" while it is on, not "On" while its payments are
+// declined), and a declined, paused or waiting refill shows under the
+// header of every page until it is dealt with, not on the billing page
+// alone.
+func TestAutoRefillStatusEverywhere(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.refiller(t, "acme", cardDecline, "300")
+	if got := v.refillState(); got != "Off Turn on" {
+		t.Fatalf("before it is set: %q", got)
+	}
+	if got := testID(t, v.get("/portal/billing").want(t, http.StatusOK), "next-refill-off"); got != "None: auto-refill is off." {
+		t.Fatalf("next refill while off: %q", got)
+	}
+	v.enableRefill(url.Values{"threshold": {"200"}, "mode": {"pack"}, "pack": {"pack_1000"}})
+	if got := v.refillState(); got != "On below 200, buys Starter Change" {
+		t.Fatalf("on: %q", got)
+	}
+	if got := testID(t, v.get("/portal").want(t, http.StatusOK), "saved-cards-slot"); got != "Saved cards Visa •••• 0002 · Manage" {
+		t.Fatalf("saved cards: %q", got)
+	}
+	p.usage(id, "chat.request", "150", "").want(t, http.StatusCreated)
+	p.runRefills(t)
+	if got := v.refillState(); got != "Payment failed Check" {
+		t.Fatalf("after a decline the overview says %q", got)
+	}
+	for _, page := range []string{"/portal", "/portal/usage", "/portal/ledger", "/portal/settings", "/portal/billing"} {
+		r := v.get(page).want(t, http.StatusOK)
+		n := doc(t, r).Find(`[data-testid="notices"] [data-testid="billing-notice"]`)
+		if n.Length() != 1 || !strings.Contains(n.Text(), "Auto-refill payment declined") {
+			t.Fatalf("%s does not show the declined refill under its header: %q", page, n.Text())
+		}
+		if href, _ := n.Find(`[data-testid="notice-link"]`).Attr("href"); href != "/portal/billing#auto-refill" {
+			t.Fatalf("%s: the notice links to %q", page, href)
+		}
+	}
+	// Dealt with (dismissed): gone from every page; without JavaScript the
+	// customer stays on the page they dismissed it from.
+	ns := v.notices()
+	r := v.post("/portal/notices/"+strings.TrimPrefix(ns[0].ID, "notice-")+"/dismiss", url.Values{"_csrf": {v.csrf("/portal/usage")}},
+		"Referer", v.a.HTTP.URL+"/portal/usage?feature=x")
+	if to := v.location(r, http.StatusSeeOther); to != "/portal/usage?feature=x" {
+		t.Fatalf("dismissed without htmx: back to %q", to)
+	}
+	if doc(t, v.get("/portal/ledger").want(t, http.StatusOK)).Find(`[data-testid="billing-notice"]`).Length() != 0 {
+		t.Fatal("a dismissed notice still shows")
+	}
+}
+
 // refillTopUps counts the customer's auto-refill purchases by status.
 func (p *payAPI) refillTopUps(t *testing.T, customer, status string) int {
 	t.Helper()
@@ -87,9 +142,13 @@ func TestAutoRefillForm(t *testing.T) {
 		{"threshold empty", url.Values{"threshold": {""}, "mode": {"pack"}, "pack": {"pack_1000"}}, "error-threshold", "Enter a number of credits", "", "#refill-threshold"},
 		{"target not above the threshold", url.Values{"threshold": {"500"}, "mode": {"target"}, "target": {"400"}}, "error-target", "must be above the threshold", "400", `input[name="target"]`},
 		{"target missing", url.Values{"threshold": {"500"}, "mode": {"target"}, "target": {""}}, "error-target", "Enter the balance to refill to", "", `input[name="target"]`},
-		{"no such pack", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_nope"}}, "", "choose a credit pack", "500", "#refill-threshold"},
-		{"zero refills a month", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_refills": {"0"}}, "", "at most 1 to 1,000 refills a month", "0", `input[name="max_refills"]`},
-		{"amount ceiling not money", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"lots"}}, "", "Enter an amount in dollars", "lots", `input[name="max_amount"]`},
+		{"no such pack", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_nope"}}, "error-pack", "Choose a credit pack", "500", "#refill-threshold"},
+		{"zero refills a month", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_refills": {"0"}}, "error-max_refills", "Enter 1 to 1,000 refills a month", "0", `input[name="max_refills"]`},
+		{"amount ceiling not money", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"lots"}}, "error-max_amount", "Enter an amount such as 25.50.", "lots", `input[name="max_amount"]`},
+		// An exponent is not a number people type: never $1,000.00.
+		{"amount ceiling with an exponent", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"1e3"}}, "error-max_amount", "Enter an amount such as 25.50.", "1e3", `input[name="max_amount"]`},
+		// "1,5" in English is neither 15 nor silently 1.5.
+		{"ambiguous comma", url.Values{"threshold": {"1,5"}, "mode": {"pack"}, "pack": {"pack_1000"}}, "error-threshold", `Type 1.5 or 15`, "1,5", "#refill-threshold"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,6 +180,34 @@ func TestAutoRefillForm(t *testing.T) {
 			}
 		})
 	}
+	// Every error at once, each beside its field, tied to it for screen
+	// readers, in sentences: not the first one alone, nor in lower case.
+	t.Run("all at once", func(t *testing.T) {
+		r := v.saveRefill(url.Values{"enabled": {"on"}, "threshold": {"-5"}, "mode": {"target"}, "target": {"x"},
+			"max_refills": {"2.5"}, "max_amount": {"1,5"}}, "HX-Request", "true").want(t, http.StatusUnprocessableEntity)
+		d := doc(t, r)
+		for field, want := range map[string]string{
+			"threshold":   "The balance to refill at can't be negative.",
+			"target":      "Enter a number of credits, such as 1,000 or 12.5.",
+			"max_refills": "Enter a whole number, such as 3.",
+			"max_amount":  `Type 1.5 or 15: we can't tell which "1,5" means.`,
+		} {
+			if got := testID(t, r, "error-"+field); got != want {
+				t.Errorf("error beside %s: %q, want %q", field, got, want)
+			}
+			in := d.Find(`#auto-refill [name="` + field + `"]`)
+			errID, _ := d.Find(`[data-testid="error-` + field + `"]`).Attr("id")
+			if desc, _ := in.Attr("aria-describedby"); desc == "" || desc != errID {
+				t.Errorf("%s: aria-describedby %q, the error's id %q", field, desc, errID)
+			}
+			if inv, _ := in.Attr("aria-invalid"); inv != "true" {
+				t.Errorf("%s is not marked aria-invalid", field)
+			}
+		}
+		if got := testID(t, r, "refill-errors"); !strings.Contains(got, "Fix the 4 fields marked") {
+			t.Errorf("summary %q", got)
+		}
+	})
 	if set, found, _ := p.DB.FindRefillSettings(t.Context(), id); found {
 		t.Fatalf("refused forms saved settings: %+v", set)
 	}
@@ -365,9 +452,12 @@ func TestAutoRefillDeclined(t *testing.T) {
 		t.Fatalf("%d notices after dismissing one", n)
 	}
 
-	// A working card and saving the settings turn it back on.
+	// A working card (added: it becomes the default) and saving the
+	// settings turn it back on.
 	v.addCard(cardOK)
-	v.post("/portal/cards/"+v.cards()[1].ID+"/default", url.Values{"_csrf": {v.csrf("/portal/billing")}}).want(t, http.StatusSeeOther)
+	if c := v.cards(); c[0].Label != "Visa •••• 4242" || !c[0].Default {
+		t.Fatalf("the card added is not the default: %+v", c)
+	}
 	v.enableRefill(url.Values{"threshold": {"200"}, "mode": {"pack"}, "pack": {"pack_1000"}})
 	if n := p.runRefills(t); n != 1 || p.refillTopUps(t, id, "succeeded") != 1 {
 		t.Fatalf("turning auto-refill back on below the threshold did not refill (%d jobs)", n)

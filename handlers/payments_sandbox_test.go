@@ -36,10 +36,10 @@ func (v *portalVisitor) addCard(number string) {
 	if !strings.HasPrefix(back, "/portal/cards/added?session_id=cs_sandbox_") {
 		v.t.Fatalf("the card page returned to %q, want /portal/cards/added?session_id=...", back)
 	}
-	if to := v.location(v.get(back), http.StatusSeeOther); to != "/portal/billing#cards" {
-		v.t.Fatalf("after saving the card: %q", to)
+	if to := v.location(v.get(back), http.StatusSeeOther); to != "/portal/billing" {
+		v.t.Fatalf("after saving the card: %q (the top of the page, where the message is)", to)
 	}
-	if fl := testID(v.t, v.get("/portal/billing").want(v.t, http.StatusOK), "flash"); !strings.Contains(fl, "Saved Visa •••• "+number[len(number)-4:]) {
+	if fl := testID(v.t, v.get("/portal/billing").want(v.t, http.StatusOK), "flash"); !strings.Contains(fl, "Saved Visa •••• "+number[len(number)-4:]+". It is now your default card.") {
 		v.t.Fatalf("flash after adding a card: %q", fl)
 	}
 }
@@ -160,38 +160,59 @@ func TestSandboxCardsThroughThePortal(t *testing.T) {
 		f.Set("exp", "12/40")
 		f.Set("cvc", "123")
 		r := v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity)
-		if got := testID(t, r, "sandbox-card-error"); !strings.Contains(got, "4242 4242 4242 4242") {
+		if got := testID(t, r, "error-number"); !strings.Contains(got, "4242 4242 4242 4242") {
 			t.Fatalf("error for a non-test card: %q", got)
 		}
 		f.Set("number", cardOK)
 		f.Set("exp", "13/40")
-		if got := testID(t, v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity), "sandbox-card-error"); got != "Enter the expiry as MM/YY." {
+		if got := testID(t, v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity), "error-exp"); got != "Enter the expiry as MM/YY, such as 12/34." {
 			t.Fatalf("error for a bad expiry: %q", got)
+		}
+		// Every field at once, each error beside its field and tied to it;
+		// the number field has the focus on arrival.
+		f.Set("number", "1234")
+		f.Set("exp", "1/2")
+		f.Set("cvc", "x")
+		r = v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity)
+		d := doc(t, r)
+		for field, want := range map[string]string{"number": "Enter the card number: 12 to 19 digits.", "exp": "The card has expired.", "cvc": "The security code (CVC) is 3 or 4 digits."} {
+			if got := testID(t, r, "error-"+field); got != want {
+				t.Errorf("error beside %s: %q, want %q", field, got, want)
+			}
+			if desc, _ := d.Find(`[name="` + field + `"]`).Attr("aria-describedby"); desc != "card-"+field+"-error" {
+				t.Errorf("%s: aria-describedby %q", field, desc)
+			}
+		}
+		if _, ok := d.Find("#card-number").Attr("autofocus"); !ok {
+			t.Error("the card number field is not focused on arrival")
 		}
 		if n := len(v.cards()); n != 1 {
 			t.Fatalf("%d cards after refused ones", n)
 		}
 	})
 
+	// A newly added card becomes the default: a customer who adds one
+	// (after a decline, say) means to pay with it.
 	v.addCard(cardDecline)
 	cards = v.cards()
-	if len(cards) != 2 || !cards[0].Default || cards[1].Default || cards[1].Label != "Visa •••• 0002" {
+	if len(cards) != 2 || !cards[0].Default || cards[1].Default || cards[0].Label != "Visa •••• 0002" {
 		t.Fatalf("after adding 0002: %+v", cards)
 	}
-	declined := cards[1].ID
+	declined, working := cards[0].ID, cards[1].ID
+	if got := testID(t, v.get("/portal/billing"), "top-up-card"); got != "Charged to Visa •••• 0002 after you confirm." {
+		t.Fatalf("the top-up block charges %q", got)
+	}
 
 	t.Run("set default", func(t *testing.T) {
-		r := v.post("/portal/cards/"+declined+"/default", url.Values{"_csrf": {v.csrf("/portal/billing")}})
+		r := v.post("/portal/cards/"+working+"/default", url.Values{"_csrf": {v.csrf("/portal/billing")}})
 		if to := v.location(r, http.StatusSeeOther); to != "/portal/billing#cards" {
 			t.Fatalf("default: redirected to %q", to)
 		}
 		cards := v.cards()
-		if len(cards) != 2 || cards[0].ID != declined || !cards[0].Default || cards[1].Default {
-			t.Fatalf("after making 0002 the default: %+v", cards)
+		if len(cards) != 2 || cards[0].ID != working || !cards[0].Default || cards[1].Default {
+			t.Fatalf("after making 4242 the default: %+v", cards)
 		}
-		if got := testID(t, v.get("/portal/billing"), "top-up-card"); got != "Charged to Visa •••• 0002 after you confirm." {
-			t.Fatalf("the top-up block charges %q", got)
-		}
+		v.post("/portal/cards/"+declined+"/default", url.Values{"_csrf": {v.csrf("/portal/billing")}}).want(t, http.StatusSeeOther)
 	})
 
 	t.Run("another customer's card is not found", func(t *testing.T) {
@@ -319,21 +340,51 @@ func TestSandboxOneClickTopUp(t *testing.T) {
 
 	t.Run("custom amount out of bounds", func(t *testing.T) {
 		before, charges := p.available(t, id), p.Sandbox.charges()
-		for _, amount := range []string{"4.99", "1000.01", "0.01"} {
-			r := v.confirm(url.Values{"amount": {amount}}).want(t, http.StatusUnprocessableEntity)
-			if got := string(r.Raw); !strings.Contains(got, "between $5.00 and $1,000.00") {
-				t.Errorf("amount %s: the error does not give the bounds in dollars: %s", amount, pageMessage(t, r))
-			}
-			// htmx shows it in the flash area.
-			r = v.confirm(url.Values{"amount": {amount}}, "HX-Request", "true").want(t, http.StatusUnprocessableEntity)
-			if r.Header.Get("HX-Retarget") != "#flash" || !strings.Contains(testID(t, r, "flash"), "between $5.00 and $1,000.00") {
-				t.Errorf("amount %s with htmx: %s %s", amount, r.Header, r.Raw)
-			}
-		}
-		for _, amount := range []string{"ten", "0", "-5", "5.001"} {
-			r := v.confirm(url.Values{"amount": {amount}}).want(t, http.StatusUnprocessableEntity)
-			if got := pageMessage(t, r); !strings.Contains(got, "Enter an amount in dollars") {
-				t.Errorf("amount %s: %q", amount, got)
+		// Every refusal comes back as the custom amount form, the error beside
+		// the field and the amount as typed: with htmx swapped in place of
+		// the form (not at the top of the page, off-screen on a phone).
+		for amount, want := range map[string]string{
+			"4.99":    "Enter an amount between $5.00 and $1,000.00.",
+			"1000.01": "Enter an amount between $5.00 and $1,000.00.",
+			"0.01":    "Enter an amount between $5.00 and $1,000.00.",
+			"0":       "Enter an amount between $5.00 and $1,000.00.",
+			"ten":     "Enter an amount such as 25.50.",
+			"1e3":     "Enter an amount such as 25.50.",
+			"0x10":    "Enter an amount such as 25.50.",
+			"+5":      "Type the number without a + sign, such as 25.50.",
+			"-5":      "Enter an amount above zero, without a minus sign.",
+			"5.001":   "Use at most two decimals, such as 25.50.",
+			"1,5":     `Type 1.5 or 15: we can't tell which "1,5" means.`,
+			"  ":      "Enter an amount, such as 25.00.",
+			"$999.5":  "",
+		} {
+			for _, htmx := range []bool{false, true} {
+				var headers []string
+				if htmx {
+					headers = []string{"HX-Request", "true"}
+				}
+				r := v.confirm(url.Values{"amount": {amount}}, headers...)
+				if want == "" {
+					r.want(t, http.StatusOK)
+					if got := testID(t, r, "confirm-text"); got != "Add 99,950 credits for $999.50 with Visa •••• 4242?" {
+						t.Errorf("%q: %q", amount, got)
+					}
+					continue
+				}
+				r.want(t, http.StatusUnprocessableEntity)
+				if got := testID(t, r, "custom-error"); got != want {
+					t.Errorf("amount %q (htmx %v): error %q, want %q", amount, htmx, got, want)
+				}
+				d := doc(t, r)
+				if got, _ := d.Find("#custom-amount").Attr("value"); got != amount {
+					t.Errorf("amount %q (htmx %v): the field shows %q", amount, htmx, got)
+				}
+				if desc, _ := d.Find("#custom-amount").Attr("aria-describedby"); !strings.Contains(desc, "custom-error") {
+					t.Errorf("amount %q: the error is not tied to the field (%q)", amount, desc)
+				}
+				if htmx && (r.Header.Get("HX-Retarget") != "#custom-top-up" || r.Header.Get("HX-Reswap") != "outerHTML" || strings.Contains(string(r.Raw), "<html")) {
+					t.Errorf("amount %q with htmx: %v %.200s", amount, r.Header, r.Raw)
+				}
 			}
 		}
 		// A forged form with an amount below the bounds buys nothing.
@@ -388,6 +439,95 @@ func TestSandboxDeclinedTopUp(t *testing.T) {
 	}
 	if got := p.available(t, id); got != 0 {
 		t.Fatalf("balance %s", got)
+	}
+	p.verify(t)
+}
+
+// TestSandboxDeclineRecovers: the decline dialog's other card pays the
+// same purchase at once (its card form carries it, and pays as it takes the
+// card), the new card becomes the default, and the next click charges it.
+// Before, "Use another card" linked to the page it was on and a card added
+// afterwards stayed second: the next click was declined again.
+func TestSandboxDeclineRecovers(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	v.addCard(cardDecline)
+	for _, htmx := range []bool{false, true} {
+		c := v.confirm(url.Values{"pack": {"pack_5500"}}, "HX-Request", "true").want(t, http.StatusOK)
+		f := payForm(t, c)
+		f.Set("_csrf", v.csrf("/portal/billing"))
+		var r response
+		if htmx {
+			r = v.post("/portal/top-ups", f, "HX-Request", "true").want(t, http.StatusOK)
+		} else {
+			r = v.post("/portal/top-ups", f).want(t, http.StatusPaymentRequired)
+		}
+		other := formValues(t, r, `[data-testid="top-up-failed"] form[action="/portal/top-ups/checkout"]`)
+		if other.Get("pack") != "pack_5500" || !strings.HasPrefix(other.Get("key"), "click_") {
+			t.Fatalf("htmx %v: the other-card form does not carry the purchase: %v", htmx, other)
+		}
+		if got := testID(t, r, "use-another-card"); got != "Pay $50.00 with another card" {
+			t.Fatalf("htmx %v: button %q", htmx, got)
+		}
+	}
+	c := v.confirm(url.Values{"pack": {"pack_5500"}}).want(t, http.StatusOK)
+	r := v.post("/portal/top-ups", payForm(t, c)).want(t, http.StatusPaymentRequired)
+	other := formValues(t, r, `[data-testid="top-up-failed"] form[action="/portal/top-ups/checkout"]`)
+	page := v.location(v.post("/portal/top-ups/checkout", other), http.StatusSeeOther)
+	if !strings.HasPrefix(page, "/sandbox/cards/new?setup=cs_sandbox_") {
+		t.Fatalf("pay with another card went to %q", page)
+	}
+	form := v.get(page).want(t, http.StatusOK)
+	if got := testID(t, form, "sandbox-pay-summary"); got != "Growth: 5,500 credits $50.00" {
+		t.Fatalf("the card page does not show the purchase: %q", got)
+	}
+	if got := testID(t, form, "sandbox-pay"); got != "Pay $50.00" {
+		t.Fatalf("the card page's button: %q", got)
+	}
+	f := formValues(t, form, `form[data-testid="sandbox-card-form"]`)
+	f.Set("exp", "12/40")
+	f.Set("cvc", "123")
+	// The declined card again: refused on the page, nothing granted.
+	f.Set("number", cardDecline)
+	if got := testID(t, v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity), "error-number"); got != "Your card was declined. Try another card." {
+		t.Fatalf("a declined card on the card page: %q", got)
+	}
+	f.Set("number", cardOK)
+	back := v.location(v.post("/sandbox/cards", f), http.StatusSeeOther)
+	if !strings.HasPrefix(back, "/portal/top-ups/checkout?session_id=cs_sandbox_") {
+		t.Fatalf("the card page returned to %q", back)
+	}
+	if to := v.location(v.get(back), http.StatusSeeOther); to != "/portal" {
+		t.Fatalf("after paying: %q", to)
+	}
+	if fl := testID(t, v.get("/portal").want(t, http.StatusOK), "flash"); !strings.Contains(fl, "Added 5,500 credits. $50.00 was charged to Visa •••• 4242, now your default card.") {
+		t.Fatalf("flash %q", fl)
+	}
+	if got := p.available(t, id); got != billing.CreditsOf(5500) {
+		t.Fatalf("balance %s after paying with another card", got)
+	}
+	cards := v.cards()
+	if len(cards) != 2 || cards[0].Label != "Visa •••• 4242" || !cards[0].Default {
+		t.Fatalf("the new card is not the default: %+v", cards)
+	}
+	// The next click charges the new card.
+	v.buy("pack_1000").want(t, http.StatusSeeOther)
+	if got := p.available(t, id); got != billing.CreditsOf(6500) {
+		t.Fatalf("balance %s after the next click", got)
+	}
+	if rows := v.purchases(); rows[0].Status != "Paid" || !strings.Contains(rows[0].Card, "4242") {
+		t.Fatalf("purchases %+v", rows)
+	}
+	// Coming back to the same checkout again grants nothing twice.
+	v.get(back)
+	if got := p.available(t, id); got != billing.CreditsOf(6500) {
+		t.Fatalf("balance %s after returning to the checkout twice", got)
+	}
+	// Another customer cannot complete this customer's checkout.
+	_, intruder := p.shopper(t, "intruder")
+	intruder.get(back)
+	if got := testID(t, intruder.get("/portal/billing"), "flash"); !strings.Contains(got, "No such purchase.") {
+		t.Fatalf("another customer's checkout: %q", got)
 	}
 	p.verify(t)
 }
@@ -477,14 +617,21 @@ func TestSandboxTopUpRequiresAuthentication(t *testing.T) {
 	p.verify(t)
 }
 
+// TestSandboxTopUpFlowFromTheProduct: a `flow: top_up` link lands on the
+// focused top-up: why the customer is there (out of credits), what the
+// refused action needed, the balance, one pack that covers it and one
+// button that pays it with the saved card (the press is the confirmation),
+// then the purchase's page that sends them back to the product.
 func TestSandboxTopUpFlowFromTheProduct(t *testing.T) {
 	p := newPayAPI(t)
 	id, v := p.shopper(t, "acme")
 	v.addCard(cardOK)
+	p.grant(t, id, "8", "promo")
+	p.usage(id, "chat.request", "8", "").want(t, http.StatusCreated)
 
-	r := p.do("POST", "/api/v1/portal-sessions", p.Portal, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app?done=1", "flow": "top_up"}).
-		want(t, http.StatusCreated)
-	if r.Body["flow"] != "top_up" {
+	r := p.do("POST", "/api/v1/portal-sessions", p.Portal, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app?done=1",
+		"flow": "top_up", "required": 1200}).want(t, http.StatusCreated)
+	if r.Body["flow"] != "top_up" || num(t, r.Body["required"]) != "1200" {
 		t.Fatalf("session %v", r.Body)
 	}
 	w := newPortalVisitor(t, p.testAPI)
@@ -492,25 +639,48 @@ func TestSandboxTopUpFlowFromTheProduct(t *testing.T) {
 		t.Fatalf("the top-up link landed on %q", to)
 	}
 	page := w.get("/portal/top-up").want(t, http.StatusOK)
-	if doc(t, page).Find(`[data-testid="pack-pack_1000"]`).Length() != 1 {
-		t.Fatalf("the top-up page has no pack buttons: %.500s", page.Raw)
+	if got := testID(t, page, "focus-title"); got != "You're out of credits for Pixel AI" {
+		t.Fatalf("title %q", got)
 	}
-	c := w.confirm(url.Values{"pack": {"pack_1000"}}).want(t, http.StatusOK)
-	to := w.location(w.post("/portal/top-ups", payForm(t, c)), http.StatusSeeOther)
+	if got := testID(t, page, "focus-need"); got != "What you asked Pixel AI to do needs 1,200 credits; you have 0." {
+		t.Fatalf("need %q", got)
+	}
+	// 1,200 short: the smallest pack that covers it is Growth.
+	if got := testID(t, page, "focus-pay"); got != "Pay $50.00 for 5,500 credits with Visa •••• 4242" {
+		t.Fatalf("the pay button says %q", got)
+	}
+	if doc(t, page).Find(`[data-testid="focus-pack-pack_1000"]`).Length() != 1 || doc(t, page).Find(`#custom-amount`).Length() != 1 {
+		t.Fatalf("no other packs or custom amount below: %.300s", page.Raw)
+	}
+	if doc(t, page).Find(`[data-testid="cards"], [data-testid="auto-refill"], [data-testid="receipts"]`).Length() != 0 {
+		t.Fatal("the focused page carries the whole billing page")
+	}
+	// One press pays.
+	pay := formValues(t, page, `form:has([data-testid="focus-pay"])`)
+	to := w.location(w.post("/portal/top-ups", pay), http.StatusSeeOther)
 	tid := p.lastTopUp(t, id)
 	if to != "/portal/top-ups/"+tid {
 		t.Fatalf("after paying in the top-up flow: %q, want the status page", to)
 	}
 	st := w.get(to).want(t, http.StatusOK)
-	if !strings.Contains(testID(t, st, "top-up-succeeded"), "1,000 credits added") {
-		t.Fatalf("status page %.500s", st.Raw)
+	if got := testID(t, st, "returning"); got != "Added 5,500 credits, returning to Pixel AI…" {
+		t.Fatalf("status page says %q", got)
 	}
-	href, _ := doc(t, st).Find(`[data-testid="continue"]`).Attr("href")
-	if href != "https://pixel.example/app?done=1" || testID(t, st, "continue") != "Continue to Pixel AI" {
-		t.Fatalf("continue link %q %q", href, testID(t, st, "continue"))
+	href, _ := doc(t, st).Find(`[data-testid="continue"][data-auto-return]`).Attr("href")
+	if href != "https://pixel.example/app?done=1" || doc(t, st).Find(`[data-testid="stay"]`).Length() != 1 {
+		t.Fatalf("continue link %q, or no way to stay", href)
 	}
-	if got := p.available(t, id); got != billing.CreditsOf(1000) {
+	if got := p.available(t, id); got != billing.CreditsOf(5500) {
 		t.Fatalf("balance %s", got)
+	}
+	// Pressing again (a double submit) charges once.
+	w.post("/portal/top-ups", pay)
+	if got := p.available(t, id); got != billing.CreditsOf(5500) {
+		t.Fatalf("balance %s after a double submit", got)
+	}
+	// The next visit suggests the pack bought last.
+	if got := testID(t, w.get("/portal/top-up").want(t, http.StatusOK), "focus-pay"); got != "Pay $50.00 for 5,500 credits with Visa •••• 4242" {
+		t.Fatalf("the next suggestion %q", got)
 	}
 
 	// Opening the flow's link ended the customer's session in the other
@@ -523,6 +693,56 @@ func TestSandboxTopUpFlowFromTheProduct(t *testing.T) {
 	to = v.location(v.buy("pack_1000"), http.StatusSeeOther)
 	if to != "/portal" {
 		t.Fatalf("outside the flow, paying went to %q", to)
+	}
+	// required is validated.
+	p.do("POST", "/api/v1/portal-sessions", p.Portal, map[string]any{"customer": "acme", "return_url": "https://pixel.example/", "flow": "top_up", "required": -1}).
+		want(t, http.StatusUnprocessableEntity)
+}
+
+// TestSandboxTopUpFlowWithoutACard: without a saved card the focused page's
+// button takes a card and pays in one step; the card becomes the default.
+func TestSandboxTopUpFlowWithoutACard(t *testing.T) {
+	p := newPayAPI(t)
+	id, _ := p.shopper(t, "acme")
+	r := p.do("POST", "/api/v1/portal-sessions", p.Portal, map[string]any{"customer": "acme", "return_url": "https://pixel.example/app", "flow": "top_up"}).
+		want(t, http.StatusCreated)
+	w := newPortalVisitor(t, p.testAPI)
+	w.location(w.open(r.Body["url"].(string)), http.StatusSeeOther)
+	// The overview too pays with a new card in one step, not "add a card"
+	// and then find the purchase again.
+	if n := doc(t, w.get("/portal").want(t, http.StatusOK)).Find(`form[action="/portal/top-ups/checkout"] [data-testid="dashboard-new-card-pack_1000"]`).Length(); n != 1 {
+		t.Fatal("the overview of a customer without a card offers no pack to pay with a card")
+	}
+	page := w.get("/portal/top-up").want(t, http.StatusOK)
+	if got := testID(t, page, "focus-pay"); got != "Pay $10.00 for 1,000 credits with a card" {
+		t.Fatalf("the pay button says %q", got)
+	}
+	cardPage := w.location(w.post("/portal/top-ups/checkout", formValues(t, page, `form:has([data-testid="focus-pay"])`)), http.StatusSeeOther)
+	f := formValues(t, w.get(cardPage).want(t, http.StatusOK), `form[data-testid="sandbox-card-form"]`)
+	f.Set("number", cardOK)
+	f.Set("exp", "12/40")
+	f.Set("cvc", "123")
+	back := w.location(w.post("/sandbox/cards", f), http.StatusSeeOther)
+	to := w.location(w.get(back), http.StatusSeeOther)
+	if to != "/portal/top-ups/"+p.lastTopUp(t, id) {
+		t.Fatalf("after paying with a new card in the flow: %q", to)
+	}
+	if got := testID(t, w.get(to).want(t, http.StatusOK), "returning"); got != "Added 1,000 credits, returning to Pixel AI…" {
+		t.Fatalf("status page says %q", got)
+	}
+	if got := p.available(t, id); got != billing.CreditsOf(1000) {
+		t.Fatalf("balance %s", got)
+	}
+	if got := testID(t, w.get("/portal/top-up").want(t, http.StatusOK), "focus-pay"); got != "Pay $10.00 for 1,000 credits with Visa •••• 4242" {
+		t.Fatalf("the card was not saved as the default: %q", got)
+	}
+	// A custom amount typed on the focused page, refused, comes back to it.
+	page = w.get("/portal/top-up").want(t, http.StatusOK)
+	cf := formValues(t, page, `#custom-top-up`)
+	cf.Set("amount", "1e3")
+	r2 := w.post("/portal/top-ups/confirm", cf).want(t, http.StatusUnprocessableEntity)
+	if doc(t, r2).Find(`[data-testid="top-up-focus"]`).Length() != 1 || testID(t, r2, "custom-error") != "Enter an amount such as 25.50." {
+		t.Fatalf("a refused custom amount on the focused page: %.300s", r2.Raw)
 	}
 }
 
@@ -620,4 +840,127 @@ func TestRefundsThroughTheAPI(t *testing.T) {
 		refund("top_nope", p.Admin).wantError(t, http.StatusNotFound, "not_found")
 	})
 	p.verify(t)
+}
+
+// TestPurchasesAgreeWithTheLedger: Billing lists every purchase Credits &
+// history lists, those the product recorded through the API as well as
+// those paid here, newest first; the list is also served alone, for the
+// page to fetch again after a purchase instead of waiting for a reload.
+// Before, a customer whose ledger listed four top-ups saw "No purchases
+// yet".
+func TestPurchasesAgreeWithTheLedger(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	for range 4 {
+		p.Clock.Advance(time.Minute)
+		p.grant(t, id, "1000", "purchase")
+	}
+	p.grant(t, id, "50", "promo") // not a purchase
+	rows := v.purchases()
+	if len(rows) != 4 {
+		t.Fatalf("%d purchases listed, want the ledger's 4: %+v", len(rows), rows)
+	}
+	for _, r := range rows {
+		if r.Credits != "1,000" || r.Amount != "—" || r.Card != "Through Pixel AI" || r.Status != "Paid" || r.Receipt != "" {
+			t.Fatalf("a recorded purchase: %+v", r)
+		}
+	}
+	ledger := doc(t, v.get("/portal/ledger").want(t, http.StatusOK)).Find(`[data-testid="ledger-row"]`).FilterFunction(func(_ int, s *goquery.Selection) bool {
+		return strings.TrimSpace(s.Find(`[data-testid="ledger-kind"]`).Text()) == "Top-up"
+	}).Length()
+	if ledger != 4 {
+		t.Fatalf("the ledger lists %d top-ups", ledger)
+	}
+	// A purchase here joins them, newest first, once (not also as its grant).
+	v.addCard(cardOK)
+	p.Clock.Advance(time.Minute)
+	v.buy("pack_5500").want(t, http.StatusSeeOther)
+	rows = v.purchases()
+	if len(rows) != 5 || rows[0].Description != "Growth: 5,500 credits" || rows[0].Amount != "$50.00" || rows[0].Receipt == "" {
+		t.Fatalf("after a purchase here: %+v", rows)
+	}
+	part := v.get("/portal/partials/purchases").want(t, http.StatusOK)
+	if strings.Contains(string(part.Raw), "<html") || doc(t, part).Find(`[data-testid="receipt-row"]`).Length() != 5 {
+		t.Fatalf("the purchases partial: %.300s", part.Raw)
+	}
+	if trig, _ := doc(t, part).Find("#receipts").Attr("hx-trigger"); trig != "tally:balance from:body" {
+		t.Fatalf("the list does not follow the balance: hx-trigger %q", trig)
+	}
+}
+
+// TestOverviewFollowsTheBalance: the overview's figures drawn from the
+// balance (the balance, its forecast, the banner, the top-up suggestion)
+// are one part the page fetches again whenever the balance changes, not
+// the header alone. Fetching it never swallows a message meant for the
+// next page.
+func TestOverviewFollowsTheBalance(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	p.grant(t, id, "500", "promo")
+	page := doc(t, v.get("/portal").want(t, http.StatusOK))
+	live := page.Find(`#overview-live`)
+	if trig, _ := live.Attr("hx-trigger"); trig != "tally:balance from:body" || live.Find(`[data-testid="balance"]`).Length() != 1 ||
+		live.Find(`[data-testid="projection"]`).Length() != 1 || live.Find(`[data-testid="top-up-suggestion"]`).Length() != 1 {
+		t.Fatalf("the overview's live part: hx-trigger %q, %q", trig, usageText(live))
+	}
+	v.addCard(cardOK)
+	v.buy("pack_1000").want(t, http.StatusSeeOther) // leaves a flash for the next page
+	r := v.get("/portal", "HX-Request", "true", "HX-Target", "overview-live").want(t, http.StatusOK)
+	if strings.Contains(string(r.Raw), "<html") || strings.Contains(string(r.Raw), `data-testid="flash"`) {
+		t.Fatalf("the live part is a whole page, or took the flash: %.300s", r.Raw)
+	}
+	if got := testID(t, r, "balance"); got != "1,500" {
+		t.Fatalf("live balance %q", got)
+	}
+	if got := testID(t, v.get("/portal").want(t, http.StatusOK), "flash"); !strings.Contains(got, "Added 1,000 credits") {
+		t.Fatalf("the flash was swallowed by the live part: %q", got)
+	}
+	p.usage(id, "chat.request", "200", "").want(t, http.StatusCreated)
+	live2 := v.get("/portal", "HX-Request", "true", "HX-Target", "overview-live")
+	if got := testID(t, live2, "balance"); got != "1,300" {
+		t.Fatalf("live balance after a debit %q", got)
+	}
+	// The overview offers the pack that covers what the forecast needs,
+	// not an amount no pack sells, and marks its button.
+	if got := testID(t, live2, "top-up-suggestion"); !strings.Contains(got, " pack (") || !strings.HasSuffix(got, "covers it.") {
+		t.Fatalf("top-up suggestion %q", got)
+	}
+	marked := doc(t, live2).Find(`[data-testid^="dashboard-pack-"]`).FilterFunction(func(_ int, s *goquery.Selection) bool {
+		c, _ := s.Attr("class")
+		return strings.Contains(c, "ring-2")
+	})
+	if marked.Length() != 1 || !strings.Contains(testID(t, live2, "top-up-suggestion"), strings.TrimPrefix(strings.TrimSpace(marked.Find("span").First().Text()), "+")) {
+		t.Fatalf("the suggested pack's button is not marked (%d marked): %q", marked.Length(), testID(t, live2, "top-up-suggestion"))
+	}
+}
+
+// TestInsufficientCreditsOffersATopUp: the 402 carries what a product needs
+// to offer the top-up at once: required, available and the pack to
+// suggest (the smallest that covers the shortfall, or the one bought last).
+func TestInsufficientCreditsOffersATopUp(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	p.grant(t, id, "42.5", "promo")
+	for _, tc := range []struct {
+		quantity, wantPack string
+	}{{"50", "pack_1000"}, {"2000", "pack_5500"}} {
+		r := p.usage("acme", "chat.request", tc.quantity, "").want(t, http.StatusPaymentRequired)
+		e, _ := r.Body["error"].(map[string]any)
+		sp, _ := e["suggested_pack"].(map[string]any)
+		if e["type"] != "insufficient_credits" || num(t, e["required"]) != tc.quantity || num(t, e["available"]) != "42.5" || sp["id"] != tc.wantPack {
+			t.Fatalf("402 for %s: %v", tc.quantity, e)
+		}
+		price, _ := sp["price"].(map[string]any)
+		if sp["name"] == "" || num(t, sp["credits"]) == "" || price["currency"] != "usd" {
+			t.Fatalf("suggested pack %v", sp)
+		}
+	}
+	// Holds too; and the pack bought last when it covers.
+	v.addCard(cardOK)
+	v.buy("pack_5500").want(t, http.StatusSeeOther)
+	p.usage("acme", "chat.request", "5542.5", "").want(t, http.StatusCreated)
+	r := p.do("POST", "/api/v1/holds", p.Meter, map[string]any{"customer": "acme", "credits": 10}).want(t, http.StatusPaymentRequired)
+	if sp, _ := r.Body["error"].(map[string]any)["suggested_pack"].(map[string]any); sp["id"] != "pack_5500" {
+		t.Fatalf("hold 402 suggests %v, want the pack bought last", sp)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,10 @@ type PortalConfig struct {
 	ProductName string // shown as "Back to <ProductName>"
 	BaseURL     string // public URL of Tally, for sign-in links
 	Demo        bool   // the start page lists customers to sign in as
+	// DemoCustomers are the external ids of the demo's own customers: in
+	// demo mode the start page lists (and signs in as) these only, not the
+	// customers an API client created meanwhile. Empty: every customer.
+	DemoCustomers []string
 	// SessionKeys sign and encrypt the session cookie (32-byte hash key,
 	// 32-byte block key). Empty: keys generated once and kept in the database.
 	SessionKeys [][]byte
@@ -266,8 +271,9 @@ func currentCustomer(c echo.Context) portalSession {
 // (new session id, so a new CSRF token), so nothing from before the
 // sign-in carries over. The session this browser had ends (a copy of its
 // cookie must not outlive it); with replace, so do the customer's sessions
-// in other browsers.
-func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string, replace bool) error {
+// in other browsers. required is what the action the customer was refused
+// needed (a top-up flow's, 0 when not said).
+func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string, required billing.Credits, replace bool) error {
 	ctx := c.Request().Context()
 	now := time.Now()
 	if old := s.cookieSessionID(c); old != "" {
@@ -286,6 +292,9 @@ func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string, repl
 	}
 	sess, _ := s.sessions.New(c.Request(), sessionName)
 	sess.Values = map[any]any{"sid": id}
+	if required > 0 {
+		sess.Values["req"] = int64(required)
+	}
 	// The visitor's anonymous CSRF token has served its purpose.
 	http.SetCookie(c.Response(), &http.Cookie{Name: "tally_csrf", Path: "/", MaxAge: -1})
 	return sess.Save(c.Request(), c.Response())
@@ -304,10 +313,14 @@ func (s *Server) openPortalSession(c echo.Context) error {
 	if err != nil {
 		return s.linkError(c, err)
 	}
+	var required billing.Credits
+	if v, err := billing.ParseCredits(c.QueryParam("required")); err == nil && v > 0 && in.Flow == "top_up" {
+		required = v
+	}
 	// A newly opened link ends the customer's other sessions: opening
 	// billing again is how a customer gets rid of a session left open (or
 	// copied) elsewhere.
-	if err := s.signIn(c, in.CustomerID, in.ReturnURL, in.Flow, true); err != nil {
+	if err := s.signIn(c, in.CustomerID, in.ReturnURL, in.Flow, required, true); err != nil {
 		return err
 	}
 	target := "/portal"
@@ -328,6 +341,11 @@ func flowTarget(flow string) string {
 
 func (s *Server) linkError(c echo.Context, err error) error {
 	sh := s.publicShell(c, "Sign-in link")
+	// A customer still signed in (the link opened twice, or Back pressed
+	// after it) gets their billing and the way back to the product.
+	if _, ps, ok, _ := s.session(c); ok {
+		sh.ReturnURL, sh.SignedIn = ps.ReturnURL, true
+	}
 	switch billing.ErrorCode(err) {
 	case billing.CodeLinkUsed:
 		return render(c, http.StatusGone, views.ErrorPage(sh, http.StatusGone, "This link has already been used",
@@ -375,11 +393,14 @@ func (s *Server) startPage(c echo.Context) error {
 	}
 	var cards []views.DemoCustomer
 	if s.cfg.Portal.Demo {
-		cs, _, err := s.ledger.FindCustomers(c.Request().Context(), billing.CustomerFilter{Limit: 20})
+		cs, _, err := s.ledger.FindCustomers(c.Request().Context(), billing.CustomerFilter{Limit: 100})
 		if err != nil {
 			return err
 		}
 		for _, cu := range cs {
+			if !s.demoCustomer(cu) {
+				continue
+			}
 			b, err := s.ledger.Balance(c.Request().Context(), cu.ID)
 			if err != nil {
 				return err
@@ -402,12 +423,23 @@ func (s *Server) demoSignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if !s.demoCustomer(cu) {
+		return billing.Errorf(billing.CodeNotFound, "Not found.")
+	}
 	// Demo customers are shared by everyone trying the demo: a demo
 	// sign-in does not sign the others out.
-	if err := s.signIn(c, cu.ID, "", "", false); err != nil {
+	if err := s.signIn(c, cu.ID, "", "", 0, false); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/portal")
+}
+
+// demoCustomer reports whether the demo start page offers the customer.
+func (s *Server) demoCustomer(cu billing.Customer) bool {
+	if len(s.cfg.Portal.DemoCustomers) == 0 {
+		return true
+	}
+	return slices.Contains(s.cfg.Portal.DemoCustomers, cu.ExternalID)
 }
 
 // publicShell is the frame of a page nobody needs to be signed in for.
@@ -420,7 +452,7 @@ func (s *Server) publicShell(c echo.Context, title string) views.Shell {
 	csrf, _ := c.Get("csrf").(string)
 	return views.Shell{
 		Title:       title,
-		Assets:      views.AssetURLs{CSS: a.URL("app.css"), JS: a.URL("app.js"), HTMX: a.URL("vendor/htmx.min.js"), SSE: a.URL("vendor/htmx-ext-sse.js")},
+		Assets:      views.AssetURLs{CSS: a.URL("app.css"), JS: a.URL("app.js"), HTMX: a.URL("vendor/htmx.min.js")},
 		CSRF:        csrf,
 		Fmt:         views.NewFmt(c.Request().Header.Get("Accept-Language"), tz),
 		ProductName: s.cfg.Portal.ProductName,
@@ -429,8 +461,29 @@ func (s *Server) publicShell(c echo.Context, title string) views.Shell {
 }
 
 // shell is the frame of a portal page: the public frame plus the signed-in
-// customer, their live balance, the active tab and any flash message.
+// customer, their live balance, the active tab, the billing notices and
+// any flash message (which it consumes).
 func (s *Server) shell(c echo.Context, title, nav string) (views.Shell, error) {
+	sh, err := s.liveShell(c, title, nav)
+	if err != nil {
+		return sh, err
+	}
+	if sess, ok := c.Get(ctxSession).(*sessions.Session); ok {
+		if fl := sess.Flashes(); len(fl) > 0 {
+			if m, ok := fl[0].(string); ok {
+				kind, msg, _ := strings.Cut(m, "|")
+				sh.Flash = &views.Flash{Kind: kind, Message: msg}
+			}
+			sess.Save(c.Request(), c.Response())
+		}
+	}
+	return sh, nil
+}
+
+// liveShell is shell without the flash message: for the parts of a page
+// that fetch themselves again when the balance changes, which must not
+// swallow a message meant for the next page.
+func (s *Server) liveShell(c echo.Context, title, nav string) (views.Shell, error) {
 	sh := s.publicShell(c, title)
 	ps := currentCustomer(c)
 	cu, err := s.ledger.FindCustomer(c.Request().Context(), ps.CustomerID)
@@ -450,16 +503,10 @@ func (s *Server) shell(c echo.Context, title, nav string) (views.Shell, error) {
 	}
 	sh.Customer = &views.CustomerHeader{ID: cu.ID, Name: name, Email: cu.Email, Balance: bv}
 	sh.Payments = s.cfg.Payments.Service != nil
-	sh.ReturnURL, sh.Nav = ps.ReturnURL, nav
-	if sess, ok := c.Get(ctxSession).(*sessions.Session); ok {
-		if fl := sess.Flashes(); len(fl) > 0 {
-			if m, ok := fl[0].(string); ok {
-				kind, msg, _ := strings.Cut(m, "|")
-				sh.Flash = &views.Flash{Kind: kind, Message: msg}
-			}
-			sess.Save(c.Request(), c.Response())
-		}
+	if sh.Notices, err = s.notices(c.Request().Context(), ps.CustomerID); err != nil {
+		return sh, err
 	}
+	sh.ReturnURL, sh.Nav = ps.ReturnURL, nav
 	return sh, nil
 }
 
@@ -471,7 +518,9 @@ func flash(c echo.Context, kind, message string) {
 	}
 }
 
-// balanceView is the header balance with its warning state.
+// balanceView is the header balance with its warning state: low by the
+// customer's own threshold, or by default below 10% of their last top-up
+// or within billing.LowBalanceDays of running out at their current pace.
 func (s *Server) balanceView(ctx context.Context, customerID string) (views.BalanceView, error) {
 	b, err := s.ledger.Balance(ctx, customerID)
 	if err != nil {
@@ -485,9 +534,15 @@ func (s *Server) balanceView(ctx context.Context, customerID string) (views.Bala
 	if err != nil {
 		return views.BalanceView{}, err
 	}
-	threshold := set.Threshold(last)
+	// The current pace: the last 7 days of usage rollups (a few rows).
+	now := s.store.Now()
+	days, err := s.ledger.FindUsageDays(ctx, customerID, now.UTC().AddDate(0, 0, -7).Format(time.DateOnly), now.UTC().Format(time.DateOnly))
+	if err != nil {
+		return views.BalanceView{}, err
+	}
+	perDay := billing.RateOver(days, 7, now).PerDay
 	return views.BalanceView{Balance: b.Balance, Available: b.Available, Held: b.Held,
-		Depleted: b.Available <= 0, Low: b.Available > 0 && b.Available <= threshold}, nil
+		Depleted: b.Available <= 0, Low: billing.LowBalance(set, last, b.Available, perDay)}, nil
 }
 
 // GET /portal/partials/balance is the header balance alone (the polling
@@ -633,10 +688,13 @@ type portalSessionRequest struct {
 	Customer  string `json:"customer"`
 	ReturnURL string `json:"return_url"`
 	Flow      string `json:"flow,omitempty"`
+	// Required is what the refused action needed (the 402's required), for
+	// the top-up page to say and to suggest a pack that covers it.
+	Required *billing.Credits `json:"required,omitempty"`
 }
 
 // validFlows are the portal flows a session may open: the overview, or
-// straight to the one-click top-up (back to return_url once it succeeds).
+// straight to the focused top-up (back to return_url once it succeeds).
 var validFlows = map[string]bool{"": true, "top_up": true}
 
 // POST /api/v1/portal-sessions makes a single-use, five-minute sign-in link
@@ -656,6 +714,9 @@ func (s *Server) createPortalSession(c echo.Context) error {
 	if !validFlows[req.Flow] {
 		return billing.Errorf(billing.CodeValidation, "flow %q is not a portal flow", req.Flow).With("param", "flow")
 	}
+	if req.Required != nil && (*req.Required <= 0 || *req.Required > billing.MaxCredits) {
+		return billing.Errorf(billing.CodeValidation, "required must be more than zero credits (the 402's required)").With("param", "required")
+	}
 	cu, err := s.ledger.FindCustomer(c.Request().Context(), req.Customer)
 	if err != nil {
 		return err
@@ -668,10 +729,15 @@ func (s *Server) createPortalSession(c echo.Context) error {
 	if base == "" {
 		base = "http://" + c.Request().Host
 	}
-	return writeJSON(c, http.StatusCreated, map[string]any{
-		"object": "portal_session", "customer": cu.ID, "url": base + "/portal/session/" + token,
-		"return_url": req.ReturnURL, "flow": req.Flow, "expires_at": expires,
-	})
+	link := base + "/portal/session/" + token
+	out := map[string]any{"object": "portal_session", "customer": cu.ID, "return_url": req.ReturnURL, "flow": req.Flow, "expires_at": expires}
+	if req.Required != nil {
+		// Carried on the link: it only shapes what the page says and suggests.
+		link += "?required=" + req.Required.String()
+		out["required"] = *req.Required
+	}
+	out["url"] = link
+	return writeJSON(c, http.StatusCreated, out)
 }
 
 var errNotSignedIn = errors.New("not signed in")

@@ -42,6 +42,18 @@ func TestPortalSignInLink(t *testing.T) {
 			if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") || !strings.Contains(testID(t, r, "error-page"), "already been used") {
 				t.Fatalf("%s: want the 'already been used' page, got %s %.500s", name, r.Header.Get("Content-Type"), r.Raw)
 			}
+			// Never a dead end: the signed-in customer gets their billing and
+			// the way back to the product; anyone else a way back.
+			d := doc(t, r)
+			if who == v {
+				ret, _ := d.Find(`[data-testid="error-return"]`).Attr("href")
+				portal, _ := d.Find(`[data-testid="error-portal"]`).Attr("href")
+				if ret != "https://app.example/home" || portal != "/portal" {
+					t.Fatalf("the used-link page of a signed-in customer: back %q, billing %q", ret, portal)
+				}
+			} else if back, _ := d.Find(`[data-testid="error-back"][data-back]`).Attr("href"); back != "/" {
+				t.Fatalf("the used-link page has no way back: %.500s", r.Raw)
+			}
 		}
 		other := newPortalVisitor(t, a)
 		other.open(link)
@@ -660,6 +672,21 @@ func TestPortalDemoStartPage(t *testing.T) {
 		tok = w.csrf("/")
 		if r := w.post("/demo/sign-in", url.Values{"_csrf": {tok}, "customer": {"ghost"}}); r.Status != http.StatusNotFound {
 			t.Fatalf("demo sign-in as an unknown customer: %d, want 404", r.Status)
+		}
+	})
+	// The demo's own customers only: not those an API client created since.
+	t.Run("demo customers only", func(t *testing.T) {
+		a := newPortalAPI(t, func(pc *handlers.PortalConfig) { pc.Demo, pc.DemoCustomers = true, []string{"alpha"} })
+		a.namedCustomer(t, "alpha", "Alpha Labs")
+		api := a.namedCustomer(t, "made-by-api", "Made By API")
+		v := newPortalVisitor(t, a)
+		d := doc(t, v.get("/").want(t, http.StatusOK))
+		if n := d.Find(`[data-testid="demo-customer"]`).Length(); n != 1 || d.Find(`[data-testid="sign-in-alpha"]`).Length() != 1 {
+			t.Fatalf("%d customers listed, want the demo's alpha only", n)
+		}
+		tok, _ := d.Find(`meta[name="csrf-token"]`).Attr("content")
+		if r := v.post("/demo/sign-in", url.Values{"_csrf": {tok}, "customer": {api}}); r.Status != http.StatusNotFound {
+			t.Fatalf("demo sign-in as an API-created customer: %d, want 404", r.Status)
 		}
 	})
 	t.Run("not demo", func(t *testing.T) {

@@ -1,16 +1,20 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/handlers/forms"
 	"github.com/tally-billing/tally/views"
 )
 
@@ -19,9 +23,11 @@ func (s *Server) billingRoutes(p *echo.Group) {
 		return
 	}
 	p.GET("/billing", s.billingPage)
-	p.GET("/top-up", s.billingPage) // flow=top_up lands here
+	p.GET("/top-up", s.topUpPage) // flow=top_up lands here
 	p.POST("/top-ups/confirm", s.confirmTopUp)
 	p.POST("/top-ups", s.createTopUp)
+	p.POST("/top-ups/checkout", s.startCheckout)
+	p.GET("/top-ups/checkout", s.checkoutReturn)
 	p.GET("/top-ups/return", s.topUpReturn)
 	p.GET("/top-ups/:id", s.topUpStatus)
 	p.GET("/receipts/:id", s.receiptPage)
@@ -31,6 +37,7 @@ func (s *Server) billingRoutes(p *echo.Group) {
 	p.POST("/cards/:id/remove", s.removeCard)
 	p.POST("/auto-refill", s.saveRefill)
 	p.POST("/notices/:id/dismiss", s.dismissNotice)
+	p.GET("/partials/purchases", s.purchasesPartial)
 	p.GET("/partials/empty", func(c echo.Context) error { return c.HTML(http.StatusOK, "") })
 }
 
@@ -39,7 +46,7 @@ func (s *Server) sandboxMode() bool {
 	return ok
 }
 
-// topUpPanel is the one-click top-up block, for the Billing tab and the
+// topUpPanel is the top-up block, for the Billing tab, the focused top-up and the
 // overview.
 func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error) {
 	ctx := c.Request().Context()
@@ -48,9 +55,12 @@ func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error)
 	if err != nil {
 		return views.TopUpPanel{}, err
 	}
-	p := views.TopUpPanel{Flow: flow, Sandbox: s.sandboxMode()}
+	p := views.TopUpPanel{Flow: flow, Sandbox: s.sandboxMode(), CustomKey: newClickKey()}
 	if pb != nil {
 		p.Packs = pb.Packs
+		for _, pk := range pb.Packs {
+			p.Options = append(p.Options, views.PayOption{Pack: pk, Key: newClickKey()})
+		}
 		if base, ok := pb.BaseRate(); ok {
 			cur := base.Price.Currency
 			p.CustomMin = billing.Money{Amount: s.cfg.Payments.Policy.CustomMin, Currency: cur}
@@ -69,14 +79,19 @@ func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error)
 
 // GET /portal/billing (and /portal/top-up for flow=top_up).
 func (s *Server) billingPage(c echo.Context) error {
+	return s.renderBilling(c, http.StatusOK, nil)
+}
+
+// renderBilling answers with the Billing tab; edit adjusts it (a form shown
+// again with its errors).
+func (s *Server) renderBilling(c echo.Context, status int, edit func(*views.BillingPage)) error {
 	ctx := c.Request().Context()
 	cid := currentCustomer(c).CustomerID
 	sh, err := s.shell(c, "Billing", "billing")
 	if err != nil {
 		return err
 	}
-	flow := c.Path() == "/portal/top-up" || c.QueryParam("flow") == "top_up"
-	tp, err := s.topUpPanel(c, flow)
+	tp, err := s.topUpPanel(c, s.inTopUpFlow(c))
 	if err != nil {
 		return err
 	}
@@ -87,35 +102,13 @@ func (s *Server) billingPage(c echo.Context) error {
 	if page.Refill, err = s.refillForm(c, nil, nil); err != nil {
 		return err
 	}
-	if page.TopUps, err = s.cfg.Payments.Store.FindTopUps(ctx, cid, 50); err != nil {
+	if page.Purchases, err = s.purchases(ctx, cid); err != nil {
 		return err
 	}
-	if page.Notices, err = s.cfg.Payments.Store.FindNotices(ctx, cid, 5); err != nil {
-		return err
+	if edit != nil {
+		edit(&page)
 	}
-	// The "confirm your auto-refill" notice links to the bank's page of the
-	// refill that waits for it (the newest; none once it is confirmed).
-	for _, t := range page.TopUps {
-		if t.Origin == billing.OriginAutoRefill && t.Status == billing.TopUpRequiresAction && t.NextActionURL != "" {
-			page.RefillAuthURL = t.NextActionURL
-			break
-		}
-	}
-	return render(c, http.StatusOK, views.Billing(sh, page))
-}
-
-// parseMoney reads an amount typed by a person ("25", "25.50", "$25") into
-// minor units.
-func parseMoney(s string) (int64, bool) {
-	s = strings.TrimSpace(strings.NewReplacer("$", "", "€", "", "£", "", ",", "").Replace(s))
-	if s == "" {
-		return 0, false
-	}
-	v, err := billing.ParseMilli(s)
-	if err != nil || v <= 0 || v%10 != 0 {
-		return 0, false
-	}
-	return v / 10, true
+	return render(c, status, views.Billing(sh, page))
 }
 
 func newClickKey() string {
@@ -132,11 +125,8 @@ func (s *Server) confirmTopUp(c echo.Context) error {
 	cid := currentCustomer(c).CustomerID
 	req := billing.TopUpRequest{PackID: c.FormValue("pack")}
 	if req.PackID == "" {
-		amt, ok := parseMoney(c.FormValue("amount"))
-		if !ok {
-			return billing.Errorf(billing.CodeValidation, "Enter an amount in dollars, such as 25 or 25.50.")
-		}
-		if err := s.checkCustomAmount(c, amt); err != nil {
+		amt, answered, err := s.readCustomAmount(c)
+		if err != nil || answered {
 			return err
 		}
 		req.Amount = amt
@@ -172,18 +162,78 @@ func (s *Server) checkCustomAmount(c echo.Context, amount int64) error {
 	if err != nil {
 		return err
 	}
-	base, ok := pb.BaseRate()
-	if !ok {
-		return nil // Quote says why a custom amount cannot be priced
-	}
-	pol := s.cfg.Payments.Policy
-	if amount < pol.CustomMin || amount > pol.CustomMax {
-		f := s.publicShell(c, "").Fmt
-		cur := base.Price.Currency
-		return billing.Errorf(billing.CodeValidation, "Enter an amount between %s and %s.",
-			f.Money(billing.Money{Amount: pol.CustomMin, Currency: cur}), f.Money(billing.Money{Amount: pol.CustomMax, Currency: cur})).With("param", "amount")
+	if msg := s.customRange(c, pb, amount); msg != "" {
+		return billing.Errorf(billing.CodeValidation, "%s", msg).With("param", "amount")
 	}
 	return nil
+}
+
+// customRange says why a custom amount is out of bounds ("" when it is
+// not, or when no pack prices custom amounts: Quote says why then).
+func (s *Server) customRange(c echo.Context, pb *billing.PriceBook, amount int64) string {
+	base, ok := pb.BaseRate()
+	if !ok {
+		return ""
+	}
+	pol := s.cfg.Payments.Policy
+	if amount >= pol.CustomMin && amount <= pol.CustomMax {
+		return ""
+	}
+	f := s.publicShell(c, "").Fmt
+	cur := base.Price.Currency
+	return fmt.Sprintf("Enter an amount between %s and %s.",
+		f.Money(billing.Money{Amount: pol.CustomMin, Currency: cur}), f.Money(billing.Money{Amount: pol.CustomMax, Currency: cur}))
+}
+
+// readCustomAmount reads the custom amount a customer typed (the forms
+// package's one parser, in the price book's currency). A wrong one is
+// answered here: the custom amount form again with the error beside the
+// field, swapped in place of the form by htmx, or the page around it
+// (answered is then true).
+func (s *Server) readCustomAmount(c echo.Context) (amount int64, answered bool, err error) {
+	pb, err := s.prices.CurrentPriceBook(c.Request().Context())
+	if err != nil {
+		return 0, false, err
+	}
+	cur := "usd"
+	if pb != nil {
+		cur = pb.Currency
+	}
+	fm := readForm(c)
+	amt := fm.Money("amount", cur, forms.Opts{Required: "Enter an amount, such as " + s.publicShell(c, "").Fmt.MoneyInput(billing.Money{Amount: 25_00 * pow10(billing.MinorUnits(cur)) / 100, Currency: cur}) + ".",
+		Negative: "Enter an amount above zero, without a minus sign."})
+	if amt != nil {
+		if msg := s.customRange(c, pb, *amt); msg != "" {
+			fm.Fail("amount", msg)
+		}
+	}
+	if fm.Valid() {
+		return *amt, false, nil
+	}
+	tp, err := s.topUpPanel(c, s.inTopUpFlow(c))
+	if err != nil {
+		return 0, false, err
+	}
+	tp.CustomValue, tp.CustomError = fm.Value("amount"), fm.Errors["amount"]
+	tp.Focus = fm.Value("from") == "top-up"
+	if isHTMX(c) {
+		c.Response().Header().Set("HX-Retarget", "#custom-top-up")
+		c.Response().Header().Set("HX-Reswap", "outerHTML")
+		return 0, true, render(c, http.StatusUnprocessableEntity, views.CustomAmountForm(s.publicShell(c, ""), tp))
+	}
+	if tp.Focus {
+		return 0, true, s.renderTopUp(c, http.StatusUnprocessableEntity, &tp)
+	}
+	return 0, true, s.renderBilling(c, http.StatusUnprocessableEntity, func(p *views.BillingPage) { p.TopUp = tp })
+}
+
+// pow10 is 10^n.
+func pow10(n int) int64 {
+	v := int64(1)
+	for range n {
+		v *= 10
+	}
+	return v
 }
 
 func isHTMX(c echo.Context) bool { return c.Request().Header.Get("HX-Request") == "true" }
@@ -234,14 +284,15 @@ func (s *Server) createTopUp(c echo.Context) error {
 		return redirect(c, "/portal")
 	case billing.TopUpFailed:
 		sh := s.publicShell(c, "Payment declined")
+		failed := views.TopUpFailed{TopUp: tu, RetryKey: newClickKey()}
 		if isHTMX(c) {
-			return render(c, http.StatusOK, views.TopUpFailedDialog(sh, tu))
+			return render(c, http.StatusOK, views.TopUpFailedDialog(sh, failed))
 		}
 		full, err := s.shell(c, "Payment declined", "billing")
 		if err != nil {
 			return err
 		}
-		return render(c, http.StatusPaymentRequired, views.Modal(full, views.TopUpFailedDialog(sh, tu)))
+		return render(c, http.StatusPaymentRequired, views.Modal(full, views.TopUpFailedDialog(sh, failed)))
 	}
 	return redirect(c, "/portal/top-ups/"+tu.ID)
 }
@@ -285,6 +336,9 @@ func (s *Server) topUpStatus(c echo.Context) error {
 		}
 	}
 	st := views.TopUpStatus{TopUp: tu}
+	if tu.Status == billing.TopUpFailed {
+		st.RetryKey = newClickKey()
+	}
 	if s.inTopUpFlow(c) {
 		st.ReturnURL = ps.ReturnURL
 	}
@@ -340,7 +394,9 @@ func (s *Server) startCardSetup(c echo.Context) error {
 	return redirect(c, setup.URL)
 }
 
-// GET /portal/cards/added: back from the hosted page, save the card.
+// GET /portal/cards/added: back from the hosted page, save the card (it
+// becomes the default). The customer lands at the top of the Billing tab,
+// where the message is, not scrolled past it.
 func (s *Server) cardAdded(c echo.Context) error {
 	id := c.QueryParam("session_id")
 	if id == "" {
@@ -349,10 +405,10 @@ func (s *Server) cardAdded(c echo.Context) error {
 	card, err := s.cfg.Payments.Service.CompleteCardSetup(c.Request().Context(), currentCustomer(c).CustomerID, id)
 	if err != nil {
 		flash(c, "error", "The card was not saved: "+billing.ErrorMessage(err))
-		return c.Redirect(http.StatusSeeOther, "/portal/billing#cards")
+		return c.Redirect(http.StatusSeeOther, "/portal/billing")
 	}
-	flash(c, "success", "Saved "+views.CardLabel(card)+".")
-	return c.Redirect(http.StatusSeeOther, "/portal/billing#cards")
+	flash(c, "success", "Saved "+views.CardLabel(card)+". It is now your default card.")
+	return c.Redirect(http.StatusSeeOther, "/portal/billing")
 }
 
 func (s *Server) defaultCard(c echo.Context) error {
@@ -464,63 +520,169 @@ func (s *Server) defaultRefillThreshold(c echo.Context) (billing.Credits, error)
 	return th - th%billing.Milli, nil
 }
 
-// POST /portal/auto-refill saves auto-refill, with inline errors.
+// purchases are every purchase of credits, newest first: the top-ups paid
+// here (not a checkout abandoned before any payment) and the purchase lots
+// the product recorded through the API (grants with source purchase), the
+// same purchases Credits & history lists.
+func (s *Server) purchases(ctx context.Context, customerID string) ([]views.Purchase, error) {
+	tops, err := s.cfg.Payments.Store.FindTopUps(ctx, customerID, 50)
+	if err != nil {
+		return nil, err
+	}
+	lots, err := s.portal.FindLots(ctx, customerID, 100)
+	if err != nil {
+		return nil, err
+	}
+	paidHere := map[string]bool{}
+	var out []views.Purchase
+	for _, t := range tops {
+		if t.Lot != "" {
+			paidHere[t.Lot] = true
+		}
+		if t.Status == billing.TopUpPending && t.PaymentID == "" {
+			continue // a checkout left before paying
+		}
+		out = append(out, views.Purchase{TopUp: t})
+	}
+	for _, l := range lots {
+		if l.Source != billing.SourcePurchase || paidHere[l.ID] {
+			continue
+		}
+		desc := l.Reason
+		if desc == "" {
+			desc = "Credits purchased"
+		}
+		out = append(out, views.Purchase{Recorded: true, TopUp: billing.TopUp{Description: desc, Credits: l.Amount, Status: billing.TopUpSucceeded, CreatedAt: l.CreatedAt}})
+	}
+	slices.SortStableFunc(out, func(a, b views.Purchase) int { return b.TopUp.CreatedAt.Compare(a.TopUp.CreatedAt) })
+	return out, nil
+}
+
+// GET /portal/partials/purchases: the purchases list alone (it fetches
+// itself again when the balance changes).
+func (s *Server) purchasesPartial(c echo.Context) error {
+	rows, err := s.purchases(c.Request().Context(), currentCustomer(c).CustomerID)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.ReceiptsSection(s.publicShell(c, ""), rows))
+}
+
+// notices are the customer's billing notices not yet dealt with (a declined
+// or paused auto-refill, one waiting for the bank's confirmation, a
+// dispute): every portal page shows them under its header. The "confirm
+// your auto-refill" notice links to the bank's page of the refill that
+// waits for it (the newest; none once it is confirmed).
+func (s *Server) notices(ctx context.Context, customerID string) ([]views.Notice, error) {
+	if s.cfg.Payments.Store == nil {
+		return nil, nil
+	}
+	evs, err := s.cfg.Payments.Store.FindNotices(ctx, customerID, 5)
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	authURL := ""
+	for _, ev := range evs {
+		if ev.Type == billing.EventAutoRefillActionRequired {
+			tops, err := s.cfg.Payments.Store.FindTopUps(ctx, customerID, 20)
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range tops {
+				if t.Origin == billing.OriginAutoRefill && t.Status == billing.TopUpRequiresAction && t.NextActionURL != "" {
+					authURL = t.NextActionURL
+					break
+				}
+			}
+			break
+		}
+	}
+	out := make([]views.Notice, len(evs))
+	for i, ev := range evs {
+		out[i] = views.Notice{Event: ev}
+		reason, _ := ev.Data["reason"].(string)
+		switch {
+		case ev.Type == billing.EventAutoRefillActionRequired:
+			out[i].Link, out[i].LinkText = authURL, "Confirm the payment"
+		case reason == billing.RefillSkipMonthlyCount || reason == billing.RefillSkipMonthlyAmount:
+			out[i].Link, out[i].LinkText = "/portal/billing#auto-refill", "Change the monthly ceiling"
+		case reason == billing.RefillSkipNoCard:
+			out[i].Link, out[i].LinkText = "/portal/billing#cards", "Add a card"
+		case ev.Type == billing.EventAutoRefillFailed || ev.Type == billing.EventAutoRefillPaused:
+			out[i].Link, out[i].LinkText = "/portal/billing#auto-refill", "Check auto-refill"
+		}
+	}
+	return out, nil
+}
+
+// POST /portal/auto-refill saves auto-refill. Every field is read by the
+// forms package and checked, so all that is wrong shows at once, each
+// error beside its field; nothing is saved until all is right.
 func (s *Server) saveRefill(c echo.Context) error {
 	ctx := c.Request().Context()
 	cid := currentCustomer(c).CustomerID
-	values := map[string]string{"threshold": c.FormValue("threshold"), "target": c.FormValue("target"),
-		"max_refills": c.FormValue("max_refills"), "max_amount": c.FormValue("max_amount")}
-	set := billing.RefillSettings{Enabled: c.FormValue("enabled") == "on", Mode: c.FormValue("mode"), PackID: c.FormValue("pack")}
-	errs := map[string]string{}
-	if v, err := billing.ParseCredits(strings.ReplaceAll(values["threshold"], ",", "")); err != nil || values["threshold"] == "" {
-		errs["threshold"] = "Enter a number of credits, such as 500."
-	} else {
-		set.Threshold = v
-	}
-	if set.Mode == billing.RefillTarget {
-		if v, err := billing.ParseCredits(strings.ReplaceAll(values["target"], ",", "")); err != nil || values["target"] == "" {
-			errs["target"] = "Enter the balance to refill to, such as 2,000."
-		} else {
-			set.Target = v
-		}
-	}
-	if v := strings.TrimSpace(values["max_refills"]); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs["max_refills_per_month"] = "Enter a whole number of refills, or leave it empty."
-		} else {
-			set.MaxRefillsPerMonth = &n
-		}
-	}
-	if v := strings.TrimSpace(values["max_amount"]); v != "" {
-		amt, ok := parseMoney(v)
-		if !ok {
-			errs["max_amount_per_month"] = "Enter an amount in dollars, or leave it empty."
-		} else {
-			set.MaxAmountPerMonth = &amt
-		}
-	}
 	pb, err := s.prices.CurrentPriceBook(ctx)
 	if err != nil {
 		return err
 	}
-	if len(errs) == 0 {
-		if err := set.Validate(pb); err != nil {
-			var be *billing.Error
-			if errors.As(err, &be) {
-				p, _ := be.Details["param"].(string)
-				errs[p] = be.Message
-			} else {
-				return err
+	cur := "usd"
+	if pb != nil {
+		cur = pb.Currency
+	}
+	fm := readForm(c)
+	values := map[string]string{"threshold": fm.Value("threshold"), "target": fm.Value("target"),
+		"max_refills": fm.Value("max_refills"), "max_amount": fm.Value("max_amount")}
+	set := billing.RefillSettings{Enabled: fm.Value("enabled") == "on", Mode: fm.Value("mode"), PackID: fm.Value("pack")}
+	if th := fm.Credits("threshold", forms.Opts{Required: "Enter a number of credits, such as 500.",
+		Negative: "The balance to refill at can't be negative."}); th != nil {
+		set.Threshold = *th
+	}
+	switch set.Mode {
+	case billing.RefillTarget:
+		if t := fm.Credits("target", forms.Opts{Required: "Enter the balance to refill to, such as 2,000."}); t != nil {
+			set.Target = *t
+			if !fm.Failed("threshold") && set.Target <= set.Threshold {
+				fm.Fail("target", "The balance to refill to must be above the threshold ("+s.publicShell(c, "").Fmt.CreditsWord(set.Threshold)+").")
 			}
 		}
+	case billing.RefillPack:
+		if _, ok := pb.Pack(set.PackID); !ok {
+			fm.Fail("pack", "Choose a credit pack to buy.")
+		}
+	default:
+		fm.Fail("mode", "Choose what to buy: a pack, or enough to refill to a balance.")
 	}
-	if len(errs) > 0 {
+	if n := fm.Whole("max_refills", forms.Opts{Negative: "Enter 1 to 1,000 refills a month, or leave it empty."}); n != nil {
+		if *n < 1 || *n > 1000 {
+			fm.Fail("max_refills", "Enter 1 to 1,000 refills a month, or leave it empty.")
+		} else {
+			set.MaxRefillsPerMonth = n
+		}
+	}
+	if amt := fm.Money("max_amount", cur, forms.Opts{}); amt != nil {
+		if *amt < 1 {
+			fm.Fail("max_amount", "Enter an amount above zero, or leave it empty.")
+		} else {
+			set.MaxAmountPerMonth = amt
+		}
+	}
+	if fm.Valid() {
+		// The domain's rules are the last word: its verdict goes beside its field.
+		if err := set.Validate(pb); err != nil {
+			var be *billing.Error
+			if !errors.As(err, &be) || be.Code != billing.CodeValidation {
+				return err
+			}
+			p, _ := be.Details["param"].(string)
+			fm.Fail(refillField(p), sentence(be.Message))
+		}
+	}
+	if !fm.Valid() {
 		f, err := s.refillForm(c, &set, values)
 		if err != nil {
 			return err
 		}
-		f.Errors = errs
+		f.Errors = fm.Errors
 		return s.renderRefill(c, http.StatusUnprocessableEntity, f)
 	}
 	if err := s.cfg.Payments.Store.SaveRefillSettings(ctx, cid, set); err != nil {
@@ -536,6 +698,32 @@ func (s *Server) saveRefill(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/portal/billing#auto-refill")
 	}
 	return s.renderRefill(c, http.StatusOK, f)
+}
+
+// refillField is the form field of a RefillSettings.Validate param.
+func refillField(param string) string {
+	switch param {
+	case "max_refills_per_month":
+		return "max_refills"
+	case "max_amount_per_month":
+		return "max_amount"
+	case "":
+		return "threshold"
+	}
+	return param
+}
+
+// sentence starts a domain message with a capital and ends it with a full
+// stop, as the portal writes its messages.
+func sentence(msg string) string {
+	if msg == "" {
+		return msg
+	}
+	msg = strings.ToUpper(msg[:1]) + msg[1:]
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
 }
 
 func (s *Server) renderRefill(c echo.Context, status int, f views.RefillForm) error {
@@ -561,7 +749,12 @@ func (s *Server) dismissNotice(c echo.Context) error {
 	if isHTMX(c) {
 		return c.HTML(http.StatusOK, "")
 	}
-	return c.Redirect(http.StatusSeeOther, "/portal/billing")
+	// Back to the page the notice was dismissed on.
+	back := "/portal"
+	if u, err := url.Parse(c.Request().Referer()); err == nil && u.Host == c.Request().Host && strings.HasPrefix(u.Path, "/portal") {
+		back = u.RequestURI()
+	}
+	return c.Redirect(http.StatusSeeOther, back)
 }
 
 // GET /portal/top-ups/return: back from authenticating a payment (Stripe

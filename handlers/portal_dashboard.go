@@ -33,7 +33,16 @@ func (s *Server) dashboard(c echo.Context) error {
 		sh := s.publicShell(c, "")
 		return render(c, http.StatusOK, views.DashboardUsageChart(sh, views.NewDashboardChart(usage, names, period, now)))
 	}
-	sh, err := s.shell(c, "Overview", "overview")
+	// HX-Target: overview-live is the part of the page drawn from the
+	// balance (the banner, the balance and its forecast, the top-up
+	// suggestion), which the page fetches again whenever the balance
+	// changes, so no figure lags behind the header's.
+	live := c.Request().Header.Get("HX-Request") == "true" && c.Request().Header.Get("HX-Target") == "overview-live"
+	shell := s.shell
+	if live {
+		shell = s.liveShell
+	}
+	sh, err := shell(c, "Overview", "overview")
 	if err != nil {
 		return err
 	}
@@ -57,6 +66,29 @@ func (s *Server) dashboard(c echo.Context) error {
 			return err
 		}
 		page.TopUp = &tp
+		if fc.TopUp > 0 {
+			last, err := s.lastPack(ctx, cid)
+			if err != nil {
+				return err
+			}
+			if pk, ok := billing.SuggestPack(tp.Packs, fc.TopUp, last); ok {
+				page.Suggested = &pk
+			}
+		}
+		if page.Refill, page.Cards, err = s.refillStatus(c); err != nil {
+			return err
+		}
+		for _, n := range sh.Notices {
+			switch n.Event.Type {
+			case billing.EventAutoRefillFailed:
+				page.Refill.Failing = true
+			case billing.EventAutoRefillActionRequired:
+				page.Refill.Waiting = true
+			}
+		}
+	}
+	if live {
+		return render(c, http.StatusOK, views.DashboardLive(sh, page))
 	}
 	return render(c, http.StatusOK, views.Dashboard(sh, page))
 }
@@ -81,4 +113,26 @@ func (s *Server) dashboardUsage(ctx context.Context, customerID string, now time
 		}
 	}
 	return usage, names, nil
+}
+
+// refillStatus is auto-refill as the overview sums it up, and how many
+// cards are saved.
+func (s *Server) refillStatus(c echo.Context) (*views.RefillStatus, int, error) {
+	ctx := c.Request().Context()
+	cid := currentCustomer(c).CustomerID
+	set, found, err := s.cfg.Payments.Store.FindRefillSettings(ctx, cid)
+	if err != nil {
+		return nil, 0, err
+	}
+	cards, err := s.cfg.Payments.Store.FindCards(ctx, cid, s.cfg.Payments.Provider.Name())
+	if err != nil {
+		return nil, 0, err
+	}
+	r := &views.RefillStatus{Settings: set, Set: found, Failing: set.Failures > 0}
+	if pb, err := s.prices.CurrentPriceBook(ctx); err != nil {
+		return nil, 0, err
+	} else if pk, ok := pb.Pack(set.PackID); ok {
+		r.Pack = pk.Name
+	}
+	return r, len(cards), nil
 }

@@ -89,7 +89,7 @@ func TestDashboardSteadyUsage(t *testing.T) {
 	dashWant(t, d, "runs-out", dashDate(2026, 4, 11))
 	dashWant(t, d, "projection", "At your 7-day average of 300 credits a day, your 9,500 credits last until "+dashDate(2026, 4, 11)+".")
 	// Until the end of next month (1 May): 51 days of 300, less the 9,500 there are.
-	dashWant(t, d, "top-up-suggestion", "Top up 5,800 credits to last until "+dashDate(2026, 4, 30)+" at your current pace.")
+	dashWant(t, d, "top-up-suggestion", "To last until "+dashDate(2026, 4, 30)+" at your current pace you need 5,800 credits more.")
 	for _, absent := range []string{"low-balance-banner", "depleted-banner", "held", "expiring", "projection-expiry", "usage-chart-empty"} {
 		if d.Find(`[data-testid="`+absent+`"]`).Length() != 0 {
 			t.Errorf("%s is shown", absent)
@@ -152,7 +152,7 @@ func TestDashboardDepleted(t *testing.T) {
 	dashWant(t, d, "runs-out", "Out of credits")
 	dashWant(t, d, "projection", "You have no credits left, so new requests are refused. Top up to keep going.")
 	// 51 days at 10 a day.
-	dashWant(t, d, "top-up-suggestion", "Top up 510 credits to last until "+dashDate(2026, 4, 30)+" at your current pace.")
+	dashWant(t, d, "top-up-suggestion", "To last until "+dashDate(2026, 4, 30)+" at your current pace you need 510 credits more.")
 }
 
 func TestDashboardLowBalance(t *testing.T) {
@@ -323,3 +323,55 @@ func TestDashboardSignedOut(t *testing.T) {
 
 // dashInt is a number as the portal writes it: 8,700.
 func dashInt(n int) string { return views.NewFmt("", "").Int(int64(n)) }
+
+// TestDashboardWarnsWithoutATopUp: the default low-balance warning reaches
+// a customer who never topped up (10% of no top-up is nothing): 43 credits
+// at 90 a day run out today, and the header and the overview say so. A
+// customer whose credits last weeks is not warned.
+func TestDashboardWarnsWithoutATopUp(t *testing.T) {
+	a := dashAPI(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		ext    string
+		grant  int64
+		low    bool
+		banner string
+	}{{"trial", 43 + 6*90, true, "low-balance-banner"}, {"comfy", 5000 + 6*90, false, ""}} {
+		a.customer(t, c.ext)
+		items := []db.BackfillItem{{At: dashNow.AddDate(0, 0, -20), Grant: &billing.GrantRequest{Customer: c.ext,
+			Credits: billing.CreditsOf(c.grant), Source: billing.SourcePromo, Reason: "Trial credits"}}}
+		for d := 6; d >= 1; d-- {
+			q := billing.QuantityOf(90)
+			items = append(items, db.BackfillItem{At: dashNow.AddDate(0, 0, -d).Add(10 * time.Hour),
+				Usage: &billing.UsageRequest{Customer: c.ext, Feature: "chat.request", Quantity: &q}})
+		}
+		for i, err := range a.DB.Backfill(ctx, items) {
+			if err != nil {
+				t.Fatalf("backfill %d: %v", i, err)
+			}
+		}
+		d := usageSignIn(t, a, c.ext).page("/portal")
+		pill, _ := d.Find(`[data-testid="header-balance"]`).Attr("class")
+		if got := strings.Contains(pill, "bg-amber-50"); got != c.low {
+			t.Errorf("%s: header balance amber %v, want %v (%s)", c.ext, got, c.low, pill)
+		}
+		if got := d.Find(`[data-testid="low-balance-banner"]`).Length() == 1; got != c.low {
+			t.Errorf("%s: low-balance banner shown %v, want %v", c.ext, got, c.low)
+		}
+		if c.low && !strings.Contains(dashText(d, "low-balance-banner"), "43 credits left") {
+			t.Errorf("%s: banner %q", c.ext, dashText(d, "low-balance-banner"))
+		}
+	}
+}
+
+// TestDashboardDatesAgree: when the credits already last past the top-up
+// suggestion's date, the suggestion says the same date as "Credits last
+// until" beside it (not "past 30 Apr" next to "until 15 May").
+func TestDashboardDatesAgree(t *testing.T) {
+	a := dashAPI(t)
+	// 300 a day for 35 days of 30,000: 19,500 left, 65 days: 15 May.
+	dashCustomer(t, a, "ample", 30_000, dashUse{"document.analyze", 25, 35, 1}, dashUse{"chat.request", 50, 35, 1})
+	d := usageSignIn(t, a, "ample").page("/portal")
+	dashWant(t, d, "runs-out", dashDate(2026, 5, 15))
+	dashWant(t, d, "top-up-suggestion", "At your current pace your credits last until "+dashDate(2026, 5, 15)+": no need to top up yet.")
+}

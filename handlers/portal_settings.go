@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/handlers/forms"
 	"github.com/tally-billing/tally/views"
 )
 
@@ -135,120 +136,20 @@ func (s *Server) settingsView(ctx context.Context, customerID string, f views.Fm
 	return v, nil
 }
 
-// parseSpendControls reads the settings form. Every field is checked, so the
-// customer sees all that is wrong at once; errs is keyed by field name.
+// parseSpendControls reads the settings form with the forms package. Every
+// field is checked, so the customer sees all that is wrong at once; errs is
+// keyed by field name.
 func parseSpendControls(in views.SettingsInput, f views.Fmt) (billing.SpendControls, map[string]string) {
-	decimal := views.SettingsDecimal(f)
-	errs := map[string]string{}
-	var sc billing.SpendControls
-	for _, fld := range []struct {
-		name, raw, negative string
-		dst                 **billing.Credits
-	}{
-		{views.SettingsFieldDaily, in.DailyCap, "A cap can't be negative. Leave it empty for no cap.", &sc.DailyCap},
-		{views.SettingsFieldMonthly, in.MonthlyCap, "A cap can't be negative. Leave it empty for no cap.", &sc.MonthlyCap},
-		{views.SettingsFieldThreshold, in.LowBalanceThreshold, "The warning level can't be negative. Leave it empty for the default.", &sc.LowBalanceThreshold},
-	} {
-		c, msg := parseFormCredits(fld.raw, decimal)
-		switch {
-		case msg == errNegative:
-			errs[fld.name] = fld.negative
-		case msg != "":
-			errs[fld.name] = msg
-		default:
-			*fld.dst = c
-		}
+	fm := forms.New(url.Values{views.SettingsFieldDaily: {in.DailyCap}, views.SettingsFieldMonthly: {in.MonthlyCap},
+		views.SettingsFieldThreshold: {in.LowBalanceThreshold}}, localeOf(f))
+	const capNegative = "A cap can't be negative. Leave it empty for no cap."
+	sc := billing.SpendControls{
+		DailyCap:            fm.Credits(views.SettingsFieldDaily, forms.Opts{Negative: capNegative}),
+		MonthlyCap:          fm.Credits(views.SettingsFieldMonthly, forms.Opts{Negative: capNegative}),
+		LowBalanceThreshold: fm.Credits(views.SettingsFieldThreshold, forms.Opts{Negative: "The warning level can't be negative. Leave it empty for the default."}),
 	}
-	if sc.DailyCap != nil && sc.MonthlyCap != nil && *sc.DailyCap > *sc.MonthlyCap && errs[views.SettingsFieldDaily] == "" {
-		errs[views.SettingsFieldDaily] = "The daily cap can't be more than the monthly cap (" + f.CreditsWord(*sc.MonthlyCap) + ")."
+	if sc.DailyCap != nil && sc.MonthlyCap != nil && *sc.DailyCap > *sc.MonthlyCap {
+		fm.Fail(views.SettingsFieldDaily, "The daily cap can't be more than the monthly cap ("+f.CreditsWord(*sc.MonthlyCap)+").")
 	}
-	return sc, errs
-}
-
-const errNegative = "negative"
-
-// parseFormCredits reads an amount of credits as a person types it: spaces
-// and thousands separators allowed, the decimal separator "." or ",". When
-// one separator could be either ("1,000"), the reader's decimal separator
-// decides. Empty is nil. msg says what is wrong (errNegative for a negative
-// amount, which each field words its own way).
-func parseFormCredits(raw, decimal string) (c *billing.Credits, msg string) {
-	s := strings.NewReplacer(" ", "", "\u00a0", "", "\u202f", "", "\u2009", "", "'", "", "_", "").Replace(strings.TrimSpace(raw))
-	if s == "" {
-		return nil, ""
-	}
-	const nan = "Enter a number of credits, such as 500 or 12.5."
-	neg := false
-	if rest, ok := strings.CutPrefix(s, "-"); ok {
-		neg, s = true, rest
-	} else if rest, ok := strings.CutPrefix(s, "−"); ok {
-		neg, s = true, rest
-	}
-	// Which of "." and "," is the decimal separator, if any.
-	dec := ""
-	dot, comma := strings.LastIndex(s, "."), strings.LastIndex(s, ",")
-	switch {
-	case dot >= 0 && comma >= 0:
-		dec = map[bool]string{true: ".", false: ","}[dot > comma]
-	case dot >= 0 || comma >= 0:
-		sep, at := ".", dot
-		if comma >= 0 {
-			sep, at = ",", comma
-		}
-		grouping := strings.Count(s, sep) > 1 || (len(s)-at-1 == 3 && sep != decimal && at > 0)
-		if !grouping {
-			dec = sep
-		}
-	}
-	whole, frac, hasFrac := s, "", false
-	if dec != "" {
-		i := strings.LastIndex(s, dec)
-		whole, frac, hasFrac = s[:i], s[i+1:], true
-	}
-	// Thousands separators: the other one, in groups of three.
-	group := map[string]string{".": ",", ",": ".", "": "."}[dec]
-	if dec == "" && comma >= 0 {
-		group = ","
-	}
-	if parts := strings.Split(whole, group); len(parts) > 1 {
-		if len(parts[0]) == 0 || len(parts[0]) > 3 {
-			return nil, nan
-		}
-		for _, p := range parts[1:] {
-			if len(p) != 3 {
-				return nil, nan
-			}
-		}
-		whole = strings.Join(parts, "")
-	}
-	if !digitsOnly(whole) || !digitsOnly(frac) || (whole == "" && frac == "") || (hasFrac && frac == "") {
-		return nil, nan
-	}
-	whole = strings.TrimLeft(whole, "0")
-	if whole == "" {
-		whole = "0"
-	}
-	canon := whole
-	if frac != "" {
-		canon += "." + frac
-	}
-	v, err := billing.ParseCredits(canon)
-	switch {
-	case err != nil && strings.Contains(billing.ErrorMessage(err), "decimals"):
-		return nil, "Use at most three decimals: 0.001 is the smallest amount of credits."
-	case err != nil:
-		return nil, "That is more than the largest amount Tally accepts (one trillion credits)."
-	case neg && v != 0:
-		return nil, errNegative
-	}
-	return &v, ""
-}
-
-func digitsOnly(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
+	return sc, fm.Errors
 }

@@ -20,7 +20,7 @@ func (s *Server) createUsage(c echo.Context) error {
 	req.APIKey = apiKey(c)
 	d, err := s.ledger.Debit(c.Request().Context(), req)
 	if err != nil {
-		return err
+		return s.offerTopUp(c.Request().Context(), req.Customer, err)
 	}
 	s.metrics.debited(d)
 	return created(c, d.Replayed, d)

@@ -3,6 +3,7 @@ package payments
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/url"
 	"strconv"
 	"strings"
@@ -62,6 +63,7 @@ type SandboxProvider struct {
 	charges   map[string]replay // idempotency key -> payment id
 	refunds   map[string]replay // idempotency key -> refund id
 	refundOf  map[string]billing.Refund
+	checkouts map[string]string // idempotency key -> setup id
 }
 
 var _ billing.PaymentProvider = (*SandboxProvider)(nil)
@@ -93,6 +95,10 @@ type SandboxCardSetup struct {
 	CancelURL  string
 	// Card is the card added (nil until AddCard succeeds).
 	Card *billing.Card
+	// Checkout is set for a checkout (StartCheckout): the card form pays it
+	// when the card is added. PaymentID is that payment.
+	Checkout  *CheckoutRequest
+	PaymentID string
 }
 
 // SandboxAuthentication is a sandbox payment as its 3-D Secure page shows it.
@@ -120,6 +126,7 @@ func NewSandbox(baseURL string) *SandboxProvider {
 		charges:   map[string]replay{},
 		refunds:   map[string]replay{},
 		refundOf:  map[string]billing.Refund{},
+		checkouts: map[string]string{},
 	}
 }
 
@@ -182,6 +189,10 @@ func (s *SandboxProvider) CardSetup(setupID string) (SandboxCardSetup, error) {
 	}
 	out := *setup
 	out.Card = cloneCard(setup.Card)
+	if setup.Checkout != nil {
+		co := *setup.Checkout
+		out.Checkout = &co
+	}
 	return out, nil
 }
 
@@ -220,42 +231,136 @@ func (s *SandboxProvider) AddCard(setupID, number string, expMonth, expYear int,
 	if err != nil {
 		return billing.Card{}, err
 	}
+	if co := setup.Checkout; co != nil {
+		// A checkout pays as it takes the card, as Stripe Checkout does: a
+		// declined card stays on the page with the bank's answer, and
+		// another card can be tried.
+		s.cards[card.ProviderID] = card
+		pay, err := s.chargeLocked(billing.ChargeRequest{ProviderCustomerID: setup.ProviderCustomerID, PaymentMethodID: card.ProviderID,
+			Amount: co.Amount, Description: co.Description, Metadata: co.Metadata, IdempotencyKey: co.IdempotencyKey + ":" + card.ProviderID,
+			ReturnURL: setup.SuccessURL})
+		if err != nil {
+			return billing.Card{}, err
+		}
+		if pay.Status == billing.PaymentFailed {
+			return billing.Card{}, billing.Errorf(billing.CodeCardDeclined, "%s Try another card.", pay.FailureReason).With("param", "number")
+		}
+		setup.PaymentID = pay.ProviderID
+	}
 	setup.Card = &card
 	s.cards[card.ProviderID] = card
 	return card, nil
 }
 
+// StartCheckout makes a setup that also pays: the sandbox's card form shows
+// the amount and charges the card when it is added (the test cards'
+// outcomes apply; a declined card stays on the form). The same idempotency
+// key gives the same page.
+func (s *SandboxProvider) StartCheckout(_ context.Context, req CheckoutRequest) (billing.CardSetup, error) {
+	if err := checkCheckout(req); err != nil {
+		return billing.CardSetup{}, err
+	}
+	s.mu.Lock()
+	id, ok := s.checkouts[req.IdempotencyKey]
+	s.mu.Unlock()
+	if !ok {
+		setup, err := s.StartCardSetup(context.Background(), req.ProviderCustomerID, req.SuccessURL, req.CancelURL)
+		if err != nil {
+			return billing.CardSetup{}, err
+		}
+		id = setup.ProviderID
+		s.mu.Lock()
+		co := req
+		co.Metadata = maps.Clone(req.Metadata)
+		s.setups[id].Checkout = &co
+		s.checkouts[req.IdempotencyKey] = id
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	setup := s.setups[id]
+	page := s.baseURL + "/sandbox/cards/new?setup=" + id +
+		"&return=" + url.QueryEscape(s.onSite(setup.SuccessURL)) +
+		"&cancel=" + url.QueryEscape(s.onSite(setup.CancelURL))
+	return billing.CardSetup{URL: page, ProviderID: id}, nil
+}
+
+// CompleteCheckout returns a finished checkout's card and payment.
+// validation_failed when no card was added yet or the setup is not a
+// checkout; not_found for an unknown id.
+func (s *SandboxProvider) CompleteCheckout(_ context.Context, setupID string) (CheckoutResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	setup, ok := s.setups[setupID]
+	if !ok {
+		return CheckoutResult{}, errNoSetup()
+	}
+	if setup.Checkout == nil {
+		return CheckoutResult{}, billing.Errorf(billing.CodeValidation, "this card setup does not pay anything")
+	}
+	p, ok := s.payments[setup.PaymentID]
+	if setup.Card == nil || !ok {
+		return CheckoutResult{}, billing.Errorf(billing.CodeValidation, "the checkout is not finished: no card was added")
+	}
+	return CheckoutResult{Card: *setup.Card, Payment: clonePayment(p.pay), Metadata: maps.Clone(setup.Checkout.Metadata)}, nil
+}
+
+// SetupCharge is what a setup's card form pays (ok false: it only saves
+// the card).
+func (s *SandboxProvider) SetupCharge(setupID string) (billing.Money, string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	setup, ok := s.setups[setupID]
+	if !ok || setup.Checkout == nil {
+		return billing.Money{}, "", false
+	}
+	return setup.Checkout.Amount, setup.Checkout.Description, true
+}
+
+// checkCard checks every field, so a card form can show all that is wrong
+// at once: the error's Message and param are the first problem, and
+// Details["errors"] maps each field at fault (number, exp_month, exp_year,
+// cvc) to its message.
 func (s *SandboxProvider) checkCard(number string, expMonth, expYear int, cvc string) (billing.Card, error) {
-	invalid := func(param, msg string) (billing.Card, error) {
-		return billing.Card{}, billing.Errorf(billing.CodeValidation, "%s", msg).With("param", param)
+	errs := map[string]string{}
+	var first string
+	invalid := func(param, msg string) {
+		if _, ok := errs[param]; !ok {
+			errs[param] = msg
+		}
+		if first == "" {
+			first = param
+		}
 	}
 	digits := strings.NewReplacer(" ", "", "-", "").Replace(strings.TrimSpace(number))
-	if len(digits) < 12 || len(digits) > 19 || !allDigits(digits) {
-		return invalid("number", "Enter the card number: 12 to 19 digits.")
-	}
-	if !luhn(digits) {
-		return invalid("number", "The card number is invalid: check the digits.")
-	}
-	if len(digits) != 16 || sandboxCards[digits[12:]] != digits {
-		return invalid("number", "This card cannot be used here: "+msgSandboxCards+".")
+	switch {
+	case len(digits) < 12 || len(digits) > 19 || !allDigits(digits):
+		invalid("number", "Enter the card number: 12 to 19 digits.")
+	case !luhn(digits):
+		invalid("number", "The card number is invalid: check the digits.")
+	case len(digits) != 16 || sandboxCards[digits[12:]] != digits:
+		invalid("number", "This card cannot be used here: "+msgSandboxCards+".")
 	}
 	if expMonth < 1 || expMonth > 12 {
-		return invalid("exp_month", "The expiry month must be 1 to 12.")
+		invalid("exp_month", "The expiry month must be 1 to 12.")
 	}
 	if expYear >= 0 && expYear < 100 {
 		expYear += 2000
 	}
 	now := s.now()
-	if expYear < 2000 || expYear > now.Year()+50 {
-		return invalid("exp_year", "The expiry year is invalid.")
-	}
-	// A card is good through the last day of its expiry month.
-	if !now.Before(time.Date(expYear, time.Month(expMonth)+1, 1, 0, 0, 0, 0, time.UTC)) {
-		return invalid("exp_year", "The card has expired.")
+	switch {
+	case expYear < 2000 || expYear > now.Year()+50:
+		invalid("exp_year", "The expiry year is invalid.")
+	case expMonth >= 1 && expMonth <= 12 && !now.Before(time.Date(expYear, time.Month(expMonth)+1, 1, 0, 0, 0, 0, time.UTC)):
+		// A card is good through the last day of its expiry month.
+		invalid("exp_year", "The card has expired.")
 	}
 	cvc = strings.TrimSpace(cvc)
 	if len(cvc) < 3 || len(cvc) > 4 || !allDigits(cvc) {
-		return invalid("cvc", "The security code (CVC) is 3 or 4 digits.")
+		invalid("cvc", "The security code (CVC) is 3 or 4 digits.")
+	}
+	if first != "" {
+		return billing.Card{}, billing.Errorf(billing.CodeValidation, "%s", errs[first]).With("param", first).With("errors", errs)
 	}
 	last4 := digits[12:]
 	return billing.Card{
@@ -318,13 +423,18 @@ func (s *SandboxProvider) Charge(_ context.Context, req billing.ChargeRequest) (
 	if err := checkCharge(req); err != nil {
 		return billing.Payment{}, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.chargeLocked(req)
+}
+
+// chargeLocked is Charge with s.mu held.
+func (s *SandboxProvider) chargeLocked(req billing.ChargeRequest) (billing.Payment, error) {
 	last4, err := sandboxCard(req.PaymentMethodID)
 	if err != nil {
 		return billing.Payment{}, err
 	}
 	fp := fingerprint(req)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if r, ok := s.charges[req.IdempotencyKey]; ok {
 		if r.fingerprint != fp {
 			return billing.Payment{}, errKeyReused()

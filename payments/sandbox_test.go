@@ -567,3 +567,65 @@ func TestSandboxCardsAndEvents(t *testing.T) {
 	_, err = s.FindPayment(ctx, "pi_sandbox_nope")
 	wantCode(t, err, billing.CodeNotFound)
 }
+
+// TestSandboxCheckout: the card form of a checkout pays as it takes the
+// card; a declined card stays on the form (nothing finished) and another
+// can be tried; the same key gives the same page.
+func TestSandboxCheckout(t *testing.T) {
+	s := newTestSandbox(t)
+	ctx := context.Background()
+	req := CheckoutRequest{ProviderCustomerID: "cus_sandbox_x", Amount: billing.Money{Amount: 1000, Currency: "usd"}, Description: "Starter: 1,000 credits",
+		Metadata: map[string]string{MetadataTopUp: "top_1"}, IdempotencyKey: "tally_checkout_top_1",
+		SuccessURL: "http://tally.test/portal/top-ups/checkout", CancelURL: "http://tally.test/portal/top-up"}
+	setup, err := s.StartCheckout(ctx, req)
+	mustNoErr(t, err)
+	again, err := s.StartCheckout(ctx, req)
+	mustNoErr(t, err)
+	if again != setup {
+		t.Fatalf("the same key gave another page: %+v, %+v", again, setup)
+	}
+	if amt, desc, ok := s.SetupCharge(setup.ProviderID); !ok || amt.Amount != 1000 || desc != "Starter: 1,000 credits" {
+		t.Fatalf("SetupCharge = %v %q %v", amt, desc, ok)
+	}
+	_, err = s.CompleteCheckout(ctx, setup.ProviderID)
+	wantCode(t, err, billing.CodeValidation) // no card yet
+
+	_, err = s.AddCard(setup.ProviderID, SandboxCardDeclined, 12, 2030, "123")
+	if e := wantCode(t, err, billing.CodeCardDeclined); e.Details["param"] != "number" || e.Message != "Your card was declined. Try another card." {
+		t.Fatalf("declined: %+v", e)
+	}
+	_, err = s.CompleteCheckout(ctx, setup.ProviderID)
+	wantCode(t, err, billing.CodeValidation) // still not finished
+
+	card, err := s.AddCard(setup.ProviderID, SandboxCardSucceeds, 12, 2030, "123")
+	mustNoErr(t, err)
+	res, err := s.CompleteCheckout(ctx, setup.ProviderID)
+	mustNoErr(t, err)
+	if res.Card != card || res.Payment.Status != billing.PaymentSucceeded || res.Payment.Card == nil || res.Payment.Card.Last4 != "4242" || res.Metadata[MetadataTopUp] != "top_1" {
+		t.Fatalf("result %+v", res)
+	}
+	if a, err := s.Authentication(res.Payment.ProviderID); err != nil || a.Amount.Amount != 1000 {
+		t.Fatalf("the payment: %+v %v", a, err)
+	}
+	// A setup that only saves a card pays nothing.
+	plain, err := s.StartCardSetup(ctx, "cus_sandbox_x", "http://tally.test/a", "http://tally.test/b")
+	mustNoErr(t, err)
+	if _, _, ok := s.SetupCharge(plain.ProviderID); ok {
+		t.Fatal("a card setup says it pays")
+	}
+	_, err = s.CompleteCheckout(ctx, plain.ProviderID)
+	wantCode(t, err, billing.CodeValidation)
+
+	// 3-D Secure: the payment waits for the bank's page, which returns to
+	// the checkout's success URL.
+	req.IdempotencyKey, req.Metadata = "tally_checkout_top_2", map[string]string{MetadataTopUp: "top_2"}
+	setup, err = s.StartCheckout(ctx, req)
+	mustNoErr(t, err)
+	_, err = s.AddCard(setup.ProviderID, SandboxCardAuthenticate, 12, 2030, "123")
+	mustNoErr(t, err)
+	res, err = s.CompleteCheckout(ctx, setup.ProviderID)
+	mustNoErr(t, err)
+	if res.Payment.Status != billing.PaymentRequiresAction || !strings.Contains(res.Payment.NextActionURL, "/sandbox/authenticate/") {
+		t.Fatalf("3-D Secure checkout: %+v", res.Payment)
+	}
+}

@@ -100,11 +100,13 @@ func (s *Service) StartCardSetup(ctx context.Context, customerID, successURL, ca
 }
 
 // CompleteCardSetup saves the card a finished setup added, if the setup is
-// the customer's: the provider checks that it was started for the
-// customer's provider customer (a customer with none has started no setup),
-// so another customer's setup id is not_found and saves nothing. Errors:
-// not_found, validation_failed (the setup is not finished), conflict (the
-// card is saved to another customer), payment_provider_error.
+// the customer's, and makes it the default: the provider checks that it was
+// started for the customer's provider customer (a customer with none has
+// started no setup), so another customer's setup id is not_found and saves
+// nothing; a card added after a decline must not leave the declined one in
+// place, to be declined again on the next click. Errors: not_found,
+// validation_failed (the setup is not finished), conflict (the card is
+// saved to another customer), payment_provider_error.
 func (s *Service) CompleteCardSetup(ctx context.Context, customerID, setupID string) (billing.Card, error) {
 	pc, err := s.Store.ProviderCustomer(ctx, customerID, s.Provider.Name())
 	if err != nil {
@@ -117,16 +119,7 @@ func (s *Service) CompleteCardSetup(ctx context.Context, customerID, setupID str
 	if err != nil {
 		return billing.Card{}, err
 	}
-	saved, err := s.Store.SaveCard(ctx, customerID, s.Provider.Name(), card)
-	if err != nil {
-		return billing.Card{}, err
-	}
-	if saved.Default {
-		if err := s.Provider.SetDefaultCard(ctx, pc, saved.ProviderID); err != nil {
-			s.log().Warn("setting the default card at the provider", "err", err)
-		}
-	}
-	return saved, nil
+	return s.saveDefaultCard(ctx, customerID, card)
 }
 
 // SetDefaultCard makes a saved card the one top-ups charge.

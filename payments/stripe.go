@@ -209,6 +209,78 @@ func errNoStripeSetup() error {
 	return billing.Errorf(billing.CodeNotFound, "no such card setup: start again from the portal")
 }
 
+// StartCheckout creates a Checkout Session in payment mode: the customer
+// enters a card on Stripe's hosted page and pays the top-up in one step;
+// setup_future_usage=off_session saves the card on the customer for later
+// off-session charges (auto-refill). The PaymentIntent carries the
+// request's metadata, so its payment_intent.* webhooks find the top-up.
+// The idempotency key is the request's (derived from the top-up): starting
+// the same top-up's checkout again gives the same session.
+func (p *StripeProvider) StartCheckout(ctx context.Context, req CheckoutRequest) (billing.CardSetup, error) {
+	if err := checkCheckout(req); err != nil {
+		return billing.CardSetup{}, err
+	}
+	params := &stripe.CheckoutSessionParams{
+		Mode:               stripe.String(string(stripe.CheckoutSessionModePayment)),
+		Customer:           stripe.String(req.ProviderCustomerID),
+		PaymentMethodTypes: stripe.StringSlice([]string{"card"}),
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{
+			Quantity: stripe.Int64(1),
+			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
+				Currency:    stripe.String(req.Amount.Currency),
+				UnitAmount:  stripe.Int64(req.Amount.Amount),
+				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{Name: stripe.String(req.Description)},
+			},
+		}},
+		PaymentIntentData: &stripe.CheckoutSessionPaymentIntentDataParams{
+			SetupFutureUsage: stripe.String("off_session"),
+			Description:      stripe.String(req.Description),
+			Metadata:         req.Metadata,
+		},
+		SuccessURL: stripe.String(withQuery(req.SuccessURL, SessionIDParam, "{CHECKOUT_SESSION_ID}")),
+		CancelURL:  stripe.String(req.CancelURL),
+	}
+	for k, v := range req.Metadata {
+		params.AddMetadata(k, v)
+	}
+	params.Context = ctx
+	params.SetIdempotencyKey(idempotencyKey(req.IdempotencyKey))
+	s, err := p.api.CheckoutSessions.New(params)
+	if err != nil {
+		return billing.CardSetup{}, p.apiError(err, "start the checkout at Stripe")
+	}
+	return billing.CardSetup{URL: s.URL, ProviderID: s.ID}, nil
+}
+
+// CompleteCheckout reads a payment-mode Checkout Session the customer came
+// back from: its PaymentIntent (the payment's state) and the card it was
+// paid with, which Checkout attached to the customer.
+func (p *StripeProvider) CompleteCheckout(ctx context.Context, sessionID string) (CheckoutResult, error) {
+	if !strings.HasPrefix(sessionID, "cs_") {
+		return CheckoutResult{}, billing.Errorf(billing.CodeValidation, "%q is not a Stripe Checkout Session id", sessionID)
+	}
+	params := &stripe.CheckoutSessionParams{}
+	params.AddExpand("payment_intent.payment_method")
+	params.AddExpand("payment_intent.latest_charge")
+	params.Context = ctx
+	s, err := p.api.CheckoutSessions.Get(sessionID, params)
+	if err != nil {
+		return CheckoutResult{}, p.apiError(err, "read the checkout at Stripe")
+	}
+	if s.Mode != stripe.CheckoutSessionModePayment {
+		return CheckoutResult{}, billing.Errorf(billing.CodeValidation, "this Checkout Session does not pay anything")
+	}
+	pi := s.PaymentIntent
+	if s.Status != stripe.CheckoutSessionStatusComplete || pi == nil || pi.PaymentMethod == nil || pi.PaymentMethod.Card == nil {
+		return CheckoutResult{}, billing.Errorf(billing.CodeValidation, "the checkout is not finished: no card was added")
+	}
+	meta := s.Metadata
+	if len(meta) == 0 {
+		meta = pi.Metadata
+	}
+	return CheckoutResult{Card: stripeCard(pi.PaymentMethod), Payment: paymentFromIntent(pi), Metadata: meta}, nil
+}
+
 // SetDefaultCard makes the card the customer's invoice default at Stripe.
 func (p *StripeProvider) SetDefaultCard(ctx context.Context, providerCustomerID, paymentMethodID string) error {
 	if providerCustomerID == "" || paymentMethodID == "" {

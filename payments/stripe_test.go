@@ -140,6 +140,40 @@ func TestStripeAgainstStripeMock(t *testing.T) {
 		}
 	})
 
+	t.Run("checkout session in payment mode", func(t *testing.T) {
+		req := CheckoutRequest{ProviderCustomerID: "cus_1", Amount: billing.Money{Amount: 1000, Currency: "usd"}, Description: "Starter: 1,000 credits",
+			Metadata: map[string]string{MetadataTopUp: "top_1", MetadataCustomer: "cus_tally1"}, IdempotencyKey: "tally_checkout_top_1",
+			SuccessURL: "https://tally.example/portal/top-ups/checkout", CancelURL: "https://tally.example/portal/top-up"}
+		setup, err := p.StartCheckout(ctx, req)
+		mustNoErr(t, err)
+		if !strings.HasPrefix(setup.ProviderID, "cs_") || !strings.HasPrefix(setup.URL, "https://") {
+			t.Errorf("setup = %+v", setup)
+		}
+		r := one(t)
+		wantPost(t, r, "/v1/checkout/sessions", map[string]string{
+			"mode":                                   "payment",
+			"customer":                               "cus_1",
+			"line_items[0][quantity]":                "1",
+			"line_items[0][price_data][currency]":    "usd",
+			"line_items[0][price_data][unit_amount]": "1000",
+			"line_items[0][price_data][product_data][name]": "Starter: 1,000 credits",
+			"payment_intent_data[setup_future_usage]":       "off_session",
+			"payment_intent_data[metadata][tally_top_up]":   "top_1",
+			"metadata[tally_top_up]":                        "top_1",
+			"success_url":                                   "https://tally.example/portal/top-ups/checkout?session_id={CHECKOUT_SESSION_ID}",
+			"cancel_url":                                    "https://tally.example/portal/top-up",
+		})
+		if r.IdempotencyKey != "tally_checkout_top_1" {
+			t.Errorf("key = %q: the same top-up must give the same session", r.IdempotencyKey)
+		}
+		_, err = p.StartCheckout(ctx, CheckoutRequest{ProviderCustomerID: "cus_1", Amount: billing.Money{Amount: 0, Currency: "usd"}, IdempotencyKey: "k",
+			SuccessURL: "https://a.example/", CancelURL: "https://a.example/"})
+		wantCode(t, err, billing.CodeValidation)
+		if len(rec.take()) != 0 {
+			t.Error("an invalid checkout reached Stripe")
+		}
+	})
+
 	t.Run("complete card setup", func(t *testing.T) {
 		// stripe-mock's session fixture names no customer (and its setup
 		// intent has not succeeded): it is no customer's setup.
@@ -632,6 +666,37 @@ func TestStripeCompleteCardSetupIsTheCustomers(t *testing.T) {
 			t.Fatalf("asked Stripe: %+v", r)
 		}
 	})
+}
+
+func TestStripeCompleteCheckout(t *testing.T) {
+	ctx := context.Background()
+	session := func(status, piStatus string) string {
+		return `{"id":"cs_test_2","object":"checkout.session","mode":"payment","status":"` + status + `","customer":"cus_1",
+			"metadata":{"tally_top_up":"top_9","tally_customer":"cus_tally9"},
+			"payment_intent":{"id":"pi_9","object":"payment_intent","status":"` + piStatus + `","metadata":{"tally_top_up":"top_9"},
+			"latest_charge":{"id":"ch_9","object":"charge","receipt_url":"https://pay.stripe.com/receipts/9"},
+			"payment_method":{"id":"pm_9","object":"payment_method","type":"card","card":{"brand":"visa","last4":"4242","exp_month":1,"exp_year":2031}}}}`
+	}
+	p, rec := stubStripe(t, map[string]stubAnswer{"GET /v1/checkout/sessions/cs_test_2": {200, session("complete", "succeeded")}})
+	res, err := p.CompleteCheckout(ctx, "cs_test_2")
+	mustNoErr(t, err)
+	if want := (billing.Card{ProviderID: "pm_9", Brand: "visa", Last4: "4242", ExpMonth: 1, ExpYear: 2031}); res.Card != want {
+		t.Errorf("card = %+v", res.Card)
+	}
+	if res.Payment.Status != billing.PaymentSucceeded || res.Payment.ProviderID != "pi_9" || res.Payment.ReceiptURL == "" || res.Metadata[MetadataTopUp] != "top_9" {
+		t.Errorf("result = %+v", res)
+	}
+	if r := rec.take(); len(r) != 1 || r[0].Form.Get("expand[0]") != "payment_intent.payment_method" {
+		t.Errorf("requests = %+v", r)
+	}
+	p, _ = stubStripe(t, map[string]stubAnswer{"GET /v1/checkout/sessions/cs_test_2": {200, `{"id":"cs_test_2","object":"checkout.session","mode":"payment","status":"open"}`}})
+	_, err = p.CompleteCheckout(ctx, "cs_test_2")
+	wantCode(t, err, billing.CodeValidation)
+	p, _ = stubStripe(t, map[string]stubAnswer{"GET /v1/checkout/sessions/cs_test_2": {200, `{"id":"cs_test_2","object":"checkout.session","mode":"setup","status":"complete"}`}})
+	_, err = p.CompleteCheckout(ctx, "cs_test_2")
+	wantCode(t, err, billing.CodeValidation)
+	_, err = p.CompleteCheckout(ctx, "seti_1")
+	wantCode(t, err, billing.CodeValidation)
 }
 
 func TestStripeRefundStatuses(t *testing.T) {

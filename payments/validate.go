@@ -19,22 +19,44 @@ func checkAbsURL(name, u string) error {
 
 // checkCharge validates a charge request the same way for both providers.
 func checkCharge(req billing.ChargeRequest) error {
-	switch {
-	case req.PaymentMethodID == "":
+	if req.PaymentMethodID == "" {
 		return billing.Errorf(billing.CodeNoPaymentMethod, "no saved card to charge")
-	case req.ProviderCustomerID == "":
-		return billing.Errorf(billing.CodeValidation, "the charge needs the provider's customer id")
-	case req.Amount.Amount <= 0:
-		return billing.Errorf(billing.CodeValidation, "the amount to charge must be more than zero")
-	case !isCurrency(req.Amount.Currency):
-		return billing.Errorf(billing.CodeValidation, "the currency must be a lower-case ISO 4217 code such as usd, not %q", req.Amount.Currency)
-	case req.IdempotencyKey == "":
-		return billing.Errorf(billing.CodeValidation, "a charge needs an idempotency key")
-	case !req.OffSession && req.ReturnURL == "":
+	}
+	if err := checkPayment("charge", req.ProviderCustomerID, req.Amount, req.IdempotencyKey); err != nil {
+		return err
+	}
+	if !req.OffSession && req.ReturnURL == "" {
 		return billing.Errorf(billing.CodeValidation, "an on-session charge needs a return URL for 3-D Secure")
 	}
 	if req.ReturnURL != "" {
 		return checkAbsURL("return URL", req.ReturnURL)
+	}
+	return nil
+}
+
+// checkCheckout validates a checkout (a new card and a payment in one step)
+// the same way for both providers.
+func checkCheckout(req CheckoutRequest) error {
+	if err := checkPayment("checkout", req.ProviderCustomerID, req.Amount, req.IdempotencyKey); err != nil {
+		return err
+	}
+	if err := checkAbsURL("success URL", req.SuccessURL); err != nil {
+		return err
+	}
+	return checkAbsURL("cancel URL", req.CancelURL)
+}
+
+// checkPayment checks what every payment (a charge, a checkout) needs.
+func checkPayment(what, providerCustomerID string, amount billing.Money, key string) error {
+	switch {
+	case providerCustomerID == "":
+		return billing.Errorf(billing.CodeValidation, "the %s needs the provider's customer id", what)
+	case amount.Amount <= 0:
+		return billing.Errorf(billing.CodeValidation, "the amount to %s must be more than zero", map[string]string{"charge": "charge", "checkout": "pay"}[what])
+	case !isCurrency(amount.Currency):
+		return billing.Errorf(billing.CodeValidation, "the currency must be a lower-case ISO 4217 code such as usd, not %q", amount.Currency)
+	case key == "":
+		return billing.Errorf(billing.CodeValidation, "a %s needs an idempotency key", what)
 	}
 	return nil
 }

@@ -26,26 +26,148 @@
     }
   });
 
-  // The live balance's event stream closes when the page is left. A page
-  // kept in the back/forward cache would otherwise keep its stream open, and
-  // after six pages the browser has no connection left for this site (six
-  // per host over HTTP/1.1): every click hangs. A page shown again from that
-  // cache is reloaded, as its balance is stale and its stream gone.
-  var streams = [];
-  if (window.htmx && htmx.createEventSource) {
-    var createEventSource = htmx.createEventSource;
-    htmx.createEventSource = function (url) {
-      var source = createEventSource(url);
-      streams.push(source);
-      return source;
-    };
+  // The live balance. The header's #balance-pill names its event stream in
+  // data-live; each "balance" event replaces the pill, and when the balance
+  // changed, "tally:balance" is sent on <body> so every figure drawn from it
+  // (hx-trigger="tally:balance from:body") fetches itself again. The stream
+  // is closed on pagehide: a page kept in the back/forward cache must not
+  // hold one of the six connections HTTP/1.1 allows per host, or the next
+  // navigations wait for them. pageshow (a first load, or a page restored
+  // from that cache) opens it again; its first event brings the page up to
+  // date.
+  var live = null;
+  function openLive() {
+    var pill = document.getElementById("balance-pill");
+    if (live || !pill || !pill.dataset.live || !window.EventSource) return;
+    live = new EventSource(pill.dataset.live);
+    // Every event is a committed change to the wallet (or the stream's
+    // first answer), so every figure drawn from it fetches itself again,
+    // even when the header's text did not move: a purchase can land after
+    // the header already showed its credits.
+    // The stream's first event (a load, or a page restored from the
+    // back/forward cache) refreshes them only when the header moved.
+    var first = true;
+    live.addEventListener("balance", function (evt) {
+      var before = pill.textContent.replace(/\s+/g, " ").trim();
+      pill.innerHTML = evt.data;
+      if (window.htmx) window.htmx.process(pill);
+      if (!first || pill.textContent.replace(/\s+/g, " ").trim() !== before) {
+        document.body.dispatchEvent(new CustomEvent("tally:balance", { bubbles: true }));
+      }
+      first = false;
+    });
   }
-  window.addEventListener("pagehide", function () {
-    streams.forEach(function (source) { source.close(); });
-    streams = [];
+  function closeLive() {
+    if (live) {
+      live.close();
+      live = null;
+    }
+  }
+  window.addEventListener("pageshow", openLive);
+  window.addEventListener("pagehide", closeLive);
+  window.tallyLive = function () { return live ? live.readyState : -1; };
+
+  // A payment can take a few seconds: the button that sent it turns its
+  // spinner on (and says it is busy) until the answer comes. A page
+  // restored from the back/forward cache starts with none turning.
+  function busy(btn, on) {
+    var sp = btn && btn.querySelector(".spinner");
+    if (!sp) return;
+    sp.classList.toggle("hidden", !on);
+    if (on) btn.setAttribute("aria-busy", "true");
+    else btn.removeAttribute("aria-busy");
+  }
+  document.addEventListener("submit", function (evt) {
+    busy(evt.submitter || evt.target.querySelector('button[type="submit"]'), true);
+  });
+  document.addEventListener("htmx:afterRequest", function () {
+    document.querySelectorAll('button[aria-busy="true"]').forEach(function (b) { busy(b, false); });
   });
   window.addEventListener("pageshow", function (evt) {
-    if (evt.persisted) location.reload();
+    if (evt.persisted) document.querySelectorAll('button[aria-busy="true"]').forEach(function (b) { busy(b, false); });
+  });
+
+  // After a top-up the product asked for, the customer goes back to it by
+  // themselves: the link marked data-auto-return is followed after a short
+  // moment, unless they choose to stay (data-stay) or the tab is hidden.
+  function autoReturn(root) {
+    var a = (root || document).querySelector("a[data-auto-return]");
+    if (!a || a.dataset.wired) return;
+    a.dataset.wired = "1";
+    var timer = setTimeout(function () { window.location.assign(a.href); }, 1500);
+    var stay = (root || document).querySelector("[data-stay]");
+    if (stay) stay.addEventListener("click", function () { clearTimeout(timer); });
+    window.addEventListener("pagehide", function () { clearTimeout(timer); }, { once: true });
+  }
+  document.addEventListener("DOMContentLoaded", function () { autoReturn(); });
+  document.addEventListener("htmx:afterSettle", function (evt) { autoReturn(evt.target); });
+
+  // Dialogs swapped into #modal (the confirmation, a declined payment):
+  // the focus moves into the dialog, Tab and Shift+Tab stay inside it, Esc
+  // closes it, and the focus goes back to what opened it.
+  var opener = null;
+  function openDialog() {
+    var modal = document.getElementById("modal");
+    return modal ? modal.querySelector('[role="dialog"], [role="alertdialog"]') : null;
+  }
+  function focusables(root) {
+    return Array.prototype.filter.call(
+      root.querySelectorAll('a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select, textarea, [tabindex]:not([tabindex="-1"])'),
+      function (el) { return el.offsetParent !== null; });
+  }
+  function closeDialog() {
+    var modal = document.getElementById("modal");
+    if (modal) modal.innerHTML = "";
+    if (opener && document.contains(opener)) opener.focus();
+    opener = null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var t = evt.detail.target;
+    if (t && t.id === "modal" && !openDialog()) opener = document.activeElement;
+  });
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    if (!evt.detail.target || evt.detail.target.id !== "modal") return;
+    var dlg = openDialog();
+    if (!dlg) {
+      if (opener && document.contains(opener)) opener.focus();
+      opener = null;
+      return;
+    }
+    var first = dlg.querySelector("[autofocus]") || focusables(dlg)[0];
+    if (first) first.focus();
+  });
+  document.addEventListener("keydown", function (evt) {
+    var dlg = openDialog();
+    if (!dlg) return;
+    if (evt.key === "Escape") {
+      evt.preventDefault();
+      closeDialog();
+      return;
+    }
+    if (evt.key !== "Tab") return;
+    var els = focusables(dlg);
+    if (!els.length) return;
+    var i = els.indexOf(document.activeElement);
+    if (evt.shiftKey && (i <= 0)) {
+      evt.preventDefault();
+      els[els.length - 1].focus();
+    } else if (!evt.shiftKey && (i === -1 || i === els.length - 1)) {
+      evt.preventDefault();
+      els[0].focus();
+    }
+  });
+
+  // Buttons that print, and "Go back" links that go back when there is a
+  // page to go back to (their href is the fallback).
+  document.addEventListener("click", function (evt) {
+    var el = evt.target.closest ? evt.target.closest("[data-print], [data-back]") : null;
+    if (!el) return;
+    if (el.hasAttribute("data-print")) {
+      window.print();
+    } else if (window.history.length > 1) {
+      evt.preventDefault();
+      window.history.back();
+    }
   });
 
   // A flash message fades out after a while; its close button works at once.
@@ -61,9 +183,17 @@
   document.addEventListener("DOMContentLoaded", function () { wireFlash(); });
   document.addEventListener("htmx:afterSwap", function (evt) { wireFlash(evt.target); });
 
-  // A [data-print] button prints the page (the receipt): no inline onclick,
-  // which the Content-Security-Policy forbids.
-  document.addEventListener("click", function (evt) {
-    if (evt.target.closest && evt.target.closest("[data-print]")) window.print();
+  // A form that comes back with errors (a 422) takes the customer to its
+  // first wrong field, errors shown beside each: on a phone the form may
+  // be below the fold, where a message at the top would go unseen.
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var xhr = evt.detail.xhr;
+    if (!xhr || xhr.status !== 422) return;
+    var bad = evt.detail.elt && evt.detail.elt.querySelector ? evt.detail.elt.querySelector('[aria-invalid="true"]') : null;
+    if (!bad) bad = document.querySelector('[aria-invalid="true"]');
+    if (bad) {
+      bad.focus();
+      if (bad.scrollIntoView) bad.scrollIntoView({ block: "center" });
+    }
   });
 })();

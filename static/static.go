@@ -1,5 +1,6 @@
 // Package static embeds Tally's front-end assets: the built Tailwind CSS,
-// the small app.js and htmx with its SSE extension, vendored from npm. Assets
+// the small app.js (with the live balance's event stream) and htmx,
+// vendored from npm. Assets
 // are served under fingerprinted names (app.3f2a9c1d.css) with a one-year
 // immutable cache, so a new build is fetched at once and an old one never.
 package static

@@ -5,6 +5,7 @@
 package views
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -86,26 +87,73 @@ func (f Fmt) CreditsWord(c billing.Credits) string {
 // Quantity formats a usage quantity like credits.
 func (f Fmt) Quantity(q billing.Quantity) string { return f.Credits(billing.Credits(q)) }
 
-// Money formats an amount in minor units with its currency: $10.00, €50.00.
+// Money formats an amount in minor units with its currency: $10.00, €50.00,
+// ¥1,000 (the currency's own decimals: billing.MinorUnits).
 func (f Fmt) Money(m billing.Money) string {
 	sym := map[string]string{"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}[m.Currency]
 	if sym == "" {
 		sym = strings.ToUpper(m.Currency) + " "
 	}
-	neg := m.Amount < 0
 	a := m.Amount
-	if neg {
-		a = -a
+	sign := ""
+	if a < 0 {
+		a, sign = -a, "−"
 	}
-	if m.Currency == "jpy" {
-		return sym + f.Int(a)
+	d := billing.MinorUnits(m.Currency)
+	unit := int64(1)
+	for range d {
+		unit *= 10
 	}
-	cents := a % 100
-	s := sym + f.Int(a/100) + f.decimal + string(rune('0'+cents/10)) + string(rune('0'+cents%10))
-	if neg {
-		s = "−" + s
+	s := sign + sym + f.Int(a/unit)
+	if d > 0 {
+		frac := fmt.Sprintf("%0*d", d, a%unit)
+		s += f.decimal + frac
 	}
 	return s
+}
+
+// MoneyInput writes an amount for a form field, ungrouped, with the
+// reader's decimal separator: 25.50, 25,50, 1000 (yen).
+func (f Fmt) MoneyInput(m billing.Money) string {
+	d := billing.MinorUnits(m.Currency)
+	unit := int64(1)
+	for range d {
+		unit *= 10
+	}
+	s := fmt.Sprint(m.Amount / unit)
+	if d > 0 {
+		s += f.decimal + fmt.Sprintf("%0*d", d, m.Amount%unit)
+	}
+	return s
+}
+
+// Separators are the reader's decimal and thousands separators, for the
+// forms that read what they type.
+func (f Fmt) Separators() (decimal, group string) {
+	if f.p == nil {
+		f = NewFmt("", "")
+	}
+	group = strings.Trim(f.p.Sprintf("%d", 1234), "1234")
+	if group == "" {
+		group = ","
+	}
+	return f.decimal, group
+}
+
+// CurrencyName is how a form names the currency of its amounts ("US
+// dollars"), for labels read aloud.
+func CurrencyName(currency string) string {
+	switch currency {
+	case "usd":
+		return "US dollars"
+	case "eur":
+		return "euros"
+	case "gbp":
+		return "pounds"
+	case "jpy":
+		return "yen"
+	}
+	return strings.ToUpper(currency)
 }
 
 // Date formats a day: "9 Dec" this year, "9 Dec 2027" otherwise.

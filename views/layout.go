@@ -15,11 +15,21 @@ type Shell struct {
 	Demo        bool
 	Customer    *CustomerHeader // nil on public pages
 	Payments    bool            // payments are set up: show the Billing tab and top-ups
+	Notices     []Notice        // billing notices not yet dealt with, under the header of every page
+	SignedIn    bool            // a public page seen by a signed-in customer (offer their billing)
+}
+
+// Notice is a billing event the customer should act on (a declined or
+// paused auto-refill...), with where to act on it.
+type Notice struct {
+	Event    billing.Notice
+	Link     string // "" for none
+	LinkText string
 }
 
 // AssetURLs are the fingerprinted URLs of the embedded assets.
 type AssetURLs struct {
-	CSS, JS, HTMX, SSE string
+	CSS, JS, HTMX string
 }
 
 // Flash is a one-time message after an action ("Spend limits saved.").

@@ -13,12 +13,8 @@ type BillingPage struct {
 	TopUp      TopUpPanel
 	Cards      []billing.Card
 	Refill     RefillForm
-	TopUps     []billing.TopUp
-	Notices    []billing.Notice
+	Purchases  []Purchase
 	CardsError string
-	// RefillAuthURL is where to confirm an auto-refill the bank holds for
-	// authentication ("" when none waits): the notice links to it.
-	RefillAuthURL string
 }
 
 // TopUpPanel is the one-click top-up: a button per pack and a custom amount.
@@ -30,6 +26,15 @@ type TopUpPanel struct {
 	CustomRate string // "100 credits per $1.00"
 	Flow       bool   // opened for a top-up from the product (flow=top_up)
 	Sandbox    bool
+	// CustomValue and CustomError re-show a custom amount that was refused,
+	// as typed, with why.
+	CustomValue string
+	CustomError string
+	// Options are the packs with the click keys of their pay buttons, and
+	// CustomKey the custom amount's (paying with a new card needs them).
+	Options   []PayOption
+	CustomKey string
+	Focus     bool // shown on the focused top-up page
 }
 
 // TopUpConfirm asks once before money moves.
@@ -61,6 +66,25 @@ type RefillForm struct {
 type TopUpStatus struct {
 	TopUp     billing.TopUp
 	ReturnURL string // flow=top_up: where to go when it succeeds
+	RetryKey  string // a declined purchase: the click key to pay it with another card
+}
+
+// TopUpFailed is a declined purchase, and the click key to pay it with
+// another card.
+type TopUpFailed struct {
+	TopUp    billing.TopUp
+	RetryKey string
+}
+
+// Purchase is what a pay button buys (a pack, or an amount in minor
+// units), or a row of the purchases list (TopUp, Recorded).
+type Purchase struct {
+	PackID string
+	Amount int64
+	TopUp  billing.TopUp
+	// Recorded: a purchase the product recorded (a grant with source
+	// purchase, not paid here): no price, card or receipt here.
+	Recorded bool
 }
 
 // Receipt is a printable receipt.
@@ -76,7 +100,10 @@ type Receipt struct {
 type SandboxCardForm struct {
 	Setup, Return, Cancel string
 	Number, Exp, CVC      string
-	Error                 string
+	Errors                map[string]string // by field: number, exp, cvc
+	Error                 string            // not about one field
+	Pay                   *billing.Money    // a checkout: what the form pays
+	Description           string            // what is bought
 }
 
 // SandboxAuth is the sandbox's stand-in for a bank's 3-D Secure page.
@@ -86,4 +113,31 @@ type SandboxAuth struct {
 	Card        string // "Visa •••• 3184"
 	Description string // what is bought
 	Return      string
+}
+
+// boolAttr is "true" or "false", for ARIA states (an empty aria-invalid
+// means false).
+func boolAttr(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// TopUpFocus is the focused top-up a `flow: top_up` link opens: why the
+// customer is here, the one pack that covers what they need with a button
+// that pays it, and the other ways to buy below.
+type TopUpFocus struct {
+	Panel              TopUpPanel // packs, the saved card, the custom amount
+	Balance, Available billing.Credits
+	Required           billing.Credits // what the refused action needed (0: not said)
+	Low, Depleted      bool
+	Suggested          *PayOption // nil: no packs
+	Others             []PayOption
+}
+
+// PayOption is a pack with the click key of its pay button.
+type PayOption struct {
+	Pack billing.CreditPack
+	Key  string
 }

@@ -17,6 +17,21 @@ type DashboardPage struct {
 	Expiring []DashboardExpiry
 	Chart    DashboardChart
 	TopUp    *TopUpPanel // one-click top-up, when payments are set up
+	Refill   *RefillStatus
+	Cards    int // saved cards
+	// Suggested is the pack that covers the forecast's top-up (the
+	// smallest that does, or the one bought last): the overview names it
+	// rather than an amount no pack sells.
+	Suggested *billing.CreditPack
+}
+
+// RefillStatus is auto-refill as the overview sums it up.
+type RefillStatus struct {
+	Settings billing.RefillSettings
+	Set      bool   // the customer saved settings once
+	Pack     string // "Starter" (pack mode)
+	Failing  bool   // its last attempt was declined
+	Waiting  bool   // a refill waits for the customer to confirm it with their bank
 }
 
 // DashboardExpiry reminds the customer of a lot that expires within 30 days.

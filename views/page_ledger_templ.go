@@ -1072,7 +1072,7 @@ func ledgerRow(f Fmt, r LedgerRow, now time.Time) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			var templ_7745c5c3_Var53 = []any{"order-2 whitespace-nowrap text-right tabular-nums sm:table-cell sm:px-3 sm:py-3 sm:align-top", templ.KV("font-semibold text-green-700", r.Entry.Amount > 0), templ.KV("font-semibold text-gray-900", r.Entry.Amount < 0), templ.KV("text-gray-400", r.Entry.Amount == 0)}
+			var templ_7745c5c3_Var53 = []any{"order-2 whitespace-nowrap text-right tabular-nums sm:table-cell sm:px-3 sm:py-3 sm:align-top", templ.KV("font-semibold text-green-700", r.Entry.Amount > 0), templ.KV("font-semibold text-gray-900", r.Entry.Amount < 0), templ.KV("text-gray-500", r.Entry.Amount == 0)}
 			templ_7745c5c3_Err = templ.RenderCSSItems(ctx, templ_7745c5c3_ElementWriter, templ_7745c5c3_Var53...)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

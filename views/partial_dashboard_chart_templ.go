@@ -824,7 +824,7 @@ func dashboardUsageTable(f Fmt, c DashboardChart) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if c.Days[i].Today {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 67, "<span class=\"text-gray-400\">(today)</span>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 67, "<span class=\"text-gray-500\">(today)</span>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

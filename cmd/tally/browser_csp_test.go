@@ -141,8 +141,8 @@ func TestBrowserNoCSPViolations(t *testing.T) {
 	clean("the top-up dialog")
 
 	// A receipt, and its print button (app.js, not an inline onclick).
-	open("billing again", "/portal/billing", `a[href^="/portal/receipts/"]`)
-	receipt := eval[string](b, "receipt link", `document.querySelector('a[href^="/portal/receipts/"]').getAttribute("href")`)
+	open("billing again", "/portal/billing", `table a[href^="/portal/receipts/"]`)
+	receipt := eval[string](b, "receipt link", `document.querySelector('table a[href^="/portal/receipts/"]').getAttribute("href")`)
 	open("a receipt", receipt, `[data-print]`)
 	eval[chromedp.Void](b, "stub print", `window.print = () => { window.tallyPrinted = true }`)
 	b.do("click Print", chromedp.Click(chromedp.CSS(`[data-print]`)))

@@ -98,13 +98,16 @@ func TestBrowserPayments(t *testing.T) {
 		t.Fatalf("debit: %d %v", st, body)
 	}
 	headerIs("the refill lands in the header", "2,400")
+	// The purchases list follows without a reload too (the starting 1,000
+	// credits were a purchase the product recorded: listed as well).
+	b.waitJS("the refill is listed without a reload", `document.querySelectorAll('[data-testid="receipt-row"]').length === 3`, 10*time.Second)
 	if !eval[bool](b, "check no reload", `window.tallyNoReload === true`) {
 		b.fail("the page reloaded to show the refill")
 	}
 	b.do("reload billing", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`[data-testid="receipt-row"]`)))
 	b.ready()
 	rows := eval[[]string](b, "purchases", `[...document.querySelectorAll('[data-testid="receipt-row"]')].map(r => r.cells[1].textContent.trim() + " | " + r.cells[5].textContent.trim())`)
-	if len(rows) != 2 || rows[0] != "Auto-refill: Starter: 1,000 credits | Paid" || rows[1] != "Starter: 1,000 credits | Paid" {
+	if len(rows) != 3 || rows[0] != "Auto-refill: Starter: 1,000 credits | Paid" || rows[1] != "Starter: 1,000 credits | Paid" || rows[2] != "Credits purchased | Paid" {
 		b.fail("purchases %q", rows)
 	}
 	if got := b.text(`[data-testid="month-refills"]`); got != "1 refill · $10.00" {

@@ -151,22 +151,36 @@ func setupCrashDB(t *testing.T, path string, customers int, credits int64) strin
 	}
 	for i := 0; i < customers; i++ {
 		ext := "c" + strconv.Itoa(i)
-		cu, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: ext})
-		if err != nil {
+		if _, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: ext}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.Grant(ctx, billing.GrantRequest{Customer: ext, Credits: billing.CreditsOf(credits), Source: billing.SourcePurchase}); err != nil {
 			t.Fatal(err)
 		}
-		// A low-balance line just under the grant, so the load crosses it
-		// back and forth (holds take it down, their releases up) and the
-		// outbox has threshold events to lose or double.
-		th := billing.CreditsOf(credits - 10)
-		if err := d.UpdateCustomerSettings(ctx, cu.ID, billing.CustomerSettings{LowBalanceThreshold: &th}); err != nil {
+	}
+	return secret
+}
+
+// setLowBalanceLine sets every crash-test customer's low-balance line to
+// th, so a load crosses it back and forth and the outbox has threshold
+// events to lose or double.
+func setLowBalanceLine(t *testing.T, path string, customers int, th billing.Credits) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for i := 0; i < customers; i++ {
+		id, err := d.ResolveCustomer(ctx, "c"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.UpdateCustomerSettings(ctx, id, billing.CustomerSettings{LowBalanceThreshold: &th}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return secret
 }
 
 // outboxConsumer reads the outbox of the database file from its own
@@ -340,6 +354,7 @@ func crashRound(t *testing.T, bin string, killAfter time.Duration, seed uint64) 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tally.db")
 	secret := setupCrashDB(t, path, 8, 2000)
+	setLowBalanceLine(t, path, 8, billing.CreditsOf(2000-10))
 	addr := freeAddr(t)
 	p := startTally(t, bin, path, addr)
 	c := &apiClient{http: &http.Client{Timeout: 5 * time.Second}, base: p.base, secret: secret}

@@ -127,6 +127,11 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	if portal.ProductName == "" && cfg.Demo {
 		portal.ProductName = "Pixel AI"
 	}
+	if cfg.Demo {
+		for _, dc := range demoCustomers() {
+			portal.DemoCustomers = append(portal.DemoCustomers, dc.in.ExternalID)
+		}
+	}
 	if portal.BaseURL == "" {
 		portal.BaseURL = base
 	}
