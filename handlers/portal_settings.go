@@ -46,6 +46,12 @@ func (s *Server) saveSettings(c echo.Context) error {
 				field = views.SettingsFieldDaily
 			}
 			errs[field] = be.Message
+			if limit, ok := be.Details["limit"].(billing.Credits); ok {
+				// Above the operator's cap: say whose cap, in the reader's numbers.
+				period := map[string]string{views.SettingsFieldDaily: "a day", views.SettingsFieldMonthly: "a month"}[field]
+				errs[field] = s.cfg.Portal.ProductName + " caps your account at " + f.CreditsWord(limit) + " " + period +
+					". Enter that or less, or leave it empty to use " + s.cfg.Portal.ProductName + "'s cap."
+			}
 		case err != nil:
 			return err
 		}

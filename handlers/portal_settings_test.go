@@ -258,7 +258,7 @@ func TestSettingsKeepOperatorCaps(t *testing.T) {
 	if r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("a cap above the operator's: %d, want 422", r.Status)
 	}
-	if got := testID(t, r, "settings-error-daily_cap"); !strings.Contains(got, "at most 40") {
+	if got := testID(t, r, "settings-error-daily_cap"); !strings.Contains(got, "caps your account at 40 credits a day") {
 		t.Fatalf("error beside the field: %q", got)
 	}
 	// Clearing every cap in the portal leaves the operator's.

@@ -230,7 +230,9 @@ func TestBrowserPortalAccessible(t *testing.T) {
 	b2 := newBrowser(t, 3*time.Minute)
 	b = b2
 	signIn("c1", "top_up")
-	st, used := api(t, base, secret, "POST", "/api/v1/portal-sessions", map[string]any{"customer": "c1", "return_url": "https://pixel.example/app"})
+	// Another customer's link, used elsewhere: opening a link of c1's own
+	// would end this browser's session (a new link ends the others).
+	st, used := api(t, base, secret, "POST", "/api/v1/portal-sessions", map[string]any{"customer": "c0", "return_url": "https://pixel.example/app"})
 	if st != http.StatusCreated {
 		t.Fatalf("portal session: %d %v", st, used)
 	}
@@ -238,7 +240,20 @@ func TestBrowserPortalAccessible(t *testing.T) {
 		res.Body.Close()
 	}
 	usedPath := strings.TrimPrefix(used["url"].(string), base)
+	// The operator caps c1 at 50 credits a day: spend controls shows it
+	// beside the field, and refuses a higher cap there.
+	if st, body := api(t, base, secret, "PUT", "/api/v1/customers/c1/limits", map[string]any{"daily_cap": 50}); st != http.StatusOK {
+		t.Fatalf("operator's cap: %d %v", st, body)
+	}
 	others := []page{
+		{"settings-provider-cap", "/portal/settings", `#settings-daily_cap`, func() {
+			if got := b.text(`#settings-daily_cap-help`); !strings.Contains(got, "50 credits a day") || !strings.Contains(got, "not a higher one") {
+				b.fail("the daily cap's help %q does not state the operator's cap", got)
+			}
+			b.do("ask for more than the operator allows", chromedp.SendKeys(chromedp.CSS(`#settings-daily_cap`), "80"),
+				chromedp.Click(chromedp.CSS(`[data-testid="settings-save"]`)),
+				chromedp.WaitVisible(chromedp.CSS(`[data-testid="settings-error-daily_cap"]`)))
+		}},
 		{"link-used", usedPath, `[data-testid="error-page"]`, nil},
 		{"top-up-new-card", "/portal/top-up", `[data-testid="focus-pay"]`, nil},
 		{"sandbox-card-form", "/portal/top-up", `[data-testid="focus-pay"]`, func() {
