@@ -883,8 +883,14 @@ func TestPurchasesAgreeWithTheLedger(t *testing.T) {
 	if strings.Contains(string(part.Raw), "<html") || doc(t, part).Find(`[data-testid="receipt-row"]`).Length() != 5 {
 		t.Fatalf("the purchases partial: %.300s", part.Raw)
 	}
-	if trig, _ := doc(t, part).Find("#receipts").Attr("hx-trigger"); trig != "tally:balance from:body" {
+	// The page's stable wrapper fetches the list again on every balance
+	// event and swaps its content (the list itself is not the listener).
+	page := doc(t, v.get("/portal/billing").want(t, http.StatusOK))
+	if trig, _ := page.Find("#receipts-live").Attr("hx-trigger"); trig != "tally:balance from:body" || page.Find("#receipts-live #receipts").Length() != 1 {
 		t.Fatalf("the list does not follow the balance: hx-trigger %q", trig)
+	}
+	if sw, _ := page.Find("#receipts-live").Attr("hx-swap"); sw != "innerHTML" {
+		t.Fatalf("the list's wrapper swaps %q, want its content", sw)
 	}
 }
 

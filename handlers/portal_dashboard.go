@@ -88,7 +88,7 @@ func (s *Server) dashboard(c echo.Context) error {
 		}
 	}
 	if live {
-		return render(c, http.StatusOK, views.DashboardLive(sh, page))
+		return render(c, http.StatusOK, views.DashboardLiveInner(sh, page))
 	}
 	return render(c, http.StatusOK, views.Dashboard(sh, page))
 }

@@ -36,28 +36,43 @@
   // from that cache) opens it again; its first event brings the page up to
   // date.
   var live = null;
+  var retry = null;
+  function pillText() {
+    var pill = document.getElementById("balance-pill");
+    return pill ? pill.textContent.replace(/\s+/g, " ").trim() : "";
+  }
+  function balanceChanged() {
+    document.body.dispatchEvent(new CustomEvent("tally:balance", { bubbles: true }));
+  }
   function openLive() {
     var pill = document.getElementById("balance-pill");
     if (live || !pill || !pill.dataset.live || !window.EventSource) return;
     live = new EventSource(pill.dataset.live);
-    // Every event is a committed change to the wallet (or the stream's
-    // first answer), so every figure drawn from it fetches itself again,
-    // even when the header's text did not move: a purchase can land after
-    // the header already showed its credits.
-    // The stream's first event (a load, or a page restored from the
-    // back/forward cache) refreshes them only when the header moved.
+    // Every event after the first is a committed change to the wallet, so
+    // every figure drawn from it fetches itself again, even when the
+    // header's text did not move: a purchase can land after the header
+    // already showed its credits. The first event (a load, or a page
+    // restored from the back/forward cache) does only when the header moved.
     var first = true;
     live.addEventListener("balance", function (evt) {
-      var before = pill.textContent.replace(/\s+/g, " ").trim();
+      var before = pillText();
       pill.innerHTML = evt.data;
       if (window.htmx) window.htmx.process(pill);
-      if (!first || pill.textContent.replace(/\s+/g, " ").trim() !== before) {
-        document.body.dispatchEvent(new CustomEvent("tally:balance", { bubbles: true }));
-      }
+      if (!first || pillText() !== before) balanceChanged();
       first = false;
+    });
+    // A stream the server refused or ended (too many open, a restart) is
+    // opened again a little later; meanwhile the header's polling keeps
+    // the figures right (see below).
+    live.addEventListener("error", function () {
+      if (!live || live.readyState !== EventSource.CLOSED) return;
+      live = null;
+      clearTimeout(retry);
+      retry = setTimeout(openLive, 5000);
     });
   }
   function closeLive() {
+    clearTimeout(retry);
     if (live) {
       live.close();
       live = null;
@@ -65,6 +80,17 @@
   }
   window.addEventListener("pageshow", openLive);
   window.addEventListener("pagehide", closeLive);
+  // The header also polls its balance (every 30 s): when that moves it,
+  // the figures follow too, stream or no stream.
+  var polled = null;
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "balance-pill") polled = pillText();
+  });
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (!evt.detail.target || evt.detail.target.id !== "balance-pill" || polled === null) return;
+    if (pillText() !== polled) balanceChanged();
+    polled = null;
+  });
   window.tallyLive = function () { return live ? live.readyState : -1; };
 
   // A payment can take a few seconds: the button that sent it turns its
