@@ -201,7 +201,7 @@ func PlanDebit(w Wallet, lots []Lot, charge, extra Credits, force bool, now time
 // InsufficientCredits is the 402 error for a charge the wallet cannot cover.
 func InsufficientCredits(w Wallet, required Credits) error {
 	return Errorf(CodeInsufficientCredits,
-		"Not enough credits: %s required, %s available. Top up to continue: POST /api/v1/portal-sessions with \"flow\": \"top_up\" gives a link that opens the one-click top-up and returns to your return_url.", required, w.Available()).
+		"Not enough credits: %s required, %s available. Top up to continue: POST /api/v1/portal-sessions with \"flow\": \"top_up\" (a portal key), with \"required\" set to this one, gives a link to a top-up page that pays in one press and returns to your return_url.", required, w.Available()).
 		With("balance", w.Balance).With("available", w.Available()).With("held", w.Held).With("required", required)
 }
 

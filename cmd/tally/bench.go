@@ -203,8 +203,11 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		} else if r.Name == fmt.Sprintf("POST /usage, %d customers", cfg.Customers) {
 			verdict = fmt.Sprintf("target >= %.2f: %s", spreadTarget, metOrNot(perReq/ceiling.PerSec >= spreadTarget))
 		}
-		fmt.Fprintf(out, "%-42s %5.2f x HTTP-only   p99 %6.1f ms (target < 25: %s)   %s\n", r.Name, perReq/ceiling.PerSec,
-			ms(r.P99), metOrNot(r.P99 < 25*time.Millisecond), verdict)
+		p99 := fmt.Sprintf("target < 25: %s", metOrNot(r.P99 < 25*time.Millisecond))
+		if strings.Contains(r.Name, "/batch") {
+			p99 = fmt.Sprintf("per request of %d debits", cfg.Batch) // one debit's target does not apply
+		}
+		fmt.Fprintf(out, "%-42s %5.2f x HTTP-only   p99 %6.1f ms (%s)   %s\n", r.Name, perReq/ceiling.PerSec, ms(r.P99), p99, verdict)
 	}
 	if cfg.JSON {
 		enc := json.NewEncoder(out)
