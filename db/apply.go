@@ -67,10 +67,16 @@ func (t *Tx) apply(w *wallet, ch *billing.Change) (applied, error) {
 		if len(ch.Entries) > 0 {
 			keyID = ch.Entries[0].APIKeyID
 		}
-		if _, err := t.exec(`INSERT INTO holds (id, customer_id, amount, status, expires_at, created_at, api_key_id) VALUES (?, ?, ?, 'active', ?, ?, ?)`,
+		if t.deferring() {
+			t.opPend.holds = append(t.opPend.holds, pendingHold{id: h.ID, customerID: w.customerID, apiKeyID: keyID,
+				amount: int64(h.Credits), expiresAt: micros(h.ExpiresAt), at: micros(h.CreatedAt)})
+		} else if _, err := t.exec(`INSERT INTO holds (id, customer_id, amount, status, expires_at, created_at, api_key_id) VALUES (?, ?, ?, 'active', ?, ?, ?)`,
 			h.ID, w.customerID, int64(h.Credits), micros(h.ExpiresAt), micros(h.CreatedAt), nullStr(keyID)); err != nil {
 			return out, err
 		}
+		open := *h
+		open.Object, open.ExpiresAt, open.CreatedAt = "hold", fromMicros(micros(h.ExpiresAt)), fromMicros(micros(h.CreatedAt))
+		w.holds = append(w.holds, open)
 	}
 	for i := range ch.Entries {
 		e := &ch.Entries[i]
@@ -119,10 +125,14 @@ func (t *Tx) apply(w *wallet, ch *billing.Change) (applied, error) {
 		if len(out.entryIDs) > 0 {
 			entryID = out.entryIDs[0]
 		}
-		if _, err := t.exec(`UPDATE holds SET status = ?, closed_at = ?, close_entry_id = ? WHERE id = ? AND status = 'active'`,
+		if t.deferring() {
+			t.opPend.closes = append(t.opPend.closes, pendingClose{id: c.ID, status: c.Status, at: micros(now), entryID: entryID})
+		} else if _, err := t.exec(`UPDATE holds SET status = ?, closed_at = ?, close_entry_id = ? WHERE id = ? AND status = 'active'`,
 			c.Status, micros(now), entryID, c.ID); err != nil {
 			return out, err
 		}
+		w.dropHold(c.ID)
+		t.closedHolds = append(t.closedHolds, c.ID)
 	}
 	w.Balance, w.Held, w.Debt, w.lowAnnounced = ch.Balance, ch.Held, ch.Debt, ch.LowAnnounced
 	if err := t.saveWallet(w); err != nil {

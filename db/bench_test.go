@@ -32,6 +32,33 @@ func BenchmarkDebitParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkHoldCapture measures the streaming path: many concurrent
+// clients each open a hold and capture it (one op is the pair), spread over
+// 64 customers.
+func BenchmarkHoldCapture(b *testing.B) {
+	ctx := context.Background()
+	d := mustOpenDB(b, nil)
+	ids := make([]string, 64)
+	for i := range ids {
+		ids[i] = mustCustomer(b, d, fmt.Sprint("c", i), 1_000_000_000)
+	}
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			h, err := d.CreateHold(ctx, billing.HoldRequest{Customer: ids[i%64], Credits: billing.CreditsOf(5), TTLSeconds: 300, IdempotencyKey: fmt.Sprint("h", i)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := d.CaptureHold(ctx, h.ID, billing.CaptureRequest{Feature: "chat.request", Quantity: qty(1), IdempotencyKey: fmt.Sprint("c", i)}, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkDebitMany measures the writer fed through the batch path.
 func BenchmarkDebitMany(b *testing.B) {
 	d := mustOpenDB(b, nil)

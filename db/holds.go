@@ -31,16 +31,15 @@ func (d *DB) CreateHold(ctx context.Context, req billing.HoldRequest) (billing.H
 
 func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Hold, error) {
 	hash := req.Hash(customerID)
-	if id, found, err := t.priorRequest(req.IdempotencyKey, billing.EntryHold, hash); err != nil {
-		return billing.Hold{}, err
-	} else if found {
-		var holdID string
-		if err := t.queryRow(`SELECT hold_id FROM entries WHERE id = ?`, id).Scan(&holdID); err != nil {
-			return billing.Hold{}, err
+	// On the fast path the key is not looked up: a new key is the common
+	// case, and a key already in the ledger makes the deferred entry's
+	// insert fail, which reruns the batch carefully (pending.go), where the
+	// lookup below replays it.
+	looked := !t.deferring() || t.keyPending(req.IdempotencyKey)
+	if looked {
+		if h, found, err := t.priorHold(req.IdempotencyKey, hash); err != nil || found {
+			return h, err
 		}
-		h, err := t.hold(holdID)
-		h.Replayed = true
-		return h, err
 	}
 	w, err := t.loadWallet(customerID)
 	if err != nil {
@@ -51,6 +50,13 @@ func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Ho
 	if err != nil {
 		return billing.Hold{}, err
 	}
+	if !looked && !t.deferring() {
+		// The snapshot needed SQL (a cap's spend): the entry will be written
+		// now, so the key must be looked up first after all.
+		if h, found, err := t.priorHold(req.IdempotencyKey, hash); err != nil || found {
+			return h, err
+		}
+	}
 	ch, err := billing.PlanHoldChange(&snap, billing.HoldRequestPlan{ID: newID("hld", 10), Amount: req.Credits,
 		TTL: time.Duration(req.TTLSeconds) * time.Second, APIKey: key, Key: req.IdempotencyKey, Hash: hash})
 	if err != nil {
@@ -60,6 +66,42 @@ func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Ho
 		return billing.Hold{}, err
 	}
 	return *ch.OpenHold, nil
+}
+
+// priorHold replays the hold an idempotency key already opened.
+func (t *Tx) priorHold(key string, hash []byte) (billing.Hold, bool, error) {
+	id, found, err := t.priorRequest(key, billing.EntryHold, hash)
+	if err != nil || !found {
+		return billing.Hold{}, false, err
+	}
+	var holdID string
+	if err := t.queryRow(`SELECT hold_id FROM entries WHERE id = ?`, id).Scan(&holdID); err != nil {
+		return billing.Hold{}, false, err
+	}
+	h, err := t.hold(holdID)
+	h.Replayed = true
+	return h, true, err
+}
+
+// openHoldInMemory finds an open hold in the writer's working copies, for
+// the fast path: the customer from the writer's hold index, the hold from
+// the customer's wallet. ok is false when the writer does not know the hold
+// as open (never seen, closed, or an older process's): the caller then reads
+// SQL, which tells every other case apart.
+func (t *Tx) openHoldInMemory(id string) (*wallet, billing.Hold, bool, error) {
+	if !t.deferring() {
+		return nil, billing.Hold{}, false, nil
+	}
+	cid, ok := t.w.holdOwner[id]
+	if !ok {
+		return nil, billing.Hold{}, false, nil
+	}
+	w, err := t.loadWallet(cid)
+	if err != nil {
+		return nil, billing.Hold{}, false, err
+	}
+	h, ok := w.openHold(id)
+	return w, h, ok, nil
 }
 
 const holdCols = `id, customer_id, amount, status, expires_at, created_at, closed_at, close_entry_id`
@@ -137,6 +179,19 @@ func (d *DB) CaptureHold(ctx context.Context, holdID string, req billing.Capture
 
 func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billing.APIKey) (billing.Hold, error) {
 	hash := req.Hash(holdID)
+	// The fast path: the writer knows the hold as open and unexpired, so
+	// this is neither a retry of its capture nor too late; a key used before
+	// makes the deferred debit's insert fail and the batch rerun carefully,
+	// down the path below.
+	if !t.keyPending(req.IdempotencyKey) {
+		w, h, ok, err := t.openHoldInMemory(holdID)
+		if err != nil {
+			return billing.Hold{}, err
+		}
+		if ok && h.ExpiresAt.After(t.Now) {
+			return t.captureOpen(w, h, req, key, hash, false)
+		}
+	}
 	// A matching prior capture replays below (the hold is captured); only a
 	// conflicting key stops here.
 	if _, _, err := t.priorRequest(req.IdempotencyKey, billing.EntryDebit, hash); err != nil {
@@ -171,6 +226,12 @@ func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billin
 	if h.Status != billing.HoldActive {
 		return h, holdNotActive(h)
 	}
+	return t.captureOpen(w, h, req, key, hash, true)
+}
+
+// captureOpen captures the open hold h of w's customer. looked says the
+// idempotency key was already looked up.
+func (t *Tx) captureOpen(w *wallet, h billing.Hold, req *billing.CaptureRequest, key *billing.APIKey, hash []byte, looked bool) (billing.Hold, error) {
 	f, pb, err := t.feature(req.Feature)
 	if err != nil {
 		return h, err
@@ -182,6 +243,13 @@ func (t *Tx) captureHold(holdID string, req *billing.CaptureRequest, key *billin
 	snap, err := t.debitSnapshot(w, key)
 	if err != nil {
 		return h, err
+	}
+	if !looked && !t.deferring() {
+		// The snapshot needed SQL: the debit is written now, so a key used
+		// before must be told now.
+		if _, _, err := t.priorRequest(req.IdempotencyKey, billing.EntryDebit, hash); err != nil {
+			return h, err
+		}
 	}
 	u := billing.Usage{Feature: f.Key, Quantity: *req.Quantity, Charge: charge, PriceVersion: pb.Version, Metadata: req.Metadata,
 		APIKey: key, Key: req.IdempotencyKey, Hash: hash}
@@ -211,6 +279,16 @@ func (d *DB) ReleaseHold(ctx context.Context, holdID string, key *billing.APIKey
 	}
 	var out billing.Hold
 	err := d.Write(ctx, func(t *Tx) error {
+		if w, h, ok, err := t.openHoldInMemory(holdID); err != nil {
+			return err
+		} else if ok {
+			out = h
+			status := billing.HoldReleased
+			if !h.ExpiresAt.After(t.Now) {
+				status = billing.HoldExpired
+			}
+			return t.closeHold(w, &out, status, actor)
+		}
 		h, err := scanHold(t.queryRow(`SELECT `+holdCols+` FROM holds WHERE id = ?`, holdID))
 		if err != nil {
 			return err
@@ -250,27 +328,14 @@ func (t *Tx) closeHold(w *wallet, h *billing.Hold, status string, actor billing.
 }
 
 // expireHoldsOf expires the customer's holds whose time has passed, so their
-// credits are available to the operation that follows.
+// credits are available to the operation that follows. The wallet's working
+// copy holds its open holds: no SQL.
 func (t *Tx) expireHoldsOf(w *wallet) error {
-	if w.Held == 0 {
-		return nil
-	}
-	rows, err := t.query(`SELECT `+holdCols+` FROM holds WHERE customer_id = ? AND status = 'active' AND expires_at <= ?`, w.customerID, micros(t.Now))
-	if err != nil {
-		return err
-	}
 	var due []billing.Hold
-	for rows.Next() {
-		h, err := scanHold(rows)
-		if err != nil {
-			rows.Close()
-			return err
+	for _, h := range w.holds {
+		if !h.ExpiresAt.After(t.Now) {
+			due = append(due, h)
 		}
-		due = append(due, h)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	for i := range due {
 		if err := t.closeHold(w, &due[i], billing.HoldExpired, billing.SystemActor("expiry")); err != nil {

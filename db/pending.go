@@ -10,7 +10,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// Deferred rows: the writer's fast path for debits.
+// Deferred rows: the writer's fast path for debits, holds and captures.
 //
 // A debit's effects are decided in memory (the wallet, its lots and the
 // rollups are working copies, see state.go); what is left for SQL is two
@@ -41,6 +41,12 @@ import (
 //     writes its own rows inside its savepoint), where the retry replays.
 //     The next batches stay careful for a while, as retries come in bursts.
 //
+// Holds and captures defer theirs too: the hold's row (written before the
+// entries, which name it) and its close (an UPDATE written after them, only
+// of a row still active). A capture finds its hold in the wallet's working
+// copy through the writer's hold index (state.go); a hold the writer does
+// not know as open is read from SQL.
+//
 // The UNIQUE index and the primary key stay the backstop: a deferred row can
 // never be written twice, only refused. A refusal by a constraint reruns the
 // batch; any other error (a full disk, a bug) fails it.
@@ -56,20 +62,36 @@ type pendingLot struct {
 	entryID, lotID, amount int64
 }
 
+// pendingHold is a hold opened by a deferred operation; pendingClose is a
+// hold's capture, release or expiry.
+type pendingHold struct {
+	id, customerID, apiKeyID string
+	amount, expiresAt, at    int64
+}
+
+type pendingClose struct {
+	id, status string
+	at         int64
+	entryID    any // int64, or nil when the close wrote no entry of its own
+}
+
 // pendingRows are rows waiting to be written.
 type pendingRows struct {
 	entries []pendingEntry
 	lots    []pendingLot
 	events  []pendingEvent  // the outbox rows of the same operations
+	holds   []pendingHold   // holds opened
+	closes  []pendingClose  // holds closed
 	keys    map[string]bool // idempotency keys of entries
 }
 
 func (p *pendingRows) empty() bool {
-	return len(p.entries) == 0 && len(p.lots) == 0 && len(p.events) == 0
+	return len(p.entries) == 0 && len(p.lots) == 0 && len(p.events) == 0 && len(p.holds) == 0 && len(p.closes) == 0
 }
 
 func (p *pendingRows) reset() {
 	p.entries, p.lots, p.events = p.entries[:0], p.lots[:0], p.events[:0]
+	p.holds, p.closes = p.holds[:0], p.closes[:0]
 	clear(p.keys)
 }
 
@@ -78,6 +100,8 @@ func (p *pendingRows) moveTo(dst *pendingRows) {
 	dst.entries = append(dst.entries, p.entries...)
 	dst.lots = append(dst.lots, p.lots...)
 	dst.events = append(dst.events, p.events...)
+	dst.holds = append(dst.holds, p.holds...)
+	dst.closes = append(dst.closes, p.closes...)
 	for k := range p.keys {
 		if dst.keys == nil {
 			dst.keys = map[string]bool{}
@@ -211,6 +235,17 @@ func (t *Tx) writePending(p *pendingRows) error {
 		return nil
 	}
 	w := t.w
+	// Holds first: entries name them (entries.hold_id references holds).
+	if len(p.holds) > 0 {
+		vals := make([]any, 0, 6*len(p.holds))
+		for _, h := range p.holds {
+			vals = append(vals, h.id, h.customerID, h.amount, h.expiresAt, h.at, nullStr(h.apiKeyID))
+		}
+		if err := w.writeRows(`INSERT INTO holds (id, customer_id, amount, status, expires_at, created_at, api_key_id) VALUES `,
+			`(?, ?, ?, 'active', ?, ?, ?)`, "", 6, vals); err != nil {
+			return err
+		}
+	}
 	used := 0
 	defer func() { clear(w.args[:used]) }() // drop references to this batch's strings
 	for rest := p.entries; len(rest) > 0; {
@@ -267,6 +302,18 @@ func (t *Tx) writePending(p *pendingRows) error {
 		err := w.writeRows(entryLotInsert, entryLotGroup, "", 3, vals)
 		clear(vals)
 		if err != nil {
+			return err
+		}
+	}
+	if len(p.closes) > 0 {
+		// Only an open hold closes: the writer's copy says it is open, and
+		// the row must agree (a hold opened in this batch was inserted above).
+		vals := make([]any, 0, 4*len(p.closes))
+		for _, c := range p.closes {
+			vals = append(vals, c.id, c.status, c.at, c.entryID)
+		}
+		if err := w.writeRows(`UPDATE holds SET status = v.column2, closed_at = v.column3, close_entry_id = v.column4 FROM (VALUES `,
+			`(?, ?, ?, ?)`, `) AS v WHERE holds.id = v.column1 AND holds.status = 'active'`, 4, vals); err != nil {
 			return err
 		}
 	}

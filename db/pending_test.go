@@ -389,3 +389,179 @@ func TestRefusedLoneDebitKeepsTheWritersMemory(t *testing.T) {
 	}
 	VerifyForTest(t, d)
 }
+
+// holdOp opens a hold; fastHoldOp also fails when the hold did not stay on
+// the fast path (its hold row and entry left pending, no SQL of its own).
+func holdOp(customer, key string, credits int64, out *billing.Hold, fast bool) func(*Tx) error {
+	return func(t *Tx) (err error) {
+		*out, err = t.createHold(customer, &billing.HoldRequest{Customer: customer, Credits: billing.CreditsOf(credits), TTLSeconds: 60, IdempotencyKey: key})
+		if fast && err == nil && (t.opSQL || len(t.opPend.holds) != 1 || len(t.opPend.entries) != 1) {
+			return errNotDeferred
+		}
+		return err
+	}
+}
+
+func captureOp(id *string, key string, n int64, out *billing.Hold, fast bool) func(*Tx) error {
+	return func(t *Tx) (err error) {
+		q := billing.QuantityOf(n)
+		*out, err = t.captureHold(*id, &billing.CaptureRequest{Feature: "chat.request", Quantity: &q, IdempotencyKey: key}, nil)
+		if fast && err == nil && (t.opSQL || len(t.opPend.closes) != 1) {
+			return errNotDeferred
+		}
+		return err
+	}
+}
+
+func holdStatus(t *testing.T, d *DB, id string) string {
+	t.Helper()
+	h, err := d.FindHold(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Status
+}
+
+// Holds and captures defer their rows like debits: a hold opened, a hold
+// opened and captured in the same batch, a capture of a hold the writer
+// knows, a retried hold and a retried capture (replayed after a careful
+// rerun), a capture reusing another capture's key (a conflict).
+func TestPendingHoldsAndCaptures(t *testing.T) {
+	ctx := context.Background()
+	d, log := openPendingDB(t)
+	c := CustomerForTest(t, d, "c", 100)
+	warm(t, d, c)
+	known, err := d.CreateHold(ctx, billing.HoldRequest{Customer: c, Credits: billing.CreditsOf(10), TTLSeconds: 60, IdempotencyKey: "known"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d.w.careful > 0 {
+		warm(t, d, c)
+	}
+
+	// All on the fast path.
+	var h [4]billing.Hold
+	var sameBatch string
+	errs := oneBatch(t, d,
+		holdOp(c, "fresh", 5, &h[0], true),
+		holdOp(c, "opened-and-captured", 7, &h[1], true),
+		func(t *Tx) error { sameBatch = h[1].ID; return nil },
+		captureOp(&sameBatch, "cap-same", 6, &h[2], false), // the hold is not in the writer's index yet: SQL
+		captureOp(&known.ID, "cap-known", 4, &h[3], true),
+	)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	if log.last().Rerun {
+		t.Error("a batch of fresh holds and captures was run again")
+	}
+	if got := holdStatus(t, d, h[0].ID); got != billing.HoldActive {
+		t.Errorf("fresh hold %s", got)
+	}
+	if got := holdStatus(t, d, sameBatch); got != billing.HoldCaptured || *h[2].CreditsCharged != billing.CreditsOf(6) {
+		t.Errorf("hold opened and captured in one batch: %s, charged %v", got, h[2].CreditsCharged)
+	}
+	if got := holdStatus(t, d, known.ID); got != billing.HoldCaptured || h[3].Debit == nil || h[3].Debit.HoldID != known.ID {
+		t.Errorf("known hold: %s, %+v", got, h[3].Debit)
+	}
+	if b, _ := d.Balance(ctx, c); b.Balance != billing.CreditsOf(100-1-6-4) || b.Held != billing.CreditsOf(5) {
+		t.Errorf("balance %v held %v, want 89 and 5", b.Balance, b.Held)
+	}
+
+	// Retries and a conflict: found only when the pending rows are written,
+	// so the batch runs again carefully and replays.
+	for d.w.careful > 0 {
+		warm(t, d, c)
+	}
+	var r [4]billing.Hold
+	fresh := h[0].ID
+	errs = oneBatch(t, d,
+		holdOp(c, "fresh", 5, &r[0], false),                // a retried hold
+		captureOp(&known.ID, "cap-known", 4, &r[1], false), // a retried capture
+		captureOp(&fresh, "cap-known", 2, &r[2], false),    // another hold, a used key
+		holdOp(c, "fresh-2", 1, &r[3], false),
+	)
+	want := []string{"", "", billing.CodeIdempotencyConflict, ""}
+	for i, err := range errs {
+		if got := billing.ErrorCode(err); (err == nil) != (want[i] == "") || (err != nil && got != want[i]) {
+			t.Errorf("op %d: %v, want %q", i, err, want[i])
+		}
+	}
+	if !log.last().Rerun {
+		t.Error("a batch retrying committed keys was not run again in careful mode")
+	}
+	if !r[0].Replayed || r[0].ID != fresh || !r[1].Replayed || r[1].Debit == nil || r[1].Debit.ID != h[3].Debit.ID {
+		t.Errorf("retries: hold %+v, capture %+v", r[0], r[1])
+	}
+	if got := holdStatus(t, d, fresh); got != billing.HoldActive {
+		t.Errorf("the hold whose capture conflicted is %s", got)
+	}
+	if b, _ := d.Balance(ctx, c); b.Held != billing.CreditsOf(6) {
+		t.Errorf("held %v, want 6 (fresh and fresh-2)", b.Held)
+	}
+	VerifyForTest(t, d)
+}
+
+// A hold the writer holds in memory expires, is released and is captured
+// against its in-memory copy; after another process writes, the writer reads
+// the holds again.
+func TestHeldInMemoryExpiresAndFollowsAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	path := filepath.Join(t.TempDir(), "tally.db")
+	d, err := Open(ctx, path, Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, _, err := d.PublishPriceBook(ctx, billing.PriceBook{Currency: "usd", Features: []billing.Feature{{Key: "chat.request", Unit: "request", Credits: billing.CreditsOf(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	c := CustomerForTest(t, d, "c", 50)
+	short, err := d.CreateHold(ctx, billing.HoldRequest{Customer: c, Credits: billing.CreditsOf(20), TTLSeconds: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := d.CreateHold(ctx, billing.HoldRequest{Customer: c, Credits: billing.CreditsOf(20), TTLSeconds: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 40 credits held of 50: a debit of 20 is refused until the short hold expires.
+	if _, err := d.Debit(ctx, *usage(c, "", 20)); billing.ErrorCode(err) != billing.CodeInsufficientCredits {
+		t.Fatalf("debit with 40 of 50 held: %v", err)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if _, err := d.Debit(ctx, *usage(c, "", 20)); err != nil {
+		t.Fatalf("debit after the short hold expired: %v", err)
+	}
+	if got := holdStatus(t, d, short.ID); got != billing.HoldExpired {
+		t.Errorf("short hold %s, want expired", got)
+	}
+	// Another process captures the long hold; the writer must not capture it again.
+	other, err := Open(ctx, path, Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := billing.QuantityOf(3)
+	if _, err := other.CaptureHold(ctx, long.ID, billing.CaptureRequest{Feature: "chat.request", Quantity: &q}, nil); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	q4 := billing.QuantityOf(4)
+	if _, err := d.CaptureHold(ctx, long.ID, billing.CaptureRequest{Feature: "chat.request", Quantity: &q4}, nil); billing.ErrorCode(err) != billing.CodeHoldNotActive {
+		t.Errorf("capture of a hold another process captured: %v, want hold_not_active", err)
+	}
+	if r, err := d.ReleaseHold(ctx, long.ID, nil); billing.ErrorCode(err) != billing.CodeHoldNotActive {
+		t.Errorf("release of a captured hold: %+v %v", r, err)
+	}
+	if b, _ := d.Balance(ctx, c); b.Balance != billing.CreditsOf(50-20-3) || b.Held != 0 {
+		t.Errorf("balance %v held %v, want 27 and 0", b.Balance, b.Held)
+	}
+	VerifyForTest(t, d)
+}

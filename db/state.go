@@ -32,6 +32,7 @@ type wallet struct {
 	caps         billing.SpendCaps // the operator's spend caps
 	customerCaps billing.SpendCaps // the caps the customer set in the portal
 	lots         []billing.Lot     // remaining > 0, any order
+	holds        []billing.Hold    // the open (active) holds, any order
 	refillAt     *billing.Credits  // auto-refill threshold, nil when off or paused
 	lowSet       *billing.Credits  // the customer's low-balance threshold (nil: the default)
 	lastTopUp    billing.Credits   // the credits of the last purchase, for the default threshold
@@ -49,6 +50,7 @@ type lotRemaining struct {
 func (w *wallet) clone() *wallet {
 	c := *w
 	c.lots = slices.Clone(w.lots)
+	c.holds = slices.Clone(w.holds)
 	c.dirtyLots = slices.Clone(w.dirtyLots)
 	return &c
 }
@@ -175,7 +177,37 @@ func (t *Tx) readWallet(customerID string) (*wallet, error) {
 		}
 		w.lots = append(w.lots, l)
 	}
-	return w, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	hrows, err := t.query(`SELECT `+holdCols+` FROM holds WHERE customer_id = ? AND status = 'active'`, customerID)
+	if err != nil {
+		return nil, err
+	}
+	defer hrows.Close()
+	for hrows.Next() {
+		h, err := scanHold(hrows)
+		if err != nil {
+			return nil, err
+		}
+		w.holds = append(w.holds, h)
+	}
+	return w, hrows.Err()
+}
+
+// openHold returns the customer's open hold id from the working copy.
+func (w *wallet) openHold(id string) (billing.Hold, bool) {
+	for _, h := range w.holds {
+		if h.ID == id {
+			return h, true
+		}
+	}
+	return billing.Hold{}, false
+}
+
+// dropHold removes a closed hold from the working copy.
+func (w *wallet) dropHold(id string) {
+	w.holds = slices.DeleteFunc(w.holds, func(h billing.Hold) bool { return h.ID == id })
 }
 
 // saveWallet marks the wallet for writing at the end of the batch.
@@ -297,16 +329,32 @@ func (t *Tx) flush() error {
 		` ON CONFLICT (api_key_id, day) DO UPDATE SET credits = credits + excluded.credits`, 3, spend)
 }
 
-// keep moves a committed batch's wallets into the writer's cache.
-func (w *writer) keep(b batchState) {
-	if w.cache == nil || len(w.cache) > maxCachedWallets {
-		w.cache = map[string]*wallet{}
+// keep moves a committed batch's wallets into the writer's cache, and
+// indexes their open holds by id (so a capture finds its customer without
+// SQL); closed is the holds the batch closed.
+func (w *writer) keep(b batchState, closed []string) {
+	if w.cache == nil || len(w.cache) > maxCachedWallets || len(w.holdOwner) > maxIndexedHolds {
+		w.forget()
 	}
 	for id, wal := range b.wallets {
 		wal.dirty, wal.dirtyLots = false, nil
 		w.cache[id] = wal
+		for _, h := range wal.holds {
+			w.holdOwner[h.ID] = id
+		}
+	}
+	for _, id := range closed {
+		delete(w.holdOwner, id)
 	}
 }
+
+// forget drops what the writer remembers of committed wallets and holds.
+func (w *writer) forget() {
+	w.cache, w.holdOwner = map[string]*wallet{}, map[string]string{}
+}
+
+// maxIndexedHolds bounds the writer's hold index.
+const maxIndexedHolds = 200_000
 
 // maxCachedWallets bounds the writer's cache (a wallet with a few lots is
 // well under a kilobyte).

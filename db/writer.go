@@ -39,6 +39,8 @@ type Tx struct {
 	broken    error       // sticky: the batch must end (errRerun or a storage fault)
 
 	lotBuf []billing.Lot // liveLots' result, reused
+
+	closedHolds []string // holds closed in this batch (for the writer's hold index)
 }
 
 // AfterCommit runs fn once the transaction holding this operation is durably
@@ -161,6 +163,7 @@ type writer struct {
 	nextID      int64              // the next entry id as of the last commit (0: read it)
 	pb          *billing.PriceBook // the writer's copy of the current price book (nil: read it)
 	cache       map[string]*wallet // wallets as of the last commit
+	holdOwner   map[string]string  // open hold id -> customer id, for the wallets in cache (a hint: a miss reads SQL)
 	dataVersion int64              // PRAGMA data_version when cache and pb were last valid
 }
 
@@ -314,10 +317,11 @@ func (w *writer) commit(batch []*op) {
 				w.pb = nil // read (or published) inside the undone transaction
 			}
 		} else {
-			w.cache, w.pb, w.nextID = nil, nil, 0 // memory may now differ from the database
+			w.forget() // memory may now differ from the database
+			w.pb, w.nextID = nil, 0
 		}
 	} else {
-		w.keep(t.batch)
+		w.keep(t.batch, t.closedHolds)
 		w.nextID = t.nextID
 		w.d.ckpt.dirty.Store(true)
 	}
@@ -370,7 +374,8 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 		return t, storageError(err)
 	}
 	if dv != w.dataVersion {
-		w.cache, w.pb, w.dataVersion, w.nextID = nil, nil, dv, 0
+		w.forget()
+		w.pb, w.dataVersion, w.nextID = nil, dv, 0
 	}
 	t.nextID = w.nextID
 	for i, o := range batch {
