@@ -57,7 +57,7 @@ func (t *Tx) createHold(customerID string, req *billing.HoldRequest) (billing.Ho
 			return h, err
 		}
 	}
-	ch, err := billing.PlanHoldChange(&snap, billing.HoldRequestPlan{ID: newID("hld", 10), Amount: req.Credits,
+	ch, err := billing.PlanHoldChange(&snap, billing.HoldRequestPlan{ID: newSortedID("hld", t.Now, 9), Amount: req.Credits,
 		TTL: time.Duration(req.TTLSeconds) * time.Second, APIKey: key, Key: req.IdempotencyKey, Hash: hash})
 	if err != nil {
 		return billing.Hold{}, err
