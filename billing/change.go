@@ -69,6 +69,7 @@ type EntryDraft struct {
 	BalanceAfter Credits
 	Feature      string
 	Quantity     *Quantity
+	Breakdown    []DimensionCharge // a debit priced per dimension
 	PriceVersion int64
 	LotID        int64
 	OnNewLot     bool
@@ -121,7 +122,8 @@ func finish(s *WalletState, ch *Change, mayRefill bool) {
 // Usage is one metered action, priced: what PlanUsage and PlanCapture charge.
 type Usage struct {
 	Feature      string
-	Quantity     Quantity
+	Quantity     Quantity          // 0 when priced per dimension
+	Breakdown    []DimensionCharge // per dimension (PriceUsage)
 	Charge       Credits
 	PriceVersion int64
 	Metadata     map[string]string
@@ -138,6 +140,10 @@ func debitChange(s *WalletState, u Usage, plan DebitPlan, caps []CapUse, capped 
 	q := u.Quantity
 	e := EntryDraft{Type: EntryDebit, Amount: -u.Charge, BalanceAfter: plan.BalanceAfter, Feature: u.Feature, Quantity: &q,
 		PriceVersion: u.PriceVersion, Metadata: u.Metadata, Key: u.Key, Hash: u.Hash, Burns: plan.Burns}
+	if len(u.Breakdown) > 0 {
+		// Priced per dimension: the breakdown is the entry's quantity.
+		e.Quantity, e.Breakdown = nil, u.Breakdown
+	}
 	if u.APIKey != nil {
 		e.APIKeyID = u.APIKey.ID
 	}

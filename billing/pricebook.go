@@ -17,6 +17,10 @@ type Feature struct {
 	Credits     Credits `json:"credits"`
 	UnitSize    int64   `json:"unit_size"`
 	Description string  `json:"description,omitempty"`
+	// Dimensions price a feature per quantity kind (input and output
+	// tokens...); a feature with dimensions has no Credits of its own and is
+	// metered with quantities (dimensions.go).
+	Dimensions []Dimension `json:"dimensions,omitempty"`
 }
 
 // CreditPack is a bundle of credits sold at a fixed price ($10 -> 1,000 credits).
@@ -116,6 +120,9 @@ func (pb *PriceBook) Validate() error {
 		}
 		if f.Unit == "" {
 			f.Unit = "unit"
+		}
+		if err := f.validateDimensions(); err != nil {
+			return err
 		}
 	}
 	seen = map[string]bool{}

@@ -116,6 +116,7 @@ type UsageRequest struct {
 	Customer       string            `json:"customer"`
 	Feature        string            `json:"feature"`
 	Quantity       *Quantity         `json:"quantity"`
+	Quantities     Quantities        `json:"quantities,omitempty"` // instead of quantity, for a feature priced per dimension
 	IdempotencyKey string            `json:"idempotency_key,omitempty"`
 	Metadata       map[string]string `json:"metadata,omitempty"`
 
@@ -131,14 +132,8 @@ func (r *UsageRequest) Validate() error {
 	if r.Feature == "" {
 		return Errorf(CodeUnknownFeature, "feature is required").With("param", "feature")
 	}
-	if r.Quantity == nil {
-		return Errorf(CodeInvalidQuantity, "quantity is required: a positive number of the feature's units").With("param", "quantity")
-	}
-	if *r.Quantity <= 0 {
-		return Errorf(CodeInvalidQuantity, "quantity must be more than zero").With("param", "quantity")
-	}
-	if *r.Quantity > MaxQuantity {
-		return Errorf(CodeInvalidQuantity, "quantity is too large").With("param", "quantity")
+	if err := checkQuantity(r.Quantity, r.Quantities); err != nil {
+		return err
 	}
 	if err := CheckIdempotencyKey(r.IdempotencyKey); err != nil {
 		return err
@@ -172,7 +167,7 @@ func (r *UsageRequest) Hash(customerID string) []byte {
 	h := newHasher("usage")
 	h.str(customerID)
 	h.str(r.Feature)
-	h.int(int64(*r.Quantity))
+	h.quantity(r.Quantity, r.Quantities)
 	h.strMap(r.Metadata)
 	return h.sum()
 }
@@ -183,7 +178,8 @@ type Debit struct {
 	Object         string            `json:"object"`
 	Customer       string            `json:"customer"`
 	Feature        string            `json:"feature"`
-	Quantity       Quantity          `json:"quantity"`
+	Quantity       Quantity          `json:"quantity"`            // 0 for a feature priced per dimension
+	Breakdown      []DimensionCharge `json:"breakdown,omitempty"` // per dimension, for a feature priced per dimension
 	CreditsCharged Credits           `json:"credits_charged"`
 	BalanceAfter   Credits           `json:"balance_after"`
 	PriceVersion   int64             `json:"price_version"`
@@ -326,13 +322,14 @@ func (r *HoldRequest) Hash(customerID string) []byte {
 type CaptureRequest struct {
 	Feature        string            `json:"feature"`
 	Quantity       *Quantity         `json:"quantity"`
+	Quantities     Quantities        `json:"quantities,omitempty"` // instead of quantity, for a feature priced per dimension
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	IdempotencyKey string            `json:"idempotency_key,omitempty"`
 }
 
 // Validate checks a capture request.
 func (r *CaptureRequest) Validate() error {
-	u := UsageRequest{Customer: "-", Feature: r.Feature, Quantity: r.Quantity, Metadata: r.Metadata, IdempotencyKey: r.IdempotencyKey}
+	u := UsageRequest{Customer: "-", Feature: r.Feature, Quantity: r.Quantity, Quantities: r.Quantities, Metadata: r.Metadata, IdempotencyKey: r.IdempotencyKey}
 	return u.Validate()
 }
 
@@ -341,7 +338,7 @@ func (r *CaptureRequest) Hash(holdID string) []byte {
 	h := newHasher("capture")
 	h.str(holdID)
 	h.str(r.Feature)
-	h.int(int64(*r.Quantity))
+	h.quantity(r.Quantity, r.Quantities)
 	h.strMap(r.Metadata)
 	return h.sum()
 }
@@ -430,6 +427,7 @@ type Entry struct {
 	BalanceAfter Credits           `json:"balance_after"`
 	Feature      string            `json:"feature,omitempty"`
 	Quantity     *Quantity         `json:"quantity,omitempty"`
+	Breakdown    []DimensionCharge `json:"breakdown,omitempty"` // a debit priced per dimension
 	PriceVersion int64             `json:"price_version,omitempty"`
 	Lot          string            `json:"lot,omitempty"`
 	Hold         string            `json:"hold,omitempty"`
@@ -452,15 +450,16 @@ type BurnView struct {
 
 // Quote is what an action would cost now, without writing anything.
 type Quote struct {
-	Object       string   `json:"object"`
-	Customer     string   `json:"customer"`
-	Feature      string   `json:"feature"`
-	Quantity     Quantity `json:"quantity"`
-	Credits      Credits  `json:"credits"`
-	PriceVersion int64    `json:"price_version"`
-	Available    Credits  `json:"available"`
-	Affordable   bool     `json:"affordable"`
-	Reason       string   `json:"reason,omitempty"` // why not: insufficient_credits or spend_limit_exceeded
+	Object       string            `json:"object"`
+	Customer     string            `json:"customer"`
+	Feature      string            `json:"feature"`
+	Quantity     Quantity          `json:"quantity"`
+	Breakdown    []DimensionCharge `json:"breakdown,omitempty"`
+	Credits      Credits           `json:"credits"`
+	PriceVersion int64             `json:"price_version"`
+	Available    Credits           `json:"available"`
+	Affordable   bool              `json:"affordable"`
+	Reason       string            `json:"reason,omitempty"` // why not: insufficient_credits or spend_limit_exceeded
 }
 
 // AdjustmentRequest is an admin's manual correction: positive credits add a

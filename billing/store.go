@@ -62,7 +62,7 @@ type Ledger interface {
 	// ReleaseHold ends a hold without a charge. hold_not_found, hold_not_active.
 	ReleaseHold(ctx context.Context, holdID string, key *APIKey) (Hold, error)
 	FindHold(ctx context.Context, holdID string) (Hold, error)
-	Quote(ctx context.Context, ref, feature string, q Quantity, key *APIKey) (Quote, error)
+	Quote(ctx context.Context, ref, feature string, q *Quantity, qs Quantities, key *APIKey) (Quote, error)
 	FindEntries(ctx context.Context, f EntryFilter) ([]Entry, string, error)
 	FindUsageDays(ctx context.Context, customerID, from, to string) ([]UsageDay, error)
 }

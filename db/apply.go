@@ -81,7 +81,7 @@ func (t *Tx) apply(w *wallet, ch *billing.Change) (applied, error) {
 	for i := range ch.Entries {
 		e := &ch.Entries[i]
 		row := entryRow{customerID: w.customerID, typ: e.Type, amount: e.Amount, heldDelta: e.HeldDelta, balanceAfter: e.BalanceAfter,
-			feature: e.Feature, quantity: e.Quantity, priceVersion: e.PriceVersion, lotID: e.LotID, holdID: e.HoldID, source: e.Source,
+			feature: e.Feature, quantity: e.Quantity, breakdown: e.Breakdown, priceVersion: e.PriceVersion, lotID: e.LotID, holdID: e.HoldID, source: e.Source,
 			reason: e.Reason, metadata: e.Metadata, apiKeyID: e.APIKeyID, actor: actor, key: e.Key, hash: e.Hash}
 		if e.OnNewLot {
 			row.lotID = out.lotID

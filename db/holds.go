@@ -236,7 +236,7 @@ func (t *Tx) captureOpen(w *wallet, h billing.Hold, req *billing.CaptureRequest,
 	if err != nil {
 		return h, err
 	}
-	charge, err := billing.Charge(f, *req.Quantity)
+	charge, lines, err := billing.PriceUsage(f, req.Quantity, req.Quantities)
 	if err != nil {
 		return h, err
 	}
@@ -251,8 +251,8 @@ func (t *Tx) captureOpen(w *wallet, h billing.Hold, req *billing.CaptureRequest,
 			return h, err
 		}
 	}
-	u := billing.Usage{Feature: f.Key, Quantity: *req.Quantity, Charge: charge, PriceVersion: pb.Version, Metadata: req.Metadata,
-		APIKey: key, Key: req.IdempotencyKey, Hash: hash}
+	u := billing.Usage{Feature: f.Key, Quantity: quantityOf(req.Quantity), Breakdown: lines, Charge: charge, PriceVersion: pb.Version,
+		Metadata: req.Metadata, APIKey: key, Key: req.IdempotencyKey, Hash: hash}
 	ch, err := billing.PlanCaptureChange(&snap, h, u)
 	if err != nil {
 		return h, err
@@ -263,7 +263,7 @@ func (t *Tx) captureOpen(w *wallet, h billing.Hold, req *billing.CaptureRequest,
 	}
 	now := t.Now.UTC().Truncate(time.Microsecond)
 	h.Status, h.ClosedAt = billing.HoldCaptured, &now
-	d := billing.Debit{ID: EntryID(ap.entryIDs[0]), Object: "debit", Customer: h.Customer, Feature: f.Key, Quantity: u.Quantity, CreditsCharged: charge,
+	d := billing.Debit{ID: EntryID(ap.entryIDs[0]), Object: "debit", Customer: h.Customer, Feature: f.Key, Quantity: u.Quantity, Breakdown: lines, CreditsCharged: charge,
 		BalanceAfter: ch.Balance, PriceVersion: pb.Version, HoldID: h.ID, Metadata: req.Metadata, CreatedAt: now}
 	h.CreditsCharged, h.Debit = &charge, &d
 	return h, nil

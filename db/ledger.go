@@ -54,6 +54,7 @@ type entryRow struct {
 	balanceAfter billing.Credits
 	feature      string
 	quantity     *billing.Quantity
+	breakdown    []billing.DimensionCharge
 	priceVersion int64
 	lotID        int64
 	holdID       string
@@ -114,12 +115,16 @@ func (t *Tx) insertEntry(e entryRow) (int64, error) {
 	if e.quantity != nil {
 		qty = int64(*e.quantity)
 	}
+	dims, err := breakdownJSON(e.breakdown)
+	if err != nil {
+		return 0, err
+	}
 	res, err := t.exec(`INSERT INTO entries (customer_id, type, amount, held_delta, balance_after, feature, quantity,
-		price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at, actor)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at, actor, quantities)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.customerID, e.typ, int64(e.amount), int64(e.heldDelta), int64(e.balanceAfter), nullStr(e.feature), qty,
 		nullInt(e.priceVersion), nullInt(e.lotID), nullStr(e.holdID), nullStr(e.source), e.reason, meta,
-		nullStr(e.apiKeyID), nullStr(e.key), e.hash, micros(t.Now), entryActor(&e))
+		nullStr(e.apiKeyID), nullStr(e.key), e.hash, micros(t.Now), entryActor(&e), dims)
 	if err != nil {
 		if e.key != "" && isUniqueViolation(err) {
 			// The key is taken: by an earlier request (debits look the key up
@@ -141,6 +146,28 @@ func metadataJSON(m map[string]string) (any, error) {
 		return nil, err
 	}
 	return string(b), nil
+}
+
+// breakdownJSON is an entry's quantities column: the per-dimension
+// breakdown as JSON, or NULL.
+func breakdownJSON(b []billing.DimensionCharge) (any, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	out, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	return string(out), nil
+}
+
+// scanBreakdown reads an entry's quantities column back.
+func scanBreakdown(v sql.NullString) ([]billing.DimensionCharge, error) {
+	if !v.Valid {
+		return nil, nil
+	}
+	var b []billing.DimensionCharge
+	return b, json.Unmarshal([]byte(v.String), &b)
 }
 
 // burn records which lots an entry took credits from (entry_lots) and takes
@@ -394,7 +421,7 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 	if err != nil {
 		return billing.Debit{}, err
 	}
-	charge, err := billing.Charge(f, *req.Quantity)
+	charge, lines, err := billing.PriceUsage(f, req.Quantity, req.Quantities)
 	if err != nil {
 		return billing.Debit{}, err
 	}
@@ -406,8 +433,8 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 	if err != nil {
 		return billing.Debit{}, err
 	}
-	u := billing.Usage{Feature: f.Key, Quantity: *req.Quantity, Charge: charge, PriceVersion: pb.Version, Metadata: req.Metadata,
-		APIKey: req.APIKey, Key: req.IdempotencyKey, Hash: hash}
+	u := billing.Usage{Feature: f.Key, Quantity: quantityOf(req.Quantity), Breakdown: lines, Charge: charge, PriceVersion: pb.Version,
+		Metadata: req.Metadata, APIKey: req.APIKey, Key: req.IdempotencyKey, Hash: hash}
 	ch, err := billing.PlanDebitChange(&snap, u)
 	if err != nil {
 		return billing.Debit{}, err
@@ -417,7 +444,7 @@ func (t *Tx) debitOnce(customerID string, req *billing.UsageRequest, hash []byte
 		return billing.Debit{}, err
 	}
 	return billing.Debit{ID: EntryID(ap.entryIDs[0]), Object: "debit", Customer: customerID, Feature: f.Key, Quantity: u.Quantity,
-		CreditsCharged: charge, BalanceAfter: ch.Balance, PriceVersion: pb.Version,
+		Breakdown: lines, CreditsCharged: charge, BalanceAfter: ch.Balance, PriceVersion: pb.Version,
 		Metadata: req.Metadata, CreatedAt: t.Now.UTC().Truncate(time.Microsecond)}, nil
 }
 
@@ -426,13 +453,27 @@ func (t *Tx) debitByID(id int64) (billing.Debit, error) {
 	return scanDebit(t.queryRow(`SELECT `+debitCols+` FROM entries WHERE id = ?`, id))
 }
 
-const debitCols = `id, customer_id, feature, quantity, amount, balance_after, price_version, hold_id, metadata, created_at`
+const debitCols = `id, customer_id, feature, quantity, amount, balance_after, price_version, hold_id, metadata, created_at, quantities`
+
+// quantityOf is a request's single quantity, 0 when it is priced per dimension.
+func quantityOf(q *billing.Quantity) billing.Quantity {
+	if q == nil {
+		return 0
+	}
+	return *q
+}
 
 func scanDebit(r rowScanner) (billing.Debit, error) {
 	var d billing.Debit
 	var id, created int64
-	var holdID, meta sql.NullString
-	if err := r.Scan(&id, &d.Customer, &d.Feature, &d.Quantity, &d.CreditsCharged, &d.BalanceAfter, &d.PriceVersion, &holdID, &meta, &created); err != nil {
+	var holdID, meta, dims sql.NullString
+	var qty sql.NullInt64
+	if err := r.Scan(&id, &d.Customer, &d.Feature, &qty, &d.CreditsCharged, &d.BalanceAfter, &d.PriceVersion, &holdID, &meta, &created, &dims); err != nil {
+		return d, err
+	}
+	d.Quantity = billing.Quantity(qty.Int64)
+	var err error
+	if d.Breakdown, err = scanBreakdown(dims); err != nil {
 		return d, err
 	}
 	d.ID, d.Object, d.HoldID, d.CreatedAt = EntryID(id), "debit", holdID.String, fromMicros(created)

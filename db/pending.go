@@ -210,13 +210,13 @@ func (t *Tx) deferEntry(e entryRow) (int64, error) {
 // bind only the columns a debit uses; any other entry binds them all.
 const (
 	entryInsert = `INSERT INTO entries (id, customer_id, type, amount, held_delta, balance_after, feature, quantity,
-	price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at, actor) VALUES `
-	entryGroup     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at, actor, quantities) VALUES `
+	entryGroup     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	debitInsert    = `INSERT INTO entries (id, customer_id, type, amount, balance_after, feature, quantity, price_version, lot_id, metadata, api_key_id, idempotency_key, request_hash, created_at) VALUES `
 	debitGroup     = `(?, ?, 'debit', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	entryLotInsert = `INSERT INTO entry_lots (entry_id, lot_id, amount) VALUES `
 	entryLotGroup  = `(?, ?, ?)`
-	maxChunk       = 128 // rows per INSERT: 128 entries bind 2,432 values, well under SQLite's limit
+	maxChunk       = 128 // rows per INSERT: 128 entries bind 2,560 values, well under SQLite's limit
 )
 
 // Rows per multi-row INSERT: a few fixed sizes, so the statements are
@@ -225,7 +225,7 @@ var insertChunks = []int{maxChunk, 64, 32, 16, 8, 4, 2, 1}
 
 // plainDebit reports whether e uses only the columns of debitInsert.
 func plainDebit(e *entryRow) bool {
-	return e.typ == billing.EntryDebit && e.heldDelta == 0 && e.holdID == "" && e.source == "" && e.reason == "" &&
+	return e.typ == billing.EntryDebit && e.heldDelta == 0 && e.holdID == "" && e.source == "" && e.reason == "" && len(e.breakdown) == 0 &&
 		(e.actor == "" || e.actor == "api_key:"+e.apiKeyID) // the actor a plain debit's row implies
 }
 
@@ -271,13 +271,17 @@ func (t *Tx) writePending(p *pendingRows) error {
 			if e.hash != nil {
 				hash = e.hash
 			}
+			dims, err := breakdownJSON(e.breakdown)
+			if err != nil {
+				return err
+			}
 			if plain {
 				args = appendArgs(args, pe.id, e.customerID, int64(e.amount), int64(e.balanceAfter), nullStr(e.feature), qty,
 					nullInt(e.priceVersion), nullInt(e.lotID), meta, nullStr(e.apiKeyID), nullStr(e.key), hash, pe.at)
 			} else {
 				args = appendArgs(args, pe.id, e.customerID, e.typ, int64(e.amount), int64(e.heldDelta), int64(e.balanceAfter),
 					nullStr(e.feature), qty, nullInt(e.priceVersion), nullInt(e.lotID), nullStr(e.holdID), nullStr(e.source),
-					e.reason, meta, nullStr(e.apiKeyID), nullStr(e.key), hash, pe.at, entryActor(e))
+					e.reason, meta, nullStr(e.apiKeyID), nullStr(e.key), hash, pe.at, entryActor(e), dims)
 			}
 		}
 		w.args, used = args, max(used, len(args))

@@ -147,7 +147,7 @@ func TestOperatorAndCustomerCaps(t *testing.T) {
 		t.Fatalf("refused by %v, want the operator's cap", s)
 	}
 	// The quote agrees with the debit.
-	q, err := d.Quote(ctx, id, "image.generate", billing.QuantityOf(1), nil)
+	q, err := d.Quote(ctx, id, "image.generate", qty(1), nil, nil)
 	if err != nil || q.Affordable || q.Reason != billing.CodeSpendLimitExceeded {
 		t.Fatalf("quote = %+v, %v; want unaffordable by a spend limit", q, err)
 	}

@@ -240,15 +240,19 @@ func (d *DB) FindEntries(ctx context.Context, f billing.EntryFilter) ([]billing.
 }
 
 const entryCols = `e.id, e.customer_id, e.type, e.amount, e.held_delta, e.balance_after, e.feature,
-	e.quantity, e.price_version, e.lot_id, e.hold_id, e.source, e.reason, e.metadata, e.created_at`
+	e.quantity, e.price_version, e.lot_id, e.hold_id, e.source, e.reason, e.metadata, e.created_at, e.quantities`
 
 func scanEntry(r rowScanner) (billing.Entry, int64, error) {
 	var e billing.Entry
 	var id, created int64
-	var feature, hold, source, meta sql.NullString
+	var feature, hold, source, meta, dims sql.NullString
 	var qty, pv, lot sql.NullInt64
 	if err := r.Scan(&id, &e.Customer, &e.Type, &e.Amount, &e.HeldDelta, &e.BalanceAfter, &feature, &qty, &pv, &lot,
-		&hold, &source, &e.Reason, &meta, &created); err != nil {
+		&hold, &source, &e.Reason, &meta, &created, &dims); err != nil {
+		return e, 0, err
+	}
+	var err error
+	if e.Breakdown, err = scanBreakdown(dims); err != nil {
 		return e, 0, err
 	}
 	e.ID, e.Object, e.Feature, e.Hold, e.Source, e.CreatedAt = EntryID(id), "entry", feature.String, hold.String, source.String, fromMicros(created)
@@ -310,7 +314,7 @@ func attachBurns(query func(string, ...any) (*sql.Rows, error), entries []billin
 // Quote prices an action for a customer now and says whether they can
 // afford it, writing nothing. Errors: customer_not_found, unknown_feature,
 // invalid_quantity.
-func (d *DB) Quote(ctx context.Context, ref, feature string, q billing.Quantity, key *billing.APIKey) (billing.Quote, error) {
+func (d *DB) Quote(ctx context.Context, ref, feature string, q *billing.Quantity, qs billing.Quantities, key *billing.APIKey) (billing.Quote, error) {
 	id, err := d.ResolveCustomer(ctx, ref)
 	if err != nil {
 		return billing.Quote{}, err
@@ -323,7 +327,7 @@ func (d *DB) Quote(ctx context.Context, ref, feature string, q billing.Quantity,
 	if !ok {
 		return billing.Quote{}, billing.Errorf(billing.CodeUnknownFeature, "Feature %q is not in the current price book.", feature).With("param", "feature")
 	}
-	charge, err := billing.Charge(f, q)
+	charge, lines, err := billing.PriceUsage(f, q, qs)
 	if err != nil {
 		return billing.Quote{}, err
 	}
@@ -340,7 +344,7 @@ func (d *DB) Quote(ctx context.Context, ref, feature string, q billing.Quantity,
 	if err != nil {
 		return billing.Quote{}, err
 	}
-	out := billing.Quote{Object: "quote", Customer: id, Feature: f.Key, Quantity: q, Credits: charge, PriceVersion: pb.Version,
+	out := billing.Quote{Object: "quote", Customer: id, Feature: f.Key, Quantity: quantityOf(q), Breakdown: lines, Credits: charge, PriceVersion: pb.Version,
 		Available: b.Available, Affordable: true}
 	// The debit's own plan, run dry: what it refuses, the quote calls unaffordable.
 	snap := billing.DebitSnapshot{State: billing.WalletState{Customer: id, Wallet: billing.Wallet{Balance: b.Balance, Held: b.Held, OverdraftLimit: b.OverdraftLimit}},

@@ -225,9 +225,17 @@ func (s *Server) csvFailed(c echo.Context, err error) error {
 
 // usageCSVRecord is one debit as a CSV row.
 func usageCSVRecord(e billing.Entry, ft billing.Feature, loc *time.Location) []string {
-	qty := ""
+	qty, unit := "", ft.Unit
 	if e.Quantity != nil {
 		qty = e.Quantity.String()
+	}
+	if len(e.Breakdown) > 0 {
+		// A feature priced per dimension: "input_tokens=1200; output_tokens=350".
+		parts := make([]string, len(e.Breakdown))
+		for i, l := range e.Breakdown {
+			parts[i] = l.Dimension + "=" + l.Quantity.String()
+		}
+		qty, unit = strings.Join(parts, "; "), "per dimension"
 	}
 	keys := make([]string, 0, len(e.Metadata))
 	for k := range e.Metadata {
@@ -257,7 +265,7 @@ func usageCSVRecord(e billing.Entry, ft billing.Feature, loc *time.Location) []s
 		csvText(e.Feature),
 		csvText(ft.Name),
 		qty,
-		csvText(ft.Unit),
+		csvText(unit),
 		(-e.Amount).String(),
 		strconv.FormatInt(e.PriceVersion, 10),
 		csvText(strings.Join(meta, "; ")),

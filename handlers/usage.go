@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
@@ -88,23 +89,49 @@ func errorResult(err error) batchResult {
 }
 
 // GET /api/v1/quote?customer&feature&quantity prices an action without
-// writing anything. quantity defaults to 1.
+// writing anything. quantity defaults to 1; a feature priced per dimension
+// takes quantities[DIMENSION]=N instead (one parameter per dimension).
 func (s *Server) quote(c echo.Context) error {
-	q := billing.QuantityOf(1)
+	var qs billing.Quantities
+	for name, vals := range c.QueryParams() {
+		dim, ok := strings.CutPrefix(name, "quantities[")
+		if !ok {
+			continue
+		}
+		dim, ok = strings.CutSuffix(dim, "]")
+		if !ok || len(vals) != 1 {
+			return billing.Errorf(billing.CodeInvalidRequest, "write one quantities[DIMENSION]=N parameter per dimension, such as quantities[input_tokens]=1200").With("param", "quantities")
+		}
+		q, err := billing.ParseQuantity(vals[0])
+		if err != nil {
+			return billing.Errorf(billing.CodeInvalidRequest, "quantities[%s]: %s", dim, billing.ErrorMessage(err)).With("param", "quantities."+dim)
+		}
+		if qs == nil {
+			qs = billing.Quantities{}
+		}
+		qs[dim] = q
+	}
+	var q *billing.Quantity
 	if v := c.QueryParam("quantity"); v != "" {
-		var err error
-		if q, err = billing.ParseQuantity(v); err != nil {
+		n, err := billing.ParseQuantity(v)
+		if err != nil {
 			return billing.Errorf(billing.CodeInvalidRequest, "quantity: %s", billing.ErrorMessage(err)).With("param", "quantity")
 		}
-		if q <= 0 {
-			return billing.Errorf(billing.CodeInvalidQuantity, "quantity must be more than zero").With("param", "quantity")
-		}
+		q = &n
+	} else if qs == nil {
+		one := billing.QuantityOf(1)
+		q = &one
 	}
 	feature := c.QueryParam("feature")
 	if feature == "" {
 		return billing.Errorf(billing.CodeUnknownFeature, "feature is required").With("param", "feature")
 	}
-	out, err := s.ledger.Quote(c.Request().Context(), c.QueryParam("customer"), feature, q, apiKey(c))
+	// The request's shape is checked as a debit's is.
+	probe := billing.UsageRequest{Customer: "-", Feature: feature, Quantity: q, Quantities: qs}
+	if err := probe.Validate(); err != nil {
+		return err
+	}
+	out, err := s.ledger.Quote(c.Request().Context(), c.QueryParam("customer"), feature, q, qs, apiKey(c))
 	if err != nil {
 		return err
 	}

@@ -147,7 +147,7 @@ func ledgerDetails(f Fmt, r LedgerRow, now time.Time) []string {
 		}
 		out = append(out, s)
 	case billing.EntryDebit:
-		s := usageQuantity(f, e.Quantity, r.Unit)
+		s := entryQuantity(f, e, r.Unit)
 		if len(e.Burns) == 1 {
 			return []string{s + " · " + usageBurnText(f, e.Burns[0], now, false)}
 		}

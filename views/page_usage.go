@@ -103,6 +103,20 @@ func usageQuantity(f Fmt, q *billing.Quantity, unit string) string {
 	return f.Quantity(*q) + " " + unit
 }
 
+// entryQuantity is what a debit metered: its quantity with its unit, or,
+// for a feature priced per dimension, each dimension's quantity ("1,200
+// input tokens · 350 output tokens").
+func entryQuantity(f Fmt, e billing.Entry, unit string) string {
+	if len(e.Breakdown) == 0 {
+		return usageQuantity(f, e.Quantity, unit)
+	}
+	parts := make([]string, len(e.Breakdown))
+	for i, l := range e.Breakdown {
+		parts[i] = f.Quantity(l.Quantity) + " " + strings.ReplaceAll(l.Dimension, "_", " ")
+	}
+	return strings.Join(parts, " · ")
+}
+
 // usageSourceNames are the names of lot sources a customer reads.
 var usageSourceNames = map[string]string{
 	billing.SourcePurchase:     "Purchased credits",

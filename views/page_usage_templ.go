@@ -900,9 +900,9 @@ func usageRow(f Fmt, r UsageRow, now time.Time) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var42 string
-		templ_7745c5c3_Var42, templ_7745c5c3_Err = templ.JoinStringErrs(usageQuantity(f, r.Entry.Quantity, r.Unit))
+		templ_7745c5c3_Var42, templ_7745c5c3_Err = templ.JoinStringErrs(entryQuantity(f, r.Entry, r.Unit))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_usage.templ`, Line: 213, Col: 230}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_usage.templ`, Line: 213, Col: 221}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var42))
 		if templ_7745c5c3_Err != nil {
