@@ -180,3 +180,32 @@ func TestWatchEventsWakesOtherProcessesChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A low-balance line set after the writer has the customer's wallet in
+// memory applies to the next debit (the writer's copy follows the setting).
+func TestLowLineSetAfterTheWalletIsCached(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "late-line", 100)
+	if _, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "chat.request", Quantity: qty(1)}); err != nil {
+		t.Fatal(err) // the wallet is now in the writer's memory
+	}
+	line := billing.CreditsOf(50)
+	if err := d.UpdateCustomerSettings(ctx, id, billing.CustomerSettings{LowBalanceThreshold: &line}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "image.generate", Quantity: qty(10)}); err != nil {
+		t.Fatal(err) // 99 -> 49: below the new line of 50
+	}
+	evs, err := d.FindEvents(ctx, db.EventFilter{Customer: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var low bool
+	for _, e := range evs {
+		low = low || e.Type == billing.EventBalanceLow
+	}
+	if !low {
+		t.Errorf("no balance.low after crossing a line set while the wallet was cached: %v", evs)
+	}
+}

@@ -122,9 +122,19 @@ func (d *DB) UpdateCustomerSettings(ctx context.Context, customerID string, s bi
 	return d.Write(ctx, func(t *Tx) error { return t.saveCustomerSettings(customerID, s) })
 }
 
-// saveCustomerSettings writes a customer's settings row.
+// saveCustomerSettings writes a customer's settings row, and the new
+// low-balance line into the writer's copy of the wallet (the line the next
+// debit's threshold events are decided against).
 func (t *Tx) saveCustomerSettings(customerID string, s billing.CustomerSettings) error {
-	_, err := t.exec(`INSERT INTO customer_settings (customer_id, low_balance_threshold, updated_at) VALUES (?, ?, ?)
+	w, err := t.loadWallet(customerID)
+	if err != nil {
+		return err
+	}
+	w.lowSet = s.LowBalanceThreshold
+	if err := t.saveWallet(w); err != nil {
+		return err
+	}
+	_, err = t.exec(`INSERT INTO customer_settings (customer_id, low_balance_threshold, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (customer_id) DO UPDATE SET low_balance_threshold = excluded.low_balance_threshold, updated_at = excluded.updated_at`,
 		customerID, nullCredits(s.LowBalanceThreshold), micros(t.Now))
 	return err
