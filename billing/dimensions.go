@@ -20,6 +20,7 @@ type Dimension struct {
 	Unit     string  `json:"unit"`
 	Credits  Credits `json:"credits"`
 	UnitSize int64   `json:"unit_size"`
+	Cost     *Cost   `json:"cost,omitempty"` // what a million units cost the product (costs.go)
 }
 
 // Quantities are a usage event's quantity per dimension key.
@@ -38,7 +39,7 @@ const maxDimensions = 20
 var dimensionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,39}$`)
 
 // validateDimensions checks a feature's dimensions and fills their defaults.
-func (f *Feature) validateDimensions() error {
+func (f *Feature) validateDimensions(currency string) error {
 	if len(f.Dimensions) == 0 {
 		return nil
 	}
@@ -69,6 +70,9 @@ func (f *Feature) validateDimensions() error {
 		}
 		if d.Unit == "" {
 			d.Unit = strings.ReplaceAll(d.Key, "_", " ")
+		}
+		if err := d.Cost.validate("feature "+f.Key+", dimension "+d.Key, currency); err != nil {
+			return err
 		}
 		if d.Name == "" {
 			d.Name = d.Unit

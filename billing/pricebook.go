@@ -21,6 +21,9 @@ type Feature struct {
 	// tokens...); a feature with dimensions has no Credits of its own and is
 	// metered with quantities (dimensions.go).
 	Dimensions []Dimension `json:"dimensions,omitempty"`
+	// Cost is what a million units cost the product, for the margin
+	// (costs.go); a feature priced per dimension keeps it per dimension.
+	Cost *Cost `json:"cost,omitempty"`
 }
 
 // CreditPack is a bundle of credits sold at a fixed price ($10 -> 1,000 credits).
@@ -121,7 +124,10 @@ func (pb *PriceBook) Validate() error {
 		if f.Unit == "" {
 			f.Unit = "unit"
 		}
-		if err := f.validateDimensions(); err != nil {
+		if err := f.validateDimensions(pb.Currency); err != nil {
+			return err
+		}
+		if err := f.Cost.validate("feature "+f.Key, pb.Currency); err != nil {
 			return err
 		}
 	}

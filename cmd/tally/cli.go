@@ -211,11 +211,13 @@ func describeLimits(k billing.APIKey) string {
 	return strings.Join(parts, ", ")
 }
 
-const pricebookUsage = `Usage: tally pricebook <publish|show> [flags]
+const pricebookUsage = `Usage: tally pricebook <publish|show|import-costs> [flags]
 
   publish --file F   publish the JSON price book in F (- for stdin) as a new
                      immutable version; publishing an unchanged book is a no-op
   show [--version N] print the current (or a given) version as JSON
+  import-costs       price AI models from their provider's costs at a margin
+                     (tally pricebook import-costs --help)
 
 A price book file looks like:
   {"currency": "usd",
@@ -235,6 +237,8 @@ func cmdPriceBook(ctx context.Context, args []string, getenv env, stdout, stderr
 	fs := newFlags("pricebook "+sub, pricebookUsage, stderr)
 	path := dbFlag(fs, getenv)
 	switch sub {
+	case "import-costs":
+		return cmdImportCosts(ctx, fs, path, args, stdout, stderr)
 	case "publish":
 		file := fs.String("file", "", "JSON price book to publish (- for stdin)")
 		if err := parse(fs, args); err != nil {

@@ -336,3 +336,43 @@ func latestMigration(t *testing.T) int {
 	}
 	return n
 }
+
+// Provider costs in LiteLLM's layout priced at a margin: a draft to stdout
+// (with the table on stderr), then published; a model without token prices
+// and a bad margin are refused with their exit codes.
+func TestCLIImportCosts(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"TALLY_DB": filepath.Join(dir, "t.db")}
+	file := filepath.Join(dir, "prices.json")
+	b, _ := json.Marshal(DemoPriceBook())
+	os.WriteFile(file, b, 0o644)
+	if _, errs, code := runCLI(t, env, "pricebook", "publish", "--file", file); code != 0 {
+		t.Fatal(errs)
+	}
+	costs := filepath.Join("..", "..", "billing", "testdata", "litellm_small.json")
+	out, errs, code := runCLI(t, env, "pricebook", "import-costs", "--file", costs, "--models", "gpt-4o,claude-3-5-sonnet-20241022", "--margin", "60", "--pack", "pack_1000")
+	if code != 0 || !strings.Contains(errs, "MARGIN AT PACK_1000") || !strings.Contains(errs, "60.0%") {
+		t.Fatalf("draft: %d\n%s", code, errs)
+	}
+	var draft billing.PriceBook
+	if err := json.Unmarshal([]byte(out), &draft); err != nil {
+		t.Fatalf("the draft is not a price book: %v\n%s", err, out)
+	}
+	f, ok := draft.Feature("claude-3-5-sonnet-20241022")
+	if !ok || len(f.Dimensions) != 3 || f.Dimensions[0].Credits != 750 || f.Dimensions[0].Cost == nil {
+		t.Fatalf("claude in the draft: %+v", f)
+	}
+	if v, _, _ := runCLI(t, env, "pricebook", "show"); strings.Contains(v, "claude") {
+		t.Fatal("a draft was published")
+	}
+	out, _, code = runCLI(t, env, "pricebook", "import-costs", "--file", costs, "--models", "gpt-4o", "--margin", "62.5", "--publish")
+	if code != 0 || !strings.Contains(out, "Published price book version 2") {
+		t.Fatalf("publish: %d %s", code, out)
+	}
+	if _, errs, code := runCLI(t, env, "pricebook", "import-costs", "--file", costs, "--models", "dall-e-3", "--margin", "60"); code != exitError || !strings.Contains(errs, "no token prices") {
+		t.Errorf("an image model: %d %s", code, errs)
+	}
+	if _, errs, code := runCLI(t, env, "pricebook", "import-costs", "--file", costs, "--models", "gpt-4o", "--margin", "100"); code != exitUsage {
+		t.Errorf("a 100%% margin: %d %s", code, errs)
+	}
+}
