@@ -66,12 +66,12 @@ type webhookEndpointJSON struct {
 	PreviousSecretValidUntil *time.Time `json:"previous_secret_valid_until,omitempty"`
 }
 
-func webhookEndpointView(e billing.WebhookEndpoint, withSecret bool) webhookEndpointJSON {
+func webhookEndpointView(e billing.WebhookEndpoint, withSecret bool, now time.Time) webhookEndpointJSON {
 	v := webhookEndpointJSON{Object: "webhook_endpoint", WebhookEndpoint: e}
 	if withSecret {
 		v.Secret = e.Secret
 	}
-	if e.OldSecret != "" && time.Now().Before(e.OldSecretUntil) {
+	if e.OldSecret != "" && now.Before(e.OldSecretUntil) {
 		t := e.OldSecretUntil
 		v.PreviousSecretValidUntil = &t
 	}
@@ -94,7 +94,7 @@ func (s *Server) createWebhookEndpoint(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return created(c, replayed, webhookEndpointView(ep, true))
+	return created(c, replayed, webhookEndpointView(ep, true, s.store.Now()))
 }
 
 // GET /api/v1/webhook-endpoints
@@ -105,7 +105,7 @@ func (s *Server) listWebhookEndpoints(c echo.Context) error {
 	}
 	out := make([]webhookEndpointJSON, len(eps))
 	for i, e := range eps {
-		out[i] = webhookEndpointView(e, false)
+		out[i] = webhookEndpointView(e, false, s.store.Now())
 	}
 	return writeJSON(c, http.StatusOK, newList(out, ""))
 }
@@ -116,7 +116,7 @@ func (s *Server) getWebhookEndpoint(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusOK, webhookEndpointView(ep, false))
+	return writeJSON(c, http.StatusOK, webhookEndpointView(ep, false, s.store.Now()))
 }
 
 // PATCH /api/v1/webhook-endpoints/:id changes the fields given.
@@ -138,7 +138,7 @@ func (s *Server) updateWebhookEndpoint(c echo.Context) error {
 	if ep.Enabled && s.cfg.Webhooks.Wake != nil {
 		s.cfg.Webhooks.Wake() // deliveries that waited while it was disabled
 	}
-	return writeJSON(c, http.StatusOK, webhookEndpointView(ep, false))
+	return writeJSON(c, http.StatusOK, webhookEndpointView(ep, false, s.store.Now()))
 }
 
 // DELETE /api/v1/webhook-endpoints/:id
@@ -157,7 +157,7 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusOK, webhookEndpointView(ep, true))
+	return writeJSON(c, http.StatusOK, webhookEndpointView(ep, true, s.store.Now()))
 }
 
 // GET /api/v1/webhook-endpoints/:id/deliveries lists deliveries, newest

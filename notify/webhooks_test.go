@@ -2,9 +2,9 @@ package notify_test
 
 import (
 	"context"
-	"database/sql"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
