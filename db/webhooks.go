@@ -235,7 +235,9 @@ func (d *DB) FanOutWebhooks(ctx context.Context, limit int) (events, added int, 
 		added = 0
 		for _, ev := range evs {
 			for _, ep := range eps {
-				if !ep.Enabled || !ep.Wants(ev.Type) {
+				// An endpoint hears what happens from its creation on, not
+				// the history before it (resend sends an older event).
+				if !ep.Enabled || !ep.Wants(ev.Type) || ev.CreatedAt.Before(ep.CreatedAt) {
 					continue
 				}
 				n, err := t.enqueueDelivery(ep.ID, ev)

@@ -50,9 +50,13 @@ type Webhooks struct {
 	// GiveUpAfter is how long after its first attempt a delivery is
 	// retried (default 3 days).
 	GiveUpAfter time.Duration
-	// Poll is how often due retries are looked for (default 1 s).
+	// Poll is how often due retries and other processes' events are
+	// looked for (default 1 s).
 	Poll time.Duration
-	Now  func() time.Time
+	// Gather is how long the fan-out waits after a commit's signal to take
+	// the events that follow it in the same transaction (default 50 ms).
+	Gather time.Duration
+	Now    func() time.Time
 	// Owner gets an e-mail when an endpoint is disabled (nil Mailer or no
 	// address: the log says it).
 	Owner  string
@@ -131,6 +135,9 @@ func (w *Webhooks) defaults() {
 	if w.Poll <= 0 {
 		w.Poll = time.Second
 	}
+	if w.Gather <= 0 {
+		w.Gather = 50 * time.Millisecond
+	}
 	if w.Now == nil {
 		w.Now = time.Now
 	}
@@ -189,6 +196,14 @@ func (w *Webhooks) fanOut(ctx context.Context) {
 			return
 		case <-tick.C:
 		case <-w.Store.EventSignal():
+			// Gather the events of the next moments into one transaction:
+			// under load one fan-out commit serves many debits' events
+			// instead of competing with each for the writer.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(w.Gather):
+			}
 		}
 	}
 }
