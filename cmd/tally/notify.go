@@ -57,6 +57,18 @@ func startWebhooks(ctx context.Context, d *db.DB, cfg notifyConfig, mailer notif
 	return w, done
 }
 
+// startMail starts the e-mail consumer (it runs without SMTP too, moving
+// its cursor, so configuring SMTP later does not mail the past).
+func startMail(ctx context.Context, d *db.DB, mailer notify.Mailer, baseURL, product string, log *slog.Logger) <-chan struct{} {
+	m := &notify.Mail{Store: d, Mailer: mailer, Log: log, BaseURL: baseURL, ProductName: product}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Run(ctx)
+	}()
+	return done
+}
+
 func webhooksConfig(d *db.DB, cfg notifyConfig, w *notify.Webhooks) handlers.WebhooksConfig {
 	return handlers.WebhooksConfig{Store: d, AllowPrivate: cfg.WebhookAllowPrivate, Wake: w.Wake}
 }

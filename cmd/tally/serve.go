@@ -165,6 +165,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	hooks, hooksDone := startWebhooks(sweepCtx, d, cfg.Notify, mailer, log)
+	mailDone := startMail(sweepCtx, d, mailer, portal.BaseURL, portal.ProductName, log)
 	h := handlers.New(handlers.Config{Webhooks: webhooksConfig(d, cfg.Notify, hooks), Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal, TrustProxy: cfg.TrustProxy,
 		Payments: handlers.PaymentsConfig{Service: pay, Store: d, Provider: provider, Policy: policy}}, d)
 	h.SetDraining(draining.Load)
@@ -213,6 +214,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		<-refillDone
 		<-watchDone
 		<-hooksDone
+		<-mailDone
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -227,6 +229,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	<-refillDone
 	<-watchDone
 	<-hooksDone
+	<-mailDone
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
