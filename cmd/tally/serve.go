@@ -166,7 +166,8 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	defer stopSweep()
 	hooks, hooksDone := startWebhooks(sweepCtx, d, cfg.Notify, mailer, log)
 	mailDone := startMail(sweepCtx, d, mailer, portal.BaseURL, portal.ProductName, log)
-	h := handlers.New(handlers.Config{Webhooks: webhooksConfig(d, cfg.Notify, hooks), Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal, TrustProxy: cfg.TrustProxy,
+	h := handlers.New(handlers.Config{Webhooks: webhooksConfig(d, cfg.Notify, hooks), Notifications: handlers.NotificationsConfig{Store: d, Mail: mailer != nil},
+		Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal, TrustProxy: cfg.TrustProxy,
 		Payments: handlers.PaymentsConfig{Service: pay, Store: d, Provider: provider, Policy: policy}}, d)
 	h.SetDraining(draining.Load)
 	srv := &http.Server{
