@@ -152,7 +152,9 @@ func startWorker(t *testing.T, d *db.DB, w *notify.Webhooks) *notify.Webhooks {
 		w = &notify.Webhooks{}
 	}
 	w.Store = d
-	w.Client = notify.NewWebhookClient(true)
+	if w.Client == nil {
+		w.Client = notify.NewWebhookClient(true)
+	}
 	w.Log = slog.New(slog.DiscardHandler)
 	if w.Backoff == nil {
 		w.Backoff = func(int) time.Duration { return 20 * time.Millisecond }
@@ -462,5 +464,31 @@ func TestSignKnownVector(t *testing.T) {
 	}
 	if sig != "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=" {
 		t.Fatalf("signature %s", sig)
+	}
+}
+
+// Without --webhook-allow-private the worker's dialer refuses a loopback
+// address even when the endpoint was saved (as a name could resolve to one
+// later): the attempt is logged with the reason and the receiver gets
+// nothing.
+func TestWebhookDialerRefusesPrivate(t *testing.T) {
+	d := openDB(t)
+	ctx := context.Background()
+	rcv := newReceiver(t, func(int) int { return 200 })
+	ep := endpoint(t, d, rcv.srv.URL)
+	startWorker(t, d, &notify.Webhooks{Client: notify.NewWebhookClient(false)})
+	if _, err := d.CreateTestDelivery(ctx, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a refused attempt", func() bool {
+		ds, err := d.FindWebhookDeliveries(ctx, ep.ID, 0, 10)
+		return err == nil && len(ds) == 1 && len(ds[0].History) > 0
+	})
+	ds, _ := d.FindWebhookDeliveries(ctx, ep.ID, 0, 10)
+	if a := ds[0].History[0]; a.StatusCode != 0 || !strings.Contains(a.Error, "private or loopback") {
+		t.Errorf("attempt %+v", a)
+	}
+	if n := len(rcv.requests()); n != 0 {
+		t.Errorf("the loopback receiver got %d requests", n)
 	}
 }
