@@ -212,44 +212,61 @@ func (d *DB) RotateWebhookSecret(ctx context.Context, id string, overlap time.Du
 	return out, err
 }
 
-// FanOutWebhooks reads up to limit outbox events after the fan-out's cursor
-// and inserts one delivery per event and enabled endpoint that subscribes
-// to it, with the cursor, in one transaction. A delivery is unique per
-// endpoint and event, so reading an event twice (a crash between the read
-// and the commit) enqueues nothing twice. It returns how many events it
-// read and how many deliveries it added.
-func (d *DB) FanOutWebhooks(ctx context.Context, limit int) (events, added int, err error) {
-	after, err := d.EventCursor(ctx, WebhookFanOutConsumer)
-	if err != nil {
-		return 0, 0, err
-	}
+// FanOutWebhooks reads up to limit outbox events after seq after and
+// inserts one delivery per event and enabled endpoint that subscribes to
+// it, with the fan-out's cursor, in one transaction. A delivery is unique
+// per endpoint and event, so reading an event twice (a crash between the
+// read and the commit) enqueues nothing twice. When no endpoint wants the
+// events nothing is written unless save is set: the caller keeps its place
+// in memory and saves it now and then, so a Tally without webhooks adds no
+// commit per event (re-reading events after a restart costs nothing but
+// the read). It returns the last seq read (after when none), how many
+// events it read and how many deliveries it added.
+func (d *DB) FanOutWebhooks(ctx context.Context, after int64, limit int, save bool) (last int64, events, added int, err error) {
 	evs, err := d.FindEvents(ctx, EventFilter{After: after, Limit: limit})
 	if err != nil || len(evs) == 0 {
-		return 0, 0, err
+		if err == nil && save && after > 0 {
+			err = d.SaveEventCursor(ctx, WebhookFanOutConsumer, after)
+		}
+		return after, 0, 0, err
 	}
 	eps, err := d.FindWebhookEndpoints(ctx)
 	if err != nil {
-		return 0, 0, err
+		return after, 0, 0, err
+	}
+	last = evs[len(evs)-1].Seq
+	type pair struct {
+		ep string
+		ev billing.Event
+	}
+	var todo []pair
+	for _, ev := range evs {
+		for _, ep := range eps {
+			// An endpoint hears what happens from its creation on, not
+			// the history before it (resend sends an older event).
+			if ep.Enabled && ep.Wants(ev.Type) && !ev.CreatedAt.Before(ep.CreatedAt) {
+				todo = append(todo, pair{ep.ID, ev})
+			}
+		}
+	}
+	if len(todo) == 0 && !save {
+		return last, len(evs), 0, nil
 	}
 	err = d.Write(ctx, func(t *Tx) error {
 		added = 0
-		for _, ev := range evs {
-			for _, ep := range eps {
-				// An endpoint hears what happens from its creation on, not
-				// the history before it (resend sends an older event).
-				if !ep.Enabled || !ep.Wants(ev.Type) || ev.CreatedAt.Before(ep.CreatedAt) {
-					continue
-				}
-				n, err := t.enqueueDelivery(ep.ID, ev)
-				if err != nil {
-					return err
-				}
-				added += n
+		for _, p := range todo {
+			n, err := t.enqueueDelivery(p.ep, p.ev)
+			if err != nil {
+				return err
 			}
+			added += n
 		}
-		return t.saveEventCursor(WebhookFanOutConsumer, evs[len(evs)-1].Seq)
+		return t.saveEventCursor(WebhookFanOutConsumer, last)
 	})
-	return len(evs), added, err
+	if err != nil {
+		return after, 0, 0, err
+	}
+	return last, len(evs), added, nil
 }
 
 func (t *Tx) enqueueDelivery(endpointID string, ev billing.Event) (int, error) {

@@ -22,7 +22,8 @@ import (
 
 // WebhookStore is what the webhook worker needs from storage (*db.DB).
 type WebhookStore interface {
-	FanOutWebhooks(ctx context.Context, limit int) (events, added int, err error)
+	FanOutWebhooks(ctx context.Context, after int64, limit int, save bool) (last int64, events, added int, err error)
+	EventCursor(ctx context.Context, consumer string) (int64, error)
 	DueWebhookDeliveries(ctx context.Context, now time.Time, limit int, skip map[int64]bool) ([]billing.WebhookJob, error)
 	RecordWebhookAttempt(ctx context.Context, job billing.WebhookJob, o db.WebhookOutcome) error
 	EventSignal() <-chan struct{}
@@ -175,15 +176,31 @@ func (w *Webhooks) Run(ctx context.Context) {
 func (w *Webhooks) fanOut(ctx context.Context) {
 	tick := time.NewTicker(w.Poll)
 	defer tick.Stop()
+	after, loaded := int64(0), false
+	var saved time.Time
 	for {
-		for {
-			n, added, err := w.Store.FanOutWebhooks(ctx, 500)
+		if !loaded {
+			c, err := w.Store.EventCursor(ctx, db.WebhookFanOutConsumer)
+			if err != nil && ctx.Err() == nil {
+				w.Log.Warn("webhook fan-out cursor", "err", err)
+			}
+			after, loaded = c, err == nil
+		}
+		for loaded {
+			// The place is kept in memory and saved at least every 5 s
+			// (and with every delivery added).
+			save := time.Since(saved) > 5*time.Second
+			last, n, added, err := w.Store.FanOutWebhooks(ctx, after, 500, save)
 			if err != nil {
 				if ctx.Err() == nil {
 					w.Log.Warn("webhook fan-out", "err", err)
 				}
 				break
 			}
+			if save || added > 0 {
+				saved = time.Now()
+			}
+			after = last
 			if added > 0 {
 				w.Wake()
 			}
@@ -193,6 +210,11 @@ func (w *Webhooks) fanOut(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			if loaded && after > 0 {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				w.Store.FanOutWebhooks(sctx, after, 1, true) // save the place
+				cancel()
+			}
 			return
 		case <-tick.C:
 		case <-w.Store.EventSignal():
@@ -201,7 +223,6 @@ func (w *Webhooks) fanOut(ctx context.Context) {
 			// instead of competing with each for the writer.
 			select {
 			case <-ctx.Done():
-				return
 			case <-time.After(w.Gather):
 			}
 		}

@@ -429,7 +429,7 @@ func TestWebhookFanOutOnce(t *testing.T) {
 	cu := newCustomer(t, d, "ada")
 	grant(t, d, cu, 1)
 	grant(t, d, cu, 2)
-	if _, added, err := d.FanOutWebhooks(ctx, 100); err != nil || added != 2 {
+	if _, _, added, err := d.FanOutWebhooks(ctx, 0, 100, false); err != nil || added != 2 {
 		t.Fatalf("added %d, %v", added, err)
 	}
 	// The cursor moved back (as if the commit of the cursor had been lost
@@ -442,7 +442,8 @@ func TestWebhookFanOutOnce(t *testing.T) {
 	if _, err := raw.Exec(`UPDATE event_cursors SET seq = 0 WHERE consumer = ?`, db.WebhookFanOutConsumer); err != nil {
 		t.Fatal(err)
 	}
-	if n, added, err := d.FanOutWebhooks(ctx, 100); err != nil || added != 0 || n == 0 {
+	cur, _ := d.EventCursor(ctx, db.WebhookFanOutConsumer)
+	if _, n, added, err := d.FanOutWebhooks(ctx, cur, 100, false); err != nil || added != 0 || n == 0 {
 		t.Fatalf("second fan-out added %d, %v", added, err)
 	}
 	evs, _ := d.FindEvents(ctx, db.EventFilter{})
