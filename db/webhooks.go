@@ -128,15 +128,21 @@ func (d *DB) FindWebhookEndpoint(ctx context.Context, id string) (billing.Webhoo
 	return e, err
 }
 
+// findEndpoint reads an endpoint inside a write (not_found).
+func (t *Tx) findEndpoint(id string) (billing.WebhookEndpoint, error) {
+	e, err := scanEndpoint(t.queryRow(`SELECT `+endpointCols+` FROM webhook_endpoints WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, errNoEndpoint(id)
+	}
+	return e, err
+}
+
 // UpdateWebhookEndpoint changes the fields in sets (validated). Enabling an
 // endpoint clears why the worker disabled it.
 func (d *DB) UpdateWebhookEndpoint(ctx context.Context, id string, in billing.WebhookEndpointInput) (billing.WebhookEndpoint, error) {
 	var out billing.WebhookEndpoint
 	err := d.Write(ctx, func(t *Tx) error {
-		e, err := scanEndpoint(t.queryRow(`SELECT `+endpointCols+` FROM webhook_endpoints WHERE id = ?`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return errNoEndpoint(id)
-		}
+		e, err := t.findEndpoint(id)
 		if err != nil {
 			return err
 		}
@@ -193,10 +199,7 @@ func (d *DB) DeleteWebhookEndpoint(ctx context.Context, id string) error {
 func (d *DB) RotateWebhookSecret(ctx context.Context, id string, overlap time.Duration) (billing.WebhookEndpoint, error) {
 	var out billing.WebhookEndpoint
 	err := d.Write(ctx, func(t *Tx) error {
-		e, err := scanEndpoint(t.queryRow(`SELECT `+endpointCols+` FROM webhook_endpoints WHERE id = ?`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return errNoEndpoint(id)
-		}
+		e, err := t.findEndpoint(id)
 		if err != nil {
 			return err
 		}
