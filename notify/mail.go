@@ -57,6 +57,10 @@ type Mail struct {
 	// on, or a long outage, does not send a pile of stale news.
 	MaxAge time.Duration
 	Now    func() time.Time
+
+	after, savedAt int64 // handled up to after; the stored cursor is savedAt
+	loaded         bool
+	saved          time.Time
 }
 
 // Run sends notifications until ctx ends. Without a Mailer it still moves
@@ -91,6 +95,9 @@ func (m *Mail) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			m.save(sctx, true)
+			cancel()
 			return
 		case <-tick.C:
 		case <-m.Store.EventSignal():
@@ -99,37 +106,55 @@ func (m *Mail) Run(ctx context.Context) {
 }
 
 // drain handles every event after the cursor; it answers how long to wait
-// before trying again after a failure (0: all done).
+// before trying again after a failure (0: all done). The cursor is kept in
+// memory and saved when an e-mail went out or 5 s have passed, so events
+// that mail nobody cost no commit each (re-reading them after a restart is
+// harmless: sent_mail keeps every e-mail to once).
 func (m *Mail) drain(ctx context.Context) time.Duration {
-	for {
-		after, err := m.Store.EventCursor(ctx, db.MailConsumer)
+	if !m.loaded {
+		c, err := m.Store.EventCursor(ctx, db.MailConsumer)
 		if err != nil {
 			return m.fail(ctx, "mail cursor", err)
 		}
-		evs, err := m.Store.FindEvents(ctx, db.EventFilter{After: after, Limit: 200})
+		m.after, m.loaded = c, true
+	}
+	for {
+		evs, err := m.Store.FindEvents(ctx, db.EventFilter{After: m.after, Limit: 200})
 		if err != nil {
 			return m.fail(ctx, "mail events", err)
 		}
 		if len(evs) == 0 {
-			return 0
+			return m.save(ctx, false)
 		}
-		done := after
 		var failed error
+		sent := false
 		for _, ev := range evs {
-			if failed = m.handle(ctx, ev); failed != nil {
+			var ok bool
+			if ok, failed = m.handle(ctx, ev); failed != nil {
 				break
 			}
-			done = ev.Seq
+			sent = sent || ok
+			m.after = ev.Seq
 		}
-		if done > after {
-			if err := m.Store.SaveEventCursor(ctx, db.MailConsumer, done); err != nil {
-				return m.fail(ctx, "mail cursor", err)
-			}
+		if wait := m.save(ctx, sent); wait > 0 {
+			return wait
 		}
 		if failed != nil {
 			return m.fail(ctx, "notification e-mail not sent; will retry", failed)
 		}
 	}
+}
+
+// save writes the cursor when now is true or it is 5 s old.
+func (m *Mail) save(ctx context.Context, now bool) time.Duration {
+	if m.after == m.savedAt || (!now && time.Since(m.saved) < 5*time.Second) {
+		return 0
+	}
+	if err := m.Store.SaveEventCursor(ctx, db.MailConsumer, m.after); err != nil {
+		return m.fail(ctx, "mail cursor", err)
+	}
+	m.saved, m.savedAt = time.Now(), m.after
+	return 0
 }
 
 func (m *Mail) fail(ctx context.Context, msg string, err error) time.Duration {
@@ -142,31 +167,31 @@ func (m *Mail) fail(ctx context.Context, msg string, err error) time.Duration {
 
 // handle e-mails one event to its customer when it is a notification they
 // want and have an address for.
-func (m *Mail) handle(ctx context.Context, ev billing.Event) error {
+func (m *Mail) handle(ctx context.Context, ev billing.Event) (sent bool, err error) {
 	kind := billing.NotificationKind(ev.Type, ev.Data)
 	if kind == "" || ev.Customer == "" || m.Mailer == nil || m.Now().Sub(ev.CreatedAt) > m.MaxAge {
-		return nil
+		return false, nil
 	}
 	cu, err := m.Store.FindCustomer(ctx, ev.Customer)
 	if err != nil {
 		if billing.ErrorCode(err) == billing.CodeCustomerNotFound {
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
 	if cu.Email == "" {
-		return nil
+		return false, nil
 	}
 	off, err := m.Store.MailOptOuts(ctx, cu.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if off[kind] {
-		return nil
+		return false, nil
 	}
 	claimed, err := m.Store.ClaimMail(ctx, cu.ID, ev.Seq, kind)
 	if err != nil || !claimed {
-		return err
+		return false, err
 	}
 	msg, err := m.message(ctx, cu, ev, kind)
 	if err == nil {
@@ -178,10 +203,10 @@ func (m *Mail) handle(ctx context.Context, ev billing.Event) error {
 		if rerr := m.Store.ReleaseMail(rctx, cu.ID, ev.Seq); rerr != nil {
 			m.Log.Error("mail claim not released: this e-mail will not be retried", "customer", cu.ID, "event", ev.ID, "err", rerr)
 		}
-		return err
+		return false, err
 	}
 	m.Log.Info("notification e-mailed", "customer", cu.ID, "event", ev.ID, "kind", kind)
-	return nil
+	return true, nil
 }
 
 // message renders the e-mail with a fresh single-use sign-in link.
