@@ -421,7 +421,7 @@ func (d *DB) webhookAttempts(ctx context.Context, deliveryID int64) ([]billing.W
 }
 
 // DueWebhookDeliveries returns up to limit pending deliveries of enabled
-// endpoints whose time has come, oldest first, skipping those in skip (in
+// endpoints (and test events, which go to disabled ones too) whose time has come, oldest first, skipping those in skip (in
 // flight) and any that has an older pending delivery to the same endpoint
 // for the same customer: a customer's later event waits while an earlier
 // one is retrying, so each endpoint sees one customer's events in order.
@@ -429,7 +429,7 @@ func (d *DB) DueWebhookDeliveries(ctx context.Context, now time.Time, limit int,
 	rows, err := d.read.QueryContext(ctx, `SELECT `+deliveryCols+`, e.id, e.url, e.description, e.event_types, e.enabled, e.disabled_reason, e.secret,
 		COALESCE(e.old_secret, ''), COALESCE(e.old_secret_until, 0), e.created_at, e.updated_at
 		FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
-		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND e.enabled = 1
+		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND (e.enabled = 1 OR d.event_seq IS NULL)
 		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint_id = d.endpoint_id AND p.customer_id = d.customer_id
 			AND p.status = 'pending' AND p.id < d.id)
 		ORDER BY d.id LIMIT ?`, micros(now), limit+len(skip))

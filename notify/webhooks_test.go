@@ -493,3 +493,33 @@ func TestWebhookDialerRefusesPrivate(t *testing.T) {
 		t.Errorf("the loopback receiver got %d requests", n)
 	}
 }
+
+// A test event reaches a disabled endpoint (how an admin checks it before
+// enabling it again); the events it subscribes to wait until it is enabled.
+func TestWebhookTestEventToDisabledEndpoint(t *testing.T) {
+	d := openDB(t)
+	ctx := context.Background()
+	rcv := newReceiver(t, func(int) int { return 200 })
+	ep := endpoint(t, d, rcv.srv.URL)
+	off, on := false, true
+	if _, err := d.UpdateWebhookEndpoint(ctx, ep.ID, billing.WebhookEndpointInput{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, d, nil)
+	if _, err := d.CreateTestDelivery(ctx, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the test event", func() bool { return len(rcv.requests()) == 1 })
+	cu := newCustomer(t, d, "ada")
+	grant(t, d, cu, 1) // a disabled endpoint gets no delivery for it
+	time.Sleep(100 * time.Millisecond)
+	if n := len(rcv.requests()); n != 1 {
+		t.Fatalf("%d requests to the disabled endpoint, want the test only", n)
+	}
+	if _, err := d.UpdateWebhookEndpoint(ctx, ep.ID, billing.WebhookEndpointInput{Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	w.Wake()
+	grant(t, d, cu, 1)
+	waitFor(t, "the grant after enabling", func() bool { return len(rcv.requests()) == 2 })
+}
