@@ -78,6 +78,10 @@ CREATE TABLE notification_reads (
     customer_id TEXT PRIMARY KEY REFERENCES customers(id),
     seq         INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- What happened before the upgrade counts as read: the header's count
+-- starts at what is new, not at a customer's whole history.
+INSERT INTO notification_reads (customer_id, seq)
+    SELECT id, (SELECT COALESCE(MAX(seq), 0) FROM events) FROM customers;
 
 -- +goose Down
 DROP TABLE notification_reads;
