@@ -30,15 +30,18 @@ type Store interface {
 
 // Config holds the HTTP layer's settings.
 type Config struct {
-	Logger        *slog.Logger
-	Version       string
-	LogRequests   bool     // one structured log line per request
-	Metrics       *Metrics // nil: a registry of the server's own
-	MetricsToken  string   // when set, /metrics wants "Authorization: Bearer <token>"
-	Portal        PortalConfig
-	Payments      PaymentsConfig      // Service nil: no payments (top-ups and cards hidden)
+	Logger       *slog.Logger
+	Version      string
+	LogRequests  bool     // one structured log line per request
+	Metrics      *Metrics // nil: a registry of the server's own
+	MetricsToken string   // when set, /metrics wants "Authorization: Bearer <token>"
+	Portal       PortalConfig
+	Payments     PaymentsConfig // Service nil: no payments (top-ups and cards hidden)
+
+	// Outbound webhooks and customer notifications (issue 13).
 	Webhooks      WebhooksConfig      // Store nil: no webhook endpoints API
 	Notifications NotificationsConfig // Store nil: no notifications page or e-mail choices
+
 	// TrustProxy believes X-Forwarded-For from private, loopback and
 	// link-local peers (set it when Tally runs behind a reverse proxy);
 	// otherwise a client's address is the connection's. It keys the
