@@ -41,6 +41,8 @@ var statusOf = map[string]int{
 	billing.CodePaymentProvider:     http.StatusBadGateway,
 	billing.CodeLinkUsed:            http.StatusGone,
 	billing.CodeLinkExpired:         http.StatusGone,
+	billing.CodeInvalidWebhookURL:   http.StatusUnprocessableEntity,
+	billing.CodeUnknownEventType:    http.StatusUnprocessableEntity,
 }
 
 const codeMethodNotAllowed = "method_not_allowed"

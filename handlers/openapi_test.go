@@ -94,7 +94,8 @@ func newOpenAPIServer(t *testing.T) (*Server, *db.DB) {
 	// With payments, so the top-up routes are registered too.
 	sb := payments.NewSandbox("http://127.0.0.1")
 	svc := &payments.Service{Provider: sb, Store: d, Policy: billing.DefaultPaymentPolicy}
-	return New(Config{Payments: PaymentsConfig{Service: svc, Store: d, Provider: sb, Policy: billing.DefaultPaymentPolicy}}, d), d
+	return New(Config{Payments: PaymentsConfig{Service: svc, Store: d, Provider: sb, Policy: billing.DefaultPaymentPolicy},
+		Webhooks: WebhooksConfig{Store: d}}, d), d
 }
 
 func parseOpenAPI(t *testing.T, data []byte) openAPISpec {

@@ -104,6 +104,8 @@ func newPayAPIWith(t *testing.T, provider func(base string) billing.PaymentProvi
 			c.Portal.BaseURL = base
 			c.Portal.ProductName = "Pixel AI"
 			c.Payments = handlers.PaymentsConfig{Service: p.Service, Store: p.Service.Store.(*db.DB), Provider: p.Provider, Policy: p.Policy}
+			c.Webhooks = handlers.WebhooksConfig{Store: p.Service.Store.(*db.DB)}
+			c.Notifications = handlers.NotificationsConfig{Store: p.Service.Store.(*db.DB)}
 		},
 	})
 	// Serve on the port the links were made for.

@@ -190,6 +190,7 @@ func (s *Server) portalRoutes() {
 	p.GET("/events", s.events)
 	s.portalPages(p)
 	s.billingRoutes(p)
+	s.notificationRoutes(p)
 }
 
 // cookieSessionID is the session id the request's cookie carries ("" for
@@ -502,6 +503,9 @@ func (s *Server) liveShell(c echo.Context, title, nav string) (views.Shell, erro
 		name = cu.ExternalID
 	}
 	sh.Customer = &views.CustomerHeader{ID: cu.ID, Name: name, Email: cu.Email, Balance: bv}
+	if sh.Customer.Unread, err = s.unread(c.Request().Context(), ps.CustomerID); err != nil {
+		return sh, err
+	}
 	sh.Payments = s.cfg.Payments.Service != nil
 	if sh.Notices, err = s.notices(c.Request().Context(), ps.CustomerID); err != nil {
 		return sh, err

@@ -139,6 +139,9 @@ func (s *Server) settingsView(ctx context.Context, customerID string, f views.Fm
 	v.DefaultThreshold = billing.CustomerSettings{}.Threshold(last)
 	v.Overdraft = cu.Limits.OverdraftLimit
 	v.ProviderCaps = cu.Limits.Caps()
+	if v.MailPrefs, err = s.mailPrefs(ctx, customerID); err != nil {
+		return v, err
+	}
 	return v, nil
 }
 

@@ -44,6 +44,17 @@ var routeScopes = map[string]string{
 	"POST /api/v1/portal-sessions":   billing.ScopePortal,
 	"GET /api/v1/topups/:id":         billing.ScopeRead,
 	"POST /api/v1/topups/:id/refund": billing.ScopeAdmin,
+	// Webhook endpoints receive every customer's events, signed with
+	// secrets these routes reveal: admin only.
+	"POST /api/v1/webhook-endpoints":                   billing.ScopeAdmin,
+	"GET /api/v1/webhook-endpoints":                    billing.ScopeAdmin,
+	"GET /api/v1/webhook-endpoints/:id":                billing.ScopeAdmin,
+	"PATCH /api/v1/webhook-endpoints/:id":              billing.ScopeAdmin,
+	"DELETE /api/v1/webhook-endpoints/:id":             billing.ScopeAdmin,
+	"POST /api/v1/webhook-endpoints/:id/rotate-secret": billing.ScopeAdmin,
+	"GET /api/v1/webhook-endpoints/:id/deliveries":     billing.ScopeAdmin,
+	"POST /api/v1/webhook-endpoints/:id/resend":        billing.ScopeAdmin,
+	"POST /api/v1/webhook-endpoints/:id/test":          billing.ScopeAdmin,
 }
 
 // mayCall is what each scope may call besides its own routes, written out

@@ -37,6 +37,11 @@ type Config struct {
 	MetricsToken string   // when set, /metrics wants "Authorization: Bearer <token>"
 	Portal       PortalConfig
 	Payments     PaymentsConfig // Service nil: no payments (top-ups and cards hidden)
+
+	// Outbound webhooks and customer notifications (issue 13).
+	Webhooks      WebhooksConfig      // Store nil: no webhook endpoints API
+	Notifications NotificationsConfig // Store nil: no notifications page or e-mail choices
+
 	// TrustProxy believes X-Forwarded-For from private, loopback and
 	// link-local peers (set it when Tally runs behind a reverse proxy);
 	// otherwise a client's address is the connection's. It keys the
@@ -164,6 +169,7 @@ func (s *Server) routes() {
 	api.POST("/portal-sessions", s.createPortalSession, s.requireKey(billing.ScopePortal))
 	s.portalRoutes()
 	s.paymentRoutes()
+	s.webhookRoutes()
 }
 
 func (s *Server) readyz(c echo.Context) error {

@@ -44,6 +44,7 @@ type CustomerHeader struct {
 	Name    string
 	Email   string
 	Balance BalanceView
+	Unread  int // notifications not yet seen (counted up to UnreadMax); -1: no notifications list
 }
 
 // BalanceView is the header balance: what a customer checks first.

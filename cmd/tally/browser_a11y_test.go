@@ -138,6 +138,7 @@ func TestBrowserPortalAccessible(t *testing.T) {
 		{"usage", "/portal/usage", `select[name="feature"]`, nil},
 		{"ledger", "/portal/ledger", `[data-testid="ledger-history"]`, nil},
 		{"settings", "/portal/settings", `[data-testid="settings-form"]`, nil},
+		{"notifications", "/portal/notifications", `[data-testid="notifications-list"]`, nil},
 		{"billing", "/portal/billing", `[data-testid="receipts"]`, nil},
 		{"top-up", "/portal/top-up", `[data-testid="focus-pay"]`, nil},
 		{"receipt", receipt, `[data-testid="receipt"]`, func() {

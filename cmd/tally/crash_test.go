@@ -88,10 +88,10 @@ type proc struct {
 	out  *bytes.Buffer
 }
 
-func startTally(t *testing.T, bin, dbPath, addr string) *proc {
+func startTally(t *testing.T, bin, dbPath, addr string, extra ...string) *proc {
 	t.Helper()
 	var out bytes.Buffer
-	cmd := exec.Command(bin, "serve", "--db", dbPath, "--addr", addr, "--log-requests=false", "--log-level", "warn", "--sweep-interval", "200ms")
+	cmd := exec.Command(bin, append([]string{"serve", "--db", dbPath, "--addr", addr, "--log-requests=false", "--log-level", "warn", "--sweep-interval", "200ms"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -44,6 +44,7 @@ type serveConfig struct {
 	RefundWindow  time.Duration
 	PurchaseTTL   time.Duration
 	RefillPoll    time.Duration
+	Notify        notifyConfig
 }
 
 const serveUsage = `Usage: tally serve [flags]
@@ -79,11 +80,15 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.DurationVar(&cfg.RefillPoll, "refill-poll", envDuration(getenv, "TALLY_REFILL_POLL", 5*time.Second), "how often auto-refill looks for due jobs besides its wake-ups (env TALLY_REFILL_POLL)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", envOr(getenv, "TALLY_METRICS_TOKEN", ""), "require 'Authorization: Bearer <token>' on /metrics; open when empty (env TALLY_METRICS_TOKEN)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", envOr(getenv, "TALLY_PPROF_ADDR", ""), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env TALLY_PPROF_ADDR)")
+	notifyFlags(fs, getenv, &cfg.Notify)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	if err := validNotify(cfg.Notify); err != nil {
+		return err
 	}
 	if cfg.MaxStreams < 1 {
 		return usageError{fmt.Sprintf("--max-streams must be at least 1, got %d", cfg.MaxStreams)}
@@ -153,7 +158,16 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		OnRefill:  func(result string) { metrics.RefillJobs.WithLabelValues(result).Inc() },
 		ReturnURL: strings.TrimRight(portal.BaseURL, "/") + "/portal/top-ups/return"}
 	d.SetBatchObserver(metrics.ObserveBatch)
-	h := handlers.New(handlers.Config{Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal, TrustProxy: cfg.TrustProxy,
+	mailer, mailMode, err := newMailer(cfg.Notify)
+	if err != nil {
+		return err
+	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	defer stopSweep()
+	hooks, hooksDone := startWebhooks(sweepCtx, d, cfg.Notify, mailer, log)
+	mailDone := startMail(sweepCtx, d, mailer, portal.BaseURL, portal.ProductName, log)
+	h := handlers.New(handlers.Config{Webhooks: webhooksConfig(d, cfg.Notify, hooks), Notifications: handlers.NotificationsConfig{Store: d, Mail: mailer != nil},
+		Logger: log, Version: version, LogRequests: cfg.LogRequests, Metrics: metrics, MetricsToken: cfg.MetricsToken, Portal: portal, TrustProxy: cfg.TrustProxy,
 		Payments: handlers.PaymentsConfig{Service: pay, Store: d, Provider: provider, Policy: policy}}, d)
 	h.SetDraining(draining.Load)
 	srv := &http.Server{
@@ -166,7 +180,6 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	sweepDone := make(chan struct{})
 	go func() {
 		defer close(sweepDone)
@@ -193,7 +206,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("tally listening", "url", base, "db", cfg.DB, "payments", payMode,
-		"demo", cfg.Demo, "version", version)
+		"demo", cfg.Demo, "mail", mailMode, "version", version)
 
 	select {
 	case err := <-errc:
@@ -201,6 +214,8 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		<-sweepDone
 		<-refillDone
 		<-watchDone
+		<-hooksDone
+		<-mailDone
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -214,6 +229,8 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	<-sweepDone
 	<-refillDone
 	<-watchDone
+	<-hooksDone
+	<-mailDone
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

@@ -1,0 +1,50 @@
+package views
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// Every notification kind has words built from its data, with the numbers
+// in them, and none falls back to the generic heading.
+func TestNotificationWords(t *testing.T) {
+	f := NewFmt("en-US", "")
+	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		typ         string
+		data        map[string]any
+		title, text string
+	}{
+		{billing.EventBalanceLow, map[string]any{"available": 4.5, "threshold": 5}, "Your balance is low", "down to 4.5 credits, at or below your alert line of 5 credits"},
+		{billing.EventBalanceDepleted, map[string]any{"available": 0}, "You are out of credits", "reached 0 credits"},
+		{billing.EventTopUpSucceeded, map[string]any{"credits": 1000, "amount": 1000, "currency": "usd", "description": "Starter"}, "Receipt: 1,000 credits added", "You paid $10.00 for 1,000 credits (Starter)"},
+		{billing.EventAutoRefillSucceeded, map[string]any{"credits": 500, "amount": 500, "currency": "eur"}, "Auto-refill added 500 credits", "charged your card €5.00"},
+		{billing.EventGrantExpiring, map[string]any{"credits": 250, "expires_at": "2026-03-17T12:00:00Z"}, "250 credits expire soon", "expire on 17 March 2026"},
+		{billing.EventAutoRefillPaused, map[string]any{"failures": 3, "failure_reason": "Your card was declined."}, "Auto-refill is paused", "declined 3 times"},
+		{billing.EventAutoRefillActionRequired, map[string]any{"description": "Auto-refill: 1,000 credits"}, "Confirm your auto-refill", "confirm the auto-refill of 1,000 credits"},
+		{billing.EventAutoRefillFailed, map[string]any{"failures": 1, "failure_reason": "Insufficient funds."}, "Auto-refill payment declined", "Insufficient funds."},
+	} {
+		t.Run(c.typ, func(t *testing.T) {
+			n := billing.Notice{ID: 1, Type: c.typ, Data: c.data, CreatedAt: at}
+			if billing.NotificationKind(c.typ, c.data) == "" {
+				t.Fatalf("%s is no notification", c.typ)
+			}
+			if got := NotificationTitle(f, n); got != c.title {
+				t.Errorf("title %q, want %q", got, c.title)
+			}
+			if got := NotificationText(f, n); !strings.Contains(got, c.text) {
+				t.Errorf("text %q, want it to contain %q", got, c.text)
+			}
+			if NotificationAction(n) == "" {
+				t.Error("no action words")
+			}
+		})
+	}
+	// A refill's later declines are not told again.
+	if k := billing.NotificationKind(billing.EventAutoRefillFailed, map[string]any{"failures": 2}); k != "" {
+		t.Errorf("a second decline is a %q notification", k)
+	}
+}
