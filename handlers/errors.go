@@ -41,6 +41,12 @@ var statusOf = map[string]int{
 	billing.CodePaymentProvider:     http.StatusBadGateway,
 	billing.CodeLinkUsed:            http.StatusGone,
 	billing.CodeLinkExpired:         http.StatusGone,
+	billing.CodeEmbedTokenInvalid:   http.StatusUnauthorized,
+	billing.CodeEmbedTokenExpired:   http.StatusUnauthorized,
+	billing.CodeEmbedTokenRevoked:   http.StatusUnauthorized,
+	billing.CodeEmbedWrongCustomer:  http.StatusForbidden,
+	billing.CodeEmbedWrongOrigin:    http.StatusForbidden,
+	billing.CodeOriginNotAllowed:    http.StatusForbidden,
 }
 
 const codeMethodNotAllowed = "method_not_allowed"
