@@ -22,6 +22,7 @@
   function height() {
     var bottom = 0;
     document.querySelectorAll("main, [data-testid=widget-packs]").forEach(function (el) {
+      if (el.closest("details:not([open])")) return; // laid out, but hidden
       var r = el.getBoundingClientRect();
       if (r.height > 0) bottom = Math.max(bottom, r.bottom + window.scrollY);
     });

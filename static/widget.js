@@ -7,6 +7,13 @@
   if (!script || !script.src) return;
   var base = new URL(script.src).origin;
   var TW = (window.TallyWidget = window.TallyWidget || {});
+  var widgets = (TW._w = TW._w || []);
+  // refresh() fetches a new token now (after the page's sign-in changed).
+  TW.refresh = function () {
+    widgets.forEach(function (f) {
+      f();
+    });
+  };
 
   function claims(t) {
     try {
@@ -105,6 +112,7 @@
       var c = claims(token);
       if (document.visibilityState === "visible" && c && c.x * 1000 - Date.now() < 120000) refresh();
     });
+    widgets.push(refresh);
     schedule();
   }
 
