@@ -269,7 +269,9 @@ func (h *embedHandlers) apiEvents(c echo.Context) error {
 
 // GET /embed/events?token=: the widget's balance block as server-sent events.
 func (h *embedHandlers) widgetEvents(c echo.Context) error {
-	cl, err := h.verify(c, c.QueryParam("token"), true)
+	// The widget's own frame asks (same origin): no Origin check here;
+	// without CORS headers no other page can read the stream.
+	cl, err := h.verify(c, c.QueryParam("token"), false)
 	if err != nil {
 		return err
 	}
@@ -333,7 +335,7 @@ func (h *embedHandlers) stream(c echo.Context, cl embedClaims, data func(context
 	}
 	keepalive := time.NewTicker(pc.StreamKeepAlive)
 	defer keepalive.Stop()
-	expires := time.NewTimer(time.Until(time.Unix(cl.Expires, 0)))
+	expires := time.NewTimer(time.Unix(cl.Expires, 0).Sub(s.store.Now()))
 	defer expires.Stop()
 	for {
 		select {

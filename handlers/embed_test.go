@@ -1,6 +1,9 @@
 package handlers_test
 
 import (
+	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -200,4 +203,77 @@ func TestEmbedWidgetTopUp(t *testing.T) {
 		t.Fatalf("available %v, want 1500", got)
 	}
 	p.verify(t)
+}
+
+// TestEmbedLowBalanceAndEvents: the JSON and the widget say when the
+// balance is low; the JSON event stream sends the balance now and again
+// after a debit, and is capped per token like the portal's streams.
+func TestEmbedLowBalanceAndEvents(t *testing.T) {
+	p, acme := embedSetup(t)
+	token := p.embedToken(t, "acme", embedOrigin)
+	th := billing.CreditsOf(600)
+	if err := p.DB.UpdateCustomerSettings(t.Context(), acme, billing.CustomerSettings{LowBalanceThreshold: &th}); err != nil {
+		t.Fatal(err)
+	}
+	r := p.do("GET", "/api/v1/embed/balance", token, nil).want(t, http.StatusOK)
+	if r.Body["low"] != true || r.Body["depleted"] != false {
+		t.Fatalf("500 credits under a 600 line: %v", r.Body)
+	}
+	page := p.do("GET", "/embed/widget?token="+url.QueryEscape(token), "", nil).want(t, http.StatusOK)
+	if got := testID(t, page, "widget-warning"); got != "Low balance" {
+		t.Fatalf("widget warning %q", got)
+	}
+
+	open := func() (*http.Response, func()) {
+		req, _ := http.NewRequest("GET", p.HTTP.URL+"/api/v1/embed/events?token="+url.QueryEscape(token), nil)
+		req.Header.Set("Origin", embedOrigin)
+		ctx, cancel := context.WithCancel(t.Context())
+		res, err := http.DefaultClient.Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, func() { cancel(); res.Body.Close() }
+	}
+	res, stop := open()
+	defer stop()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Access-Control-Allow-Origin") != embedOrigin {
+		t.Fatalf("events: %d %v", res.StatusCode, res.Header)
+	}
+	events := readEvents(res)
+	balanceOf := func() string {
+		t.Helper()
+		select {
+		case ev := <-events:
+			var b struct {
+				Balance json.Number `json:"balance"`
+			}
+			if ev.Name != "balance" || json.Unmarshal([]byte(ev.Data), &b) != nil {
+				t.Fatalf("event %q %q", ev.Name, ev.Data)
+			}
+			return b.Balance.String()
+		case <-time.After(5 * time.Second):
+			t.Fatal("no balance event")
+		}
+		return ""
+	}
+	if got := balanceOf(); got != "500" {
+		t.Fatalf("first event: balance %s", got)
+	}
+	p.usage(acme, "image.generate", "1", "").want(t, http.StatusCreated)
+	if got := balanceOf(); got == "500" {
+		t.Fatalf("after a debit the stream still says %s", got)
+	}
+
+	// Three more streams of the token reach the cap (4); the fifth is refused.
+	for range 3 {
+		res, stop := open()
+		defer stop()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("stream under the cap: %d", res.StatusCode)
+		}
+	}
+	res5, stop5 := open()
+	defer stop5()
+	raw, _ := io.ReadAll(res5.Body)
+	wantRefused(t, res5, raw, "a fifth stream of one token")
 }

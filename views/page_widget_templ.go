@@ -546,7 +546,7 @@ func widgetHidden(w Widget) templ.Component {
 	})
 }
 
-const widgetButton = "inline-flex items-center justify-center rounded-lg bg-[var(--accent)] px-3 py-2 text-sm font-semibold text-white shadow-sm hover:opacity-90 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-[var(--accent)] disabled:opacity-60"
+const widgetButton = "inline-flex items-center justify-center rounded-lg bg-[var(--accent)] px-3 py-2 text-sm font-semibold text-[color:var(--accent-text)] shadow-sm hover:opacity-90 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-[var(--accent)] disabled:opacity-60"
 const widgetSecondary = "inline-flex items-center justify-center rounded-lg px-3 py-2 text-sm font-semibold text-gray-900 ring-1 ring-inset ring-gray-300 hover:bg-gray-50 [.dark_&]:text-gray-100 [.dark_&]:ring-gray-600 [.dark_&]:hover:bg-gray-800"
 
 // widgetActions is the Top up button: the packs to pay with the saved card

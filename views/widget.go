@@ -1,6 +1,8 @@
 package views
 
 import (
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -71,10 +73,43 @@ func widgetClass(w Widget) string {
 	return c
 }
 
-// widgetStyle sets the accent colour as a CSS variable.
+// widgetStyle sets the accent colour as CSS variables: the colour, and
+// the text on it, white or near-black, whichever reads at 4.5:1 or better
+// (a product's light accent would make white labels unreadable).
 func widgetStyle(w Widget) string {
-	if w.Accent == "" {
-		return "--accent:#4f46e5"
+	accent := w.Accent
+	if accent == "" {
+		accent = "#4f46e5"
 	}
-	return "--accent:" + w.Accent
+	text := "#ffffff"
+	if l, ok := luminance(accent); ok && (1.05)/(l+0.05) < 4.5 {
+		text = "#111827"
+	}
+	return "--accent:" + accent + ";--accent-text:" + text
+}
+
+// luminance is the WCAG relative luminance of a #rgb or #rrggbb colour.
+func luminance(hex string) (float64, bool) {
+	h := hex[1:]
+	if len(h) == 3 {
+		h = string([]byte{h[0], h[0], h[1], h[1], h[2], h[2]})
+	}
+	if len(h) != 6 {
+		return 0, false
+	}
+	var l float64
+	for i, weight := range []float64{0.2126, 0.7152, 0.0722} {
+		v, err := strconv.ParseUint(h[2*i:2*i+2], 16, 8)
+		if err != nil {
+			return 0, false
+		}
+		c := float64(v) / 255
+		if c <= 0.03928 {
+			c /= 12.92
+		} else {
+			c = math.Pow((c+0.055)/1.055, 2.4)
+		}
+		l += weight * c
+	}
+	return l, true
 }
