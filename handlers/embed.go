@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -288,11 +287,10 @@ func (h *embedHandlers) widgetEvents(c echo.Context) error {
 	})
 }
 
-// stream is the portal's live balance stream (GET /portal/events) for an
-// embed token: one event now and one after each committed change to the
-// customer's wallet, under the same caps (per token, as per session, and
-// the server's total). It ends when the token expires or stops working;
-// the widget reconnects with the refreshed token.
+// stream is the portal's live balance stream (serveStream) for an embed
+// token, under the same caps (per token, as per session, and the
+// server's total). It ends when the token expires or stops working; the
+// widget reconnects with the refreshed token.
 func (h *embedHandlers) stream(c echo.Context, cl embedClaims, data func(context.Context) (string, error)) error {
 	s := h.s
 	pc := s.cfg.Portal
@@ -301,67 +299,14 @@ func (h *embedHandlers) stream(c echo.Context, cl embedClaims, data func(context
 		return err
 	}
 	defer s.streams.close(st)
-	ctx := c.Request().Context()
-	ch, stop := s.portal.Subscribe(cl.Customer)
-	defer stop()
-	w := c.Response()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w.Writer)
-	write := func(msg string) error {
-		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		if _, err := io.WriteString(w, msg); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	send := func() error {
-		d, err := data(ctx)
-		if err != nil {
-			return err
-		}
-		var ev strings.Builder
-		ev.WriteString("event: balance\n")
-		for _, line := range strings.Split(d, "\n") {
-			fmt.Fprintf(&ev, "data: %s\n", line)
-		}
-		ev.WriteString("\n")
-		return write(ev.String())
-	}
-	if err := send(); err != nil {
-		return nil
-	}
-	keepalive := time.NewTicker(pc.StreamKeepAlive)
-	defer keepalive.Stop()
 	expires := time.NewTimer(time.Unix(cl.Expires, 0).Sub(s.store.Now()))
 	defer expires.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.quit:
-			return nil
-		case <-st.done:
-			return nil
-		case <-expires.C:
-			write("event: expired\ndata: {}\n\n")
-			return nil
-		case <-ch:
-			if err := send(); err != nil {
-				return nil
-			}
-		case <-keepalive.C:
-			// A revoked key, or an origin no longer listed, ends the stream.
-			if live, allowed, err := h.store.EmbedKeyAllows(ctx, cl.Key, cl.Origin); err == nil && (!live || !allowed) {
-				return nil
-			}
-			if err := write(": keepalive\n\n"); err != nil {
-				return nil
-			}
-		}
-	}
+	return s.serveStream(c, st, liveStreamSpec{data: data, ends: expires.C,
+		// A revoked key, or an origin no longer listed, ends the stream.
+		live: func(ctx context.Context) bool {
+			live, allowed, err := h.store.EmbedKeyAllows(ctx, cl.Key, cl.Origin)
+			return err != nil || (live && allowed)
+		}})
 }
 
 // GET /widget.js: the script a product's page includes. Not fingerprinted
