@@ -126,10 +126,16 @@ func TestEmbedTokens(t *testing.T) {
 	t.Run("expired", func(t *testing.T) {
 		p.Clock.Advance(15 * time.Minute)
 		defer p.Clock.Advance(-15 * time.Minute)
-		p.do("GET", "/api/v1/embed/balance", token, nil).wantError(t, http.StatusUnauthorized, billing.CodeEmbedTokenExpired)
+		r := p.do("GET", "/api/v1/embed/balance", token, nil, "Origin", embedOrigin)
+		r.wantError(t, http.StatusUnauthorized, billing.CodeEmbedTokenExpired)
+		if r.Header.Get("Access-Control-Allow-Origin") != embedOrigin {
+			t.Fatalf("the page cannot read that its token expired: %v", r.Header)
+		}
+		// The frame says so (its origin may frame the answer).
 		res := p.do("GET", "/embed/widget?token="+url.QueryEscape(token), "", nil)
-		if res.Status != http.StatusUnauthorized || !strings.Contains(string(res.Raw), "expired") {
-			t.Fatalf("expired widget: %d %s", res.Status, res.Raw)
+		if res.Status != http.StatusUnauthorized || !strings.Contains(testID(t, res, "widget-error"), "expired") ||
+			!strings.HasSuffix(res.Header.Get("Content-Security-Policy"), "frame-ancestors "+embedOrigin) {
+			t.Fatalf("expired widget: %d %v %s", res.Status, res.Header, res.Raw)
 		}
 	})
 

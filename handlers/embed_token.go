@@ -51,7 +51,8 @@ func (et embedTokens) sign(body string) string {
 }
 
 // parse checks a token's signature and expiry. Errors: embed_token_invalid
-// (missing, malformed, forged), embed_token_expired.
+// (missing, malformed, forged; no claims), embed_token_expired (with the
+// claims).
 func (et embedTokens) parse(token string, now time.Time) (embedClaims, error) {
 	invalid := billing.Errorf(billing.CodeEmbedTokenInvalid,
 		"The embed token is missing, malformed or was not issued by this server. Mint one with POST /api/v1/embed-tokens.")
@@ -72,7 +73,10 @@ func (et embedTokens) parse(token string, now time.Time) (embedClaims, error) {
 		return embedClaims{}, invalid
 	}
 	if now.Unix() >= cl.Expires {
-		return embedClaims{}, billing.Errorf(billing.CodeEmbedTokenExpired,
+		// The claims come back with the error (they are genuine): the
+		// answer is for the token's origin (CORS, framing), so the page
+		// can read that it must refresh.
+		return cl, billing.Errorf(billing.CodeEmbedTokenExpired,
 			"The embed token expired at %s. Mint a new one (the widget asks your page's onTokenExpiring callback before it ends).",
 			time.Unix(cl.Expires, 0).UTC().Format(time.RFC3339)).With("expired_at", time.Unix(cl.Expires, 0).UTC())
 	}
