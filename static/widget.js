@@ -1,6 +1,6 @@
 /* Tally balance widget. <script src="https://TALLY/widget.js" data-token="…" async></script>
    Draws the balance in an iframe (isolated from the page), and keeps its token fresh:
-   window.TallyWidget.onTokenExpiring = async () => newToken, or data-refresh-url (POST, JSON {token}). */
+   data-refresh-url (POST, JSON {token}), or window.TallyWidget.onTokenExpiring = async () => newToken. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -48,11 +48,6 @@
     var timer = 0, tries = 0, busy = false;
 
     function fetchToken() {
-      if (typeof TW.onTokenExpiring === "function") {
-        return Promise.resolve().then(function () {
-          return TW.onTokenExpiring({ element: el, token: token });
-        });
-      }
       if (refreshURL) {
         return fetch(refreshURL, { method: "POST", credentials: "same-origin", headers: { Accept: "application/json" } })
           .then(function (r) {
@@ -62,6 +57,11 @@
           .then(function (b) {
             return b && b.token;
           });
+      }
+      if (typeof TW.onTokenExpiring === "function") {
+        return Promise.resolve().then(function () {
+          return TW.onTokenExpiring({ element: el, token: token });
+        });
       }
       return null;
     }
