@@ -63,17 +63,18 @@
     connect();
   });
 
+  // A loading state on every request the widget makes (each is a page load
+  // of the frame): the button says so and cannot be pressed twice.
   document.addEventListener("submit", function (e) {
     var f = e.target;
-    if (!f.hasAttribute("data-busy")) return;
     var b = f.querySelector("button[type=submit]");
-    if (b) {
-      b.setAttribute("aria-busy", "true");
-      b.textContent = "Paying…";
-      setTimeout(function () {
-        b.disabled = true;
-      }, 0);
-    }
+    if (!b || f.target === "_blank") return;
+    b.setAttribute("aria-busy", "true");
+    b.classList.add("opacity-60");
+    if (f.getAttribute("data-busy")) b.textContent = f.getAttribute("data-busy");
+    setTimeout(function () {
+      b.disabled = true;
+    }, 0);
   });
   document.addEventListener("toggle", height, true);
   document.addEventListener("keydown", function (e) {

@@ -878,7 +878,7 @@ func widgetPanel(w Widget) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 69, "?</p><div class=\"mt-3 flex flex-wrap gap-2\"><form method=\"post\" action=\"/embed/top-ups\" data-busy>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 69, "?</p><div class=\"mt-3 flex flex-wrap gap-2\"><form method=\"post\" action=\"/embed/top-ups\" data-busy=\"Paying…\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
