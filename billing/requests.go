@@ -22,6 +22,9 @@ type APIKey struct {
 	RateLimit int        `json:"rate_limit"` // requests per second; 0 = unlimited
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at"`
+	// AllowedOrigins are the origins whose pages may show the balance
+	// widget with this key's embed tokens (filled by listings only).
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 }
 
 // API key scopes. A key has one; admin includes every other, metering and

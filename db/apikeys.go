@@ -146,7 +146,14 @@ func (d *DB) FindAPIKeys(ctx context.Context) ([]billing.APIKey, error) {
 		}
 		out = append(out, k)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	origins, err := d.apiKeyOrigins(ctx)
+	for i := range out {
+		out[i].AllowedOrigins = origins[out[i].ID]
+	}
+	return out, err
 }
 
 // RevokeAPIKey revokes the key with this id or prefix. Revoking twice is

@@ -43,6 +43,12 @@ var statusOf = map[string]int{
 	billing.CodeLinkExpired:         http.StatusGone,
 	billing.CodeInvalidWebhookURL:   http.StatusUnprocessableEntity,
 	billing.CodeUnknownEventType:    http.StatusUnprocessableEntity,
+	billing.CodeEmbedTokenInvalid:   http.StatusUnauthorized,
+	billing.CodeEmbedTokenExpired:   http.StatusUnauthorized,
+	billing.CodeEmbedTokenRevoked:   http.StatusUnauthorized,
+	billing.CodeEmbedWrongCustomer:  http.StatusForbidden,
+	billing.CodeEmbedWrongOrigin:    http.StatusForbidden,
+	billing.CodeOriginNotAllowed:    http.StatusForbidden,
 }
 
 const codeMethodNotAllowed = "method_not_allowed"

@@ -164,6 +164,11 @@ func TestOpenAPIDocument(t *testing.T) {
 		switch {
 		case public && op.Scope != "":
 			t.Errorf("%s needs no authentication but declares x-tally-scope %q", name, op.Scope)
+		case op.Scope == scopeEmbedToken:
+			// An embed token, not an API key: described by the embedToken scheme.
+			if op.Security == nil || len(*op.Security) != 1 || (*op.Security)[0]["embedToken"] == nil {
+				t.Errorf("%s: an embed token route without the embedToken security scheme", name)
+			}
 		case !public && !billing.ValidScope(op.Scope):
 			t.Errorf("%s: x-tally-scope = %q, want one of %v", name, op.Scope, billing.Scopes())
 		case !public:
@@ -242,6 +247,14 @@ func TestOpenAPIScopes(t *testing.T) {
 			if got != http.StatusUnauthorized {
 				t.Errorf("without a key: %d, want 401", got)
 			}
+			if op.Scope == scopeEmbedToken {
+				for have, secret := range secrets { // no API key is an embed token
+					if got := do(method, url, secret); got != http.StatusUnauthorized {
+						t.Errorf("with a %s key: %d, want 401", have, got)
+					}
+				}
+				return
+			}
 			for have, secret := range secrets {
 				got := do(method, url, secret)
 				if want := !billing.Allows(have, op.Scope); (got == http.StatusForbidden) != want {
@@ -318,3 +331,7 @@ func resolvePointer(doc any, ref string) bool {
 func isAPIPath(p string) bool {
 	return strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz" || p == "/metrics"
 }
+
+// scopeEmbedToken is the x-tally-scope of routes an embed token
+// authenticates (the balance widget's JSON API), never an API key.
+const scopeEmbedToken = "embed token"

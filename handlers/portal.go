@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -577,70 +576,24 @@ func (s *Server) events(c echo.Context) error {
 		return err
 	}
 	defer s.streams.close(st)
-	ctx := c.Request().Context()
-	ch, stop := s.portal.Subscribe(ps.CustomerID)
-	defer stop()
-	w := c.Response()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	// The server's write timeout is for whole responses, not a stream: each
-	// write gets its own deadline instead.
-	rc := http.NewResponseController(w.Writer)
-	write := func(msg string) error {
-		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		if _, err := io.WriteString(w, msg); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
 	sh := s.publicShell(c, "")
-	send := func() error {
-		bv, err := s.balanceView(ctx, ps.CustomerID)
-		if err != nil {
-			return err
-		}
-		var html strings.Builder
-		if err := views.BalancePillInner(sh.Fmt, bv).Render(ctx, &html); err != nil {
-			return err
-		}
-		var ev strings.Builder
-		ev.WriteString("event: balance\n")
-		for _, line := range strings.Split(html.String(), "\n") {
-			fmt.Fprintf(&ev, "data: %s\n", line)
-		}
-		ev.WriteString("\n")
-		return write(ev.String())
-	}
-	if err := send(); err != nil {
-		return nil
-	}
-	keepalive := time.NewTicker(pc.StreamKeepAlive)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.quit:
-			return nil
-		case <-st.done: // signed out or replaced in this process
-			return nil
-		case <-ch:
-			if err := send(); err != nil {
-				return nil
+	return s.serveStream(c, st, liveStreamSpec{
+		data: func(ctx context.Context) (string, error) {
+			bv, err := s.balanceView(ctx, ps.CustomerID)
+			if err != nil {
+				return "", err
 			}
-		case <-keepalive.C:
-			// Revoked from the CLI or another process, or timed out while
-			// the tab sat unattended: the stream ends with the session.
-			if _, live, err := s.findSession(ctx, ps.ID); err == nil && !live {
-				return nil
-			}
-			if err := write(": keepalive\n\n"); err != nil {
-				return nil
-			}
-		}
-	}
+			var html strings.Builder
+			err = views.BalancePillInner(sh.Fmt, bv).Render(ctx, &html)
+			return html.String(), err
+		},
+		// Revoked from the CLI or another process, or timed out while the
+		// tab sat unattended: the stream ends with the session.
+		live: func(ctx context.Context) bool {
+			_, live, err := s.findSession(ctx, ps.ID)
+			return err != nil || live
+		},
+	})
 }
 
 // render writes a templ component as HTML.

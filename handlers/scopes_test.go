@@ -55,7 +55,20 @@ var routeScopes = map[string]string{
 	"GET /api/v1/webhook-endpoints/:id/deliveries":     billing.ScopeAdmin,
 	"POST /api/v1/webhook-endpoints/:id/resend":        billing.ScopeAdmin,
 	"POST /api/v1/webhook-endpoints/:id/test":          billing.ScopeAdmin,
+	// An embed token shows a balance and tops up with the saved card after
+	// the customer confirms: like a sign-in link, portal scope.
+	"POST /api/v1/embed-tokens": billing.ScopePortal,
+	// The embed API takes an embed token, never an API key; its CORS
+	// preflight carries nothing.
+	"GET /api/v1/embed/balance":     scopeEmbedToken,
+	"GET /api/v1/embed/events":      scopeEmbedToken,
+	"OPTIONS /api/v1/embed/balance": "",
+	"OPTIONS /api/v1/embed/events":  "",
 }
+
+// scopeEmbedToken marks routes that an embed token authenticates: no API
+// key of any scope is let through.
+const scopeEmbedToken = "embed token"
 
 // mayCall is what each scope may call besides its own routes, written out
 // here rather than taken from billing.Allows, so the test checks the rule
@@ -111,6 +124,13 @@ func TestScopeMatrix(t *testing.T) {
 			if need == "" {
 				if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
 					t.Fatalf("public route without a key: %d", res.Status)
+				}
+				return
+			}
+			if need == scopeEmbedToken {
+				res.wantError(t, http.StatusUnauthorized, billing.CodeEmbedTokenInvalid)
+				for _, have := range billing.Scopes() {
+					p.do(method, path, keys[have], body).wantError(t, http.StatusUnauthorized, billing.CodeEmbedTokenInvalid)
 				}
 				return
 			}

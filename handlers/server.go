@@ -170,6 +170,7 @@ func (s *Server) routes() {
 	s.portalRoutes()
 	s.paymentRoutes()
 	s.webhookRoutes()
+	s.registerEmbed()
 }
 
 func (s *Server) readyz(c echo.Context) error {

@@ -1,8 +1,15 @@
 package handlers
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
+	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
 )
 
@@ -97,5 +104,85 @@ func (st *liveStream) end() {
 	if !st.ended {
 		st.ended = true
 		close(st.done)
+	}
+}
+
+// liveStreamSpec is what a live balance stream sends and when it ends.
+type liveStreamSpec struct {
+	// data is the body of a balance event (HTML or JSON), read now.
+	data func(ctx context.Context) (string, error)
+	// live is asked at each keepalive: false ends the stream (a session
+	// ended elsewhere, a revoked key).
+	live func(ctx context.Context) bool
+	// ends, when not nil, ends the stream with an "expired" event.
+	ends <-chan time.Time
+}
+
+// serveStream serves a registered stream of a customer's balance as
+// server-sent events: one balance event now and one after every committed
+// change to the wallet, a keepalive every StreamKeepAlive, until the
+// client goes, the server drains, the stream is ended here (st.done) or
+// the spec says it is over. Used by the portal (GET /portal/events) and
+// the balance widget (its events, HTML or JSON).
+func (s *Server) serveStream(c echo.Context, st *liveStream, spec liveStreamSpec) error {
+	ctx := c.Request().Context()
+	ch, stop := s.portal.Subscribe(st.customer)
+	defer stop()
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	// The server's write timeout is for whole responses, not a stream: each
+	// write gets its own deadline instead.
+	rc := http.NewResponseController(w.Writer)
+	write := func(msg string) error {
+		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		if _, err := io.WriteString(w, msg); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	send := func() error {
+		d, err := spec.data(ctx)
+		if err != nil {
+			return err
+		}
+		var ev strings.Builder
+		ev.WriteString("event: balance\n")
+		for _, line := range strings.Split(d, "\n") {
+			fmt.Fprintf(&ev, "data: %s\n", line)
+		}
+		ev.WriteString("\n")
+		return write(ev.String())
+	}
+	if err := send(); err != nil {
+		return nil
+	}
+	keepalive := time.NewTicker(s.cfg.Portal.StreamKeepAlive)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.quit:
+			return nil
+		case <-st.done: // signed out or replaced in this process
+			return nil
+		case <-spec.ends:
+			write("event: expired\ndata: {}\n\n")
+			return nil
+		case <-ch:
+			if err := send(); err != nil {
+				return nil
+			}
+		case <-keepalive.C:
+			if spec.live != nil && !spec.live(ctx) {
+				return nil
+			}
+			if err := write(": keepalive\n\n"); err != nil {
+				return nil
+			}
+		}
 	}
 }

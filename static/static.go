@@ -16,7 +16,7 @@ import (
 	"strings"
 )
 
-//go:embed app.css app.js vendor/*.js
+//go:embed app.css app.js embed.js widget.js vendor/*.js
 var files embed.FS
 
 // Assets maps logical names ("app.css") to fingerprinted URLs and serves them.
@@ -73,3 +73,7 @@ func (a *Assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Write(b)
 }
+
+// ReadFile returns an embedded file by its logical name (widget.js, which
+// product pages load by its plain name).
+func ReadFile(name string) ([]byte, error) { return files.ReadFile(name) }

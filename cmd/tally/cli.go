@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,8 +50,12 @@ func cmdMigrate(ctx context.Context, args []string, getenv env, stdout, stderr i
 
 const apikeyUsage = `Usage: tally apikey <create|list|revoke|limit> [flags]
 
-  create --name N [--scope S]   make a key; its secret is the last line printed
-                                (only a hash is stored: save it now)
+  create --name N [--scope S] [--allowed-origin URL]...
+                                make a key; its secret is the last line printed
+                                (only a hash is stored: save it now).
+                                --allowed-origin (repeatable): a page origin,
+                                scheme://host[:port], that may show the balance
+                                widget with this key's embed tokens
   list                          list keys (never their secrets)
   revoke ID|PREFIX              revoke a key (within 2 s on a running server)
   limit ID|PREFIX [--daily C] [--monthly C] [--rate R]
@@ -79,6 +84,15 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 		daily := fs.String("daily", "", "daily spend cap in credits (optional)")
 		monthly := fs.String("monthly", "", "monthly spend cap in credits (optional)")
 		rate := fs.Int("rate", 0, "request rate limit per second (0 = off)")
+		var origins []string
+		fs.Func("allowed-origin", "an origin (scheme://host[:port]) whose pages may show the balance widget (repeatable)", func(v string) error {
+			o, err := billing.ParseOrigin(v)
+			if err != nil {
+				return errors.New(billing.ErrorMessage(err))
+			}
+			origins = append(origins, o)
+			return nil
+		})
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -98,7 +112,15 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 		if err != nil {
 			return err
 		}
+		if len(origins) > 0 {
+			if origins, err = d.SetAPIKeyOrigins(ctx, k.ID, origins); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(stdout, "Created API key %s (%s, scope %s).\n", k.ID, k.Name, k.Scope)
+		if len(origins) > 0 {
+			fmt.Fprintf(stdout, "Allowed origins for the balance widget: %s\n", strings.Join(origins, ", "))
+		}
 		fmt.Fprintln(stdout, "This is the only time the secret is shown; store it now:")
 		fmt.Fprintln(stdout, secret)
 		return nil
@@ -120,13 +142,17 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tSCOPE\tCREATED\tSTATUS\tLIMITS")
+		fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tSCOPE\tCREATED\tSTATUS\tLIMITS\tALLOWED ORIGINS")
 		for _, k := range keys {
 			status := "active"
 			if k.RevokedAt != nil {
 				status = "revoked " + k.RevokedAt.Format("2006-01-02")
 			}
-			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.Name, k.Scope, k.CreatedAt.Format("2006-01-02 15:04"), status, describeLimits(k))
+			origins := strings.Join(k.AllowedOrigins, " ")
+			if origins == "" {
+				origins = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.Name, k.Scope, k.CreatedAt.Format("2006-01-02 15:04"), status, describeLimits(k), origins)
 		}
 		return tw.Flush()
 	case "revoke":
