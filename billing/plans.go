@@ -360,7 +360,6 @@ func PlanSubscribe(s *WalletState, current *Subscription, r SubscribeRequest) (C
 	return ch, nil
 }
 
-
 // RenewalRequest is a paid invoice for the period [Start, End) of sub, with
 // the plan it pays for (a downgrade waiting for this period is the caller's
 // to resolve: Plan is what the invoice bills).

@@ -175,7 +175,6 @@ func TestPlanValidation(t *testing.T) {
 	}
 }
 
-
 // TestSubscriptionPeriodMachine lives through a Starter subscription: the
 // first period's credits, a period's end with rollover at the cap, the
 // renewal, an upgrade, a scheduled downgrade taken back, a cancellation.
