@@ -97,6 +97,9 @@ type PaymentEvent struct {
 	AmountRefunded int64 // minor units, cumulative
 	DisputeID      string
 	Created        time.Time
+	// For subscriptions (plans.go):
+	Invoice      *ProviderInvoice
+	Subscription *ProviderSubscription
 }
 
 // Payment event types (Stripe's names).

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"math/bits"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -598,4 +599,105 @@ func PlanPaymentFailed(s *WalletState, sub Subscription, invoice string, amount 
 			map[string]any{"reason": "payment_failed"})})
 	}
 	return ch
+}
+
+// Provider subscription events (Stripe's names), reduced to
+// PaymentEvent.Invoice or PaymentEvent.Subscription.
+const (
+	EventProviderInvoicePaid         = "invoice.paid"
+	EventProviderInvoiceFailed       = "invoice.payment_failed"
+	EventProviderSubscriptionUpdated = "customer.subscription.updated"
+	EventProviderSubscriptionDeleted = "customer.subscription.deleted"
+)
+
+// ProviderInvoice is a subscription invoice as the provider reports it.
+// Period is the subscription period the invoice pays for (Stripe's line
+// period, not the invoice's own period_start, which is the previous one).
+type ProviderInvoice struct {
+	ID           string
+	Subscription string // the provider's subscription id
+	Customer     string // the provider's customer id
+	Reason       string // subscription_create, subscription_cycle, subscription_update...
+	PeriodStart  time.Time
+	PeriodEnd    time.Time
+	Amount       Money // paid, or due when it failed
+	Attempt      int
+	Final        bool              // a failure after which the provider retries no more
+	PlanRef      string            // the price's lookup key (PlanLookupKey)
+	Metadata     map[string]string // the subscription's: tally_customer, tally_plan, tally_price_version
+}
+
+// ProviderSubscription is a subscription's state at the provider.
+type ProviderSubscription struct {
+	ID                string
+	Customer          string
+	Status            string // Stripe's: active, trialing, past_due, unpaid, canceled, incomplete...
+	PeriodStart       time.Time
+	PeriodEnd         time.Time
+	CancelAtPeriodEnd bool
+	PlanRef           string
+	Metadata          map[string]string
+}
+
+// PlanLookupKey names a plan's price at a provider: the plan's key,
+// interval and price, so a plan unchanged across price book versions keeps
+// its price, and a new price gets a new one.
+func PlanLookupKey(p Plan) string {
+	return "tally/" + p.Key + "/" + p.Interval + "/" + strconv.FormatInt(p.Price.Amount, 10) + p.Price.Currency
+}
+
+// PlanKeyOf reads the plan key back from a PlanLookupKey ("" if it is not one).
+func PlanKeyOf(lookupKey string) string {
+	parts := strings.Split(lookupKey, "/")
+	if len(parts) != 4 || parts[0] != "tally" {
+		return ""
+	}
+	return parts[1]
+}
+
+// SubscriptionStatusOf maps a provider's subscription status to Tally's.
+func SubscriptionStatusOf(providerStatus string) string {
+	switch providerStatus {
+	case "active", "trialing":
+		return SubActive
+	case "past_due", "unpaid", "incomplete", "paused":
+		return SubPastDue
+	}
+	return SubCanceled
+}
+
+// PlanSync keeps sub in step with the provider's state ps: status,
+// cancellation at the period's end, the current period (never moved back by
+// an older event) and, when the provider's plan differs (changed in its
+// dashboard), the plan at version. It changes no credits: the provider's
+// invoices bring them. ok is false when nothing differs.
+func PlanSync(s *WalletState, sub Subscription, ps ProviderSubscription, plan Plan, version int64, now time.Time) (Change, bool) {
+	next := sub
+	next.CancelAtPeriodEnd = ps.CancelAtPeriodEnd
+	if st := SubscriptionStatusOf(ps.Status); st != sub.Status {
+		next.Status = st
+		if st == SubCanceled {
+			at := now.UTC().Truncate(time.Microsecond)
+			next.CanceledAt = &at
+		}
+	}
+	from, end := ps.PeriodStart.UTC().Truncate(time.Microsecond), ps.PeriodEnd.UTC().Truncate(time.Microsecond)
+	if !ps.PeriodStart.IsZero() && !from.Before(sub.CurrentPeriodStart) {
+		next.CurrentPeriodStart, next.CurrentPeriodEnd = from, end
+	}
+	if plan.Key != "" && plan.Key != sub.Plan {
+		next.Plan, next.PriceVersion, next.NextPlan, next.NextPriceVersion = plan.Key, version, "", 0
+	}
+	if next.Status == sub.Status && next.CancelAtPeriodEnd == sub.CancelAtPeriodEnd && next.Plan == sub.Plan &&
+		next.CurrentPeriodStart.Equal(sub.CurrentPeriodStart) && next.CurrentPeriodEnd.Equal(sub.CurrentPeriodEnd) {
+		return Change{}, false
+	}
+	ch := start(s, SystemActor("payment_provider"))
+	ch.Subscription = &next
+	typ := EventSubscriptionUpdated
+	if next.Status == SubCanceled {
+		typ = EventSubscriptionCanceled
+	}
+	ch.Events = append(ch.Events, NewEvent{Type: typ, Customer: s.Customer, Data: subData(&next, map[string]any{"change": "provider"})})
+	return ch, true
 }

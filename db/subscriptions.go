@@ -235,8 +235,11 @@ type SubscribeInput struct {
 	Provider   string // sandbox (default) or stripe
 	ProviderID string // Stripe's subscription id
 	Invoice    string // the first invoice; the sandbox makes one
-	Start, End time.Time
-	Actor      billing.Actor
+	// PriceVersion pins the plan's price book version (a provider's
+	// checkout started on it); 0 is the current one.
+	PriceVersion int64
+	Start, End   time.Time
+	Actor        billing.Actor
 }
 
 // SubscriptionResult is a subscription after a call, and whether the call
@@ -261,52 +264,64 @@ func (d *DB) StartSubscription(ctx context.Context, in SubscribeInput) (Subscrip
 		in.Provider = ProviderSandbox
 	}
 	var out SubscriptionResult
-	err = d.Write(ctx, func(t *Tx) error {
-		now := t.Now
-		if in.Provider == ProviderSandbox {
-			if now, err = t.sandboxNow(); err != nil {
-				return err
-			}
-		}
-		start := in.Start
-		if start.IsZero() {
-			start = now
-		}
-		subID := newID("sub", 10)
-		if in.Invoice == "" {
-			in.Invoice = "sbx_inv_" + subID[4:] + "_0"
-		}
-		if sid, found, err := t.periodByInvoice(in.Invoice); err != nil {
-			return err
-		} else if found {
-			out.Subscription, err = t.subscriptionByID(sid)
-			out.Replayed = true
-			return err
-		}
-		plan, version, err := t.currentPlan(in.Plan)
-		if err != nil {
-			return err
-		}
-		cur, err := t.subscriptionOf(id)
-		if err != nil {
-			return err
-		}
-		w, err := t.loadWallet(id)
-		if err != nil {
-			return err
-		}
-		ch, err := billing.PlanSubscribe(ptr(t.state(w, w.lots)), cur, billing.SubscribeRequest{ID: subID, Plan: plan, PriceVersion: version,
-			Provider: in.Provider, ProviderID: in.ProviderID, Invoice: in.Invoice, Start: start, End: in.End, Now: now, Actor: in.Actor})
-		if err != nil {
-			return err
-		}
-		if _, err := t.apply(w, &ch); err != nil {
-			return err
-		}
-		out.Subscription = *ch.Subscription
-		return nil
+	err = d.Write(ctx, func(t *Tx) (err error) {
+		out, err = t.startSubscription(id, in)
+		return err
 	})
 	return out, err
+}
+
+func (t *Tx) startSubscription(id string, in SubscribeInput) (out SubscriptionResult, err error) {
+	now := t.Now
+	if in.Provider == ProviderSandbox {
+		if now, err = t.sandboxNow(); err != nil {
+			return out, err
+		}
+	}
+	start := in.Start
+	if start.IsZero() {
+		start = now
+	}
+	subID := newID("sub", 10)
+	if in.Invoice == "" {
+		in.Invoice = "sbx_inv_" + subID[4:] + "_0"
+	}
+	if sid, found, err := t.periodByInvoice(in.Invoice); err != nil {
+		return out, err
+	} else if found {
+		out.Subscription, err = t.subscriptionByID(sid)
+		out.Replayed = true
+		return out, err
+	}
+	plan, version, err := t.currentPlan(in.Plan)
+	if in.PriceVersion > 0 {
+		version = in.PriceVersion
+		plan, err = t.planAt(in.Plan, version)
+	}
+	if err != nil {
+		return out, err
+	}
+	cur, err := t.subscriptionOf(id)
+	if err != nil {
+		return out, err
+	}
+	w, err := t.loadWallet(id)
+	if err != nil {
+		return out, err
+	}
+	if in.Actor.Kind == "" {
+		in.Actor = billing.SystemActor("subscription")
+	}
+	ch, err := billing.PlanSubscribe(ptr(t.state(w, w.lots)), cur, billing.SubscribeRequest{ID: subID, Plan: plan, PriceVersion: version,
+		Provider: in.Provider, ProviderID: in.ProviderID, Invoice: in.Invoice, Start: start, End: in.End, Now: now, Actor: in.Actor})
+	if err != nil {
+		return out, err
+	}
+	if _, err := t.apply(w, &ch); err != nil {
+		return out, err
+	}
+	out.Subscription = *ch.Subscription
+	return out, nil
 }
 
 // RenewInput is a paid invoice for one period of a subscription, named by
@@ -537,25 +552,28 @@ type InvoiceFailedInput struct {
 // a final failure cancels it. An invoice already paid is left alone.
 func (d *DB) SubscriptionPaymentFailed(ctx context.Context, in InvoiceFailedInput) (billing.Subscription, error) {
 	var out billing.Subscription
-	err := d.Write(ctx, func(t *Tx) error {
-		sub, err := t.findSubscription(in.Subscription)
-		if err != nil {
-			return err
-		}
-		out = sub
-		if _, paid, err := t.periodByInvoice(in.Invoice); err != nil || paid || sub.Status == billing.SubCanceled {
-			return err
-		}
-		w, err := t.loadWallet(sub.Customer)
-		if err != nil {
-			return err
-		}
-		ch := billing.PlanPaymentFailed(ptr(t.state(w, w.lots)), sub, in.Invoice, in.Amount, in.Attempt, in.Final, t.Now)
-		out = *ch.Subscription
-		_, err = t.apply(w, &ch)
+	err := d.Write(ctx, func(t *Tx) (err error) {
+		out, err = t.paymentFailed(in)
 		return err
 	})
 	return out, err
+}
+
+func (t *Tx) paymentFailed(in InvoiceFailedInput) (billing.Subscription, error) {
+	sub, err := t.findSubscription(in.Subscription)
+	if err != nil {
+		return sub, err
+	}
+	if _, paid, err := t.periodByInvoice(in.Invoice); err != nil || paid || sub.Status == billing.SubCanceled {
+		return sub, err
+	}
+	w, err := t.loadWallet(sub.Customer)
+	if err != nil {
+		return sub, err
+	}
+	ch := billing.PlanPaymentFailed(ptr(t.state(w, w.lots)), sub, in.Invoice, in.Amount, in.Attempt, in.Final, t.Now)
+	_, err = t.apply(w, &ch)
+	return *ch.Subscription, err
 }
 
 // sandboxNow is the sandbox's test clock: the real time plus how far
