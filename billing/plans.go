@@ -701,3 +701,30 @@ func PlanSync(s *WalletState, sub Subscription, ps ProviderSubscription, plan Pl
 	ch.Events = append(ch.Events, NewEvent{Type: typ, Customer: s.Customer, Data: subData(&next, map[string]any{"change": "provider"})})
 	return ch, true
 }
+
+// PlanRenewals are the renewals of sub to come within horizon of now, as
+// lots that arrive (CreatedAt) at each period's start and expire at its
+// end, for the depletion forecast (NewPlanForecast). A scheduled downgrade
+// applies from the next period (next is its plan; nil: none); a
+// cancellation, a past-due or canceled subscription renews nothing. Rollover
+// is not counted: the forecast errs on the side of running out sooner.
+func PlanRenewals(sub *Subscription, plan Plan, next *Plan, now time.Time, horizon time.Duration) []Lot {
+	if sub == nil || sub.Status != SubActive || sub.CancelAtPeriodEnd {
+		return nil
+	}
+	if next != nil {
+		plan = *next
+	}
+	var out []Lot
+	start := sub.CurrentPeriodEnd
+	for i := 0; start.Before(now.Add(horizon)) && i < 1000; i++ {
+		end := AddIntervals(sub.CurrentPeriodEnd, plan.Interval, i+1)
+		if start.After(now) {
+			e := end
+			out = append(out, Lot{ID: -int64(i) - 2, Source: SourceSubscription, Priority: plan.EffectivePriority(), Amount: plan.Credits,
+				Remaining: plan.Credits, ExpiresAt: &e, Reason: plan.Name, CreatedAt: start})
+		}
+		start = end
+	}
+	return out
+}

@@ -269,3 +269,77 @@ func TestSubscriptionPeriodMachine(t *testing.T) {
 		t.Fatal("a canceled subscription renewed")
 	}
 }
+
+// TestForecastWithRenewals runs the depletion forecast with a plan's
+// renewals, against hand-computed dates: usage 100 credits a day from
+// 1 Jan, the plan renews on 5 Jan and on the 5th of every month.
+func TestForecastWithRenewals(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	day := func(d int) time.Time { return now.AddDate(0, 0, d-1) }
+	sub := &Subscription{ID: "sub_1", Status: SubActive, CurrentPeriodStart: time.Date(2025, 12, 5, 0, 0, 0, 0, time.UTC),
+		CurrentPeriodEnd: day(5)}
+	purchase := func(c int64) []Lot {
+		return []Lot{{ID: 1, Source: SourcePurchase, Priority: 50, Amount: CreditsOf(c), Remaining: CreditsOf(c), CreatedAt: now.AddDate(0, 0, -3)}}
+	}
+	small := Plan{Key: "small", Name: "Small", Interval: IntervalMonth, Price: Money{Amount: 500, Currency: "usd"}, Credits: CreditsOf(1000)}
+	big := Plan{Key: "big", Name: "Big", Interval: IntervalMonth, Price: Money{Amount: 4000, Currency: "usd"}, Credits: CreditsOf(5000)}
+	rate := CreditsOf(100)
+	tests := []struct {
+		name     string
+		lots     []Lot
+		plan     Plan
+		sub      *Subscription
+		outlook  Outlook
+		runsOut  time.Time
+		renewals int
+	}{
+		// 300 credits last 3 days, to 4 Jan: out a day before the renewal.
+		{"runs out before the renewal", purchase(300), small, sub, OutlookRunsOut, day(4), 12},
+		// 500 last to 5 Jan, when 1,000 plan credits arrive and burn first
+		// (10 days, to 15 Jan); the purchase's last 100 last to 16 Jan,
+		// and the next renewal is 5 Feb.
+		{"the renewal carries it for a while", purchase(500), small, sub, OutlookRunsOut, day(16), 12},
+		// 5,000 a month cover 100 a day: never out.
+		{"the plan covers the usage", purchase(500), big, sub, OutlookBeyond, time.Time{}, 12},
+		// A cancellation renews nothing: 500 last to 6 Jan.
+		{"canceled at the period's end", purchase(500), big, &Subscription{Status: SubActive, CancelAtPeriodEnd: true, CurrentPeriodEnd: day(5)},
+			OutlookRunsOut, day(6), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := PlanRenewals(tt.sub, tt.plan, nil, now, ProjectionHorizon)
+			if len(rs) != tt.renewals {
+				t.Fatalf("%d renewals, want %d", len(rs), tt.renewals)
+			}
+			if len(rs) > 0 && (!rs[0].CreatedAt.Equal(day(5)) || !rs[0].ExpiresAt.Equal(time.Date(2026, 2, 5, 0, 0, 0, 0, time.UTC))) {
+				t.Fatalf("first renewal = %+v", rs[0])
+			}
+			var avail Credits
+			for _, l := range tt.lots {
+				avail += l.Remaining
+			}
+			// 30 days of 100 credits: both rates are 100 a day.
+			var days []UsageDay
+			for d := 1; d <= 30; d++ {
+				days = append(days, UsageDay{Day: now.AddDate(0, 0, -d).Format(time.DateOnly), Credits: rate})
+			}
+			f := NewPlanForecast(now, days, tt.lots, avail, now.AddDate(0, 1, 0), rs)
+			p := f.Primary()
+			if p.Outlook != tt.outlook || (tt.outlook == OutlookRunsOut && !p.RunsOut.Equal(tt.runsOut)) {
+				t.Fatalf("projection = %+v, want %s at %s", p, tt.outlook, tt.runsOut)
+			}
+			if len(p.Lost) != 0 {
+				t.Fatalf("a renewal's unused credits reported lost: %+v", p.Lost)
+			}
+			if (f.Renewal != nil) != (tt.renewals > 0) {
+				t.Fatalf("forecast renewal = %+v", f.Renewal)
+			}
+		})
+	}
+	// The lots passed in are not changed by adding the renewals.
+	lots := purchase(500)
+	NewPlanForecast(now, nil, lots[:1:1], CreditsOf(500), now, PlanRenewals(sub, small, nil, now, ProjectionHorizon))
+	if len(lots) != 1 || lots[0].Remaining != CreditsOf(500) {
+		t.Fatalf("lots changed: %+v", lots)
+	}
+}
