@@ -349,6 +349,11 @@ func TestPaymentFailureStopsRenewals(t *testing.T) {
 	if ev := eventCounts(t, d, id); ev[billing.EventInvoicePaymentFailed] != 3 || ev[billing.EventSubscriptionCanceled] != 1 {
 		t.Fatalf("events = %v", ev)
 	}
+	// The dunning notices: each attempt's replaces the last; the final one stays.
+	ns, err := d.FindNotices(ctx, id, 10)
+	if err != nil || len(ns) != 1 || ns[0].Type != billing.EventInvoicePaymentFailed || ns[0].Data["final"] != true {
+		t.Fatalf("notices = %+v, %v", ns, err)
+	}
 	subs, err := d.SubscribersPerPlan(ctx)
 	if err != nil || len(subs) != 0 {
 		t.Fatalf("subscribers = %+v, %v", subs, err)

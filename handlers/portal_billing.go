@@ -610,6 +610,8 @@ func (s *Server) notices(ctx context.Context, customerID string) ([]views.Notice
 			out[i].Link, out[i].LinkText = "/portal/billing#cards", "Add a card"
 		case ev.Type == billing.EventAutoRefillFailed || ev.Type == billing.EventAutoRefillPaused:
 			out[i].Link, out[i].LinkText = "/portal/billing#auto-refill", "Check auto-refill"
+		case ev.Type == billing.EventInvoicePaymentFailed:
+			out[i].Link, out[i].LinkText = "/portal/plan", "See your plan"
 		}
 	}
 	return out, nil
