@@ -503,6 +503,7 @@ func (s *Server) liveShell(c echo.Context, title, nav string) (views.Shell, erro
 	}
 	sh.Customer = &views.CustomerHeader{ID: cu.ID, Name: name, Email: cu.Email, Balance: bv}
 	sh.Payments = s.cfg.Payments.Service != nil
+	sh.Plans = s.plansOffered(c.Request().Context()) // portal_plan.go
 	if sh.Notices, err = s.notices(c.Request().Context(), ps.CustomerID); err != nil {
 		return sh, err
 	}

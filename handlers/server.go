@@ -164,6 +164,7 @@ func (s *Server) routes() {
 	api.POST("/portal-sessions", s.createPortalSession, s.requireKey(billing.ScopePortal))
 	s.portalRoutes()
 	s.paymentRoutes()
+	s.registerPlans() // portal_plan.go
 }
 
 func (s *Server) readyz(c echo.Context) error {
