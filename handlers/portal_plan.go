@@ -344,21 +344,7 @@ func (s *Server) planRenewals(ctx context.Context, cid string, now time.Time) ([
 			return nil, err
 		}
 	}
-	if sub.Provider == db.ProviderSandbox {
-		// The sandbox's clock may be ahead: its dates are shifted back to
-		// the real clock the forecast runs on.
-		sn, err := ps.SandboxNow(ctx)
-		if err != nil {
-			return nil, err
-		}
-		shift := sn.Sub(now)
-		rs := billing.PlanRenewals(sub, *cur, next, sn, billing.ProjectionHorizon)
-		for i := range rs {
-			rs[i].CreatedAt = rs[i].CreatedAt.Add(-shift)
-			e := rs[i].ExpiresAt.Add(-shift)
-			rs[i].ExpiresAt = &e
-		}
-		return rs, nil
-	}
+	// A sandbox subscription's dates follow the sandbox's clock, as its
+	// lots' expiries do: the overview says the dates the Plan tab says.
 	return billing.PlanRenewals(sub, *cur, next, now, billing.ProjectionHorizon), nil
 }

@@ -170,3 +170,11 @@ func rolloverText(f Fmt, p billing.Plan) string {
 
 // perInterval is "/ month" or "/ year".
 func perInterval(p billing.Plan) string { return "/ " + p.Interval }
+
+// planInvoiceTitle names an invoice: "Starter", "Pro upgrade (prorated)".
+func planInvoiceTitle(inv PlanInvoice) string {
+	if inv.Kind == billing.PeriodUpgrade {
+		return inv.PlanName + " upgrade (prorated)"
+	}
+	return inv.PlanName + " plan"
+}
