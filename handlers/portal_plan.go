@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -51,6 +52,7 @@ func (s *Server) registerPlans() {
 	p.POST("/confirm", s.confirmPlan)
 	p.POST("/clock", s.advanceClock) // demo mode in the sandbox only
 	p.GET("/return", s.planReturn)
+	p.GET("/receipts/:id", s.planReceipt)
 }
 
 // plansOffered says whether the Plan tab shows: payments are set up and
@@ -347,4 +349,74 @@ func (s *Server) planRenewals(ctx context.Context, cid string, now time.Time) ([
 	// A sandbox subscription's dates follow the sandbox's clock, as its
 	// lots' expiries do: the overview says the dates the Plan tab says.
 	return billing.PlanRenewals(sub, *cur, next, now, billing.ProjectionHorizon), nil
+}
+
+// planInvoiceTopUp is a plan invoice as a purchase: its receipt's and the
+// purchases list's line.
+func (s *Server) planInvoiceTopUp(ctx context.Context, f views.Fmt, cid string, inv db.SubscriptionInvoice) (billing.TopUp, error) {
+	name := inv.Plan
+	if pb, err := s.prices.CurrentPriceBook(ctx); err != nil {
+		return billing.TopUp{}, err
+	} else if p, ok := pb.Plan(inv.Plan); ok {
+		name = p.Name
+	}
+	desc := name + " plan, " + f.Date(inv.PeriodStart) + " – " + f.Date(inv.PeriodEnd)
+	if inv.Kind == billing.PeriodUpgrade {
+		desc = "Upgrade to " + name + " (prorated), to " + f.Date(inv.PeriodEnd)
+	}
+	return billing.TopUp{ID: inv.ID, Object: "top_up", Customer: cid, Origin: "subscription", Description: desc, Credits: inv.Credits,
+		Price: inv.Amount, Status: billing.TopUpSucceeded, CreatedAt: inv.CreatedAt}, nil
+}
+
+// planPurchases are the customer's plan invoices, for the purchases list.
+func (s *Server) planPurchases(ctx context.Context, cid string) ([]views.Purchase, error) {
+	ps, ok := s.planStore()
+	if !ok {
+		return nil, nil
+	}
+	invs, err := ps.ListSubscriptionInvoices(ctx, cid, 50)
+	if err != nil {
+		return nil, err
+	}
+	f := views.NewFmt("", "")
+	var out []views.Purchase
+	for _, inv := range invs {
+		tu, err := s.planInvoiceTopUp(ctx, f, cid, inv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, views.Purchase{TopUp: tu, ReceiptURL: "/portal/plan/receipts/" + url.PathEscape(inv.ID)})
+	}
+	return out, nil
+}
+
+// GET /portal/plan/receipts/:id is a plan invoice's receipt (the
+// customer's own invoices only: another's id is not found).
+func (s *Server) planReceipt(c echo.Context) error {
+	ctx := c.Request().Context()
+	ps, _ := s.planStore()
+	cid := currentCustomer(c).CustomerID
+	invs, err := ps.ListSubscriptionInvoices(ctx, cid, 500)
+	if err != nil {
+		return err
+	}
+	for _, inv := range invs {
+		if inv.ID != c.Param("id") {
+			continue
+		}
+		sh, err := s.shell(c, "Receipt", "billing")
+		if err != nil {
+			return err
+		}
+		tu, err := s.planInvoiceTopUp(ctx, sh.Fmt, cid, inv)
+		if err != nil {
+			return err
+		}
+		cu, err := s.ledger.FindCustomer(ctx, cid)
+		if err != nil {
+			return err
+		}
+		return render(c, http.StatusOK, views.ReceiptPage(sh, views.Receipt{TopUp: tu, Product: s.cfg.Portal.ProductName, Email: cu.Email, Name: cu.Name, Issued: inv.CreatedAt}))
+	}
+	return billing.Errorf(billing.CodeNotFound, "No such receipt.")
 }

@@ -115,6 +115,26 @@ func TestPlanThroughThePortal(t *testing.T) {
 		t.Fatalf("%d plan invoices, want 2 (the first period, the upgrade)", n)
 	}
 
+	// Plan invoices are purchases with receipts, the customer's own.
+	var descs []string
+	for _, r := range v.purchases() {
+		descs = append(descs, r.Description+" "+r.Amount)
+	}
+	if len(descs) != 2 || !strings.HasPrefix(descs[0], "Upgrade to Pro (prorated)") || !strings.HasSuffix(descs[0], "$20.32") {
+		t.Fatalf("purchases: %q", descs)
+	}
+	// The table's receipt links (the phone list has them too).
+	links := doc(t, v.get("/portal/billing")).Find(`[data-testid="receipt-row"] a[href^="/portal/plan/receipts/"]`)
+	receipt, _ := links.First().Attr("href")
+	if links.Length() != 2 {
+		t.Fatalf("%d plan receipts in the purchases table, want 2", links.Length())
+	}
+	if got := testID(t, v.get(receipt).want(t, http.StatusOK), "receipt"); !strings.Contains(got, "$20.32") {
+		t.Fatalf("the upgrade's receipt: %q", got)
+	}
+	_, other := p.shopper(t, "other")
+	other.get(receipt).want(t, http.StatusNotFound)
+
 	// The overview's forecast knows nothing renews after a cancellation;
 	// the clock is the demo's only.
 	if doc(t, v.get("/portal")).Find(`[data-testid="plan-renewal"]`).Length() != 0 {
