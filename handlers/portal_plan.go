@@ -46,6 +46,7 @@ func (s *Server) registerPlans() {
 	if _, ok := s.planStore(); !ok {
 		return
 	}
+	s.e.GET("/api/v1/customers/:id/subscription", s.getSubscription, s.requireKey(billing.ScopeRead))
 	p := s.e.Group("/portal/plan", s.csrf(), s.requireCustomer)
 	p.GET("", s.planPage)
 	p.POST("", s.applyPlan)
@@ -419,4 +420,37 @@ func (s *Server) planReceipt(c echo.Context) error {
 		return render(c, http.StatusOK, views.ReceiptPage(sh, views.Receipt{TopUp: tu, Product: s.cfg.Portal.ProductName, Email: cu.Email, Name: cu.Name, Issued: inv.CreatedAt}))
 	}
 	return billing.Errorf(billing.CodeNotFound, "No such receipt.")
+}
+
+// subscriptionJSON is a subscription as the API answers it.
+type subscriptionJSON struct {
+	billing.Subscription
+	PeriodCredits struct {
+		Granted    billing.Credits `json:"granted"`
+		Left       billing.Credits `json:"left"`
+		RolledOver billing.Credits `json:"rolled_over"`
+	} `json:"period_credits"`
+}
+
+// GET /api/v1/customers/:id/subscription: the customer's subscription
+// with its credits this period (read scope).
+func (s *Server) getSubscription(c echo.Context) error {
+	ctx := c.Request().Context()
+	ps, _ := s.planStore()
+	sub, err := ps.FindSubscription(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if sub == nil {
+		return billing.Errorf(billing.CodeNotFound, "This customer has no subscription.")
+	}
+	out := subscriptionJSON{Subscription: *sub}
+	if sub.Status != billing.SubCanceled {
+		u, err := ps.SubscriptionCredits(ctx, *sub)
+		if err != nil {
+			return err
+		}
+		out.PeriodCredits.Granted, out.PeriodCredits.Left, out.PeriodCredits.RolledOver = u.Granted, u.Left, u.RolledOver
+	}
+	return writeJSON(c, http.StatusOK, out)
 }

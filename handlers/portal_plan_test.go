@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -182,3 +183,26 @@ func TestPlanRoutesNeedASignedInCustomer(t *testing.T) {
 		t.Fatalf("an anonymous request subscribed: %+v", sub)
 	}
 }
+
+// TestSubscriptionAPI: GET /api/v1/customers/{id}/subscription answers the
+// plan and its credits this period; 404 before the customer subscribes.
+func TestSubscriptionAPI(t *testing.T) {
+	p := newPayAPI(t)
+	if _, _, err := p.DB.PublishPriceBook(context.Background(), planBook()); err != nil {
+		t.Fatal(err)
+	}
+	_, v := p.shopper(t, "acme")
+	p.do("GET", "/api/v1/customers/acme/subscription", p.Read, nil).wantError(t, http.StatusNotFound, billing.CodeNotFound)
+	v.location(v.post("/portal/plan", planForm(t, v.choosePlan("subscribe", "starter"))), http.StatusSeeOther)
+	if _, err := p.DB.Debit(context.Background(), billing.UsageRequest{Customer: "acme", Feature: "image.generate", Quantity: ptrQty(10)}); err != nil {
+		t.Fatal(err)
+	}
+	r := p.do("GET", "/api/v1/customers/acme/subscription", p.Read, nil).want(t, http.StatusOK)
+	pc, _ := r.Body["period_credits"].(map[string]any)
+	if r.Body["object"] != "subscription" || r.Body["plan"] != "starter" || r.Body["status"] != "active" || pc == nil ||
+		fmt.Sprint(pc["granted"]) != "2000" || fmt.Sprint(pc["left"]) != "1950" || fmt.Sprint(pc["rolled_over"]) != "0" {
+		t.Fatalf("subscription: %s", r.Raw)
+	}
+}
+
+func ptrQty(n int64) *billing.Quantity { q := billing.QuantityOf(n); return &q }
