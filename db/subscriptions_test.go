@@ -381,3 +381,34 @@ func TestSubscribersPerPlanAndMRR(t *testing.T) {
 		t.Fatalf("subscribers = %+v, want %+v", subs, want)
 	}
 }
+
+// TestSandboxRenewsInRealTime: without the test clock, a sandbox
+// subscription renews when the real time passes its period's end (the
+// server's sweep calls AdvanceSandbox with 0), once.
+func TestSandboxRenewsInRealTime(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
+	d := mustPlanDB(t, clk)
+	id := mustCustomer(t, d, "c1", 0)
+	if _, err := d.StartSubscription(ctx, db.SubscribeInput{Customer: id, Plan: "basic"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := d.AdvanceSandbox(ctx, 0); err != nil || res.Renewed != 0 {
+		t.Fatalf("before the period's end: %+v, %v", res, err)
+	}
+	clk.Add(30*24*time.Hour + time.Second)
+	for range 2 {
+		if _, err := d.AdvanceSandbox(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Basic rolls nothing over: 300 new credits, the first period's gone.
+	mustBalance(t, d, id, 300)
+	if inv, _ := d.ListSubscriptionInvoices(ctx, id, 10); len(inv) != 2 {
+		t.Fatalf("%d invoices, want 2", len(inv))
+	}
+	mustVerify(t, d)
+}
