@@ -412,3 +412,40 @@ func TestSandboxRenewsInRealTime(t *testing.T) {
 	}
 	mustVerify(t, d)
 }
+
+// TestSubscriberKeepsTheirVersion: a new price book that makes Starter
+// dearer and bigger does not change what an existing subscriber pays or
+// gets at renewal; a new subscriber gets the new version.
+func TestSubscriberKeepsTheirVersion(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
+	d := mustPlanDB(t, clk)
+	old := mustCustomer(t, d, "old", 0)
+	if _, err := d.StartSubscription(ctx, db.SubscribeInput{Customer: old, Plan: "basic"}); err != nil {
+		t.Fatal(err)
+	}
+	pb := planPriceBook()
+	pb.Plans[2].Price.Amount, pb.Plans[2].Credits = 900, billing.CreditsOf(700)
+	v3, _, err := d.PublishPriceBook(ctx, pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := mustCustomer(t, d, "new", 0)
+	res, err := d.StartSubscription(ctx, db.SubscribeInput{Customer: fresh, Plan: "basic"})
+	if err != nil || res.Subscription.PriceVersion != v3.Version {
+		t.Fatalf("new subscriber: %+v, %v", res, err)
+	}
+	if _, err := d.AdvanceSandbox(ctx, 31*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	mustBalance(t, d, old, 300)
+	mustBalance(t, d, fresh, 700)
+	inv, _ := d.ListSubscriptionInvoices(ctx, old, 10)
+	if len(inv) != 2 || inv[0].Amount.Amount != 500 {
+		t.Fatalf("the old subscriber's renewal: %+v", inv)
+	}
+	subs, _ := d.SubscribersPerPlan(ctx)
+	if len(subs) != 1 || subs[0].Subscribers != 2 || subs[0].MRR.Amount != 1400 {
+		t.Fatalf("subscribers per plan across versions: %+v", subs)
+	}
+}
