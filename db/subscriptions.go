@@ -813,3 +813,24 @@ func (d *DB) SubscribersPerPlan(ctx context.Context) ([]PlanSubscribers, error) 
 	}
 	return out, nil
 }
+
+// GrantFreePeriod gives the customer's live subscription its next period
+// free: the period's credits now (the plan's, at its version), the period
+// moved on, an invoice of zero recorded; a sandbox renewal of that period
+// later grants nothing more. For the admin console (a goodwill gesture);
+// a Stripe subscription's next invoice is Stripe's to waive. Errors:
+// not_found, conflict (canceled).
+func (d *DB) GrantFreePeriod(ctx context.Context, customer string, actor billing.Actor) (SubscriptionResult, error) {
+	var out SubscriptionResult
+	err := d.liveSubscription(ctx, customer, func(t *Tx, _ *wallet, sub billing.Subscription) error {
+		plan, err := t.planAt(sub.Plan, sub.PriceVersion)
+		if err != nil {
+			return err
+		}
+		start := sub.CurrentPeriodEnd
+		out, err = t.renew(RenewInput{Subscription: sub.ID, Invoice: "free_" + sub.ID[4:] + "_" + strconv.FormatInt(micros(start), 36),
+			Start: start, Amount: billing.Money{Currency: plan.Price.Currency}, Actor: actor})
+		return err
+	})
+	return out, err
+}

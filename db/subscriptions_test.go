@@ -449,3 +449,30 @@ func TestSubscriberKeepsTheirVersion(t *testing.T) {
 		t.Fatalf("subscribers per plan across versions: %+v", subs)
 	}
 }
+
+// TestGrantFreePeriod: the next period's credits now, once; the sandbox's
+// renewal of that period grants nothing more.
+func TestGrantFreePeriod(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
+	d := mustPlanDB(t, clk)
+	id := mustCustomer(t, d, "c1", 0)
+	if _, err := d.StartSubscription(ctx, db.SubscribeInput{Customer: id, Plan: "pro"}); err != nil {
+		t.Fatal(err)
+	}
+	admin := billing.Actor{Kind: billing.ActorAdmin, ID: "adm_1"}
+	res, err := d.GrantFreePeriod(ctx, id, admin)
+	if err != nil || res.Replayed || !res.Subscription.CurrentPeriodEnd.Equal(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)) {
+		t.Fatalf("free period: %+v, %v", res, err)
+	}
+	mustBalance(t, d, id, 10000)
+	// At the first period's end nothing renews: the period already moved on.
+	if adv, err := d.AdvanceSandbox(ctx, 31*24*time.Hour); err != nil || adv.Renewed != 0 {
+		t.Fatalf("advance: %+v, %v", adv, err)
+	}
+	inv, _ := d.ListSubscriptionInvoices(ctx, id, 10)
+	if len(inv) != 2 || inv[0].Amount.Amount != 0 {
+		t.Fatalf("invoices: %+v", inv)
+	}
+	mustVerify(t, d)
+}
