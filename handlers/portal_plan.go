@@ -33,6 +33,21 @@ type PlanStore interface {
 // (payments.Service).
 type planService interface {
 	StartPlanCheckout(ctx context.Context, customerID string, plan billing.Plan, version int64, key, successURL, cancelURL string) (billing.CardSetup, error)
+	SetPlanCancel(ctx context.Context, providerSubscriptionID string, cancel bool, key string) error
+}
+
+// planControls says what the customer may do to sub here: change plan
+// (a sandbox subscription), and cancel or keep it (a Stripe subscription
+// too: Stripe is told first).
+func (s *Server) planControls(sub *billing.Subscription) (change, cancel bool) {
+	if sub == nil {
+		return false, false
+	}
+	if sub.Provider == db.ProviderSandbox {
+		return s.sandboxMode(), s.sandboxMode()
+	}
+	_, ok := s.cfg.Payments.Service.(planService)
+	return false, ok && !s.sandboxMode() && sub.Provider == db.ProviderStripe && sub.ProviderID != ""
 }
 
 func (s *Server) planStore() (PlanStore, bool) {
@@ -111,7 +126,7 @@ func (s *Server) planPage(c echo.Context) error {
 		return err
 	}
 	if sub := page.Sub; sub != nil {
-		page.Manage = sub.Provider == db.ProviderSandbox && s.sandboxMode()
+		page.ChangeHere, page.Manage = s.planControls(sub)
 		if sub.NextPlan != "" {
 			if page.Next, err = planAt(ctx, ps, sub.NextPlan, sub.NextPriceVersion); err != nil {
 				return err
@@ -131,7 +146,7 @@ func (s *Server) planPage(c echo.Context) error {
 				ch.Kind = views.ChoiceSubscribe
 			case p.Key == page.Sub.Plan:
 				ch.Kind = views.ChoiceCurrent
-			case !page.Manage:
+			case !page.ChangeHere:
 			case p.Key == page.Sub.NextPlan:
 				ch.Kind = views.ChoiceScheduled
 			case billing.IsUpgrade(*page.Current, p):
@@ -197,8 +212,11 @@ func (s *Server) planConfirmation(c echo.Context) (views.PlanConfirm, error) {
 	if sub == nil {
 		return conf, billing.Errorf(billing.CodeNotFound, "You have no plan to change.")
 	}
-	if sub.Provider != db.ProviderSandbox || !s.sandboxMode() {
-		return conf, billing.Errorf(billing.CodeConflict, "This plan is billed by Stripe: contact us to change or cancel it.")
+	if change, cancel := s.planControls(sub); (conf.Action == views.PlanChange && !change) || !cancel {
+		return conf, billing.Errorf(billing.CodeConflict, "This plan is billed by Stripe: contact us to change it.")
+	}
+	if conf.Action == views.PlanResume && sub.Provider != db.ProviderSandbox && !sub.CancelAtPeriodEnd {
+		return conf, billing.Errorf(billing.CodeConflict, "There is no cancellation to take back.")
 	}
 	if conf.Action == views.PlanChange {
 		res, err := ps.ChangePlan(ctx, cid, conf.Plan.Key, true, billing.CustomerActor(cid))
@@ -283,12 +301,18 @@ func (s *Server) applyPlan(c echo.Context) error {
 			msg = "Your plan switches to " + conf.Plan.Name + " on " + f.Date(res.Subscription.CurrentPeriodEnd) + "."
 		}
 	case views.PlanCancel:
+		if err := s.tellProvider(ctx, conf.Sub, true, key); err != nil {
+			return err
+		}
 		sub, err := ps.CancelSubscription(ctx, cid, true, actor)
 		if err != nil {
 			return err
 		}
 		msg = "Your plan is canceled: it ends on " + f.Date(sub.CurrentPeriodEnd) + ". Your credits stay until they expire."
 	case views.PlanResume:
+		if err := s.tellProvider(ctx, conf.Sub, false, key); err != nil {
+			return err
+		}
 		sub, err := ps.ResumeSubscription(ctx, cid, actor)
 		if err != nil {
 			return err
@@ -297,6 +321,20 @@ func (s *Server) applyPlan(c echo.Context) error {
 	}
 	flash(c, "success", msg)
 	return redirect(c, "/portal/plan")
+}
+
+// tellProvider schedules (or takes back) a provider's subscription's end
+// at its period's end before Tally records it; a sandbox subscription has
+// nobody to tell.
+func (s *Server) tellProvider(ctx context.Context, sub *billing.Subscription, cancel bool, key string) error {
+	if sub == nil || sub.Provider == db.ProviderSandbox {
+		return nil
+	}
+	svc, ok := s.cfg.Payments.Service.(planService)
+	if !ok {
+		return billing.Errorf(billing.CodeConflict, "This plan cannot be changed here.")
+	}
+	return svc.SetPlanCancel(ctx, sub.ProviderID, cancel, key)
 }
 
 // POST /portal/plan/clock moves the sandbox's test clock on (demo mode in

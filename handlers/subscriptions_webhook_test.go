@@ -3,6 +3,9 @@ package handlers_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,5 +151,36 @@ func TestStripeSubscriptionDeleted(t *testing.T) {
 	}
 	if n := p.sqlCount(t, `SELECT COUNT(*) FROM events WHERE customer_id = ? AND type = 'subscription.canceled'`, id); n != 1 {
 		t.Fatalf("%d subscription.canceled events, want 1", n)
+	}
+}
+
+// TestStripePlanCancelTellsStripeFirst: a Stripe subscriber may cancel in
+// the portal (not switch plans there); Stripe is told first, so when
+// Stripe cannot be reached nothing changes in Tally either.
+func TestStripePlanCancelTellsStripeFirst(t *testing.T) {
+	p := newStripeAPI(t) // its Stripe API is unreachable
+	ctx := context.Background()
+	if _, _, err := p.DB.PublishPriceBook(ctx, planBook()); err != nil {
+		t.Fatal(err)
+	}
+	id, v := p.shopper(t, "acme")
+	p1 := time.Now().UTC().Truncate(time.Second)
+	p.deliver(t, stripeEvent("evt_inv1", "invoice.paid", stripeInvoice("in_1", "sub_C", id, "subscription_create", p1, p1.AddDate(0, 1, 0), 1900, 1, "null")))
+	page := doc(t, v.get("/portal/plan").want(t, http.StatusOK))
+	if page.Find(`[data-testid="cancel-plan"]`).Length() != 1 || page.Find(`[data-testid="choose-pro"]`).Length() != 0 ||
+		page.Find(`[data-testid="plan-managed-elsewhere"]`).Length() != 1 {
+		t.Fatal("a Stripe plan's page: want a cancel button, no plan switch, and where to switch")
+	}
+	dlg := v.choosePlan("cancel", "")
+	r := v.post("/portal/plan", planForm(t, dlg))
+	if r.Status < 400 {
+		t.Fatalf("cancel with Stripe unreachable answered %d", r.Status)
+	}
+	if sub, _ := p.DB.FindSubscription(ctx, id); sub.CancelAtPeriodEnd {
+		t.Fatal("Tally recorded a cancellation Stripe never got")
+	}
+	r = v.post("/portal/plan/confirm", url.Values{"_csrf": {v.csrf("/portal/plan")}, "action": {"change"}, "plan": {"pro"}}, "HX-Request", "true")
+	if r.Status != http.StatusConflict || !strings.Contains(string(r.Raw), "billed by Stripe") {
+		t.Fatalf("switching a Stripe plan here: %d %s", r.Status, r.Raw)
 	}
 }

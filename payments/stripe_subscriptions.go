@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -29,6 +30,10 @@ type SubscriptionCheckoutRequest struct {
 // validation_failed, payment_provider_error.
 type SubscriptionProvider interface {
 	StartSubscriptionCheckout(ctx context.Context, req SubscriptionCheckoutRequest) (billing.CardSetup, error)
+	// SetCancelAtPeriodEnd schedules (or takes back) the end of a
+	// provider's subscription at its period's end. key identifies the
+	// click.
+	SetCancelAtPeriodEnd(ctx context.Context, subscriptionID string, cancel bool, key string) error
 }
 
 var _ SubscriptionProvider = (*StripeProvider)(nil)
@@ -68,6 +73,22 @@ func (p *StripeProvider) StartSubscriptionCheckout(ctx context.Context, req Subs
 		return billing.CardSetup{}, p.apiError(err, "start the subscription's checkout at Stripe")
 	}
 	return billing.CardSetup{URL: s.URL, ProviderID: s.ID}, nil
+}
+
+// SetCancelAtPeriodEnd sets cancel_at_period_end on a Stripe subscription:
+// Stripe stops invoicing it after the period (its
+// customer.subscription.updated and, at the end, .deleted follow).
+func (p *StripeProvider) SetCancelAtPeriodEnd(ctx context.Context, subscriptionID string, cancel bool, key string) error {
+	if !strings.HasPrefix(subscriptionID, "sub_") {
+		return billing.Errorf(billing.CodeValidation, "%q is not a Stripe subscription id", subscriptionID)
+	}
+	params := &stripe.SubscriptionParams{CancelAtPeriodEnd: stripe.Bool(cancel)}
+	params.Context = ctx
+	params.SetIdempotencyKey(idempotencyKey(key))
+	if _, err := p.api.Subscriptions.Update(subscriptionID, params); err != nil {
+		return p.apiError(err, "change the subscription")
+	}
+	return nil
 }
 
 // planPrice is the id of plan's recurring Stripe Price: found by lookup

@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -61,6 +62,19 @@ func TestStripeSubscriptionCheckoutAgainstStripeMock(t *testing.T) {
 	}
 	if _, err := p.StartSubscriptionCheckout(context.Background(), SubscriptionCheckoutRequest{Plan: plan}); billing.ErrorCode(err) != billing.CodeValidation {
 		t.Fatalf("a checkout without a customer: %v", err)
+	}
+
+	// Canceling at the period's end, and taking it back.
+	for _, cancel := range []bool{true, false} {
+		mustNoErr(t, p.SetCancelAtPeriodEnd(context.Background(), "sub_T", cancel, "click-c"))
+		reqs := rec.take()
+		if len(reqs) != 1 || reqs[0].Method != http.MethodPost || reqs[0].Path != "/v1/subscriptions/sub_T" || reqs[0].IdempotencyKey == "" ||
+			reqs[0].Form.Get("cancel_at_period_end") != fmt.Sprint(cancel) {
+			t.Fatalf("cancel %v: %+v", cancel, reqs)
+		}
+	}
+	if err := p.SetCancelAtPeriodEnd(context.Background(), "in_T", true, "k"); billing.ErrorCode(err) != billing.CodeValidation {
+		t.Fatalf("not a subscription id: %v", err)
 	}
 }
 

@@ -27,3 +27,14 @@ func (s *Service) StartPlanCheckout(ctx context.Context, customerID string, plan
 	return sp.StartSubscriptionCheckout(ctx, SubscriptionCheckoutRequest{ProviderCustomerID: pc, Customer: customerID, Plan: plan,
 		PriceVersion: version, IdempotencyKey: "tally_plan_checkout_" + customerID + "_" + key, SuccessURL: successURL, CancelURL: cancelURL})
 }
+
+// SetPlanCancel schedules (cancel) or takes back the end of a provider's
+// subscription at its period's end. The key identifies the click. Errors:
+// validation_failed, not_found, payment_provider_error.
+func (s *Service) SetPlanCancel(ctx context.Context, providerSubscriptionID string, cancel bool, key string) error {
+	sp, ok := s.Provider.(SubscriptionProvider)
+	if !ok {
+		return billing.Errorf(billing.CodeValidation, "this payment provider runs no subscriptions")
+	}
+	return sp.SetCancelAtPeriodEnd(ctx, providerSubscriptionID, cancel, "tally_plan_cancel_"+providerSubscriptionID+"_"+key)
+}

@@ -20,9 +20,11 @@ type PlanPage struct {
 	RolledOver billing.Credits
 	Choices    []PlanChoice
 	Invoices   []PlanInvoice
-	// Manage is false for a subscription a provider runs (Stripe): it is
-	// changed there, and Tally follows its events.
-	Manage bool
+	// Manage: the customer may cancel or keep the plan here; ChangeHere:
+	// change it too (a sandbox subscription). A Stripe subscription is
+	// canceled through Stripe; its plan changes are made at Stripe, and
+	// Tally follows its events.
+	Manage, ChangeHere bool
 }
 
 // Used is what the period's plan credits have been used of.

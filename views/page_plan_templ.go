@@ -529,8 +529,8 @@ func planCurrent(s Shell, p PlanPage) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		if !p.Manage {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "<p class=\"mt-4 text-sm text-gray-600\" data-testid=\"plan-managed-elsewhere\">This plan is billed by Stripe: to change or cancel it, contact us; Tally follows every change Stripe reports.</p>")
+		if !p.ChangeHere {
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "<p class=\"mt-4 text-sm text-gray-600\" data-testid=\"plan-managed-elsewhere\">This plan is billed by Stripe: to switch to another plan, contact us.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
