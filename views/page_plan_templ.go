@@ -74,7 +74,7 @@ func PlanPageView(s Shell, p PlanPage) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<section class=\"card mt-6 p-6\" data-testid=\"no-plan\"><h2 class=\"text-base font-semibold text-gray-900\">You are not on a plan</h2><p class=\"muted mt-1\">Subscribe to get credits every month, for less than packs. You can change or cancel at any time.</p></section>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<section class=\"card mt-6 p-6\" data-testid=\"no-plan\"><h2 class=\"text-base font-semibold text-gray-900\">You are not on a plan</h2><p class=\"muted mt-1\">Subscribe to get credits every month. You can change or cancel at any time.</p></section>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
