@@ -18,33 +18,35 @@ import (
 // here, so a new endpoint cannot ship without someone deciding who may call
 // it (and writing it in docs/api.md).
 var routeScopes = map[string]string{
-	"GET /api/v1/openapi.json":               "",
-	"POST /api/v1/customers":                 billing.ScopeMetering,
-	"GET /api/v1/customers":                  billing.ScopeRead,
-	"GET /api/v1/customers/:id":              billing.ScopeRead,
-	"GET /api/v1/customers/:id/balance":      billing.ScopeRead,
-	"GET /api/v1/customers/:id/usage":        billing.ScopeRead,
-	"GET /api/v1/customers/:id/ledger":       billing.ScopeRead,
-	"GET /api/v1/customers/:id/subscription": billing.ScopeRead,
-	"PUT /api/v1/customers/:id/limits":       billing.ScopeAdmin,
-	"POST /api/v1/grants":                    billing.ScopeAdmin,
-	"POST /api/v1/adjustments":               billing.ScopeAdmin,
-	"POST /api/v1/usage":                     billing.ScopeMetering,
-	"POST /api/v1/usage/batch":               billing.ScopeMetering,
-	"GET /api/v1/quote":                      billing.ScopeRead,
-	"POST /api/v1/holds":                     billing.ScopeMetering,
-	"GET /api/v1/holds/:id":                  billing.ScopeRead,
-	"POST /api/v1/holds/:id/capture":         billing.ScopeMetering,
-	"POST /api/v1/holds/:id/release":         billing.ScopeMetering,
-	"GET /api/v1/price-book":                 billing.ScopeRead,
-	"GET /api/v1/price-books":                billing.ScopeRead,
-	"GET /api/v1/price-books/:version":       billing.ScopeRead,
-	"POST /api/v1/price-books":               billing.ScopeAdmin,
+	"GET /api/v1/openapi.json":          "",
+	"POST /api/v1/customers":            billing.ScopeMetering,
+	"GET /api/v1/customers":             billing.ScopeRead,
+	"GET /api/v1/customers/:id":         billing.ScopeRead,
+	"GET /api/v1/customers/:id/balance": billing.ScopeRead,
+	"GET /api/v1/customers/:id/usage":   billing.ScopeRead,
+	"GET /api/v1/customers/:id/ledger":  billing.ScopeRead,
+	"PUT /api/v1/customers/:id/limits":  billing.ScopeAdmin,
+	"POST /api/v1/grants":               billing.ScopeAdmin,
+	"POST /api/v1/adjustments":          billing.ScopeAdmin,
+	"POST /api/v1/usage":                billing.ScopeMetering,
+	"POST /api/v1/usage/batch":          billing.ScopeMetering,
+	"GET /api/v1/quote":                 billing.ScopeRead,
+	"POST /api/v1/holds":                billing.ScopeMetering,
+	"GET /api/v1/holds/:id":             billing.ScopeRead,
+	"POST /api/v1/holds/:id/capture":    billing.ScopeMetering,
+	"POST /api/v1/holds/:id/release":    billing.ScopeMetering,
+	"GET /api/v1/price-book":            billing.ScopeRead,
+	"GET /api/v1/price-books":           billing.ScopeRead,
+	"GET /api/v1/price-books/:version":  billing.ScopeRead,
+	"POST /api/v1/price-books":          billing.ScopeAdmin,
 	// A sign-in link buys top-ups with the saved card, turns on
 	// auto-refill and changes cards: never with a metering key.
 	"POST /api/v1/portal-sessions":   billing.ScopePortal,
 	"GET /api/v1/topups/:id":         billing.ScopeRead,
 	"POST /api/v1/topups/:id/refund": billing.ScopeAdmin,
+
+	// Subscription plans (portal_plan.go).
+	"GET /api/v1/customers/:id/subscription": billing.ScopeRead,
 }
 
 // mayCall is what each scope may call besides its own routes, written out
