@@ -58,6 +58,12 @@ type Change struct {
 	QueueRefill  bool        // start an auto-refill: the change took available below the line
 	LowAnnounced bool        // the wallet's new threshold state
 	Events       []NewEvent
+
+	// Subscriptions (plans.go).
+	Subscription *Subscription       // the subscription's new state: created or updated
+	Period       *SubscriptionPeriod // a period (or upgrade) whose credits this change grants: unique per period and invoice
+	Rollover     *LotRollover        // the new lot's rule for its period's end
+	CloseLots    []LotClose          // subscription lots at their period's end
 }
 
 // EntryDraft is an entry to append. Its burns name the lots it takes

@@ -26,6 +26,10 @@ type changeModel struct {
 	topUps              map[int64]*TopUp  // purchase lots: their top-up
 	lastThreshold       string            // the last threshold event
 	log                 []string
+
+	sub    *Subscription         // the customer's subscription (plans.go)
+	rules  map[int64]LotRollover // plan lots: their open rollover rule
+	rolled map[int64]bool        // plan lots whose credits rolled over
 }
 
 func (m *changeModel) logf(format string, args ...any) {
@@ -64,6 +68,9 @@ func (m *changeModel) apply(ch Change) {
 		l.ID = m.nextID
 		if l.Remaining > 0 {
 			m.s.Lots = append(m.s.Lots, l)
+		}
+		if ch.Rollover != nil {
+			m.rules[l.ID] = *ch.Rollover
 		}
 		if l.Source == SourcePurchase {
 			m.purchased[l.ID] = l.Amount
@@ -106,6 +113,21 @@ func (m *changeModel) apply(ch Change) {
 				m.s.Lots[i].Remaining = 0
 			}
 		}
+	}
+	for _, c := range ch.CloseLots {
+		if _, ok := m.rules[c.LotID]; !ok {
+			m.fatalf("closing lot %d's period twice", c.LotID)
+		}
+		delete(m.rules, c.LotID)
+		for i := range m.s.Lots {
+			if m.s.Lots[i].ID == c.LotID && c.ExpiresAt != nil && m.s.Lots[i].Remaining > 0 {
+				m.s.Lots[i].ExpiresAt, m.rolled[c.LotID] = c.ExpiresAt, true
+			}
+		}
+	}
+	if ch.Subscription != nil {
+		sub := *ch.Subscription
+		m.sub = &sub
 	}
 	m.s.Lots = slices.DeleteFunc(m.s.Lots, func(l Lot) bool { return l.Remaining == 0 })
 	if c := ch.CloseHold; c != nil {
@@ -170,6 +192,9 @@ func (m *changeModel) check() {
 	case m.s.Balance > MaxBalance:
 		m.fatalf("balance %v past MaxBalance", m.s.Balance)
 	}
+	if rolled := m.rolledLive(0); rolled > fuzzPlans[0].Rollover.Max {
+		m.fatalf("rolled-over credits %v past the plans' cap %v", rolled, fuzzPlans[0].Rollover.Max)
+	}
 	for id, r := range m.refunded {
 		if r > m.purchased[id] {
 			m.fatalf("lot %d refunded %v of %v purchased", id, r, m.purchased[id])
@@ -191,9 +216,12 @@ func FuzzChangeInvariants(f *testing.F) {
 	f.Add(uint16(10), []byte{0, 0x81, 20, 2, 15, 5, 20, 6, 3, 0, 25, 0, 3, 50, 8, 7, 0})
 	// many small debits across the low-balance line and back.
 	f.Add(uint16(0), []byte{0, 3, 50, 1, 10, 1, 10, 1, 10, 1, 10, 1, 9, 0, 0, 30, 1, 20, 1, 20, 0, 2, 90})
+	// subscribe to Starter, debit 10, live past the period (rollover), renew,
+	// upgrade to Pro, cancel at the period's end, live past it, subscribe again.
+	f.Add(uint16(0), []byte{240, 0, 1, 10, 0, 5, 3, 244, 0, 1, 40, 0, 241, 1, 242, 0, 5, 4, 244, 0, 240, 1, 1, 200, 1})
 	f.Fuzz(func(t *testing.T, overdraft uint16, ops []byte) {
 		m := &changeModel{t: t, now: t0, holds: map[string]Hold{}, purchased: map[int64]Credits{}, refunded: map[int64]Credits{},
-			topUps: map[int64]*TopUp{}}
+			topUps: map[int64]*TopUp{}, rules: map[int64]LotRollover{}, rolled: map[int64]bool{}}
 		m.s = WalletState{Customer: "cus_f", Wallet: Wallet{OverdraftLimit: CreditsOf(int64(overdraft % 100))}, LowThreshold: CreditsOf(10)}
 		r := &fuzzOps{b: ops}
 		amount := func() Credits { return CreditsOf(int64(r.byte())) + Credits(r.byte()%4)*250 }
@@ -203,6 +231,11 @@ func FuzzChangeInvariants(f *testing.F) {
 				m.expireDue() // db expires what is due before it plans (except the sweep's own step)
 			}
 			before := m.clone()
+			if op >= 240 {
+				m.subscriptionStep(op, r, before)
+				m.check()
+				continue
+			}
 			switch op % 10 {
 			case 0: // grant
 				flags := r.byte()
@@ -312,10 +345,17 @@ func (m *changeModel) expireDue() {
 		m.apply(PlanHoldClose(&m.s, h, HoldExpired, SystemActor("expiry")))
 	}
 	for _, l := range slices.Clone(m.s.Lots) {
-		if l.ExpiresAt != nil && !l.ExpiresAt.After(m.now) {
-			m.logf("lot %d expires", l.ID)
-			m.apply(PlanLotExpiry(&m.s, l))
+		if l.ExpiresAt == nil || l.ExpiresAt.After(m.now) {
+			continue
 		}
+		if rule, ok := m.rules[l.ID]; ok {
+			m.logf("lot %d's period ends", l.ID)
+			cur := m.s.Lots[slices.IndexFunc(m.s.Lots, func(x Lot) bool { return x.ID == l.ID })]
+			m.apply(PlanPeriodClose(&m.s, cur, rule, m.rolledLive(l.ID), m.now))
+			continue
+		}
+		m.logf("lot %d expires", l.ID)
+		m.apply(PlanLotExpiry(&m.s, l))
 	}
 	m.check()
 }
@@ -356,4 +396,98 @@ func (m *changeModel) purchase(n byte) (int64, *TopUp, bool) {
 	slices.Sort(ids)
 	id := ids[int(n)%len(ids)]
 	return id, m.topUps[id], true
+}
+
+// fuzzPlans share a rollover cap, so the rolled-over credits alive never
+// pass it whichever plan granted them.
+var fuzzPlans = []Plan{
+	{Key: "starter", Name: "Starter", Interval: IntervalMonth, Price: Money{Amount: 1000, Currency: "usd"}, Credits: CreditsOf(50),
+		Rollover: Rollover{Policy: RolloverUpTo, Max: CreditsOf(30), Periods: 2}},
+	{Key: "pro", Name: "Pro", Interval: IntervalMonth, Price: Money{Amount: 3000, Currency: "usd"}, Credits: CreditsOf(120),
+		Rollover: Rollover{Policy: RolloverUpTo, Max: CreditsOf(30), Periods: 1}},
+}
+
+// fuzzPeriod is a period's length in the fuzz's compressed time.
+const fuzzPeriod = 30 * time.Minute
+
+// rolledLive is what the rolled-over lots still alive hold, but except.
+func (m *changeModel) rolledLive(except int64) Credits {
+	var sum Credits
+	for _, l := range m.s.Lots {
+		if m.rolled[l.ID] && l.ID != except && l.Live(m.now) {
+			sum += l.Remaining
+		}
+	}
+	return sum
+}
+
+// subscriptionStep subscribes, renews a due period, changes plan, cancels
+// or resumes (by op), as the store would.
+func (m *changeModel) subscriptionStep(op byte, r *fuzzOps, before WalletState) {
+	plan := fuzzPlans[int(r.byte())%len(fuzzPlans)]
+	switch {
+	case m.sub == nil || m.sub.Status == SubCanceled:
+		ch, err := PlanSubscribe(&m.s, m.sub, SubscribeRequest{ID: "sub_f", Plan: plan, PriceVersion: 1, Invoice: fmt.Sprint("inv_", m.nextID),
+			Start: m.now, End: m.now.Add(fuzzPeriod), Now: m.now})
+		if err != nil {
+			m.refused(before, "subscribe", err)
+			return
+		}
+		m.logf("subscribe %s", plan.Key)
+		m.apply(ch)
+	case op%4 == 0:
+		if m.now.Before(m.sub.CurrentPeriodEnd) {
+			return
+		}
+		cur := fuzzPlans[slices.IndexFunc(fuzzPlans, func(p Plan) bool { return p.Key == m.sub.Plan })]
+		if m.sub.CancelAtPeriodEnd {
+			ch, err := PlanCancel(&m.s, *m.sub, false, m.now, SystemActor("subscription"))
+			if err != nil {
+				m.fatalf("the period's cancellation was refused: %v", err)
+			}
+			m.logf("subscription ends")
+			m.apply(ch)
+			return
+		}
+		start := m.sub.CurrentPeriodEnd
+		ch, err := PlanRenewal(&m.s, *m.sub, RenewalRequest{Plan: cur, PriceVersion: 1, Invoice: fmt.Sprint("inv_", start.UnixNano()),
+			Start: start, End: start.Add(fuzzPeriod), Amount: cur.Price, Now: m.now})
+		if err != nil {
+			m.refused(before, "renewal", err)
+			return
+		}
+		if ch.Period.Credits != cur.Credits {
+			m.fatalf("renewal granted %v, the plan includes %v", ch.Period.Credits, cur.Credits)
+		}
+		m.logf("renew %s from %s", cur.Key, start.Format(time.TimeOnly))
+		m.apply(ch)
+	case op%4 == 1:
+		from := fuzzPlans[slices.IndexFunc(fuzzPlans, func(p Plan) bool { return p.Key == m.sub.Plan })]
+		ch, q, err := PlanChangePlan(&m.s, *m.sub, ChangePlanRequest{From: from, To: plan, PriceVersion: 1, Invoice: fmt.Sprint("inv_up_", m.nextID), Now: m.now})
+		if err != nil {
+			m.refused(before, "change to "+plan.Key, err)
+			return
+		}
+		if q.CreditsNow > max(0, plan.Credits-from.Credits) || q.AmountNow.Amount > max(0, plan.Price.Amount-from.Price.Amount) || q.CreditsNow < 0 {
+			m.fatalf("plan change %s to %s quoted %+v, more than the difference", from.Key, plan.Key, q)
+		}
+		m.logf("change to %s: %v credits now", plan.Key, q.CreditsNow)
+		m.apply(ch)
+	case op%4 == 2:
+		ch, err := PlanCancel(&m.s, *m.sub, true, m.now, Actor{})
+		if err != nil {
+			m.refused(before, "cancel", err)
+			return
+		}
+		m.logf("cancel at period end")
+		m.apply(ch)
+	default:
+		ch, err := PlanResume(&m.s, *m.sub, Actor{})
+		if err != nil {
+			m.refused(before, "resume", err)
+			return
+		}
+		m.logf("resume")
+		m.apply(ch)
+	}
 }

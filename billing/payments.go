@@ -97,6 +97,9 @@ type PaymentEvent struct {
 	AmountRefunded int64 // minor units, cumulative
 	DisputeID      string
 	Created        time.Time
+	// For subscriptions (plans.go):
+	Invoice      *ProviderInvoice
+	Subscription *ProviderSubscription
 }
 
 // Payment event types (Stripe's names).
@@ -364,7 +367,7 @@ const (
 // declines of the same streak only add to it; the pause says when it ends).
 func IsNotice(typ string, data map[string]any) bool {
 	switch typ {
-	case EventAutoRefillPaused, EventAutoRefillActionRequired, EventDisputeOpened:
+	case EventAutoRefillPaused, EventAutoRefillActionRequired, EventDisputeOpened, EventInvoicePaymentFailed:
 		return true
 	case EventAutoRefillFailed:
 		if _, skipped := data["reason"]; skipped {
@@ -376,12 +379,20 @@ func IsNotice(typ string, data map[string]any) bool {
 }
 
 // NoticeTypes are the event types IsNotice may accept.
-var NoticeTypes = []string{EventAutoRefillFailed, EventAutoRefillPaused, EventAutoRefillActionRequired, EventDisputeOpened}
+var NoticeTypes = []string{EventAutoRefillFailed, EventAutoRefillPaused, EventAutoRefillActionRequired, EventDisputeOpened,
+	EventInvoicePaymentFailed}
+
+// NoticeResolvers are the event types ResolvedBy may accept as later.
+var NoticeResolvers = []string{EventAutoRefillSucceeded, EventSubscriptionRenewed, EventInvoicePaymentFailed}
 
 // ResolvedBy reports whether a later event of type later resolves a notice
 // of type typ: an auto-refill that went through answers the notices of
 // refills that did not.
 func ResolvedBy(typ, later string) bool {
+	if typ == EventInvoicePaymentFailed {
+		// A paid period, or the next attempt's news, answers a failed invoice.
+		return later == EventSubscriptionRenewed || later == EventInvoicePaymentFailed
+	}
 	return later == EventAutoRefillSucceeded && typ != EventDisputeOpened
 }
 

@@ -42,6 +42,7 @@ type PriceBook struct {
 	Currency    string       `json:"currency"`
 	Features    []Feature    `json:"features"`
 	Packs       []CreditPack `json:"packs"`
+	Plans       []Plan       `json:"plans,omitempty"` // subscription plans (plans.go)
 }
 
 // Feature returns the feature with the given key.
@@ -164,7 +165,7 @@ func (pb *PriceBook) Validate() error {
 			p.Name = p.Credits.String() + " credits"
 		}
 	}
-	return nil
+	return pb.validatePlans()
 }
 
 func isCurrency(s string) bool {

@@ -146,6 +146,7 @@ type simLot struct {
 	remaining Credits
 	expires   int64
 	at        time.Time // the expiry itself
+	starts    int64     // a plan's renewal still to come: µs from now until its credits arrive (0: now)
 }
 
 func project(now time.Time, lots []Lot, available, rate Credits, horizon time.Duration) Projection {
@@ -162,6 +163,9 @@ func project(now time.Time, lots []Lot, available, rate Credits, horizon time.Du
 		sim = append(sim, simLot{id: -1, remaining: -reserved, expires: math.MaxInt64})
 	} else {
 		for i := range sim {
+			if sim[i].starts > 0 {
+				continue
+			}
 			take := min(sim[i].remaining, reserved)
 			sim[i].remaining -= take
 			reserved -= take
@@ -172,7 +176,7 @@ func project(now time.Time, lots []Lot, available, rate Credits, horizon time.Du
 		// Nothing is used: every lot that expires within the horizon is lost.
 		p.Outlook = OutlookNoUsage
 		for _, l := range sim {
-			if l.remaining > 0 && l.expires <= end {
+			if l.remaining > 0 && l.expires <= end && l.starts == 0 {
 				p.Lost = append(p.Lost, ExpiryLoss{LotID: l.id, At: l.at, Credits: l.remaining})
 			}
 		}
@@ -197,8 +201,14 @@ func project(now time.Time, lots []Lot, available, rate Credits, horizon time.Du
 			if l.remaining <= 0 {
 				continue
 			}
+			if l.starts > t {
+				next = min(next, l.starts) // a renewal to come: its arrival is an event
+				continue
+			}
 			if l.expires <= t {
-				p.Lost = append(p.Lost, ExpiryLoss{LotID: l.id, At: l.at, Credits: l.remaining})
+				if l.starts == 0 { // a renewal's unused credits are not a loss to warn of
+					p.Lost = append(p.Lost, ExpiryLoss{LotID: l.id, At: l.at, Credits: l.remaining})
+				}
 				l.remaining = 0
 				continue
 			}
@@ -208,6 +218,8 @@ func project(now time.Time, lots []Lot, available, rate Credits, horizon time.Du
 			}
 		}
 		if cur < 0 {
+			// Out of credits (a renewal to come does not help now: requests
+			// are refused until it arrives).
 			p.RunsOut = now.Add(time.Duration(t) * time.Microsecond)
 			return p
 		}
@@ -231,7 +243,9 @@ func project(now time.Time, lots []Lot, available, rate Credits, horizon time.Du
 	}
 }
 
-// simLots copies the lots live at now, in burn order, and sums them.
+// simLots copies the lots live at now, in burn order, and sums them. A
+// lot created after now is a plan's renewal to come (PlanRenewals): it
+// burns from its arrival and is not part of what is available now.
 func simLots(now time.Time, lots []Lot) ([]simLot, Credits) {
 	live := make([]Lot, 0, len(lots))
 	for _, l := range lots {
@@ -246,6 +260,10 @@ func simLots(now time.Time, lots []Lot) ([]simLot, Credits) {
 		sim[i] = simLot{id: l.ID, remaining: l.Remaining, expires: math.MaxInt64}
 		if l.ExpiresAt != nil {
 			sim[i].expires, sim[i].at = l.ExpiresAt.Sub(now).Microseconds(), *l.ExpiresAt
+		}
+		if l.CreatedAt.After(now) {
+			sim[i].starts = l.CreatedAt.Sub(now).Microseconds()
+			continue
 		}
 		sum += l.Remaining
 	}
@@ -315,13 +333,27 @@ type Forecast struct {
 	TopUp            Credits   // to last until TopUpUntil at the higher of the two rates; 0: no need
 	TopUpUntil       time.Time // the date the top-up is for
 	TopUpAlreadyLast bool      // the credits already last until TopUpUntil
+	// Renewal is a subscriber's next plan renewal (its credits, arriving at
+	// CreatedAt); the projections count it and the ones after it.
+	Renewal *Lot
 }
 
 // NewForecast computes a Forecast from daily usage (at least the last 30
 // days), the live lots and the available balance.
 func NewForecast(now time.Time, days []UsageDay, lots []Lot, available Credits, until time.Time) Forecast {
+	return NewPlanForecast(now, days, lots, available, until, nil)
+}
+
+// NewPlanForecast is NewForecast for a subscriber: renewals are the
+// plan's periods to come (PlanRenewals), counted from the day they arrive.
+func NewPlanForecast(now time.Time, days []UsageDay, lots []Lot, available Credits, until time.Time, renewals []Lot) Forecast {
 	f := Forecast{Now: now, Available: available, TopUpUntil: until,
 		Week: RateOver(days, 7, now), Month: RateOver(days, 30, now)}
+	if len(renewals) > 0 {
+		r := renewals[0]
+		f.Renewal = &r
+		lots = append(slices.Clip(lots), renewals...)
+	}
 	f.AtWeek = Project(now, lots, available, f.Week.PerDay)
 	f.AtMonth = Project(now, lots, available, f.Month.PerDay)
 	rate := max(f.Week.PerDay, f.Month.PerDay)

@@ -44,6 +44,11 @@ func (t *Tx) apply(w *wallet, ch *billing.Change) (applied, error) {
 	var out applied
 	actor := ch.Actor.String()
 	now := t.Now.UTC().Truncate(time.Microsecond)
+	if s := ch.Subscription; s != nil {
+		if err := t.saveSubscription(s); err != nil {
+			return out, err
+		}
+	}
 	if l := ch.NewLot; l != nil {
 		res, err := t.exec(`INSERT INTO lots (customer_id, source, priority, amount, remaining, expires_at, refundable_until, reason, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, w.customerID, l.Source, l.Priority, int64(l.Amount), int64(l.Remaining),
@@ -60,6 +65,12 @@ func (t *Tx) apply(w *wallet, ch *billing.Change) (applied, error) {
 		}
 		if l.Source == billing.SourcePurchase {
 			w.lastTopUp = l.Amount // the default low-balance line follows the last purchase
+		}
+		if r := ch.Rollover; r != nil {
+			if _, err := t.exec(`INSERT INTO lot_rollovers (lot_id, subscription_id, policy, max, periods, keep_until) VALUES (?, ?, ?, ?, ?, ?)`,
+				out.lotID, r.Subscription, r.Rollover.Policy, int64(r.Rollover.Max), r.Rollover.Periods, micros(r.KeepUntil)); err != nil {
+				return out, err
+			}
 		}
 	}
 	if h := ch.OpenHold; h != nil {
@@ -119,6 +130,16 @@ func (t *Tx) apply(w *wallet, ch *billing.Change) (applied, error) {
 	}
 	for _, id := range ch.EmptyLots {
 		w.setLot(id, 0)
+	}
+	for _, c := range ch.CloseLots {
+		if err := t.closeLot(w, c); err != nil {
+			return out, err
+		}
+	}
+	if p := ch.Period; p != nil {
+		if err := t.insertPeriod(w.customerID, p, out.lotID); err != nil {
+			return out, err
+		}
 	}
 	if c := ch.CloseHold; c != nil {
 		var entryID any

@@ -204,11 +204,12 @@ func (d *DB) WatchEvents(ctx context.Context) error {
 // dismissed and no later event resolved (billing.ResolvedBy).
 func (d *DB) FindNotices(ctx context.Context, customerID string, limit int) ([]billing.Notice, error) {
 	limit = clampLimit(limit)
-	q := `SELECT seq, type, data, created_at FROM events e WHERE customer_id = ? AND type IN (?, ?, ?, ?, ?)
+	types := slices.Concat(billing.NoticeResolvers, billing.NoticeTypes)
+	q := `SELECT seq, type, data, created_at FROM events e WHERE customer_id = ? AND type IN (?` + strings.Repeat(", ?", len(types)-1) + `)
 		AND NOT EXISTS (SELECT 1 FROM notice_dismissals n WHERE n.customer_id = e.customer_id AND n.seq = e.seq)
 		ORDER BY seq DESC LIMIT 500`
-	args := []any{customerID, billing.EventAutoRefillSucceeded}
-	for _, t := range billing.NoticeTypes {
+	args := []any{customerID}
+	for _, t := range types {
 		args = append(args, t)
 	}
 	rows, err := d.read.QueryContext(ctx, q, args...)

@@ -31,13 +31,21 @@ func (t *Tx) liveLots(w *wallet) ([]billing.Lot, error) {
 		if err := t.expireLot(w, l); err != nil {
 			return nil, err
 		}
+		// A plan's lot whose credits rolled over lives on.
+		if cur, ok := w.lot(l.ID); ok && cur.Live(t.Now) {
+			live = append(live, cur)
+		}
 	}
 	return live, nil
 }
 
 // expireLot writes the expiry of what is left of a lot
-// (billing.PlanLotExpiry).
+// (billing.PlanLotExpiry), or, for a plan's lot with a rollover rule, the
+// end of its period (billing.PlanPeriodClose).
 func (t *Tx) expireLot(w *wallet, l billing.Lot) error {
+	if closed, err := t.closePeriodLot(w, l, t.Now); err != nil || closed {
+		return err
+	}
 	ch := billing.PlanLotExpiry(ptr(t.state(w, w.lots)), l)
 	_, err := t.apply(w, &ch)
 	return err

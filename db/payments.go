@@ -393,6 +393,9 @@ func (t *Tx) topUpForEvent(ev billing.PaymentEvent) (billing.TopUp, error) {
 }
 
 func (t *Tx) applyEvent(provider string, ev billing.PaymentEvent, pol billing.PaymentPolicy) error {
+	if ev.Invoice != nil || ev.Subscription != nil {
+		return t.applySubscriptionEvent(provider, ev) // subscription_events.go
+	}
 	switch ev.Type {
 	case billing.EventPaymentSucceeded, billing.EventPaymentFailed, billing.EventPaymentRequiresAction:
 		tu, err := t.topUpForEvent(ev)

@@ -17,6 +17,7 @@ type priceBookBody struct {
 	Currency string               `json:"currency"`
 	Features []billing.Feature    `json:"features"`
 	Packs    []billing.CreditPack `json:"packs"`
+	Plans    []billing.Plan       `json:"plans,omitempty"`
 }
 
 type priceBookCache struct {
@@ -41,7 +42,7 @@ func (d *DB) PublishPriceBook(ctx context.Context, pb billing.PriceBook) (_ bill
 	if pb.Packs == nil {
 		pb.Packs = []billing.CreditPack{} // "no packs" is one thing, however it was sent
 	}
-	body, err := json.Marshal(priceBookBody{Currency: pb.Currency, Features: pb.Features, Packs: pb.Packs})
+	body, err := json.Marshal(priceBookBody{Currency: pb.Currency, Features: pb.Features, Packs: pb.Packs, Plans: pb.Plans})
 	if err != nil {
 		return billing.PriceBook{}, false, err
 	}
@@ -82,7 +83,7 @@ func decodePriceBook(version, publishedAt int64, body []byte) (*billing.PriceBoo
 		return nil, err
 	}
 	return &billing.PriceBook{Version: version, PublishedAt: fromMicros(publishedAt),
-		Currency: b.Currency, Features: b.Features, Packs: b.Packs}, nil
+		Currency: b.Currency, Features: b.Features, Packs: b.Packs, Plans: b.Plans}, nil
 }
 
 // CurrentPriceBook returns the newest price book version, or nil when none

@@ -506,6 +506,7 @@ func (s *Server) liveShell(c echo.Context, title, nav string) (views.Shell, erro
 		return sh, err
 	}
 	sh.Payments = s.cfg.Payments.Service != nil
+	sh.Plans = s.plansOffered(c.Request().Context()) // portal_plan.go
 	if sh.Notices, err = s.notices(c.Request().Context(), ps.CustomerID); err != nil {
 		return sh, err
 	}

@@ -554,6 +554,11 @@ func (s *Server) purchases(ctx context.Context, customerID string) ([]views.Purc
 		}
 		out = append(out, views.Purchase{Recorded: true, TopUp: billing.TopUp{Description: desc, Credits: l.Amount, Status: billing.TopUpSucceeded, CreatedAt: l.CreatedAt}})
 	}
+	plans, err := s.planPurchases(ctx, customerID) // portal_plan.go
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, plans...)
 	slices.SortStableFunc(out, func(a, b views.Purchase) int { return b.TopUp.CreatedAt.Compare(a.TopUp.CreatedAt) })
 	return out, nil
 }
@@ -610,6 +615,8 @@ func (s *Server) notices(ctx context.Context, customerID string) ([]views.Notice
 			out[i].Link, out[i].LinkText = "/portal/billing#cards", "Add a card"
 		case ev.Type == billing.EventAutoRefillFailed || ev.Type == billing.EventAutoRefillPaused:
 			out[i].Link, out[i].LinkText = "/portal/billing#auto-refill", "Check auto-refill"
+		case ev.Type == billing.EventInvoicePaymentFailed:
+			out[i].Link, out[i].LinkText = "/portal/plan", "See your plan"
 		}
 	}
 	return out, nil

@@ -64,6 +64,9 @@ var routeScopes = map[string]string{
 	"GET /api/v1/embed/events":      scopeEmbedToken,
 	"OPTIONS /api/v1/embed/balance": "",
 	"OPTIONS /api/v1/embed/events":  "",
+
+	// Subscription plans (portal_plan.go).
+	"GET /api/v1/customers/:id/subscription": billing.ScopeRead,
 }
 
 // scopeEmbedToken marks routes that an embed token authenticates: no API

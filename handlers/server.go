@@ -171,6 +171,7 @@ func (s *Server) routes() {
 	s.paymentRoutes()
 	s.webhookRoutes()
 	s.registerEmbed()
+	s.registerPlans() // portal_plan.go
 }
 
 func (s *Server) readyz(c echo.Context) error {

@@ -154,7 +154,7 @@ func reduceEvent(out *billing.PaymentEvent, raw json.RawMessage) (bool, error) {
 		out.TopUpID = d.Metadata[MetadataTopUp]
 		return true, nil
 	}
-	return false, nil
+	return reduceSubscriptionEvent(out, raw) // stripe_subscriptions.go
 }
 
 // The structs below read the few fields Tally needs, the same in every

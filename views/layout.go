@@ -15,6 +15,7 @@ type Shell struct {
 	Demo        bool
 	Customer    *CustomerHeader // nil on public pages
 	Payments    bool            // payments are set up: show the Billing tab and top-ups
+	Plans       bool            // the price book offers subscription plans: show the Plan tab
 	Notices     []Notice        // billing notices not yet dealt with, under the header of every page
 	SignedIn    bool            // a public page seen by a signed-in customer (offer their billing)
 }

@@ -30,6 +30,11 @@ func NoticeTitle(n billing.Notice) string {
 		return "Confirm your auto-refill"
 	case billing.EventDisputeOpened:
 		return "A payment is disputed"
+	case billing.EventInvoicePaymentFailed:
+		if noticeStr(n, "final") == "true" {
+			return "Your plan has ended"
+		}
+		return "Your plan's payment failed"
 	}
 	return "Billing notice"
 }
@@ -67,6 +72,15 @@ func NoticeText(f Fmt, n billing.Notice) string {
 		return "Your bank asks you to confirm the auto-refill of " + what + ". Confirm it to add the credits."
 	case billing.EventDisputeOpened:
 		return "A payment for " + what + " is disputed; its remaining credits are on hold until the dispute is resolved."
+	case billing.EventInvoicePaymentFailed:
+		amount := ""
+		if v, err := strconv.ParseInt(noticeStr(n, "amount"), 10, 64); err == nil && v > 0 {
+			amount = " of " + f.Money(billing.Money{Amount: v, Currency: noticeStr(n, "currency")})
+		}
+		if noticeStr(n, "final") == "true" {
+			return "We could not collect your plan's payment" + amount + " after several tries, so your plan has ended and its credits no longer renew. Credits you have stay until they expire."
+		}
+		return "We could not collect your plan's payment" + amount + ", so its credits will not renew until it is paid. Update your card; we will try again."
 	}
 	return ""
 }

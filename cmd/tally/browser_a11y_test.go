@@ -152,6 +152,11 @@ func TestBrowserPortalAccessible(t *testing.T) {
 			}
 			b.do("screen media", printMedia(""))
 		}},
+		{"plan", "/portal/plan", `[data-testid="plan-choices"]`, nil},
+		{"plan-confirm", "/portal/plan", `[data-testid="choose-pro"]`, func() {
+			b.ready()
+			b.do("open the plan's confirmation", chromedp.Click(chromedp.CSS(`[data-testid="choose-pro"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="plan-confirm-go"]`)))
+		}},
 		{"confirm-dialog", "/portal/billing", `[data-testid="pack-pack_5500"]`, func() {
 			b.ready()
 			b.do("open the confirmation", chromedp.Click(chromedp.CSS(`[data-testid="pack-pack_5500"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-pay"]`)))

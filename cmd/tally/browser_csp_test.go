@@ -132,6 +132,12 @@ func TestBrowserNoCSPViolations(t *testing.T) {
 	open("credits & history", "/portal/ledger", `main`)
 	open("spend controls", "/portal/settings", `[data-testid="settings-form"]`)
 	open("billing", "/portal/billing", `[data-testid="pack-pack_1000"]`)
+	open("plan", "/portal/plan", `[data-testid="plan-choices"]`)
+	b.do("open a plan's confirmation (htmx)", chromedp.Click(chromedp.CSS(`[data-testid="choose-pro"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="plan-confirm-go"]`)))
+	clean("the plan's confirmation")
+	b.do("back to billing", chromedp.Navigate(base+"/portal/billing"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="pack-pack_1000"]`)))
+	clean("billing again")
 
 	// A one-click top-up: the confirmation and the result are htmx swaps.
 	b.do("buy the Starter pack", chromedp.Click(chromedp.CSS(`[data-testid="pack-pack_1000"]`)),

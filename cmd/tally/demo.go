@@ -34,6 +34,14 @@ func DemoPriceBook() billing.PriceBook {
 			{ID: "pack_5500", Name: "Growth", Credits: billing.CreditsOf(5500), Price: billing.Money{Amount: 50_00, Currency: "usd"}},
 			{ID: "pack_12000", Name: "Scale", Credits: billing.CreditsOf(12000), Price: billing.Money{Amount: 100_00, Currency: "usd"}},
 		},
+		Plans: []billing.Plan{
+			{Key: "starter", Name: "Starter", Interval: billing.IntervalMonth, Price: billing.Money{Amount: 19_00, Currency: "usd"},
+				Credits: billing.CreditsOf(2000), Rollover: billing.Rollover{Policy: billing.RolloverUpTo, Max: billing.CreditsOf(1000), Periods: 1}, Packs: true},
+			{Key: "pro", Name: "Pro", Interval: billing.IntervalMonth, Price: billing.Money{Amount: 49_00, Currency: "usd"},
+				Credits: billing.CreditsOf(6000), Rollover: billing.Rollover{Policy: billing.RolloverAll, Periods: 2}, Packs: true},
+			{Key: "team", Name: "Team", Interval: billing.IntervalMonth, Price: billing.Money{Amount: 199_00, Currency: "usd"},
+				Credits: billing.CreditsOf(30000), Rollover: billing.Rollover{Policy: billing.RolloverNone}, Packs: true},
+		},
 	}
 }
 
@@ -45,6 +53,7 @@ type demoCustomer struct {
 	users    []string
 	features []string // weighted: repeated keys are more common
 	target   int64    // credits to leave at the end (0: whatever is left)
+	plan     string   // a plan the customer subscribes to in the sandbox ("": none)
 }
 
 type demoGrant struct {
@@ -88,12 +97,13 @@ func demoCustomers() []demoCustomer {
 			in:     billing.CustomerInput{ExternalID: "nova-labs", Email: "finance@nova-labs.example", Name: "Nova Labs"},
 			perDay: 60,
 			grants: []demoGrant{
-				{89, 2000, billing.SourceSubscription, "Pro plan allowance (month 1)", 31},
-				{58, 2000, billing.SourceSubscription, "Pro plan allowance (month 2)", 31},
+				{89, 2000, billing.SourceSubscription, "Starter plan allowance (month 1)", 31},
+				{58, 2000, billing.SourceSubscription, "Starter plan allowance (month 2)", 31},
 				{40, 5500, billing.SourcePurchase, "Growth pack ($50.00)", 0},
-				{27, 2000, billing.SourceSubscription, "Pro plan allowance (month 3)", 31},
+				{27, 2000, billing.SourceSubscription, "Starter plan allowance (month 3)", 31},
 				{12, 500, billing.SourcePromo, "Conference promo", 24},
 			},
+			plan:     "starter",
 			users:    []string{"research", "support-bot", "ana"},
 			features: []string{"document.analyze", "chat.request", "chat.request", "gpt-4o.tokens", "audio.transcribe"},
 		},
@@ -111,6 +121,15 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 			return "", err
 		}
 		fmt.Fprintln(out, "demo: published the demo price book (version 1)")
+	} else if len(pb.Plans) == 0 {
+		// A demo database from before plans: publish the book with them.
+		nb, changed, err := d.PublishPriceBook(ctx, DemoPriceBook())
+		if err != nil {
+			return "", err
+		}
+		if changed {
+			fmt.Fprintf(out, "demo: published the demo price book with plans (version %d)\n", nb.Version)
+		}
 	}
 	if _, err := d.EnsureAPIKey(ctx, "Demo key (local only)", billing.ScopeAdmin, demoAPIKey); err != nil {
 		return "", err
@@ -147,6 +166,13 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 		if dc.target > 0 {
 			if err := drainTo(ctx, d, dc, now); err != nil {
 				return "", err
+			}
+		}
+		if dc.plan != "" {
+			// The plan's first period starts now, paid in the sandbox.
+			if _, err := d.StartSubscription(ctx, db.SubscribeInput{Customer: dc.in.ExternalID, Plan: dc.plan,
+				Actor: billing.SystemActor("demo")}); err != nil {
+				return "", fmt.Errorf("%s: subscribe: %w", dc.in.Name, err)
 			}
 		}
 		b, err := d.Balance(ctx, dc.in.ExternalID)

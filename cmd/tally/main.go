@@ -67,6 +67,7 @@ Commands:
   backup      write a consistent copy of the database while Tally serves
   verify      check the ledger's invariants (balances, lots, holds, rollups)
   bench       measure debits/s and latency on this machine against the raw SQLite limit
+  sandbox     advance the payment sandbox's test clock (subscriptions renew)
   version     print the version
 
 Every command takes --db (env TALLY_DB, default ./tally.db) and --help.
@@ -102,6 +103,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return cmdVerify(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, rest, getenv, stdout, stderr)
+	case "sandbox":
+		return cmdSandbox(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tally", version)
 		return nil

@@ -183,7 +183,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	sweepDone := make(chan struct{})
 	go func() {
 		defer close(sweepDone)
-		sweep(sweepCtx, d, cfg.SweepInterval, log)
+		sweep(sweepCtx, d, cfg.SweepInterval, log, cfg.Stripe.SecretKey == "")
 	}()
 	refillDone := make(chan struct{})
 	go func() {
@@ -240,7 +240,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 
 // sweep writes off expired lots and holds every interval, and deletes the
 // portal sessions past their maximum age.
-func sweep(ctx context.Context, d *db.DB, every time.Duration, log *slog.Logger) {
+func sweep(ctx context.Context, d *db.DB, every time.Duration, log *slog.Logger, sandbox bool) {
 	if every <= 0 {
 		return
 	}
@@ -251,6 +251,15 @@ func sweep(ctx context.Context, d *db.DB, every time.Duration, log *slog.Logger)
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if sandbox {
+				// Sandbox subscriptions renew when their period ends, as
+				// Stripe's would (the test clock may move them sooner).
+				if res, err := d.AdvanceSandbox(ctx, 0); err != nil && ctx.Err() == nil {
+					log.Warn("sandbox renewals failed", "err", err)
+				} else if res.Renewed+res.Canceled > 0 {
+					log.Info("sandbox renewals", "renewed", res.Renewed, "ended", res.Canceled)
+				}
+			}
 			n, err := d.ExpireDue(ctx)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("expiry sweep failed", "err", err)
