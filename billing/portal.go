@@ -50,7 +50,7 @@ const (
 // Live reports whether the session may be used at now: not ended, not past
 // its maximum age and used within the idle timeout.
 func (s CustomerSession) Live(now time.Time, idle time.Duration) bool {
-	return s.EndedAt == nil && now.Before(s.ExpiresAt) && now.Sub(s.LastSeenAt) <= idle
+	return sessionLive(s.EndedAt, s.ExpiresAt, s.LastSeenAt, now, idle)
 }
 
 // CustomerSettings are a customer's portal preferences.

@@ -1,0 +1,55 @@
+-- +goose Up
+-- The admin console's staff. Passwords are bcrypt hashes (golang.org/x/crypto);
+-- e-mail is stored lower-cased so sign-in is case-insensitive.
+CREATE TABLE admin_users (
+    id            TEXT PRIMARY KEY,                 -- adm_...
+    email         TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'support')),
+    created_at    INTEGER NOT NULL
+);
+
+-- Admins signed in to the console, one row per browser session: the same
+-- mechanism as customer_sessions (the cookie carries a random id, the row
+-- is keyed by its SHA-256; ending the row ends every copy of the cookie).
+CREATE TABLE admin_sessions (
+    id_hash      BLOB PRIMARY KEY,
+    admin_id     TEXT NOT NULL REFERENCES admin_users(id),
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    ended_at     INTEGER,
+    end_reason   TEXT CHECK (end_reason IN ('signed_out', 'revoked', 'replaced')),
+    CHECK ((ended_at IS NULL) = (end_reason IS NULL))
+) WITHOUT ROWID;
+CREATE INDEX admin_sessions_live ON admin_sessions (admin_id) WHERE ended_at IS NULL;
+CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at);
+
+-- What staff did that is not a ledger entry (sign-in, limits, admins,
+-- opening a customer's portal...). Money changes are in entries, whose
+-- actor and reason say who and why; the audit log reads both. Append-only:
+-- the triggers refuse any UPDATE or DELETE.
+CREATE TABLE admin_audit (
+    id          INTEGER PRIMARY KEY,
+    actor       TEXT NOT NULL,                      -- kind:id (billing.Actor)
+    action      TEXT NOT NULL,
+    customer_id TEXT,
+    reason      TEXT NOT NULL DEFAULT '',
+    before      TEXT NOT NULL DEFAULT '',           -- JSON, or '' for nothing
+    after       TEXT NOT NULL DEFAULT '',
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX admin_audit_customer ON admin_audit (customer_id, id);
+-- +goose StatementBegin
+CREATE TRIGGER admin_audit_append_only_u BEFORE UPDATE ON admin_audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+-- +goose StatementEnd
+-- +goose StatementBegin
+CREATE TRIGGER admin_audit_append_only_d BEFORE DELETE ON admin_audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP TABLE admin_audit;
+DROP TABLE admin_sessions;
+DROP TABLE admin_users;
