@@ -147,3 +147,39 @@ type Admins interface {
 	// FindAudit reads the audit log: admin actions and ledger entries.
 	FindAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, string, error)
 }
+
+// AdminCustomerFilter selects customers for the admin console's list,
+// newest first. Query matches an id or external id exactly, or a part of
+// an e-mail address, a name or an external id.
+type AdminCustomerFilter struct {
+	Query  string
+	Limit  int
+	Cursor string
+}
+
+// AdminCustomerRow is one line of the admin console's customer list.
+type AdminCustomerRow struct {
+	Customer     Customer
+	Balance      Credits
+	LastActivity *time.Time // the newest ledger entry; nil: none yet
+	Low          bool       // the last threshold event said low or depleted
+	AutoRefill   string     // "", "on", "paused"
+	Flags        int        // open flags (disputes)
+}
+
+// CustomerFlag marks a customer for an admin to look at (a disputed payment).
+type CustomerFlag struct {
+	ID        int64
+	Reason    string
+	CreatedAt time.Time
+	ClearedAt *time.Time
+	ClearedBy string // actor, kind:id
+}
+
+// AdminReads are the admin console's reads of customers.
+type AdminReads interface {
+	FindAdminCustomers(ctx context.Context, f AdminCustomerFilter) ([]AdminCustomerRow, string, error)
+	FindCustomerFlags(ctx context.Context, customerID string) ([]CustomerFlag, error)
+	// ClearCustomerFlag clears an open flag and records it. not_found.
+	ClearCustomerFlag(ctx context.Context, customerID string, flagID int64, actor Actor, reason string) error
+}

@@ -120,7 +120,11 @@ func (s *Server) setupPortal(ctx context.Context) error {
 // send the token as _csrf, htmx as X-CSRF-Token. Browsers that send
 // Sec-Fetch-Site are judged on it first, as Echo does: cross-site requests
 // are refused, same-origin ones need no token.
-func (s *Server) csrf() echo.MiddlewareFunc {
+func (s *Server) csrf() echo.MiddlewareFunc { return s.csrfFor(s.cookieSessionID) }
+
+// csrfFor is csrf for the sessions whose id sessionID reads from a request
+// (the portal's, or the admin console's).
+func (s *Server) csrfFor(sessionID func(echo.Context) string) echo.MiddlewareFunc {
 	anonymous := middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "header:X-CSRF-Token,form:_csrf",
 		CookieName:     "tally_csrf",
@@ -136,7 +140,7 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		anon := anonymous(next)
 		return func(c echo.Context) error {
-			id := s.cookieSessionID(c)
+			id := sessionID(c)
 			if id == "" {
 				return anon(c)
 			}
@@ -649,6 +653,9 @@ func render(c echo.Context, status int, comp templ.Component) error {
 // pageError renders errors on pages: a full error page, or for htmx
 // requests a flash message swapped into #flash.
 func (s *Server) pageError(c echo.Context, status int, err error) error {
+	if strings.HasPrefix(c.Request().URL.Path, "/admin") {
+		return s.adminPageError(c, status, err)
+	}
 	msg := billing.ErrorMessage(err)
 	if c.Request().Header.Get("HX-Request") == "true" {
 		c.Response().Header().Set("HX-Retarget", "#flash")

@@ -24,6 +24,7 @@ type Store interface {
 	billing.PriceBooks
 	billing.APIKeys
 	billing.Portal
+	AdminStore
 	Ping(ctx context.Context) error
 	Now() time.Time
 }
@@ -37,6 +38,7 @@ type Config struct {
 	MetricsToken string   // when set, /metrics wants "Authorization: Bearer <token>"
 	Portal       PortalConfig
 	Payments     PaymentsConfig // Service nil: no payments (top-ups and cards hidden)
+	Admin        AdminConfig    // the admin console (/admin)
 	// TrustProxy believes X-Forwarded-For from private, loopback and
 	// link-local peers (set it when Tally runs behind a reverse proxy);
 	// otherwise a client's address is the connection's. It keys the
@@ -62,6 +64,7 @@ type Server struct {
 	portal   billing.Portal
 	sessions *sessions.CookieStore
 	quit     chan struct{} // closed when the server drains: ends event streams
+	admin    adminState    // the admin console's sign-in throttle
 }
 
 // New builds the routes.
@@ -164,6 +167,7 @@ func (s *Server) routes() {
 	api.POST("/portal-sessions", s.createPortalSession, s.requireKey(billing.ScopePortal))
 	s.portalRoutes()
 	s.paymentRoutes()
+	s.registerAdmin()
 }
 
 func (s *Server) readyz(c echo.Context) error {

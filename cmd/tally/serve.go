@@ -119,6 +119,9 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 			return fmt.Errorf("demo data: %w", err)
 		}
 		printDemoWelcome(stdout, base, key)
+		if err := seedDemoAdmins(ctx, d, stdout, base); err != nil {
+			return fmt.Errorf("demo admins: %w", err)
+		}
 	}
 
 	var draining atomic.Bool

@@ -49,7 +49,14 @@ CREATE TRIGGER admin_audit_append_only_d BEFORE DELETE ON admin_audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 -- +goose StatementEnd
 
+-- A flag (a disputed payment) is cleared by an admin once looked at: kept,
+-- with who cleared it and when, never deleted.
+ALTER TABLE customer_flags ADD COLUMN cleared_at INTEGER;
+ALTER TABLE customer_flags ADD COLUMN cleared_by TEXT;
+
 -- +goose Down
+ALTER TABLE customer_flags DROP COLUMN cleared_by;
+ALTER TABLE customer_flags DROP COLUMN cleared_at;
 DROP TABLE admin_audit;
 DROP TABLE admin_sessions;
 DROP TABLE admin_users;
