@@ -23,7 +23,7 @@ grants, deductions, limits), support (reads everything, changes nothing).
 
 The password is read from standard input (its first line) when that is not
 a terminal, for scripts:
-  printf '%s\n' "$PASSWORD" | tally admin create --email ops@example.com --role admin
+  echo "$PASSWORD" | tally admin create --email ops@example.com --role admin
 and otherwise asked for twice, without echo. At least 12 characters.
 
 Exit codes: 0 created, 1 refused (e-mail taken, password too short...),
