@@ -109,3 +109,13 @@ func (d *DB) ClearCustomerFlag(ctx context.Context, customerID string, flagID in
 		return err
 	})
 }
+
+// FlagCustomer flags a customer for an admin to look at (the payment
+// provider's dispute does it in its own transaction; this is for other
+// callers and tests).
+func (d *DB) FlagCustomer(ctx context.Context, customerID, reason string) error {
+	return d.Write(ctx, func(t *Tx) error {
+		_, err := t.exec(`INSERT INTO customer_flags (customer_id, reason, created_at) VALUES (?, ?, ?)`, customerID, reason, micros(t.Now))
+		return err
+	})
+}
