@@ -50,7 +50,7 @@ func TestAdminCustomerList(t *testing.T) {
 		t.Fatalf("second page: %d rows, want 3", n)
 	}
 	for q, want := range map[string]int{"ext-07": 1, "customer 1": 10, "EXT-2": 7, "flagged@example": 1, "nobody": 0} {
-		r := v.get("/admin/customers?q=" + url.QueryEscape(q)).want(t, http.StatusOK)
+		r := v.get("/admin/customers?q="+url.QueryEscape(q)).want(t, http.StatusOK)
 		if n := doc(t, r).Find(`[data-testid="customer-row"]`).Length(); n != want {
 			t.Errorf("search %q: %d rows, want %d", q, n, want)
 		}
@@ -70,7 +70,7 @@ func TestAdminCustomerPage(t *testing.T) {
 	a.grant(t, cus, "250", "purchase")
 	a.usage("page", "chat.request", "3", a.Meter).want(t, http.StatusCreated)
 	support := a.signIn(t, "support@staff.test")
-	r := support.get("/admin/customers/" + cus).want(t, http.StatusOK)
+	r := support.get("/admin/customers/"+cus).want(t, http.StatusOK)
 	if got := testID(t, r, "admin-balance"); got != "247" {
 		t.Errorf("balance %q, want 247", got)
 	}
@@ -311,7 +311,7 @@ func TestAdminAuditPage(t *testing.T) {
 	if strings.Join(actions, ",") != "admin.signed_in,ledger.debit,ledger.grant" {
 		t.Fatalf("audit rows %v", actions)
 	}
-	r = v.get("/admin/audit?actor=api_key:" + a.MeterKey.ID).want(t, http.StatusOK)
+	r = v.get("/admin/audit?actor=api_key:"+a.MeterKey.ID).want(t, http.StatusOK)
 	if n := doc(t, r).Find(`[data-testid="audit-row"]`).Length(); n != 1 {
 		t.Fatalf("actor filter: %d rows", n)
 	}
