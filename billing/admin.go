@@ -29,6 +29,23 @@ func RoleAtLeast(role, min string) bool {
 	return rank[role] > 0 && rank[role] >= rank[min]
 }
 
+// CodeAccountFrozen refuses debits and new holds of a customer an admin
+// froze (403). Captures of holds opened before the freeze still record
+// their usage: the work was authorised then.
+const CodeAccountFrozen = "account_frozen"
+
+// ErrAccountFrozen is the refusal of a frozen account's debit or hold.
+func ErrAccountFrozen() *Error {
+	return Errorf(CodeAccountFrozen, "This customer's account is frozen: debits and holds are refused until an admin unfreezes it.")
+}
+
+// Freeze is an admin's freeze of a customer's account.
+type Freeze struct {
+	At     time.Time
+	By     Actor
+	Reason string
+}
+
 // AdminActor is a staff member acting in the admin console, by admin id.
 func AdminActor(adminID string) Actor { return Actor{Kind: ActorAdmin, ID: adminID} }
 
@@ -165,6 +182,7 @@ type AdminCustomerRow struct {
 	Low          bool       // the last threshold event said low or depleted
 	AutoRefill   string     // "", "on", "paused"
 	Flags        int        // open flags (disputes)
+	Frozen       bool       // an admin froze the account
 }
 
 // CustomerFlag marks a customer for an admin to look at (a disputed payment).
@@ -182,4 +200,8 @@ type AdminReads interface {
 	FindCustomerFlags(ctx context.Context, customerID string) ([]CustomerFlag, error)
 	// ClearCustomerFlag clears an open flag and records it. not_found.
 	ClearCustomerFlag(ctx context.Context, customerID string, flagID int64, actor Actor, reason string) error
+	// SetFrozen freezes or unfreezes an account and records it. conflict.
+	SetFrozen(ctx context.Context, customerID string, frozen bool, actor Actor, reason string) error
+	// FindFreeze is the account's freeze, nil when it is not frozen.
+	FindFreeze(ctx context.Context, customerID string) (*Freeze, error)
 }

@@ -23,6 +23,7 @@ type WalletState struct {
 	RefillAt     *Credits // auto-refill threshold; nil when off or paused
 	LowThreshold Credits  // balance.low fires at or below it
 	LowAnnounced bool     // the last threshold event said "low" (balance.low or balance.depleted)
+	Frozen       bool     // an admin froze the account: no debit, no new hold
 }
 
 // Lot returns the lot with id, if it still holds credits.

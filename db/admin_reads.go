@@ -28,7 +28,7 @@ func (d *DB) FindAdminCustomers(ctx context.Context, f billing.AdminCustomerFilt
 		}
 		where, args = append(where, "(c.created_at, c.id) < (?, ?)"), append(args, n, id)
 	}
-	rows, err := d.read.QueryContext(ctx, `SELECT `+customerCols+`, w.balance, w.low_announced,
+	rows, err := d.read.QueryContext(ctx, `SELECT `+customerCols+`, w.balance, w.low_announced, w.frozen_at IS NOT NULL,
 			(SELECT created_at FROM entries e WHERE e.customer_id = c.id ORDER BY e.id DESC LIMIT 1),
 			COALESCE((SELECT CASE WHEN r.enabled = 0 THEN '' WHEN r.paused_reason != '' THEN 'paused' ELSE 'on' END FROM refill_settings r WHERE r.customer_id = c.id), ''),
 			(SELECT count(*) FROM customer_flags f WHERE f.customer_id = c.id AND f.cleared_at IS NULL)
@@ -45,7 +45,7 @@ func (d *DB) FindAdminCustomers(ctx context.Context, f billing.AdminCustomerFilt
 		var created, overdraft, balance, low int64
 		var daily, monthly, ownDaily, ownMonthly, last sql.NullInt64
 		if err := rows.Scan(&c.ID, &c.ExternalID, &c.Email, &c.Name, &created, &overdraft, &daily, &monthly, &ownDaily, &ownMonthly,
-			&balance, &low, &last, &r.AutoRefill, &r.Flags); err != nil {
+			&balance, &low, &r.Frozen, &last, &r.AutoRefill, &r.Flags); err != nil {
 			return nil, "", err
 		}
 		c.CreatedAt = fromMicros(created)
@@ -118,4 +118,55 @@ func (d *DB) FlagCustomer(ctx context.Context, customerID, reason string) error 
 		_, err := t.exec(`INSERT INTO customer_flags (customer_id, reason, created_at) VALUES (?, ?, ?)`, customerID, reason, micros(t.Now))
 		return err
 	})
+}
+
+// SetFrozen freezes (frozen) or unfreezes a customer's account and records
+// it in the audit log, in one transaction: from the next debit on, the
+// plans see the wallet's Frozen and refuse debits and new holds
+// (account_frozen). Freezing a frozen account (or unfreezing one that is
+// not) is a conflict.
+func (d *DB) SetFrozen(ctx context.Context, customerID string, frozen bool, actor billing.Actor, reason string) error {
+	return d.Write(ctx, func(t *Tx) error {
+		w, err := t.loadWallet(customerID)
+		if err != nil {
+			return err
+		}
+		if w.frozen == frozen {
+			if frozen {
+				return billing.Errorf(billing.CodeConflict, "This account is already frozen.")
+			}
+			return billing.Errorf(billing.CodeConflict, "This account is not frozen.")
+		}
+		action, before, after := billing.AuditCustomerFrozen, "active", "frozen"
+		if frozen {
+			_, err = t.exec(`UPDATE wallets SET frozen_at = ?, frozen_by = ?, frozen_reason = ? WHERE customer_id = ?`, micros(t.Now), actor.String(), reason, customerID)
+		} else {
+			action, before, after = billing.AuditCustomerUnfroze, "frozen", "active"
+			_, err = t.exec(`UPDATE wallets SET frozen_at = NULL, frozen_by = NULL, frozen_reason = NULL WHERE customer_id = ?`, customerID)
+		}
+		if err != nil {
+			return err
+		}
+		w.frozen = frozen
+		if err := t.saveWallet(w); err != nil {
+			return err
+		}
+		_, err = t.exec(`INSERT INTO admin_audit (actor, action, customer_id, reason, before, after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			actor.String(), action, customerID, reason, before, after, micros(t.Now))
+		return err
+	})
+}
+
+// FindFreeze is a customer's freeze, nil when the account is not frozen.
+func (d *DB) FindFreeze(ctx context.Context, customerID string) (*billing.Freeze, error) {
+	var at sql.NullInt64
+	var by, reason sql.NullString
+	err := d.read.QueryRowContext(ctx, `SELECT frozen_at, frozen_by, frozen_reason FROM wallets WHERE customer_id = ?`, customerID).Scan(&at, &by, &reason)
+	if err == sql.ErrNoRows {
+		return nil, notFoundCustomer(customerID)
+	}
+	if err != nil || !at.Valid {
+		return nil, err
+	}
+	return &billing.Freeze{At: fromMicros(at.Int64), By: billing.ParseActor(by.String), Reason: reason.String}, nil
 }

@@ -53,6 +53,9 @@ func (s *Server) renderAdminCustomer(c echo.Context, status int, fm views.AdminF
 		d.Ledger.Rows = d.Ledger.Rows[:20]
 	}
 	d.Balance = d.Ledger.Balance
+	if d.Freeze, err = s.store.FindFreeze(ctx, cu.ID); err != nil {
+		return err
+	}
 	if d.Flags, err = s.store.FindCustomerFlags(ctx, cu.ID); err != nil {
 		return err
 	}
@@ -309,6 +312,40 @@ func (s *Server) adminClearFlag(c echo.Context) error {
 		return err
 	}
 	adminFlash(c, "success", "Flag cleared.")
+	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+}
+
+// POST /admin/customers/:id/freeze and /unfreeze: a frozen account's
+// debits and new holds are refused (403 account_frozen) until unfrozen.
+func (s *Server) adminFreeze(c echo.Context) error {
+	ctx := c.Request().Context()
+	cu, err := s.ledger.FindCustomer(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	freeze := strings.HasSuffix(c.Path(), "/freeze")
+	name := "unfreeze"
+	if freeze {
+		name = "freeze"
+	}
+	f := s.readAdminForm(c, name)
+	reason := f.reason()
+	if !f.Valid() {
+		return s.failed(c, f)
+	}
+	if err := s.store.SetFrozen(ctx, cu.ID, freeze, billing.AdminActor(currentAdmin(c).User.ID), reason); err != nil {
+		if billing.ErrorCode(err) == billing.CodeConflict {
+			// A page from before someone else's freeze (or unfreeze).
+			adminFlash(c, "error", billing.ErrorMessage(err)+" Nothing was changed.")
+			return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+		}
+		return err
+	}
+	if freeze {
+		adminFlash(c, "success", adminCustomerTitle(cu)+"'s account is frozen: their debits and holds are refused until you unfreeze it.")
+	} else {
+		adminFlash(c, "success", adminCustomerTitle(cu)+"'s account is active again.")
+	}
 	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
 }
 

@@ -68,7 +68,7 @@ func TestAdminCustomerPage(t *testing.T) {
 	a := newAdminAPI(t)
 	cus := a.namedCustomer(t, "page", "Page Co")
 	a.grant(t, cus, "250", "purchase")
-	a.usage("page", "chat.request", "3", a.Meter).want(t, http.StatusCreated)
+	a.usage("page", "chat.request", "3", "").want(t, http.StatusCreated)
 	support := a.signIn(t, "support@staff.test")
 	r := support.get("/admin/customers/"+cus).want(t, http.StatusOK)
 	if got := testID(t, r, "admin-balance"); got != "247" {
@@ -304,7 +304,7 @@ func TestAdminAuditPage(t *testing.T) {
 	a := newAdminAPI(t)
 	cus := a.namedCustomer(t, "audited", "Audited, \"Quoted\"")
 	a.grant(t, cus, "10", "purchase")
-	a.usage("audited", "chat.request", "1", a.Meter).want(t, http.StatusCreated)
+	a.usage("audited", "chat.request", "1", "").want(t, http.StatusCreated)
 	v := a.signIn(t, "support@staff.test")
 	r := v.get("/admin/audit").want(t, http.StatusOK)
 	actions := doc(t, r).Find(`[data-testid="audit-row"]`).Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("data-action", "") })
@@ -337,5 +337,61 @@ func TestAdminAuditPage(t *testing.T) {
 	}
 	if len(rows) != 4 || rows[0][0] != "id" || rows[3][4] != "ledger.grant" || rows[3][6] != "0" || rows[3][7] != "10" {
 		t.Fatalf("CSV: %v", rows)
+	}
+}
+
+// A frozen account's debits and holds answer 403 account_frozen (the quote
+// agrees), the portal says why, and unfreezing lets them through again.
+func TestAdminFreeze(t *testing.T) {
+	t.Parallel()
+	a := newAdminAPI(t)
+	cus := a.namedCustomer(t, "icy", "Icy Ltd")
+	a.grant(t, cus, "100", "purchase")
+	v := a.signIn(t, "admin@staff.test")
+	page := "/admin/customers/" + cus
+	if r := v.adminPost(page, page+"/freeze", nil); r.Status != http.StatusUnprocessableEntity || testID(t, r, "error-freeze-reason") == "" {
+		t.Fatalf("freeze without a reason: %d", r.Status)
+	}
+	if r := v.adminPost(page, page+"/freeze", url.Values{"reason": {"chargeback fraud"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("freeze: %d %.300s", r.Status, r.Raw)
+	}
+	r := v.get(page)
+	if !strings.Contains(testID(t, r, "frozen"), "chargeback fraud") || doc(t, r).Find(`[data-testid="unfreeze-form"]`).Length() != 1 {
+		t.Fatalf("frozen banner %q", testID(t, r, "frozen"))
+	}
+	if r := v.get("/admin/customers"); testID(t, r, "badge-frozen") == "" {
+		t.Error("the list shows no Frozen badge")
+	}
+	a.usage("icy", "chat.request", "1", "").wantError(t, http.StatusForbidden, "account_frozen")
+	a.do("POST", "/api/v1/holds", a.Meter, map[string]any{"customer": cus, "credits": 5}).wantError(t, http.StatusForbidden, "account_frozen")
+	q := a.do("GET", "/api/v1/quote?customer=icy&feature=chat.request&quantity=1", a.Read, nil).want(t, http.StatusOK)
+	if q.Body["affordable"] != false || q.Body["reason"] != "account_frozen" {
+		t.Fatalf("quote of a frozen account: %v", q.Body)
+	}
+	customer := newPortalVisitor(t, a.testAPI)
+	customer.signIn("icy")
+	if msg := testID(t, customer.get("/portal").want(t, http.StatusOK), "frozen-notice"); !strings.Contains(msg, "on hold") {
+		t.Fatalf("portal notice %q", msg)
+	}
+	if r := v.adminPost(page, page+"/freeze", url.Values{"reason": {"again"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("freeze twice: %d", r.Status)
+	}
+	if msg := testID(t, v.get(page), "flash"); !strings.Contains(msg, "already frozen") {
+		t.Fatalf("freeze twice says %q", msg)
+	}
+	if r := v.adminPost(page, page+"/unfreeze", url.Values{"reason": {"resolved with the bank"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("unfreeze: %d", r.Status)
+	}
+	a.usage("icy", "chat.request", "1", "").want(t, http.StatusCreated)
+	if testID(t, customer.get("/portal"), "frozen-notice") != "" {
+		t.Error("the portal still says the account is on hold")
+	}
+	recs := a.audit(t, billing.AuditFilter{Customer: cus, Actor: "admin"})
+	var actions []string
+	for _, r := range recs {
+		actions = append(actions, r.Action+":"+r.Reason)
+	}
+	if strings.Join(actions, ",") != "customer.unfrozen:resolved with the bank,customer.frozen:chargeback fraud" {
+		t.Fatalf("audit: %v", actions)
 	}
 }

@@ -262,6 +262,8 @@ var adminRouteRoles = map[string]string{
 	"POST /admin/customers/:id/limits":            billing.RoleAdmin,
 	"POST /admin/customers/:id/flags/:flag/clear": billing.RoleAdmin,
 	"POST /admin/customers/:id/portal-link":       billing.RoleAdmin,
+	"POST /admin/customers/:id/freeze":            billing.RoleAdmin,
+	"POST /admin/customers/:id/unfreeze":          billing.RoleAdmin,
 	"GET /admin/audit":                            billing.RoleSupport,
 	"GET /admin/audit.csv":                        billing.RoleSupport,
 	"GET /admin/admins":                           billing.RoleOwner,

@@ -510,6 +510,11 @@ func (s *Server) liveShell(c echo.Context, title, nav string) (views.Shell, erro
 	if sh.Notices, err = s.notices(c.Request().Context(), ps.CustomerID); err != nil {
 		return sh, err
 	}
+	fr, err := s.store.FindFreeze(c.Request().Context(), ps.CustomerID)
+	if err != nil {
+		return sh, err
+	}
+	sh.Frozen = fr != nil
 	sh.ReturnURL, sh.Nav = ps.ReturnURL, nav
 	return sh, nil
 }

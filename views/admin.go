@@ -56,6 +56,7 @@ type AdminCustomerPage struct {
 	Ledger    LedgerData
 	Purchases []Purchase
 	Flags     []billing.CustomerFlag
+	Freeze    *billing.Freeze // nil: not frozen
 	Settings  billing.CustomerSettings
 	Notices   []Notice
 	Forms     AdminForms

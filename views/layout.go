@@ -17,6 +17,7 @@ type Shell struct {
 	Payments    bool            // payments are set up: show the Billing tab and top-ups
 	Notices     []Notice        // billing notices not yet dealt with, under the header of every page
 	SignedIn    bool            // a public page seen by a signed-in customer (offer their billing)
+	Frozen      bool            // an admin froze the customer's account (a banner says why usage stops)
 }
 
 // Notice is a billing event the customer should act on (a declined or

@@ -54,7 +54,16 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ALTER TABLE customer_flags ADD COLUMN cleared_at INTEGER;
 ALTER TABLE customer_flags ADD COLUMN cleared_by TEXT;
 
+-- An admin's freeze of an account: debits and new holds are refused
+-- (account_frozen) while frozen_at is set.
+ALTER TABLE wallets ADD COLUMN frozen_at INTEGER;
+ALTER TABLE wallets ADD COLUMN frozen_by TEXT;
+ALTER TABLE wallets ADD COLUMN frozen_reason TEXT;
+
 -- +goose Down
+ALTER TABLE wallets DROP COLUMN frozen_reason;
+ALTER TABLE wallets DROP COLUMN frozen_by;
+ALTER TABLE wallets DROP COLUMN frozen_at;
 ALTER TABLE customer_flags DROP COLUMN cleared_by;
 ALTER TABLE customer_flags DROP COLUMN cleared_at;
 DROP TABLE admin_audit;
