@@ -345,6 +345,7 @@ type RefundPlanRequest struct {
 	LotID  int64
 	Paid   int64
 	Reason string
+	Actor  Actor // who refunds (an admin); zero: Tally's refund job
 }
 
 // PlanRefund decides the refund of a purchase's unused credits. They leave
@@ -379,6 +380,9 @@ func PlanRefund(s *WalletState, r RefundPlanRequest) (Change, int64, error) {
 		}
 	}
 	actor := SystemActor("refund")
+	if r.Actor.Kind != "" {
+		actor = r.Actor
+	}
 	if external {
 		actor = SystemActor("payment_provider")
 	}

@@ -315,6 +315,65 @@ func (s *Server) adminClearFlag(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
 }
 
+// POST /admin/customers/:id/topups/:topup/refund refunds a purchase's
+// unused credits inside its refund window (the payments service's refund,
+// made by the admin), after a confirmation that says what leaves and what
+// is returned.
+func (s *Server) adminRefund(c echo.Context) error {
+	ctx := c.Request().Context()
+	cu, err := s.ledger.FindCustomer(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if s.cfg.Payments.Service == nil {
+		return billing.Errorf(billing.CodeNotFound, "Payments are not set up.")
+	}
+	tu, err := s.cfg.Payments.Store.FindTopUp(ctx, c.Param("topup"))
+	if err != nil || tu.Customer != cu.ID {
+		return billing.Errorf(billing.CodeNotFound, "This customer has no top-up %q.", c.Param("topup"))
+	}
+	f := s.readAdminForm(c, "refund-"+tu.ID)
+	reason := f.reason()
+	if !f.Valid() {
+		return s.failed(c, f)
+	}
+	fm := s.publicShell(c, "").Fmt
+	if c.FormValue("confirm") != "1" {
+		b, err := s.ledger.Balance(ctx, cu.ID)
+		if err != nil {
+			return err
+		}
+		var unused billing.Credits
+		for _, l := range b.Lots {
+			if l.ID == tu.Lot && !l.Frozen {
+				unused = min(l.Remaining, max(0, b.Available))
+			}
+		}
+		amount := billing.RefundFor(tu, unused)
+		if tu.Status != billing.TopUpSucceeded || amount <= 0 || (tu.RefundableUntil != nil && !tu.RefundableUntil.After(s.store.Now())) {
+			f.Fail("reason", "This purchase can't be refunded: it is past its refund window, not paid, or its credits are used.")
+			return s.failed(c, f)
+		}
+		return render(c, http.StatusOK, views.AdminConfirmPage(s.adminShell(c, "Confirm refund", "customers"), views.AdminConfirm{
+			Customer: cu, Action: "topups/" + tu.ID + "/refund",
+			Action2: "Refund " + fm.Money(billing.Money{Amount: amount, Currency: tu.Price.Currency}) + " for " + fm.Credits(unused) + " unused credits",
+			Credits: unused, Before: b.Balance, After: b.Balance - unused, Reason: reason,
+			Fields: map[string]string{"reason": reason}}))
+	}
+	// A refund is idempotent by itself: a refunded top-up is not refunded again.
+	tu, err = s.cfg.Payments.Service.RefundBy(ctx, tu.ID, billing.AdminActor(currentAdmin(c).User.ID), reason)
+	if err != nil {
+		switch billing.ErrorCode(err) {
+		case billing.CodeRefundWindowClosed, billing.CodeNothingToRefund, billing.CodeConflict:
+			f.Fail("reason", billing.ErrorMessage(err))
+			return s.failed(c, f)
+		}
+		return err
+	}
+	adminFlash(c, "success", "Refunded "+fm.Money(billing.Money{Amount: tu.RefundedAmount, Currency: tu.Price.Currency})+" to "+adminCustomerTitle(cu)+".")
+	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+}
+
 // POST /admin/customers/:id/freeze and /unfreeze: a frozen account's
 // debits and new holds are refused (403 account_frozen) until unfrozen.
 func (s *Server) adminFreeze(c echo.Context) error {

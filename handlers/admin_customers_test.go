@@ -395,3 +395,60 @@ func TestAdminFreeze(t *testing.T) {
 		t.Fatalf("audit: %v", actions)
 	}
 }
+
+// An admin refunds a purchase inside its window from the customer page,
+// after a confirmation that says what is returned; the refund entry carries
+// the admin and their reason.
+func TestAdminRefund(t *testing.T) {
+	p := newPayAPI(t)
+	ctx := context.Background()
+	if _, err := p.DB.CreateAdmin(ctx, "admin@staff.test", adminTestPassword, billing.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	a := &adminAPI{testAPI: p.testAPI}
+	id, shopper := p.shopper(t, "refundee")
+	shopper.addCard(cardOK)
+	shopper.buy("pack_1000").want(t, http.StatusSeeOther)
+	tid := p.lastTopUp(t, id)
+	p.usage(id, "chat.request", "250", "").want(t, http.StatusCreated)
+
+	v := a.signIn(t, "admin@staff.test")
+	page := "/admin/customers/" + id
+	r := v.get(page).want(t, http.StatusOK)
+	if doc(t, r).Find(`[data-testid="refund-form"]`).Length() != 1 {
+		t.Fatal("no refund form for a paid purchase")
+	}
+	if r := v.adminPost(page, page+"/topups/"+tid+"/refund", nil); r.Status != http.StatusUnprocessableEntity || testID(t, r, "error-refund-"+tid+"-reason") == "" {
+		t.Fatalf("refund without a reason: %d", r.Status)
+	}
+	if r := v.adminPost(page, "/admin/customers/"+p.namedCustomer(t, "other", "Other")+"/topups/"+tid+"/refund", url.Values{"reason": {"x"}}); r.Status != http.StatusNotFound {
+		t.Fatalf("another customer's top-up: %d, want 404", r.Status)
+	}
+	r = v.adminPost(page, page+"/topups/"+tid+"/refund", url.Values{"reason": {"unhappy with quality"}}).want(t, http.StatusOK)
+	if got := testID(t, r, "confirm-submit"); got != "Refund $7.50 for 750 unused credits" {
+		t.Fatalf("confirmation button %q", got)
+	}
+	if got := p.available(t, id); got != billing.CreditsOf(750) {
+		t.Fatalf("the confirmation moved money: %s", got)
+	}
+	form := url.Values{}
+	doc(t, r).Find(`[data-testid="confirm"] form input`).Each(func(_ int, s *goquery.Selection) {
+		form.Set(s.AttrOr("name", ""), s.AttrOr("value", ""))
+	})
+	for range 2 { // a second press refunds nothing more
+		if r := v.post(page+"/topups/"+tid+"/refund", form); r.Status != http.StatusSeeOther {
+			t.Fatalf("confirm: %d %.300s", r.Status, r.Raw)
+		}
+	}
+	if msg := testID(t, v.get(page), "flash"); !strings.Contains(msg, "Refunded $7.50") {
+		t.Errorf("flash %q", msg)
+	}
+	if got := p.available(t, id); got != 0 {
+		t.Fatalf("balance after the refund: %s", got)
+	}
+	recs := a.audit(t, billing.AuditFilter{Customer: id, Action: "ledger.refund"})
+	if len(recs) != 1 || recs[0].Actor.Kind != billing.ActorAdmin || recs[0].Reason != "unhappy with quality" {
+		t.Fatalf("audit: %+v", recs)
+	}
+	p.verify(t)
+}

@@ -251,23 +251,24 @@ func TestAdminSignOutEverywhere(t *testing.T) {
 // anyone may call). TestAdminAuthorizationMatrix fails on a route missing
 // here, so a new route has to say who may call it.
 var adminRouteRoles = map[string]string{
-	"GET /admin/sign-in":                          "",
-	"POST /admin/sign-in":                         "",
-	"GET /admin":                                  billing.RoleSupport,
-	"POST /admin/sign-out":                        billing.RoleSupport,
-	"GET /admin/customers":                        billing.RoleSupport,
-	"GET /admin/customers/:id":                    billing.RoleSupport,
-	"POST /admin/customers/:id/grant":             billing.RoleAdmin,
-	"POST /admin/customers/:id/deduct":            billing.RoleAdmin,
-	"POST /admin/customers/:id/limits":            billing.RoleAdmin,
-	"POST /admin/customers/:id/flags/:flag/clear": billing.RoleAdmin,
-	"POST /admin/customers/:id/portal-link":       billing.RoleAdmin,
-	"POST /admin/customers/:id/freeze":            billing.RoleAdmin,
-	"POST /admin/customers/:id/unfreeze":          billing.RoleAdmin,
-	"GET /admin/audit":                            billing.RoleSupport,
-	"GET /admin/audit.csv":                        billing.RoleSupport,
-	"GET /admin/admins":                           billing.RoleOwner,
-	"POST /admin/admins/:id/sign-out":             billing.RoleOwner,
+	"GET /admin/sign-in":                             "",
+	"POST /admin/sign-in":                            "",
+	"GET /admin":                                     billing.RoleSupport,
+	"POST /admin/sign-out":                           billing.RoleSupport,
+	"GET /admin/customers":                           billing.RoleSupport,
+	"GET /admin/customers/:id":                       billing.RoleSupport,
+	"POST /admin/customers/:id/grant":                billing.RoleAdmin,
+	"POST /admin/customers/:id/deduct":               billing.RoleAdmin,
+	"POST /admin/customers/:id/limits":               billing.RoleAdmin,
+	"POST /admin/customers/:id/flags/:flag/clear":    billing.RoleAdmin,
+	"POST /admin/customers/:id/portal-link":          billing.RoleAdmin,
+	"POST /admin/customers/:id/freeze":               billing.RoleAdmin,
+	"POST /admin/customers/:id/topups/:topup/refund": billing.RoleAdmin,
+	"POST /admin/customers/:id/unfreeze":             billing.RoleAdmin,
+	"GET /admin/audit":                               billing.RoleSupport,
+	"GET /admin/audit.csv":                           billing.RoleSupport,
+	"GET /admin/admins":                              billing.RoleOwner,
+	"POST /admin/admins/:id/sign-out":                billing.RoleOwner,
 }
 
 // TestAdminAuthorizationMatrix walks every /admin route of the router for
@@ -306,7 +307,7 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 	sort.SliceStable(routes, func(i, j int) bool {
 		return !strings.HasSuffix(routes[i], "/sign-out") && strings.HasSuffix(routes[j], "/sign-out")
 	})
-	fill := strings.NewReplacer(":id/flags/:flag", cus+"/flags/999", "customers/:id", "customers/"+cus, "admins/:id", "admins/"+spare.ID)
+	fill := strings.NewReplacer(":topup", "tu_none", ":id/flags/:flag", cus+"/flags/999", "customers/:id", "customers/"+cus, "admins/:id", "admins/"+spare.ID)
 	before := a.balance(t, cus)["balance"]
 	for _, route := range routes {
 		min, ok := adminRouteRoles[route]
