@@ -38,6 +38,9 @@ type CustomerSession struct {
 	ExpiresAt  time.Time  // the session ends then whatever happens (the maximum age)
 	EndedAt    *time.Time // signed out, revoked or replaced by a newer sign-in
 	EndReason  string     // SessionSignedOut, SessionRevoked, SessionReplaced
+	// ReadOnlyBy is the admin (actor, kind:id) who opened this session to
+	// see the customer's portal read-only: every portal write is refused.
+	ReadOnlyBy string
 }
 
 // Why a customer session ended.

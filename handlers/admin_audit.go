@@ -14,7 +14,7 @@ import (
 // auditActions are the actions the audit log's filter offers.
 var auditActions = []string{
 	billing.AuditSignIn, billing.AuditSignOut, billing.AuditSignOutAll, billing.AuditAdminCreated,
-	billing.AuditLimitsSet, billing.AuditPortalLinkSent, billing.AuditDisputeCleared, billing.AuditCustomerFrozen, billing.AuditCustomerUnfroze,
+	billing.AuditLimitsSet, billing.AuditPortalLinkSent, billing.AuditDisputeCleared, billing.AuditCustomerFrozen, billing.AuditCustomerUnfroze, billing.AuditPortalViewed,
 	"ledger.grant", "ledger.debit", "ledger.hold", "ledger.hold_release", "ledger.expiry", "ledger.refund", "ledger.adjustment",
 }
 

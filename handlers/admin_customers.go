@@ -408,6 +408,36 @@ func (s *Server) adminFreeze(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
 }
 
+// adminViewTTL is how long an admin's read-only view of a portal lasts.
+const adminViewTTL = 30 * time.Minute
+
+// POST /admin/customers/:id/view-portal opens the customer's portal in the
+// admin's browser, as the customer sees it, read-only: a portal session
+// marked with the admin, whose every write is refused; the customer's own
+// sessions go on. Recorded in the audit log with the reason.
+func (s *Server) adminViewPortal(c echo.Context) error {
+	ctx := c.Request().Context()
+	cu, err := s.ledger.FindCustomer(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	f := s.readAdminForm(c, "view-portal")
+	reason := f.reason()
+	if !f.Valid() {
+		return s.failed(c, f)
+	}
+	if err := s.audit(c, billing.AuditPortalViewed, cu.ID, reason, "", ""); err != nil {
+		return err
+	}
+	now := time.Now()
+	row := billing.CustomerSession{CustomerID: cu.ID, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(adminViewTTL),
+		ReadOnlyBy: billing.AdminActor(currentAdmin(c).User.ID).String()}
+	if err := s.startSession(c, row, 0, false); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/portal")
+}
+
 // POST /admin/customers/:id/portal-link: a single-use sign-in link to the
 // customer's billing, shown once to the admin to send on.
 func (s *Server) adminPortalLink(c echo.Context) error {

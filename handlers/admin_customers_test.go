@@ -452,3 +452,45 @@ func TestAdminRefund(t *testing.T) {
 	}
 	p.verify(t)
 }
+
+// Support opens a customer's portal read-only: it shows what the customer
+// sees, refuses every portal write, is logged, and leaves the customer's
+// own session alone.
+func TestAdminViewPortalReadOnly(t *testing.T) {
+	t.Parallel()
+	a := newAdminAPI(t)
+	cus := a.namedCustomer(t, "viewed", "Viewed Co")
+	a.grant(t, cus, "42", "purchase")
+	customer := newPortalVisitor(t, a.testAPI)
+	customer.signIn("viewed")
+
+	v := a.signIn(t, "support@staff.test")
+	page := "/admin/customers/" + cus
+	if r := v.adminPost(page, page+"/view-portal", nil); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("without a reason: %d", r.Status)
+	}
+	r := v.adminPost(page, page+"/view-portal", url.Values{"reason": {"ticket 1234: balance question"}})
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/portal" {
+		t.Fatalf("open: %d to %q; %.300s", r.Status, r.Header.Get("Location"), r.Raw)
+	}
+	r = v.get("/portal").want(t, http.StatusOK)
+	if testID(t, r, "read-only-view") == "" || testID(t, r, "header-balance-value") != "42" {
+		t.Fatalf("the view: banner %q, balance %q", testID(t, r, "read-only-view"), testID(t, r, "header-balance-value"))
+	}
+	tok := v.csrf("/portal/settings")
+	for _, path := range []string{"/portal/settings", "/portal/top-ups/confirm", "/portal/refill"} {
+		if r := v.post(path, url.Values{"_csrf": {tok}, "daily_cap": {"1"}}); r.Status != http.StatusForbidden {
+			t.Errorf("POST %s in a read-only view: %d, want 403", path, r.Status)
+		}
+	}
+	if lim := portalCapsOf(t, a.testAPI, cus); lim.DailyCap != nil {
+		t.Fatal("a read-only view saved a cap")
+	}
+	if customer.signedInAs() != "Viewed Co" {
+		t.Fatal("the customer's own session ended")
+	}
+	recs := a.audit(t, billing.AuditFilter{Action: billing.AuditPortalViewed})
+	if len(recs) != 1 || recs[0].Actor != billing.AdminActor(a.Support.ID) || recs[0].Customer != cus || recs[0].Reason != "ticket 1234: balance question" {
+		t.Fatalf("audit: %+v", recs)
+	}
+}

@@ -34,6 +34,7 @@ func (s *Server) registerAdmin() {
 	g.POST("/customers/:id/limits", s.adminLimits, admin)
 	g.POST("/customers/:id/flags/:flag/clear", s.adminClearFlag, admin)
 	g.POST("/customers/:id/portal-link", s.adminPortalLink, admin)
+	g.POST("/customers/:id/view-portal", s.adminViewPortal, support) // a read-only session: support may
 	g.POST("/customers/:id/topups/:topup/refund", s.adminRefund, admin)
 	g.POST("/customers/:id/freeze", s.adminFreeze, admin)
 	g.POST("/customers/:id/unfreeze", s.adminFreeze, admin)

@@ -262,6 +262,7 @@ var adminRouteRoles = map[string]string{
 	"POST /admin/customers/:id/limits":               billing.RoleAdmin,
 	"POST /admin/customers/:id/flags/:flag/clear":    billing.RoleAdmin,
 	"POST /admin/customers/:id/portal-link":          billing.RoleAdmin,
+	"POST /admin/customers/:id/view-portal":          billing.RoleSupport,
 	"POST /admin/customers/:id/freeze":               billing.RoleAdmin,
 	"POST /admin/customers/:id/topups/:topup/refund": billing.RoleAdmin,
 	"POST /admin/customers/:id/unfreeze":             billing.RoleAdmin,

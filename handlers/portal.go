@@ -65,6 +65,7 @@ type portalSession struct {
 	Flow       string // the flow the sign-in link opened
 	SignedIn   time.Time
 	LastSeen   time.Time
+	ReadOnlyBy string // an admin's read-only view of the portal (every write refused)
 }
 
 func (s *Server) setupPortal(ctx context.Context) error {
@@ -229,7 +230,8 @@ func (s *Server) findSession(ctx context.Context, id string) (portalSession, boo
 	if err != nil {
 		return portalSession{}, false, err
 	}
-	ps := portalSession{ID: id, CustomerID: row.CustomerID, ReturnURL: row.ReturnURL, Flow: row.Flow, SignedIn: row.CreatedAt, LastSeen: row.LastSeenAt}
+	ps := portalSession{ID: id, CustomerID: row.CustomerID, ReturnURL: row.ReturnURL, Flow: row.Flow, SignedIn: row.CreatedAt, LastSeen: row.LastSeenAt,
+		ReadOnlyBy: row.ReadOnlyBy}
 	return ps, row.Live(time.Now(), s.cfg.Portal.IdleTimeout), nil
 }
 
@@ -262,6 +264,13 @@ func (s *Server) requireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(ctxCustomer, ps)
 		c.Set(ctxSession, sess)
+		if ps.ReadOnlyBy != "" {
+			switch c.Request().Method {
+			case http.MethodGet, http.MethodHead:
+			default:
+				return errReadOnlyView
+			}
+		}
 		return next(c)
 	}
 }
@@ -278,16 +287,23 @@ func currentCustomer(c echo.Context) portalSession {
 // in other browsers. required is what the action the customer was refused
 // needed (a top-up flow's, 0 when not said).
 func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string, required billing.Credits, replace bool) error {
-	ctx := c.Request().Context()
 	now := time.Now()
+	return s.startSession(c, billing.CustomerSession{CustomerID: customerID, ReturnURL: returnURL, Flow: flow,
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.Portal.MaxAge)}, required, replace)
+}
+
+// startSession is signIn with the session's row given (an admin's
+// read-only view sets ReadOnlyBy and a shorter life).
+func (s *Server) startSession(c echo.Context, row billing.CustomerSession, required billing.Credits, replace bool) error {
+	ctx := c.Request().Context()
+	now, customerID := row.CreatedAt, row.CustomerID
 	if old := s.cookieSessionID(c); old != "" {
 		if err := s.portal.EndCustomerSession(ctx, old, now, billing.SessionReplaced); err != nil {
 			return err
 		}
 		s.streams.endSession(old)
 	}
-	id, err := s.portal.StartCustomerSession(ctx, billing.CustomerSession{CustomerID: customerID, ReturnURL: returnURL, Flow: flow,
-		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.Portal.MaxAge)}, replace)
+	id, err := s.portal.StartCustomerSession(ctx, row, replace)
 	if err != nil {
 		return err
 	}
@@ -515,7 +531,7 @@ func (s *Server) liveShell(c echo.Context, title, nav string) (views.Shell, erro
 		return sh, err
 	}
 	sh.Frozen = fr != nil
-	sh.ReturnURL, sh.Nav = ps.ReturnURL, nav
+	sh.ReturnURL, sh.Nav, sh.ReadOnly = ps.ReturnURL, nav, ps.ReadOnlyBy != ""
 	return sh, nil
 }
 
@@ -753,3 +769,5 @@ func (s *Server) createPortalSession(c echo.Context) error {
 }
 
 var errNotSignedIn = errors.New("not signed in")
+
+var errReadOnlyView = billing.Errorf(billing.CodeForbidden, "This is an admin's read-only view of the portal: nothing can be changed here.")

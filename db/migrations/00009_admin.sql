@@ -60,7 +60,12 @@ ALTER TABLE wallets ADD COLUMN frozen_at INTEGER;
 ALTER TABLE wallets ADD COLUMN frozen_by TEXT;
 ALTER TABLE wallets ADD COLUMN frozen_reason TEXT;
 
+-- A portal session an admin opened to see a customer's portal as they do:
+-- read-only (every portal write is refused), by that admin.
+ALTER TABLE customer_sessions ADD COLUMN read_only_by TEXT;
+
 -- +goose Down
+ALTER TABLE customer_sessions DROP COLUMN read_only_by;
 ALTER TABLE wallets DROP COLUMN frozen_reason;
 ALTER TABLE wallets DROP COLUMN frozen_by;
 ALTER TABLE wallets DROP COLUMN frozen_at;
