@@ -55,8 +55,16 @@ func (s *Server) adminAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	admins, err := s.store.FindAdmins(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	names := make(map[string]string, len(admins))
+	for _, a := range admins {
+		names[a.ID] = a.Email
+	}
 	return render(c, http.StatusOK, views.AdminAuditView(s.adminShell(c, "Audit log", "audit"),
-		views.AdminAuditPage{Filter: f, Records: recs, Next: next, Actions: auditActions}))
+		views.AdminAuditPage{Filter: f, Records: recs, Next: next, Actions: auditActions, Admins: names}))
 }
 
 // GET /admin/audit.csv streams the filtered audit log, every page, as CSV:

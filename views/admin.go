@@ -105,4 +105,5 @@ type AdminAuditPage struct {
 	Records []billing.AuditRecord
 	Next    string
 	Actions []string
+	Admins  map[string]string // admin id -> e-mail, to name them
 }
