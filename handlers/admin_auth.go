@@ -18,6 +18,7 @@ import (
 type AdminStore interface {
 	billing.Admins
 	billing.AdminReads
+	billing.Finance
 }
 
 // AdminConfig configures the admin console's sessions.

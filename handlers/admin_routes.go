@@ -42,6 +42,9 @@ func (s *Server) registerAdmin() {
 	g.GET("/audit", s.adminAudit, support)
 	g.GET("/audit.csv", s.adminAuditCSV, support)
 
+	g.GET("/finance", s.adminFinance, owner)
+	g.GET("/finance.csv", s.adminFinanceCSV, owner)
+
 	g.GET("/admins", s.adminAdminsPage, owner)
 	g.POST("/admins/:id/sign-out", s.adminSignOutEverywhere, owner)
 }

@@ -269,6 +269,8 @@ var adminRouteRoles = map[string]string{
 	"GET /admin/audit":                               billing.RoleSupport,
 	"GET /admin/audit.csv":                           billing.RoleSupport,
 	"GET /admin/admins":                              billing.RoleOwner,
+	"GET /admin/finance":                             billing.RoleOwner,
+	"GET /admin/finance.csv":                         billing.RoleOwner,
 	"POST /admin/admins/:id/sign-out":                billing.RoleOwner,
 }
 

@@ -99,6 +99,15 @@ type AdminConfirm struct {
 	Fields   map[string]string // hidden fields to post again
 }
 
+// AdminFinancePage is /admin/finance.
+type AdminFinancePage struct {
+	By         string // day or month
+	Now        billing.FinanceNow
+	Rows       []billing.FinanceDay
+	Sources    []string
+	Currencies []string
+}
+
 // AdminAuditPage is /admin/audit.
 type AdminAuditPage struct {
 	Filter  billing.AuditFilter
