@@ -305,7 +305,7 @@ func AdminFinanceView(s AdminShell, d AdminFinancePage) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "</ul><p class=\"mt-3 flex gap-4 text-xs text-gray-600\"><span><span class=\"mr-1 inline-block h-2 w-3 rounded-full bg-brand-500\" aria-hidden=\"true\"></span>Granted</span><span><span class=\"mr-1 inline-block h-2 w-3 rounded-full bg-amber-500\" aria-hidden=\"true\"></span>Burned</span></p></figure><div class=\"card mt-4 overflow-x-auto\"><table class=\"w-full text-sm\" data-testid=\"finance-table\"><caption class=\"sr-only\">Finance by ")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "</ul><p class=\"mt-3 flex gap-4 text-xs text-gray-600\"><span><span class=\"mr-1 inline-block h-2 w-3 rounded-full bg-brand-500\" aria-hidden=\"true\"></span>Granted</span><span><span class=\"mr-1 inline-block h-2 w-3 rounded-full bg-amber-500\" aria-hidden=\"true\"></span>Burned</span></p></figure><div class=\"card mt-4 overflow-x-auto\" tabindex=\"0\" role=\"region\" aria-label=\"Finance table (scrolls sideways)\"><table class=\"w-full text-sm\" data-testid=\"finance-table\"><caption class=\"sr-only\">Finance by ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

@@ -71,7 +71,7 @@ func TestBrowserAdmin(t *testing.T) {
 	signIn := func(email string) {
 		t.Helper()
 		b.do("open the sign-in page", chromedp.Navigate(base+"/admin/sign-in"))
-		b.ready()
+		b.waitNav("the sign-in page is ready", `document.readyState === "complete" && !!window.htmx && !!document.querySelector('#email')`, 10*time.Second)
 		b.do("sign in as "+email, chromedp.SendKeys(chromedp.CSS(`#email`), email), chromedp.SendKeys(chromedp.CSS(`#password`), browserAdminPassword),
 			chromedp.Click(chromedp.CSS(`[data-testid="sign-in-submit"]`)))
 		b.waitNav("signed in", `location.pathname === "/admin/customers" && !!document.querySelector('[data-testid="admin-email"]')`, 15*time.Second)
@@ -129,6 +129,7 @@ func TestBrowserAdmin(t *testing.T) {
 			{"customer-frozen", "/admin/customers/" + c2, `[data-testid="frozen"]`},
 			{"audit", "/admin/audit", `[data-testid="audit-table"]`},
 			{"admins", "/admin/admins", `[data-testid="admins"]`},
+			{"finance", "/admin/finance?by=month", `[data-testid="finance-now"]`},
 		} {
 			open(p.name, p.path, p.ready)
 			check(p.name, width)
