@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +67,36 @@ func (s *Server) renderAdminCustomer(c echo.Context, status int, fm views.AdminF
 		if d.Purchases, err = s.purchases(ctx, cu.ID); err != nil {
 			return err
 		}
+		rs, ok, err := s.cfg.Payments.Store.FindRefillSettings(ctx, cu.ID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			d.Refill = &rs
+		}
+		if d.Notices, err = s.cfg.Payments.Store.FindNotices(ctx, cu.ID, 5); err != nil {
+			return err
+		}
 	}
+	// Usage: the last 30 days of rollups, summed per feature.
+	now := s.store.Now().UTC()
+	days, err := s.ledger.FindUsageDays(ctx, cu.ID, now.AddDate(0, 0, -29).Format(time.DateOnly), now.Format(time.DateOnly))
+	if err != nil {
+		return err
+	}
+	byFeature := map[string]int{}
+	for _, u := range days {
+		i, ok := byFeature[u.Feature]
+		if !ok {
+			i = len(d.Usage)
+			byFeature[u.Feature] = i
+			d.Usage = append(d.Usage, billing.UsageDay{Feature: u.Feature})
+		}
+		d.Usage[i].Credits += u.Credits
+		d.Usage[i].Quantity += u.Quantity
+		d.Usage[i].Events += u.Events
+	}
+	sort.Slice(d.Usage, func(i, j int) bool { return d.Usage[i].Credits > d.Usage[j].Credits })
 	return render(c, status, views.AdminCustomerView(s.adminShell(c, adminCustomerTitle(cu), "customers"), d))
 }
 

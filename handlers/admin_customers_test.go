@@ -78,6 +78,12 @@ func TestAdminCustomerPage(t *testing.T) {
 	if d.Find(`[data-testid="ledger-lot"]`).Length() != 1 || d.Find(`[data-testid="ledger-row"]`).Length() != 2 {
 		t.Errorf("lots %d, entries %d", d.Find(`[data-testid="ledger-lot"]`).Length(), d.Find(`[data-testid="ledger-row"]`).Length())
 	}
+	if got := strings.Join(strings.Fields(d.Find(`[data-testid="usage-feature"]`).Text()), " "); got != "chat.request 3 credits · 1 events" {
+		t.Errorf("usage %q", got)
+	}
+	if got := testID(t, r, "refill-summary"); got != "Auto-refill: off" {
+		t.Errorf("refill %q", got)
+	}
 	if d.Find(`[data-testid="actions"]`).Length() != 0 || testID(t, r, "read-only-note") == "" {
 		t.Error("support sees the action forms")
 	}

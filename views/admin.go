@@ -56,9 +56,11 @@ type AdminCustomerPage struct {
 	Ledger    LedgerData
 	Purchases []Purchase
 	Flags     []billing.CustomerFlag
-	Freeze    *billing.Freeze // nil: not frozen
+	Freeze    *billing.Freeze         // nil: not frozen
+	Usage     []billing.UsageDay      // the last 30 days, one line per feature (Day empty)
+	Refill    *billing.RefillSettings // nil: never set up
+	Notices   []billing.Notice
 	Settings  billing.CustomerSettings
-	Notices   []Notice
 	Forms     AdminForms
 }
 
