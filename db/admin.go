@@ -188,6 +188,22 @@ func (d *DB) EndAdminSessions(ctx context.Context, adminID string, at time.Time,
 	return int(n), err
 }
 
+// SweepAdminSessions deletes the admin sessions past their maximum age at
+// before, ended or not (the audit log keeps who signed in when), and
+// returns how many.
+func (d *DB) SweepAdminSessions(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := d.Write(ctx, func(t *Tx) error {
+		res, err := t.exec(`DELETE FROM admin_sessions WHERE expires_at <= ?`, micros(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
 // RecordAudit appends an admin action to the audit log, at the Tx's clock.
 func (d *DB) RecordAudit(ctx context.Context, r billing.AuditRecord) error {
 	if r.Actor.Kind == "" || r.Action == "" {

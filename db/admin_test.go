@@ -88,6 +88,15 @@ func TestAdminSessionsEnd(t *testing.T) {
 	if _, err := d.FindAdminSession(ctx, "made-up"); billing.ErrorCode(err) != billing.CodeNotFound {
 		t.Fatalf("unknown session: %v", err)
 	}
+	if n, err := d.SweepAdminSessions(ctx, now.Add(30*time.Minute)); err != nil || n != 0 {
+		t.Fatalf("sweep before the maximum age: %d, %v", n, err)
+	}
+	if n, err := d.SweepAdminSessions(ctx, now.Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("sweep at the maximum age: %d, %v, want 2", n, err)
+	}
+	if _, err := d.FindAdminSession(ctx, ids[0]); billing.ErrorCode(err) != billing.CodeNotFound {
+		t.Fatalf("a swept session: %v", err)
+	}
 }
 
 // The audit log is append-only: the store has no method that changes or

@@ -247,6 +247,9 @@ func sweep(ctx context.Context, d *db.DB, every time.Duration, log *slog.Logger)
 			if _, err := d.SweepCustomerSessions(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				log.Warn("portal session sweep failed", "err", err)
 			}
+			if _, err := d.SweepAdminSessions(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("admin session sweep failed", "err", err)
+			}
 		}
 	}
 }
