@@ -111,6 +111,9 @@ type DebitSnapshot struct {
 // credits plus the overdraft limit. A quote is this plan run dry, so a quote
 // that says "affordable" is a debit that would be accepted.
 func PlanUsage(s DebitSnapshot, charge Credits) (DebitPlan, error) {
+	if s.State.Frozen {
+		return DebitPlan{}, ErrAccountFrozen()
+	}
 	if err := CheckSpendCaps(s.Caps, charge); err != nil {
 		return DebitPlan{}, err
 	}
@@ -123,6 +126,9 @@ func PlanUsage(s DebitSnapshot, charge Credits) (DebitPlan, error) {
 func PlanHold(s DebitSnapshot, amount Credits) error {
 	if amount <= 0 || amount > MaxCredits {
 		return Errorf(CodeValidation, "credits must be more than zero and at most %s", MaxCredits).With("param", "credits")
+	}
+	if s.State.Frozen {
+		return ErrAccountFrozen()
 	}
 	if err := CheckSpendCaps(s.Caps, amount); err != nil {
 		return err

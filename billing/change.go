@@ -23,6 +23,7 @@ type WalletState struct {
 	RefillAt     *Credits // auto-refill threshold; nil when off or paused
 	LowThreshold Credits  // balance.low fires at or below it
 	LowAnnounced bool     // the last threshold event said "low" (balance.low or balance.depleted)
+	Frozen       bool     // an admin froze the account: no debit, no new hold
 }
 
 // Lot returns the lot with id, if it still holds credits.
@@ -356,6 +357,7 @@ type RefundPlanRequest struct {
 	LotID  int64
 	Paid   int64
 	Reason string
+	Actor  Actor // who refunds (an admin); zero: Tally's refund job
 }
 
 // PlanRefund decides the refund of a purchase's unused credits. They leave
@@ -390,6 +392,9 @@ func PlanRefund(s *WalletState, r RefundPlanRequest) (Change, int64, error) {
 		}
 	}
 	actor := SystemActor("refund")
+	if r.Actor.Kind != "" {
+		actor = r.Actor
+	}
 	if external {
 		actor = SystemActor("payment_provider")
 	}

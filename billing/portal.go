@@ -38,6 +38,9 @@ type CustomerSession struct {
 	ExpiresAt  time.Time  // the session ends then whatever happens (the maximum age)
 	EndedAt    *time.Time // signed out, revoked or replaced by a newer sign-in
 	EndReason  string     // SessionSignedOut, SessionRevoked, SessionReplaced
+	// ReadOnlyBy is the admin (actor, kind:id) who opened this session to
+	// see the customer's portal read-only: every portal write is refused.
+	ReadOnlyBy string
 }
 
 // Why a customer session ended.
@@ -50,7 +53,7 @@ const (
 // Live reports whether the session may be used at now: not ended, not past
 // its maximum age and used within the idle timeout.
 func (s CustomerSession) Live(now time.Time, idle time.Duration) bool {
-	return s.EndedAt == nil && now.Before(s.ExpiresAt) && now.Sub(s.LastSeenAt) <= idle
+	return sessionLive(s.EndedAt, s.ExpiresAt, s.LastSeenAt, now, idle)
 }
 
 // CustomerSettings are a customer's portal preferences.

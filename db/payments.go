@@ -494,6 +494,12 @@ func (t *Tx) disputeTopUp(tu billing.TopUp, disputeID string) error {
 // same amount (done = true), so a retried refund request completes the
 // provider's side without touching the ledger again.
 func (d *DB) RefundTopUp(ctx context.Context, topUpID string) (tu billing.TopUp, amount int64, done bool, err error) {
+	return d.RefundTopUpBy(ctx, topUpID, billing.Actor{}, "")
+}
+
+// RefundTopUpBy is RefundTopUp made by actor (an admin), with their reason
+// on the refund entry ("" for the default wording).
+func (d *DB) RefundTopUpBy(ctx context.Context, topUpID string, actor billing.Actor, reason string) (tu billing.TopUp, amount int64, done bool, err error) {
 	err = d.Write(ctx, func(t *Tx) error {
 		tu, err = t.topUp(topUpID)
 		if err != nil {
@@ -510,7 +516,10 @@ func (d *DB) RefundTopUp(ctx context.Context, topUpID string) (tu billing.TopUp,
 			return billing.Errorf(billing.CodeRefundWindowClosed, "Top-up %s stopped being refundable on %s.", tu.ID, tu.RefundableUntil.Format("2 Jan 2006")).
 				With("refundable_until", tu.RefundableUntil)
 		}
-		tu, amount, err = t.refundTopUp(tu, 0, "Refund of "+tu.Description)
+		if reason == "" {
+			reason = "Refund of " + tu.Description
+		}
+		tu, amount, err = t.refundTopUpAs(tu, 0, reason, actor)
 		return err
 	})
 	return tu, amount, done, err
@@ -521,6 +530,11 @@ func (d *DB) RefundTopUp(ctx context.Context, topUpID string) (tu billing.TopUp,
 // credits that amount pays for, up to what is unused; otherwise all unused
 // credits, and the amount to refund is their share of the price.
 func (t *Tx) refundTopUp(tu billing.TopUp, paid int64, reason string) (billing.TopUp, int64, error) {
+	return t.refundTopUpAs(tu, paid, reason, billing.Actor{})
+}
+
+// refundTopUpAs is refundTopUp made by actor (zero: the refund job).
+func (t *Tx) refundTopUpAs(tu billing.TopUp, paid int64, reason string, actor billing.Actor) (billing.TopUp, int64, error) {
 	lotID, err := parseRowID("lot", tu.Lot)
 	if err != nil {
 		return tu, 0, billing.Errorf(billing.CodeNothingToRefund, "Top-up %s granted no credits.", tu.ID)
@@ -529,7 +543,7 @@ func (t *Tx) refundTopUp(tu billing.TopUp, paid int64, reason string) (billing.T
 	if err != nil {
 		return tu, 0, err
 	}
-	ch, amount, err := billing.PlanRefund(ptr(t.state(w, w.lots)), billing.RefundPlanRequest{TopUp: tu, LotID: lotID, Paid: paid, Reason: reason})
+	ch, amount, err := billing.PlanRefund(ptr(t.state(w, w.lots)), billing.RefundPlanRequest{TopUp: tu, LotID: lotID, Paid: paid, Reason: reason, Actor: actor})
 	if err != nil {
 		return tu, 0, err
 	}

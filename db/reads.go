@@ -349,9 +349,12 @@ func (d *DB) Quote(ctx context.Context, ref, feature string, q *billing.Quantity
 	// The debit's own plan, run dry: what it refuses, the quote calls unaffordable.
 	snap := billing.DebitSnapshot{State: billing.WalletState{Customer: id, Wallet: billing.Wallet{Balance: b.Balance, Held: b.Held, OverdraftLimit: b.OverdraftLimit}},
 		Caps: uses, Now: d.now()}
+	if err := read(`SELECT frozen_at IS NOT NULL FROM wallets WHERE customer_id = ?`, id).Scan(&snap.State.Frozen); err != nil {
+		return billing.Quote{}, err
+	}
 	if _, err := billing.PlanUsage(snap, charge); err != nil {
 		switch code := billing.ErrorCode(err); code {
-		case billing.CodeInsufficientCredits, billing.CodeSpendLimitExceeded:
+		case billing.CodeInsufficientCredits, billing.CodeSpendLimitExceeded, billing.CodeAccountFrozen:
 			out.Affordable, out.Reason = false, code
 		default:
 			return billing.Quote{}, err

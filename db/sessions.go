@@ -30,8 +30,8 @@ func (d *DB) StartCustomerSession(ctx context.Context, s billing.CustomerSession
 				return err
 			}
 		}
-		_, err := t.exec(`INSERT INTO customer_sessions (id_hash, customer_id, return_url, flow, created_at, last_seen_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, h[:], s.CustomerID, s.ReturnURL, s.Flow, micros(s.CreatedAt), micros(s.LastSeenAt), micros(s.ExpiresAt))
+		_, err := t.exec(`INSERT INTO customer_sessions (id_hash, customer_id, return_url, flow, created_at, last_seen_at, expires_at, read_only_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, h[:], s.CustomerID, s.ReturnURL, s.Flow, micros(s.CreatedAt), micros(s.LastSeenAt), micros(s.ExpiresAt), nullString(s.ReadOnlyBy))
 		return err
 	})
 	if err != nil {
@@ -50,10 +50,10 @@ func (d *DB) FindCustomerSession(ctx context.Context, id string) (billing.Custom
 	var s billing.CustomerSession
 	var created, seen, expires int64
 	var ended sql.NullInt64
-	var reason sql.NullString
-	err := d.read.QueryRowContext(ctx, `SELECT customer_id, return_url, flow, created_at, last_seen_at, expires_at, ended_at, end_reason
+	var reason, readOnly sql.NullString
+	err := d.read.QueryRowContext(ctx, `SELECT customer_id, return_url, flow, created_at, last_seen_at, expires_at, ended_at, end_reason, read_only_by
 		FROM customer_sessions WHERE id_hash = ?`, h[:]).
-		Scan(&s.CustomerID, &s.ReturnURL, &s.Flow, &created, &seen, &expires, &ended, &reason)
+		Scan(&s.CustomerID, &s.ReturnURL, &s.Flow, &created, &seen, &expires, &ended, &reason, &readOnly)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, errSessionUnknown
 	}
@@ -61,7 +61,7 @@ func (d *DB) FindCustomerSession(ctx context.Context, id string) (billing.Custom
 		return s, err
 	}
 	s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expires)
-	s.EndedAt, s.EndReason = timePtr(ended), reason.String
+	s.EndedAt, s.EndReason, s.ReadOnlyBy = timePtr(ended), reason.String, readOnly.String
 	return s, nil
 }
 

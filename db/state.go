@@ -37,6 +37,7 @@ type wallet struct {
 	lowSet       *billing.Credits  // the customer's low-balance threshold (nil: the default)
 	lastTopUp    billing.Credits   // the credits of the last purchase, for the default threshold
 	lowAnnounced bool              // the last threshold event said "low"
+	frozen       bool              // an admin froze the account (wallets.frozen_at)
 	dirty        bool              // wallet row needs writing
 	dirtyLots    []lotRemaining    // lots whose remaining must be written
 }
@@ -143,9 +144,9 @@ func (t *Tx) loadWallet(customerID string) (*wallet, error) {
 func (t *Tx) readWallet(customerID string) (*wallet, error) {
 	w := &wallet{customerID: customerID}
 	var daily, monthly, ownDaily, ownMonthly sql.NullInt64
-	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap, customer_daily_cap, customer_monthly_cap, low_announced
-		FROM wallets WHERE customer_id = ?`, customerID).
-		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly, &ownDaily, &ownMonthly, &w.lowAnnounced)
+	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap, customer_daily_cap, customer_monthly_cap, low_announced,
+		frozen_at IS NOT NULL FROM wallets WHERE customer_id = ?`, customerID).
+		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly, &ownDaily, &ownMonthly, &w.lowAnnounced, &w.frozen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFoundCustomer(customerID)
 	}

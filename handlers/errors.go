@@ -28,6 +28,7 @@ var statusOf = map[string]int{
 	billing.CodeValidation:          http.StatusUnprocessableEntity,
 	billing.CodeOutOfRange:          http.StatusUnprocessableEntity,
 	billing.CodeSpendLimitExceeded:  http.StatusTooManyRequests,
+	billing.CodeAccountFrozen:       http.StatusForbidden,
 	billing.CodeRateLimited:         http.StatusTooManyRequests,
 	billing.CodeTooManyStreams:      http.StatusTooManyRequests,
 	billing.CodeStorageUnavailable:  http.StatusServiceUnavailable,

@@ -30,6 +30,7 @@ type PaymentService interface {
 	Refresh(ctx context.Context, topUpID string) (billing.TopUp, error)
 	HandleEvent(ctx context.Context, ev billing.PaymentEvent) (bool, error)
 	Refund(ctx context.Context, topUpID string) (billing.TopUp, error)
+	RefundBy(ctx context.Context, topUpID string, actor billing.Actor, reason string) (billing.TopUp, error)
 }
 
 // PaymentStore is what the billing pages read.

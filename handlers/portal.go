@@ -64,6 +64,7 @@ type portalSession struct {
 	Flow       string // the flow the sign-in link opened
 	SignedIn   time.Time
 	LastSeen   time.Time
+	ReadOnlyBy string // an admin's read-only view of the portal (every write refused)
 }
 
 func (s *Server) setupPortal(ctx context.Context) error {
@@ -119,7 +120,11 @@ func (s *Server) setupPortal(ctx context.Context) error {
 // send the token as _csrf, htmx as X-CSRF-Token. Browsers that send
 // Sec-Fetch-Site are judged on it first, as Echo does: cross-site requests
 // are refused, same-origin ones need no token.
-func (s *Server) csrf() echo.MiddlewareFunc {
+func (s *Server) csrf() echo.MiddlewareFunc { return s.csrfFor(s.cookieSessionID) }
+
+// csrfFor is csrf for the sessions whose id sessionID reads from a request
+// (the portal's, or the admin console's).
+func (s *Server) csrfFor(sessionID func(echo.Context) string) echo.MiddlewareFunc {
 	anonymous := middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "header:X-CSRF-Token,form:_csrf",
 		CookieName:     "tally_csrf",
@@ -135,7 +140,7 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		anon := anonymous(next)
 		return func(c echo.Context) error {
-			id := s.cookieSessionID(c)
+			id := sessionID(c)
 			if id == "" {
 				return anon(c)
 			}
@@ -225,7 +230,8 @@ func (s *Server) findSession(ctx context.Context, id string) (portalSession, boo
 	if err != nil {
 		return portalSession{}, false, err
 	}
-	ps := portalSession{ID: id, CustomerID: row.CustomerID, ReturnURL: row.ReturnURL, Flow: row.Flow, SignedIn: row.CreatedAt, LastSeen: row.LastSeenAt}
+	ps := portalSession{ID: id, CustomerID: row.CustomerID, ReturnURL: row.ReturnURL, Flow: row.Flow, SignedIn: row.CreatedAt, LastSeen: row.LastSeenAt,
+		ReadOnlyBy: row.ReadOnlyBy}
 	return ps, row.Live(time.Now(), s.cfg.Portal.IdleTimeout), nil
 }
 
@@ -258,6 +264,13 @@ func (s *Server) requireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(ctxCustomer, ps)
 		c.Set(ctxSession, sess)
+		if ps.ReadOnlyBy != "" {
+			switch c.Request().Method {
+			case http.MethodGet, http.MethodHead:
+			default:
+				return errReadOnlyView
+			}
+		}
 		return next(c)
 	}
 }
@@ -274,16 +287,23 @@ func currentCustomer(c echo.Context) portalSession {
 // in other browsers. required is what the action the customer was refused
 // needed (a top-up flow's, 0 when not said).
 func (s *Server) signIn(c echo.Context, customerID, returnURL, flow string, required billing.Credits, replace bool) error {
-	ctx := c.Request().Context()
 	now := time.Now()
+	return s.startSession(c, billing.CustomerSession{CustomerID: customerID, ReturnURL: returnURL, Flow: flow,
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.Portal.MaxAge)}, required, replace)
+}
+
+// startSession is signIn with the session's row given (an admin's
+// read-only view sets ReadOnlyBy and a shorter life).
+func (s *Server) startSession(c echo.Context, row billing.CustomerSession, required billing.Credits, replace bool) error {
+	ctx := c.Request().Context()
+	now, customerID := row.CreatedAt, row.CustomerID
 	if old := s.cookieSessionID(c); old != "" {
 		if err := s.portal.EndCustomerSession(ctx, old, now, billing.SessionReplaced); err != nil {
 			return err
 		}
 		s.streams.endSession(old)
 	}
-	id, err := s.portal.StartCustomerSession(ctx, billing.CustomerSession{CustomerID: customerID, ReturnURL: returnURL, Flow: flow,
-		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.Portal.MaxAge)}, replace)
+	id, err := s.portal.StartCustomerSession(ctx, row, replace)
 	if err != nil {
 		return err
 	}
@@ -510,7 +530,12 @@ func (s *Server) liveShell(c echo.Context, title, nav string) (views.Shell, erro
 	if sh.Notices, err = s.notices(c.Request().Context(), ps.CustomerID); err != nil {
 		return sh, err
 	}
-	sh.ReturnURL, sh.Nav = ps.ReturnURL, nav
+	fr, err := s.store.FindFreeze(c.Request().Context(), ps.CustomerID)
+	if err != nil {
+		return sh, err
+	}
+	sh.Frozen = fr != nil
+	sh.ReturnURL, sh.Nav, sh.ReadOnly = ps.ReturnURL, nav, ps.ReadOnlyBy != ""
 	return sh, nil
 }
 
@@ -607,6 +632,9 @@ func render(c echo.Context, status int, comp templ.Component) error {
 // pageError renders errors on pages: a full error page, or for htmx
 // requests a flash message swapped into #flash.
 func (s *Server) pageError(c echo.Context, status int, err error) error {
+	if strings.HasPrefix(c.Request().URL.Path, "/admin") {
+		return s.adminPageError(c, status, err)
+	}
 	msg := billing.ErrorMessage(err)
 	if c.Request().Header.Get("HX-Request") == "true" {
 		c.Response().Header().Set("HX-Retarget", "#flash")
@@ -699,3 +727,5 @@ func (s *Server) createPortalSession(c echo.Context) error {
 }
 
 var errNotSignedIn = errors.New("not signed in")
+
+var errReadOnlyView = billing.Errorf(billing.CodeForbidden, "This is an admin's read-only view of the portal: nothing can be changed here.")

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"sort"
 
@@ -23,28 +24,51 @@ var ledgerTypeFilters = map[string]bool{"": true, billing.EntryGrant: true, bill
 // ledger's entries, filtered by type, paginated. htmx gets the history alone,
 // or for "Load more" the next rows alone.
 func (s *Server) ledgerPage(c echo.Context) error {
-	ctx := c.Request().Context()
 	c.Response().Header().Add(echo.HeaderVary, "HX-Request")
 	cid := currentCustomer(c).CustomerID
 	typ := c.QueryParam("type")
 	if !ledgerTypeFilters[typ] {
 		return billing.Errorf(billing.CodeInvalidRequest, "There is no entry type %q to filter by.", typ).With("param", "type")
 	}
+	d, err := s.ledgerData(c.Request().Context(), cid, typ, c.QueryParam("cursor"))
+	if err != nil {
+		return err
+	}
+	b := d.Balance
+	fm := s.publicShell(c, "").Fmt
+	if partial, target := htmxPart(c); partial {
+		if target == "ledger-more" {
+			return render(c, http.StatusOK, views.LedgerRows(fm, d))
+		}
+		return render(c, http.StatusOK, views.LedgerHistory(fm, d))
+	}
+	d.Reminders = append([]billing.LotView(nil), b.ExpiringSoon...)
+	sort.SliceStable(d.Reminders, func(i, j int) bool { return d.Reminders[i].ExpiresAt.Before(*d.Reminders[j].ExpiresAt) })
+	sh, err := s.shell(c, "Credits & history", "ledger")
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.LedgerPage(sh, d))
+}
+
+// ledgerData is a customer's lots and one page of their ledger entries, as
+// the portal's credits & history page and the admin console show them.
+func (s *Server) ledgerData(ctx context.Context, cid, typ, cursor string) (views.LedgerData, error) {
 	// Balance first: it writes any expiry that is due, so the lots and the
 	// entries below agree with it.
 	b, err := s.ledger.Balance(ctx, cid)
 	if err != nil {
-		return err
+		return views.LedgerData{}, err
 	}
-	d := views.LedgerData{Type: typ, Cursor: c.QueryParam("cursor"), Balance: b, Now: b.AsOf, Lots: b.Lots}
+	d := views.LedgerData{Type: typ, Cursor: cursor, Balance: b, Now: b.AsOf, Lots: b.Lots}
 	es, next, err := s.ledger.FindEntries(ctx, billing.EntryFilter{Customer: cid, Type: typ, Limit: ledgerPageSize, Cursor: d.Cursor})
 	if err != nil {
-		return err
+		return views.LedgerData{}, err
 	}
 	d.Next = next
 	lots, err := s.portal.FindLots(ctx, cid, ledgerLotLimit)
 	if err != nil {
-		return err
+		return views.LedgerData{}, err
 	}
 	byID := make(map[string]*billing.LotView, len(lots)+len(b.Lots))
 	for i := range lots {
@@ -63,24 +87,11 @@ func (s *Server) ledgerPage(c echo.Context) error {
 		if e.Type == billing.EntryDebit {
 			ft, err := cat.feature(e.PriceVersion, e.Feature)
 			if err != nil {
-				return err
+				return views.LedgerData{}, err
 			}
 			r.FeatureName, r.Unit = ft.Name, ft.Unit
 		}
 		d.Rows[i] = r
 	}
-	fm := s.publicShell(c, "").Fmt
-	if partial, target := htmxPart(c); partial {
-		if target == "ledger-more" {
-			return render(c, http.StatusOK, views.LedgerRows(fm, d))
-		}
-		return render(c, http.StatusOK, views.LedgerHistory(fm, d))
-	}
-	d.Reminders = append([]billing.LotView(nil), b.ExpiringSoon...)
-	sort.SliceStable(d.Reminders, func(i, j int) bool { return d.Reminders[i].ExpiresAt.Before(*d.Reminders[j].ExpiresAt) })
-	sh, err := s.shell(c, "Credits & history", "ledger")
-	if err != nil {
-		return err
-	}
-	return render(c, http.StatusOK, views.LedgerPage(sh, d))
+	return d, nil
 }

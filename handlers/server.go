@@ -24,6 +24,7 @@ type Store interface {
 	billing.PriceBooks
 	billing.APIKeys
 	billing.Portal
+	AdminStore
 	Ping(ctx context.Context) error
 	Now() time.Time
 }
@@ -42,6 +43,7 @@ type Config struct {
 	Webhooks      WebhooksConfig      // Store nil: no webhook endpoints API
 	Notifications NotificationsConfig // Store nil: no notifications page or e-mail choices
 
+	Admin AdminConfig // the admin console (/admin)
 	// TrustProxy believes X-Forwarded-For from private, loopback and
 	// link-local peers (set it when Tally runs behind a reverse proxy);
 	// otherwise a client's address is the connection's. It keys the
@@ -67,6 +69,7 @@ type Server struct {
 	portal   billing.Portal
 	sessions *sessions.CookieStore
 	quit     chan struct{} // closed when the server drains: ends event streams
+	admin    adminState    // the admin console's sign-in throttle
 }
 
 // New builds the routes.
@@ -172,6 +175,7 @@ func (s *Server) routes() {
 	s.webhookRoutes()
 	s.registerEmbed()
 	s.registerPlans() // portal_plan.go
+	s.registerAdmin()
 }
 
 func (s *Server) readyz(c echo.Context) error {

@@ -34,6 +34,30 @@ const (
 type failThrottle struct {
 	mu sync.Mutex
 	m  map[string]*rate.Limiter
+	// burst and every replace authFailBurst and authFailEvery when set
+	// (the admin console's per-account throttle is stricter).
+	burst int
+	every time.Duration
+}
+
+func (f *failThrottle) limits() (int, time.Duration) {
+	if f.burst > 0 {
+		return f.burst, f.every
+	}
+	return authFailBurst, authFailEvery
+}
+
+// blocked reports, without counting anything, whether key has no failure
+// left at now, and how long until it has one.
+func (f *failThrottle) blocked(key string, now time.Time) (bool, time.Duration) {
+	f.mu.Lock()
+	l := f.m[key]
+	f.mu.Unlock()
+	if l == nil || l.TokensAt(now) >= 1 {
+		return false, 0
+	}
+	_, every := f.limits()
+	return true, time.Duration((1 - l.TokensAt(now)) * float64(every))
 }
 
 // fail records a failed authentication from addr at now. It reports false,
@@ -48,7 +72,8 @@ func (f *failThrottle) fail(addr string, now time.Time) (bool, time.Duration) {
 		if len(f.m) >= authFailAddrs {
 			f.evict(now)
 		}
-		l = rate.NewLimiter(rate.Every(authFailEvery), authFailBurst)
+		burst, every := f.limits()
+		l = rate.NewLimiter(rate.Every(every), burst)
 		f.m[addr] = l
 	}
 	f.mu.Unlock()
@@ -66,7 +91,7 @@ func (f *failThrottle) fail(addr string, now time.Time) (bool, time.Duration) {
 // map order), so the scan is paid once per thousand new addresses.
 func (f *failThrottle) evict(now time.Time) {
 	for k, l := range f.m {
-		if l.TokensAt(now) >= authFailBurst {
+		if burst, _ := f.limits(); l.TokensAt(now) >= float64(burst) {
 			delete(f.m, k)
 		}
 	}

@@ -28,7 +28,7 @@ type Store interface {
 	RecordPayment(ctx context.Context, topUpID string, p billing.Payment, pol billing.PaymentPolicy) (billing.TopUp, error)
 	FindTopUp(ctx context.Context, id string) (billing.TopUp, error)
 	ApplyPaymentEvent(ctx context.Context, provider string, ev billing.PaymentEvent, pol billing.PaymentPolicy) (bool, error)
-	RefundTopUp(ctx context.Context, topUpID string) (billing.TopUp, int64, bool, error)
+	RefundTopUpBy(ctx context.Context, topUpID string, actor billing.Actor, reason string) (billing.TopUp, int64, bool, error)
 
 	FindRefillSettings(ctx context.Context, customerID string) (billing.RefillSettings, bool, error)
 	RefillMonth(ctx context.Context, customerID string, now time.Time) (int, int64, error)
@@ -300,7 +300,13 @@ func (s *Service) HandleEvent(ctx context.Context, ev billing.PaymentEvent) (boo
 // is completed by retrying: the ledger side is not written again. Errors:
 // not_found, refund_window_closed, nothing_to_refund, payment_provider_error.
 func (s *Service) Refund(ctx context.Context, topUpID string) (billing.TopUp, error) {
-	tu, amount, _, err := s.Store.RefundTopUp(ctx, topUpID)
+	return s.RefundBy(ctx, topUpID, billing.Actor{}, "")
+}
+
+// RefundBy is Refund made by actor (an admin in the console), with their
+// reason on the refund entry; zero actor and "" are the API's refund.
+func (s *Service) RefundBy(ctx context.Context, topUpID string, actor billing.Actor, reason string) (billing.TopUp, error) {
+	tu, amount, _, err := s.Store.RefundTopUpBy(ctx, topUpID, actor, reason)
 	if err != nil {
 		return tu, err
 	}

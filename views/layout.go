@@ -18,6 +18,8 @@ type Shell struct {
 	Plans       bool            // the price book offers subscription plans: show the Plan tab
 	Notices     []Notice        // billing notices not yet dealt with, under the header of every page
 	SignedIn    bool            // a public page seen by a signed-in customer (offer their billing)
+	Frozen      bool            // an admin froze the customer's account (a banner says why usage stops)
+	ReadOnly    bool            // an admin's read-only view of the customer's portal
 }
 
 // Notice is a billing event the customer should act on (a declined or

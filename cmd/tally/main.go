@@ -63,6 +63,7 @@ Commands:
   migrate     apply database migrations and print the schema version
   apikey      create, list, revoke or limit API keys
   pricebook   publish or show price books
+  admin       add or list the admin console's staff (owner, admin, support)
   signout     end every portal session of a customer (all their browsers)
   backup      write a consistent copy of the database while Tally serves
   verify      check the ledger's invariants (balances, lots, holds, rollups)
@@ -97,6 +98,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return cmdPriceBook(ctx, rest, getenv, stdout, stderr)
 	case "signout":
 		return cmdSignOut(ctx, rest, getenv, stdout, stderr)
+	case "admin":
+		return cmdAdmin(ctx, rest, getenv, os.Stdin, stdout, stderr)
 	case "backup":
 		return cmdBackup(ctx, rest, getenv, stdout, stderr)
 	case "verify":

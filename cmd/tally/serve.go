@@ -124,6 +124,9 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 			return fmt.Errorf("demo data: %w", err)
 		}
 		printDemoWelcome(stdout, base, key)
+		if err := seedDemoAdmins(ctx, d, stdout, base); err != nil {
+			return fmt.Errorf("demo admins: %w", err)
+		}
 	}
 
 	var draining atomic.Bool
@@ -269,6 +272,9 @@ func sweep(ctx context.Context, d *db.DB, every time.Duration, log *slog.Logger,
 			// Session times are the wall clock's (the portal's), not the ledger's.
 			if _, err := d.SweepCustomerSessions(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				log.Warn("portal session sweep failed", "err", err)
+			}
+			if _, err := d.SweepAdminSessions(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("admin session sweep failed", "err", err)
 			}
 		}
 	}

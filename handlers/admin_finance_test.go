@@ -1,0 +1,105 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/csv"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// The finance view against a hand-computed fixture:
+//
+//	10 Mar 12:00  A buys 1,000 credits for $10.00; uses 250; gets 100 promo credits expiring 11 Mar
+//	12 Mar 12:00  A's promo lot has expired (100 credits of breakage); B buys 1,000 credits for $10.00
+//	10 Apr 13:00  now: A's purchase (refundable until 9 Apr) is past its window, B's (until 11 Apr) is not
+//
+// Now: 1,750 purchased credits outstanding; worth $7.50 (A: 750 of 1,000 at $10.00) past the
+// window and $10.00 (B) still refundable. March: $20.00 revenue, 2,000 purchased and 100 promo
+// credits granted, 250 burned, 100 expired. The last 30 days (12 Mar to 10 Apr): 12 Mar only,
+// $10.00, 1,000 purchased, 100 expired.
+func TestAdminFinance(t *testing.T) {
+	p := newPayAPI(t)
+	ctx := context.Background()
+	if _, err := p.DB.CreateAdmin(ctx, "owner@staff.test", adminTestPassword, billing.RoleOwner); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DB.CreateAdmin(ctx, "admin@staff.test", adminTestPassword, billing.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	a := &adminAPI{testAPI: p.testAPI}
+
+	idA, shopperA := p.shopper(t, "fa")
+	shopperA.addCard(cardOK)
+	shopperA.buy("pack_1000").want(t, http.StatusSeeOther)
+	p.usage(idA, "chat.request", "250", "").want(t, http.StatusCreated)
+	p.do("POST", "/api/v1/grants", p.Admin, map[string]any{"customer": idA, "credits": 100, "source": "promo", "reason": "welcome",
+		"expires_at": testStart.Add(24 * time.Hour).Format(time.RFC3339)}).want(t, http.StatusCreated)
+	p.Clock.Advance(48 * time.Hour)
+	if got := p.available(t, idA); got != billing.CreditsOf(750) {
+		t.Fatalf("A after the expiry: %s", got)
+	}
+	idB, shopperB := p.shopper(t, "fb")
+	shopperB.addCard(cardOK)
+	shopperB.buy("pack_1000").want(t, http.StatusSeeOther)
+	p.Clock.Advance(29*24*time.Hour + time.Hour)
+	_ = idB
+
+	if r := a.signIn(t, "admin@staff.test").get("/admin/finance"); r.Status != http.StatusForbidden {
+		t.Fatalf("an admin (not an owner): %d, want 403", r.Status)
+	}
+	v := a.signIn(t, "owner@staff.test")
+	r := v.get("/admin/finance?by=month").want(t, http.StatusOK)
+	for id, want := range map[string]string{"liability-total": "$17.50", "liability-refundable": "$10.00", "liability-past": "$7.50",
+		"outstanding-purchase": "1,750", "outstanding-promo": "0"} {
+		if got := testID(t, r, id); got != want {
+			t.Errorf("%s = %q, want %q", id, got, want)
+		}
+	}
+	row := func(r response, day string) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		sel := doc(t, r).Find(`[data-testid="finance-row"][data-day="` + day + `"]`)
+		if sel.Length() != 1 {
+			t.Fatalf("no row for %s", day)
+		}
+		for _, id := range []string{"revenue-usd", "granted-purchase", "granted-promo", "burned", "expired"} {
+			out[id] = strings.TrimSpace(sel.Find(`[data-testid="` + id + `"]`).Text())
+		}
+		return out
+	}
+	march := row(r, "2026-03")
+	for id, want := range map[string]string{"revenue-usd": "$20.00", "granted-purchase": "2,000", "granted-promo": "100", "burned": "250", "expired": "100"} {
+		if march[id] != want {
+			t.Errorf("March %s = %q, want %q", id, march[id], want)
+		}
+	}
+	r = v.get("/admin/finance").want(t, http.StatusOK)
+	if n := doc(t, r).Find(`[data-testid="finance-row"]`).Length(); n != 1 {
+		t.Fatalf("the last 30 days: %d rows, want 1 (12 Mar)", n)
+	}
+	day := row(r, "2026-03-12")
+	for id, want := range map[string]string{"revenue-usd": "$10.00", "granted-purchase": "1,000", "granted-promo": "0", "burned": "0", "expired": "100"} {
+		if day[id] != want {
+			t.Errorf("12 Mar %s = %q, want %q", id, day[id], want)
+		}
+	}
+	r = v.get("/admin/finance.csv?by=month").want(t, http.StatusOK)
+	rows, err := csv.NewReader(strings.NewReader(string(r.Raw))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"month", "revenue_usd", "refunded_usd", "granted_purchase", "granted_promo", "granted_subscription", "granted_adjustment", "burned", "expired", "removed", "disputes"},
+		{"2026-03", "20.00", "0.00", "2000", "100", "0", "0", "250", "100", "0", "0"},
+	}
+	if len(rows) != len(want) || strings.Join(rows[0], ",") != strings.Join(want[0], ",") || strings.Join(rows[1], ",") != strings.Join(want[1], ",") {
+		t.Fatalf("CSV:\n%v\nwant\n%v", rows, want)
+	}
+	if r := v.get("/admin/finance?by=year"); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("by=year: %d", r.Status)
+	}
+}
