@@ -28,6 +28,13 @@ func DemoPriceBook() billing.PriceBook {
 			{Key: "document.analyze", Name: "Document analysis", Unit: "document", Credits: billing.CreditsOf(10), UnitSize: 1},
 			{Key: "gpt-4o.tokens", Name: "GPT-4o tokens", Unit: "token", Credits: 2500, UnitSize: 1000},
 			{Key: "audio.transcribe", Name: "Audio transcription", Unit: "second", Credits: 20, UnitSize: 1},
+			// Priced per dimension, as the provider prices it, with its cost for the margin
+			// ($2.50 / $1.25 / $10 per 1M tokens; 60% margin at the Starter pack).
+			{Key: "gpt-4o", Name: "GPT-4o", Unit: "call", Dimensions: []billing.Dimension{
+				{Key: "input_tokens", Unit: "input token", Credits: 625, UnitSize: 1000, Cost: &billing.Cost{Currency: "usd", Micros: 2_500_000}},
+				{Key: "cached_input_tokens", Unit: "cached input token", Credits: 313, UnitSize: 1000, Cost: &billing.Cost{Currency: "usd", Micros: 1_250_000}},
+				{Key: "output_tokens", Unit: "output token", Credits: 2500, UnitSize: 1000, Cost: &billing.Cost{Currency: "usd", Micros: 10_000_000}},
+			}},
 		},
 		Packs: []billing.CreditPack{
 			{ID: "pack_1000", Name: "Starter", Credits: billing.CreditsOf(1000), Price: billing.Money{Amount: 10_00, Currency: "usd"}},
@@ -105,7 +112,7 @@ func demoCustomers() []demoCustomer {
 			},
 			plan:     "starter",
 			users:    []string{"research", "support-bot", "ana"},
-			features: []string{"document.analyze", "chat.request", "chat.request", "gpt-4o.tokens", "audio.transcribe"},
+			features: []string{"document.analyze", "chat.request", "chat.request", "gpt-4o.tokens", "audio.transcribe", "gpt-4o"},
 		},
 	}
 }
@@ -230,6 +237,20 @@ func demoHistory(dc demoCustomer, pb *billing.PriceBook, now time.Time, r *rand.
 			fkey := dc.features[r.IntN(len(dc.features))]
 			f, _ := pb.Feature(fkey)
 			var q billing.Quantity
+			if f.Dimensional() {
+				// One call: its prompt, sometimes partly cached, and its answer.
+				qs := billing.Quantities{"input_tokens": billing.QuantityOf(int64(300 + r.IntN(6000))), "output_tokens": billing.QuantityOf(int64(50 + r.IntN(1500)))}
+				if r.IntN(3) == 0 {
+					qs["cached_input_tokens"] = billing.QuantityOf(int64(r.IntN(4000)))
+				}
+				c, _, _ := billing.PriceUsage(f, nil, qs)
+				spent += float64(c) / billing.Milli
+				if at := dayStart.Add(time.Duration(7*3600+r.IntN(15*3600)) * time.Second); !at.After(now) {
+					usage = append(usage, db.BackfillItem{At: at, Usage: &billing.UsageRequest{Customer: dc.in.ExternalID, Feature: fkey, Quantities: qs,
+						Metadata: map[string]string{"user": dc.users[r.IntN(len(dc.users))]}}})
+				}
+				continue
+			}
 			switch fkey {
 			case "gpt-4o.tokens":
 				q = billing.QuantityOf(int64(200 + r.IntN(4000)))
