@@ -14,7 +14,9 @@ var (
 // Hand-computed: gpt-4o input costs $2.50 per 1M tokens, $0.0025 per 1,000.
 // At 60% margin and a cent a credit: $0.0025 / 0.4 = $0.00625 = 0.625 credits.
 func TestPriceForMarginAndMargin(t *testing.T) {
-	usd := func(perMillion int64, frac int64) Cost { return Cost{Currency: "usd", Micros: perMillion*1_000_000 + frac} }
+	usd := func(perMillion int64, frac int64) Cost {
+		return Cost{Currency: "usd", Micros: perMillion*1_000_000 + frac}
+	}
 	cases := []struct {
 		name   string
 		cost   Cost

@@ -94,19 +94,19 @@ func LowBalance(s CustomerSettings, lastTopUp, available, perDay Credits) bool {
 	return perDay > 0 && available < perDay*LowBalanceDays
 }
 
-// SpendControls are what a customer sets for themselves in the portal: the
+// CustomerCapsInput are what a customer sets for themselves in the portal: the
 // daily and monthly caps (nil: no cap) and the low-balance threshold (nil:
 // the default, 10% of the last top-up). The overdraft limit is not among
 // them: only the product sets it.
-type SpendControls struct {
+type CustomerCapsInput struct {
 	DailyCap            *Credits
 	MonthlyCap          *Credits
 	LowBalanceThreshold *Credits
 }
 
-// Validate checks spend controls with the rules of Limits.Validate; the
+// Validate checks the customer's caps with the rules of Limits.Validate; the
 // error's param names the field at fault.
-func (sc SpendControls) Validate() error {
+func (sc CustomerCapsInput) Validate() error {
 	if err := (SpendCaps{DailyCap: sc.DailyCap, MonthlyCap: sc.MonthlyCap}).Validate(); err != nil {
 		return err
 	}
@@ -124,10 +124,10 @@ type Portal interface {
 	UsePortalSession(ctx context.Context, token string) (PortalSignIn, error)
 	FindCustomerSettings(ctx context.Context, customerID string) (CustomerSettings, error)
 	UpdateCustomerSettings(ctx context.Context, customerID string, s CustomerSettings) error
-	// UpdateSpendControls saves a customer's caps and low-balance threshold
+	// UpdateCustomerCaps saves a customer's caps and low-balance threshold
 	// in one transaction and keeps their overdraft limit.
 	// customer_not_found, validation_failed.
-	UpdateSpendControls(ctx context.Context, customerID string, sc SpendControls) error
+	UpdateCustomerCaps(ctx context.Context, customerID string, sc CustomerCapsInput) error
 	// CustomerSpend is what the customer has spent in the current UTC day and
 	// month: the figures their spend caps are checked against (open holds
 	// count too; they are in Balance.Held).

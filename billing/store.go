@@ -43,7 +43,7 @@ type Ledger interface {
 	ResolveCustomer(ctx context.Context, ref string) (string, error)
 	FindCustomer(ctx context.Context, ref string) (Customer, error)
 	FindCustomers(ctx context.Context, f CustomerFilter) ([]Customer, bool, error)
-	// SetLimits replaces spend controls. customer_not_found, validation_failed.
+	// SetLimits replaces the operator's limits (spend caps, overdraft limit). customer_not_found, validation_failed.
 	SetLimits(ctx context.Context, ref string, lim Limits) (Customer, error)
 	Balance(ctx context.Context, ref string) (Balance, error)
 	// Debit meters usage. customer_not_found, unknown_feature, invalid_quantity,

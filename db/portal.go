@@ -151,11 +151,11 @@ func (d *DB) LastTopUp(ctx context.Context, customerID string) (billing.Credits,
 	return c, err
 }
 
-// UpdateSpendControls saves the caps and the low-balance threshold a
+// UpdateCustomerCaps saves the caps and the low-balance threshold a
 // customer sets in the portal. One transaction, so a page never shows half
 // a save. It writes only the customer's own caps: the operator's caps and
 // overdraft limit are read and kept inside it, never changed from here.
-func (d *DB) UpdateSpendControls(ctx context.Context, customerID string, sc billing.SpendControls) error {
+func (d *DB) UpdateCustomerCaps(ctx context.Context, customerID string, sc billing.CustomerCapsInput) error {
 	if err := sc.Validate(); err != nil {
 		return err
 	}

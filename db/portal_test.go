@@ -12,7 +12,7 @@ import (
 // The portal saves a customer's caps and threshold in one write that keeps
 // the overdraft limit the product set; the spend it shows is what the caps
 // are checked against.
-func TestUpdateSpendControls(t *testing.T) {
+func TestUpdateCustomerCaps(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
 	d := mustOpenDB(t, clk.Now)
@@ -33,7 +33,7 @@ func TestUpdateSpendControls(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := d.UpdateSpendControls(ctx, "alpha", billing.SpendControls{DailyCap: credits(8), MonthlyCap: credits(50), LowBalanceThreshold: credits(30)}); err != nil {
+	if err := d.UpdateCustomerCaps(ctx, "alpha", billing.CustomerCapsInput{DailyCap: credits(8), MonthlyCap: credits(50), LowBalanceThreshold: credits(30)}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := d.FindCustomer(ctx, id)
@@ -58,16 +58,16 @@ func TestUpdateSpendControls(t *testing.T) {
 	}
 
 	// Invalid controls change nothing.
-	for _, sc := range []billing.SpendControls{
+	for _, sc := range []billing.CustomerCapsInput{
 		{DailyCap: credits(-1)},
 		{DailyCap: credits(60), MonthlyCap: credits(50)},
 		{LowBalanceThreshold: credits(-1)},
 	} {
-		if err := d.UpdateSpendControls(ctx, id, sc); billing.ErrorCode(err) != billing.CodeValidation {
+		if err := d.UpdateCustomerCaps(ctx, id, sc); billing.ErrorCode(err) != billing.CodeValidation {
 			t.Fatalf("%+v: %v, want validation_failed", sc, err)
 		}
 	}
-	if err := d.UpdateSpendControls(ctx, "ghost", billing.SpendControls{}); billing.ErrorCode(err) != billing.CodeCustomerNotFound {
+	if err := d.UpdateCustomerCaps(ctx, "ghost", billing.CustomerCapsInput{}); billing.ErrorCode(err) != billing.CodeCustomerNotFound {
 		t.Fatalf("unknown customer: %v", err)
 	}
 	c, _ = d.FindCustomer(ctx, id)
@@ -75,7 +75,7 @@ func TestUpdateSpendControls(t *testing.T) {
 		t.Fatalf("a refused update changed the caps: %+v", c.CustomerCaps)
 	}
 	// Nil removes the caps and restores the default threshold.
-	if err := d.UpdateSpendControls(ctx, id, billing.SpendControls{}); err != nil {
+	if err := d.UpdateCustomerCaps(ctx, id, billing.CustomerCapsInput{}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ = d.FindCustomer(ctx, id)
@@ -98,13 +98,13 @@ func TestOperatorAndCustomerCaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Above the operator's cap: refused beside its field, nothing saved.
-	err := d.UpdateSpendControls(ctx, id, billing.SpendControls{DailyCap: credits(50)})
+	err := d.UpdateCustomerCaps(ctx, id, billing.CustomerCapsInput{DailyCap: credits(50)})
 	var be *billing.Error
 	if !errors.As(err, &be) || be.Code != billing.CodeValidation || be.Details["param"] != "daily_cap" {
 		t.Fatalf("customer cap above the operator's: %v, want validation_failed on daily_cap", err)
 	}
 	// Clearing their own caps does not clear the operator's.
-	if err := d.UpdateSpendControls(ctx, id, billing.SpendControls{}); err != nil {
+	if err := d.UpdateCustomerCaps(ctx, id, billing.CustomerCapsInput{}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := d.FindCustomer(ctx, id)
@@ -112,7 +112,7 @@ func TestOperatorAndCustomerCaps(t *testing.T) {
 		t.Fatalf("after the customer cleared theirs: limits %+v, own %+v", c.Limits, c.CustomerCaps)
 	}
 	// A lower cap of their own applies, and the operator's update keeps it.
-	if err := d.UpdateSpendControls(ctx, id, billing.SpendControls{DailyCap: credits(12)}); err != nil {
+	if err := d.UpdateCustomerCaps(ctx, id, billing.CustomerCapsInput{DailyCap: credits(12)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.SetLimits(ctx, id, billing.Limits{DailyCap: credits(20), MonthlyCap: credits(100), OverdraftLimit: billing.CreditsOf(1)}); err != nil {

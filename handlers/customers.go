@@ -70,7 +70,7 @@ func (s *Server) getBalance(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, b)
 }
 
-// PUT /api/v1/customers/:id/limits replaces the spend controls; a field left
+// PUT /api/v1/customers/:id/limits replaces the operator's limits (spend caps and overdraft limit); a field left
 // out or null removes that cap.
 func (s *Server) putLimits(c echo.Context) error {
 	var lim billing.Limits

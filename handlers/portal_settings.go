@@ -34,9 +34,9 @@ func (s *Server) saveSettings(c echo.Context) error {
 		MonthlyCap:          c.FormValue(views.SettingsFieldMonthly),
 		LowBalanceThreshold: c.FormValue(views.SettingsFieldThreshold),
 	}
-	sc, errs := parseSpendControls(in, f)
+	sc, errs := parseCustomerCaps(in, f)
 	if len(errs) == 0 {
-		err := s.portal.UpdateSpendControls(ctx, cid, sc)
+		err := s.portal.UpdateCustomerCaps(ctx, cid, sc)
 		var be *billing.Error
 		switch {
 		case errors.As(err, &be) && be.Code == billing.CodeValidation:
@@ -145,14 +145,14 @@ func (s *Server) settingsView(ctx context.Context, customerID string, f views.Fm
 	return v, nil
 }
 
-// parseSpendControls reads the settings form with the forms package. Every
+// parseCustomerCaps reads the settings form with the forms package. Every
 // field is checked, so the customer sees all that is wrong at once; errs is
 // keyed by field name.
-func parseSpendControls(in views.SettingsInput, f views.Fmt) (billing.SpendControls, map[string]string) {
+func parseCustomerCaps(in views.SettingsInput, f views.Fmt) (billing.CustomerCapsInput, map[string]string) {
 	fm := forms.New(url.Values{views.SettingsFieldDaily: {in.DailyCap}, views.SettingsFieldMonthly: {in.MonthlyCap},
 		views.SettingsFieldThreshold: {in.LowBalanceThreshold}}, localeOf(f))
 	const capNegative = "A cap can't be negative. Leave it empty for no cap."
-	sc := billing.SpendControls{
+	sc := billing.CustomerCapsInput{
 		DailyCap:            fm.Credits(views.SettingsFieldDaily, forms.Opts{Negative: capNegative}),
 		MonthlyCap:          fm.Credits(views.SettingsFieldMonthly, forms.Opts{Negative: capNegative}),
 		LowBalanceThreshold: fm.Credits(views.SettingsFieldThreshold, forms.Opts{Negative: "The warning level can't be negative. Leave it empty for the default."}),
