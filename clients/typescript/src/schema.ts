@@ -66,14 +66,14 @@ export type Burn = {
 };
 
 /** A held call's actual usage. */
-export type CaptureRequest = {
-  feature: string;
-  /** Idempotency key (printable ASCII without spaces, at most 255 characters). The same as the Idempotency-Key header; send either, or both with the same value. */
-  idempotency_key?: string;
-  /** Tags to keep with the usage (user, project, model...): at most 20 keys of 1-40 bytes, values of at most 500 bytes, no control characters. Omitted from responses when empty. */
-  metadata?: Record<string, string>;
-  /** The actual usage: more than zero. */
-  quantity: Quantity;
+export type CaptureRequest = unknown;
+
+/** What a million units cost the product (from the model provider), for the margin; never charged. */
+export type Cost = {
+  /** ISO 4217, lower case; default: the price book's. */
+  currency?: string;
+  /** Major units (dollars) per 1,000,000 units. */
+  per_million: number;
 };
 
 /** A bundle of credits sold at a fixed price. */
@@ -120,6 +120,8 @@ export type CustomerList = List & {
 /** Metered usage that was charged. */
 export type Debit = {
   balance_after: Credits;
+  /** For a feature priced per dimension: each dimension's quantity and credits (quantity is then 0). Absent otherwise. */
+  breakdown?: DimensionCharge[];
   created_at: Timestamp;
   /** price x quantity / unit_size, rounded down to 0.001. */
   credits_charged: Credits;
@@ -134,6 +136,28 @@ export type Debit = {
   object: "debit";
   /** Price book version the usage was priced with. */
   price_version: number;
+  quantity: Quantity;
+};
+
+/** One separately priced quantity of a feature (input tokens, output tokens...). */
+export type Dimension = {
+  cost?: Cost;
+  /** Price in credits per unit_size units (zero or more). */
+  credits: Credits;
+  key: string;
+  /** Default: the unit. */
+  name?: string;
+  /** Default: the key with spaces. */
+  unit?: string;
+  /** Units the price is for; 0 or absent means 1. */
+  unit_size?: number;
+};
+
+/** One line of a debit's breakdown. */
+export type DimensionCharge = {
+  /** This dimension's price x quantity / unit_size, rounded down to 0.001. */
+  credits: Credits;
+  dimension: string;
   quantity: Quantity;
 };
 
@@ -175,6 +199,8 @@ export type Entry = {
   /** Change to the balance (negative for debits and expiries). */
   amount: Credits;
   balance_after: Credits;
+  /** For a feature priced per dimension: each dimension's quantity and credits (quantity is then 0 or absent). Absent otherwise. */
+  breakdown?: DimensionCharge[];
   /** Which lots the credits came from. */
   burns?: Burn[];
   created_at: Timestamp;
@@ -243,13 +269,16 @@ export type ErrorDetail = {
 };
 
 /** Stable, machine-readable error type; its meaning never changes once published. See docs/api.md for the HTTP status of each. */
-export type ErrorType = "invalid_request" | "out_of_range" | "unauthorized" | "forbidden" | "not_found" | "customer_not_found" | "hold_not_found" | "idempotency_conflict" | "hold_not_active" | "conflict" | "insufficient_credits" | "request_too_large" | "unknown_feature" | "invalid_quantity" | "validation_failed" | "spend_limit_exceeded" | "rate_limited" | "too_many_streams" | "storage_unavailable" | "unavailable" | "internal" | "method_not_allowed" | "card_declined" | "no_payment_method" | "refund_window_closed" | "nothing_to_refund" | "payment_provider_error" | "link_used" | "link_expired" | "embed_token_invalid" | "embed_token_expired" | "embed_token_revoked" | "embed_wrong_customer" | "embed_wrong_origin" | "origin_not_allowed";
+export type ErrorType = "invalid_request" | "out_of_range" | "unauthorized" | "forbidden" | "not_found" | "customer_not_found" | "hold_not_found" | "idempotency_conflict" | "hold_not_active" | "conflict" | "insufficient_credits" | "request_too_large" | "unknown_feature" | "invalid_quantity" | "validation_failed" | "spend_limit_exceeded" | "account_frozen" | "rate_limited" | "too_many_streams" | "storage_unavailable" | "unavailable" | "internal" | "method_not_allowed" | "card_declined" | "no_payment_method" | "refund_window_closed" | "nothing_to_refund" | "payment_provider_error" | "link_used" | "link_expired" | "invalid_webhook_url" | "unknown_event_type" | "embed_token_invalid" | "embed_token_expired" | "embed_token_revoked" | "embed_wrong_customer" | "embed_wrong_origin" | "origin_not_allowed";
 
 /** A billable action and its price. Responses always carry key, name, unit, credits and unit_size. */
 export type Feature = {
+  cost?: Cost;
   /** Price in credits per unit_size units (zero or more). */
   credits?: Credits;
   description?: string;
+  /** Prices per dimension (input, cached and output tokens...). A feature with dimensions has credits 0 and is metered with quantities, not quantity. */
+  dimensions?: Dimension[];
   key: string;
   /** Default: the key. */
   name?: string;
@@ -371,6 +400,26 @@ export type Money = {
   currency?: string;
 };
 
+/** A subscription plan: a price per interval that includes credits each period. Its credits are a lot with source subscription that expires at the period's end, unless the rollover policy keeps some. */
+export type Plan = {
+  credits: Credits;
+  interval?: "month" | "year";
+  /** 1-64 lower-case letters, digits, '.', '_', ':' or '-' */
+  key: string;
+  name?: string;
+  /** subscribers may buy credit packs on top */
+  packs?: boolean;
+  price: Money;
+  /** burn priority of the plan's credits (lower burns first); default 20, before purchased credits (50) */
+  priority?: number;
+  rollover?: {
+    max?: Credits;
+    /** how many periods rolled-over credits live after the period they came from */
+    periods?: number;
+    policy?: "none" | "up_to" | "all";
+  };
+};
+
 export type PortalSession = {
   customer: string;
   expires_at: Timestamp;
@@ -399,6 +448,8 @@ export type PriceBook = {
   features: Feature[];
   object: "price_book";
   packs: CreditPack[];
+  /** subscription plans (omitted when there are none) */
+  plans?: Plan[];
   published_at: Timestamp;
   version: number;
 };
@@ -409,6 +460,8 @@ export type PriceBookInput = {
   currency?: string;
   features: Feature[];
   packs?: CreditPack[] | null;
+  /** subscription plans (omitted when there are none) */
+  plans?: Plan[];
   /** Accepted and ignored: Tally sets the time. */
   published_at?: Timestamp;
   /** Accepted and ignored: Tally numbers versions. */
@@ -420,6 +473,9 @@ export type PriceBookList = List & {
   data?: PriceBook[];
 };
 
+/** A quantity per dimension, for a feature priced per dimension (its dimensions in the price book): at most 20 keys, each zero or more, at least one above zero. Each dimension is priced at its own rate, rounded down to 0.001 credit, and the sum is charged as one debit. */
+export type Quantities = Record<string, Quantity>;
+
 /** An amount of a feature's unit (requests, images, tokens, seconds) as a JSON number with at most 3 decimals, such as 1, 1234 or 12.345. */
 export type Quantity = number;
 
@@ -428,6 +484,8 @@ export type Quote = {
   /** Whether a debit of this amount would be accepted now. */
   affordable: boolean;
   available: Credits;
+  /** For a feature priced per dimension: each dimension's quantity and credits (quantity is then 0). Absent otherwise. */
+  breakdown?: DimensionCharge[];
   /** What the action would cost now. */
   credits: Credits;
   customer: string;
@@ -436,13 +494,39 @@ export type Quote = {
   price_version: number;
   quantity: Quantity;
   /** Why not, when affordable is false. */
-  reason?: "insufficient_credits" | "spend_limit_exceeded";
+  reason?: "insufficient_credits" | "spend_limit_exceeded" | "account_frozen";
 };
 
 /** The caps a customer set for themselves in the portal. Read-only in the API. They apply beside the operator's caps in limits (the tighter refuses, with scope customer_self), and can never be set above them. */
 export type SpendCaps = {
   daily_cap: Credits | null;
   monthly_cap: Credits | null;
+};
+
+export type Subscription = {
+  cancel_at_period_end?: boolean;
+  canceled_at?: string;
+  created_at?: string;
+  current_period_end?: string;
+  current_period_start?: string;
+  /** Tally's customer id */
+  customer?: string;
+  /** sub_... */
+  id?: string;
+  /** a downgrade waiting for the period's end */
+  next_plan?: string;
+  object?: "subscription";
+  period_credits?: {
+    granted?: Credits;
+    left?: Credits;
+    rolled_over?: Credits;
+  };
+  /** the plan's key */
+  plan?: string;
+  /** the price book version whose plan the customer pays for */
+  price_version?: number;
+  provider?: "sandbox" | "stripe";
+  status?: "active" | "past_due" | "canceled";
 };
 
 /** RFC 3339 time in UTC with microseconds. */
@@ -475,15 +559,64 @@ export type TopUp = {
 };
 
 /** Meters one action. */
-export type UsageRequest = {
-  /** cus_ id or external_id. */
-  customer: string;
-  /** Feature key from the current price book (chat.request, gpt-4o.tokens...). */
-  feature: string;
-  /** Idempotency key (printable ASCII without spaces, at most 255 characters). The same as the Idempotency-Key header; send either, or both with the same value. */
+export type UsageRequest = unknown;
+
+export type WebhookAttempt = {
+  attempted_at?: Timestamp;
+  error?: string;
+  latency_ms?: number;
+  /** The first 512 bytes of the answer's body. */
+  response?: string;
+  /** 0: no HTTP answer (see error). */
+  status_code?: number;
+};
+
+export type WebhookDelivery = {
+  attempt_count?: number;
+  attempts?: WebhookAttempt[];
+  created_at?: Timestamp;
+  customer?: string;
+  endpoint?: string;
+  event_type?: string;
+  id?: string;
+  /** The webhook-id header: evt_<seq> for an event, msg_test_... for a test. */
+  message_id?: string;
+  next_attempt_at?: Timestamp;
+  object?: "webhook_delivery";
+  status?: "pending" | "succeeded" | "failed";
+};
+
+export type WebhookDeliveryList = List & {
+  data?: WebhookDelivery[];
+};
+
+export type WebhookEndpoint = {
+  created_at: Timestamp;
+  description?: string;
+  /** Why Tally disabled it (deliveries failed for 3 days); absent when enabled or disabled by a person. */
+  disabled_reason?: string;
+  enabled: boolean;
+  event_types: string[];
+  id: string;
+  object: "webhook_endpoint";
+  previous_secret_valid_until?: Timestamp;
+  /** whsec_...: only in the answers of create and rotate-secret. */
+  secret?: string;
+  updated_at?: Timestamp;
+  url: string;
+};
+
+export type WebhookEndpointInput = {
+  description?: string;
+  /** Default true. */
+  enabled?: boolean;
+  /** Event types to receive (see docs/api.md, Webhooks), or ["*"] for every type. Default ["*"]. Unknown types are 422 unknown_event_type. */
+  event_types?: string[];
   idempotency_key?: string;
-  /** Tags to keep with the usage (user, project, model...): at most 20 keys of 1-40 bytes, values of at most 500 bytes, no control characters. Omitted from responses when empty. */
-  metadata?: Record<string, string>;
-  /** Units of the feature's unit: more than zero. */
-  quantity: Quantity;
+  /** An absolute http(s) URL. Loopback and private addresses only with --webhook-allow-private (422 invalid_webhook_url). */
+  url?: string;
+};
+
+export type WebhookEndpointList = List & {
+  data?: WebhookEndpoint[];
 };
