@@ -48,6 +48,21 @@ func GenerateSchema(openapi []byte) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// onlyConstraints reports whether every alternative only constrains the
+// schema beside it (such as "one of quantity or quantities is required"),
+// adding no type of its own: the schema's own type stands.
+func onlyConstraints(alts []any) bool {
+	for _, a := range alts {
+		m, _ := a.(map[string]any)
+		for k := range m {
+			if k != "required" && k != "description" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // tsType is the TypeScript type of a JSON schema.
 func tsType(s map[string]any, indent string) string {
 	if ref, ok := s["$ref"].(string); ok {
@@ -64,7 +79,7 @@ func tsType(s map[string]any, indent string) string {
 		return strings.Join(parts, " | ")
 	}
 	for _, k := range []string{"oneOf", "anyOf"} {
-		if alts, ok := s[k].([]any); ok {
+		if alts, ok := s[k].([]any); ok && !onlyConstraints(alts) {
 			var parts []string
 			for _, a := range alts {
 				parts = append(parts, tsType(a.(map[string]any), indent))

@@ -66,7 +66,17 @@ export type Burn = {
 };
 
 /** A held call's actual usage. */
-export type CaptureRequest = unknown;
+export type CaptureRequest = {
+  feature: string;
+  /** Idempotency key (printable ASCII without spaces, at most 255 characters). The same as the Idempotency-Key header; send either, or both with the same value. */
+  idempotency_key?: string;
+  /** Tags to keep with the usage (user, project, model...): at most 20 keys of 1-40 bytes, values of at most 500 bytes, no control characters. Omitted from responses when empty. */
+  metadata?: Record<string, string>;
+  /** Instead of quantity, for a feature priced per dimension (send exactly one of the two). */
+  quantities?: Quantities;
+  /** The actual usage: more than zero. */
+  quantity?: Quantity;
+};
 
 /** What a million units cost the product (from the model provider), for the margin; never charged. */
 export type Cost = {
@@ -559,7 +569,20 @@ export type TopUp = {
 };
 
 /** Meters one action. */
-export type UsageRequest = unknown;
+export type UsageRequest = {
+  /** cus_ id or external_id. */
+  customer: string;
+  /** Feature key from the current price book (chat.request, gpt-4o.tokens...). */
+  feature: string;
+  /** Idempotency key (printable ASCII without spaces, at most 255 characters). The same as the Idempotency-Key header; send either, or both with the same value. */
+  idempotency_key?: string;
+  /** Tags to keep with the usage (user, project, model...): at most 20 keys of 1-40 bytes, values of at most 500 bytes, no control characters. Omitted from responses when empty. */
+  metadata?: Record<string, string>;
+  /** Instead of quantity, for a feature priced per dimension (send exactly one of the two). */
+  quantities?: Quantities;
+  /** Units of the feature's unit: more than zero. */
+  quantity?: Quantity;
+};
 
 export type WebhookAttempt = {
   attempted_at?: Timestamp;
