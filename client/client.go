@@ -275,11 +275,14 @@ func decodeError(res *http.Response, data []byte, idemKey string) *Error {
 // UsageRequest meters one action. IdempotencyKey: one is generated when
 // empty (and set here, for the caller to retry with later).
 type UsageRequest struct {
-	Customer       string            `json:"customer"` // cus_ id or your external_id
-	Feature        string            `json:"feature"`
-	Quantity       Quantity          `json:"quantity"`
-	IdempotencyKey string            `json:"idempotency_key,omitempty"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
+	Customer string   `json:"customer"` // cus_ id or your external_id
+	Feature  string   `json:"feature"`
+	Quantity Quantity `json:"quantity,omitempty"`
+	// Quantities, instead of Quantity, for a feature priced per dimension:
+	// {"input_tokens": client.Units(1200), "output_tokens": client.Units(350)}.
+	Quantities     map[string]Quantity `json:"quantities,omitempty"`
+	IdempotencyKey string              `json:"idempotency_key,omitempty"`
+	Metadata       map[string]string   `json:"metadata,omitempty"`
 }
 
 // Debit is one charge of usage.
@@ -288,6 +291,7 @@ type Debit struct {
 	Customer       string            `json:"customer"`
 	Feature        string            `json:"feature"`
 	Quantity       Quantity          `json:"quantity"`
+	Breakdown      []DimensionCharge `json:"breakdown,omitempty"` // per dimension, for a feature priced so
 	CreditsCharged Credits           `json:"credits_charged"`
 	BalanceAfter   Credits           `json:"balance_after"`
 	PriceVersion   int64             `json:"price_version"`
@@ -336,16 +340,20 @@ func (c *Client) UsageBatch(ctx context.Context, events []UsageRequest) ([]Batch
 	return out.Data, err
 }
 
+// DimensionCharge is one line of a debit's breakdown.
+type DimensionCharge = billing.DimensionCharge
+
 // Quote is what an action would cost and whether it is affordable now.
 type Quote struct {
-	Customer     string   `json:"customer"`
-	Feature      string   `json:"feature"`
-	Quantity     Quantity `json:"quantity"`
-	Credits      Credits  `json:"credits"`
-	PriceVersion int64    `json:"price_version"`
-	Available    Credits  `json:"available"`
-	Affordable   bool     `json:"affordable"`
-	Reason       string   `json:"reason,omitempty"`
+	Customer     string            `json:"customer"`
+	Feature      string            `json:"feature"`
+	Quantity     Quantity          `json:"quantity"`
+	Breakdown    []DimensionCharge `json:"breakdown,omitempty"`
+	Credits      Credits           `json:"credits"`
+	PriceVersion int64             `json:"price_version"`
+	Available    Credits           `json:"available"`
+	Affordable   bool              `json:"affordable"`
+	Reason       string            `json:"reason,omitempty"`
 }
 
 // Quote prices an action without charging (GET /api/v1/quote).
@@ -368,10 +376,11 @@ type HoldRequest struct {
 
 // CaptureRequest charges a hold's actual usage.
 type CaptureRequest struct {
-	Feature        string            `json:"feature"`
-	Quantity       Quantity          `json:"quantity"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	IdempotencyKey string            `json:"idempotency_key,omitempty"`
+	Feature        string              `json:"feature"`
+	Quantity       Quantity            `json:"quantity,omitempty"`
+	Quantities     map[string]Quantity `json:"quantities,omitempty"` // instead of Quantity, per dimension
+	Metadata       map[string]string   `json:"metadata,omitempty"`
+	IdempotencyKey string              `json:"idempotency_key,omitempty"`
 }
 
 // Hold is a reservation of credits.

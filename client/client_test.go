@@ -49,6 +49,12 @@ func TestClient(t *testing.T) {
 	if after, _ := c.Balance(ctx, "acme-robotics"); after.Balance != b.Balance-client.CreditsOf(5) {
 		t.Fatalf("balance %v after one debit of 5 from %v", after.Balance, b.Balance)
 	}
+	// A feature priced per dimension (the demo's gpt-4o: 0.625 and 2.5 credits per 1,000 tokens).
+	dims, err := c.Usage(ctx, &client.UsageRequest{Customer: "acme-robotics", Feature: "gpt-4o",
+		Quantities: map[string]client.Quantity{"input_tokens": client.Units(1200), "output_tokens": client.Units(400)}})
+	if err != nil || dims.CreditsCharged != 1750 || len(dims.Breakdown) != 2 || dims.Breakdown[1].Dimension != "output_tokens" {
+		t.Fatalf("usage per dimension: %+v %v", dims, err)
+	}
 
 	items, err := c.UsageBatch(ctx, []client.UsageRequest{
 		{Customer: "acme-robotics", Feature: "chat.request", Quantity: client.Units(1)},
