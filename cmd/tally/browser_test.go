@@ -42,6 +42,12 @@ type browser struct {
 
 func newBrowser(t *testing.T, deadline time.Duration) *browser {
 	t.Helper()
+	if raceEnabled {
+		// The race detector slows the server ten-fold, and Chromium's waits
+		// then measure that, not Tally. The browser tests run in make test;
+		// the server code they drive runs under -race in the handler tests.
+		t.Skip("browser tests run without -race (make test)")
+	}
 	bin := chromiumPath()
 	if bin == "" {
 		t.Skip("chromium not found (install Debian's chromium, or run .ci/setup, or set TALLY_CHROMIUM): skipping the browser test")
