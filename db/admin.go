@@ -22,7 +22,7 @@ import (
 // FindAudit reads both.
 
 // adminBcryptCost is bcrypt's work factor for admin passwords.
-const adminBcryptCost = 12
+const adminBcryptCost = 12 // the default of Options.PasswordCost
 
 // CreateAdmin adds a member of staff. validation_failed, conflict.
 func (d *DB) CreateAdmin(ctx context.Context, email, password, role string) (billing.AdminUser, error) {
@@ -36,7 +36,7 @@ func (d *DB) CreateAdmin(ctx context.Context, email, password, role string) (bil
 	if err := billing.CheckAdminPassword(password); err != nil {
 		return billing.AdminUser{}, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), adminBcryptCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), d.pwCost)
 	if err != nil {
 		return billing.AdminUser{}, err
 	}
@@ -59,9 +59,12 @@ func (d *DB) CreateAdmin(ctx context.Context, email, password, role string) (bil
 
 var errAdminCredentials = billing.Errorf(billing.CodeUnauthorized, "That e-mail and password do not match an admin.")
 
-// dummyHash is compared against when the e-mail is unknown, so a wrong
-// e-mail takes as long as a wrong password and tells nothing.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tally: no such admin"), adminBcryptCost)
+// dummy is compared against when the e-mail is unknown, so a wrong e-mail
+// takes as long as a wrong password and tells nothing.
+func (d *DB) dummy() []byte {
+	d.dummyOnce.Do(func() { d.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tally: no such admin"), d.pwCost) })
+	return d.dummyHash
+}
 
 // AuthenticateAdmin checks an e-mail and password. unauthorized.
 func (d *DB) AuthenticateAdmin(ctx context.Context, email, password string) (billing.AdminUser, error) {
@@ -72,7 +75,7 @@ func (d *DB) AuthenticateAdmin(ctx context.Context, email, password string) (bil
 	err := d.read.QueryRowContext(ctx, `SELECT id, email, password_hash, role, created_at FROM admin_users WHERE email = ?`, email).
 		Scan(&a.ID, &a.Email, &hash, &a.Role, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(d.dummy(), []byte(password))
 		return billing.AdminUser{}, errAdminCredentials
 	}
 	if err != nil {

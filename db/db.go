@@ -36,6 +36,9 @@ type Options struct {
 	ReadConns int
 	// BusyTimeout is how long a connection waits for another process's write lock.
 	BusyTimeout time.Duration
+	// PasswordCost is the bcrypt cost of admin passwords. Default 12; tests
+	// lower it (bcrypt.MinCost), as bcrypt under -race takes seconds a hash.
+	PasswordCost int
 }
 
 // DB is an open Tally database: a pool of read connections and one writer.
@@ -47,6 +50,10 @@ type DB struct {
 	ckpt  *checkpointer
 	now   func() time.Time
 	log   *slog.Logger
+
+	pwCost    int
+	dummyOnce sync.Once
+	dummyHash []byte // see AuthenticateAdmin
 
 	// customerIDs caches external_id and id -> id. Both are immutable once a
 	// customer exists, so the cache never goes stale.
@@ -128,7 +135,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
-	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger, refillCh: make(chan struct{}, 1), eventCh: make(chan struct{}, 1),
+	if opts.PasswordCost == 0 {
+		opts.PasswordCost = adminBcryptCost
+	}
+	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger, pwCost: opts.PasswordCost, refillCh: make(chan struct{}, 1), eventCh: make(chan struct{}, 1),
 		ckpt: startCheckpointer(ckpt, opts.Logger)}
 	d.w, err = newWriter(d, write, opts.MaxBatch)
 	if err != nil {

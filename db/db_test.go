@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"golang.org/x/crypto/bcrypt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -24,7 +25,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 
 func mustOpenDB(t testing.TB, now func() time.Time) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"), db.Options{Now: now})
+	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"), db.Options{Now: now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"golang.org/x/crypto/bcrypt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -104,7 +105,7 @@ type apiOptions struct {
 func mustOpenDB(t *testing.T, clock *testClock) *db.DB {
 	t.Helper()
 	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"),
-		db.Options{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		db.Options{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatalf("db.Open: %v", err)
 	}
