@@ -256,6 +256,22 @@ func TestAdminAPIKeys(t *testing.T) {
 	if strings.Join(made.AllowedOrigins, " ") != "http://localhost:3000 https://app.example.com" {
 		t.Fatalf("origins %q", made.AllowedOrigins)
 	}
+	// Last used: stored in the background after a request with the key.
+	lastUsed := func() string {
+		row := doc(t, v.get("/admin/api-keys")).Find(`[data-testid="api-key-row"]:contains("` + k.Prefix + `")`)
+		return strings.TrimSpace(row.Find(`[data-testid="api-key-last-used"]`).Text())
+	}
+	if got := lastUsed(); got != "never used" {
+		t.Fatalf("a key never used shows %q", got)
+	}
+	a.do("GET", "/api/v1/customers/"+a.namedCustomer(t, "used", "Used Co")+"/balance", secret, nil).want(t, http.StatusOK)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.HasPrefix(lastUsed(), "last used") {
+		if time.Now().After(deadline) {
+			t.Fatalf("last use not shown: %q", lastUsed())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	list := v.get("/admin/api-keys").want(t, http.StatusOK)
 	if strings.Contains(string(list.Raw), secret) || !strings.Contains(string(list.Raw), made.Prefix) || !strings.Contains(string(list.Raw), "https://app.example.com") {
 		t.Fatal("the list shows the secret, or lacks the key")
