@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
@@ -18,6 +20,25 @@ type adminKeyStore interface {
 	CreateAPIKey(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int) (billing.APIKey, string, error)
 	SetAPIKeyOrigins(ctx context.Context, ref string, origins []string) ([]string, error)
 	RevokeAPIKey(ctx context.Context, ref string) (billing.APIKey, error)
+}
+
+// keyForms remembers the create forms already sent (their nonce, for a
+// day, in this process), so a reload of the page that showed a secret
+// makes no second key: LoadOrStore lets exactly one request through.
+var keyForms sync.Map // nonce -> time sent
+
+func firstKeyForm(nonce string) bool {
+	now := time.Now()
+	_, seen := keyForms.LoadOrStore(nonce, now)
+	if !seen {
+		keyForms.Range(func(k, v any) bool {
+			if now.Sub(v.(time.Time)) > 24*time.Hour {
+				keyForms.Delete(k)
+			}
+			return true
+		})
+	}
+	return !seen
 }
 
 // parseOrigins reads allowed origins, one a line, with the same parser
@@ -43,7 +64,7 @@ func parseOrigins(text string) ([]string, string) {
 
 // GET /admin/api-keys: every key, newest first.
 func (s *Server) adminAPIKeys(c echo.Context) error {
-	return s.renderAdminAPIKeys(c, http.StatusOK, views.AdminAPIKeysPage{Form: views.AdminAPIKeyForm{Scope: billing.ScopeRead}})
+	return s.renderAdminAPIKeys(c, http.StatusOK, views.AdminAPIKeysPage{Form: views.AdminAPIKeyForm{Scope: billing.ScopeRead, Nonce: confirmKey()}})
 }
 
 func (s *Server) renderAdminAPIKeys(c echo.Context, status int, d views.AdminAPIKeysPage) error {
@@ -60,7 +81,10 @@ func (s *Server) renderAdminAPIKeys(c echo.Context, status int, d views.AdminAPI
 func (s *Server) adminAPIKeyCreate(c echo.Context) error {
 	f := readForm(c)
 	vf := views.AdminAPIKeyForm{Name: strings.TrimSpace(f.Value("name")), Scope: f.Value("scope"), DailyCap: f.Value("daily_cap"),
-		MonthlyCap: f.Value("monthly_cap"), RateLimit: f.Value("rate_limit"), Origins: f.Value("origins")}
+		MonthlyCap: f.Value("monthly_cap"), RateLimit: f.Value("rate_limit"), Origins: f.Value("origins"), Nonce: f.Value("nonce")}
+	if vf.Nonce == "" || len(vf.Nonce) > 100 {
+		vf.Nonce = confirmKey()
+	}
 	switch {
 	case vf.Name == "":
 		f.Fail("name", "Name the key after what uses it, such as \"Production app server\".")
@@ -97,6 +121,10 @@ func (s *Server) adminAPIKeyCreate(c echo.Context) error {
 		vf.Errors = f.Errors
 		return s.renderAdminAPIKeys(c, http.StatusUnprocessableEntity, views.AdminAPIKeysPage{Form: vf})
 	}
+	if !firstKeyForm(vf.Nonce) {
+		adminFlash(c, "info", "This form was sent already: its key is in the list, and its secret was shown once.")
+		return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+	}
 	ks := s.store.(adminKeyStore)
 	k, secret, err := ks.CreateAPIKey(c.Request().Context(), vf.Name, vf.Scope, lim, rate)
 	if err != nil {
@@ -128,7 +156,7 @@ func (s *Server) adminAPIKeyOrigins(c echo.Context) error {
 	text := c.FormValue("origins")
 	origins, oerr := parseOrigins(text)
 	if oerr != "" {
-		return s.renderAdminAPIKeys(c, http.StatusUnprocessableEntity, views.AdminAPIKeysPage{Form: views.AdminAPIKeyForm{Scope: billing.ScopeRead},
+		return s.renderAdminAPIKeys(c, http.StatusUnprocessableEntity, views.AdminAPIKeysPage{Form: views.AdminAPIKeyForm{Scope: billing.ScopeRead, Nonce: confirmKey()},
 			EditKey: key.ID, EditOrigins: text, EditError: oerr})
 	}
 	set, err := ks.SetAPIKeyOrigins(c.Request().Context(), key.ID, origins)

@@ -237,9 +237,15 @@ func TestAdminAPIKeys(t *testing.T) {
 		t.Fatalf("invalid forms made keys: %d", n)
 	}
 
-	r = v.adminPost("/admin/api-keys", "/admin/api-keys", url.Values{"name": {"Widget server"}, "scope": {"portal"}, "daily_cap": {"1000"},
-		"origins": {"https://App.Example.com\n\nhttp://localhost:3000\n"}}).want(t, http.StatusOK)
+	form := url.Values{"name": {"Widget server"}, "scope": {"portal"}, "daily_cap": {"1000"},
+		"origins": {"https://App.Example.com\n\nhttp://localhost:3000\n"}, "nonce": {"form-" + time.Now().Format(time.RFC3339Nano)}}
+	r = v.adminPost("/admin/api-keys", "/admin/api-keys", form).want(t, http.StatusOK)
 	secret := secretOf(t, r)
+	// The same form again (a reload): no second key, no secret.
+	r = v.adminPost("/admin/api-keys", "/admin/api-keys", form)
+	if r.Status != http.StatusSeeOther || len(keys()) != 5 || !strings.Contains(testID(t, v.get("/admin/api-keys"), "flash"), "sent already") {
+		t.Fatalf("replayed create: %d, %d keys", r.Status, len(keys()))
+	}
 	if !strings.HasPrefix(secret, "tsk_") {
 		t.Fatalf("secret %q", secret)
 	}

@@ -63,6 +63,7 @@ type AdminConfirmAction struct {
 // AdminAPIKeyForm is the create form of an API key, as typed.
 type AdminAPIKeyForm struct {
 	Name, Scope, DailyCap, MonthlyCap, RateLimit, Origins string
+	Nonce                                                 string // one per form: a second post of it makes no second key
 	Errors                                                map[string]string
 }
 
