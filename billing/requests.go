@@ -25,6 +25,9 @@ type APIKey struct {
 	// AllowedOrigins are the origins whose pages may show the balance
 	// widget with this key's embed tokens (filled by listings only).
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// LastUsedAt is when the key last authenticated a request, to the
+	// minute (filled by listings only; nil: never).
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
 // API key scopes. A key has one; admin includes every other, metering and

@@ -25,8 +25,37 @@ type cachedKey struct {
 }
 
 type apiKeyCache struct {
-	mu sync.Mutex
-	m  map[[32]byte]cachedKey
+	mu   sync.Mutex
+	m    map[[32]byte]cachedKey
+	used map[string]time.Time // when each key's last use was last stored
+}
+
+// lastUsedEvery: a key's last use is stored at most this often, so the
+// request path queues one small write a minute per key, not one a request.
+const lastUsedEvery = time.Minute
+
+// noteKeyUse stores that a key was used, at most once a minute, in the
+// background: authentication never waits for it, and a lost write (a
+// closing database) only leaves the time a minute behind.
+func (d *DB) noteKeyUse(id string) {
+	now := time.Now()
+	c := &d.keys
+	c.mu.Lock()
+	if c.used == nil || len(c.used) > 10_000 {
+		c.used = map[string]time.Time{}
+	}
+	last, ok := c.used[id]
+	stale := !ok || now.Sub(last) >= lastUsedEvery
+	if stale {
+		c.used[id] = now
+	}
+	c.mu.Unlock()
+	if stale {
+		go d.Write(context.Background(), func(t *Tx) error {
+			_, err := t.exec(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`, micros(t.Now), id)
+			return err
+		})
+	}
 }
 
 func hashSecret(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
@@ -128,6 +157,7 @@ func (d *DB) Authenticate(ctx context.Context, secret string) (*billing.APIKey, 
 	if e.key == nil || e.key.RevokedAt != nil {
 		return nil, unauthorized
 	}
+	d.noteKeyUse(e.key.ID)
 	return e.key, nil
 }
 
@@ -152,6 +182,15 @@ func (d *DB) FindAPIKeys(ctx context.Context) ([]billing.APIKey, error) {
 	origins, err := d.apiKeyOrigins(ctx)
 	for i := range out {
 		out[i].AllowedOrigins = origins[out[i].ID]
+	}
+	if err != nil {
+		return out, err
+	}
+	used, err := d.apiKeysLastUsed(ctx)
+	for i := range out {
+		if at, ok := used[out[i].ID]; ok {
+			out[i].LastUsedAt = &at
+		}
 	}
 	return out, err
 }
@@ -205,4 +244,23 @@ func (d *DB) UpdateAPIKeyLimits(ctx context.Context, ref string, lim billing.Lim
 	d.keys.m = nil
 	d.keys.mu.Unlock()
 	return k, err
+}
+
+// apiKeysLastUsed reads when each used key was last used.
+func (d *DB) apiKeysLastUsed(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT id, last_used_at FROM api_keys WHERE last_used_at IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, err
+		}
+		out[id] = fromMicros(at)
+	}
+	return out, rows.Err()
 }

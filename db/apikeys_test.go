@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
@@ -68,5 +69,51 @@ func TestPortalScopeMigration(t *testing.T) {
 	// The foreign key from spend to keys still holds.
 	if _, err := old.Exec(`INSERT INTO api_key_spend (api_key_id, day, credits) VALUES ('key_ghost', '2026-03-10', 1)`); err == nil {
 		t.Fatal("api_key_spend took a row for a key that does not exist")
+	}
+}
+
+// A key's last use is stored in the background, at most once a minute.
+func TestAPIKeyLastUsed(t *testing.T) {
+	d := mustOpenDB(t, nil)
+	ctx := context.Background()
+	k, secret, err := d.CreateAPIKey(ctx, "used", billing.ScopeRead, billing.Limits{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastUsed := func() *time.Time {
+		keys, err := d.FindAPIKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range keys {
+			if x.ID == k.ID {
+				return x.LastUsedAt
+			}
+		}
+		t.Fatal("key not listed")
+		return nil
+	}
+	if lastUsed() != nil {
+		t.Fatal("a new key has a last use")
+	}
+	if _, err := d.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for lastUsed() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the last use was never stored")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	first := *lastUsed()
+	for range 20 {
+		if _, err := d.Authenticate(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := *lastUsed(); !got.Equal(first) {
+		t.Fatalf("stored again within the minute: %v then %v", first, got)
 	}
 }

@@ -45,6 +45,8 @@ func (s *Server) registerAdmin() {
 	g.GET("/finance", s.adminFinance, owner)
 	g.GET("/finance.csv", s.adminFinanceCSV, owner)
 
+	s.registerAdminConsole(g, support, admin) // webhooks and API keys
+
 	g.GET("/admins", s.adminAdminsPage, owner)
 	g.POST("/admins/:id/sign-out", s.adminSignOutEverywhere, owner)
 }

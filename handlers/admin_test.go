@@ -272,6 +272,19 @@ var adminRouteRoles = map[string]string{
 	"GET /admin/finance":                             billing.RoleOwner,
 	"GET /admin/finance.csv":                         billing.RoleOwner,
 	"POST /admin/admins/:id/sign-out":                billing.RoleOwner,
+	// Webhook endpoints and API keys (admin_console_test.go).
+	"GET /admin/webhooks":                                  billing.RoleSupport,
+	"POST /admin/webhooks":                                 billing.RoleAdmin,
+	"GET /admin/webhooks/:id":                              billing.RoleSupport,
+	"POST /admin/webhooks/:id":                             billing.RoleAdmin,
+	"POST /admin/webhooks/:id/rotate":                      billing.RoleAdmin,
+	"POST /admin/webhooks/:id/delete":                      billing.RoleAdmin,
+	"POST /admin/webhooks/:id/test":                        billing.RoleAdmin,
+	"POST /admin/webhooks/:id/deliveries/:delivery/resend": billing.RoleAdmin,
+	"GET /admin/api-keys":                                  billing.RoleSupport,
+	"POST /admin/api-keys":                                 billing.RoleAdmin,
+	"POST /admin/api-keys/:id/origins":                     billing.RoleAdmin,
+	"POST /admin/api-keys/:id/revoke":                      billing.RoleAdmin,
 }
 
 // TestAdminAuthorizationMatrix walks every /admin route of the router for
@@ -310,7 +323,13 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 	sort.SliceStable(routes, func(i, j int) bool {
 		return !strings.HasSuffix(routes[i], "/sign-out") && strings.HasSuffix(routes[j], "/sign-out")
 	})
-	fill := strings.NewReplacer(":topup", "tu_none", ":id/flags/:flag", cus+"/flags/999", "customers/:id", "customers/"+cus, "admins/:id", "admins/"+spare.ID)
+	hookURL := "https://example.com/hooks"
+	hook, _, err := a.DB.CreateWebhookEndpoint(context.Background(), billing.WebhookEndpointInput{URL: &hookURL, EventTypes: &[]string{billing.AllEvents}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := strings.NewReplacer(":topup", "tu_none", ":id/flags/:flag", cus+"/flags/999", "customers/:id", "customers/"+cus, "admins/:id", "admins/"+spare.ID,
+		"webhooks/:id", "webhooks/"+hook.ID, ":delivery", "whd_1", "api-keys/:id", "api-keys/"+a.ReadKey.ID)
 	before := a.balance(t, cus)["balance"]
 	for _, route := range routes {
 		min, ok := adminRouteRoles[route]

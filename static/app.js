@@ -222,4 +222,23 @@
       if (bad.scrollIntoView) bad.scrollIntoView({ block: "center" });
     }
   });
+  // A secret shown once: [data-copy="#id"] copies the field's value; the
+  // field selects itself when focused ([data-select-all]).
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target.closest ? evt.target.closest("[data-copy]") : null;
+    if (!btn) return;
+    var field = document.querySelector(btn.getAttribute("data-copy"));
+    if (!field) return;
+    field.select();
+    var done = function () { btn.textContent = "Copied"; };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
+    } else {
+      document.execCommand("copy");
+      done();
+    }
+  });
+  document.addEventListener("focusin", function (evt) {
+    if (evt.target.hasAttribute && evt.target.hasAttribute("data-select-all")) evt.target.select();
+  });
 })();

@@ -1,0 +1,213 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/handlers/forms"
+	"github.com/tally-billing/tally/views"
+)
+
+// adminKeyStore is what the console's API keys page needs (*db.DB).
+type adminKeyStore interface {
+	FindAPIKeys(ctx context.Context) ([]billing.APIKey, error)
+	CreateAPIKey(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int) (billing.APIKey, string, error)
+	SetAPIKeyOrigins(ctx context.Context, ref string, origins []string) ([]string, error)
+	RevokeAPIKey(ctx context.Context, ref string) (billing.APIKey, error)
+}
+
+// keyForms remembers the create forms already sent (their nonce, for a
+// day, in this process), so a reload of the page that showed a secret
+// makes no second key: LoadOrStore lets exactly one request through.
+var keyForms sync.Map // nonce -> time sent
+
+func firstKeyForm(nonce string) bool {
+	now := time.Now()
+	_, seen := keyForms.LoadOrStore(nonce, now)
+	if !seen {
+		keyForms.Range(func(k, v any) bool {
+			if now.Sub(v.(time.Time)) > 24*time.Hour {
+				keyForms.Delete(k)
+			}
+			return true
+		})
+	}
+	return !seen
+}
+
+// parseOrigins reads allowed origins, one a line, with the same parser
+// as the CLI's --allowed-origin; the first bad line is the error.
+func parseOrigins(text string) ([]string, string) {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		o, err := billing.ParseOrigin(line)
+		if err != nil {
+			return nil, billing.ErrorMessage(err)
+		}
+		out = append(out, o)
+	}
+	if len(out) > 100 {
+		return nil, "List at most 100 origins."
+	}
+	return out, ""
+}
+
+// GET /admin/api-keys: every key, newest first.
+func (s *Server) adminAPIKeys(c echo.Context) error {
+	return s.renderAdminAPIKeys(c, http.StatusOK, views.AdminAPIKeysPage{Form: views.AdminAPIKeyForm{Scope: billing.ScopeRead, Nonce: confirmKey()}})
+}
+
+func (s *Server) renderAdminAPIKeys(c echo.Context, status int, d views.AdminAPIKeysPage) error {
+	var err error
+	if d.Keys, err = s.store.(adminKeyStore).FindAPIKeys(c.Request().Context()); err != nil {
+		return err
+	}
+	d.Scopes = billing.Scopes()
+	return render(c, status, views.AdminAPIKeysView(s.adminShell(c, "API keys", "api-keys"), d))
+}
+
+// POST /admin/api-keys creates a key and shows its secret, once (only its
+// hash is stored).
+func (s *Server) adminAPIKeyCreate(c echo.Context) error {
+	f := readForm(c)
+	vf := views.AdminAPIKeyForm{Name: strings.TrimSpace(f.Value("name")), Scope: f.Value("scope"), DailyCap: f.Value("daily_cap"),
+		MonthlyCap: f.Value("monthly_cap"), RateLimit: f.Value("rate_limit"), Origins: f.Value("origins"), Nonce: f.Value("nonce")}
+	if vf.Nonce == "" || len(vf.Nonce) > 100 {
+		vf.Nonce = confirmKey()
+	}
+	switch {
+	case vf.Name == "":
+		f.Fail("name", "Name the key after what uses it, such as \"Production app server\".")
+	case len(vf.Name) > 100:
+		f.Fail("name", "Keep the name under 100 characters.")
+	}
+	if !billing.ValidScope(vf.Scope) {
+		f.Fail("scope", "Choose a scope.")
+	}
+	var lim billing.Limits
+	lim.DailyCap = f.Credits("daily_cap", forms.Opts{Negative: "A cap can't be negative: leave it empty for no cap."})
+	lim.MonthlyCap = f.Credits("monthly_cap", forms.Opts{Negative: "A cap can't be negative: leave it empty for no cap."})
+	rate := 0
+	if r := f.Whole("rate_limit", forms.Opts{Negative: "The rate limit can't be negative: leave it empty for none."}); r != nil {
+		rate = *r
+		if rate > 1_000_000 {
+			f.Fail("rate_limit", "At most 1,000,000 requests per second.")
+		}
+	}
+	origins, oerr := parseOrigins(vf.Origins)
+	if oerr != "" {
+		f.Fail("origins", oerr)
+	}
+	if f.Valid() {
+		if err := lim.Validate(); err != nil {
+			field := map[string]string{"daily_cap": "daily_cap", "monthly_cap": "monthly_cap"}[errorParam(err)]
+			if field == "" {
+				field = "daily_cap"
+			}
+			f.Fail(field, billing.ErrorMessage(err))
+		}
+	}
+	if !f.Valid() {
+		vf.Errors = f.Errors
+		return s.renderAdminAPIKeys(c, http.StatusUnprocessableEntity, views.AdminAPIKeysPage{Form: vf})
+	}
+	if !firstKeyForm(vf.Nonce) {
+		adminFlash(c, "info", "This form was sent already: its key is in the list, and its secret was shown once.")
+		return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+	}
+	ks := s.store.(adminKeyStore)
+	k, secret, err := ks.CreateAPIKey(c.Request().Context(), vf.Name, vf.Scope, lim, rate)
+	if err != nil {
+		return err
+	}
+	if len(origins) > 0 {
+		if k.AllowedOrigins, err = ks.SetAPIKeyOrigins(c.Request().Context(), k.ID, origins); err != nil {
+			return err
+		}
+	}
+	after, _ := json.Marshal(map[string]any{"id": k.ID, "name": k.Name, "scope": k.Scope, "prefix": k.Prefix, "limits": k.Limits,
+		"rate_limit": k.RateLimit, "allowed_origins": k.AllowedOrigins})
+	if err := s.audit(c, billing.AuditAPIKeyCreated, "", "", "", string(after)); err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.AdminSecretView(s.adminShell(c, "API key created", "api-keys"), views.AdminSecret{
+		Heading: "API key created", Intro: "The secret of " + k.Name + " (" + k.Scope + " scope). Only its hash is stored: put it in your app's secrets now.",
+		Secret: secret, Back: "/admin/api-keys", BackLabel: "Back to API keys"}))
+}
+
+// POST /admin/api-keys/:id/origins replaces a key's allowed origins.
+func (s *Server) adminAPIKeyOrigins(c echo.Context) error {
+	ks := s.store.(adminKeyStore)
+	id := c.Param("id")
+	key, err := findKey(c, ks, id)
+	if err != nil {
+		return err
+	}
+	text := c.FormValue("origins")
+	origins, oerr := parseOrigins(text)
+	if oerr != "" {
+		return s.renderAdminAPIKeys(c, http.StatusUnprocessableEntity, views.AdminAPIKeysPage{Form: views.AdminAPIKeyForm{Scope: billing.ScopeRead, Nonce: confirmKey()},
+			EditKey: key.ID, EditOrigins: text, EditError: oerr})
+	}
+	set, err := ks.SetAPIKeyOrigins(c.Request().Context(), key.ID, origins)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(map[string]any{"id": key.ID, "allowed_origins": key.AllowedOrigins})
+	a, _ := json.Marshal(map[string]any{"id": key.ID, "allowed_origins": set})
+	if err := s.audit(c, billing.AuditAPIKeyOrigins, "", "", string(b), string(a)); err != nil {
+		return err
+	}
+	adminFlash(c, "success", "Allowed origins of "+key.Name+" saved ("+plural(len(set), "origin")+").")
+	return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+}
+
+func findKey(c echo.Context, ks adminKeyStore, id string) (billing.APIKey, error) {
+	keys, err := ks.FindAPIKeys(c.Request().Context())
+	if err != nil {
+		return billing.APIKey{}, err
+	}
+	for _, k := range keys {
+		if k.ID == id {
+			return k, nil
+		}
+	}
+	return billing.APIKey{}, billing.Errorf(billing.CodeNotFound, "No API key %q.", id)
+}
+
+// POST /admin/api-keys/:id/revoke: after a confirmation.
+func (s *Server) adminAPIKeyRevoke(c echo.Context) error {
+	ks := s.store.(adminKeyStore)
+	key, err := findKey(c, ks, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if key.RevokedAt != nil {
+		adminFlash(c, "info", key.Name+" was revoked already.")
+		return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+	}
+	if c.FormValue("confirm") != "1" {
+		return render(c, http.StatusOK, views.AdminConfirmActionView(s.adminShell(c, "Revoke the key", "api-keys"), views.AdminConfirmAction{
+			Heading: "Revoke " + key.Name + "?", Message: "Requests with " + key.Prefix + "… are refused within seconds, and its embed tokens stop working. This can't be undone: create a new key to replace it.",
+			Action: "/admin/api-keys/" + key.ID + "/revoke", Button: "Revoke key", Cancel: "/admin/api-keys", Danger: true}))
+	}
+	k, err := ks.RevokeAPIKey(c.Request().Context(), key.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(c, billing.AuditAPIKeyRevoked, "", "", key.ID+" "+key.Name, k.RevokedAt.UTC().Format("2006-01-02T15:04:05Z")); err != nil {
+		return err
+	}
+	adminFlash(c, "success", key.Name+" is revoked.")
+	return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+}

@@ -1,0 +1,92 @@
+package views
+
+import (
+	"slices"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+)
+
+// EventGroup is a group of event types (balance.*, topup.*) in a form.
+type EventGroup struct {
+	Name  string
+	Types []string
+}
+
+// AdminWebhookForm is the create or edit form of an endpoint.
+type AdminWebhookForm struct {
+	URL, Description string
+	All              bool
+	Types            []string
+	Enabled          bool
+	Key              string // the create form's idempotency key
+	Errors           map[string]string
+}
+
+// Has reports whether an event type is ticked.
+func (f AdminWebhookForm) Has(t string) bool { return slices.Contains(f.Types, t) }
+
+// AdminWebhookRow is an endpoint in the list with its last delivery.
+type AdminWebhookRow struct {
+	Endpoint billing.WebhookEndpoint
+	Last     *billing.WebhookDelivery
+}
+
+// AdminWebhooksPage is /admin/webhooks.
+type AdminWebhooksPage struct {
+	Rows   []AdminWebhookRow
+	Form   AdminWebhookForm
+	Groups []EventGroup
+}
+
+// AdminWebhookPage is /admin/webhooks/{id}.
+type AdminWebhookPage struct {
+	Endpoint   billing.WebhookEndpoint
+	Form       AdminWebhookForm
+	Groups     []EventGroup
+	Deliveries []billing.WebhookDelivery
+	Now        time.Time
+}
+
+// AdminSecret shows a secret once, after it is made.
+type AdminSecret struct {
+	Heading, Intro, Secret, Back, BackLabel string
+}
+
+// AdminConfirmAction confirms an action that moves no money (rotate,
+// delete, revoke).
+type AdminConfirmAction struct {
+	Heading, Message, Action, Button, Cancel string
+	Danger                                   bool
+}
+
+// AdminAPIKeyForm is the create form of an API key, as typed.
+type AdminAPIKeyForm struct {
+	Name, Scope, DailyCap, MonthlyCap, RateLimit, Origins string
+	Nonce                                                 string // one per form: a second post of it makes no second key
+	Errors                                                map[string]string
+}
+
+// AdminAPIKeysPage is /admin/api-keys.
+type AdminAPIKeysPage struct {
+	Keys   []billing.APIKey
+	Scopes []string
+	Form   AdminAPIKeyForm
+	// The origins form that failed: its key, text and error.
+	EditKey, EditOrigins, EditError string
+}
+
+// scopeHelp says what a key of each scope may do.
+func scopeHelp(scope string) string {
+	switch scope {
+	case billing.ScopeRead:
+		return "Balances, usage and the ledger; changes nothing."
+	case billing.ScopeMetering:
+		return "Read, plus debits, holds and usage events: for app servers."
+	case billing.ScopePortal:
+		return "Read, plus portal sign-in links and embed tokens, which can spend a saved card."
+	case billing.ScopeAdmin:
+		return "Everything: grants, refunds, price books, webhook endpoints."
+	}
+	return ""
+}
