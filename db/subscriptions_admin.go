@@ -69,8 +69,12 @@ func (d *DB) GrantFreePeriodFrom(ctx context.Context, customer string, start tim
 		if err != nil {
 			return err
 		}
+		now, err := t.subNow(sub)
+		if err != nil {
+			return err
+		}
 		out, err = t.renew(RenewInput{Subscription: sub.ID, Invoice: invoice, Start: start,
-			Amount: billing.Money{Currency: plan.Price.Currency}, Actor: actor})
+			Amount: billing.Money{Currency: plan.Price.Currency}, Actor: actor, CloseAt: now})
 		return err
 	})
 	return out, err

@@ -45,3 +45,22 @@ func TestGrantFreePeriodFrom(t *testing.T) {
 	}
 	mustVerify(t, d)
 }
+
+// TestFreePeriodKeepsTheCurrentPeriod: a free period given mid-period
+// leaves the current period's credits to their own end (Starter keeps at
+// most 500 rolled over: closing the period early would expire 500 of its
+// 1,000 at once); at that end the rollover rule applies as usual.
+func TestFreePeriodKeepsTheCurrentPeriod(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
+	d := mustPlanDB(t, clk)
+	id := mustCustomer(t, d, "c1", 0)
+	if _, err := d.StartSubscription(ctx, db.SubscribeInput{Customer: id, Plan: "starter"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GrantFreePeriod(ctx, id, billing.Actor{Kind: billing.ActorAdmin, ID: "adm_1"}); err != nil {
+		t.Fatal(err)
+	}
+	mustBalance(t, d, id, 2000)
+	mustVerify(t, d)
+}

@@ -272,6 +272,10 @@ var adminRouteRoles = map[string]string{
 	"GET /admin/finance":                             billing.RoleOwner,
 	"GET /admin/finance.csv":                         billing.RoleOwner,
 	"POST /admin/admins/:id/sign-out":                billing.RoleOwner,
+	// Plans (admin_plans.go).
+	"GET /admin/plans":                      billing.RoleSupport,
+	"GET /admin/plans/:key":                 billing.RoleSupport,
+	"POST /admin/customers/:id/free-period": billing.RoleAdmin,
 }
 
 // TestAdminAuthorizationMatrix walks every /admin route of the router for

@@ -62,6 +62,8 @@ type AdminCustomerPage struct {
 	Notices   []billing.Notice
 	Settings  billing.CustomerSettings
 	Forms     AdminForms
+	// Subscription is the customer's plan (nil: never subscribed).
+	Subscription *AdminSubscription
 }
 
 // AdminForms are the customer page's action forms: the values as typed
