@@ -76,7 +76,7 @@ func TestAdminPlans(t *testing.T) {
 		sel := doc(t, r).Find(`[data-testid="plan-row"][data-plan="` + key + `"]`)
 		out := map[string]string{}
 		for _, id := range []string{"plan-name", "plan-price", "plan-credits", "plan-rollover", "plan-packs", "plan-subscribers", "plan-mrr"} {
-			out[id] = strings.Join(strings.Fields(sel.Find(`[data-testid="` + id + `"]`).Text()), " ")
+			out[id] = strings.Join(strings.Fields(sel.Find(`[data-testid="`+id+`"]`).Text()), " ")
 		}
 		return out
 	}
@@ -220,7 +220,7 @@ func TestAdminFreePeriod(t *testing.T) {
 
 	// A customer without a subscription: no panel, and the action says why.
 	other, _ := p.shopper(t, "nosub")
-	r = v.get("/admin/customers/" + other).want(t, http.StatusOK)
+	r = v.get("/admin/customers/"+other).want(t, http.StatusOK)
 	if doc(t, r).Find(`[data-testid="admin-subscription"]`).Length() != 0 {
 		t.Fatal("a subscription panel without a subscription")
 	}
