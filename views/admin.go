@@ -110,6 +110,10 @@ type AdminFinancePage struct {
 	Rows       []billing.FinanceDay
 	Sources    []string
 	Currencies []string
+	// MRR is as of now (its period's row shows it); TopUpsThisMonth is
+	// the current month's top-up revenue so far, per currency.
+	MRR             FinanceMRR
+	TopUpsThisMonth map[string]int64
 }
 
 // AdminAuditPage is /admin/audit.

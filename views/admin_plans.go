@@ -65,3 +65,12 @@ type AdminFreePeriodConfirm struct {
 	Before   billing.Credits // the balance now
 	Fields   map[string]string
 }
+
+// FinanceMRR is the monthly recurring revenue now, per currency, and the
+// finance period it belongs to ("2026-04-10" or "2026-04"): the store
+// keeps no history of it, so earlier periods show none.
+type FinanceMRR struct {
+	Period      string
+	Amounts     map[string]int64
+	Subscribers int
+}
