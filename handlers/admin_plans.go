@@ -150,7 +150,7 @@ func (s *Server) adminSubscription(ctx context.Context, customerID string) (*vie
 	if err != nil || sub == nil {
 		return nil, err
 	}
-	out := &views.AdminSubscription{Sub: *sub, Live: sub.Status != billing.SubCanceled}
+	out := &views.AdminSubscription{Sub: *sub, Live: sub.Status != billing.SubCanceled, Ahead: sub.CurrentPeriodStart.After(s.store.Now())}
 	pb, err := ps.PriceBookVersion(ctx, sub.PriceVersion)
 	if err != nil {
 		return nil, err

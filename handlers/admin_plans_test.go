@@ -189,6 +189,9 @@ func TestAdminFreePeriod(t *testing.T) {
 		t.Fatalf("after the free period: %s", got)
 	}
 	r = v.get(page).want(t, http.StatusOK)
+	if got := testID(t, r, "subscription-period"); got != "10 Apr – 10 May" || !strings.Contains(testID(t, r, "admin-subscription"), "free period ahead") {
+		t.Errorf("the period after a free one: %q", got)
+	}
 	if f := testID(t, r, "flash"); !strings.Contains(f, "a free month of Starter: 2,000 credits added; the next charge is on 10 May") {
 		t.Fatalf("flash: %q", f)
 	}

@@ -51,6 +51,9 @@ type AdminSubscription struct {
 	RolledOver billing.Credits
 	// Live: active or past due (a free period may be granted).
 	Live bool
+	// Ahead: the subscription's period has not started yet (a free period
+	// was given: the current one's credits are still in their lot).
+	Ahead bool
 	// FreePlan is the plan a free period would be on (a pending
 	// downgrade's, or the plan's); NextEnd is when that period would end.
 	FreePlan billing.Plan
