@@ -211,6 +211,20 @@ func TestAdminFreePeriod(t *testing.T) {
 	if recs := a.audit(t, billing.AuditFilter{Action: billing.AuditFreePeriod}); len(recs) != 1 {
 		t.Fatalf("a second press audited: %d records", len(recs))
 	}
+	// A confirmation of another period (a page from before a renewal):
+	// nothing granted, the flash says why.
+	stale := url.Values{}
+	for k, vs := range form {
+		stale[k] = vs
+	}
+	stale.Set("period", sub.CurrentPeriodStart.UTC().Format("2006-01-02T15:04:05.999999999Z07:00"))
+	v.location(v.post(page+"/free-period", stale), http.StatusSeeOther)
+	if f := testID(t, v.get(page), "flash"); !strings.Contains(f, "nothing was granted") {
+		t.Fatalf("stale confirmation flash: %q", f)
+	}
+	if got := p.available(t, id); got != billing.CreditsOf(4000) {
+		t.Fatalf("a stale confirmation: %s", got)
+	}
 	// A tampered period: not a valid confirmation.
 	bad := url.Values{}
 	for k, vs := range form {
