@@ -332,6 +332,10 @@ type RenewInput struct {
 	Start, End   time.Time
 	Amount       billing.Money
 	Actor        billing.Actor
+	// CloseAt closes the periods that end by then before granting (zero:
+	// Start). A free period given before the current one ends sets it to
+	// now, so the current period's credits live on to their own end.
+	CloseAt time.Time
 }
 
 // RenewSubscription grants a paid period's credits exactly once per
@@ -391,7 +395,11 @@ func (t *Tx) renew(in RenewInput) (SubscriptionResult, error) {
 	if err != nil {
 		return SubscriptionResult{}, err
 	}
-	if err := t.closePeriodsDue(w, start); err != nil {
+	closeAt := in.CloseAt
+	if closeAt.IsZero() || closeAt.After(start) {
+		closeAt = start
+	}
+	if err := t.closePeriodsDue(w, closeAt); err != nil {
 		return SubscriptionResult{}, err
 	}
 	end := in.End
@@ -827,9 +835,13 @@ func (d *DB) GrantFreePeriod(ctx context.Context, customer string, actor billing
 		if err != nil {
 			return err
 		}
+		now, err := t.subNow(sub)
+		if err != nil {
+			return err
+		}
 		start := sub.CurrentPeriodEnd
 		out, err = t.renew(RenewInput{Subscription: sub.ID, Invoice: "free_" + sub.ID[4:] + "_" + strconv.FormatInt(micros(start), 36),
-			Start: start, Amount: billing.Money{Currency: plan.Price.Currency}, Actor: actor})
+			Start: start, Amount: billing.Money{Currency: plan.Price.Currency}, Actor: actor, CloseAt: now})
 		return err
 	})
 	return out, err

@@ -63,6 +63,9 @@ func (s *Server) renderAdminCustomer(c echo.Context, status int, fm views.AdminF
 	if d.Settings, err = s.portal.FindCustomerSettings(ctx, cu.ID); err != nil {
 		return err
 	}
+	if d.Subscription, err = s.adminSubscription(ctx, cu.ID); err != nil {
+		return err
+	}
 	if s.cfg.Payments.Store != nil {
 		if d.Purchases, err = s.purchases(ctx, cu.ID); err != nil {
 			return err

@@ -56,13 +56,23 @@ func (s *Server) adminFinance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := views.AdminFinancePage{By: by, Now: now, Rows: rows, Sources: financeSources, Currencies: financeCurrencies(now, rows)}
+	mrr, err := s.financeMRR(c, by, &rows)
+	if err != nil {
+		return err
+	}
+	d := views.AdminFinancePage{By: by, Now: now, Rows: rows, Sources: financeSources, Currencies: financeCurrencies(now, rows, mrr), MRR: mrr}
+	if d.TopUpsThisMonth, err = s.topUpsThisMonth(c); err != nil {
+		return err
+	}
 	return render(c, http.StatusOK, views.AdminFinanceView(s.adminShell(c, "Finance", "finance"), d))
 }
 
 // financeCurrencies are the currencies any figure is in, sorted.
-func financeCurrencies(now billing.FinanceNow, rows []billing.FinanceDay) []string {
+func financeCurrencies(now billing.FinanceNow, rows []billing.FinanceDay, mrr views.FinanceMRR) []string {
 	set := map[string]bool{}
+	for k := range mrr.Amounts {
+		set[k] = true
+	}
 	for _, l := range now.Liability {
 		set[l.Currency] = true
 	}
@@ -92,7 +102,11 @@ func (s *Server) adminFinanceCSV(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	curs := financeCurrencies(now, rows)
+	mrr, err := s.financeMRR(c, by, &rows)
+	if err != nil {
+		return err
+	}
+	curs := financeCurrencies(now, rows, mrr)
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 	w.Header().Set(echo.HeaderContentDisposition, `attachment; filename="tally-finance-by-`+by+`.csv"`)
@@ -100,7 +114,7 @@ func (s *Server) adminFinanceCSV(c echo.Context) error {
 	cw := csv.NewWriter(w)
 	head := []string{by}
 	for _, cur := range curs {
-		head = append(head, "revenue_"+cur, "refunded_"+cur)
+		head = append(head, "revenue_"+cur, "refunded_"+cur, "mrr_"+cur)
 	}
 	for _, src := range financeSources {
 		head = append(head, "granted_"+src)
@@ -109,7 +123,11 @@ func (s *Server) adminFinanceCSV(c echo.Context) error {
 	for _, r := range rows {
 		line := []string{r.Day}
 		for _, cur := range curs {
-			line = append(line, minorString(r.Revenue[cur], cur), minorString(r.Refunded[cur], cur))
+			m := "" // MRR is known as of now only: the current period's row
+			if r.Day == mrr.Period {
+				m = minorString(mrr.Amounts[cur], cur)
+			}
+			line = append(line, minorString(r.Revenue[cur], cur), minorString(r.Refunded[cur], cur), m)
 		}
 		for _, src := range financeSources {
 			line = append(line, r.Granted[src].String())
@@ -140,4 +158,51 @@ func minorString(v int64, cur string) string {
 		s = "-" + s
 	}
 	return strings.TrimSpace(s)
+}
+
+// financeMRR is the monthly recurring revenue now (SubscribersPerPlan:
+// live subscriptions at the price of their version), and the period it
+// belongs to in rows: today, or this month. The store keeps no history of
+// MRR, so earlier periods have none. The current period gets a row when it
+// has no activity but there is MRR.
+func (s *Server) financeMRR(c echo.Context, by string, rows *[]billing.FinanceDay) (views.FinanceMRR, error) {
+	now := s.store.Now().UTC()
+	m := views.FinanceMRR{Period: now.Format(time.DateOnly), Amounts: map[string]int64{}}
+	if by == "month" {
+		m.Period = m.Period[:7]
+	}
+	ps, ok := s.adminPlans()
+	if !ok {
+		return m, nil
+	}
+	per, err := ps.SubscribersPerPlan(c.Request().Context())
+	if err != nil {
+		return m, err
+	}
+	for _, g := range per {
+		m.Amounts[g.MRR.Currency] += g.MRR.Amount
+		m.Subscribers += g.Subscribers
+	}
+	if m.Subscribers > 0 && (len(*rows) == 0 || (*rows)[len(*rows)-1].Day != m.Period) {
+		*rows = append(*rows, billing.FinanceDay{Day: m.Period, Revenue: map[string]int64{}, Refunded: map[string]int64{}, Granted: map[string]billing.Credits{}})
+	}
+	return m, nil
+}
+
+// topUpsThisMonth is the top-up revenue of the current calendar month
+// (UTC) so far, per currency: what the finance view sets beside MRR.
+func (s *Server) topUpsThisMonth(c echo.Context) (map[string]int64, error) {
+	now := s.store.Now().UTC()
+	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	days, err := s.store.FinanceDays(c.Request().Context(), first.Format(time.DateOnly), now.Format(time.DateOnly))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, d := range days {
+		for cur, v := range d.Revenue {
+			out[cur] += v
+		}
+	}
+	return out, nil
 }

@@ -93,13 +93,73 @@ func TestAdminFinance(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][]string{
-		{"month", "revenue_usd", "refunded_usd", "granted_purchase", "granted_promo", "granted_subscription", "granted_adjustment", "burned", "expired", "removed", "disputes"},
-		{"2026-03", "20.00", "0.00", "2000", "100", "0", "0", "250", "100", "0", "0"},
+		{"month", "revenue_usd", "refunded_usd", "mrr_usd", "granted_purchase", "granted_promo", "granted_subscription", "granted_adjustment", "burned", "expired", "removed", "disputes"},
+		{"2026-03", "20.00", "0.00", "", "2000", "100", "0", "0", "250", "100", "0", "0"},
 	}
 	if len(rows) != len(want) || strings.Join(rows[0], ",") != strings.Join(want[0], ",") || strings.Join(rows[1], ",") != strings.Join(want[1], ",") {
 		t.Fatalf("CSV:\n%v\nwant\n%v", rows, want)
 	}
 	if r := v.get("/admin/finance?by=year"); r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("by=year: %d", r.Status)
+	}
+}
+
+// TestAdminFinanceMRR: MRR beside top-up revenue, against a hand-computed
+// fixture (now is 10 Mar 2026, 12:00 UTC):
+//
+//	A buys 1,000 credits for $10.00 and subscribes to Starter ($19.00 a month)
+//	B subscribes to Pro ($49.00 a month)
+//	C subscribes to Team ($1,000.00 a year: $83.33 a month, rounded down)
+//	D subscribes to Starter and cancels at once (not counted)
+//
+// MRR: 19.00 + 49.00 + 83.33 = $151.33 from 3 live subscriptions; top-ups
+// this month $10.00. Only the current period (2026-03-10, or 2026-03 by
+// month) carries MRR, in the table and the CSV.
+func TestAdminFinanceMRR(t *testing.T) {
+	p, a := planAdminAPI(t)
+	pb := planBook()
+	pb.Plans = append(pb.Plans, billing.Plan{Key: "team", Name: "Team", Interval: billing.IntervalYear, Price: billing.Money{Amount: 1000_00},
+		Credits: billing.CreditsOf(100000), Rollover: billing.Rollover{Policy: billing.RolloverNone}})
+	ctx := context.Background()
+	if _, _, err := p.DB.PublishPriceBook(ctx, pb); err != nil {
+		t.Fatal(err)
+	}
+	idA, shopperA := p.shopper(t, "ma")
+	shopperA.addCard(cardOK)
+	shopperA.buy("pack_1000").want(t, http.StatusSeeOther)
+	subscribe(t, p, idA, "starter")
+	idB, _ := p.shopper(t, "mb")
+	subscribe(t, p, idB, "pro")
+	idC, _ := p.shopper(t, "mc")
+	subscribe(t, p, idC, "team")
+	idD, _ := p.shopper(t, "md")
+	subscribe(t, p, idD, "starter")
+	if _, err := p.DB.CancelSubscription(ctx, idD, false, billing.AdminActor(a.Owner.ID)); err != nil {
+		t.Fatal(err)
+	}
+
+	v := a.signIn(t, "owner@staff.test")
+	r := v.get("/admin/finance").want(t, http.StatusOK)
+	for id, want := range map[string]string{"mrr-usd": "$151.33", "mrr-subscribers": "3", "topups-month-usd": "$10.00"} {
+		if got := testID(t, r, id); got != want {
+			t.Errorf("%s = %q, want %q", id, got, want)
+		}
+	}
+	cell := func(r response, day string) string {
+		return strings.TrimSpace(doc(t, r).Find(`[data-testid="finance-row"][data-day="` + day + `"] [data-testid="mrr-row-usd"]`).Text())
+	}
+	if got := cell(r, "2026-03-10"); got != "$151.33" {
+		t.Errorf("today's MRR cell = %q", got)
+	}
+	if n := doc(t, r).Find(`[data-testid="mrr-row-usd"]`).Length(); n != 1 {
+		t.Errorf("%d rows show MRR, want 1 (today)", n)
+	}
+	r = v.get("/admin/finance.csv?by=month").want(t, http.StatusOK)
+	rows, err := csv.NewReader(strings.NewReader(string(r.Raw))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0][3] != "mrr_usd" || rows[1][0] != "2026-03" || rows[1][1] != "10.00" || rows[1][3] != "151.33" {
+		t.Fatalf("CSV: %v", rows)
 	}
 }

@@ -39,6 +39,8 @@ func (s *Server) registerAdmin() {
 	g.POST("/customers/:id/freeze", s.adminFreeze, admin)
 	g.POST("/customers/:id/unfreeze", s.adminFreeze, admin)
 
+	s.registerAdminPlans(g, support, admin)
+
 	g.GET("/audit", s.adminAudit, support)
 	g.GET("/audit.csv", s.adminAuditCSV, support)
 

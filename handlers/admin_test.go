@@ -285,6 +285,10 @@ var adminRouteRoles = map[string]string{
 	"POST /admin/api-keys":                                 billing.RoleAdmin,
 	"POST /admin/api-keys/:id/origins":                     billing.RoleAdmin,
 	"POST /admin/api-keys/:id/revoke":                      billing.RoleAdmin,
+	// Plans (admin_plans.go).
+	"GET /admin/plans":                      billing.RoleSupport,
+	"GET /admin/plans/:key":                 billing.RoleSupport,
+	"POST /admin/customers/:id/free-period": billing.RoleAdmin,
 }
 
 // TestAdminAuthorizationMatrix walks every /admin route of the router for

@@ -62,6 +62,8 @@ type AdminCustomerPage struct {
 	Notices   []billing.Notice
 	Settings  billing.CustomerSettings
 	Forms     AdminForms
+	// Subscription is the customer's plan (nil: never subscribed).
+	Subscription *AdminSubscription
 }
 
 // AdminForms are the customer page's action forms: the values as typed
@@ -108,6 +110,10 @@ type AdminFinancePage struct {
 	Rows       []billing.FinanceDay
 	Sources    []string
 	Currencies []string
+	// MRR is as of now (its period's row shows it); TopUpsThisMonth is
+	// the current month's top-up revenue so far, per currency.
+	MRR             FinanceMRR
+	TopUpsThisMonth map[string]int64
 }
 
 // AdminAuditPage is /admin/audit.
