@@ -160,6 +160,10 @@ func TestAdminFreePeriod(t *testing.T) {
 	if doc(t, r).Find(`[data-testid="free-period-form"]`).Length() != 1 {
 		t.Fatal("no free period form for an admin")
 	}
+	// A plan invoice is listed with the purchases but is not refunded from here.
+	if n := doc(t, r).Find(`[data-testid="refund-form"]`).Length(); n != 0 {
+		t.Errorf("%d refund forms beside plan invoices", n)
+	}
 
 	// No reason: the error beside the field, nothing written.
 	r = v.adminPost(page, page+"/free-period", url.Values{"reason": {"  "}})

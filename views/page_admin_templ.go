@@ -2702,10 +2702,13 @@ func AdminConfirmPage(s AdminShell, c AdminConfirm) templ.Component {
 	})
 }
 
-// adminRefundable says whether a purchase paid here may still be refunded.
+// adminRefundable says whether a purchase paid here may still be refunded:
+// a top-up, not a plan invoice (ReceiptURL set; refunded with the provider's
+// subscription tools) and not a free one.
 func adminRefundable(p Purchase, now time.Time) bool {
 	t := p.TopUp
-	return !p.Recorded && t.ID != "" && t.Status == billing.TopUpSucceeded && (t.RefundableUntil == nil || t.RefundableUntil.After(now))
+	return !p.Recorded && p.ReceiptURL == "" && t.ID != "" && t.Price.Amount > 0 && t.Status == billing.TopUpSucceeded &&
+		(t.RefundableUntil == nil || t.RefundableUntil.After(now))
 }
 
 func adminToFrom(action string) string {
@@ -2752,7 +2755,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 			var templ_7745c5c3_Var136 string
 			templ_7745c5c3_Var136, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(adminAuditURL("/admin/audit.csv", d.Filter, ""))).ResolveURL(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 519, Col: 75}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 522, Col: 75}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var136)
 			if templ_7745c5c3_Err != nil {
@@ -2765,7 +2768,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 			var templ_7745c5c3_Var137 string
 			templ_7745c5c3_Var137, templ_7745c5c3_Err = templruntime.NewAttributeExpression(d.Filter.Actor).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 525, Col: 57}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 528, Col: 57}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var137)
 			if templ_7745c5c3_Err != nil {
@@ -2778,7 +2781,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 			var templ_7745c5c3_Var138 string
 			templ_7745c5c3_Var138, templ_7745c5c3_Err = templruntime.NewAttributeExpression(d.Filter.Customer).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 529, Col: 66}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 532, Col: 66}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var138)
 			if templ_7745c5c3_Err != nil {
@@ -2796,7 +2799,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 				var templ_7745c5c3_Var139 string
 				templ_7745c5c3_Var139, templ_7745c5c3_Err = templruntime.NewAttributeExpression(a).Resolve(ctx)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 536, Col: 23}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 539, Col: 23}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var139)
 				if templ_7745c5c3_Err != nil {
@@ -2819,7 +2822,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 				var templ_7745c5c3_Var140 string
 				templ_7745c5c3_Var140, templ_7745c5c3_Err = templ.JoinStringErrs(a)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 536, Col: 64}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 539, Col: 64}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var140))
 				if templ_7745c5c3_Err != nil {
@@ -2852,7 +2855,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 					var templ_7745c5c3_Var141 string
 					templ_7745c5c3_Var141, templ_7745c5c3_Err = templruntime.NewAttributeExpression(r.Action).ResolveURL(ctx)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 563, Col: 118}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 566, Col: 118}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var141)
 					if templ_7745c5c3_Err != nil {
@@ -2865,7 +2868,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 					var templ_7745c5c3_Var142 string
 					templ_7745c5c3_Var142, templ_7745c5c3_Err = templruntime.NewAttributeExpression(s.Fmt.ISO(r.At)).Resolve(ctx)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 564, Col: 136}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 567, Col: 136}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var142)
 					if templ_7745c5c3_Err != nil {
@@ -2878,7 +2881,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 					var templ_7745c5c3_Var143 string
 					templ_7745c5c3_Var143, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.DateTime(r.At))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 564, Col: 161}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 567, Col: 161}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var143))
 					if templ_7745c5c3_Err != nil {
@@ -2901,7 +2904,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 						var templ_7745c5c3_Var144 string
 						templ_7745c5c3_Var144, templ_7745c5c3_Err = templ.JoinStringErrs(e)
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 569, Col: 35}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 572, Col: 35}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var144))
 						if templ_7745c5c3_Err != nil {
@@ -2919,7 +2922,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 						var templ_7745c5c3_Var145 string
 						templ_7745c5c3_Var145, templ_7745c5c3_Err = templ.JoinStringErrs(r.Actor.String())
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 571, Col: 52}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 574, Col: 52}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var145))
 						if templ_7745c5c3_Err != nil {
@@ -2937,7 +2940,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 					var templ_7745c5c3_Var146 string
 					templ_7745c5c3_Var146, templ_7745c5c3_Err = templ.JoinStringErrs(r.Action)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 574, Col: 72}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 577, Col: 72}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var146))
 					if templ_7745c5c3_Err != nil {
@@ -2955,7 +2958,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 						var templ_7745c5c3_Var147 string
 						templ_7745c5c3_Var147, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL("/admin/customers/" + r.Customer)).ResolveURL(ctx)
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 577, Col: 67}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 580, Col: 67}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var147)
 						if templ_7745c5c3_Err != nil {
@@ -2968,7 +2971,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 						var templ_7745c5c3_Var148 string
 						templ_7745c5c3_Var148, templ_7745c5c3_Err = templ.JoinStringErrs(r.Customer)
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 577, Col: 144}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 580, Col: 144}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var148))
 						if templ_7745c5c3_Err != nil {
@@ -2987,7 +2990,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 						var templ_7745c5c3_Var149 string
 						templ_7745c5c3_Var149, templ_7745c5c3_Err = templ.JoinStringErrs(adminAuditValue(s.Fmt, r, r.Before))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 582, Col: 47}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 585, Col: 47}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var149))
 						if templ_7745c5c3_Err != nil {
@@ -3000,7 +3003,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 						var templ_7745c5c3_Var150 string
 						templ_7745c5c3_Var150, templ_7745c5c3_Err = templ.JoinStringErrs(adminAuditValue(s.Fmt, r, r.After))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 582, Col: 90}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 585, Col: 90}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var150))
 						if templ_7745c5c3_Err != nil {
@@ -3014,7 +3017,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 					var templ_7745c5c3_Var151 string
 					templ_7745c5c3_Var151, templ_7745c5c3_Err = templ.JoinStringErrs(r.Reason)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 585, Col: 86}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 588, Col: 86}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var151))
 					if templ_7745c5c3_Err != nil {
@@ -3037,7 +3040,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 					var templ_7745c5c3_Var152 string
 					templ_7745c5c3_Var152, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(adminAuditURL("/admin/audit", d.Filter, ""))).ResolveURL(ctx)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 593, Col: 73}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 596, Col: 73}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var152)
 					if templ_7745c5c3_Err != nil {
@@ -3061,7 +3064,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 					var templ_7745c5c3_Var153 string
 					templ_7745c5c3_Var153, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(adminAuditURL("/admin/audit", d.Filter, d.Next))).ResolveURL(ctx)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 598, Col: 77}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin.templ`, Line: 601, Col: 77}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var153)
 					if templ_7745c5c3_Err != nil {
