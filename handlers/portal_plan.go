@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ type PlanStore interface {
 	FindSubscription(ctx context.Context, customer string) (*billing.Subscription, error)
 	StartSubscription(ctx context.Context, in db.SubscribeInput) (db.SubscriptionResult, error)
 	ChangePlan(ctx context.Context, customer, key string, dry bool, actor billing.Actor) (db.SubscriptionResult, error)
+	ChangeSubscriptionPlan(ctx context.Context, in db.PlanChangeInput) (db.SubscriptionResult, error)
 	CancelSubscription(ctx context.Context, customer string, atPeriodEnd bool, actor billing.Actor) (billing.Subscription, error)
 	ResumeSubscription(ctx context.Context, customer string, actor billing.Actor) (billing.Subscription, error)
 	SubscriptionCredits(ctx context.Context, sub billing.Subscription) (db.PlanUsage, error)
@@ -36,9 +38,16 @@ type planService interface {
 	SetPlanCancel(ctx context.Context, providerSubscriptionID string, cancel bool, key string) error
 }
 
-// planControls says what the customer may do to sub here: change plan
-// (a sandbox subscription), and cancel or keep it (a Stripe subscription
-// too: Stripe is told first).
+// planChanger is how the Plan tab moves a provider's subscription to
+// another price (payments.Service with Stripe): prorate charges the
+// difference now, computed at at.
+type planChanger interface {
+	ChangeProviderPlan(ctx context.Context, subscription string, plan billing.Plan, version int64, prorate bool, at time.Time, key string) (string, error)
+}
+
+// planControls says what the customer may do to sub here: change plan and
+// cancel or keep it, in the sandbox and with Stripe (Stripe is told
+// first, and Tally records what it accepted).
 func (s *Server) planControls(sub *billing.Subscription) (change, cancel bool) {
 	if sub == nil {
 		return false, false
@@ -47,7 +56,9 @@ func (s *Server) planControls(sub *billing.Subscription) (change, cancel bool) {
 		return s.sandboxMode(), s.sandboxMode()
 	}
 	_, ok := s.cfg.Payments.Service.(planService)
-	return false, ok && !s.sandboxMode() && sub.Provider == db.ProviderStripe && sub.ProviderID != ""
+	_, changes := s.cfg.Payments.Service.(planChanger)
+	cancel = ok && !s.sandboxMode() && sub.Provider == db.ProviderStripe && sub.ProviderID != ""
+	return cancel && changes, cancel
 }
 
 func (s *Server) planStore() (PlanStore, bool) {
@@ -215,15 +226,28 @@ func (s *Server) planConfirmation(c echo.Context) (views.PlanConfirm, error) {
 	if change, cancel := s.planControls(sub); (conf.Action == views.PlanChange && !change) || !cancel {
 		return conf, billing.Errorf(billing.CodeConflict, "This plan is billed by Stripe: contact us to change it.")
 	}
-	if conf.Action == views.PlanResume && sub.Provider != db.ProviderSandbox && !sub.CancelAtPeriodEnd {
+	if conf.Action == views.PlanResume && sub.Provider != db.ProviderSandbox && !sub.CancelAtPeriodEnd && sub.NextPlan == "" {
 		return conf, billing.Errorf(billing.CodeConflict, "There is no cancellation to take back.")
 	}
 	if conf.Action == views.PlanChange {
-		res, err := ps.ChangePlan(ctx, cid, conf.Plan.Key, true, billing.CustomerActor(cid))
+		in := db.PlanChangeInput{Customer: cid, Plan: conf.Plan.Key, Dry: true, Actor: billing.CustomerActor(cid)}
+		if sub.Provider != db.ProviderSandbox {
+			in.Key = c.FormValue("key") // a confirmation posted again: its change may be recorded already
+			at, err := s.planChangeTime(c)
+			if err != nil {
+				return conf, err
+			}
+			in.At, conf.At = at, strconv.FormatInt(at.Unix(), 10)
+		}
+		res, err := ps.ChangeSubscriptionPlan(ctx, in)
 		if err != nil {
 			return conf, err
 		}
 		conf.Quote = res.Quote
+		if q := res.Quote; sub.Provider != db.ProviderSandbox && q.Upgrade && sub.NextPlan != "" && sub.NextPlan != sub.Plan {
+			// Stripe would prorate from the waiting plan's price.
+			return conf, billing.Errorf(billing.CodeConflict, "Your switch to another plan is waiting for the period's end: keep your plan first, then upgrade.")
+		}
 	}
 	if conf.Action == views.PlanResume && sub.NextPlan != "" {
 		conf.Plan = *cur
@@ -291,7 +315,12 @@ func (s *Server) applyPlan(c echo.Context) error {
 		}
 		msg = "You are on " + conf.Plan.Name + ": " + f.Credits(conf.Plan.Credits) + " credits were added. It renews on " + f.Date(res.Subscription.CurrentPeriodEnd) + "."
 	case views.PlanChange:
-		res, err := ps.ChangePlan(ctx, cid, conf.Plan.Key, false, actor)
+		var res db.SubscriptionResult
+		if conf.Sub.Provider == db.ProviderSandbox {
+			res, err = ps.ChangePlan(ctx, cid, conf.Plan.Key, false, actor)
+		} else {
+			res, err = s.changeProviderPlan(ctx, conf, key, actor)
+		}
 		if err != nil {
 			return err
 		}
@@ -310,8 +339,21 @@ func (s *Server) applyPlan(c echo.Context) error {
 		}
 		msg = "Your plan is canceled: it ends on " + f.Date(sub.CurrentPeriodEnd) + ". Your credits stay until they expire."
 	case views.PlanResume:
-		if err := s.tellProvider(ctx, conf.Sub, false, key); err != nil {
-			return err
+		if conf.Sub.CancelAtPeriodEnd {
+			if err := s.tellProvider(ctx, conf.Sub, false, key); err != nil {
+				return err
+			}
+		}
+		if sub := conf.Sub; sub.Provider != db.ProviderSandbox && sub.NextPlan != "" && sub.NextPlan != sub.Plan {
+			// Stripe bills the waiting plan's price from the next
+			// invoice: put the current plan's back.
+			svc, ok := s.cfg.Payments.Service.(planChanger)
+			if !ok {
+				return billing.Errorf(billing.CodeConflict, "This plan cannot be changed here.")
+			}
+			if _, err := svc.ChangeProviderPlan(ctx, sub.ProviderID, *conf.Current, sub.PriceVersion, false, time.Time{}, key); err != nil {
+				return err
+			}
 		}
 		sub, err := ps.ResumeSubscription(ctx, cid, actor)
 		if err != nil {
@@ -321,6 +363,52 @@ func (s *Server) applyPlan(c echo.Context) error {
 	}
 	flash(c, "success", msg)
 	return redirect(c, "/portal/plan")
+}
+
+// planChangeTime is when a provider's plan change is prorated: the
+// confirmation's (the form's at), or now for a new confirmation. A
+// confirmation older than planConfirmLife has expired: its quote would be
+// stale.
+func (s *Server) planChangeTime(c echo.Context) (time.Time, error) {
+	now := s.store.Now().UTC().Truncate(time.Second)
+	v := c.FormValue("at")
+	if v == "" {
+		return now, nil
+	}
+	sec, err := strconv.ParseInt(v, 10, 64)
+	at := time.Unix(sec, 0).UTC()
+	if err != nil || at.After(now.Add(time.Minute)) || now.Sub(at) > planConfirmLife {
+		return time.Time{}, billing.Errorf(billing.CodeInvalidRequest, "This confirmation has expired; start again.")
+	}
+	return at, nil
+}
+
+// planConfirmLife is how long a plan change's confirmation holds its quote.
+const planConfirmLife = 15 * time.Minute
+
+// changeProviderPlan changes a provider's subscription's plan: the
+// provider first (an upgrade charges the prorated difference now, at the
+// confirmation's time, and fails with the card; a downgrade changes the
+// price from the next invoice), then Tally records it: the upgrade's
+// credits once for the click, whether this request, its retry or the
+// provider's customer.subscription.updated (whose metadata names the click)
+// comes first.
+func (s *Server) changeProviderPlan(ctx context.Context, conf views.PlanConfirm, key string, actor billing.Actor) (db.SubscriptionResult, error) {
+	ps, _ := s.planStore()
+	svc, ok := s.cfg.Payments.Service.(planChanger)
+	if !ok || conf.Quote == nil {
+		return db.SubscriptionResult{}, billing.Errorf(billing.CodeConflict, "This plan cannot be changed here.")
+	}
+	pb, err := s.prices.CurrentPriceBook(ctx)
+	if err != nil {
+		return db.SubscriptionResult{}, err
+	}
+	sec, _ := strconv.ParseInt(conf.At, 10, 64)
+	at := time.Unix(sec, 0).UTC()
+	if _, err := svc.ChangeProviderPlan(ctx, conf.Sub.ProviderID, conf.Plan, pb.Version, conf.Quote.Upgrade, at, key); err != nil {
+		return db.SubscriptionResult{}, err
+	}
+	return ps.ChangeSubscriptionPlan(ctx, db.PlanChangeInput{Customer: conf.Sub.Customer, Plan: conf.Plan.Key, Key: key, At: at, Actor: actor})
 }
 
 // tellProvider schedules (or takes back) a provider's subscription's end

@@ -82,8 +82,12 @@ type PlanConfirm struct {
 	Sub     *billing.Subscription
 	Quote   *billing.PlanChangeQuote
 	Key     string
-	Stripe  bool // subscribing goes on to Stripe's page
-	Error   string
+	// At is when a Stripe plan change is prorated (unix seconds): fixed at
+	// the confirmation, so the sentence, Stripe's charge and a retried
+	// click all agree.
+	At     string
+	Stripe bool // subscribing goes on to Stripe's page
+	Error  string
 }
 
 // PlanConfirmText is the sentence a confirmation shows: "You will get 2,300
