@@ -148,6 +148,15 @@ func (s *Server) planPage(c echo.Context) error {
 			return err
 		}
 		page.Granted, page.Left, page.RolledOver = u.Granted, u.Left, u.RolledOver
+		if page.Pending, err = s.renewalPending(ctx, ps, sub, u); err != nil {
+			return err
+		}
+		// The period that ended: the current one, or the one before it
+		// when the provider moved the period on already.
+		page.PendingSince = sub.CurrentPeriodEnd
+		if !u.Renewed && sub.Provider != db.ProviderSandbox && sub.CurrentPeriodEnd.After(s.store.Now()) {
+			page.PendingSince = sub.CurrentPeriodStart
+		}
 	}
 	if pb != nil {
 		for _, p := range pb.Plans {
@@ -456,26 +465,50 @@ func (s *Server) planReturn(c echo.Context) error {
 	return redirect(c, "/portal/plan")
 }
 
+// renewalPending says whether sub's renewal is under way without its
+// credits (billing.RenewalPending), on its provider's clock.
+func (s *Server) renewalPending(ctx context.Context, ps PlanStore, sub *billing.Subscription, u db.PlanUsage) (bool, error) {
+	now := s.store.Now()
+	if sub.Provider == db.ProviderSandbox {
+		var err error
+		if now, err = ps.SandboxNow(ctx); err != nil {
+			return false, err
+		}
+	}
+	return billing.RenewalPending(sub, u.Renewed, now), nil
+}
+
 // planRenewals are the customer's plan renewals to come within the
 // forecast's horizon, for the depletion forecast (nil without a plan).
-func (s *Server) planRenewals(ctx context.Context, cid string, now time.Time) ([]billing.Lot, error) {
+// pending says a renewal is under way whose credits have not arrived
+// (a Stripe period ended before its invoice.paid): then no renewal is
+// counted, since when (and whether) it comes is the provider's to say, and
+// the overview says so instead of a date that has passed.
+func (s *Server) planRenewals(ctx context.Context, cid string, now time.Time) (renewals []billing.Lot, pending bool, err error) {
 	ps, ok := s.planStore()
 	if !ok {
-		return nil, nil
+		return nil, false, nil
 	}
 	sub, cur, err := s.liveSub(ctx, ps, cid)
 	if err != nil || sub == nil {
-		return nil, err
+		return nil, false, err
+	}
+	u, err := ps.SubscriptionCredits(ctx, *sub)
+	if err != nil {
+		return nil, false, err
+	}
+	if pending, err = s.renewalPending(ctx, ps, sub, u); err != nil || pending {
+		return nil, pending, err
 	}
 	var next *billing.Plan
 	if sub.NextPlan != "" {
 		if next, err = planAt(ctx, ps, sub.NextPlan, sub.NextPriceVersion); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	// A sandbox subscription's dates follow the sandbox's clock, as its
 	// lots' expiries do: the overview says the dates the Plan tab says.
-	return billing.PlanRenewals(sub, *cur, next, now, billing.ProjectionHorizon), nil
+	return billing.PlanRenewals(sub, *cur, next, now, billing.ProjectionHorizon), false, nil
 }
 
 // planInvoiceTopUp is a plan invoice as a purchase: its receipt's and the
