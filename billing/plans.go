@@ -553,7 +553,10 @@ func PlanCancel(s *WalletState, sub Subscription, atPeriodEnd bool, now time.Tim
 		if sub.CancelAtPeriodEnd {
 			return Change{}, Errorf(CodeConflict, "Subscription %s already ends on %s.", sub.ID, sub.CurrentPeriodEnd.Format("2 Jan 2006"))
 		}
-		next.CancelAtPeriodEnd, next.NextPlan, next.NextPriceVersion = true, "", 0
+		next.CancelAtPeriodEnd = true
+		if !sub.Migrating() {
+			next.NextPlan, next.NextPriceVersion = "", 0
+		}
 	} else {
 		at := now.UTC().Truncate(time.Microsecond)
 		next.Status, next.CanceledAt, next.NextPlan, next.NextPriceVersion = SubCanceled, &at, "", 0
@@ -565,14 +568,18 @@ func PlanCancel(s *WalletState, sub Subscription, atPeriodEnd bool, now time.Tim
 }
 
 // PlanResume takes back a scheduled cancellation or downgrade before the
-// period ends.
+// period ends. An admin's migration to the plan's new version is not the
+// customer's to take back: it stays.
 func PlanResume(s *WalletState, sub Subscription, actor Actor) (Change, error) {
-	if sub.Status == SubCanceled || (!sub.CancelAtPeriodEnd && sub.NextPlan == "") {
+	if sub.Status == SubCanceled || (!sub.CancelAtPeriodEnd && (sub.NextPlan == "" || sub.Migrating())) {
 		return Change{}, Errorf(CodeConflict, "Subscription %s has no cancellation or plan change to take back.", sub.ID)
 	}
 	ch := start(s, actor)
 	next := sub
-	next.CancelAtPeriodEnd, next.NextPlan, next.NextPriceVersion = false, "", 0
+	next.CancelAtPeriodEnd = false
+	if !sub.Migrating() {
+		next.NextPlan, next.NextPriceVersion = "", 0
+	}
 	ch.Subscription = &next
 	ch.Events = append(ch.Events, NewEvent{Type: EventSubscriptionUpdated, Customer: s.Customer,
 		Data: subData(&next, map[string]any{"change": "resume"})})
