@@ -99,10 +99,14 @@ func (d *DB) MigratePlan(ctx context.Context, key string, version int64, request
 	}
 	var out PlanMigration
 	err := d.Write(ctx, func(t *Tx) error {
-		var id int64
-		err := t.queryRow(`SELECT id FROM plan_migrations WHERE request_key = ?`, requestKey).Scan(&id)
+		var id, v int64
+		var k string
+		err := t.queryRow(`SELECT id, plan_key, to_version FROM plan_migrations WHERE request_key = ?`, requestKey).Scan(&id, &k, &v)
 		if err == nil {
-			out.Replayed = true
+			out.Replayed, out.Impact.Plan, out.Impact.Version = true, k, v
+			if out.Impact.To, err = t.planAt(k, v); err != nil {
+				return err
+			}
 			out.Moved, err = t.migrated(id)
 			return err
 		}
