@@ -166,7 +166,7 @@ func (s *Server) planPage(c echo.Context) error {
 				ch.Kind = views.ChoiceSubscribe
 			case p.Key == page.Sub.Plan:
 				ch.Kind = views.ChoiceCurrent
-			case !page.ChangeHere:
+			case !page.ChangeHere, page.Pending: // no change while a renewal waits for its payment
 			case p.Key == page.Sub.NextPlan:
 				ch.Kind = views.ChoiceScheduled
 			case billing.IsUpgrade(*page.Current, p):
@@ -239,6 +239,16 @@ func (s *Server) planConfirmation(c echo.Context) (views.PlanConfirm, error) {
 		return conf, billing.Errorf(billing.CodeConflict, "There is no cancellation to take back.")
 	}
 	if conf.Action == views.PlanChange {
+		u, err := ps.SubscriptionCredits(ctx, *sub)
+		if err != nil {
+			return conf, err
+		}
+		if pending, err := s.renewalPending(ctx, ps, sub, u); err != nil || pending {
+			if err == nil {
+				err = billing.Errorf(billing.CodeConflict, "Your plan's renewal is waiting for its payment: change plan once it has gone through.")
+			}
+			return conf, err
+		}
 		in := db.PlanChangeInput{Customer: cid, Plan: conf.Plan.Key, Dry: true, Actor: billing.CustomerActor(cid)}
 		if sub.Provider != db.ProviderSandbox {
 			in.Key = c.FormValue("key") // a confirmation posted again: its change may be recorded already

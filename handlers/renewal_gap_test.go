@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,13 @@ func TestStripeRenewalGap(t *testing.T) {
 		plan := v.get("/portal/plan").want(t, http.StatusOK)
 		if got := testID(t, plan, "plan-status"); !strings.HasPrefix(got, "Renewal pending. Your new period's 2,000 credits arrive") {
 			t.Fatalf("%s: plan status %q", when, got)
+		}
+		if doc(t, plan).Find(`[data-testid="choose-pro"]`).Length() != 0 {
+			t.Fatalf("%s: an upgrade is offered while the renewal waits for its payment", when)
+		}
+		r := v.post("/portal/plan/confirm", url.Values{"_csrf": {v.csrf("/portal/plan")}, "action": {"change"}, "plan": {"pro"}}, "HX-Request", "true")
+		if r.Status != http.StatusConflict {
+			t.Fatalf("%s: a plan change while the renewal is pending: %d", when, r.Status)
 		}
 		home := v.get("/portal").want(t, http.StatusOK)
 		d := doc(t, home)

@@ -31,7 +31,7 @@ func adminFinanceMRRHistory(s AdminShell, d AdminFinancePage) templ.Component {
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
 		if len(d.MRRHistory) > 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section class=\"card mt-6 p-5\" aria-labelledby=\"mrr-history-heading\" data-testid=\"mrr-history\"><h2 id=\"mrr-history-heading\" class=\"text-base font-semibold text-gray-900\">MRR, last 12 months</h2><p class=\"mt-1 text-sm text-gray-600\">At each month's end (UTC), from the plan periods paid: each subscription at the monthly price of its plan's version, a free period at nothing. This month's is as of now.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section class=\"card mt-6 p-5\" aria-labelledby=\"mrr-history-heading\" data-testid=\"mrr-history\"><h2 id=\"mrr-history-heading\" class=\"text-base font-semibold text-gray-900\">MRR, last 12 months</h2><p class=\"mt-1 text-sm text-gray-600\">At each month's end (UTC), from the plan periods paid: each subscription at the monthly price of its plan's version, a free period at nothing. This month's is as of now; a plan whose renewal is still waiting for its payment counts again once it is paid, so it can be less than the figure above.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -62,7 +62,7 @@ func adminFinanceMRRHistory(s AdminShell, d AdminFinancePage) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "</caption> <thead class=\"border-b border-gray-200\"><tr><th scope=\"col\" class=\"table-th w-28\">Month</th><th scope=\"col\" class=\"table-th\">MRR")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "</caption> <thead class=\"border-b border-gray-200\"><tr><th scope=\"col\" class=\"table-th w-24 sm:w-28\">Month</th><th scope=\"col\" class=\"table-th\">MRR")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -75,7 +75,7 @@ func adminFinanceMRRHistory(s AdminShell, d AdminFinancePage) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "</th><th scope=\"col\" class=\"table-th w-24 text-right\">Plans</th></tr></thead> <tbody class=\"divide-y divide-gray-100\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "</th><th scope=\"col\" class=\"table-th hidden w-24 text-right sm:table-cell\">Plans</th></tr></thead> <tbody class=\"divide-y divide-gray-100\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -93,14 +93,14 @@ func adminFinanceMRRHistory(s AdminShell, d AdminFinancePage) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "\"><th scope=\"row\" class=\"whitespace-nowrap px-3 py-2 text-left font-normal text-gray-700\">")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "\"><th scope=\"row\" class=\"whitespace-nowrap py-2 pl-3 pr-1 text-left font-normal text-gray-700 sm:px-3\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var6 string
 					templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinStringErrs(p.At.UTC().Format("Jan 2006"))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance_mrr.templ`, Line: 25, Col: 127}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance_mrr.templ`, Line: 25, Col: 140}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var6))
 					if templ_7745c5c3_Err != nil {
@@ -165,27 +165,27 @@ func adminFinanceMRRHistory(s AdminShell, d AdminFinancePage) templ.Component {
 						}
 						templ.ReleaseBuffer(templ_7745c5c3_Buffer)
 					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "></div></div><span class=\"w-24 shrink-0 text-right tabular-nums text-gray-900\" data-testid=\"mrr-month-amount\">")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "></div></div><span class=\"w-20 shrink-0 text-right tabular-nums text-gray-900 sm:w-24\" data-testid=\"mrr-month-amount\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var10 string
 					templ_7745c5c3_Var10, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Money(billing.Money{Amount: p.Amounts[cur], Currency: cur}))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance_mrr.templ`, Line: 33, Col: 174}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance_mrr.templ`, Line: 33, Col: 182}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var10))
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "</span></div></td><td class=\"px-3 py-2 text-right tabular-nums text-gray-600\">")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "</span></div></td><td class=\"hidden px-3 py-2 text-right tabular-nums text-gray-600 sm:table-cell\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var11 string
 					templ_7745c5c3_Var11, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(int64(p.Subscribers)))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance_mrr.templ`, Line: 36, Col: 101}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance_mrr.templ`, Line: 36, Col: 122}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var11))
 					if templ_7745c5c3_Err != nil {

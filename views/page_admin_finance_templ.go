@@ -750,20 +750,20 @@ func AdminFinanceView(s AdminShell, d AdminFinancePage) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 72, "</tbody></table></div><p class=\"mt-2 text-xs text-gray-600\" data-testid=\"finance-mrr-note\">Revenue is top-ups. MRR is as of now (live subscriptions at the price of the version each pays for, a yearly price as a twelfth): Tally keeps no history of it, so only the current ")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 72, "</tbody></table></div><p class=\"mt-2 text-xs text-gray-600\" data-testid=\"finance-mrr-note\">Revenue is top-ups. MRR is as of now (live subscriptions at the price of the version each pays for, a yearly price as a twelfth): this table shows it for the current ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var44 string
 				templ_7745c5c3_Var44, templ_7745c5c3_Err = templ.JoinStringErrs(strings.ToLower(financePeriodName(d.By)))
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance.templ`, Line: 151, Col: 294}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance.templ`, Line: 151, Col: 280}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var44))
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 73, " shows it.</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 73, " only; its history at month ends is above.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
