@@ -101,3 +101,47 @@ func TestAdminPlanMigration(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminPlanMigrationStripe: a Stripe subscriber's migration changes
+// its price at Stripe (stripe-mock) from the next invoice; with Stripe
+// unreachable, Tally's migration stands and the flash says to press the
+// confirmation again, which retries Stripe and migrates nobody more.
+func TestAdminPlanMigrationStripe(t *testing.T) {
+	for _, reachable := range []bool{true, false} {
+		t.Run(map[bool]string{true: "stripe-mock", false: "unreachable"}[reachable], func(t *testing.T) {
+			var p *payAPI
+			if reachable {
+				p = newStripeMockAPI(t)
+			} else {
+				p = newStripeAPI(t)
+			}
+			p, a := planAdminAPIWith(t, p)
+			ctx := context.Background()
+			id := p.namedCustomer(t, "acme", "Acme")
+			p1 := p.Clock.Now().UTC().Truncate(time.Second)
+			p.deliver(t, stripeEvent("evt_inv1", "invoice.paid", stripeInvoice("in_1", "sub_M", id, "subscription_create", p1, p1.AddDate(0, 1, 0), 1900, 1, "null")))
+			pb := planBook()
+			pb.Plans[0].Price.Amount = 24_00
+			if _, _, err := p.DB.PublishPriceBook(ctx, pb); err != nil {
+				t.Fatal(err)
+			}
+			const page = "/admin/plans/starter"
+			v := a.signIn(t, "admin@staff.test")
+			form := formValues(t, v.adminPost(page, page+"/migrate", nil).want(t, http.StatusOK), `[data-testid="confirm"] form`)
+			v.location(v.post(page+"/migrate", form), http.StatusSeeOther)
+			flash := testID(t, v.get(page), "flash")
+			if sub, _ := p.DB.FindSubscription(ctx, id); sub.NextPlan != "starter" || sub.NextPriceVersion != 3 {
+				t.Fatalf("after the migration: %+v", sub)
+			}
+			if reachable != !strings.Contains(flash, "Stripe could not be told for 1 of them") {
+				t.Fatalf("flash: %q", flash)
+			}
+			if !reachable {
+				v.location(v.post(page+"/migrate", form), http.StatusSeeOther)
+				if f := testID(t, v.get(page), "flash"); !strings.Contains(f, "made already") || !strings.Contains(f, "Stripe could not be told for 1") {
+					t.Fatalf("the retry's flash: %q", f)
+				}
+			}
+		})
+	}
+}
