@@ -263,8 +263,13 @@ func (s *Server) planConfirmation(c echo.Context) (views.PlanConfirm, error) {
 			return conf, err
 		}
 		conf.Quote = res.Quote
-		if q := res.Quote; sub.Provider != db.ProviderSandbox && q.Upgrade && sub.NextPlan != "" && sub.NextPlan != sub.Plan {
-			// Stripe would prorate from the waiting plan's price.
+		if q := res.Quote; sub.Provider != db.ProviderSandbox && q.Upgrade && sub.NextPlan != "" {
+			// Stripe's price is the waiting plan's (or version's) already:
+			// it would prorate from it, not from what the quote says.
+			if sub.Migrating() {
+				return conf, billing.Errorf(billing.CodeConflict, "Your plan's new terms start on %s: upgrade after that.",
+					sub.CurrentPeriodEnd.UTC().Format("2 Jan 2006"))
+			}
 			return conf, billing.Errorf(billing.CodeConflict, "Your switch to another plan is waiting for the period's end: keep your plan first, then upgrade.")
 		}
 	}
