@@ -11,7 +11,7 @@ run:
 
 ## test: install test tools if missing, then run every test
 test: tools
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 25m ./...
 
 tools:
 	@bash .ci/setup

@@ -553,7 +553,10 @@ func PlanCancel(s *WalletState, sub Subscription, atPeriodEnd bool, now time.Tim
 		if sub.CancelAtPeriodEnd {
 			return Change{}, Errorf(CodeConflict, "Subscription %s already ends on %s.", sub.ID, sub.CurrentPeriodEnd.Format("2 Jan 2006"))
 		}
-		next.CancelAtPeriodEnd, next.NextPlan, next.NextPriceVersion = true, "", 0
+		next.CancelAtPeriodEnd = true
+		if !sub.Migrating() {
+			next.NextPlan, next.NextPriceVersion = "", 0
+		}
 	} else {
 		at := now.UTC().Truncate(time.Microsecond)
 		next.Status, next.CanceledAt, next.NextPlan, next.NextPriceVersion = SubCanceled, &at, "", 0
@@ -565,14 +568,18 @@ func PlanCancel(s *WalletState, sub Subscription, atPeriodEnd bool, now time.Tim
 }
 
 // PlanResume takes back a scheduled cancellation or downgrade before the
-// period ends.
+// period ends. An admin's migration to the plan's new version is not the
+// customer's to take back: it stays.
 func PlanResume(s *WalletState, sub Subscription, actor Actor) (Change, error) {
-	if sub.Status == SubCanceled || (!sub.CancelAtPeriodEnd && sub.NextPlan == "") {
+	if sub.Status == SubCanceled || (!sub.CancelAtPeriodEnd && (sub.NextPlan == "" || sub.Migrating())) {
 		return Change{}, Errorf(CodeConflict, "Subscription %s has no cancellation or plan change to take back.", sub.ID)
 	}
 	ch := start(s, actor)
 	next := sub
-	next.CancelAtPeriodEnd, next.NextPlan, next.NextPriceVersion = false, "", 0
+	next.CancelAtPeriodEnd = false
+	if !sub.Migrating() {
+		next.NextPlan, next.NextPriceVersion = "", 0
+	}
 	ch.Subscription = &next
 	ch.Events = append(ch.Events, NewEvent{Type: EventSubscriptionUpdated, Customer: s.Customer,
 		Data: subData(&next, map[string]any{"change": "resume"})})
@@ -668,8 +675,10 @@ func SubscriptionStatusOf(providerStatus string) string {
 
 // PlanSync keeps sub in step with the provider's state ps: status,
 // cancellation at the period's end, the current period (never moved back by
-// an older event) and, when the provider's plan differs (changed in its
-// dashboard), the plan at version. It changes no credits: the provider's
+// an older event; a new period brings a waiting plan change into effect)
+// and, when the provider's plan differs, the plan at version: at once (an
+// upgrade, a change in the provider's dashboard) or, when the provider's
+// metadata says so (MetaEffective), from the period's end. It changes no credits: the provider's
 // invoices bring them. ok is false when nothing differs.
 func PlanSync(s *WalletState, sub Subscription, ps ProviderSubscription, plan Plan, version int64, now time.Time) (Change, bool) {
 	next := sub
@@ -683,12 +692,25 @@ func PlanSync(s *WalletState, sub Subscription, ps ProviderSubscription, plan Pl
 	}
 	from, end := ps.PeriodStart.UTC().Truncate(time.Microsecond), ps.PeriodEnd.UTC().Truncate(time.Microsecond)
 	if !ps.PeriodStart.IsZero() && !from.Before(sub.CurrentPeriodStart) {
+		// A new period: a change waiting for the old one's end (a
+		// downgrade, a migration to a new version) takes effect, so the
+		// period's invoice, whenever it arrives, grants the new plan.
+		if !from.Before(sub.CurrentPeriodEnd) && sub.NextPlan != "" {
+			next.Plan, next.PriceVersion, next.NextPlan, next.NextPriceVersion = sub.NextPlan, sub.NextPriceVersion, "", 0
+		}
 		next.CurrentPeriodStart, next.CurrentPeriodEnd = from, end
 	}
-	if plan.Key != "" && plan.Key != sub.Plan {
-		next.Plan, next.PriceVersion, next.NextPlan, next.NextPriceVersion = plan.Key, version, "", 0
+	if plan.Key != "" && plan.Key != next.Plan {
+		if ps.Metadata[MetaEffective] == EffectivePeriodEnd {
+			// Tally's own downgrade: Stripe bills the new price from the
+			// next invoice; the plan changes then.
+			next.NextPlan, next.NextPriceVersion = plan.Key, version
+		} else {
+			next.Plan, next.PriceVersion, next.NextPlan, next.NextPriceVersion = plan.Key, version, "", 0
+		}
 	}
-	if next.Status == sub.Status && next.CancelAtPeriodEnd == sub.CancelAtPeriodEnd && next.Plan == sub.Plan &&
+	if next.Status == sub.Status && next.CancelAtPeriodEnd == sub.CancelAtPeriodEnd && next.Plan == sub.Plan && next.PriceVersion == sub.PriceVersion &&
+		next.NextPlan == sub.NextPlan && next.NextPriceVersion == sub.NextPriceVersion &&
 		next.CurrentPeriodStart.Equal(sub.CurrentPeriodStart) && next.CurrentPeriodEnd.Equal(sub.CurrentPeriodEnd) {
 		return Change{}, false
 	}

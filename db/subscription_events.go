@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/tally-billing/tally/billing"
 )
@@ -59,13 +60,30 @@ func (t *Tx) applySubscriptionEvent(provider string, ev billing.PaymentEvent) er
 		var plan billing.Plan
 		version := sub.PriceVersion
 		if key := billing.PlanKeyOf(ps.PlanRef); key != "" && key != sub.Plan {
-			if plan, version, err = t.currentPlan(key); err != nil {
+			// The version Tally set on the subscription with the price
+			// (a plan change made here), else the current one (a change in
+			// the provider's dashboard).
+			err = billing.Errorf(billing.CodeNotFound, "no version in the metadata")
+			if v, _ := strconv.ParseInt(ps.Metadata[metaPriceVersion], 10, 64); v > 0 && ps.Metadata[metaPlan] == key {
+				plan, err = t.planAt(key, v)
+				version = v
+			}
+			if billing.ErrorCode(err) == billing.CodeNotFound {
+				plan, version, err = t.currentPlan(key)
+			}
+			if err != nil {
 				return err
 			}
 		}
 		w, err := t.loadWallet(sub.Customer)
 		if err != nil {
 			return err
+		}
+		if plan.Key != "" {
+			done, err := t.providerUpgrade(w, sub, ps, plan, version)
+			if err != nil || done {
+				return err
+			}
 		}
 		ch, ok := billing.PlanSync(ptr(t.state(w, w.lots)), sub, ps, plan, version, t.Now)
 		if !ok {
@@ -109,9 +127,45 @@ func (t *Tx) startProviderSubscription(provider string, inv *billing.ProviderInv
 	return err
 }
 
-// Metadata keys a provider's subscription carries (set at checkout).
+// Metadata keys a provider's subscription carries (set at checkout; a
+// plan change made in the portal adds the change's).
 const (
 	metaCustomer     = "tally_customer"
 	metaPlan         = "tally_plan"
 	metaPriceVersion = "tally_price_version"
+	metaChange       = "tally_change"    // the click of an upgrade made in the portal
+	metaChangeAt     = "tally_change_at" // when it was prorated, unix seconds
 )
+
+// providerUpgrade is an upgrade made in the portal that the provider's
+// customer.subscription.updated reports before the request that made it
+// recorded it (the event raced the provider's answer): its prorated
+// credits are granted here, under the click's key, so the request finds
+// them granted. done: the upgrade was applied (and the period synced).
+func (t *Tx) providerUpgrade(w *wallet, sub billing.Subscription, ps billing.ProviderSubscription, plan billing.Plan, version int64) (bool, error) {
+	key, at := ps.Metadata[metaChange], ps.Metadata[metaChangeAt]
+	if key == "" || ps.Metadata[billing.MetaEffective] != billing.EffectiveNow || ps.Metadata[metaPlan] != plan.Key {
+		return false, nil
+	}
+	sec, err := strconv.ParseInt(at, 10, 64)
+	if err != nil || sec <= 0 {
+		return false, nil
+	}
+	invoice := providerUpgradeInvoice(sub, key)
+	if _, found, err := t.periodByInvoice(invoice); err != nil || found {
+		return false, err // granted already: a later change in the provider's dashboard syncs as usual
+	}
+	from, err := t.planAt(sub.Plan, sub.PriceVersion)
+	if err != nil || !billing.IsUpgrade(from, plan) {
+		return false, err
+	}
+	res, err := t.changePlan(w, sub, plan, version, invoice, time.Unix(sec, 0).UTC(), billing.SystemActor("payment_provider"), false)
+	if err != nil {
+		return false, err
+	}
+	ch, ok := billing.PlanSync(ptr(t.state(w, w.lots)), res.Subscription, ps, billing.Plan{}, version, t.Now)
+	if ok {
+		_, err = t.apply(w, &ch)
+	}
+	return true, err
+}

@@ -472,42 +472,119 @@ func (t *Tx) subNow(sub billing.Subscription) (time.Time, error) {
 // records it paid); a downgrade at the period's end. dry returns the quote
 // and writes nothing (the portal's preview). Errors: not_found, conflict.
 func (d *DB) ChangePlan(ctx context.Context, customer, key string, dry bool, actor billing.Actor) (SubscriptionResult, error) {
+	return d.ChangeSubscriptionPlan(ctx, PlanChangeInput{Customer: customer, Plan: key, Dry: dry, Actor: actor})
+}
+
+// PlanChangeInput is a move to another plan. A provider's subscription
+// (Stripe) names the click (Key) and the moment the provider prorated at:
+// the provider was told first.
+type PlanChangeInput struct {
+	Customer string
+	Plan     string // a plan key of the current price book
+	Dry      bool
+	// Key identifies the click: a provider's upgrade grants its credits
+	// once per key (the period row's invoice id is made of it).
+	Key string
+	// At is when the provider prorated (zero: the provider's clock now).
+	At    time.Time
+	Actor billing.Actor
+}
+
+// ChangeSubscriptionPlan is ChangePlan with a provider's details: the
+// upgrade's grant is keyed by the click, so a retried request, or the
+// provider's customer.subscription.updated arriving first (it carries the
+// click in the metadata: applySubscriptionEvent), grants once; a downgrade
+// already scheduled for the same plan is a replay. Errors: not_found,
+// conflict, invalid_request (a provider's change without a key).
+func (d *DB) ChangeSubscriptionPlan(ctx context.Context, in PlanChangeInput) (SubscriptionResult, error) {
 	var out SubscriptionResult
 	errDry := errors.New("dry run")
-	err := d.liveSubscription(ctx, customer, func(t *Tx, w *wallet, sub billing.Subscription) error {
+	err := d.liveSubscription(ctx, in.Customer, func(t *Tx, w *wallet, sub billing.Subscription) error {
 		now, err := t.subNow(sub)
 		if err != nil {
 			return err
 		}
-		from, err := t.planAt(sub.Plan, sub.PriceVersion)
-		if err != nil {
-			return err
+		if !in.At.IsZero() {
+			now = in.At
 		}
-		to, version, err := t.currentPlan(key)
+		to, version, err := t.currentPlan(in.Plan)
 		if err != nil {
 			return err
 		}
 		invoice := "sbx_inv_" + sub.ID[4:] + "_up_" + strconv.FormatInt(micros(now), 36)
-		ch, q, err := billing.PlanChangePlan(ptr(t.state(w, w.lots)), sub, billing.ChangePlanRequest{From: from, To: to, PriceVersion: version,
-			Invoice: invoice, Now: now, Actor: actor})
-		if err != nil {
-			return err
+		if sub.Provider != ProviderSandbox {
+			if in.Key == "" && !in.Dry {
+				return billing.Errorf(billing.CodeInvalidRequest, "A plan change billed by %s needs the click's key.", sub.Provider)
+			}
+			invoice = providerUpgradeInvoice(sub, in.Key)
+			if in.Key != "" {
+				if replay, err := t.planChangeReplay(sub, invoice, to.Key, version); err != nil || replay != nil {
+					if replay != nil {
+						out = *replay
+					}
+					return err
+				}
+			}
 		}
-		out.Quote = &q
-		if dry {
-			out.Subscription = *ch.Subscription
+		out, err = t.changePlan(w, sub, to, version, invoice, now, in.Actor, in.Dry)
+		if err == nil && in.Dry {
 			return errDry
 		}
-		if _, err := t.apply(w, &ch); err != nil {
-			return err
-		}
-		out.Subscription = *ch.Subscription
-		return nil
+		return err
 	})
 	if errors.Is(err, errDry) {
 		err = nil
 	}
 	return out, err
+}
+
+// providerUpgradeInvoice is the key of a provider's upgrade's grant: the
+// subscription and the click.
+func providerUpgradeInvoice(sub billing.Subscription, key string) string {
+	return "up_" + sub.ProviderID + "_" + key
+}
+
+// changePlan plans sub's move to plan to (at version) at now and, unless
+// dry, applies it.
+func (t *Tx) changePlan(w *wallet, sub billing.Subscription, to billing.Plan, version int64, invoice string, now time.Time,
+	actor billing.Actor, dry bool) (SubscriptionResult, error) {
+	from, err := t.planAt(sub.Plan, sub.PriceVersion)
+	if err != nil {
+		return SubscriptionResult{}, err
+	}
+	ch, q, err := billing.PlanChangePlan(ptr(t.state(w, w.lots)), sub, billing.ChangePlanRequest{From: from, To: to, PriceVersion: version,
+		Invoice: invoice, Now: now, Actor: actor})
+	if err != nil {
+		return SubscriptionResult{}, err
+	}
+	if !dry {
+		if _, err := t.apply(w, &ch); err != nil {
+			return SubscriptionResult{}, err
+		}
+	}
+	return SubscriptionResult{Subscription: *ch.Subscription, Quote: &q}, nil
+}
+
+// planChangeReplay answers a provider's plan change made already: the
+// upgrade whose grant is recorded under invoice (its quote from the row),
+// or the downgrade to plan key at version already scheduled. nil: not a
+// replay.
+func (t *Tx) planChangeReplay(sub billing.Subscription, invoice, key string, version int64) (*SubscriptionResult, error) {
+	var credits, amount int64
+	var currency string
+	err := t.queryRow(`SELECT credits, amount, currency FROM subscription_periods WHERE invoice_id = ?`, invoice).Scan(&credits, &amount, &currency)
+	if err == nil {
+		return &SubscriptionResult{Subscription: sub, Replayed: true, Quote: &billing.PlanChangeQuote{From: key, To: key, Upgrade: true,
+			CreditsNow: billing.Credits(credits), AmountNow: billing.Money{Amount: amount, Currency: currency}}}, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	if sub.NextPlan == key && sub.NextPriceVersion == version && sub.NextPlan != sub.Plan {
+		return &SubscriptionResult{Subscription: sub, Replayed: true, Quote: &billing.PlanChangeQuote{From: sub.Plan, To: key,
+			EffectiveAt: sub.CurrentPeriodEnd}}, nil
+	}
+	return nil, nil
 }
 
 // CancelSubscription ends the customer's subscription at its period's end
@@ -747,6 +824,10 @@ func (d *DB) ListSubscriptionInvoices(ctx context.Context, customerID string, li
 // rolled-over credits apart.
 type PlanUsage struct {
 	Granted, Left, RolledOver billing.Credits
+	// Renewed says the current period's credits arrived (a renewal row
+	// for its start): without it, the renewal is pending
+	// (billing.RenewalPending).
+	Renewed bool
 }
 
 // SubscriptionCredits returns the plan credits of sub's current period and
@@ -763,6 +844,13 @@ func (d *DB) SubscriptionCredits(ctx context.Context, sub billing.Subscription) 
 	err = d.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(l.remaining), 0) FROM lot_rollovers r JOIN lots l ON l.id = r.lot_id
 		WHERE l.customer_id = ? AND r.closed_at IS NOT NULL AND l.remaining > 0 AND l.frozen = 0 AND (l.expires_at IS NULL OR l.expires_at > ?)`,
 		sub.Customer, now).Scan(&u.RolledOver)
+	if err != nil {
+		return u, err
+	}
+	var n int
+	err = d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM subscription_periods WHERE subscription_id = ? AND kind = 'renewal' AND period_start = ?`,
+		sub.ID, micros(sub.CurrentPeriodStart)).Scan(&n)
+	u.Renewed = n > 0
 	return u, err
 }
 

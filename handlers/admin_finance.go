@@ -64,6 +64,9 @@ func (s *Server) adminFinance(c echo.Context) error {
 	if d.TopUpsThisMonth, err = s.topUpsThisMonth(c); err != nil {
 		return err
 	}
+	if d.MRRHistory, err = s.mrrHistory(c.Request().Context()); err != nil { // admin_finance_mrr.go
+		return err
+	}
 	return render(c, http.StatusOK, views.AdminFinanceView(s.adminShell(c, "Finance", "finance"), d))
 }
 

@@ -122,6 +122,12 @@ func (s *Server) adminPlanSubscribers(c echo.Context) error {
 	if !found {
 		return billing.Errorf(billing.CodeNotFound, "There is no plan %q in the price book.", key)
 	}
+	if !d.Retired {
+		var err error
+		if d.Migration, d.MigrationNote, err = s.planMigration(ctx, key); err != nil { // admin_plan_migration.go
+			return err
+		}
+	}
 	if ps, ok := s.adminPlans(); ok {
 		subs, err := ps.ListPlanSubscribers(ctx, key, adminSubscriberPage+1)
 		if err != nil {
@@ -254,4 +260,5 @@ func (s *Server) registerAdminPlans(g *echo.Group, support, admin echo.Middlewar
 	g.GET("/plans", s.adminPlansPage, support)
 	g.GET("/plans/:key", s.adminPlanSubscribers, support)
 	g.POST("/customers/:id/free-period", s.adminFreePeriod, admin)
+	g.POST("/plans/:key/migrate", s.adminMigratePlan, admin) // admin_plan_migration.go
 }

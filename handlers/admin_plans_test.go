@@ -15,7 +15,12 @@ import (
 // admin of each role.
 func planAdminAPI(t *testing.T) (*payAPI, *adminAPI) {
 	t.Helper()
-	p := newPayAPI(t)
+	return planAdminAPIWith(t, newPayAPI(t))
+}
+
+// planAdminAPIWith is planAdminAPI on the payments test server p.
+func planAdminAPIWith(t *testing.T, p *payAPI) (*payAPI, *adminAPI) {
+	t.Helper()
 	ctx := context.Background()
 	if _, _, err := p.DB.PublishPriceBook(ctx, planBook()); err != nil {
 		t.Fatal(err)

@@ -289,6 +289,7 @@ var adminRouteRoles = map[string]string{
 	"GET /admin/plans":                      billing.RoleSupport,
 	"GET /admin/plans/:key":                 billing.RoleSupport,
 	"POST /admin/customers/:id/free-period": billing.RoleAdmin,
+	"POST /admin/plans/:key/migrate":        billing.RoleAdmin,
 }
 
 // TestAdminAuthorizationMatrix walks every /admin route of the router for

@@ -58,12 +58,13 @@ func (s *Server) dashboard(c echo.Context) error {
 	for i, l := range b.Lots {
 		lots[i] = l.Lot
 	}
-	renewals, err := s.planRenewals(ctx, cid, now) // portal_plan.go
+	renewals, pending, err := s.planRenewals(ctx, cid, now) // portal_plan.go
 	if err != nil {
 		return err
 	}
 	fc := billing.NewPlanForecast(now, usage, lots, b.Available, views.DashboardTopUpUntil(sh.Fmt, now), renewals)
 	page := views.NewDashboardPage(now, b, fc, views.NewDashboardChart(usage, names, period, now))
+	page.RenewalPending = pending
 	if s.cfg.Payments.Service != nil {
 		tp, err := s.topUpPanel(c, false)
 		if err != nil {

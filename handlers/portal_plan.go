@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ type PlanStore interface {
 	FindSubscription(ctx context.Context, customer string) (*billing.Subscription, error)
 	StartSubscription(ctx context.Context, in db.SubscribeInput) (db.SubscriptionResult, error)
 	ChangePlan(ctx context.Context, customer, key string, dry bool, actor billing.Actor) (db.SubscriptionResult, error)
+	ChangeSubscriptionPlan(ctx context.Context, in db.PlanChangeInput) (db.SubscriptionResult, error)
 	CancelSubscription(ctx context.Context, customer string, atPeriodEnd bool, actor billing.Actor) (billing.Subscription, error)
 	ResumeSubscription(ctx context.Context, customer string, actor billing.Actor) (billing.Subscription, error)
 	SubscriptionCredits(ctx context.Context, sub billing.Subscription) (db.PlanUsage, error)
@@ -36,9 +38,16 @@ type planService interface {
 	SetPlanCancel(ctx context.Context, providerSubscriptionID string, cancel bool, key string) error
 }
 
-// planControls says what the customer may do to sub here: change plan
-// (a sandbox subscription), and cancel or keep it (a Stripe subscription
-// too: Stripe is told first).
+// planChanger is how the Plan tab moves a provider's subscription to
+// another price (payments.Service with Stripe): prorate charges the
+// difference now, computed at at.
+type planChanger interface {
+	ChangeProviderPlan(ctx context.Context, subscription string, plan billing.Plan, version int64, prorate bool, at time.Time, key string) (string, error)
+}
+
+// planControls says what the customer may do to sub here: change plan and
+// cancel or keep it, in the sandbox and with Stripe (Stripe is told
+// first, and Tally records what it accepted).
 func (s *Server) planControls(sub *billing.Subscription) (change, cancel bool) {
 	if sub == nil {
 		return false, false
@@ -47,7 +56,9 @@ func (s *Server) planControls(sub *billing.Subscription) (change, cancel bool) {
 		return s.sandboxMode(), s.sandboxMode()
 	}
 	_, ok := s.cfg.Payments.Service.(planService)
-	return false, ok && !s.sandboxMode() && sub.Provider == db.ProviderStripe && sub.ProviderID != ""
+	_, changes := s.cfg.Payments.Service.(planChanger)
+	cancel = ok && !s.sandboxMode() && sub.Provider == db.ProviderStripe && sub.ProviderID != ""
+	return cancel && changes, cancel
 }
 
 func (s *Server) planStore() (PlanStore, bool) {
@@ -137,6 +148,15 @@ func (s *Server) planPage(c echo.Context) error {
 			return err
 		}
 		page.Granted, page.Left, page.RolledOver = u.Granted, u.Left, u.RolledOver
+		if page.Pending, err = s.renewalPending(ctx, ps, sub, u); err != nil {
+			return err
+		}
+		// The period that ended: the current one, or the one before it
+		// when the provider moved the period on already.
+		page.PendingSince = sub.CurrentPeriodEnd
+		if !u.Renewed && sub.Provider != db.ProviderSandbox && sub.CurrentPeriodEnd.After(s.store.Now()) {
+			page.PendingSince = sub.CurrentPeriodStart
+		}
 	}
 	if pb != nil {
 		for _, p := range pb.Plans {
@@ -146,7 +166,7 @@ func (s *Server) planPage(c echo.Context) error {
 				ch.Kind = views.ChoiceSubscribe
 			case p.Key == page.Sub.Plan:
 				ch.Kind = views.ChoiceCurrent
-			case !page.ChangeHere:
+			case !page.ChangeHere, page.Pending: // no change while a renewal waits for its payment
 			case p.Key == page.Sub.NextPlan:
 				ch.Kind = views.ChoiceScheduled
 			case billing.IsUpgrade(*page.Current, p):
@@ -215,15 +235,43 @@ func (s *Server) planConfirmation(c echo.Context) (views.PlanConfirm, error) {
 	if change, cancel := s.planControls(sub); (conf.Action == views.PlanChange && !change) || !cancel {
 		return conf, billing.Errorf(billing.CodeConflict, "This plan is billed by Stripe: contact us to change it.")
 	}
-	if conf.Action == views.PlanResume && sub.Provider != db.ProviderSandbox && !sub.CancelAtPeriodEnd {
+	if conf.Action == views.PlanResume && sub.Provider != db.ProviderSandbox && !sub.CancelAtPeriodEnd && sub.NextPlan == "" {
 		return conf, billing.Errorf(billing.CodeConflict, "There is no cancellation to take back.")
 	}
 	if conf.Action == views.PlanChange {
-		res, err := ps.ChangePlan(ctx, cid, conf.Plan.Key, true, billing.CustomerActor(cid))
+		u, err := ps.SubscriptionCredits(ctx, *sub)
+		if err != nil {
+			return conf, err
+		}
+		if pending, err := s.renewalPending(ctx, ps, sub, u); err != nil || pending {
+			if err == nil {
+				err = billing.Errorf(billing.CodeConflict, "Your plan's renewal is waiting for its payment: change plan once it has gone through.")
+			}
+			return conf, err
+		}
+		in := db.PlanChangeInput{Customer: cid, Plan: conf.Plan.Key, Dry: true, Actor: billing.CustomerActor(cid)}
+		if sub.Provider != db.ProviderSandbox {
+			in.Key = c.FormValue("key") // a confirmation posted again: its change may be recorded already
+			at, err := s.planChangeTime(c)
+			if err != nil {
+				return conf, err
+			}
+			in.At, conf.At = at, strconv.FormatInt(at.Unix(), 10)
+		}
+		res, err := ps.ChangeSubscriptionPlan(ctx, in)
 		if err != nil {
 			return conf, err
 		}
 		conf.Quote = res.Quote
+		if q := res.Quote; sub.Provider != db.ProviderSandbox && q.Upgrade && sub.NextPlan != "" {
+			// Stripe's price is the waiting plan's (or version's) already:
+			// it would prorate from it, not from what the quote says.
+			if sub.Migrating() {
+				return conf, billing.Errorf(billing.CodeConflict, "Your plan's new terms start on %s: upgrade after that.",
+					sub.CurrentPeriodEnd.UTC().Format("2 Jan 2006"))
+			}
+			return conf, billing.Errorf(billing.CodeConflict, "Your switch to another plan is waiting for the period's end: keep your plan first, then upgrade.")
+		}
 	}
 	if conf.Action == views.PlanResume && sub.NextPlan != "" {
 		conf.Plan = *cur
@@ -291,7 +339,12 @@ func (s *Server) applyPlan(c echo.Context) error {
 		}
 		msg = "You are on " + conf.Plan.Name + ": " + f.Credits(conf.Plan.Credits) + " credits were added. It renews on " + f.Date(res.Subscription.CurrentPeriodEnd) + "."
 	case views.PlanChange:
-		res, err := ps.ChangePlan(ctx, cid, conf.Plan.Key, false, actor)
+		var res db.SubscriptionResult
+		if conf.Sub.Provider == db.ProviderSandbox {
+			res, err = ps.ChangePlan(ctx, cid, conf.Plan.Key, false, actor)
+		} else {
+			res, err = s.changeProviderPlan(ctx, conf, key, actor)
+		}
 		if err != nil {
 			return err
 		}
@@ -310,8 +363,21 @@ func (s *Server) applyPlan(c echo.Context) error {
 		}
 		msg = "Your plan is canceled: it ends on " + f.Date(sub.CurrentPeriodEnd) + ". Your credits stay until they expire."
 	case views.PlanResume:
-		if err := s.tellProvider(ctx, conf.Sub, false, key); err != nil {
-			return err
+		if conf.Sub.CancelAtPeriodEnd {
+			if err := s.tellProvider(ctx, conf.Sub, false, key); err != nil {
+				return err
+			}
+		}
+		if sub := conf.Sub; sub.Provider != db.ProviderSandbox && sub.NextPlan != "" && sub.NextPlan != sub.Plan {
+			// Stripe bills the waiting plan's price from the next
+			// invoice: put the current plan's back.
+			svc, ok := s.cfg.Payments.Service.(planChanger)
+			if !ok {
+				return billing.Errorf(billing.CodeConflict, "This plan cannot be changed here.")
+			}
+			if _, err := svc.ChangeProviderPlan(ctx, sub.ProviderID, *conf.Current, sub.PriceVersion, false, time.Time{}, key); err != nil {
+				return err
+			}
 		}
 		sub, err := ps.ResumeSubscription(ctx, cid, actor)
 		if err != nil {
@@ -321,6 +387,52 @@ func (s *Server) applyPlan(c echo.Context) error {
 	}
 	flash(c, "success", msg)
 	return redirect(c, "/portal/plan")
+}
+
+// planChangeTime is when a provider's plan change is prorated: the
+// confirmation's (the form's at), or now for a new confirmation. A
+// confirmation older than planConfirmLife has expired: its quote would be
+// stale.
+func (s *Server) planChangeTime(c echo.Context) (time.Time, error) {
+	now := s.store.Now().UTC().Truncate(time.Second)
+	v := c.FormValue("at")
+	if v == "" {
+		return now, nil
+	}
+	sec, err := strconv.ParseInt(v, 10, 64)
+	at := time.Unix(sec, 0).UTC()
+	if err != nil || at.After(now.Add(time.Minute)) || now.Sub(at) > planConfirmLife {
+		return time.Time{}, billing.Errorf(billing.CodeInvalidRequest, "This confirmation has expired; start again.")
+	}
+	return at, nil
+}
+
+// planConfirmLife is how long a plan change's confirmation holds its quote.
+const planConfirmLife = 15 * time.Minute
+
+// changeProviderPlan changes a provider's subscription's plan: the
+// provider first (an upgrade charges the prorated difference now, at the
+// confirmation's time, and fails with the card; a downgrade changes the
+// price from the next invoice), then Tally records it: the upgrade's
+// credits once for the click, whether this request, its retry or the
+// provider's customer.subscription.updated (whose metadata names the click)
+// comes first.
+func (s *Server) changeProviderPlan(ctx context.Context, conf views.PlanConfirm, key string, actor billing.Actor) (db.SubscriptionResult, error) {
+	ps, _ := s.planStore()
+	svc, ok := s.cfg.Payments.Service.(planChanger)
+	if !ok || conf.Quote == nil {
+		return db.SubscriptionResult{}, billing.Errorf(billing.CodeConflict, "This plan cannot be changed here.")
+	}
+	pb, err := s.prices.CurrentPriceBook(ctx)
+	if err != nil {
+		return db.SubscriptionResult{}, err
+	}
+	sec, _ := strconv.ParseInt(conf.At, 10, 64)
+	at := time.Unix(sec, 0).UTC()
+	if _, err := svc.ChangeProviderPlan(ctx, conf.Sub.ProviderID, conf.Plan, pb.Version, conf.Quote.Upgrade, at, key); err != nil {
+		return db.SubscriptionResult{}, err
+	}
+	return ps.ChangeSubscriptionPlan(ctx, db.PlanChangeInput{Customer: conf.Sub.Customer, Plan: conf.Plan.Key, Key: key, At: at, Actor: actor})
 }
 
 // tellProvider schedules (or takes back) a provider's subscription's end
@@ -368,26 +480,50 @@ func (s *Server) planReturn(c echo.Context) error {
 	return redirect(c, "/portal/plan")
 }
 
+// renewalPending says whether sub's renewal is under way without its
+// credits (billing.RenewalPending), on its provider's clock.
+func (s *Server) renewalPending(ctx context.Context, ps PlanStore, sub *billing.Subscription, u db.PlanUsage) (bool, error) {
+	now := s.store.Now()
+	if sub.Provider == db.ProviderSandbox {
+		var err error
+		if now, err = ps.SandboxNow(ctx); err != nil {
+			return false, err
+		}
+	}
+	return billing.RenewalPending(sub, u.Renewed, now), nil
+}
+
 // planRenewals are the customer's plan renewals to come within the
 // forecast's horizon, for the depletion forecast (nil without a plan).
-func (s *Server) planRenewals(ctx context.Context, cid string, now time.Time) ([]billing.Lot, error) {
+// pending says a renewal is under way whose credits have not arrived
+// (a Stripe period ended before its invoice.paid): then no renewal is
+// counted, since when (and whether) it comes is the provider's to say, and
+// the overview says so instead of a date that has passed.
+func (s *Server) planRenewals(ctx context.Context, cid string, now time.Time) (renewals []billing.Lot, pending bool, err error) {
 	ps, ok := s.planStore()
 	if !ok {
-		return nil, nil
+		return nil, false, nil
 	}
 	sub, cur, err := s.liveSub(ctx, ps, cid)
 	if err != nil || sub == nil {
-		return nil, err
+		return nil, false, err
+	}
+	u, err := ps.SubscriptionCredits(ctx, *sub)
+	if err != nil {
+		return nil, false, err
+	}
+	if pending, err = s.renewalPending(ctx, ps, sub, u); err != nil || pending {
+		return nil, pending, err
 	}
 	var next *billing.Plan
 	if sub.NextPlan != "" {
 		if next, err = planAt(ctx, ps, sub.NextPlan, sub.NextPriceVersion); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	// A sandbox subscription's dates follow the sandbox's clock, as its
 	// lots' expiries do: the overview says the dates the Plan tab says.
-	return billing.PlanRenewals(sub, *cur, next, now, billing.ProjectionHorizon), nil
+	return billing.PlanRenewals(sub, *cur, next, now, billing.ProjectionHorizon), false, nil
 }
 
 // planInvoiceTopUp is a plan invoice as a purchase: its receipt's and the

@@ -114,6 +114,9 @@ type AdminFinancePage struct {
 	// the current month's top-up revenue so far, per currency.
 	MRR             FinanceMRR
 	TopUpsThisMonth map[string]int64
+	// MRRHistory is the MRR at each of the last 12 month ends, oldest
+	// first, the current month's as of now (billing.MRRHistory).
+	MRRHistory []billing.MRRPoint
 }
 
 // AdminAuditPage is /admin/audit.

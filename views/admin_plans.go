@@ -31,6 +31,11 @@ type AdminPlanSubscribers struct {
 	Retired bool // not in the current price book
 	Rows    []AdminSubscriberRow
 	More    bool // more than the page shows
+	// Migration is the impact of moving subscribers on older versions to
+	// the current one (nil: none to show); MigrationNote says why they
+	// cannot be (another interval or currency).
+	Migration     *billing.MigrationImpact
+	MigrationNote string
 }
 
 // AdminSubscriberRow is one subscriber of a plan.

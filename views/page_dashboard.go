@@ -23,6 +23,10 @@ type DashboardPage struct {
 	// smallest that does, or the one bought last): the overview names it
 	// rather than an amount no pack sells.
 	Suggested *billing.CreditPack
+	// RenewalPending: the plan's period ended and its renewal's credits
+	// have not arrived (the provider has not confirmed the payment yet);
+	// the forecast counts no renewal meanwhile.
+	RenewalPending bool
 }
 
 // RefillStatus is auto-refill as the overview sums it up.

@@ -15,11 +15,15 @@ type PlanPage struct {
 	Sub        *billing.Subscription
 	Current    *billing.Plan // the plan Sub pays for
 	Next       *billing.Plan // a downgrade waiting for the period's end
-	Granted    billing.Credits
-	Left       billing.Credits
-	RolledOver billing.Credits
-	Choices    []PlanChoice
-	Invoices   []PlanInvoice
+	// Pending: the period ended (or the provider moved it on) and the
+	// renewal's credits have not arrived: billing.RenewalPending.
+	Pending      bool
+	PendingSince time.Time // when the period whose renewal is pending ended
+	Granted      billing.Credits
+	Left         billing.Credits
+	RolledOver   billing.Credits
+	Choices      []PlanChoice
+	Invoices     []PlanInvoice
 	// Manage: the customer may cancel or keep the plan here; ChangeHere:
 	// change it too (a sandbox subscription). A Stripe subscription is
 	// canceled through Stripe; its plan changes are made at Stripe, and
@@ -82,8 +86,12 @@ type PlanConfirm struct {
 	Sub     *billing.Subscription
 	Quote   *billing.PlanChangeQuote
 	Key     string
-	Stripe  bool // subscribing goes on to Stripe's page
-	Error   string
+	// At is when a Stripe plan change is prorated (unix seconds): fixed at
+	// the confirmation, so the sentence, Stripe's charge and a retried
+	// click all agree.
+	At     string
+	Stripe bool // subscribing goes on to Stripe's page
+	Error  string
 }
 
 // PlanConfirmText is the sentence a confirmation shows: "You will get 2,300
@@ -179,4 +187,13 @@ func planInvoiceTitle(inv PlanInvoice) string {
 		return inv.PlanName + " upgrade (prorated)"
 	}
 	return inv.PlanName + " plan"
+}
+
+// planRenewing is the plan a pending renewal grants: the change waiting
+// for the period's end, else the current plan.
+func planRenewing(p PlanPage) billing.Plan {
+	if p.Next != nil {
+		return *p.Next
+	}
+	return *p.Current
 }
