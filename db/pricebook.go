@@ -97,6 +97,15 @@ func (d *DB) PublishPriceBookWith(ctx context.Context, pb billing.PriceBook, o P
 		if !eff.After(now) {
 			eff = now
 		}
+		if o.DraftRev > 0 {
+			var rev int64
+			if err := t.queryRow(`SELECT rev FROM price_book_drafts WHERE id = 1`).Scan(&rev); err != nil || rev != o.DraftRev {
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return err
+				}
+				return billing.Errorf(billing.CodeConflict, "The draft was published or changed meanwhile: nothing was published.")
+			}
+		}
 		cur, err := scanVersion(t.queryRow(inEffect, micros(now)))
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
@@ -121,12 +130,8 @@ func (d *DB) PublishPriceBookWith(ctx context.Context, pb billing.PriceBook, o P
 		}
 		t.w.pb = nil // price the next operation with the new version
 		if o.DraftRev > 0 {
-			res, err := t.exec(`DELETE FROM price_book_drafts WHERE id = 1 AND rev = ?`, o.DraftRev)
-			if err != nil {
+			if _, err := t.exec(`DELETE FROM price_book_drafts WHERE id = 1 AND rev = ?`, o.DraftRev); err != nil {
 				return err
-			}
-			if n, err := res.RowsAffected(); err != nil || n != 1 {
-				return billing.Errorf(billing.CodeConflict, "The draft was published or changed meanwhile: nothing was published.")
 			}
 		}
 		if o.Actor.Kind != "" && o.Audit != "" {
