@@ -161,7 +161,7 @@ func (s *Server) renderEditor(c echo.Context, status int, f views.PBForm) error 
 
 // formOfBook is the editor's form for a price book, with its margins.
 func (s *Server) formOfBook(c echo.Context, pb billing.PriceBook) views.PBForm {
-	fm := s.adminShell(c, "", "").Fmt
+	fm := s.publicShell(c, "").Fmt // (adminShell would take the flash)
 	cur := pb.Currency
 	if cur == "" {
 		cur = "usd"
@@ -877,44 +877,44 @@ func (s *Server) adminDraftImportCosts(c echo.Context) error {
 	errs := map[string]string{}
 	bps, err := billing.ParseMarginPercent(vals["margin"])
 	if err != nil {
-		errs["import.margin"] = billing.ErrorMessage(err)
+		errs["costs.margin"] = billing.ErrorMessage(err)
 	}
 	pack, ok := dr.Book.Pack(vals["pack"])
 	if !ok {
-		errs["import.pack"] = "Choose the pack whose credit price the margin is for."
+		errs["costs.pack"] = "Choose the pack whose credit price the margin is for."
 	}
 	if vals["models"] == "" {
-		errs["import.models"] = "Name the models, such as gpt-4o, claude-3-5-sonnet*, or * for every model in the file."
+		errs["costs.models"] = "Name the models, such as gpt-4o, claude-3-5-sonnet*, or * for every model in the file."
 	}
 	b, msg := uploaded(c, "file")
 	if msg != "" {
-		errs["import.file"] = msg
+		errs["costs.file"] = msg
 	}
 	if len(errs) > 0 {
 		return s.editorWithError(c, ps, errs, vals)
 	}
 	prices, err := billing.ReadProviderPrices(strings.NewReader(string(b)))
 	if err != nil {
-		return s.editorWithError(c, ps, map[string]string{"import.file": billing.ErrorMessage(err)}, vals)
+		return s.editorWithError(c, ps, map[string]string{"costs.file": billing.ErrorMessage(err)}, vals)
 	}
 	models, bad := matchModels(prices, vals["models"])
 	switch {
 	case bad != "":
-		return s.editorWithError(c, ps, map[string]string{"import.models": bad}, vals)
+		return s.editorWithError(c, ps, map[string]string{"costs.models": bad}, vals)
 	case len(models) == 0:
-		return s.editorWithError(c, ps, map[string]string{"import.models": "No model in the file matches: use the file's model names (gpt-4o), or * as a wildcard."}, vals)
+		return s.editorWithError(c, ps, map[string]string{"costs.models": "No model in the file matches: use the file's model names (gpt-4o), or * as a wildcard."}, vals)
 	case len(models) > 200:
-		return s.editorWithError(c, ps, map[string]string{"import.models": fmt.Sprintf("%d models match: narrow the filter to at most 200.", len(models))}, vals)
+		return s.editorWithError(c, ps, map[string]string{"costs.models": fmt.Sprintf("%d models match: narrow the filter to at most 200.", len(models))}, vals)
 	}
 	features, err := billing.ImportProviderCosts(dr.Book.Features, prices, billing.ImportRequest{Models: models, MarginBps: bps, Pack: pack})
 	if err != nil {
-		return s.editorWithError(c, ps, map[string]string{"import.models": billing.ErrorMessage(err)}, vals)
+		return s.editorWithError(c, ps, map[string]string{"costs.models": billing.ErrorMessage(err)}, vals)
 	}
 	next := dr.Book.Clone()
 	next.Features = features
 	if _, err := ps.SavePriceBookDraft(ctx, next, dr.BaseVersion, dr.Rev, billing.AdminActor(currentAdmin(c).User.ID)); err != nil {
 		if code := billing.ErrorCode(err); code == billing.CodeValidation || code == billing.CodeConflict {
-			return s.editorWithError(c, ps, map[string]string{"import.models": "Not imported: " + billing.ErrorMessage(err)}, vals)
+			return s.editorWithError(c, ps, map[string]string{"costs.models": "Not imported: " + billing.ErrorMessage(err)}, vals)
 		}
 		return err
 	}
