@@ -33,10 +33,11 @@ type priceBookCache struct {
 	mu      sync.Mutex
 	pb      *billing.PriceBook
 	checked time.Time
-	// next is when the next scheduled version takes effect after the
-	// writer's copy (zero: none): the writer reads the price book again
-	// from then on. Used by the writer goroutine only.
-	next time.Time
+	// from and next bound the times the writer's copy is in effect for:
+	// from its effective time (zero: any earlier time too) to the next
+	// version's (zero: none); outside them the writer reads the price book
+	// again. Used by the writer goroutine only.
+	from, next time.Time
 }
 
 // priceBookTTL is how long the read path trusts its copy of the current
@@ -73,10 +74,16 @@ type PublishOptions struct {
 }
 
 // PublishPriceBook validates pb and stores it as a new immutable version,
-// in effect at once. Publishing a book identical to the one in effect
-// makes no new version and returns that one (changed = false).
+// in effect at once, or at pb.EffectiveAt when that is later (the API and
+// `tally pricebook publish --file` schedule a version so). Publishing a
+// book identical to the one in effect makes no new version and returns
+// that one (changed = false).
 func (d *DB) PublishPriceBook(ctx context.Context, pb billing.PriceBook) (_ billing.PriceBook, changed bool, err error) {
-	return d.PublishPriceBookWith(ctx, pb, PublishOptions{})
+	var o PublishOptions
+	if pb.EffectiveAt != nil {
+		o.EffectiveAt = *pb.EffectiveAt
+	}
+	return d.PublishPriceBookWith(ctx, pb, o)
 }
 
 // PublishPriceBookWith is PublishPriceBook with a time it takes effect (a
@@ -254,26 +261,39 @@ func (d *DB) ListPriceBooks(ctx context.Context) ([]billing.PriceBook, error) {
 // batch on.
 func (t *Tx) priceBook() (*billing.PriceBook, error) {
 	w := t.w
-	next := &w.d.pb.next
-	if w.pb != nil && (next.IsZero() || t.Now.Before(*next)) {
+	c := &w.d.pb
+	if w.pb != nil && !t.Now.Before(c.from) && (c.next.IsZero() || t.Now.Before(c.next)) {
 		return w.pb, nil
 	}
 	now := micros(t.Now)
 	r, err := scanVersion(t.queryRow(inEffect, now))
+	from := time.Time{}
+	if errors.Is(err, sql.ErrNoRows) {
+		// Before the first version's time: history written at a past time
+		// (Backfill: demo data) is priced with the first version, unless
+		// that version was published before now for later (scheduled).
+		r, err = scanVersion(t.queryRow(`SELECT ` + pbCols + ` FROM price_books ORDER BY COALESCE(effective_at, published_at), version LIMIT 1`))
+		if err == nil && !r.pb.PublishedAt.After(t.Now) {
+			err = sql.ErrNoRows
+		}
+	} else if err == nil {
+		from = *r.pb.EffectiveAt
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, billing.Errorf(billing.CodeUnknownFeature, "No price book has been published yet, so no feature can be priced.")
 	}
 	if err != nil {
 		return nil, err
 	}
-	// A version scheduled later takes over at its time: read again then.
+	// A version scheduled later takes over at its time: read again then
+	// (and for an operation dated before this version's time).
 	var n sql.NullInt64
 	if err := t.queryRow(`SELECT MIN(COALESCE(effective_at, published_at)) FROM price_books WHERE COALESCE(effective_at, published_at) > ?`, now).Scan(&n); err != nil {
 		return nil, err
 	}
-	*next = time.Time{}
+	c.from, c.next = from, time.Time{}
 	if n.Valid {
-		*next = fromMicros(n.Int64)
+		c.next = fromMicros(n.Int64)
 	}
 	w.pb = r.pb
 	return r.pb, nil

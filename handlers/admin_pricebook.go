@@ -391,6 +391,7 @@ func (s *Server) adminDraftSave(c echo.Context) error {
 	pb, errs := bookOfForm(fm, f)
 	if len(errs) > 0 {
 		f.Errors = errs
+		f.Margins, f.MarginPacks = margins(pb) // of what could be read
 		return s.renderEditor(c, http.StatusUnprocessableEntity, f)
 	}
 	if f.Rev == 0 {

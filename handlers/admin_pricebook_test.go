@@ -450,3 +450,27 @@ func TestAdminPriceBookImportExport(t *testing.T) {
 		t.Errorf("an unknown model: %d", r.Status)
 	}
 }
+
+// The API (and `tally pricebook publish --file`) schedules a version with
+// effective_at; until then the current price book is the one in effect.
+func TestPriceBookAPISchedules(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t)
+	pb := testPriceBook()
+	pb.Features[0].Credits = billing.CreditsOf(9)
+	at := a.Clock.Now().Add(time.Hour)
+	pb.EffectiveAt = &at
+	r := a.do("POST", "/api/v1/price-books", a.Admin, pb).want(t, http.StatusCreated)
+	if r.Body["version"] != json.Number("2") || r.Body["effective_at"] != at.UTC().Format(time.RFC3339) {
+		t.Fatalf("scheduled = %v", r.Body)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if cur := a.do("GET", "/api/v1/price-book", a.Read, nil).want(t, http.StatusOK); cur.Body["version"] != json.Number("1") {
+		t.Fatalf("current before its time: %v", cur.Body["version"])
+	}
+	a.Clock.Advance(time.Hour)
+	time.Sleep(1100 * time.Millisecond)
+	if cur := a.do("GET", "/api/v1/price-book", a.Read, nil).want(t, http.StatusOK); cur.Body["version"] != json.Number("2") {
+		t.Fatalf("current at its time: %v", cur.Body["version"])
+	}
+}

@@ -183,24 +183,21 @@ func upper(s string) string {
 	return string(b)
 }
 
-// featurePriceText is a feature's price as a sentence: "2.5 credits per
-// 1,000 tokens", or its dimensions' prices.
-func featurePriceText(f Fmt, ft billing.Feature) string {
+// featurePriceText is a feature's price: "2.5 credits per 1,000 tokens",
+// or one line per dimension.
+func featurePriceText(f Fmt, ft billing.Feature) []string {
 	per := func(c billing.Credits, size int64, unit string) string {
 		if size <= 1 {
-			return f.Credits(c) + " credits per " + unit
+			return f.CreditsWord(c) + " per " + unit
 		}
-		return f.Credits(c) + " credits per " + f.Int(size) + " " + unit
+		return f.CreditsWord(c) + " per " + f.Int(size) + " " + unit + "s"
 	}
 	if !ft.Dimensional() {
-		return per(ft.Credits, ft.UnitSize, ft.Unit)
+		return []string{per(ft.Credits, ft.UnitSize, ft.Unit)}
 	}
-	out := ""
-	for i, d := range ft.Dimensions {
-		if i > 0 {
-			out += "; "
-		}
-		out += per(d.Credits, d.UnitSize, d.Unit)
+	var out []string
+	for _, d := range ft.Dimensions {
+		out = append(out, per(d.Credits, d.UnitSize, d.Unit))
 	}
 	return out
 }
