@@ -153,6 +153,11 @@ func (s *Server) adminDraftPage(c echo.Context) error {
 func (s *Server) renderEditor(c echo.Context, status int, f views.PBForm) error {
 	sh := s.adminShell(c, "Draft price book", "price-book")
 	f.ReadOnly = !sh.Admin.CanWrite()
+	if cur, err := s.prices.CurrentPriceBook(c.Request().Context()); err != nil {
+		return err
+	} else if cur != nil {
+		f.Current = cur.Version
+	}
 	if f.Errors == nil {
 		f.Errors = map[string]string{}
 	}

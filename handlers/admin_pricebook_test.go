@@ -449,6 +449,17 @@ func TestAdminPriceBookImportExport(t *testing.T) {
 	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(doc(t, r).Find(`[data-testid="error-costs.models"]`).Text(), "gpt-5") {
 		t.Errorf("an unknown model: %d", r.Status)
 	}
+
+	// A version published meanwhile (the CLI): the editor says so.
+	next := testPriceBook()
+	next.Features[0].Credits = billing.CreditsOf(4)
+	if _, _, err := a.DB.PublishPriceBook(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if d := doc(t, v.get("/admin/price-book/draft").want(t, http.StatusOK)); d.Find(`[data-testid="pb-draft-behind"]`).Length() != 1 {
+		t.Error("no notice that the draft is behind")
+	}
 }
 
 // The API (and `tally pricebook publish --file`) schedules a version with
@@ -472,5 +483,50 @@ func TestPriceBookAPISchedules(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	if cur := a.do("GET", "/api/v1/price-book", a.Read, nil).want(t, http.StatusOK); cur.Body["version"] != json.Number("2") {
 		t.Fatalf("current at its time: %v", cur.Body["version"])
+	}
+}
+
+// A pack's bonus credits are shown and granted with it; a pack off sale is
+// not offered and a purchase of it is refused; the price book's custom
+// top-up range and rate apply to custom amounts.
+func TestPortalPackBonusAndOffSale(t *testing.T) {
+	p := newPayAPI(t)
+	ctx := context.Background()
+	pb := testPriceBook()
+	off := false
+	pb.Packs[0].Bonus = billing.CreditsOf(100)
+	pb.Packs[1].Active = &off
+	pb.CustomTopUp = &billing.CustomTopUp{Min: 20_00, Max: 30_00, CreditsPerUnit: billing.CreditsOf(120)}
+	if _, _, err := p.DB.PublishPriceBook(ctx, pb); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the read path's copy is trusted for a second
+	id, v := p.shopper(t, "bonus")
+	v.addCard(cardOK)
+	page := doc(t, v.get("/portal/billing").want(t, http.StatusOK))
+	if got := strings.TrimSpace(page.Find(`[data-testid="pack-pack_1000"] [data-testid="pack-bonus"]`).Text()); got != "+100 bonus" {
+		t.Errorf("bonus %q", got)
+	}
+	if page.Find(`[data-testid="pack-pack_5500"]`).Length() != 0 {
+		t.Error("a pack off sale is offered")
+	}
+	if r := v.confirm(url.Values{"pack": {"pack_5500"}}); r.Status != http.StatusUnprocessableEntity {
+		t.Errorf("confirming a pack off sale: %d", r.Status)
+	}
+	c := v.confirm(url.Values{"pack": {"pack_1000"}}).want(t, http.StatusOK)
+	if got := testID(t, c, "confirm-text"); !strings.Contains(got, "Add 1,100 credits for $10.00") {
+		t.Errorf("confirm text %q", got)
+	}
+	v.location(v.post("/portal/top-ups", payForm(t, c)), http.StatusSeeOther)
+	if got := p.available(t, id); got != billing.CreditsOf(1100) {
+		t.Errorf("balance %s, want 1,100", got)
+	}
+	// Custom amounts: $25 at 120 credits a dollar; $10 is below the range.
+	if r := v.confirm(url.Values{"amount": {"10.00"}}); r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Raw), "$20.00") {
+		t.Errorf("below the range: %d", r.Status)
+	}
+	c = v.confirm(url.Values{"amount": {"25.00"}}).want(t, http.StatusOK)
+	if got := testID(t, c, "confirm-text"); !strings.Contains(got, "Add 3,000 credits for $25.00") {
+		t.Errorf("custom confirm text %q", got)
 	}
 }

@@ -53,7 +53,8 @@ type PBForm struct {
 	// Packs on sale, for the margin's column heads.
 	MarginPacks []billing.CreditPack
 	ReadOnly    bool
-	Saved       bool // the form shows the stored draft (no unsaved changes)
+	Saved       bool  // the form shows the stored draft (no unsaved changes)
+	Current     int64 // the version in effect (the draft may be from an older one)
 	// ImportValues re-show the provider-cost import's fields after an error.
 	ImportValues map[string]string
 }
