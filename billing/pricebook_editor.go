@@ -94,37 +94,30 @@ func (pb PriceBook) FieldErrors() map[string]string {
 			cur = "usd" // the parts are checked in a currency that is one
 		}
 	}
-	base := func() PriceBook { return PriceBook{Currency: cur} }
-	seen := map[string]int{}
-	for i, f := range pb.Features {
-		c := base()
-		c.Features = []Feature{cloneFeature(f)}
-		add(c.Validate(), "features", i)
-		if j, dup := seen[f.Key]; dup && f.Key != "" {
-			add(Errorf(CodeValidation, "feature %q appears twice (also feature %d)", f.Key, j+1).With("param", "features[0].key"), "features", i)
+	// each validates n items of a list alone (alone(i) is a book holding
+	// item i as the list's only one) and finds keys given twice.
+	each := func(list, word, keyField string, n int, alone func(i int) PriceBook, key func(i int) string) {
+		seen := map[string]int{}
+		for i := range n {
+			c := alone(i)
+			c.Currency = cur
+			add(c.Validate(), list, i)
+			k := key(i)
+			if j, dup := seen[k]; dup && k != "" {
+				add(Errorf(CodeValidation, "%s %q appears twice (also %s %d)", word, k, word, j+1).With("param", fieldParam(list, 0, keyField)), list, i)
+			}
+			seen[k] = i
 		}
-		seen[f.Key] = i
 	}
-	seen = map[string]int{}
-	for i, p := range pb.Packs {
-		c := base()
-		c.Features, c.Packs = []Feature{probe}, []CreditPack{p}
-		add(c.Validate(), "packs", i)
-		if j, dup := seen[p.ID]; dup && p.ID != "" {
-			add(Errorf(CodeValidation, "pack %q appears twice (also pack %d)", p.ID, j+1).With("param", "packs[0].id"), "packs", i)
-		}
-		seen[p.ID] = i
-	}
-	seen = map[string]int{}
-	for i, p := range pb.Plans {
-		c := base()
-		c.Features, c.Plans = []Feature{probe}, []Plan{p}
-		add(c.Validate(), "plans", i)
-		if j, dup := seen[p.Key]; dup && p.Key != "" {
-			add(Errorf(CodeValidation, "plan %q appears twice (also plan %d)", p.Key, j+1), "plans", i)
-		}
-		seen[p.Key] = i
-	}
+	each("features", "feature", "key", len(pb.Features),
+		func(i int) PriceBook { return PriceBook{Features: []Feature{cloneFeature(pb.Features[i])}} },
+		func(i int) string { return pb.Features[i].Key })
+	each("packs", "pack", "id", len(pb.Packs),
+		func(i int) PriceBook { return PriceBook{Features: []Feature{probe}, Packs: []CreditPack{pb.Packs[i]}} },
+		func(i int) string { return pb.Packs[i].ID })
+	each("plans", "plan", "", len(pb.Plans),
+		func(i int) PriceBook { return PriceBook{Features: []Feature{probe}, Plans: []Plan{pb.Plans[i]}} },
+		func(i int) string { return pb.Plans[i].Key })
 	if len(out) == 0 {
 		// Whatever the parts alone did not show (no feature at all...).
 		c := pb.Clone()

@@ -588,8 +588,14 @@ func (s *Server) publishWhen(cf *views.AdminPublishConfirm, c echo.Context) (tim
 	var at time.Time
 	switch cf.When {
 	case "now":
+		if cf.At != "" {
+			cf.Errors["when"] = "You entered a time: choose \u201cAt a later time\u201d to schedule the version then, or clear the time to publish now."
+		}
 	case "later":
 		t, err := time.ParseInLocation("2006-01-02T15:04", cf.At, time.UTC)
+		if err != nil { // some browsers send seconds
+			t, err = time.ParseInLocation("2006-01-02T15:04:05", cf.At, time.UTC)
+		}
 		switch {
 		case cf.At == "":
 			cf.Errors["at"] = "Enter when the version takes effect (UTC)."

@@ -250,6 +250,11 @@ func TestAdminPriceBookImpactAndPublish(t *testing.T) {
 	if r.Status != http.StatusUnprocessableEntity || doc(t, r).Find(`[data-testid="error-at"]`).Length() != 1 {
 		t.Fatalf("a bad time: %d", r.Status)
 	}
+	// A time typed with "now" chosen is a question, not a publish now.
+	r = v.adminPost("/admin/price-book/draft", "/admin/price-book/draft/publish", url.Values{"rev": {"2"}, "confirm": {"1"}, "when": {"now"}, "at": {"2030-01-01T09:00"}})
+	if r.Status != http.StatusUnprocessableEntity || doc(t, r).Find(`[data-testid="error-when"]`).Length() != 1 {
+		t.Fatalf("now with a time: %d", r.Status)
+	}
 	if vs, _ := a.DB.ListPriceBooks(ctx); len(vs) != 1 {
 		t.Fatal("published before the confirmation")
 	}
