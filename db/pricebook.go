@@ -38,6 +38,9 @@ type priceBookCache struct {
 	// version's (zero: none); outside them the writer reads the price book
 	// again. Used by the writer goroutine only.
 	from, next time.Time
+	// readNext is the next scheduled version's time for the read path's
+	// copy (pb), which is read again from then on.
+	readNext time.Time
 }
 
 // priceBookTTL is how long the read path trusts its copy of the current
@@ -201,14 +204,25 @@ func (d *DB) CurrentPriceBook(ctx context.Context) (*billing.PriceBook, error) {
 	c := &d.pb
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pb != nil && time.Since(c.checked) < priceBookTTL {
+	now := d.now()
+	if c.pb != nil && time.Since(c.checked) < priceBookTTL && (c.readNext.IsZero() || now.Before(c.readNext)) {
 		return c.pb, nil
 	}
 	var v sql.NullInt64
 	err := d.read.QueryRowContext(ctx, `SELECT version FROM price_books WHERE COALESCE(effective_at, published_at) <= ?
-		ORDER BY COALESCE(effective_at, published_at) DESC, version DESC LIMIT 1`, micros(d.now())).Scan(&v)
+		ORDER BY COALESCE(effective_at, published_at) DESC, version DESC LIMIT 1`, micros(now)).Scan(&v)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
+	}
+	// A scheduled version is read at its time, not up to a TTL later.
+	var n sql.NullInt64
+	if err := d.read.QueryRowContext(ctx, `SELECT MIN(COALESCE(effective_at, published_at)) FROM price_books
+		WHERE COALESCE(effective_at, published_at) > ?`, micros(now)).Scan(&n); err != nil {
+		return nil, err
+	}
+	c.readNext = time.Time{}
+	if n.Valid {
+		c.readNext = fromMicros(n.Int64)
 	}
 	if !v.Valid {
 		return nil, nil

@@ -538,6 +538,15 @@ func (s *Server) impactOf(ctx context.Context, ps adminPriceBookStore, next bill
 	if err != nil {
 		return d, err
 	}
+	all, err := ps.ListPriceBooks(ctx)
+	if err != nil {
+		return d, err
+	}
+	for _, pb := range all {
+		if pb.EffectiveAt != nil && pb.EffectiveAt.After(now) {
+			d.Pending = append(d.Pending, pb)
+		}
+	}
 	d.Impact = billing.PreviewImpact(usage, cur, &next, impactTop)
 	d.Impact.Since, d.Impact.Until = now.Add(-impactWindow), now
 	if cur != nil {

@@ -323,12 +323,21 @@ func TestAdminPriceBookScheduleAndRollback(t *testing.T) {
 		t.Errorf("at its time: %v", deb.Body)
 	}
 
+	// A confirmation while a version is scheduled says it will take over.
+	v.adminPost("/admin/price-book", "/admin/price-book/draft/start", nil)
+	later := a.Clock.Now().Add(24 * time.Hour).UTC().Format("2006-01-02T15:04")
+	v.adminPost("/admin/price-book/draft", "/admin/price-book/draft/publish", url.Values{"rev": {"1"}, "confirm": {"1"}, "when": {"later"}, "at": {later}}).want(t, http.StatusSeeOther)
+	r = v.adminPost("/admin/price-book", "/admin/price-book/versions/1/rollback", nil).want(t, http.StatusOK)
+	if doc(t, r).Find(`[data-testid="pb-confirm-pending"]`).Length() != 1 {
+		t.Error("no warning of the scheduled version")
+	}
+	a.Clock.Advance(25 * time.Hour) // v3 (a copy of v2) takes effect
 	// Roll back to version 1: a confirmation first, then a copy of it.
 	r = v.adminPost("/admin/price-book", "/admin/price-book/versions/1/rollback", nil).want(t, http.StatusOK)
 	if d := doc(t, r); d.Find(`form[data-testid="pb-confirm"]`).Length() != 1 || d.Find(`[data-testid="impact-summary"]`).Length() != 1 {
 		t.Fatal("no rollback confirmation")
 	}
-	if vs, _ := a.DB.ListPriceBooks(ctx); len(vs) != 2 {
+	if vs, _ := a.DB.ListPriceBooks(ctx); len(vs) != 3 {
 		t.Fatal("rolled back before the confirmation")
 	}
 	r = v.adminPost("/admin/price-book", "/admin/price-book/versions/1/rollback", url.Values{"confirm": {"1"}, "when": {"now"}})
@@ -338,18 +347,18 @@ func TestAdminPriceBookScheduleAndRollback(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // the read path trusts its copy for a second
 	cur, _ := a.DB.CurrentPriceBook(ctx)
 	v1, _ := a.DB.PriceBookVersion(ctx, 1)
-	if cur.Version != 3 || cur.Features[0].Credits != v1.Features[0].Credits {
+	if cur.Version != 4 || cur.Features[0].Credits != v1.Features[0].Credits {
 		t.Fatalf("after the rollback: v%d %v", cur.Version, cur.Features[0].Credits)
 	}
 	if recs := a.audit(t, billing.AuditFilter{Action: billing.AuditPriceBookRolledBack}); len(recs) != 1 || !strings.Contains(recs[0].Reason, "version 1") {
 		t.Errorf("rollback audit: %+v", recs)
 	}
-	if deb := a.usage(cus, "chat.request", "1", "").want(t, http.StatusCreated); deb.Body["price_version"] != json.Number("3") || deb.Body["credits_charged"] != json.Number("1") {
+	if deb := a.usage(cus, "chat.request", "1", "").want(t, http.StatusCreated); deb.Body["price_version"] != json.Number("4") || deb.Body["credits_charged"] != json.Number("1") {
 		t.Errorf("after the rollback: %v", deb.Body)
 	}
 	// Again: its prices are in effect, nothing is published.
 	v.adminPost("/admin/price-book", "/admin/price-book/versions/1/rollback", url.Values{"confirm": {"1"}, "when": {"now"}}).want(t, http.StatusSeeOther)
-	if vs, _ := a.DB.ListPriceBooks(ctx); len(vs) != 3 {
+	if vs, _ := a.DB.ListPriceBooks(ctx); len(vs) != 4 {
 		t.Errorf("a second rollback made a version: %d", len(vs))
 	}
 }

@@ -130,6 +130,9 @@ type AdminImpactPage struct {
 	Names     map[string]billing.Customer
 	Confirm   *AdminPublishConfirm // the publish step, when confirming
 	Candidate string               // "the draft" or "version 3"
+	// Pending are versions scheduled to take effect later: each replaces
+	// whatever is in effect at its time, this one too.
+	Pending []billing.PriceBook
 }
 
 // AdminPublishConfirm is the publish (or roll back) confirmation.
