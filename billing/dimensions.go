@@ -44,35 +44,35 @@ func (f *Feature) validateDimensions(currency string) error {
 		return nil
 	}
 	if len(f.Dimensions) > maxDimensions {
-		return Errorf(CodeValidation, "feature %q: at most %d dimensions", f.Key, maxDimensions)
+		return Errorf(CodeValidation, "feature %q: at most %d dimensions", f.Key, maxDimensions).With("param", "dimensions")
 	}
 	if f.Credits != 0 {
-		return Errorf(CodeValidation, "feature %q is priced per dimension: leave its own credits at 0 and price each dimension", f.Key)
+		return Errorf(CodeValidation, "feature %q is priced per dimension: leave its own credits at 0 and price each dimension", f.Key).With("param", "credits")
 	}
 	seen := map[string]bool{}
 	for i := range f.Dimensions {
 		d := &f.Dimensions[i]
 		if !dimensionPattern.MatchString(d.Key) {
-			return Errorf(CodeValidation, "feature %q, dimension %d: key %q must be 1-40 lower-case letters, digits or '_'", f.Key, i+1, d.Key)
+			return Errorf(CodeValidation, "feature %q, dimension %d: key %q must be 1-40 lower-case letters, digits or '_'", f.Key, i+1, d.Key).With("param", fieldParam("dimensions", i, "key"))
 		}
 		if seen[d.Key] {
-			return Errorf(CodeValidation, "feature %q: dimension %q appears twice", f.Key, d.Key)
+			return Errorf(CodeValidation, "feature %q: dimension %q appears twice", f.Key, d.Key).With("param", fieldParam("dimensions", i, "key"))
 		}
 		seen[d.Key] = true
 		if d.UnitSize == 0 {
 			d.UnitSize = 1
 		}
 		if d.UnitSize < 0 || d.UnitSize > maxUnitSize {
-			return Errorf(CodeValidation, "feature %q, dimension %q: unit_size must be between 1 and 1,000,000,000", f.Key, d.Key)
+			return Errorf(CodeValidation, "feature %q, dimension %q: unit_size must be between 1 and 1,000,000,000", f.Key, d.Key).With("param", fieldParam("dimensions", i, "unit_size"))
 		}
 		if d.Credits < 0 || d.Credits > MaxCredits {
-			return Errorf(CodeValidation, "feature %q, dimension %q: credits must be between 0 and %s", f.Key, d.Key, maxCreditsText)
+			return Errorf(CodeValidation, "feature %q, dimension %q: credits must be between 0 and %s", f.Key, d.Key, maxCreditsText).With("param", fieldParam("dimensions", i, "credits"))
 		}
 		if d.Unit == "" {
 			d.Unit = strings.ReplaceAll(d.Key, "_", " ")
 		}
 		if err := d.Cost.validate("feature "+f.Key+", dimension "+d.Key, currency); err != nil {
-			return err
+			return prefixParam(err, fieldParam("dimensions", i, "cost"))
 		}
 		if d.Name == "" {
 			d.Name = d.Unit

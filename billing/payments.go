@@ -225,10 +225,39 @@ func (pb *PriceBook) BaseRate() (CreditPack, bool) {
 	return best, true
 }
 
+// CustomPolicy is pol with the price book's custom top-up range, when it
+// has one.
+func (pb *PriceBook) CustomPolicy(pol PaymentPolicy) PaymentPolicy {
+	if pb != nil && pb.CustomTopUp != nil {
+		pol.CustomMin, pol.CustomMax = pb.CustomTopUp.Min, pb.CustomTopUp.Max
+	}
+	return pol
+}
+
+// customBase is the rate custom amounts are priced at: the price book's
+// credits per unit of currency, or its base rate (the smallest pack).
+func (pb *PriceBook) customBase() (CreditPack, bool) {
+	if pb != nil && pb.CustomTopUp != nil && pb.CustomTopUp.CreditsPerUnit > 0 {
+		return CreditPack{ID: "custom", Credits: pb.CustomTopUp.CreditsPerUnit,
+			Price: Money{Amount: minorPerUnit(pb.Currency), Currency: pb.Currency}}, true
+	}
+	return pb.BaseRate()
+}
+
+// minorPerUnit is how many minor units make one major unit (100 cents).
+func minorPerUnit(currency string) int64 {
+	v := int64(1)
+	for range MinorUnits(currency) {
+		v *= 10
+	}
+	return v
+}
+
 // CustomCredits prices a custom top-up of amount minor units at the base
-// rate, rounded down to the millicredit.
+// rate (or the price book's custom rate), rounded down to the millicredit.
 func CustomCredits(pb *PriceBook, amount int64, pol PaymentPolicy) (Credits, Money, error) {
-	base, ok := pb.BaseRate()
+	pol = pb.CustomPolicy(pol)
+	base, ok := pb.customBase()
 	if !ok {
 		return 0, Money{}, Errorf(CodeValidation, "custom amounts need a credit pack in the price book to price them")
 	}
@@ -244,7 +273,8 @@ func CustomCredits(pb *PriceBook, amount int64, pol PaymentPolicy) (Credits, Mon
 // PriceForCredits is what credits cost at the base rate, rounded up to the
 // minor unit (a custom amount is never free), and at least CustomMin.
 func PriceForCredits(pb *PriceBook, credits Credits, pol PaymentPolicy) (Money, error) {
-	base, ok := pb.BaseRate()
+	pol = pb.CustomPolicy(pol)
+	base, ok := pb.customBase()
 	if !ok {
 		return Money{}, Errorf(CodeValidation, "custom amounts need a credit pack in the price book to price them")
 	}

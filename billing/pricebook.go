@@ -32,6 +32,31 @@ type CreditPack struct {
 	Name    string  `json:"name"`
 	Credits Credits `json:"credits"`
 	Price   Money   `json:"price"`
+	// Bonus credits come on top of Credits with each purchase ("1,000 +
+	// 100 bonus"); the price per credit (margins, custom amounts) counts
+	// Credits only.
+	Bonus Credits `json:"bonus_credits,omitempty"`
+	// Active false takes a pack off sale (it stays in the price book, so
+	// auto-refills set up with it keep working); nil is active.
+	Active *bool `json:"active,omitempty"`
+}
+
+// IsActive reports whether the pack is on sale.
+func (p CreditPack) IsActive() bool { return p.Active == nil || *p.Active }
+
+// Total is what a purchase of the pack grants: its credits and bonus.
+func (p CreditPack) Total() Credits { return p.Credits + p.Bonus }
+
+// CustomTopUp is how a price book prices custom top-up amounts: the range a
+// customer may type (minor units) and how many credits one major unit of
+// the currency buys. Without it the payment policy's range applies and the
+// smallest pack's rate prices custom amounts.
+type CustomTopUp struct {
+	Min int64 `json:"min"`
+	Max int64 `json:"max"`
+	// CreditsPerUnit is what 1.00 of the currency buys (100 credits per
+	// dollar); 0 prices custom amounts at the smallest pack's rate.
+	CreditsPerUnit Credits `json:"credits_per_unit,omitempty"`
 }
 
 // PriceBook is one immutable version of what things cost. Publishing makes a
@@ -43,6 +68,30 @@ type PriceBook struct {
 	Features    []Feature    `json:"features"`
 	Packs       []CreditPack `json:"packs"`
 	Plans       []Plan       `json:"plans,omitempty"` // subscription plans (plans.go)
+	// CustomTopUp prices custom top-up amounts (nil: the payment policy's
+	// range at the smallest pack's rate).
+	CustomTopUp *CustomTopUp `json:"custom_top_up,omitempty"`
+	// EffectiveAt is when the version takes effect: its publication, or a
+	// later time it was scheduled for. Debits are priced with the version
+	// whose EffectiveAt is the latest at or before their time.
+	EffectiveAt *time.Time `json:"effective_at,omitempty"`
+	// PublishedBy is who published it ("admin:adm_..."; "" for the CLI
+	// and the API).
+	PublishedBy string `json:"published_by,omitempty"`
+}
+
+// ActivePacks are the packs on sale, in the price book's order.
+func (pb *PriceBook) ActivePacks() []CreditPack {
+	if pb == nil {
+		return nil
+	}
+	out := make([]CreditPack, 0, len(pb.Packs))
+	for _, p := range pb.Packs {
+		if p.IsActive() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Feature returns the feature with the given key.
@@ -92,32 +141,32 @@ func (pb *PriceBook) Validate() error {
 		pb.Currency = "usd"
 	}
 	if !isCurrency(pb.Currency) {
-		return Errorf(CodeValidation, "currency %q is not an ISO 4217 code such as usd", pb.Currency)
+		return Errorf(CodeValidation, "currency %q is not an ISO 4217 code such as usd", pb.Currency).With("param", "currency")
 	}
 	if len(pb.Features) == 0 {
-		return Errorf(CodeValidation, "a price book needs at least one feature")
+		return Errorf(CodeValidation, "a price book needs at least one feature").With("param", "features")
 	}
 	seen := map[string]bool{}
 	for i := range pb.Features {
 		f := &pb.Features[i]
 		if !keyPattern.MatchString(f.Key) {
-			return Errorf(CodeValidation, "feature %d: key %q must be 1-64 lower-case letters, digits, '.', '_', ':' or '-'", i+1, f.Key)
+			return Errorf(CodeValidation, "feature %d: key %q must be 1-64 lower-case letters, digits, '.', '_', ':' or '-'", i+1, f.Key).With("param", fieldParam("features", i, "key"))
 		}
 		if seen[f.Key] {
-			return Errorf(CodeValidation, "feature %q appears twice", f.Key)
+			return Errorf(CodeValidation, "feature %q appears twice", f.Key).With("param", fieldParam("features", i, "key"))
 		}
 		seen[f.Key] = true
 		if f.UnitSize == 0 {
 			f.UnitSize = 1
 		}
 		if f.UnitSize < 0 || f.UnitSize > maxUnitSize {
-			return Errorf(CodeValidation, "feature %q: unit_size must be between 1 and 1,000,000,000", f.Key)
+			return Errorf(CodeValidation, "feature %q: unit_size must be between 1 and 1,000,000,000", f.Key).With("param", fieldParam("features", i, "unit_size"))
 		}
 		if f.Credits < 0 {
-			return Errorf(CodeValidation, "feature %q: credits must be zero or more", f.Key)
+			return Errorf(CodeValidation, "feature %q: credits must be zero or more", f.Key).With("param", fieldParam("features", i, "credits"))
 		}
 		if f.Credits > MaxCredits {
-			return Errorf(CodeValidation, "feature %q: credits must be at most %s", f.Key, maxCreditsText)
+			return Errorf(CodeValidation, "feature %q: credits must be at most %s", f.Key, maxCreditsText).With("param", fieldParam("features", i, "credits"))
 		}
 		if f.Name == "" {
 			f.Name = f.Key
@@ -126,44 +175,50 @@ func (pb *PriceBook) Validate() error {
 			f.Unit = "unit"
 		}
 		if err := f.validateDimensions(pb.Currency); err != nil {
-			return err
+			return prefixParam(err, fieldParam("features", i, ""))
 		}
 		if err := f.Cost.validate("feature "+f.Key, pb.Currency); err != nil {
-			return err
+			return prefixParam(err, fieldParam("features", i, "cost"))
 		}
 	}
 	seen = map[string]bool{}
 	for i := range pb.Packs {
 		p := &pb.Packs[i]
 		if !keyPattern.MatchString(p.ID) {
-			return Errorf(CodeValidation, "pack %d: id %q must be 1-64 lower-case letters, digits, '.', '_', ':' or '-'", i+1, p.ID)
+			return Errorf(CodeValidation, "pack %d: id %q must be 1-64 lower-case letters, digits, '.', '_', ':' or '-'", i+1, p.ID).With("param", fieldParam("packs", i, "id"))
 		}
 		if seen[p.ID] {
-			return Errorf(CodeValidation, "pack %q appears twice", p.ID)
+			return Errorf(CodeValidation, "pack %q appears twice", p.ID).With("param", fieldParam("packs", i, "id"))
 		}
 		seen[p.ID] = true
 		if p.Credits <= 0 {
-			return Errorf(CodeValidation, "pack %q: credits must be more than zero", p.ID)
+			return Errorf(CodeValidation, "pack %q: credits must be more than zero", p.ID).With("param", fieldParam("packs", i, "credits"))
 		}
 		if p.Credits > MaxCredits {
-			return Errorf(CodeValidation, "pack %q: credits must be at most %s", p.ID, maxCreditsText)
+			return Errorf(CodeValidation, "pack %q: credits must be at most %s", p.ID, maxCreditsText).With("param", fieldParam("packs", i, "credits"))
 		}
 		p.Price.Currency = strings.ToLower(strings.TrimSpace(p.Price.Currency))
 		if p.Price.Currency == "" {
 			p.Price.Currency = pb.Currency
 		}
 		if p.Price.Currency != pb.Currency {
-			return Errorf(CodeValidation, "pack %q: priced in %s, but the price book is in %s", p.ID, p.Price.Currency, pb.Currency)
+			return Errorf(CodeValidation, "pack %q: priced in %s, but the price book is in %s", p.ID, p.Price.Currency, pb.Currency).With("param", fieldParam("packs", i, "price"))
 		}
 		if p.Price.Amount <= 0 {
-			return Errorf(CodeValidation, "pack %q: price must be more than zero (in minor units: 1000 is $10.00)", p.ID)
+			return Errorf(CodeValidation, "pack %q: price must be more than zero (in minor units: 1000 is $10.00)", p.ID).With("param", fieldParam("packs", i, "price"))
 		}
 		if p.Price.Amount > maxPackPrice {
-			return Errorf(CodeValidation, "pack %q: price must be at most 10,000,000,000 in minor units (100,000,000.00 %s)", p.ID, strings.ToUpper(p.Price.Currency))
+			return Errorf(CodeValidation, "pack %q: price must be at most 10,000,000,000 in minor units (100,000,000.00 %s)", p.ID, strings.ToUpper(p.Price.Currency)).With("param", fieldParam("packs", i, "price"))
+		}
+		if p.Bonus < 0 || p.Bonus > MaxCredits-p.Credits {
+			return Errorf(CodeValidation, "pack %q: bonus credits must be zero or more, and with the credits at most %s", p.ID, maxCreditsText).With("param", fieldParam("packs", i, "bonus_credits"))
 		}
 		if p.Name == "" {
 			p.Name = p.Credits.String() + " credits"
 		}
+	}
+	if err := pb.CustomTopUp.validate(pb.Currency); err != nil {
+		return err
 	}
 	return pb.validatePlans()
 }

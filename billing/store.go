@@ -69,9 +69,11 @@ type Ledger interface {
 
 // PriceBooks stores price book versions.
 type PriceBooks interface {
-	// CurrentPriceBook returns the newest version, or nil when none exists.
+	// CurrentPriceBook returns the version in effect now (the latest
+	// EffectiveAt at or before now), or nil when none is.
 	CurrentPriceBook(ctx context.Context) (*PriceBook, error)
-	// PublishPriceBook stores a new version. validation_failed.
+	// PublishPriceBook stores a new version, in effect now or at
+	// pb.EffectiveAt when that is later. validation_failed.
 	PublishPriceBook(ctx context.Context, pb PriceBook) (PriceBook, bool, error)
 	PriceBookVersion(ctx context.Context, version int64) (*PriceBook, error)
 	ListPriceBooks(ctx context.Context) ([]PriceBook, error)

@@ -6,67 +6,156 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
 )
 
-// priceBookBody is what a version stores; version and time are columns.
+// priceBookBody is what a version stores; version and times are columns.
 type priceBookBody struct {
-	Currency string               `json:"currency"`
-	Features []billing.Feature    `json:"features"`
-	Packs    []billing.CreditPack `json:"packs"`
-	Plans    []billing.Plan       `json:"plans,omitempty"`
+	Currency    string               `json:"currency"`
+	Features    []billing.Feature    `json:"features"`
+	Packs       []billing.CreditPack `json:"packs"`
+	Plans       []billing.Plan       `json:"plans,omitempty"`
+	CustomTopUp *billing.CustomTopUp `json:"custom_top_up,omitempty"`
+}
+
+func bodyOf(pb billing.PriceBook) priceBookBody {
+	if pb.Packs == nil {
+		pb.Packs = []billing.CreditPack{} // "no packs" is one thing, however it was sent
+	}
+	return priceBookBody{Currency: pb.Currency, Features: pb.Features, Packs: pb.Packs, Plans: pb.Plans, CustomTopUp: pb.CustomTopUp}
 }
 
 type priceBookCache struct {
 	mu      sync.Mutex
 	pb      *billing.PriceBook
 	checked time.Time
+	// from and next bound the times the writer's copy is in effect for:
+	// from its effective time (zero: any earlier time too) to the next
+	// version's (zero: none); outside them the writer reads the price book
+	// again. Used by the writer goroutine only.
+	from, next time.Time
+	// readNext is the next scheduled version's time for the read path's
+	// copy (pb), which is read again from then on.
+	readNext time.Time
 }
 
 // priceBookTTL is how long the read path trusts its copy of the current
 // price book before checking for a newer version (published by another
-// process, such as `tally pricebook publish`). Debits never use this copy:
-// the writer checks the version once per batch.
+// process, such as `tally pricebook publish`, or a scheduled one that took
+// effect). Debits never use this copy: the writer checks the version once
+// per batch.
 const priceBookTTL = time.Second
 
-// PublishPriceBook validates pb and stores it as a new immutable version.
-// Publishing a book identical to the current one makes no new version and
-// returns the current one (changed = false).
+// pbCols are a version's columns, as decodeRow reads them.
+const pbCols = `version, published_at, COALESCE(effective_at, published_at), COALESCE(published_by, ''), body`
+
+// inEffect selects the version in effect at a time (the argument): the
+// latest effective time at or before it, the newest version of those.
+const inEffect = `SELECT ` + pbCols + ` FROM price_books WHERE COALESCE(effective_at, published_at) <= ?
+	ORDER BY COALESCE(effective_at, published_at) DESC, version DESC LIMIT 1`
+
+// PublishOptions say when a version takes effect and who published it.
+type PublishOptions struct {
+	// EffectiveAt, when after now, schedules the version: it takes effect
+	// then. Zero (or a past time) is now.
+	EffectiveAt time.Time
+	// Actor, when set, is stored as the version's publisher, and an audit
+	// record (Audit, Reason, with the versions before and after) is written
+	// in the same transaction.
+	Actor  billing.Actor
+	Audit  string
+	Reason string
+	// DraftRev, when set, is the console's draft revision this version was
+	// made from: the draft is removed in the same transaction, and a draft
+	// of another revision (saved since, or published already) is a
+	// conflict that publishes nothing.
+	DraftRev int64
+}
+
+// PublishPriceBook validates pb and stores it as a new immutable version,
+// in effect at once, or at pb.EffectiveAt when that is later (the API and
+// `tally pricebook publish --file` schedule a version so). Publishing a
+// book identical to the one in effect makes no new version and returns
+// that one (changed = false).
 func (d *DB) PublishPriceBook(ctx context.Context, pb billing.PriceBook) (_ billing.PriceBook, changed bool, err error) {
+	var o PublishOptions
+	if pb.EffectiveAt != nil {
+		o.EffectiveAt = *pb.EffectiveAt
+	}
+	return d.PublishPriceBookWith(ctx, pb, o)
+}
+
+// PublishPriceBookWith is PublishPriceBook with a time it takes effect (a
+// scheduled version) and the admin who published it. A book identical to
+// the one in effect, published for now, makes no new version.
+func (d *DB) PublishPriceBookWith(ctx context.Context, pb billing.PriceBook, o PublishOptions) (_ billing.PriceBook, changed bool, err error) {
 	if err := pb.Validate(); err != nil {
 		return billing.PriceBook{}, false, err
 	}
-	if pb.Packs == nil {
-		pb.Packs = []billing.CreditPack{} // "no packs" is one thing, however it was sent
-	}
-	body, err := json.Marshal(priceBookBody{Currency: pb.Currency, Features: pb.Features, Packs: pb.Packs, Plans: pb.Plans})
+	body, err := json.Marshal(bodyOf(pb))
 	if err != nil {
 		return billing.PriceBook{}, false, err
 	}
 	var out billing.PriceBook
 	err = d.Write(ctx, func(t *Tx) error {
-		var cur, curAt sql.NullInt64
-		var curBody []byte
-		err := t.queryRow(`SELECT version, published_at, body FROM price_books ORDER BY version DESC LIMIT 1`).Scan(&cur, &curAt, &curBody)
+		now := t.Now.UTC().Truncate(time.Microsecond)
+		eff := o.EffectiveAt.UTC().Truncate(time.Microsecond)
+		if !eff.After(now) {
+			eff = now
+		}
+		if o.DraftRev > 0 {
+			var rev int64
+			if err := t.queryRow(`SELECT rev FROM price_book_drafts WHERE id = 1`).Scan(&rev); err != nil || rev != o.DraftRev {
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return err
+				}
+				return billing.Errorf(billing.CodeConflict, "The draft was published or changed meanwhile: nothing was published.")
+			}
+		}
+		cur, err := scanVersion(t.queryRow(inEffect, micros(now)))
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if cur.Valid && bytes.Equal(curBody, body) {
-			p, err := decodePriceBook(cur.Int64, curAt.Int64, curBody)
-			out, changed = *p, false
+		if cur != nil && eff.Equal(now) && bytes.Equal(cur.body, body) {
+			out, changed = *cur.pb, false
+			return nil
+		}
+		var last sql.NullInt64
+		if err := t.queryRow(`SELECT MAX(version) FROM price_books`).Scan(&last); err != nil {
 			return err
 		}
 		out = pb
-		out.Version = cur.Int64 + 1
-		out.PublishedAt = t.Now.UTC().Truncate(time.Microsecond)
+		out.Version = last.Int64 + 1
+		out.PublishedAt = now
+		out.EffectiveAt = &eff
+		out.PublishedBy = o.Actor.String()
 		changed = true
-		_, err = t.exec(`INSERT INTO price_books (version, published_at, body) VALUES (?, ?, ?)`,
-			out.Version, micros(out.PublishedAt), string(body))
+		if _, err = t.exec(`INSERT INTO price_books (version, published_at, effective_at, published_by, body) VALUES (?, ?, ?, ?, ?)`,
+			out.Version, micros(now), micros(eff), nullString(out.PublishedBy), string(body)); err != nil {
+			return err
+		}
 		t.w.pb = nil // price the next operation with the new version
-		return err
+		if o.DraftRev > 0 {
+			if _, err := t.exec(`DELETE FROM price_book_drafts WHERE id = 1 AND rev = ?`, o.DraftRev); err != nil {
+				return err
+			}
+		}
+		if o.Actor.Kind != "" && o.Audit != "" {
+			before := ""
+			if cur != nil {
+				before = "v" + strconv.FormatInt(cur.pb.Version, 10)
+			}
+			after := "v" + strconv.FormatInt(out.Version, 10) + " effective " + eff.Format(time.RFC3339)
+			if _, err := t.exec(`INSERT INTO admin_audit (actor, action, customer_id, reason, before, after, created_at) VALUES (?, ?, NULL, ?, ?, ?, ?)`,
+				o.Actor.String(), o.Audit, o.Reason, before, after, micros(now)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return billing.PriceBook{}, false, err
@@ -77,27 +166,63 @@ func (d *DB) PublishPriceBook(ctx context.Context, pb billing.PriceBook) (_ bill
 	return out, changed, nil
 }
 
+// versionRow is a stored version and its body as stored.
+type versionRow struct {
+	pb   *billing.PriceBook
+	body []byte
+}
+
+// scanVersion reads a row of pbCols.
+func scanVersion(r rowScanner) (*versionRow, error) {
+	var v, at, eff int64
+	var by string
+	var body []byte
+	if err := r.Scan(&v, &at, &eff, &by, &body); err != nil {
+		return nil, err
+	}
+	pb, err := decodePriceBook(v, at, body)
+	if err != nil {
+		return nil, err
+	}
+	e := fromMicros(eff)
+	pb.EffectiveAt, pb.PublishedBy = &e, by
+	return &versionRow{pb: pb, body: body}, nil
+}
+
 func decodePriceBook(version, publishedAt int64, body []byte) (*billing.PriceBook, error) {
 	var b priceBookBody
 	if err := json.Unmarshal(body, &b); err != nil {
 		return nil, err
 	}
 	return &billing.PriceBook{Version: version, PublishedAt: fromMicros(publishedAt),
-		Currency: b.Currency, Features: b.Features, Packs: b.Packs, Plans: b.Plans}, nil
+		Currency: b.Currency, Features: b.Features, Packs: b.Packs, Plans: b.Plans, CustomTopUp: b.CustomTopUp}, nil
 }
 
-// CurrentPriceBook returns the newest price book version, or nil when none
-// has been published.
+// CurrentPriceBook returns the version in effect now, or nil when none has
+// been published (or none has taken effect yet).
 func (d *DB) CurrentPriceBook(ctx context.Context) (*billing.PriceBook, error) {
 	c := &d.pb
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pb != nil && time.Since(c.checked) < priceBookTTL {
+	now := d.now()
+	if c.pb != nil && time.Since(c.checked) < priceBookTTL && (c.readNext.IsZero() || now.Before(c.readNext)) {
 		return c.pb, nil
 	}
 	var v sql.NullInt64
-	if err := d.read.QueryRowContext(ctx, `SELECT MAX(version) FROM price_books`).Scan(&v); err != nil {
+	err := d.read.QueryRowContext(ctx, `SELECT version FROM price_books WHERE COALESCE(effective_at, published_at) <= ?
+		ORDER BY COALESCE(effective_at, published_at) DESC, version DESC LIMIT 1`, micros(now)).Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
+	}
+	// A scheduled version is read at its time, not up to a TTL later.
+	var n sql.NullInt64
+	if err := d.read.QueryRowContext(ctx, `SELECT MIN(COALESCE(effective_at, published_at)) FROM price_books
+		WHERE COALESCE(effective_at, published_at) > ?`, micros(now)).Scan(&n); err != nil {
+		return nil, err
+	}
+	c.readNext = time.Time{}
+	if n.Valid {
+		c.readNext = fromMicros(n.Int64)
 	}
 	if !v.Valid {
 		return nil, nil
@@ -115,37 +240,31 @@ func (d *DB) CurrentPriceBook(ctx context.Context) (*billing.PriceBook, error) {
 
 // PriceBookVersion returns one version.
 func (d *DB) PriceBookVersion(ctx context.Context, version int64) (*billing.PriceBook, error) {
-	var at int64
-	var body []byte
-	err := d.read.QueryRowContext(ctx, `SELECT published_at, body FROM price_books WHERE version = ?`, version).Scan(&at, &body)
+	r, err := scanVersion(d.read.QueryRowContext(ctx, `SELECT `+pbCols+` FROM price_books WHERE version = ?`, version))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, billing.Errorf(billing.CodeNotFound, "No price book version %d.", version)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return decodePriceBook(version, at, body)
+	return r.pb, nil
 }
 
-// ListPriceBooks returns every version, newest first.
+// ListPriceBooks returns every version, newest first (scheduled ones
+// included: their EffectiveAt is ahead).
 func (d *DB) ListPriceBooks(ctx context.Context) ([]billing.PriceBook, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT version, published_at, body FROM price_books ORDER BY version DESC`)
+	rows, err := d.read.QueryContext(ctx, `SELECT `+pbCols+` FROM price_books ORDER BY version DESC`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []billing.PriceBook
 	for rows.Next() {
-		var v, at int64
-		var body []byte
-		if err := rows.Scan(&v, &at, &body); err != nil {
-			return nil, err
-		}
-		pb, err := decodePriceBook(v, at, body)
+		r, err := scanVersion(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *pb)
+		out = append(out, *r.pb)
 	}
 	return out, rows.Err()
 }
@@ -156,27 +275,42 @@ func (d *DB) ListPriceBooks(ctx context.Context) ([]billing.PriceBook, error) {
 // batch on.
 func (t *Tx) priceBook() (*billing.PriceBook, error) {
 	w := t.w
-	if w.pb != nil {
+	c := &w.d.pb
+	if w.pb != nil && !t.Now.Before(c.from) && (c.next.IsZero() || t.Now.Before(c.next)) {
 		return w.pb, nil
 	}
-	var v sql.NullInt64
-	if err := t.queryRow(`SELECT MAX(version) FROM price_books`).Scan(&v); err != nil {
-		return nil, err
+	now := micros(t.Now)
+	r, err := scanVersion(t.queryRow(inEffect, now))
+	from := time.Time{}
+	if errors.Is(err, sql.ErrNoRows) {
+		// Before the first version's time: history written at a past time
+		// (Backfill: demo data) is priced with the first version, unless
+		// that version was published before now for later (scheduled).
+		r, err = scanVersion(t.queryRow(`SELECT ` + pbCols + ` FROM price_books ORDER BY COALESCE(effective_at, published_at), version LIMIT 1`))
+		if err == nil && !r.pb.PublishedAt.After(t.Now) {
+			err = sql.ErrNoRows
+		}
+	} else if err == nil {
+		from = *r.pb.EffectiveAt
 	}
-	if !v.Valid {
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, billing.Errorf(billing.CodeUnknownFeature, "No price book has been published yet, so no feature can be priced.")
 	}
-	var at int64
-	var body []byte
-	if err := t.queryRow(`SELECT published_at, body FROM price_books WHERE version = ?`, v.Int64).Scan(&at, &body); err != nil {
-		return nil, err
-	}
-	pb, err := decodePriceBook(v.Int64, at, body)
 	if err != nil {
 		return nil, err
 	}
-	w.pb = pb
-	return pb, nil
+	// A version scheduled later takes over at its time: read again then
+	// (and for an operation dated before this version's time).
+	var n sql.NullInt64
+	if err := t.queryRow(`SELECT MIN(COALESCE(effective_at, published_at)) FROM price_books WHERE COALESCE(effective_at, published_at) > ?`, now).Scan(&n); err != nil {
+		return nil, err
+	}
+	c.from, c.next = from, time.Time{}
+	if n.Valid {
+		c.next = fromMicros(n.Int64)
+	}
+	w.pb = r.pb
+	return r.pb, nil
 }
 
 // feature looks a feature up in the current price book.

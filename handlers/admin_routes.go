@@ -48,6 +48,7 @@ func (s *Server) registerAdmin() {
 	g.GET("/finance.csv", s.adminFinanceCSV, owner)
 
 	s.registerAdminConsole(g, support, admin) // webhooks and API keys
+	s.registerAdminPriceBook(g, support, admin)
 
 	g.GET("/admins", s.adminAdminsPage, owner)
 	g.POST("/admins/:id/sign-out", s.adminSignOutEverywhere, owner)

@@ -290,6 +290,19 @@ var adminRouteRoles = map[string]string{
 	"GET /admin/plans/:key":                 billing.RoleSupport,
 	"POST /admin/customers/:id/free-period": billing.RoleAdmin,
 	"POST /admin/plans/:key/migrate":        billing.RoleAdmin,
+	// The price book (admin_pricebook_test.go).
+	"GET /admin/price-book":                             billing.RoleSupport,
+	"GET /admin/price-book/draft":                       billing.RoleSupport,
+	"POST /admin/price-book/draft":                      billing.RoleAdmin,
+	"POST /admin/price-book/draft/start":                billing.RoleAdmin,
+	"POST /admin/price-book/draft/discard":              billing.RoleAdmin,
+	"GET /admin/price-book/draft/impact":                billing.RoleSupport,
+	"GET /admin/price-book/draft/export":                billing.RoleSupport,
+	"POST /admin/price-book/draft/import":               billing.RoleAdmin,
+	"POST /admin/price-book/draft/import-costs":         billing.RoleAdmin,
+	"POST /admin/price-book/draft/publish":              billing.RoleAdmin,
+	"GET /admin/price-book/versions/:version/export":    billing.RoleSupport,
+	"POST /admin/price-book/versions/:version/rollback": billing.RoleAdmin,
 }
 
 // TestAdminAuthorizationMatrix walks every /admin route of the router for
@@ -334,7 +347,7 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill := strings.NewReplacer(":topup", "tu_none", ":id/flags/:flag", cus+"/flags/999", "customers/:id", "customers/"+cus, "admins/:id", "admins/"+spare.ID,
-		"webhooks/:id", "webhooks/"+hook.ID, ":delivery", "whd_1", "api-keys/:id", "api-keys/"+a.ReadKey.ID)
+		"webhooks/:id", "webhooks/"+hook.ID, ":delivery", "whd_1", "api-keys/:id", "api-keys/"+a.ReadKey.ID, ":version", "1")
 	before := a.balance(t, cus)["balance"]
 	for _, route := range routes {
 		min, ok := adminRouteRoles[route]

@@ -421,7 +421,7 @@ func (h *embedHandlers) render(c echo.Context, status int, cl embedClaims, w vie
 			return err
 		}
 		if pb != nil {
-			w.Packs = pb.Packs
+			w.Packs = pb.ActivePacks()
 		}
 	}
 	return render(c, status, views.WidgetPage(w))

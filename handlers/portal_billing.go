@@ -57,14 +57,15 @@ func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error)
 	}
 	p := views.TopUpPanel{Flow: flow, Sandbox: s.sandboxMode(), CustomKey: newClickKey()}
 	if pb != nil {
-		p.Packs = pb.Packs
-		for _, pk := range pb.Packs {
+		p.Packs = pb.ActivePacks()
+		for _, pk := range p.Packs {
 			p.Options = append(p.Options, views.PayOption{Pack: pk, Key: newClickKey()})
 		}
 		if base, ok := pb.BaseRate(); ok {
 			cur := base.Price.Currency
-			p.CustomMin = billing.Money{Amount: s.cfg.Payments.Policy.CustomMin, Currency: cur}
-			p.CustomMax = billing.Money{Amount: s.cfg.Payments.Policy.CustomMax, Currency: cur}
+			pol := pb.CustomPolicy(s.cfg.Payments.Policy)
+			p.CustomMin = billing.Money{Amount: pol.CustomMin, Currency: cur}
+			p.CustomMax = billing.Money{Amount: pol.CustomMax, Currency: cur}
 			per, _, _ := billing.CustomCredits(pb, 100, billing.PaymentPolicy{CustomMin: 100, CustomMax: 100})
 			p.CustomRate = fmt.Sprintf("%s credits per %s", per, views.NewFmt("", "").Money(billing.Money{Amount: 100, Currency: cur}))
 		}
@@ -175,7 +176,7 @@ func (s *Server) customRange(c echo.Context, pb *billing.PriceBook, amount int64
 	if !ok {
 		return ""
 	}
-	pol := s.cfg.Payments.Policy
+	pol := pb.CustomPolicy(s.cfg.Payments.Policy)
 	if amount >= pol.CustomMin && amount <= pol.CustomMax {
 		return ""
 	}

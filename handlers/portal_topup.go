@@ -98,7 +98,7 @@ func (s *Server) offerTopUp(ctx context.Context, customer string, err error) err
 	if cu, ferr := s.ledger.FindCustomer(ctx, customer); ferr == nil {
 		last, _ = s.lastPack(ctx, cu.ID)
 	}
-	pk, ok := billing.SuggestPack(pb.Packs, max(required-available, 0), last)
+	pk, ok := billing.SuggestPack(pb.ActivePacks(), max(required-available, 0), last)
 	if !ok {
 		return err
 	}

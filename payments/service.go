@@ -173,9 +173,16 @@ func (s *Service) Quote(ctx context.Context, req billing.TopUpRequest) (billing.
 		if !ok {
 			return 0, billing.Money{}, "", billing.Errorf(billing.CodeValidation, "No credit pack %q.", req.PackID).With("param", "pack")
 		}
+		if !p.IsActive() && req.Origin != billing.OriginAutoRefill {
+			// Off sale: auto-refills set up with it keep buying it.
+			return 0, billing.Money{}, "", billing.Errorf(billing.CodeValidation, "Credit pack %q is no longer sold.", req.PackID).With("param", "pack")
+		}
 		name := p.Name
 		if name == "" {
 			name = groupCredits(p.Credits) + " credits"
+		}
+		if p.Bonus > 0 {
+			return p.Total(), p.Price, fmt.Sprintf("%s: %s credits + %s bonus", name, groupCredits(p.Credits), groupCredits(p.Bonus)), nil
 		}
 		return p.Credits, p.Price, fmt.Sprintf("%s: %s credits", name, groupCredits(p.Credits)), nil
 	case req.Credits > 0:
@@ -186,7 +193,7 @@ func (s *Service) Quote(ctx context.Context, req billing.TopUpRequest) (billing.
 		// Fewer credits than the smallest top-up buys still cost that
 		// top-up: buy what it buys, not fewer credits for the same money.
 		credits := req.Credits
-		if least, _, err := billing.CustomCredits(pb, s.Policy.CustomMin, s.Policy); err == nil && credits < least {
+		if least, _, err := billing.CustomCredits(pb, pb.CustomPolicy(s.Policy).CustomMin, s.Policy); err == nil && credits < least {
 			credits = least
 		}
 		return credits, price, fmt.Sprintf("%s credits", groupCredits(credits)), nil

@@ -1303,7 +1303,7 @@ func dashboardTopUp(s Shell, d DashboardPage) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var65 string
-				templ_7745c5c3_Var65, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Credits(pk.Credits))
+				templ_7745c5c3_Var65, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Credits(pk.Total()))
 				if templ_7745c5c3_Err != nil {
 					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_dashboard.templ`, Line: 233, Col: 91}
 				}
@@ -1352,7 +1352,7 @@ func dashboardTopUp(s Shell, d DashboardPage) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			for _, o := range d.TopUp.Options {
-				templ_7745c5c3_Err = NewCardPayForm(s, Purchase{PackID: o.Pack.ID}, o.Key, "+"+s.Fmt.Credits(o.Pack.Credits)+" credits · "+s.Fmt.Money(o.Pack.Price),
+				templ_7745c5c3_Err = NewCardPayForm(s, Purchase{PackID: o.Pack.ID}, o.Key, "+"+s.Fmt.Credits(o.Pack.Total())+" credits · "+s.Fmt.Money(o.Pack.Price),
 					"flex w-full items-center justify-between gap-2 rounded-lg px-3 py-2 text-sm font-semibold text-gray-900 ring-1 ring-inset ring-gray-200 transition hover:bg-brand-50 hover:ring-brand-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-brand-600",
 					"dashboard-new-card-"+o.Pack.ID).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {

@@ -301,6 +301,11 @@ func cmdPriceBook(ctx context.Context, args []string, getenv env, stdout, stderr
 			fmt.Fprintf(stdout, "Unchanged: version %d is already this price book.\n", out.Version)
 			return nil
 		}
+		if out.EffectiveAt != nil && out.EffectiveAt.After(out.PublishedAt) {
+			fmt.Fprintf(stdout, "Scheduled price book version %d for %s: %d features, %d credit packs.\n", out.Version,
+				out.EffectiveAt.UTC().Format(time.RFC3339), len(out.Features), len(out.Packs))
+			return nil
+		}
 		fmt.Fprintf(stdout, "Published price book version %d: %d features, %d credit packs.\n", out.Version, len(out.Features), len(out.Packs))
 		return nil
 	case "show":

@@ -146,15 +146,12 @@ func printImport(w io.Writer, pb *billing.PriceBook, models []string, packs []bi
 	tw.Flush()
 }
 
-// percentBps reads a percentage with at most two decimals as basis points.
+// percentBps reads a percentage with at most two decimals as basis points
+// (billing.ParseMarginPercent, as the admin console reads it).
 func percentBps(s string) (int64, error) {
-	r, ok := new(big.Rat).SetString(strings.TrimSuffix(strings.TrimSpace(s), "%"))
-	if !ok {
-		return 0, fmt.Errorf("%q is not a percentage", s)
+	bps, err := billing.ParseMarginPercent(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s", billing.ErrorMessage(err))
 	}
-	r.Mul(r, big.NewRat(100, 1))
-	if !r.IsInt() || r.Sign() < 0 || r.Num().Int64() >= 10_000 {
-		return 0, fmt.Errorf("%q must be from 0 to 99.99, with at most two decimals", s)
-	}
-	return r.Num().Int64(), nil
+	return bps, nil
 }

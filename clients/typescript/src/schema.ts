@@ -88,6 +88,10 @@ export type Cost = {
 
 /** A bundle of credits sold at a fixed price. */
 export type CreditPack = {
+  /** false: off sale (not offered; auto-refills set up with it keep buying it). Omitted: on sale. */
+  active?: boolean;
+  /** Credits granted on top of credits with each purchase (omitted when none). */
+  bonus_credits?: Credits;
   /** Credits the pack grants. */
   credits: Credits;
   id: string;
@@ -97,6 +101,16 @@ export type CreditPack = {
 
 /** An amount of credits as a JSON number with at most 3 decimals (1 credit = 1,000 millicredits, which is how Tally stores it: exact integers, never floats). Requests with more than 3 decimals, or a number in a string, are refused with invalid_request. Charges are rounded down to the millicredit, in the customer's favour. */
 export type Credits = number;
+
+/** How custom top-up amounts are priced: the range a customer may type and what one unit of the currency buys. Omitted: the server's range at the smallest pack's rate. */
+export type CustomTopUp = {
+  /** Credits one major unit (1.00) of the currency buys; omitted or 0: the smallest pack's rate. */
+  credits_per_unit?: Credits;
+  /** Largest amount, in minor units. */
+  max: number;
+  /** Smallest amount, in minor units. */
+  min: number;
+};
 
 /** A wallet holder. */
 export type Customer = {
@@ -455,12 +469,17 @@ export type PortalSessionRequest = {
 /** One immutable version of what things cost. */
 export type PriceBook = {
   currency: string;
+  custom_top_up?: CustomTopUp;
+  /** When the version takes effect (its publication, or the later time it was scheduled for). Debits use the version whose effective_at is the latest at or before their time. */
+  effective_at?: Timestamp;
   features: Feature[];
   object: "price_book";
   packs: CreditPack[];
   /** subscription plans (omitted when there are none) */
   plans?: Plan[];
   published_at: Timestamp;
+  /** Who published it (admin:adm_...); omitted for the CLI and the API. */
+  published_by?: string;
   version: number;
 };
 
@@ -468,12 +487,17 @@ export type PriceBook = {
 export type PriceBookInput = {
   /** ISO 4217 code; default usd. */
   currency?: string;
+  custom_top_up?: CustomTopUp;
+  /** When the version takes effect; a later time schedules it (omitted or past: now). */
+  effective_at?: Timestamp;
   features: Feature[];
   packs?: CreditPack[] | null;
   /** subscription plans (omitted when there are none) */
   plans?: Plan[];
   /** Accepted and ignored: Tally sets the time. */
   published_at?: Timestamp;
+  /** Accepted and ignored: Tally records who published. */
+  published_by?: string;
   /** Accepted and ignored: Tally numbers versions. */
   version?: number;
 };
