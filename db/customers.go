@@ -159,7 +159,9 @@ func (d *DB) FindCustomers(ctx context.Context, f billing.CustomerFilter) ([]bil
 }
 
 // SetLimits replaces the operator's limits on a customer: the spend caps and
-// the overdraft limit. The caps the customer set in the portal stay.
+// the overdraft limit. The caps the customer set in the portal stay. An
+// audit record in ctx (billing.WithAudit) is written with the change, with
+// the limits before and after.
 func (d *DB) SetLimits(ctx context.Context, ref string, lim billing.Limits) (billing.Customer, error) {
 	if err := lim.Validate(); err != nil {
 		return billing.Customer{}, err
@@ -174,13 +176,20 @@ func (d *DB) SetLimits(ctx context.Context, ref string, lim billing.Limits) (bil
 		if err != nil {
 			return err
 		}
+		before := billing.Limits{OverdraftLimit: w.OverdraftLimit, DailyCap: w.caps.DailyCap, MonthlyCap: w.caps.MonthlyCap}
 		w.caps, w.OverdraftLimit = lim.Caps(), lim.OverdraftLimit
 		if err := t.saveWallet(w); err != nil {
 			return err
 		}
 		c, err = t.customerByRef(id)
 		c.Limits, c.CustomerCaps = lim, w.customerCaps // the wallet row is written at the end of the batch
-		return err
+		if err != nil {
+			return err
+		}
+		// An admin's change is recorded with it (billing.WithAudit).
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			r.Customer, r.Before, r.After = id, jsonText(before), jsonText(lim)
+		})
 	})
 	return c, err
 }

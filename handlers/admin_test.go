@@ -289,6 +289,12 @@ var adminRouteRoles = map[string]string{
 	"GET /admin/plans":                      billing.RoleSupport,
 	"GET /admin/plans/:key":                 billing.RoleSupport,
 	"POST /admin/customers/:id/free-period": billing.RoleAdmin,
+	// Policies, key edits and holds (admin_policies_test.go).
+	"GET /admin/policies":                           billing.RoleSupport,
+	"POST /admin/policies":                          billing.RoleAdmin,
+	"GET /admin/api-keys/:id":                       billing.RoleSupport,
+	"POST /admin/api-keys/:id":                      billing.RoleAdmin,
+	"POST /admin/customers/:id/holds/:hold/release": billing.RoleAdmin,
 }
 
 // TestAdminAuthorizationMatrix walks every /admin route of the router for
@@ -333,7 +339,7 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill := strings.NewReplacer(":topup", "tu_none", ":id/flags/:flag", cus+"/flags/999", "customers/:id", "customers/"+cus, "admins/:id", "admins/"+spare.ID,
-		"webhooks/:id", "webhooks/"+hook.ID, ":delivery", "whd_1", "api-keys/:id", "api-keys/"+a.ReadKey.ID)
+		"webhooks/:id", "webhooks/"+hook.ID, ":delivery", "whd_1", "api-keys/:id", "api-keys/"+a.ReadKey.ID, ":hold", "hld_none")
 	before := a.balance(t, cus)["balance"]
 	for _, route := range routes {
 		min, ok := adminRouteRoles[route]

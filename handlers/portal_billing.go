@@ -63,8 +63,9 @@ func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error)
 		}
 		if base, ok := pb.BaseRate(); ok {
 			cur := base.Price.Currency
-			p.CustomMin = billing.Money{Amount: s.cfg.Payments.Policy.CustomMin, Currency: cur}
-			p.CustomMax = billing.Money{Amount: s.cfg.Payments.Policy.CustomMax, Currency: cur}
+			pol := s.policy(ctx)
+			p.CustomMin = billing.Money{Amount: pol.CustomMin, Currency: cur}
+			p.CustomMax = billing.Money{Amount: pol.CustomMax, Currency: cur}
 			per, _, _ := billing.CustomCredits(pb, 100, billing.PaymentPolicy{CustomMin: 100, CustomMax: 100})
 			p.CustomRate = fmt.Sprintf("%s credits per %s", per, views.NewFmt("", "").Money(billing.Money{Amount: 100, Currency: cur}))
 		}
@@ -175,7 +176,7 @@ func (s *Server) customRange(c echo.Context, pb *billing.PriceBook, amount int64
 	if !ok {
 		return ""
 	}
-	pol := s.cfg.Payments.Policy
+	pol := s.policy(c.Request().Context())
 	if amount >= pol.CustomMin && amount <= pol.CustomMax {
 		return ""
 	}
@@ -507,7 +508,7 @@ func (s *Server) defaultRefillThreshold(c echo.Context) (billing.Credits, error)
 	if err != nil {
 		return 0, err
 	}
-	th := set.Threshold(last)
+	th := set.ThresholdWith(s.policy(ctx).LowBalanceLine(last))
 	if th <= 0 {
 		pb, err := s.prices.CurrentPriceBook(ctx)
 		if err != nil {
