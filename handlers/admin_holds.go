@@ -70,12 +70,12 @@ func (s *Server) adminReleaseHold(c echo.Context) error {
 	}
 	actor := billing.AdminActor(currentAdmin(c).User.ID)
 	h, err := hs.ReleaseCustomerHold(s.audited(c, billing.AuditHoldReleased, cu.ID, "Released in the admin console", "", ""), cu.ID, holdID, actor)
-	switch billing.ErrorCode(err) {
-	case "":
-	case billing.CodeHoldNotFound, billing.CodeHoldNotActive:
-		adminFlash(c, "error", billing.ErrorMessage(err))
-		return c.Redirect(http.StatusSeeOther, page)
-	default:
+	if err != nil {
+		switch billing.ErrorCode(err) {
+		case billing.CodeHoldNotFound, billing.CodeHoldNotActive:
+			adminFlash(c, "error", billing.ErrorMessage(err))
+			return c.Redirect(http.StatusSeeOther, page)
+		}
 		return err
 	}
 	fm := s.publicShell(c, "").Fmt
