@@ -66,6 +66,9 @@ func TestAdminPolicies(t *testing.T) {
 			t.Errorf("%s = %q, want %q", field, got, want)
 		}
 	}
+	if by, _ := doc(t, r).Find(`[data-testid="policy-custom_max"]`).Attr("aria-describedby"); by != "policy-custom_max-help policy-custom_max-error" {
+		t.Errorf("the field is not tied to its error: aria-describedby %q", by)
+	}
 	if got, _ := doc(t, r).Find(`[data-testid="policy-custom_min"]`).Attr("value"); got != "20" {
 		t.Errorf("the typed value is lost: %q", got)
 	}
