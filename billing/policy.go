@@ -35,6 +35,9 @@ type Policy struct {
 	// RefillMaxPerMonth caps a customer's auto-refills a month when they
 	// set no cap of their own; 0: no cap.
 	RefillMaxPerMonth int `json:"refill_max_per_month"`
+	// DefaultOverdraft is a new customer's overdraft limit (how far usage
+	// may take the balance below zero); an admin changes it per customer.
+	DefaultOverdraft Credits `json:"default_overdraft"`
 }
 
 // PolicyVersion is one stored version of the policy: who made it and when.
@@ -52,7 +55,7 @@ var DefaultPolicy = Policy{RefundWindow: DefaultPaymentPolicy.RefundWindow, Cust
 
 // PolicyFields are the policy's fields (their JSON names), in the page's order.
 var PolicyFields = []string{"refund_window", "purchase_expiry", "promo_expiry", "custom_min", "custom_max", "low_balance_percent",
-	"hold_ttl", "hold_max_ttl", "refill_max_per_month"}
+	"hold_ttl", "hold_max_ttl", "refill_max_per_month", "default_overdraft"}
 
 // AuditPolicyUpdated is the audit action of a new policy version.
 const AuditPolicyUpdated = "policy.updated"
@@ -146,6 +149,9 @@ func (p Policy) Validate() map[string]string {
 	if p.RefillMaxPerMonth < 0 || p.RefillMaxPerMonth > 1000 {
 		errs["refill_max_per_month"] = "Between 0 (no cap) and 1,000 refills a month."
 	}
+	if p.DefaultOverdraft < 0 || p.DefaultOverdraft > MaxCredits {
+		errs["default_overdraft"] = "Between 0 (none) and the largest amount of credits."
+	}
 	return errs
 }
 
@@ -198,6 +204,7 @@ func DiffPolicy(before, after Policy, money func(int64) string) []PolicyChange {
 	add("hold_ttl", "Default hold lifetime", secs(before.HoldTTL), secs(after.HoldTTL), false)
 	add("hold_max_ttl", "Longest hold lifetime", secs(before.HoldMaxTTL), secs(after.HoldMaxTTL), false)
 	add("refill_max_per_month", "Auto-refill cap (when the customer sets none)", refills(before.RefillMaxPerMonth), refills(after.RefillMaxPerMonth), true)
+	add("default_overdraft", "Overdraft of new customers", before.DefaultOverdraft.String()+" credits", after.DefaultOverdraft.String()+" credits", true)
 	return out
 }
 

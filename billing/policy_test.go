@@ -30,6 +30,7 @@ func TestPolicyValidate(t *testing.T) {
 		"hold max over a day":         {func(p *Policy) { p.HoldMaxTTL = 25 * time.Hour }, "hold_max_ttl"},
 		"negative refills":            {func(p *Policy) { p.RefillMaxPerMonth = -1 }, "refill_max_per_month"},
 		"refills over the portal max": {func(p *Policy) { p.RefillMaxPerMonth = 1001 }, "refill_max_per_month"},
+		"negative overdraft":          {func(p *Policy) { p.DefaultOverdraft = -1 }, "default_overdraft"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := DefaultPolicy

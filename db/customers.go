@@ -26,11 +26,14 @@ func (d *DB) CreateCustomer(ctx context.Context, in billing.CustomerInput) (c bi
 			return err
 		}
 		c = billing.Customer{ID: newID("cus", 10), ExternalID: in.ExternalID, Email: in.Email, Name: in.Name, CreatedAt: t.Now.UTC().Truncate(time.Microsecond)}
+		// A new wallet's overdraft is the policy's (policy.go); admins set
+		// it per customer afterwards.
+		c.Limits.OverdraftLimit = d.policyNow().DefaultOverdraft
 		if _, err := t.exec(`INSERT INTO customers (id, external_id, email, name, created_at) VALUES (?, ?, ?, ?, ?)`,
 			c.ID, c.ExternalID, c.Email, c.Name, micros(c.CreatedAt)); err != nil {
 			return err
 		}
-		if _, err := t.exec(`INSERT INTO wallets (customer_id, updated_at) VALUES (?, ?)`, c.ID, micros(t.Now)); err != nil {
+		if _, err := t.exec(`INSERT INTO wallets (customer_id, overdraft_limit, updated_at) VALUES (?, ?, ?)`, c.ID, int64(c.Limits.OverdraftLimit), micros(t.Now)); err != nil {
 			return err
 		}
 		created = true

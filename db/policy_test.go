@@ -86,7 +86,7 @@ func TestPolicyInputsToTheKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := billing.DefaultPolicy
-	p.HoldTTL, p.HoldMaxTTL, p.LowBalancePercent = 2*time.Minute, time.Hour, 50
+	p.HoldTTL, p.HoldMaxTTL, p.LowBalancePercent, p.DefaultOverdraft = 2*time.Minute, time.Hour, 50, billing.CreditsOf(7)
 	if _, err := d.UpdatePolicy(ctx, 0, p, billing.AdminActor("adm_1"), "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +99,17 @@ func TestPolicyInputsToTheKernel(t *testing.T) {
 	}
 	if _, err := d.ReleaseHold(ctx, h.ID, nil); err != nil {
 		t.Fatal(err)
+	}
+	// A new customer's overdraft is the policy's; an existing one keeps theirs.
+	nc, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: "pol-new"})
+	if err != nil || nc.Limits.OverdraftLimit != billing.CreditsOf(7) {
+		t.Fatalf("new customer: %+v %v", nc.Limits, err)
+	}
+	if got, _ := d.FindCustomer(ctx, "pol-new"); got.Limits.OverdraftLimit != billing.CreditsOf(7) {
+		t.Fatalf("stored overdraft: %+v", got.Limits)
+	}
+	if old, _ := d.FindCustomer(ctx, id); old.Limits.OverdraftLimit != 0 {
+		t.Fatalf("an existing customer's overdraft changed: %+v", old.Limits)
 	}
 	// 100 bought, 55 used: 45 left is under 50% of the last top-up (not
 	// under the built-in 10%).

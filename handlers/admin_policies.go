@@ -84,6 +84,7 @@ func policyValues(f views.Fmt, v billing.PolicyVersion, currency string) map[str
 		"hold_ttl":             secs(p.HoldTTL),
 		"hold_max_ttl":         secs(p.HoldMaxTTL),
 		"refill_max_per_month": strconv.Itoa(p.RefillMaxPerMonth),
+		"default_overdraft":    p.DefaultOverdraft.String(),
 	}
 }
 
@@ -154,6 +155,10 @@ func readPolicy(f *forms.Form, currency string) billing.Policy {
 	p.HoldTTL = secs("hold_ttl")
 	p.HoldMaxTTL = secs("hold_max_ttl")
 	p.RefillMaxPerMonth = whole("refill_max_per_month", "Enter a number of refills (0 for no cap).")
+	if v := f.Credits("default_overdraft", forms.Opts{Required: "Enter the credits a new customer may go below zero (0 for none).",
+		Negative: "Can't be negative: 0 allows no overdraft."}); v != nil {
+		p.DefaultOverdraft = *v
+	}
 	for field, msg := range p.Validate() {
 		f.Fail(field, msg)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -21,6 +22,7 @@ type policyConfig struct {
 	HoldTTL           time.Duration
 	HoldMaxTTL        time.Duration
 	RefillMaxPerMonth int
+	DefaultOverdraft  billing.Credits
 }
 
 func policyFlags(fs *flag.FlagSet, getenv env, c *policyConfig) {
@@ -31,6 +33,20 @@ func policyFlags(fs *flag.FlagSet, getenv env, c *policyConfig) {
 	fs.IntVar(&c.LowBalancePercent, "low-balance-percent", envInt(getenv, "TALLY_LOW_BALANCE_PERCENT", d.LowBalancePercent), "default low-balance line, in percent of the last top-up (env TALLY_LOW_BALANCE_PERCENT; a fresh installation's default)")
 	fs.DurationVar(&c.HoldTTL, "hold-ttl", envDuration(getenv, "TALLY_HOLD_TTL", d.HoldTTL), "a hold's lifetime when the request names none (env TALLY_HOLD_TTL; a fresh installation's default)")
 	fs.DurationVar(&c.HoldMaxTTL, "hold-max-ttl", envDuration(getenv, "TALLY_HOLD_MAX_TTL", d.HoldMaxTTL), "the longest hold a request may ask for, at most 24h (env TALLY_HOLD_MAX_TTL; a fresh installation's default)")
+	c.DefaultOverdraft = 0
+	if v := getenv("TALLY_DEFAULT_OVERDRAFT"); v != "" {
+		if cr, err := billing.ParseCredits(v); err == nil {
+			c.DefaultOverdraft = cr
+		}
+	}
+	fs.Func("default-overdraft", "a new customer's overdraft limit, in credits; 0 = none (env TALLY_DEFAULT_OVERDRAFT; a fresh installation's default)", func(s string) error {
+		cr, err := billing.ParseCredits(s)
+		if err != nil || cr < 0 {
+			return fmt.Errorf("%q is not an amount of credits", s)
+		}
+		c.DefaultOverdraft = cr
+		return nil
+	})
 	fs.IntVar(&c.RefillMaxPerMonth, "refill-max-per-month", envInt(getenv, "TALLY_REFILL_MAX_PER_MONTH", 0), "auto-refills a month for a customer who set no cap; 0 = no cap (env TALLY_REFILL_MAX_PER_MONTH; a fresh installation's default)")
 }
 
@@ -42,6 +58,7 @@ func initialPolicy(cfg serveConfig) billing.Policy {
 	c := cfg.Policy
 	p.PromoExpiry = c.PromoExpiry
 	p.RefillMaxPerMonth = c.RefillMaxPerMonth
+	p.DefaultOverdraft = c.DefaultOverdraft
 	if c.CustomMin > 0 {
 		p.CustomMin = c.CustomMin
 	}
