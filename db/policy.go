@@ -37,6 +37,12 @@ var BuiltinPolicy = billing.PolicyVersion{Policy: billing.DefaultPolicy}
 // one: flags are only a fresh installation's defaults) and whether p was
 // stored. validation_failed.
 func (d *DB) SeedPolicy(ctx context.Context, p billing.Policy) (billing.PolicyVersion, bool, error) {
+	// Flags that no policy allows matter only when they would be stored:
+	// an installation with a stored policy starts whatever its flags say.
+	d.pol.at.Store(0)
+	if v, err := d.CurrentPolicy(ctx); err != nil || v.Version > 0 {
+		return v, false, err
+	}
 	if errs := p.Validate(); len(errs) > 0 {
 		return billing.PolicyVersion{}, false, policyError(errs)
 	}

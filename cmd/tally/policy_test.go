@@ -51,7 +51,11 @@ func TestStartPolicy(t *testing.T) {
 	if err != nil || pay(ctx).CustomMin != 50_00 || pay(ctx).RefundWindow != 7*24*time.Hour {
 		t.Fatalf("restart: %+v %v", pay(ctx), err)
 	}
-	// Flags that no policy allows are a usage error.
+	// Flags that no policy allows don't stop an installation whose policy
+	// is stored; on a fresh one they are a usage error.
+	if _, err := startPolicy(ctx, d, serveConfig{RefundWindow: 36 * time.Hour}, log); err != nil {
+		t.Fatalf("odd flags with a stored policy: %v", err)
+	}
 	d2, err := db.Open(ctx, filepath.Join(t.TempDir(), "t2.db"), db.Options{})
 	if err != nil {
 		t.Fatal(err)
