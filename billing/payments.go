@@ -204,6 +204,18 @@ type PaymentPolicy struct {
 	PurchaseExpiry time.Duration
 	// CustomMin and CustomMax bound a custom top-up amount (minor units).
 	CustomMin, CustomMax int64
+	// RefillMaxPerMonth caps the auto-refills of a customer who set no cap
+	// of their own (the operator's policy); 0: no cap.
+	RefillMaxPerMonth int
+}
+
+// RefillCountCap is the most auto-refills a customer's settings allow a
+// month: their own cap, else the policy's; ok is false for no cap.
+func RefillCountCap(set RefillSettings, pol PaymentPolicy) (int, bool) {
+	if set.MaxRefillsPerMonth != nil {
+		return *set.MaxRefillsPerMonth, true
+	}
+	return pol.RefillMaxPerMonth, pol.RefillMaxPerMonth > 0
 }
 
 // DefaultPaymentPolicy: 30-day refunds, no expiry, custom top-ups $5-$1,000.

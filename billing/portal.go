@@ -70,6 +70,14 @@ func (s CustomerSettings) Threshold(lastTopUp Credits) Credits {
 	return lastTopUp / 10
 }
 
+// ThresholdWith is the customer's own line, or line (the policy's default).
+func (s CustomerSettings) ThresholdWith(line Credits) Credits {
+	if s.LowBalanceThreshold != nil {
+		return *s.LowBalanceThreshold
+	}
+	return line
+}
+
 // LowBalanceDays is how close to running out the default warning starts:
 // a customer whose credits last fewer days than this at their current pace
 // is warned, whatever they bought before (or if they never bought).
@@ -82,13 +90,19 @@ const LowBalanceDays = 3
 // at 90 a day warn even a customer who never topped up. Nothing available
 // is not "low" but depleted, which the portal says otherwise.
 func LowBalance(s CustomerSettings, lastTopUp, available, perDay Credits) bool {
+	return LowBalanceWith(s, lastTopUp/10, available, perDay)
+}
+
+// LowBalanceWith is LowBalance with the default line given (the policy's
+// Policy.LowBalanceLine of the last top-up) instead of 10% of it.
+func LowBalanceWith(s CustomerSettings, line, available, perDay Credits) bool {
 	if available <= 0 {
 		return false
 	}
 	if s.LowBalanceThreshold != nil {
 		return available <= *s.LowBalanceThreshold
 	}
-	if available <= lastTopUp/10 {
+	if available <= line {
 		return true
 	}
 	return perDay > 0 && available < perDay*LowBalanceDays

@@ -50,9 +50,11 @@ func (d *DB) CreateAdmin(ctx context.Context, email, password, role string) (bil
 		if n > 0 {
 			return billing.Errorf(billing.CodeConflict, "An admin with e-mail %s already exists.", email).With("param", "email")
 		}
-		_, err := t.exec(`INSERT INTO admin_users (id, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)`,
-			a.ID, email, string(hash), role, micros(a.CreatedAt))
-		return err
+		if _, err := t.exec(`INSERT INTO admin_users (id, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)`,
+			a.ID, email, string(hash), role, micros(a.CreatedAt)); err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) { r.After = email + " (" + role + ")" })
 	})
 	return a, err
 }
@@ -126,9 +128,11 @@ func (d *DB) StartAdminSession(ctx context.Context, s billing.AdminSession) (str
 	id := newID("", 32)[1:]
 	h := hashSecret(id)
 	err := d.Write(ctx, func(t *Tx) error {
-		_, err := t.exec(`INSERT INTO admin_sessions (id_hash, admin_id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-			h[:], s.AdminID, micros(s.CreatedAt), micros(s.LastSeenAt), micros(s.ExpiresAt))
-		return err
+		if _, err := t.exec(`INSERT INTO admin_sessions (id_hash, admin_id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+			h[:], s.AdminID, micros(s.CreatedAt), micros(s.LastSeenAt), micros(s.ExpiresAt)); err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, nil) // the sign-in's record (billing.WithAudit)
 	})
 	if err != nil {
 		return "", err
@@ -172,8 +176,10 @@ func (d *DB) TouchAdminSession(ctx context.Context, id string, at time.Time) err
 func (d *DB) EndAdminSession(ctx context.Context, id string, at time.Time, reason string) error {
 	h := hashSecret(id)
 	return d.Write(ctx, func(t *Tx) error {
-		_, err := t.exec(`UPDATE admin_sessions SET ended_at = ?, end_reason = ? WHERE id_hash = ? AND ended_at IS NULL`, micros(at), reason, h[:])
-		return err
+		if _, err := t.exec(`UPDATE admin_sessions SET ended_at = ?, end_reason = ? WHERE id_hash = ? AND ended_at IS NULL`, micros(at), reason, h[:]); err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, nil) // the sign-out's record (billing.WithAudit)
 	})
 }
 
@@ -185,8 +191,10 @@ func (d *DB) EndAdminSessions(ctx context.Context, adminID string, at time.Time,
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) { r.After = strconv.FormatInt(n, 10) + " sessions ended" })
 	})
 	return int(n), err
 }
@@ -207,16 +215,14 @@ func (d *DB) SweepAdminSessions(ctx context.Context, before time.Time) (int, err
 	return int(n), err
 }
 
-// RecordAudit appends an admin action to the audit log, at the Tx's clock.
+// RecordAudit appends an admin action to the audit log, at the Tx's clock,
+// alone: for actions that change nothing else (a sign-in, a portal view).
+// A write and its record go together through WithAudit.
 func (d *DB) RecordAudit(ctx context.Context, r billing.AuditRecord) error {
 	if r.Actor.Kind == "" || r.Action == "" {
 		return billing.Errorf(billing.CodeValidation, "an audit record needs an actor and an action")
 	}
-	return d.Write(ctx, func(t *Tx) error {
-		_, err := t.exec(`INSERT INTO admin_audit (actor, action, customer_id, reason, before, after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			r.Actor.String(), r.Action, nullString(r.Customer), r.Reason, r.Before, r.After, micros(t.Now))
-		return err
-	})
+	return d.Write(ctx, func(t *Tx) error { return t.recordAudit(r) })
 }
 
 func nullString(s string) any {

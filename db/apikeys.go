@@ -64,6 +64,17 @@ func hashSecret(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
 // once and never stored: only its SHA-256 is. (A random 160-bit secret needs
 // no slow password hash: it cannot be guessed from its digest.)
 func (d *DB) CreateAPIKey(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int) (billing.APIKey, string, error) {
+	return d.CreateAPIKeyWithOrigins(ctx, name, scope, lim, rateLimit, nil)
+}
+
+// CreateAPIKeyWithOrigins is CreateAPIKey with the key's allowed origins
+// (billing.ParseOrigin), stored in the same transaction, with the audit
+// record in ctx if any (billing.WithAudit; its After is the new key).
+func (d *DB) CreateAPIKeyWithOrigins(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int, origins []string) (billing.APIKey, string, error) {
+	clean, err := cleanOrigins(origins)
+	if err != nil {
+		return billing.APIKey{}, "", err
+	}
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 100 {
 		return billing.APIKey{}, "", billing.Errorf(billing.CodeValidation, "name is required (at most 100 characters)").With("param", "name")
@@ -78,10 +89,10 @@ func (d *DB) CreateAPIKey(ctx context.Context, name, scope string, lim billing.L
 		return billing.APIKey{}, "", billing.Errorf(billing.CodeValidation, "rate limit must be 0 (off) to 1,000,000 requests per second").With("param", "rate_limit")
 	}
 	secret := APIKeyPrefix + strings.TrimPrefix(newID("", 20), "_")
-	return d.insertAPIKey(ctx, name, scope, lim, rateLimit, secret)
+	return d.insertAPIKey(ctx, name, scope, lim, rateLimit, secret, clean)
 }
 
-func (d *DB) insertAPIKey(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int, secret string) (billing.APIKey, string, error) {
+func (d *DB) insertAPIKey(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int, secret string, origins []string) (billing.APIKey, string, error) {
 	h := hashSecret(secret)
 	k := billing.APIKey{ID: newID("key", 8), Name: name, Prefix: secret[:12], Scope: scope, Limits: lim, RateLimit: rateLimit}
 	err := d.Write(ctx, func(t *Tx) error {
@@ -92,7 +103,14 @@ func (d *DB) insertAPIKey(ctx context.Context, name, scope string, lim billing.L
 		if isUniqueViolation(err) {
 			return billing.Errorf(billing.CodeConflict, "That key already exists.")
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		if err := t.setKeyOrigins(k.ID, origins); err != nil {
+			return err
+		}
+		k.AllowedOrigins = origins
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) { r.After = keyAudit(k) })
 	})
 	if err != nil {
 		return billing.APIKey{}, "", err
@@ -110,7 +128,7 @@ func (d *DB) EnsureAPIKey(ctx context.Context, name, scope, secret string) (bill
 	if k, err := d.Authenticate(ctx, secret); err == nil {
 		return *k, nil
 	}
-	k, _, err := d.insertAPIKey(ctx, name, scope, billing.Limits{}, 0, secret)
+	k, _, err := d.insertAPIKey(ctx, name, scope, billing.Limits{}, 0, secret, nil)
 	return k, err
 }
 
@@ -210,8 +228,12 @@ func (d *DB) RevokeAPIKey(ctx context.Context, ref string) (billing.APIKey, erro
 		}
 		now := t.Now.UTC().Truncate(time.Microsecond)
 		k.RevokedAt = &now
-		_, err = t.exec(`UPDATE api_keys SET revoked_at = ? WHERE id = ?`, micros(now), k.ID)
-		return err
+		if _, err = t.exec(`UPDATE api_keys SET revoked_at = ? WHERE id = ?`, micros(now), k.ID); err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			r.Before, r.After = k.ID+" "+k.Name, now.Format("2006-01-02T15:04:05Z")
+		})
 	})
 	d.keys.mu.Lock()
 	d.keys.m = nil

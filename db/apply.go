@@ -36,7 +36,7 @@ type applied struct {
 // live ones for a debit, all with credits left otherwise).
 func (t *Tx) state(w *wallet, lots []billing.Lot) billing.WalletState {
 	return billing.WalletState{Customer: w.customerID, Wallet: w.Wallet, Lots: lots, RefillAt: w.refillAt,
-		LowThreshold: w.lowThreshold(), LowAnnounced: w.lowAnnounced, Frozen: w.frozen}
+		LowThreshold: w.lowThreshold(t.w.d.policyNow()), LowAnnounced: w.lowAnnounced, Frozen: w.frozen}
 }
 
 // apply writes ch to w's customer (see the contract above).

@@ -26,11 +26,14 @@ func (d *DB) CreateCustomer(ctx context.Context, in billing.CustomerInput) (c bi
 			return err
 		}
 		c = billing.Customer{ID: newID("cus", 10), ExternalID: in.ExternalID, Email: in.Email, Name: in.Name, CreatedAt: t.Now.UTC().Truncate(time.Microsecond)}
+		// A new wallet's overdraft is the policy's (policy.go); admins set
+		// it per customer afterwards.
+		c.Limits.OverdraftLimit = d.policyNow().DefaultOverdraft
 		if _, err := t.exec(`INSERT INTO customers (id, external_id, email, name, created_at) VALUES (?, ?, ?, ?, ?)`,
 			c.ID, c.ExternalID, c.Email, c.Name, micros(c.CreatedAt)); err != nil {
 			return err
 		}
-		if _, err := t.exec(`INSERT INTO wallets (customer_id, updated_at) VALUES (?, ?)`, c.ID, micros(t.Now)); err != nil {
+		if _, err := t.exec(`INSERT INTO wallets (customer_id, overdraft_limit, updated_at) VALUES (?, ?, ?)`, c.ID, int64(c.Limits.OverdraftLimit), micros(t.Now)); err != nil {
 			return err
 		}
 		created = true
@@ -159,7 +162,9 @@ func (d *DB) FindCustomers(ctx context.Context, f billing.CustomerFilter) ([]bil
 }
 
 // SetLimits replaces the operator's limits on a customer: the spend caps and
-// the overdraft limit. The caps the customer set in the portal stay.
+// the overdraft limit. The caps the customer set in the portal stay. An
+// audit record in ctx (billing.WithAudit) is written with the change, with
+// the limits before and after.
 func (d *DB) SetLimits(ctx context.Context, ref string, lim billing.Limits) (billing.Customer, error) {
 	if err := lim.Validate(); err != nil {
 		return billing.Customer{}, err
@@ -174,13 +179,20 @@ func (d *DB) SetLimits(ctx context.Context, ref string, lim billing.Limits) (bil
 		if err != nil {
 			return err
 		}
+		before := billing.Limits{OverdraftLimit: w.OverdraftLimit, DailyCap: w.caps.DailyCap, MonthlyCap: w.caps.MonthlyCap}
 		w.caps, w.OverdraftLimit = lim.Caps(), lim.OverdraftLimit
 		if err := t.saveWallet(w); err != nil {
 			return err
 		}
 		c, err = t.customerByRef(id)
 		c.Limits, c.CustomerCaps = lim, w.customerCaps // the wallet row is written at the end of the batch
-		return err
+		if err != nil {
+			return err
+		}
+		// An admin's change is recorded with it (billing.WithAudit).
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			r.Customer, r.Before, r.After = id, jsonText(before), jsonText(lim)
+		})
 	})
 	return c, err
 }

@@ -62,6 +62,7 @@ type DB struct {
 	pb       priceBookCache
 	subs     subscribers
 	keys     apiKeyCache
+	pol      policyCache // the policy in force (policy.go)
 	refillCh chan struct{}
 	eventCh  chan struct{} // signalled after a commit that wrote events
 }

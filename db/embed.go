@@ -14,20 +14,11 @@ import (
 // and normalised by billing.ParseOrigin; duplicates collapse. Errors:
 // validation_failed, not_found.
 func (d *DB) SetAPIKeyOrigins(ctx context.Context, ref string, origins []string) ([]string, error) {
-	var clean []string
-	for _, o := range origins {
-		n, err := billing.ParseOrigin(o)
-		if err != nil {
-			return nil, err
-		}
-		if !slices.Contains(clean, n) {
-			clean = append(clean, n)
-		}
+	clean, err := cleanOrigins(origins)
+	if err != nil {
+		return nil, err
 	}
-	if len(clean) > 100 {
-		return nil, billing.Errorf(billing.CodeValidation, "a key may list at most 100 allowed origins").With("param", "allowed_origin")
-	}
-	err := d.Write(ctx, func(t *Tx) error {
+	err = d.Write(ctx, func(t *Tx) error {
 		var id string
 		err := t.queryRow(`SELECT id FROM api_keys WHERE id = ? OR prefix = ?`, ref, ref).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -36,15 +27,19 @@ func (d *DB) SetAPIKeyOrigins(ctx context.Context, ref string, origins []string)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(`DELETE FROM api_key_origins WHERE api_key_id = ?`, id); err != nil {
+		before, err := t.keyOrigins(id)
+		if err != nil {
 			return err
 		}
-		for _, o := range clean {
-			if _, err := t.exec(`INSERT INTO api_key_origins (api_key_id, origin, created_at) VALUES (?, ?, ?)`, id, o, micros(t.Now)); err != nil {
-				return err
-			}
+		if err := t.setKeyOrigins(id, clean); err != nil {
+			return err
 		}
-		return nil
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			after := slices.Clone(clean)
+			slices.Sort(after)
+			r.Before = jsonText(map[string]any{"id": id, "allowed_origins": before})
+			r.After = jsonText(map[string]any{"id": id, "allowed_origins": after})
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -14,6 +14,9 @@ import (
 // customer_not_found, validation_failed, insufficient_credits,
 // spend_limit_exceeded, idempotency_conflict, storage_unavailable.
 func (d *DB) CreateHold(ctx context.Context, req billing.HoldRequest) (billing.Hold, error) {
+	if err := d.policyNow().HoldExpiry(&req); err != nil { // the policy's lifetimes (policy.go)
+		return billing.Hold{}, err
+	}
 	if err := req.Validate(); err != nil {
 		return billing.Hold{}, err
 	}
@@ -277,21 +280,34 @@ func (d *DB) ReleaseHold(ctx context.Context, holdID string, key *billing.APIKey
 	if key == nil {
 		actor = billing.SystemActor("release")
 	}
+	return d.releaseHold(ctx, holdID, "", actor)
+}
+
+// releaseHold is ReleaseHold by actor; a customer other than "" must own
+// the hold (else hold_not_found, as if it did not exist).
+func (d *DB) releaseHold(ctx context.Context, holdID, customer string, actor billing.Actor) (billing.Hold, error) {
+	notFound := billing.Errorf(billing.CodeHoldNotFound, "No such hold.")
 	var out billing.Hold
 	err := d.Write(ctx, func(t *Tx) error {
 		if w, h, ok, err := t.openHoldInMemory(holdID); err != nil {
 			return err
 		} else if ok {
+			if customer != "" && h.Customer != customer {
+				return notFound
+			}
 			out = h
 			status := billing.HoldReleased
 			if !h.ExpiresAt.After(t.Now) {
 				status = billing.HoldExpired
 			}
-			return t.closeHold(w, &out, status, actor)
+			return t.closeHoldBy(ctx, w, &out, status, actor)
 		}
 		h, err := scanHold(t.queryRow(`SELECT `+holdCols+` FROM holds WHERE id = ?`, holdID))
 		if err != nil {
 			return err
+		}
+		if customer != "" && h.Customer != customer {
+			return notFound
 		}
 		out = h
 		switch h.Status {
@@ -310,7 +326,7 @@ func (d *DB) ReleaseHold(ctx context.Context, holdID string, key *billing.APIKey
 		if !h.ExpiresAt.After(t.Now) {
 			status = billing.HoldExpired
 		}
-		return t.closeHold(w, &out, status, actor)
+		return t.closeHoldBy(ctx, w, &out, status, actor)
 	})
 	return out, err
 }

@@ -21,9 +21,12 @@ func (d *DB) CreatePortalSession(ctx context.Context, ref, returnURL, flow strin
 	h := hashSecret(token)
 	err = d.Write(ctx, func(t *Tx) error {
 		expires = t.Now.Add(ttl).UTC().Truncate(time.Microsecond)
-		_, err := t.exec(`INSERT INTO portal_sessions (token_hash, customer_id, return_url, flow, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			h[:], id, returnURL, flow, micros(t.Now), micros(expires))
-		return err
+		if _, err := t.exec(`INSERT INTO portal_sessions (token_hash, customer_id, return_url, flow, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			h[:], id, returnURL, flow, micros(t.Now), micros(expires)); err != nil {
+			return err
+		}
+		// An admin's link is recorded with it (billing.WithAudit).
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) { r.Customer, r.After = id, expires.Format(time.RFC3339) })
 	})
 	return token, expires, err
 }

@@ -362,9 +362,12 @@ const maxIndexedHolds = 200_000
 const maxCachedWallets = 50_000
 
 // lowThreshold is the available balance at or below which balance.low
-// fires: the customer's setting or the default (billing.CustomerSettings).
-func (w *wallet) lowThreshold() billing.Credits {
-	return billing.CustomerSettings{LowBalanceThreshold: w.lowSet}.Threshold(w.lastTopUp)
+// fires: the customer's setting or the policy's default line.
+func (w *wallet) lowThreshold(pol billing.Policy) billing.Credits {
+	if w.lowSet != nil {
+		return *w.lowSet
+	}
+	return pol.LowBalanceLine(w.lastTopUp)
 }
 
 // boolInt is a boolean as the driver's int64.

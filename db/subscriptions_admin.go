@@ -75,7 +75,13 @@ func (d *DB) GrantFreePeriodFrom(ctx context.Context, customer string, start tim
 		}
 		out, err = t.renew(RenewInput{Subscription: sub.ID, Invoice: invoice, Start: start,
 			Amount: billing.Money{Currency: plan.Price.Currency}, Actor: actor, CloseAt: now})
-		return err
+		if err != nil {
+			return err
+		}
+		// The admin's audit record (billing.WithAudit) goes with the grant.
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			r.Before, r.After = start.UTC().Format(time.RFC3339), out.Subscription.CurrentPeriodEnd.UTC().Format(time.RFC3339)
+		})
 	})
 	return out, err
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -96,7 +97,12 @@ func (d *DB) CreateWebhookEndpoint(ctx context.Context, in billing.WebhookEndpoi
 		_, err := t.exec(`INSERT INTO webhook_endpoints (id, url, description, event_types, enabled, secret, idempotency_key, request_hash, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, out.ID, out.URL, desc, string(types), enabled, out.Secret, nullStr(in.IdempotencyKey), hash,
 			micros(t.Now), micros(t.Now))
-		return err
+		if err != nil {
+			return err
+		}
+		// An admin's audit record (billing.WithAudit) goes with the endpoint;
+		// a replay above wrote nothing and records nothing.
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) { r.After = endpointAudit(out, true) })
 	})
 	return out, replayed, err
 }
@@ -146,6 +152,8 @@ func (d *DB) UpdateWebhookEndpoint(ctx context.Context, id string, in billing.We
 		if err != nil {
 			return err
 		}
+		before := e
+		before.EventTypes = slices.Clone(e.EventTypes)
 		if in.URL != nil {
 			e.URL = *in.URL
 		}
@@ -168,7 +176,9 @@ func (d *DB) UpdateWebhookEndpoint(ctx context.Context, id string, in billing.We
 			return err
 		}
 		out = e
-		return nil
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			r.Before, r.After = endpointAudit(before, false), endpointAudit(e, false)
+		})
 	})
 	return out, err
 }
@@ -176,6 +186,10 @@ func (d *DB) UpdateWebhookEndpoint(ctx context.Context, id string, in billing.We
 // DeleteWebhookEndpoint removes an endpoint with its deliveries and their log.
 func (d *DB) DeleteWebhookEndpoint(ctx context.Context, id string) error {
 	return d.Write(ctx, func(t *Tx) error {
+		gone, err := t.findEndpoint(id)
+		if err != nil {
+			return err
+		}
 		if _, err := t.exec(`DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = ?)`, id); err != nil {
 			return err
 		}
@@ -189,7 +203,7 @@ func (d *DB) DeleteWebhookEndpoint(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errNoEndpoint(id)
 		}
-		return nil
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) { r.Before = endpointAudit(gone, true) })
 	})
 }
 
@@ -210,7 +224,9 @@ func (d *DB) RotateWebhookSecret(ctx context.Context, id string, overlap time.Du
 			return err
 		}
 		out = e
-		return nil
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			r.Before, r.After = e.ID, e.OldSecretUntil.Format("2006-01-02T15:04:05Z")
+		})
 	})
 	return out, err
 }
@@ -332,8 +348,12 @@ func (d *DB) ResendWebhookEvent(ctx context.Context, endpointID, eventID string)
 			WHERE endpoint_id = ? AND event_seq = ?`, micros(t.Now), micros(t.Now), endpointID, seq); err != nil {
 			return err
 		}
-		out, err = scanDelivery(t.queryRow(`SELECT `+deliveryCols+` FROM webhook_deliveries d WHERE endpoint_id = ? AND event_seq = ?`, endpointID, seq))
-		return err
+		if out, err = scanDelivery(t.queryRow(`SELECT `+deliveryCols+` FROM webhook_deliveries d WHERE endpoint_id = ? AND event_seq = ?`, endpointID, seq)); err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			r.Customer, r.After = out.Customer, endpointID+" "+out.PublicID+" "+eventID
+		})
 	})
 	return out, err
 }
@@ -358,8 +378,10 @@ func (d *DB) CreateTestDelivery(ctx context.Context, endpointID string) (billing
 			return err
 		}
 		id, _ := res.LastInsertId()
-		out, err = scanDelivery(t.queryRow(`SELECT `+deliveryCols+` FROM webhook_deliveries d WHERE id = ?`, id))
-		return err
+		if out, err = scanDelivery(t.queryRow(`SELECT `+deliveryCols+` FROM webhook_deliveries d WHERE id = ?`, id)); err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) { r.After = out.EndpointID + " " + out.PublicID })
 	})
 	return out, err
 }
@@ -498,4 +520,16 @@ func (d *DB) RecordWebhookAttempt(ctx context.Context, job billing.WebhookJob, o
 		}
 		return nil
 	})
+}
+
+// endpointAudit is an endpoint as its audit records show it (never its
+// secrets); withURL for creation and deletion, where the URL says which.
+func endpointAudit(e billing.WebhookEndpoint, withURL bool) string {
+	m := map[string]any{"id": e.ID, "event_types": e.EventTypes, "description": e.Description}
+	if withURL {
+		m["url"] = e.URL
+	} else {
+		m["enabled"] = e.Enabled
+	}
+	return jsonText(m)
 }

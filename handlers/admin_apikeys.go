@@ -2,8 +2,8 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,7 +17,8 @@ import (
 // adminKeyStore is what the console's API keys page needs (*db.DB).
 type adminKeyStore interface {
 	FindAPIKeys(ctx context.Context) ([]billing.APIKey, error)
-	CreateAPIKey(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int) (billing.APIKey, string, error)
+	CreateAPIKeyWithOrigins(ctx context.Context, name, scope string, lim billing.Limits, rateLimit int, origins []string) (billing.APIKey, string, error)
+	UpdateAPIKey(ctx context.Context, ref string, up billing.APIKeyUpdate) (billing.APIKey, error)
 	SetAPIKeyOrigins(ctx context.Context, ref string, origins []string) ([]string, error)
 	RevokeAPIKey(ctx context.Context, ref string) (billing.APIKey, error)
 }
@@ -62,6 +63,114 @@ func parseOrigins(text string) ([]string, string) {
 	return out, ""
 }
 
+// readKeyFields reads a key's scope, caps, rate limit and origins from the
+// create or edit form, with each field's error beside it in f.
+func readKeyFields(f *forms.Form, vf views.AdminAPIKeyForm) (billing.Limits, int, []string) {
+	if !billing.ValidScope(vf.Scope) {
+		f.Fail("scope", "Choose a scope.")
+	}
+	var lim billing.Limits
+	lim.DailyCap = f.Credits("daily_cap", forms.Opts{Negative: "A cap can't be negative: leave it empty for no cap."})
+	lim.MonthlyCap = f.Credits("monthly_cap", forms.Opts{Negative: "A cap can't be negative: leave it empty for no cap."})
+	rate := 0
+	if r := f.Whole("rate_limit", forms.Opts{Negative: "The rate limit can't be negative: leave it empty for none."}); r != nil {
+		rate = *r
+		if rate > 1_000_000 {
+			f.Fail("rate_limit", "At most 1,000,000 requests per second.")
+		}
+	}
+	origins, oerr := parseOrigins(vf.Origins)
+	if oerr != "" {
+		f.Fail("origins", oerr)
+	}
+	if f.Valid() {
+		if err := lim.Validate(); err != nil {
+			field := map[string]string{"daily_cap": "daily_cap", "monthly_cap": "monthly_cap"}[errorParam(err)]
+			if field == "" {
+				field = "daily_cap"
+			}
+			f.Fail(field, billing.ErrorMessage(err))
+		}
+	}
+	return lim, rate, origins
+}
+
+// keyForm is a key's settings as its edit form shows them.
+func keyForm(k billing.APIKey) views.AdminAPIKeyForm {
+	capText := func(c *billing.Credits) string {
+		if c == nil {
+			return ""
+		}
+		return c.String()
+	}
+	vf := views.AdminAPIKeyForm{Name: k.Name, Scope: k.Scope, DailyCap: capText(k.Limits.DailyCap), MonthlyCap: capText(k.Limits.MonthlyCap),
+		Origins: strings.Join(k.AllowedOrigins, "\n")}
+	if k.RateLimit > 0 {
+		vf.RateLimit = strconv.Itoa(k.RateLimit)
+	}
+	return vf
+}
+
+// GET /admin/api-keys/:id: a key, and for admins the form that changes
+// its scope, caps, rate limit and allowed origins.
+func (s *Server) adminAPIKey(c echo.Context) error {
+	key, err := findKey(c, s.store.(adminKeyStore), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.AdminAPIKeyView(s.adminShell(c, key.Name, "api-keys"),
+		views.AdminAPIKeyPage{Key: key, Scopes: billing.Scopes(), Form: keyForm(key)}))
+}
+
+// POST /admin/api-keys/:id saves a key's scope, caps, rate limit and
+// allowed origins at once; the store writes the audit record (the key
+// before and after) in the same transaction.
+func (s *Server) adminAPIKeyUpdate(c echo.Context) error {
+	ks := s.store.(adminKeyStore)
+	key, err := findKey(c, ks, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	f := readForm(c)
+	vf := views.AdminAPIKeyForm{Name: key.Name, Scope: f.Value("scope"), DailyCap: f.Value("daily_cap"), MonthlyCap: f.Value("monthly_cap"),
+		RateLimit: f.Value("rate_limit"), Origins: f.Value("origins")}
+	lim, rate, origins := readKeyFields(f, vf)
+	if !f.Valid() {
+		vf.Errors = f.Errors
+		return render(c, http.StatusUnprocessableEntity, views.AdminAPIKeyView(s.adminShell(c, key.Name, "api-keys"),
+			views.AdminAPIKeyPage{Key: key, Scopes: billing.Scopes(), Form: vf}))
+	}
+	k, err := ks.UpdateAPIKey(s.audited(c, billing.AuditAPIKeyUpdated, "", "", "", ""), key.ID,
+		billing.APIKeyUpdate{Scope: vf.Scope, Limits: lim, RateLimit: rate, Origins: origins})
+	if billing.ErrorCode(err) == billing.CodeConflict {
+		adminFlash(c, "error", billing.ErrorMessage(err))
+		return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+	}
+	if err != nil {
+		return err
+	}
+	adminFlash(c, "success", k.Name+" saved: "+k.Scope+" scope"+keyCapsWords(k)+".")
+	return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+}
+
+// keyCapsWords is ", no caps" or ", caps 100 a day, 5 req/s".
+func keyCapsWords(k billing.APIKey) string {
+	var parts []string
+	if k.Limits.DailyCap != nil {
+		parts = append(parts, k.Limits.DailyCap.String()+" a day")
+	}
+	if k.Limits.MonthlyCap != nil {
+		parts = append(parts, k.Limits.MonthlyCap.String()+" a month")
+	}
+	if k.RateLimit > 0 {
+		parts = append(parts, strconv.Itoa(k.RateLimit)+" req/s")
+	}
+	if len(parts) == 0 {
+		return ", no caps"
+	}
+	return ", caps " + strings.Join(parts, ", ")
+}
+
 // GET /admin/api-keys: every key, newest first.
 func (s *Server) adminAPIKeys(c echo.Context) error {
 	return s.renderAdminAPIKeys(c, http.StatusOK, views.AdminAPIKeysPage{Form: views.AdminAPIKeyForm{Scope: billing.ScopeRead, Nonce: confirmKey()}})
@@ -91,32 +200,7 @@ func (s *Server) adminAPIKeyCreate(c echo.Context) error {
 	case len(vf.Name) > 100:
 		f.Fail("name", "Keep the name under 100 characters.")
 	}
-	if !billing.ValidScope(vf.Scope) {
-		f.Fail("scope", "Choose a scope.")
-	}
-	var lim billing.Limits
-	lim.DailyCap = f.Credits("daily_cap", forms.Opts{Negative: "A cap can't be negative: leave it empty for no cap."})
-	lim.MonthlyCap = f.Credits("monthly_cap", forms.Opts{Negative: "A cap can't be negative: leave it empty for no cap."})
-	rate := 0
-	if r := f.Whole("rate_limit", forms.Opts{Negative: "The rate limit can't be negative: leave it empty for none."}); r != nil {
-		rate = *r
-		if rate > 1_000_000 {
-			f.Fail("rate_limit", "At most 1,000,000 requests per second.")
-		}
-	}
-	origins, oerr := parseOrigins(vf.Origins)
-	if oerr != "" {
-		f.Fail("origins", oerr)
-	}
-	if f.Valid() {
-		if err := lim.Validate(); err != nil {
-			field := map[string]string{"daily_cap": "daily_cap", "monthly_cap": "monthly_cap"}[errorParam(err)]
-			if field == "" {
-				field = "daily_cap"
-			}
-			f.Fail(field, billing.ErrorMessage(err))
-		}
-	}
+	lim, rate, origins := readKeyFields(f, vf)
 	if !f.Valid() {
 		vf.Errors = f.Errors
 		return s.renderAdminAPIKeys(c, http.StatusUnprocessableEntity, views.AdminAPIKeysPage{Form: vf})
@@ -125,19 +209,9 @@ func (s *Server) adminAPIKeyCreate(c echo.Context) error {
 		adminFlash(c, "info", "This form was sent already: its key is in the list, and its secret was shown once.")
 		return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
 	}
-	ks := s.store.(adminKeyStore)
-	k, secret, err := ks.CreateAPIKey(c.Request().Context(), vf.Name, vf.Scope, lim, rate)
+	// The key, its origins and the audit record: one transaction.
+	k, secret, err := s.store.(adminKeyStore).CreateAPIKeyWithOrigins(s.audited(c, billing.AuditAPIKeyCreated, "", "", "", ""), vf.Name, vf.Scope, lim, rate, origins)
 	if err != nil {
-		return err
-	}
-	if len(origins) > 0 {
-		if k.AllowedOrigins, err = ks.SetAPIKeyOrigins(c.Request().Context(), k.ID, origins); err != nil {
-			return err
-		}
-	}
-	after, _ := json.Marshal(map[string]any{"id": k.ID, "name": k.Name, "scope": k.Scope, "prefix": k.Prefix, "limits": k.Limits,
-		"rate_limit": k.RateLimit, "allowed_origins": k.AllowedOrigins})
-	if err := s.audit(c, billing.AuditAPIKeyCreated, "", "", "", string(after)); err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, views.AdminSecretView(s.adminShell(c, "API key created", "api-keys"), views.AdminSecret{
@@ -159,13 +233,8 @@ func (s *Server) adminAPIKeyOrigins(c echo.Context) error {
 		return s.renderAdminAPIKeys(c, http.StatusUnprocessableEntity, views.AdminAPIKeysPage{Form: views.AdminAPIKeyForm{Scope: billing.ScopeRead, Nonce: confirmKey()},
 			EditKey: key.ID, EditOrigins: text, EditError: oerr})
 	}
-	set, err := ks.SetAPIKeyOrigins(c.Request().Context(), key.ID, origins)
+	set, err := ks.SetAPIKeyOrigins(s.audited(c, billing.AuditAPIKeyOrigins, "", "", "", ""), key.ID, origins)
 	if err != nil {
-		return err
-	}
-	b, _ := json.Marshal(map[string]any{"id": key.ID, "allowed_origins": key.AllowedOrigins})
-	a, _ := json.Marshal(map[string]any{"id": key.ID, "allowed_origins": set})
-	if err := s.audit(c, billing.AuditAPIKeyOrigins, "", "", string(b), string(a)); err != nil {
 		return err
 	}
 	adminFlash(c, "success", "Allowed origins of "+key.Name+" saved ("+plural(len(set), "origin")+").")
@@ -201,11 +270,7 @@ func (s *Server) adminAPIKeyRevoke(c echo.Context) error {
 			Heading: "Revoke " + key.Name + "?", Message: "Requests with " + key.Prefix + "… are refused within seconds, and its embed tokens stop working. This can't be undone: create a new key to replace it.",
 			Action: "/admin/api-keys/" + key.ID + "/revoke", Button: "Revoke key", Cancel: "/admin/api-keys", Danger: true}))
 	}
-	k, err := ks.RevokeAPIKey(c.Request().Context(), key.ID)
-	if err != nil {
-		return err
-	}
-	if err := s.audit(c, billing.AuditAPIKeyRevoked, "", "", key.ID+" "+key.Name, k.RevokedAt.UTC().Format("2006-01-02T15:04:05Z")); err != nil {
+	if _, err := ks.RevokeAPIKey(s.audited(c, billing.AuditAPIKeyRevoked, "", "", "", ""), key.ID); err != nil {
 		return err
 	}
 	adminFlash(c, "success", key.Name+" is revoked.")

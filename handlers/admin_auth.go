@@ -275,7 +275,9 @@ func (s *Server) adminSignIn(c echo.Context) error {
 			return err
 		}
 	}
-	id, err := s.store.StartAdminSession(ctx, billing.AdminSession{AdminID: user.ID, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.Admin.MaxAge)})
+	// The new session and its sign-in record commit together.
+	signIn := billing.WithAudit(ctx, billing.AuditRecord{Actor: billing.AdminActor(user.ID), Action: billing.AuditSignIn})
+	id, err := s.store.StartAdminSession(signIn, billing.AdminSession{AdminID: user.ID, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.Admin.MaxAge)})
 	if err != nil {
 		return err
 	}
@@ -287,9 +289,6 @@ func (s *Server) adminSignIn(c echo.Context) error {
 		return err
 	}
 	c.Set(ctxAdmin, adminCtx{SessionID: id, User: user})
-	if err := s.audit(c, billing.AuditSignIn, "", "", "", ""); err != nil {
-		return err
-	}
 	return c.Redirect(http.StatusSeeOther, f.Next)
 }
 
@@ -297,10 +296,7 @@ func (s *Server) adminSignIn(c echo.Context) error {
 // the cookie stops working) and the cookie.
 func (s *Server) adminSignOut(c echo.Context) error {
 	a := currentAdmin(c)
-	if err := s.store.EndAdminSession(c.Request().Context(), a.SessionID, time.Now(), billing.SessionSignedOut); err != nil {
-		return err
-	}
-	if err := s.audit(c, billing.AuditSignOut, "", "", "", ""); err != nil {
+	if err := s.store.EndAdminSession(s.audited(c, billing.AuditSignOut, "", "", "", ""), a.SessionID, time.Now(), billing.SessionSignedOut); err != nil {
 		return err
 	}
 	if cookie, ok := c.Get(ctxAdminSession).(*sessions.Session); ok {
@@ -331,11 +327,8 @@ func (s *Server) adminSignOutEverywhere(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	n, err := s.store.EndAdminSessions(ctx, target.ID, time.Now(), billing.SessionRevoked)
+	n, err := s.store.EndAdminSessions(s.audited(c, billing.AuditSignOutAll, "", "", target.Email, ""), target.ID, time.Now(), billing.SessionRevoked)
 	if err != nil {
-		return err
-	}
-	if err := s.audit(c, billing.AuditSignOutAll, "", "", target.Email, itoa(n)+" sessions ended"); err != nil {
 		return err
 	}
 	if target.ID == currentAdmin(c).User.ID {

@@ -3,7 +3,6 @@ package handlers
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"sort"
@@ -58,6 +57,9 @@ func (s *Server) renderAdminCustomer(c echo.Context, status int, fm views.AdminF
 		return err
 	}
 	if d.Flags, err = s.store.FindCustomerFlags(ctx, cu.ID); err != nil {
+		return err
+	}
+	if err := s.adminHoldsAndPolicy(ctx, &d); err != nil {
 		return err
 	}
 	if d.Settings, err = s.portal.FindCustomerSettings(ctx, cu.ID); err != nil {
@@ -172,7 +174,16 @@ func (s *Server) adminGrant(c echo.Context) error {
 		f.Fail("credits", "Enter more than zero credits.")
 	}
 	var expires *time.Time
-	if v := strings.TrimSpace(f.Value("expires")); v != "" {
+	if v := strings.TrimSpace(f.Value("expires")); v == "" {
+		// The policy's default expiry for promo credits, to the end of
+		// that day as a typed date would be (the confirmation sends it).
+		if d := s.policy(ctx).PromoExpiry; d > 0 {
+			day := s.store.Now().UTC().Add(d).Truncate(24 * time.Hour)
+			f.Values.Set("expires", day.Format(time.DateOnly))
+			end := day.AddDate(0, 0, 1)
+			expires = &end
+		}
+	} else {
 		day, err := time.Parse(time.DateOnly, v)
 		switch {
 		case err != nil:
@@ -312,14 +323,10 @@ func (s *Server) adminLimits(c echo.Context) error {
 	if !f.Valid() {
 		return s.failed(c, f)
 	}
-	before, _ := json.Marshal(cu.Limits)
-	up, err := s.ledger.SetLimits(ctx, cu.ID, lim)
-	if err != nil {
+	// The store writes the audit record (limits before and after) in the
+	// change's own transaction.
+	if _, err := s.ledger.SetLimits(s.audited(c, billing.AuditLimitsSet, cu.ID, reason, "", ""), cu.ID, lim); err != nil {
 		return s.actionError(c, f, "overdraft", err)
-	}
-	after, _ := json.Marshal(up.Limits)
-	if err := s.audit(c, billing.AuditLimitsSet, cu.ID, reason, string(before), string(after)); err != nil {
-		return err
 	}
 	adminFlash(c, "success", "Limits saved for "+adminCustomerTitle(cu)+".")
 	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
@@ -488,11 +495,8 @@ func (s *Server) adminPortalLink(c echo.Context) error {
 	if base == "" {
 		base = c.Scheme() + "://" + c.Request().Host
 	}
-	token, expires, err := s.portal.CreatePortalSession(ctx, cu.ID, base+"/", "", billing.PortalSessionTTL)
+	token, _, err := s.portal.CreatePortalSession(s.audited(c, billing.AuditPortalLinkSent, cu.ID, reason, "", ""), cu.ID, base+"/", "", billing.PortalSessionTTL)
 	if err != nil {
-		return err
-	}
-	if err := s.audit(c, billing.AuditPortalLinkSent, cu.ID, reason, "", expires.UTC().Format(time.RFC3339)); err != nil {
 		return err
 	}
 	adminFlash(c, "success", "Sign-in link for "+adminCustomerTitle(cu)+" (works once, for five minutes): "+base+"/portal/session/"+token)

@@ -232,7 +232,7 @@ func (s *Server) adminFreePeriod(c echo.Context) error {
 		f.Fail("reason", "The confirmation was incomplete: review the free period again.")
 		return s.failed(c, f)
 	}
-	res, err := ps.GrantFreePeriodFrom(ctx, cu.ID, start, billing.AdminActor(currentAdmin(c).User.ID))
+	res, err := ps.GrantFreePeriodFrom(s.audited(c, billing.AuditFreePeriod, cu.ID, reason, "", ""), cu.ID, start, billing.AdminActor(currentAdmin(c).User.ID))
 	if err != nil {
 		if billing.ErrorCode(err) == billing.CodeConflict {
 			adminFlash(c, "error", billing.ErrorMessage(err))
@@ -245,10 +245,6 @@ func (s *Server) adminFreePeriod(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
 	}
 	fm := s.publicShell(c, "").Fmt
-	if err := s.audit(c, billing.AuditFreePeriod, cu.ID, reason, start.UTC().Format(time.RFC3339),
-		res.Subscription.CurrentPeriodEnd.UTC().Format(time.RFC3339)); err != nil {
-		return err
-	}
 	adminFlash(c, "success", "Gave "+adminCustomerTitle(cu)+" a free "+sub.FreePlan.Interval+" of "+sub.FreePlan.Name+": "+fm.Credits(sub.FreePlan.Credits)+
 		" credits added; the next charge is on "+fm.Date(res.Subscription.CurrentPeriodEnd)+".")
 	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)

@@ -38,6 +38,7 @@ func (s *Server) registerAdmin() {
 	g.POST("/customers/:id/topups/:topup/refund", s.adminRefund, admin)
 	g.POST("/customers/:id/freeze", s.adminFreeze, admin)
 	g.POST("/customers/:id/unfreeze", s.adminFreeze, admin)
+	g.POST("/customers/:id/holds/:hold/release", s.adminReleaseHold, admin)
 
 	s.registerAdminPlans(g, support, admin)
 
@@ -49,6 +50,7 @@ func (s *Server) registerAdmin() {
 
 	s.registerAdminConsole(g, support, admin) // webhooks and API keys
 	s.registerAdminPriceBook(g, support, admin)
+	s.registerAdminPolicies(g, support, admin)
 
 	g.GET("/admins", s.adminAdminsPage, owner)
 	g.POST("/admins/:id/sign-out", s.adminSignOutEverywhere, owner)

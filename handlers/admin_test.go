@@ -303,6 +303,12 @@ var adminRouteRoles = map[string]string{
 	"POST /admin/price-book/draft/publish":              billing.RoleAdmin,
 	"GET /admin/price-book/versions/:version/export":    billing.RoleSupport,
 	"POST /admin/price-book/versions/:version/rollback": billing.RoleAdmin,
+	// Policies, key edits and holds (admin_policies_test.go).
+	"GET /admin/policies":                           billing.RoleSupport,
+	"POST /admin/policies":                          billing.RoleAdmin,
+	"GET /admin/api-keys/:id":                       billing.RoleSupport,
+	"POST /admin/api-keys/:id":                      billing.RoleAdmin,
+	"POST /admin/customers/:id/holds/:hold/release": billing.RoleAdmin,
 }
 
 // TestAdminAuthorizationMatrix walks every /admin route of the router for
@@ -347,7 +353,7 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill := strings.NewReplacer(":topup", "tu_none", ":id/flags/:flag", cus+"/flags/999", "customers/:id", "customers/"+cus, "admins/:id", "admins/"+spare.ID,
-		"webhooks/:id", "webhooks/"+hook.ID, ":delivery", "whd_1", "api-keys/:id", "api-keys/"+a.ReadKey.ID, ":version", "1")
+		"webhooks/:id", "webhooks/"+hook.ID, ":delivery", "whd_1", "api-keys/:id", "api-keys/"+a.ReadKey.ID, ":version", "1", ":hold", "hld_none")
 	before := a.balance(t, cus)["balance"]
 	for _, route := range routes {
 		min, ok := adminRouteRoles[route]

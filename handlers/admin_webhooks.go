@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -44,6 +43,8 @@ func (s *Server) registerAdminConsole(g *echo.Group, support, admin echo.Middlew
 	if _, ok := s.store.(adminKeyStore); ok {
 		g.GET("/api-keys", s.adminAPIKeys, support)
 		g.POST("/api-keys", s.adminAPIKeyCreate, admin)
+		g.GET("/api-keys/:id", s.adminAPIKey, support)
+		g.POST("/api-keys/:id", s.adminAPIKeyUpdate, admin)
 		g.POST("/api-keys/:id/origins", s.adminAPIKeyOrigins, admin)
 		g.POST("/api-keys/:id/revoke", s.adminAPIKeyRevoke, admin)
 	}
@@ -148,7 +149,7 @@ func (s *Server) adminWebhookCreate(c echo.Context) error {
 		return s.renderAdminWebhooks(c, http.StatusUnprocessableEntity, vf)
 	}
 	in.IdempotencyKey = vf.Key
-	ep, replayed, err := s.webhookStore().CreateWebhookEndpoint(c.Request().Context(), in)
+	ep, replayed, err := s.webhookStore().CreateWebhookEndpoint(s.audited(c, billing.AuditWebhookCreated, "", "", "", ""), in)
 	if err != nil {
 		if billing.ErrorCode(err) == billing.CodeIdempotencyConflict {
 			vf.Key = confirmKey()
@@ -160,10 +161,6 @@ func (s *Server) adminWebhookCreate(c echo.Context) error {
 	if replayed {
 		adminFlash(c, "info", "This endpoint was created already: its secret was shown once. Rotate it for a new one.")
 		return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+ep.ID)
-	}
-	after, _ := json.Marshal(map[string]any{"id": ep.ID, "url": ep.URL, "event_types": ep.EventTypes, "description": ep.Description})
-	if err := s.audit(c, billing.AuditWebhookCreated, "", "", "", string(after)); err != nil {
-		return err
 	}
 	return render(c, http.StatusOK, views.AdminSecretView(s.adminShell(c, "Endpoint created", "webhooks"), views.AdminSecret{
 		Heading: "Endpoint created", Intro: "Deliveries to " + ep.URL + " are signed with this secret. Give it to the receiver to verify the webhook-signature header.",
@@ -206,17 +203,12 @@ func (s *Server) adminWebhookUpdate(c echo.Context) error {
 	if len(vf.Errors) > 0 {
 		return s.renderAdminWebhook(c, http.StatusUnprocessableEntity, &vf)
 	}
-	ep, err := ws.UpdateWebhookEndpoint(ctx, before.ID, in)
+	ep, err := ws.UpdateWebhookEndpoint(s.audited(c, billing.AuditWebhookUpdated, "", "", "", ""), before.ID, in)
 	if err != nil {
 		return err
 	}
 	if ep.Enabled && s.cfg.Webhooks.Wake != nil {
 		s.cfg.Webhooks.Wake()
-	}
-	b, _ := json.Marshal(map[string]any{"id": before.ID, "event_types": before.EventTypes, "description": before.Description, "enabled": before.Enabled})
-	a, _ := json.Marshal(map[string]any{"id": ep.ID, "event_types": ep.EventTypes, "description": ep.Description, "enabled": ep.Enabled})
-	if err := s.audit(c, billing.AuditWebhookUpdated, "", "", string(b), string(a)); err != nil {
-		return err
 	}
 	adminFlash(c, "success", "Endpoint saved.")
 	return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+ep.ID)
@@ -236,11 +228,8 @@ func (s *Server) adminWebhookRotate(c echo.Context) error {
 			Heading: "Rotate the signing secret?", Message: "A new secret signs deliveries to " + ep.URL + " from now on. The current one keeps signing beside it for 24 hours, so the receiver has a day to switch.",
 			Action: "/admin/webhooks/" + ep.ID + "/rotate", Button: "Rotate secret", Cancel: "/admin/webhooks/" + ep.ID}))
 	}
-	ep, err = ws.RotateWebhookSecret(ctx, ep.ID, webhookSecretOverlap)
+	ep, err = ws.RotateWebhookSecret(s.audited(c, billing.AuditWebhookSecretRotated, "", "", "", ""), ep.ID, webhookSecretOverlap)
 	if err != nil {
-		return err
-	}
-	if err := s.audit(c, billing.AuditWebhookSecretRotated, "", "", ep.ID, ep.OldSecretUntil.UTC().Format("2006-01-02T15:04:05Z")); err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, views.AdminSecretView(s.adminShell(c, "Secret rotated", "webhooks"), views.AdminSecret{
@@ -261,11 +250,7 @@ func (s *Server) adminWebhookDelete(c echo.Context) error {
 			Heading: "Delete this endpoint?", Message: ep.URL + " stops receiving events at once, pending deliveries included. This can't be undone.",
 			Action: "/admin/webhooks/" + ep.ID + "/delete", Button: "Delete endpoint", Cancel: "/admin/webhooks/" + ep.ID, Danger: true}))
 	}
-	if err := ws.DeleteWebhookEndpoint(ctx, ep.ID); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(map[string]any{"id": ep.ID, "url": ep.URL, "event_types": ep.EventTypes})
-	if err := s.audit(c, billing.AuditWebhookDeleted, "", "", string(b), ""); err != nil {
+	if err := ws.DeleteWebhookEndpoint(s.audited(c, billing.AuditWebhookDeleted, "", "", "", ""), ep.ID); err != nil {
 		return err
 	}
 	adminFlash(c, "success", "Endpoint "+ep.URL+" deleted.")
@@ -274,15 +259,12 @@ func (s *Server) adminWebhookDelete(c echo.Context) error {
 
 // POST /admin/webhooks/:id/test queues a webhook.test event.
 func (s *Server) adminWebhookTest(c echo.Context) error {
-	d, err := s.webhookStore().CreateTestDelivery(c.Request().Context(), c.Param("id"))
+	d, err := s.webhookStore().CreateTestDelivery(s.audited(c, billing.AuditWebhookTested, "", "", "", ""), c.Param("id"))
 	if err != nil {
 		return err
 	}
 	if s.cfg.Webhooks.Wake != nil {
 		s.cfg.Webhooks.Wake()
-	}
-	if err := s.audit(c, billing.AuditWebhookTested, "", "", "", d.EndpointID+" "+d.PublicID); err != nil {
-		return err
 	}
 	adminFlash(c, "success", "Test event queued ("+d.PublicID+"): its attempts appear below.")
 	return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+d.EndpointID)
@@ -299,7 +281,7 @@ func (s *Server) adminWebhookResend(c echo.Context) error {
 	}
 	// The delivery's message id is its event's id (evt_<seq>).
 	msg := c.FormValue("event")
-	d, err := ws.ResendWebhookEvent(ctx, ep.ID, msg)
+	d, err := ws.ResendWebhookEvent(s.audited(c, billing.AuditWebhookResent, "", "", "", ""), ep.ID, msg)
 	if err != nil {
 		switch billing.ErrorCode(err) {
 		case billing.CodeValidation, billing.CodeNotFound:
@@ -310,9 +292,6 @@ func (s *Server) adminWebhookResend(c echo.Context) error {
 	}
 	if s.cfg.Webhooks.Wake != nil {
 		s.cfg.Webhooks.Wake()
-	}
-	if err := s.audit(c, billing.AuditWebhookResent, d.Customer, "", "", ep.ID+" "+d.PublicID+" "+msg); err != nil {
-		return err
 	}
 	adminFlash(c, "success", "Delivery "+d.PublicID+" ("+d.EventType+") queued again.")
 	return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+ep.ID)

@@ -571,7 +571,7 @@ func (s *Server) balanceView(ctx context.Context, customerID string) (views.Bala
 	}
 	perDay := billing.RateOver(days, 7, now).PerDay
 	return views.BalanceView{Balance: b.Balance, Available: b.Available, Held: b.Held,
-		Depleted: b.Available <= 0, Low: billing.LowBalance(set, last, b.Available, perDay)}, nil
+		Depleted: b.Available <= 0, Low: billing.LowBalanceWith(set, s.policy(ctx).LowBalanceLine(last), b.Available, perDay)}, nil
 }
 
 // GET /portal/partials/balance is the header balance alone (the polling

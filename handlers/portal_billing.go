@@ -63,7 +63,7 @@ func (s *Server) topUpPanel(c echo.Context, flow bool) (views.TopUpPanel, error)
 		}
 		if base, ok := pb.BaseRate(); ok {
 			cur := base.Price.Currency
-			pol := pb.CustomPolicy(s.cfg.Payments.Policy)
+			pol := pb.CustomPolicy(s.policy(ctx).Payment())
 			p.CustomMin = billing.Money{Amount: pol.CustomMin, Currency: cur}
 			p.CustomMax = billing.Money{Amount: pol.CustomMax, Currency: cur}
 			per, _, _ := billing.CustomCredits(pb, 100, billing.PaymentPolicy{CustomMin: 100, CustomMax: 100})
@@ -176,7 +176,7 @@ func (s *Server) customRange(c echo.Context, pb *billing.PriceBook, amount int64
 	if !ok {
 		return ""
 	}
-	pol := pb.CustomPolicy(s.cfg.Payments.Policy)
+	pol := pb.CustomPolicy(s.policy(c.Request().Context()).Payment())
 	if amount >= pol.CustomMin && amount <= pol.CustomMax {
 		return ""
 	}
@@ -508,7 +508,7 @@ func (s *Server) defaultRefillThreshold(c echo.Context) (billing.Credits, error)
 	if err != nil {
 		return 0, err
 	}
-	th := set.Threshold(last)
+	th := set.ThresholdWith(s.policy(ctx).LowBalanceLine(last))
 	if th <= 0 {
 		pb, err := s.prices.CurrentPriceBook(ctx)
 		if err != nil {

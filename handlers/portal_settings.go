@@ -136,7 +136,8 @@ func (s *Server) settingsView(ctx context.Context, customerID string, f views.Fm
 		LowBalanceThreshold: views.SettingsValue(f, set.LowBalanceThreshold),
 	}
 	v.LastTopUp = last
-	v.DefaultThreshold = billing.CustomerSettings{}.Threshold(last)
+	v.DefaultThreshold = s.policy(ctx).LowBalanceLine(last)
+	v.DefaultPercent = s.policy(ctx).LowBalancePercent
 	v.Overdraft = cu.Limits.OverdraftLimit
 	v.ProviderCaps = cu.Limits.Caps()
 	if v.MailPrefs, err = s.mailPrefs(ctx, customerID); err != nil {

@@ -1,172 +1,19 @@
 package notify_test
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
-	"io"
 	"log/slog"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
-	"net"
-	"net/mail"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
+	"github.com/tally-billing/tally/internal/smtptest"
 	"github.com/tally-billing/tally/notify"
 )
-
-// smtpServer is a small SMTP server for tests (RFC 5321's commands that a
-// client sending one message uses), keeping what it receives. fail makes
-// it refuse the n-th message (from 1) with a temporary error.
-type smtpServer struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	msgs  []smtpMsg
-	tries int
-	fail  func(n int) bool
-}
-
-type smtpMsg struct {
-	from string
-	to   []string
-	data string
-}
-
-func newSMTPServer(t *testing.T) *smtpServer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &smtpServer{ln: ln, fail: func(int) bool { return false }}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return s
-}
-
-func (s *smtpServer) serve(c net.Conn) {
-	defer c.Close()
-	r, w := bufio.NewReader(c), bufio.NewWriter(c)
-	say := func(line string) { w.WriteString(line + "\r\n"); w.Flush() }
-	say("220 test ESMTP")
-	var m smtpMsg
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		cmd := strings.ToUpper(strings.TrimSpace(line))
-		switch {
-		case strings.HasPrefix(cmd, "EHLO"):
-			say("250-test")
-			say("250 8BITMIME")
-		case strings.HasPrefix(cmd, "HELO"):
-			say("250 test")
-		case strings.HasPrefix(cmd, "MAIL FROM:"):
-			m = smtpMsg{from: strings.TrimSpace(line[len("MAIL FROM:"):])}
-			say("250 ok")
-		case strings.HasPrefix(cmd, "RCPT TO:"):
-			m.to = append(m.to, strings.Trim(strings.TrimSpace(line[len("RCPT TO:"):]), "<>"))
-			say("250 ok")
-		case cmd == "DATA":
-			say("354 go on")
-			var b strings.Builder
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
-				b.WriteString(strings.TrimPrefix(l, "."))
-			}
-			m.data = b.String()
-			s.mu.Lock()
-			s.tries++
-			refuse := s.fail(s.tries)
-			if !refuse {
-				s.msgs = append(s.msgs, m)
-			}
-			s.mu.Unlock()
-			if refuse {
-				say("451 try again later")
-			} else {
-				say("250 queued")
-			}
-		case cmd == "RSET", cmd == "NOOP":
-			say("250 ok")
-		case cmd == "QUIT":
-			say("221 bye")
-			return
-		default:
-			say("502 not implemented")
-		}
-	}
-}
-
-func (s *smtpServer) received() []smtpMsg {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]smtpMsg(nil), s.msgs...)
-}
-
-// parsed is a received e-mail: its headers, plain text and HTML, decoded.
-type parsed struct {
-	subject, to, text, html string
-}
-
-func parseMail(t *testing.T, data string) parsed {
-	t.Helper()
-	msg, err := mail.ReadMessage(strings.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := new(mime.WordDecoder)
-	subject, _ := dec.DecodeHeader(msg.Header.Get("Subject"))
-	p := parsed{subject: subject, to: msg.Header.Get("To")}
-	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body io.Reader = part
-		if strings.EqualFold(part.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
-			body = quotedprintable.NewReader(part) // multipart already decodes it when the header is set; harmless otherwise
-		}
-		b, _ := io.ReadAll(body)
-		ct := part.Header.Get("Content-Type")
-		switch {
-		case strings.HasPrefix(ct, "text/plain"):
-			p.text = string(b)
-		case strings.HasPrefix(ct, "text/html"):
-			p.html = string(b)
-		}
-	}
-	return p
-}
 
 var linkRE = regexp.MustCompile(`https?://[^\s"<>]+/portal/session/([A-Za-z0-9_]+)`)
 
@@ -206,9 +53,9 @@ func debit(t *testing.T, d *db.DB, customer string, n int64) {
 	}
 }
 
-func startMail(t *testing.T, d *db.DB, srv *smtpServer) func() {
+func startMail(t *testing.T, d *db.DB, srv *smtptest.Server) func() {
 	t.Helper()
-	mailer, err := notify.NewSMTPMailer(notify.SMTPConfig{Host: "127.0.0.1", Port: srv.ln.Addr().(*net.TCPAddr).Port,
+	mailer, err := notify.NewSMTPMailer(notify.SMTPConfig{Host: "127.0.0.1", Port: srv.Port(),
 		From: "Pixel AI <billing@pixel.example>", TLS: "none"})
 	if err != nil {
 		t.Fatal(err)
@@ -233,8 +80,8 @@ func startMail(t *testing.T, d *db.DB, srv *smtpServer) func() {
 func TestNotificationMail(t *testing.T) {
 	d, ids := notifyDB(t)
 	ctx := context.Background()
-	srv := newSMTPServer(t)
-	srv.fail = func(n int) bool { return n == 1 } // the first try meets an SMTP error
+	srv := smtptest.Start(t)
+	srv.Fail = func(n int) bool { return n == 1 } // the first try meets an SMTP error
 	// bob turned low-balance e-mails off (depleted stays on).
 	if err := d.SaveMailOptOuts(ctx, ids["bob"], map[string]bool{billing.NotifyDepleted: true, billing.NotifyReceipt: true}); err != nil {
 		t.Fatal(err)
@@ -248,33 +95,33 @@ func TestNotificationMail(t *testing.T) {
 	debit(t, d, ids["bob"], 4) // 4 -> 0: balance.depleted
 
 	stop := startMail(t, d, srv)
-	waitFor(t, "two e-mails", func() bool { return len(srv.received()) >= 2 })
+	waitFor(t, "two e-mails", func() bool { return len(srv.Received()) >= 2 })
 	time.Sleep(100 * time.Millisecond) // time for a wrong third
-	got := srv.received()
+	got := srv.Received()
 	if len(got) != 2 {
 		t.Fatalf("%d e-mails, want 2 (ada's low balance, bob's depleted)", len(got))
 	}
-	byTo := map[string]parsed{}
+	byTo := map[string]smtptest.Mail{}
 	for _, m := range got {
-		if len(m.to) != 1 {
-			t.Fatalf("recipients %v", m.to)
+		if len(m.To) != 1 {
+			t.Fatalf("recipients %v", m.To)
 		}
-		byTo[m.to[0]] = parseMail(t, m.data)
+		byTo[m.To[0]] = smtptest.Parse(t, m.Data)
 	}
 	ada, bob := byTo["ada@example.com"], byTo["bob@example.com"]
-	if ada.subject != "Pixel AI: Your balance is low" || !strings.Contains(ada.text, "Hello Ada,") || !strings.Contains(ada.text, "down to 4 credits") {
-		t.Errorf("ada's e-mail: %q\n%s", ada.subject, ada.text)
+	if ada.Subject != "Pixel AI: Your balance is low" || !strings.Contains(ada.Text, "Hello Ada,") || !strings.Contains(ada.Text, "down to 4 credits") {
+		t.Errorf("ada's e-mail: %q\n%s", ada.Subject, ada.Text)
 	}
-	if bob.subject != "Pixel AI: You are out of credits" {
-		t.Errorf("bob's e-mail: %q", bob.subject)
+	if bob.Subject != "Pixel AI: You are out of credits" {
+		t.Errorf("bob's e-mail: %q", bob.Subject)
 	}
-	if !strings.Contains(ada.html, "Your balance is low") || !strings.Contains(ada.html, "<a href=\"https://billing.pixel.example/portal/session/") {
-		t.Errorf("ada's HTML:\n%s", ada.html)
+	if !strings.Contains(ada.HTML, "Your balance is low") || !strings.Contains(ada.HTML, "<a href=\"https://billing.pixel.example/portal/session/") {
+		t.Errorf("ada's HTML:\n%s", ada.HTML)
 	}
 	// The link is a fresh, working sign-in link into the top-up.
-	mt := linkRE.FindStringSubmatch(ada.text)
+	mt := linkRE.FindStringSubmatch(ada.Text)
 	if mt == nil {
-		t.Fatalf("no portal link in:\n%s", ada.text)
+		t.Fatalf("no portal link in:\n%s", ada.Text)
 	}
 	in, err := d.UsePortalSession(ctx, mt[1])
 	if err != nil || in.CustomerID != ids["ada"] || in.Flow != "top_up" {
@@ -297,14 +144,14 @@ func TestNotificationMail(t *testing.T) {
 		last, _ := d.LastEventSeq(ctx)
 		return c == last
 	})
-	if n := len(srv.received()); n != 2 {
+	if n := len(srv.Received()); n != 2 {
 		t.Fatalf("%d e-mails after the restart, want still 2", n)
 	}
 	// A new event after the restart is mailed.
 	grant(t, d, ids["ada"], 10) // 4 -> 14: recovered (no mail)
 	debit(t, d, ids["ada"], 10) // 14 -> 4: low again
-	waitFor(t, "ada's second low-balance e-mail", func() bool { return len(srv.received()) == 3 })
-	if m := srv.received()[2]; m.to[0] != "ada@example.com" {
-		t.Errorf("third e-mail to %v", m.to)
+	waitFor(t, "ada's second low-balance e-mail", func() bool { return len(srv.Received()) == 3 })
+	if m := srv.Received()[2]; m.To[0] != "ada@example.com" {
+		t.Errorf("third e-mail to %v", m.To)
 	}
 }

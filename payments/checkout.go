@@ -102,7 +102,7 @@ func (s *Service) CompleteTopUpCheckout(ctx context.Context, customerID, session
 	if err != nil {
 		return tu, card, err
 	}
-	tu, err = s.Store.RecordPayment(ctx, tu.ID, res.Payment, s.Policy)
+	tu, err = s.Store.RecordPayment(ctx, tu.ID, res.Payment, s.policy(ctx))
 	return tu, card, err
 }
 

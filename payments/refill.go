@@ -112,8 +112,8 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 		s.retryLater(ctx, job, err)
 		return
 	}
-	if set.MaxRefillsPerMonth != nil && count >= *set.MaxRefillsPerMonth {
-		s.Store.SkipRefillJob(ctx, job, "monthly refill count reached", billing.RefillSkipMonthlyCount, map[string]any{"limit": *set.MaxRefillsPerMonth})
+	if most, ok := billing.RefillCountCap(set, s.policy(ctx)); ok && count >= most {
+		s.Store.SkipRefillJob(ctx, job, "monthly refill count reached", billing.RefillSkipMonthlyCount, map[string]any{"limit": most})
 		s.outcome("ceiling")
 		return
 	}

@@ -48,6 +48,9 @@ type Service struct {
 	Provider billing.PaymentProvider
 	Store    Store
 	Policy   billing.PaymentPolicy
+	// Policies, when set, is the policy in force (the admin console edits
+	// it while Tally runs); Policy is used without it.
+	Policies func(context.Context) billing.PaymentPolicy
 	Log      *slog.Logger
 	Now      func() time.Time
 	// OnRefill is told each refill job's outcome (metrics).
@@ -57,6 +60,14 @@ type Service struct {
 	// Stripe gives a link to authenticate an off-session payment only when
 	// the charge has one; without it the customer has no way to confirm.
 	ReturnURL string
+}
+
+// policy is the payment policy in force for this request.
+func (s *Service) policy(ctx context.Context) billing.PaymentPolicy {
+	if s.Policies != nil {
+		return s.Policies(ctx)
+	}
+	return s.Policy
 }
 
 func (s *Service) now() time.Time {
@@ -186,19 +197,20 @@ func (s *Service) Quote(ctx context.Context, req billing.TopUpRequest) (billing.
 		}
 		return p.Credits, p.Price, fmt.Sprintf("%s: %s credits", name, groupCredits(p.Credits)), nil
 	case req.Credits > 0:
-		price, err := billing.PriceForCredits(pb, req.Credits, s.Policy)
+		pol := s.policy(ctx)
+		price, err := billing.PriceForCredits(pb, req.Credits, pol)
 		if err != nil {
 			return 0, billing.Money{}, "", err
 		}
 		// Fewer credits than the smallest top-up buys still cost that
 		// top-up: buy what it buys, not fewer credits for the same money.
 		credits := req.Credits
-		if least, _, err := billing.CustomCredits(pb, pb.CustomPolicy(s.Policy).CustomMin, s.Policy); err == nil && credits < least {
+		if least, _, err := billing.CustomCredits(pb, pb.CustomPolicy(pol).CustomMin, pol); err == nil && credits < least {
 			credits = least
 		}
 		return credits, price, fmt.Sprintf("%s credits", groupCredits(credits)), nil
 	default:
-		credits, price, err := billing.CustomCredits(pb, req.Amount, s.Policy)
+		credits, price, err := billing.CustomCredits(pb, req.Amount, s.policy(ctx))
 		if err != nil {
 			return 0, billing.Money{}, "", err
 		}
@@ -278,7 +290,7 @@ func (s *Service) charge(ctx context.Context, tu billing.TopUp, card billing.Car
 	if err != nil {
 		return tu, err
 	}
-	return s.Store.RecordPayment(ctx, tu.ID, p, s.Policy)
+	return s.Store.RecordPayment(ctx, tu.ID, p, s.policy(ctx))
 }
 
 // Refresh asks the provider for a top-up's payment state (a customer back
@@ -292,13 +304,13 @@ func (s *Service) Refresh(ctx context.Context, topUpID string) (billing.TopUp, e
 	if err != nil {
 		return tu, err
 	}
-	return s.Store.RecordPayment(ctx, tu.ID, p, s.Policy)
+	return s.Store.RecordPayment(ctx, tu.ID, p, s.policy(ctx))
 }
 
 // HandleEvent applies a provider event once (webhooks and the sandbox's
 // authentication page both come here).
 func (s *Service) HandleEvent(ctx context.Context, ev billing.PaymentEvent) (bool, error) {
-	return s.Store.ApplyPaymentEvent(ctx, s.Provider.Name(), ev, s.Policy)
+	return s.Store.ApplyPaymentEvent(ctx, s.Provider.Name(), ev, s.policy(ctx))
 }
 
 // Refund refunds the unused credits of a paid top-up within its refund

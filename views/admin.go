@@ -61,7 +61,13 @@ type AdminCustomerPage struct {
 	Refill    *billing.RefillSettings // nil: never set up
 	Notices   []billing.Notice
 	Settings  billing.CustomerSettings
-	Forms     AdminForms
+	// LowBalancePercent is the policy's default low-balance line.
+	LowBalancePercent int
+	// Holds are the customer's open holds (Release, for admins).
+	Holds []AdminHold
+	// PromoExpiry is the policy's default expiry of a grant (0: never).
+	PromoExpiry time.Duration
+	Forms       AdminForms
 	// Subscription is the customer's plan (nil: never subscribed).
 	Subscription *AdminSubscription
 }

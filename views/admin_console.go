@@ -67,6 +67,13 @@ type AdminAPIKeyForm struct {
 	Errors                                                map[string]string
 }
 
+// AdminAPIKeyPage is /admin/api-keys/:id: one key and its edit form.
+type AdminAPIKeyPage struct {
+	Key    billing.APIKey
+	Scopes []string
+	Form   AdminAPIKeyForm
+}
+
 // AdminAPIKeysPage is /admin/api-keys.
 type AdminAPIKeysPage struct {
 	Keys   []billing.APIKey

@@ -70,13 +70,11 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdin io.Reader, s
 			return err
 		}
 		defer d.Close()
-		a, err := d.CreateAdmin(ctx, *email, pw, *role)
+		// The admin and the audit record of their creation commit together.
+		a, err := d.CreateAdmin(billing.WithAudit(ctx, billing.AuditRecord{Actor: billing.SystemActor("cli"), Action: billing.AuditAdminCreated}),
+			*email, pw, *role)
 		if err != nil {
 			return errors.New(billing.ErrorMessage(err))
-		}
-		if err := d.RecordAudit(ctx, billing.AuditRecord{Actor: billing.SystemActor("cli"), Action: billing.AuditAdminCreated,
-			After: a.Email + " (" + a.Role + ")"}); err != nil {
-			return err
 		}
 		fmt.Fprintf(stdout, "Created admin %s (%s, role %s). They sign in at /admin/sign-in.\n", a.ID, a.Email, a.Role)
 		return nil

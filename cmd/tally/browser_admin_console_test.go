@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,41 +59,8 @@ func TestBrowserAdminConsole(t *testing.T) {
 	defer stop()
 
 	b := newBrowser(t, 4*time.Minute)
-	b.do("open the sign-in page", chromedp.Navigate(base+"/admin/sign-in"))
-	b.waitNav("the sign-in page is ready", `document.readyState === "complete" && !!document.querySelector('#email')`, 10*time.Second)
-	b.do("sign in", chromedp.SendKeys(chromedp.CSS(`#email`), "owner@staff.test"), chromedp.SendKeys(chromedp.CSS(`#password`), browserAdminPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="sign-in-submit"]`)))
-	b.waitNav("signed in", `location.pathname === "/admin/customers"`, 15*time.Second)
-	check := func(name string, width int) {
-		t.Helper()
-		shot := fmt.Sprintf("admin-%s-%d", name, width)
-		t.Logf("screenshot %s", b.shot(shot))
-		var serious []string
-		for _, v := range b.axe(src) {
-			if v.Impact == "serious" || v.Impact == "critical" {
-				serious = append(serious, fmt.Sprintf("%s (%s): %s at %s", v.ID, v.Impact, v.Help, strings.Join(v.Targets, ", ")))
-			}
-		}
-		if len(serious) > 0 {
-			t.Errorf("%s: axe-core finds WCAG A/AA violations:\n  %s", shot, strings.Join(serious, "\n  "))
-		}
-		if width < 640 {
-			if over := eval[string](b, "overflow", `(() => {
-				const w = document.documentElement.clientWidth;
-				const out = [];
-				if (document.documentElement.scrollWidth > w + 1) out.push("the page is " + document.documentElement.scrollWidth + " px wide");
-				document.querySelectorAll('nav[aria-label="Admin"] a').forEach(a => { const r = a.getBoundingClientRect(); if (r.right > w + 1) out.push("tab " + a.textContent.trim() + " is off-screen"); });
-				return out.join("; ");
-			})()`); over != "" {
-				t.Errorf("%s: %s", shot, over)
-			}
-		}
-	}
-	open := func(what, path, ready string) {
-		t.Helper()
-		b.do("open "+what, chromedp.Navigate(base+path))
-		b.waitNav(what+" is there", `document.readyState === "complete" && !!document.querySelector('`+ready+`')`, 10*time.Second)
-	}
+	p := signInAdmin(t, b, base, src, "owner@staff.test")
+	check, open := p.check, p.open
 	for _, width := range []int{1280, 390} {
 		b.do("resize", chromedp.EmulateViewport(int64(width), 900))
 		open("webhooks", "/admin/webhooks", `[data-testid="webhooks"]`)

@@ -45,6 +45,7 @@ type serveConfig struct {
 	PurchaseTTL   time.Duration
 	RefillPoll    time.Duration
 	Notify        notifyConfig
+	Policy        policyConfig // the policy's other defaults (policy.go)
 }
 
 const serveUsage = `Usage: tally serve [flags]
@@ -81,6 +82,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", envOr(getenv, "TALLY_METRICS_TOKEN", ""), "require 'Authorization: Bearer <token>' on /metrics; open when empty (env TALLY_METRICS_TOKEN)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", envOr(getenv, "TALLY_PPROF_ADDR", ""), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env TALLY_PPROF_ADDR)")
 	notifyFlags(fs, getenv, &cfg.Notify)
+	policyFlags(fs, getenv, &cfg.Policy)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -154,10 +156,13 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	policy := billing.DefaultPaymentPolicy
-	policy.RefundWindow, policy.PurchaseExpiry = cfg.RefundWindow, cfg.PurchaseTTL
+	policy := initialPolicy(cfg).Payment()
+	policies, err := startPolicy(ctx, d, cfg, log)
+	if err != nil {
+		return err
+	}
 	metrics := handlers.NewMetrics()
-	pay := &payments.Service{Provider: provider, Store: d, Policy: policy, Log: log,
+	pay := &payments.Service{Provider: provider, Store: d, Policy: policy, Policies: policies, Log: log,
 		OnRefill:  func(result string) { metrics.RefillJobs.WithLabelValues(result).Inc() },
 		ReturnURL: strings.TrimRight(portal.BaseURL, "/") + "/portal/top-ups/return"}
 	d.SetBatchObserver(metrics.ObserveBatch)

@@ -368,7 +368,7 @@ export type HoldRequest = {
   customer: string;
   /** Idempotency key (printable ASCII without spaces, at most 255 characters). The same as the Idempotency-Key header; send either, or both with the same value. */
   idempotency_key?: string;
-  /** Seconds until the hold expires and its credits return (1-86400; 0 or left out: 600). */
+  /** Seconds until the hold expires and its credits return (1-86400; 0 or left out: 600). Both bounds are the operator's policy (default and longest hold lifetime), so an installation may allow less. */
   ttl_seconds?: number;
 };
 
