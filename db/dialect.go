@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -118,8 +119,15 @@ func (c *pgConn) CheckNamedValue(v *driver.NamedValue) error {
 	return driver.ErrSkip
 }
 
-// rebinds caches rebind's results: the code's queries are a fixed set.
-var rebinds sync.Map
+// rebinds caches rebind's results: the code's queries are a nearly fixed
+// set (a few are built with IN lists of varying length), and the cache
+// stops growing at maxRebinds.
+var (
+	rebinds    sync.Map
+	rebindsLen atomic.Int64
+)
+
+const maxRebinds = 20_000
 
 // rebind turns `?` placeholders into PostgreSQL's `$1, $2...`, leaving any
 // `?` inside a string literal, a quoted identifier or a comment alone.
@@ -174,7 +182,10 @@ func rebind(q string) string {
 		}
 	}
 	out := b.String()
-	rebinds.Store(q, out)
+	if rebindsLen.Load() < maxRebinds {
+		rebinds.Store(q, out)
+		rebindsLen.Add(1)
+	}
 	return out
 }
 

@@ -3,7 +3,7 @@ package notify_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
+	"github.com/tally-billing/tally/internal/storetest"
 	"io"
 	"log/slog"
 	"mime"
@@ -283,11 +283,7 @@ func TestNotificationMail(t *testing.T) {
 
 	// A restart, even one that lost the cursor, mails nothing again.
 	stop()
-	raw, err := sql.Open("sqlite", d.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := storetest.Raw(t, d.Path())
 	if _, err := raw.Exec(`UPDATE event_cursors SET seq = 0 WHERE consumer = ?`, db.MailConsumer); err != nil {
 		t.Fatal(err)
 	}
