@@ -13,8 +13,8 @@ import (
 // or wrote events sends NOTIFY inside its transaction (so it is delivered
 // at COMMIT, and never for a batch rolled back); every instance LISTENs on a
 // dedicated connection and wakes its own subscribers (notify.go) and event
-// consumers (signalEvents). An instance hears its own notifications too: a
-// second, harmless wake of what its commit already woke.
+// consumers (signalEvents). It skips its own writer's notifications (by
+// the sending backend's pid): that commit already woke them.
 
 const (
 	walletChannel = "tally_wallets" // payload: customer ids, comma-separated
@@ -29,7 +29,7 @@ type pgListener struct {
 }
 
 // startListener connects and listens; the connection is re-made if it drops.
-func startListener(ctx context.Context, d *DB, dsn string) (*pgListener, error) {
+func startListener(ctx context.Context, d *DB, dsn string, self uint32) (*pgListener, error) {
 	conn, err := listenConn(ctx, dsn)
 	if err != nil {
 		return nil, err
@@ -39,7 +39,7 @@ func startListener(ctx context.Context, d *DB, dsn string) (*pgListener, error) 
 	go func() {
 		defer close(l.done)
 		for {
-			err := listenLoop(lctx, d, conn)
+			err := listenLoop(lctx, d, conn, self)
 			conn.Close(context.Background())
 			if lctx.Err() != nil {
 				return
@@ -75,11 +75,14 @@ func listenConn(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-func listenLoop(ctx context.Context, d *DB, conn *pgx.Conn) error {
+func listenLoop(ctx context.Context, d *DB, conn *pgx.Conn, self uint32) error {
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
+		}
+		if n.PID == self {
+			continue
 		}
 		switch n.Channel {
 		case walletChannel:

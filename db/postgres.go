@@ -46,7 +46,16 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
-	if d.listen, err = startListener(ctx, d, dsn); err != nil {
+	// The writer's own notifications are skipped by the listener: its
+	// commits already woke this instance's subscribers (after commit).
+	var pid uint32
+	if err := d.w.conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		d.w.close()
+		read.Close()
+		write.Close()
+		return nil, err
+	}
+	if d.listen, err = startListener(ctx, d, dsn, pid); err != nil {
 		d.w.close()
 		read.Close()
 		write.Close()

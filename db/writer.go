@@ -289,18 +289,20 @@ func (w *writer) commit(batch []*op) {
 	if w.careful > 0 {
 		w.careful--
 	}
+	rerun := false
 	// PostgreSQL: a batch that lost a deadlock against another instance's
 	// (row locks are taken as operations reach their wallets, in no global
 	// order) is rolled back and run again; the other went through.
 	for try := 0; pg && err != nil && isRetryable(err) && try < maxRetries; try++ {
+		rerun = true
 		w.exec("ROLLBACK")
 		w.forget()
 		w.pb = nil
 		clear(errs)
 		t, err = w.runBatch(batch, errs, false)
 	}
-	rerun := errors.Is(err, errRerun)
-	if rerun {
+	if errors.Is(err, errRerun) {
+		rerun = true
 		// A deferred row was refused (most often a retry of a committed
 		// debit): undo the batch and run it again, every operation writing
 		// its own rows inside its savepoint. Memory is as of the last commit
