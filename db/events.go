@@ -192,6 +192,9 @@ const eventPoll = time.Second
 func (d *DB) WatchEvents(ctx context.Context) error {
 	after, err := d.LastEventSeq(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // ended before it began
+		}
 		return err
 	}
 	tick := time.NewTicker(eventPoll)

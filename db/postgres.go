@@ -4,7 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,9 +31,11 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("db: open %s: %w", redactDSN(dsn), err)
 	}
-	if err := migratePostgres(ctx, dsn); err != nil {
-		write.Close()
-		return nil, err
+	if current, err := postgresCurrent(ctx, write); err != nil || !current {
+		if err := migratePostgres(ctx, dsn); err != nil {
+			write.Close()
+			return nil, err
+		}
 	}
 	read, err := sql.Open(pgDriverName, dsn)
 	if err != nil {
@@ -81,6 +88,26 @@ func migratePostgres(ctx context.Context, dsn string) error {
 		return fmt.Errorf("db: migrate: %w", err)
 	}
 	return nil
+}
+
+// postgresCurrent reports whether the database is at the newest migration
+// already, as it is at every start but the first after an upgrade: then
+// goose (a connection of its own, a session lock) is not needed.
+func postgresCurrent(ctx context.Context, conn *sql.DB) (bool, error) {
+	files, err := fs.Glob(migrations, "migrations/postgres/*.sql")
+	if err != nil || len(files) == 0 {
+		return false, err
+	}
+	slices.Sort(files)
+	newest, err := strconv.ParseInt(strings.SplitN(path.Base(files[len(files)-1]), "_", 2)[0], 10, 64)
+	if err != nil {
+		return false, err
+	}
+	var v sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT MAX(version_id) FROM goose_db_version WHERE is_applied`).Scan(&v); err != nil {
+		return false, nil // no version table yet: a new database
+	}
+	return v.Int64 == newest, nil
 }
 
 // redactDSN hides a URL's password for error messages and logs.
