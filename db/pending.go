@@ -168,7 +168,15 @@ func (t *Tx) breakOn(err error) error {
 // meanwhile; the counter is read from the table when it is not known (at
 // the first batch, after another process wrote, after an operation appended
 // entries itself or a batch failed) and otherwise carried from batch to batch.
+//
+// On PostgreSQL other instances append entries at any time: ids come from
+// the entries' sequence, fetched in blocks (pgEntryIDs) and kept by the
+// writer across batches (a sequence never hands a value out twice; an id
+// given to a row that was dropped is a gap, nothing more).
 func (t *Tx) allocEntryID() (int64, error) {
+	if t.w.d.dialect == Postgres {
+		return t.w.pgEntryID()
+	}
 	if t.nextID == 0 {
 		s, err := t.stmt(`SELECT COALESCE(MAX(id), 0) + 1 FROM entries`)
 		if err != nil {
@@ -180,6 +188,36 @@ func (t *Tx) allocEntryID() (int64, error) {
 	}
 	id := t.nextID
 	t.nextID++
+	return id, nil
+}
+
+// pgIDBlock is how many entry ids the PostgreSQL writer takes from the
+// sequence at once.
+const pgIDBlock = 512
+
+func (w *writer) pgEntryID() (int64, error) {
+	if len(w.idBlock) == 0 {
+		rows, err := w.conn.QueryContext(w.ctx, `SELECT nextval(pg_get_serial_sequence('entries', 'id')) FROM generate_series(1, ?)`, pgIDBlock)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return 0, err
+			}
+			w.idBlock = append(w.idBlock, id)
+		}
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		if len(w.idBlock) == 0 {
+			return 0, errors.New("db: the entries sequence gave no ids")
+		}
+	}
+	id := w.idBlock[0]
+	w.idBlock = w.idBlock[1:]
 	return id, nil
 }
 

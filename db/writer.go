@@ -166,6 +166,7 @@ type writer struct {
 	careful int
 
 	nextID      int64              // the next entry id as of the last commit (0: read it)
+	idBlock     []int64            // PostgreSQL: entry ids taken from the sequence, not yet used
 	pb          *billing.PriceBook // the writer's copy of the current price book (nil: read it)
 	cache       map[string]*wallet // wallets as of the last commit
 	holdOwner   map[string]string  // open hold id -> customer id, for the wallets in cache (a hint: a miss reads SQL)
@@ -285,32 +286,35 @@ func (w *writer) commit(batch []*op) {
 	}
 	pb := w.pb
 	pg := w.d.dialect == Postgres
+	// PostgreSQL runs every batch careful: deferred rows with ids from a
+	// sequence block measured 2.7x faster on one hot customer but let an
+	// aborted transaction through under cross-instance contention (see
+	// pgEntryID); that needs finding before they are turned on.
 	t, err := w.runBatch(batch, errs, w.careful == 0 && !pg)
 	if w.careful > 0 {
 		w.careful--
 	}
 	rerun := false
-	// PostgreSQL: a batch that lost a deadlock against another instance's
-	// (row locks are taken as operations reach their wallets, in no global
-	// order) is rolled back and run again; the other went through.
-	for try := 0; pg && err != nil && isRetryable(err) && try < maxRetries; try++ {
+	for try := 0; err != nil; try++ {
+		if errors.Is(err, errRerun) {
+			// A deferred row was refused (most often a retry of a committed
+			// debit): undo the batch and run it again, every operation writing
+			// its own rows inside its savepoint. Memory is as of the last commit
+			// but for the price book, which an undone operation may have changed.
+			// (A careful batch defers nothing, so this happens once.)
+			w.careful = carefulBatches
+		} else if !pg || !isRetryable(err) || try >= maxRetries {
+			break
+		} else {
+			// PostgreSQL: the batch lost a deadlock against another
+			// instance's (row locks are taken as operations reach their
+			// wallets, in no global order); the other went through.
+			w.forget()
+		}
 		rerun = true
-		w.exec("ROLLBACK")
-		w.forget()
-		w.pb = nil
-		clear(errs)
-		t, err = w.runBatch(batch, errs, false)
-	}
-	if errors.Is(err, errRerun) {
-		rerun = true
-		// A deferred row was refused (most often a retry of a committed
-		// debit): undo the batch and run it again, every operation writing
-		// its own rows inside its savepoint. Memory is as of the last commit
-		// but for the price book, which an undone operation may have changed.
 		w.exec("ROLLBACK")
 		w.pb, w.nextID = nil, 0
 		clear(errs)
-		w.careful = carefulBatches
 		t, err = w.runBatch(batch, errs, false)
 	}
 	if err == nil && pg {
