@@ -3,7 +3,7 @@
 GO ?= go
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: run test generate templ css vendor bench fuzz-smoke tools clean
+.PHONY: run test test-postgres generate templ css vendor bench fuzz-smoke tools clean
 
 ## run: serve Tally with demo data on ./tally.db
 run:
@@ -12,6 +12,13 @@ run:
 ## test: install test tools if missing, then run every test
 test: tools
 	$(GO) test -count=1 -timeout 25m ./...
+
+## test-postgres: the store's tests again on PostgreSQL (each package starts a throw-away cluster)
+test-postgres: tools
+	TALLY_TEST_DB=postgres $(GO) test -count=1 $(POSTGRES_PKGS)
+
+# The packages whose tests open a store and run on either.
+POSTGRES_PKGS = ./db ./notify ./handlers
 
 tools:
 	@bash .ci/setup

@@ -13,7 +13,13 @@ import (
 // INTO, which reads one snapshot (a WAL read transaction never blocks
 // writers) and writes a compact, self-contained database file: restoring is
 // copying it back in place while Tally is stopped.
+//
+// A PostgreSQL database is backed up with PostgreSQL's own tools (pg_dump,
+// or the provider's snapshots); Backup says so.
 func Backup(ctx context.Context, path, to string) error {
+	if IsPostgresDSN(path) {
+		return fmt.Errorf("backup: %s is a PostgreSQL database: back it up with pg_dump (pg_dump -Fc -f FILE URL) or your provider's snapshots", redactDSN(path))
+	}
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}

@@ -126,7 +126,7 @@ func (d *DB) SetDefaultCard(ctx context.Context, customerID, cardID string) (bil
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(`UPDATE payment_methods SET is_default = (id = ?) WHERE customer_id = ? AND removed_at IS NULL`, cardID, customerID); err != nil {
+		if _, err := t.exec(`UPDATE payment_methods SET is_default = CASE WHEN id = ? THEN 1 ELSE 0 END WHERE customer_id = ? AND removed_at IS NULL`, cardID, customerID); err != nil {
 			return err
 		}
 		c.Default, out = true, c

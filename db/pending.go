@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/tally-billing/tally/billing"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Deferred rows: the writer's fast path for debits, holds and captures.
@@ -165,17 +163,20 @@ func (t *Tx) breakOn(err error) error {
 	return t.broken
 }
 
-func isConstraint(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
-}
-
 // allocEntryID hands out the next entry id for a deferred entry. The writer
 // holds the write lock for the whole batch, so nobody else appends entries
 // meanwhile; the counter is read from the table when it is not known (at
 // the first batch, after another process wrote, after an operation appended
 // entries itself or a batch failed) and otherwise carried from batch to batch.
+//
+// On PostgreSQL other instances append entries at any time: ids come from
+// the entries' sequence, fetched in blocks (pgEntryIDs) and kept by the
+// writer across batches (a sequence never hands a value out twice; an id
+// given to a row that was dropped is a gap, nothing more).
 func (t *Tx) allocEntryID() (int64, error) {
+	if t.w.d.dialect == Postgres {
+		return t.w.pgEntryID()
+	}
 	if t.nextID == 0 {
 		s, err := t.stmt(`SELECT COALESCE(MAX(id), 0) + 1 FROM entries`)
 		if err != nil {
@@ -187,6 +188,36 @@ func (t *Tx) allocEntryID() (int64, error) {
 	}
 	id := t.nextID
 	t.nextID++
+	return id, nil
+}
+
+// pgIDBlock is how many entry ids the PostgreSQL writer takes from the
+// sequence at once.
+const pgIDBlock = 512
+
+func (w *writer) pgEntryID() (int64, error) {
+	if len(w.idBlock) == 0 {
+		rows, err := w.conn.QueryContext(w.ctx, `SELECT nextval(pg_get_serial_sequence('entries', 'id')) FROM generate_series(1, ?)`, pgIDBlock)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return 0, err
+			}
+			w.idBlock = append(w.idBlock, id)
+		}
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		if len(w.idBlock) == 0 {
+			return 0, errors.New("db: the entries sequence gave no ids")
+		}
+	}
+	id := w.idBlock[0]
+	w.idBlock = w.idBlock[1:]
 	return id, nil
 }
 
@@ -317,7 +348,7 @@ func (t *Tx) writePending(p *pendingRows) error {
 			vals = append(vals, c.id, c.status, c.at, c.entryID)
 		}
 		if err := w.writeRows(`UPDATE holds SET status = v.column2, closed_at = v.column3, close_entry_id = v.column4 FROM (VALUES `,
-			`(?, ?, ?, ?)`, `) AS v WHERE holds.id = v.column1 AND holds.status = 'active'`, 4, vals); err != nil {
+			w.d.sql(`(?, ?, ?, ?)`, `(?, ?, ?::bigint, ?::bigint)`), `) AS v WHERE holds.id = v.column1 AND holds.status = 'active'`, 4, vals); err != nil {
 			return err
 		}
 	}

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/tally-billing/tally/internal/storetest"
 	"golang.org/x/crypto/bcrypt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -101,10 +101,11 @@ type apiOptions struct {
 	config func(*handlers.Config)
 }
 
-// mustOpenDB opens a real SQLite file under t.TempDir() with a test clock.
+// mustOpenDB opens a real SQLite file under t.TempDir() (or, with
+// TALLY_TEST_DB=postgres, a fresh PostgreSQL database) with a test clock.
 func mustOpenDB(t *testing.T, clock *testClock) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"),
+	d, err := db.Open(context.Background(), storetest.DSN(t),
 		db.Options{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatalf("db.Open: %v", err)

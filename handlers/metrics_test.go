@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"github.com/tally-billing/tally/internal/storetest"
 	"net/http"
 	"strings"
 	"testing"
@@ -35,10 +36,17 @@ func TestMetrics(t *testing.T) {
 	a.do("GET", "/api/v1/customers/someone-else", a.Read, nil).want(t, http.StatusNotFound)
 	a.do("GET", "/no/such/page-123", "", nil).want(t, http.StatusNotFound)
 
+	// SQLite's fast path defers the replay's entry, which meets the UNIQUE
+	// index at the batch's end: one rerun. PostgreSQL's batches are careful:
+	// the replay meets its key at its own insert.
+	reruns := "1"
+	if storetest.Postgres() {
+		reruns = "0"
+	}
 	for series, want := range map[string]string{
 		`tally_debits_total`:                                                                 "3",
 		`tally_debited_credits_total`:                                                        "9.085",
-		`tally_writer_reruns_total`:                                                          "1", // the replay: its key met the UNIQUE index
+		`tally_writer_reruns_total`:                                                          reruns,
 		`tally_rejections_total{type="insufficient_credits"}`:                                "1",
 		`tally_rejections_total{type="customer_not_found"}`:                                  "1",
 		`tally_rejections_total{type="not_found"}`:                                           "1",

@@ -3,12 +3,12 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"github.com/tally-billing/tally/internal/storetest"
 	"io"
 	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -86,7 +86,7 @@ func openAPIPath(t *testing.T, p string) string {
 // newOpenAPIServer builds the real router on a real database.
 func newOpenAPIServer(t *testing.T) (*Server, *db.DB) {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), db.Options{})
+	d, err := db.Open(context.Background(), storetest.DSN(t), db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

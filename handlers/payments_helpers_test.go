@@ -2,7 +2,7 @@ package handlers_test
 
 import (
 	"context"
-	"database/sql"
+	"github.com/tally-billing/tally/internal/storetest"
 	"io"
 	"log/slog"
 	"net"
@@ -121,11 +121,7 @@ func newPayAPIWith(t *testing.T, provider func(base string) billing.PaymentProvi
 // sqlCount runs a COUNT query on the database file (read-only).
 func (p *payAPI) sqlCount(t *testing.T, query string, args ...any) int {
 	t.Helper()
-	raw, err := sql.Open("sqlite", p.DB.Path()+"?_pragma=query_only(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := storetest.Raw(t, p.DB.Path())
 	var n int
 	if err := raw.QueryRow(query, args...).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", query, err)

@@ -2,7 +2,6 @@ package notify_test
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
 	"github.com/tally-billing/tally/internal/smtptest"
+	"github.com/tally-billing/tally/internal/storetest"
 	"github.com/tally-billing/tally/notify"
 )
 
@@ -130,11 +130,7 @@ func TestNotificationMail(t *testing.T) {
 
 	// A restart, even one that lost the cursor, mails nothing again.
 	stop()
-	raw, err := sql.Open("sqlite", d.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := storetest.Raw(t, d.Path())
 	if _, err := raw.Exec(`UPDATE event_cursors SET seq = 0 WHERE consumer = ?`, db.MailConsumer); err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/tally-billing/tally/internal/storetest"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,7 +104,7 @@ func (r *receiver) requests() []received {
 
 func openDB(t *testing.T) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"), db.Options{})
+	d, err := db.Open(context.Background(), storetest.DSN(t), db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,11 +433,7 @@ func TestWebhookFanOutOnce(t *testing.T) {
 	}
 	// The cursor moved back (as if the commit of the cursor had been lost
 	// while the deliveries' had not): nothing doubles.
-	raw, err := sql.Open("sqlite", d.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := storetest.Raw(t, d.Path())
 	if _, err := raw.Exec(`UPDATE event_cursors SET seq = 0 WHERE consumer = ?`, db.WebhookFanOutConsumer); err != nil {
 		t.Fatal(err)
 	}

@@ -67,8 +67,9 @@ func version(binDir string) int {
 }
 
 // Start initialises and starts a cluster in a new temporary folder. The
-// caller must Stop it.
-func Start(ctx context.Context) (*Cluster, error) {
+// caller must Stop it. settings are extra server settings ("fsync=off"...),
+// each passed as -c.
+func Start(ctx context.Context, settings ...string) (*Cluster, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -104,6 +105,9 @@ func Start(ctx context.Context) (*Cluster, error) {
 		return fail(err)
 	}
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=200 -c shared_buffers=64MB", c.Port, dir)
+	for _, s := range settings {
+		opts += " -c " + s
+	}
 	if out, err := c.run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
 		return fail(fmt.Errorf("pgtest: pg_ctl start: %v: %s\n%s", err, out, log))
