@@ -138,12 +138,8 @@ func (d *DB) MigratePlan(ctx context.Context, key string, version int64, request
 		if out.Impact.Subscribers == 0 {
 			return billing.Errorf(billing.CodeConflict, "No subscriber of %s is on an older version: there is nobody to migrate.", to.Name)
 		}
-		res, err := t.exec(`INSERT INTO plan_migrations (request_key, plan_key, to_version, subscribers, skipped, actor, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, requestKey, key, version, out.Impact.Subscribers, out.Impact.Skipped, actor.String(), micros(t.Now))
-		if err != nil {
-			return err
-		}
-		if id, err = res.LastInsertId(); err != nil {
+		if err := t.queryRow(`INSERT INTO plan_migrations (request_key, plan_key, to_version, subscribers, skipped, actor, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, requestKey, key, version, out.Impact.Subscribers, out.Impact.Skipped, actor.String(), micros(t.Now)).Scan(&id); err != nil {
 			return err
 		}
 		for _, c := range cands {
