@@ -273,6 +273,9 @@ func TestBackupAndVerifyPostgres(t *testing.T) {
 // request, the first instance alone is measured in the same run, SQLite is
 // measured beside it, and the database the bench created is dropped.
 func TestBenchPostgresTwoInstances(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a benchmark under the race detector measures the detector")
+	}
 	dsn := pgDatabase(t)
 	out, err := exec.Command(tallyBinary(t), "bench", "--db", dsn, "--instances", "2", "--duration", "300ms", "--clients", "4",
 		"--customers", "10", "--batch", "10", "--dir", t.TempDir(), "--json").CombinedOutput()
@@ -395,8 +398,10 @@ func TestTwoInstancesPostgres(t *testing.T) {
 // acknowledged it) as itself, each key is in the ledger exactly once, and
 // the books balance.
 func TestCrashRecoveryTwoInstancesPostgres(t *testing.T) {
-	dsn0 := pgDatabase(t) // skips without PostgreSQL
-	_ = dsn0
+	if raceEnabled {
+		t.Skip("runs in the plain test step; under -race the servers are built without it anyway")
+	}
+	pgDatabase(t) // skips without PostgreSQL
 	bin := tallyBinary(t)
 	rounds := 3
 	if v, err := strconv.Atoi(os.Getenv("TALLY_CRASH_ROUNDS")); err == nil && v > 0 {
