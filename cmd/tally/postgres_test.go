@@ -8,9 +8,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +25,7 @@ import (
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
 	"github.com/tally-billing/tally/internal/pgtest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // One throw-away PostgreSQL cluster serves every test of this package that
@@ -304,6 +308,16 @@ func TestTwoInstancesPostgres(t *testing.T) {
 	dsn := pgDatabase(t)
 	bin := tallyBinary(t)
 	secret := setupCrashDB(t, dsn, 2, 100) // c0 and c1, 100 credits each
+	func() {
+		d, err := db.Open(context.Background(), dsn, db.Options{PasswordCost: bcrypt.MinCost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if _, err := d.CreateAdmin(context.Background(), "owner@pg.test", "a-long-enough-password", billing.RoleOwner); err != nil {
+			t.Fatal(err)
+		}
+	}()
 	a := startTally(t, bin, dsn, freeAddr(t))
 	defer a.term(t)
 	b := startTally(t, bin, dsn, freeAddr(t))
@@ -379,6 +393,31 @@ func TestTwoInstancesPostgres(t *testing.T) {
 	if err != nil || status != 201 {
 		t.Fatalf("capture on the other instance: %d %v %v", status, m, err)
 	}
+	// Sessions work on any instance: a portal sign-in link minted on one
+	// and opened on the other, then the portal on the first; an admin who
+	// signs in on one is signed in on the other.
+	status, _, m, err = clients[0].post("/api/v1/portal-sessions", "ps-1", `{"customer":"c1","return_url":"https://pixel.example/app"}`)
+	if err != nil || status != 201 {
+		t.Fatalf("portal session: %d %v %v", status, m, err)
+	}
+	link := strings.Replace(m["url"].(string), a.base, b.base, 1)
+	browser := newJarClient(t)
+	if resp := browser.get(t, link); resp.status != 200 || !strings.Contains(resp.body, "Available") {
+		t.Errorf("the sign-in link on the other instance: %d %.300s", resp.status, resp.body)
+	}
+	if resp := browser.get(t, a.base+"/portal"); resp.status != 200 || !strings.Contains(resp.body, "Available") {
+		t.Errorf("the portal on the first instance with the second's session: %d %.300s", resp.status, resp.body)
+	}
+	staff := newJarClient(t)
+	tok := staff.csrf(t, a.base+"/admin/sign-in")
+	resp := staff.postForm(t, a.base+"/admin/sign-in", url.Values{"_csrf": {tok}, "email": {"owner@pg.test"}, "password": {"a-long-enough-password"}})
+	if resp.status != 200 || !strings.Contains(resp.url, "/admin/customers") {
+		t.Fatalf("admin sign-in on the first instance: %d at %s", resp.status, resp.url)
+	}
+	if resp := staff.get(t, b.base+"/admin/customers"); resp.status != 200 || !strings.Contains(resp.url, "/admin/customers") || !strings.Contains(resp.body, "c1") {
+		t.Errorf("the admin console on the other instance: %d at %s", resp.status, resp.url)
+	}
+
 	a.term(t)
 	b.term(t)
 	d := openVerified(t, dsn)
@@ -508,4 +547,56 @@ func pgCrashRound(t *testing.T, bin, dsn string, killAfter time.Duration, seed u
 			t.Errorf("key %s: %d entries (%v)", key, n, err)
 		}
 	}
+}
+
+// jarClient is a browser without JavaScript: cookies kept, redirects followed.
+type jarClient struct{ c *http.Client }
+
+type jarResponse struct {
+	status    int
+	url, body string
+}
+
+func newJarClient(t *testing.T) *jarClient {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &jarClient{c: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+}
+
+func (j *jarClient) do(t *testing.T, req *http.Request) jarResponse {
+	t.Helper()
+	resp, err := j.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return jarResponse{status: resp.StatusCode, url: resp.Request.URL.String(), body: string(body)}
+}
+
+func (j *jarClient) get(t *testing.T, u string) jarResponse {
+	req, _ := http.NewRequest("GET", u, nil)
+	return j.do(t, req)
+}
+
+func (j *jarClient) postForm(t *testing.T, u string, form url.Values) jarResponse {
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", u[:strings.Index(u[len("http://"):], "/")+len("http://")])
+	return j.do(t, req)
+}
+
+var csrfMeta = regexp.MustCompile(`name="csrf-token" content="([^"]+)"`)
+
+// csrf reads the CSRF token of the page at u.
+func (j *jarClient) csrf(t *testing.T, u string) string {
+	t.Helper()
+	r := j.get(t, u)
+	m := csrfMeta.FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("no CSRF token on %s (%d)", u, r.status)
+	}
+	return m[1]
 }
