@@ -2,7 +2,7 @@ package db_test
 
 import (
 	"context"
-	"path/filepath"
+	"github.com/tally-billing/tally/internal/storetest"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +35,7 @@ func TestCreateAPIKeyScopes(t *testing.T) {
 // can be made afterwards.
 func TestPortalScopeMigration(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
+	path := storetest.DSN(t)
 	old := db.MigrateForTest(t, path, 3)
 	const secret = "tsk_oldmeteringkey00000000000000"
 	if _, err := old.Exec(`INSERT INTO api_keys (id, name, prefix, hash, scope, daily_cap, rate_limit, created_at)

@@ -50,13 +50,9 @@ func (t *Tx) apply(w *wallet, ch *billing.Change) (applied, error) {
 		}
 	}
 	if l := ch.NewLot; l != nil {
-		res, err := t.exec(`INSERT INTO lots (customer_id, source, priority, amount, remaining, expires_at, refundable_until, reason, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, w.customerID, l.Source, l.Priority, int64(l.Amount), int64(l.Remaining),
-			nullMicros(l.ExpiresAt), nullMicros(l.RefundableUntil), l.Reason, micros(l.CreatedAt))
-		if err != nil {
-			return out, err
-		}
-		if out.lotID, err = res.LastInsertId(); err != nil {
+		if err := t.queryRow(`INSERT INTO lots (customer_id, source, priority, amount, remaining, expires_at, refundable_until, reason, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, w.customerID, l.Source, l.Priority, int64(l.Amount), int64(l.Remaining),
+			nullMicros(l.ExpiresAt), nullMicros(l.RefundableUntil), l.Reason, micros(l.CreatedAt)).Scan(&out.lotID); err != nil {
 			return out, err
 		}
 		l.ID = out.lotID

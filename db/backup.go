@@ -25,7 +25,7 @@ import (
 // archive with pg_restore --list. Restore it with
 // pg_restore --clean --if-exists --dbname URL FILE while Tally is stopped.
 func Backup(ctx context.Context, path, to string) error {
-	if IsPostgres(path) {
+	if IsPostgresDSN(path) {
 		return backupPostgres(ctx, path, to)
 	}
 	if _, err := os.Stat(path); err != nil {

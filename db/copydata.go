@@ -34,7 +34,7 @@ type CopyProgress struct {
 // largest copied id. The target must hold no customers and no ledger
 // entries. Run Verify on the target afterwards.
 func CopyData(ctx context.Context, fromPath, toDSN string, progress func(CopyProgress)) error {
-	if !IsPostgres(toDSN) {
+	if !IsPostgresDSN(toDSN) {
 		return errors.New("migrate-data: the target must be a postgres:// URL")
 	}
 	fromPath = strings.TrimPrefix(fromPath, "sqlite:")

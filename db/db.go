@@ -18,10 +18,11 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrations embed.FS
 
 // Options tune Open. The zero value is what production uses.
@@ -43,13 +44,16 @@ type Options struct {
 
 // DB is an open Tally database: a pool of read connections and one writer.
 type DB struct {
-	path  string
-	read  *sql.DB
-	write *sql.DB
-	w     *writer
-	ckpt  *checkpointer
-	now   func() time.Time
-	log   *slog.Logger
+	path    string
+	dialect Dialect
+	read    *sql.DB
+	write   *sql.DB
+	w       *writer
+	ckpt    *checkpointer // SQLite only
+	// listen carries other instances' commits to this one (PostgreSQL only).
+	listen *pgListener
+	now    func() time.Time
+	log    *slog.Logger
 
 	pwCost    int
 	dummyOnce sync.Once
@@ -66,30 +70,22 @@ type DB struct {
 	eventCh  chan struct{} // signalled after a commit that wrote events
 }
 
-// Open opens (creating if needed) the database at path, applies pending
-// migrations and starts the writer. Close must be called to stop it.
-func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+// Open opens the database dsn names, applies pending migrations and starts
+// the writer. Close must be called to stop it. dsn is a PostgreSQL URL
+// (postgres://... or postgresql://...), or an SQLite file: sqlite:FILE or a
+// plain path, created if needed.
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	if IsPostgresDSN(dsn) {
+		return openPostgres(ctx, dsn, opts)
+	}
+	path := strings.TrimPrefix(dsn, "sqlite:")
 	if path == "" {
 		return nil, errors.New("db: no database path")
 	}
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("db: database path %q may not contain '?' or '#'", path)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 1024
-	}
-	if opts.ReadConns <= 0 {
-		opts.ReadConns = 4
-	}
-	if opts.BusyTimeout <= 0 {
-		opts.BusyTimeout = 10 * time.Second
-	}
+	opts = opts.withDefaults()
 	if dir := filepath.Dir(path); dir != "" {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("db: directory of %s: %w", path, err)
@@ -135,9 +131,6 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
-	if opts.PasswordCost == 0 {
-		opts.PasswordCost = adminBcryptCost
-	}
 	d := &DB{path: path, read: read, write: write, now: opts.Now, log: opts.Logger, pwCost: opts.PasswordCost, refillCh: make(chan struct{}, 1), eventCh: make(chan struct{}, 1),
 		ckpt: startCheckpointer(ckpt, opts.Logger)}
 	d.w, err = newWriter(d, write, opts.MaxBatch)
@@ -150,7 +143,29 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	return d, nil
 }
 
-// Path is the database file.
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 1024
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = 4
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 10 * time.Second
+	}
+	if o.PasswordCost == 0 {
+		o.PasswordCost = adminBcryptCost
+	}
+	return o
+}
+
+// Path is the database file (SQLite) or URL (PostgreSQL).
 func (d *DB) Path() string { return d.path }
 
 // Now is the database's clock.
@@ -160,7 +175,13 @@ func (d *DB) Now() time.Time { return d.now() }
 // the connections, checkpointing the WAL.
 func (d *DB) Close() error {
 	d.w.close()
-	err0 := d.ckpt.close()
+	var err0 error
+	if d.ckpt != nil {
+		err0 = d.ckpt.close()
+	}
+	if d.listen != nil {
+		d.listen.close()
+	}
 	err1 := d.read.Close()
 	err2 := d.write.Close()
 	return errors.Join(err0, err1, err2)
@@ -173,11 +194,7 @@ func (d *DB) Ping(ctx context.Context) error {
 }
 
 func migrate(ctx context.Context, conn *sql.DB) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, conn, sub)
+	p, err := migrationProvider(SQLite, conn)
 	if err != nil {
 		return fmt.Errorf("db: migrations: %w", err)
 	}
@@ -187,11 +204,42 @@ func migrate(ctx context.Context, conn *sql.DB) error {
 	return nil
 }
 
+// migrationProvider is goose over the dialect's migrations: db/migrations
+// for SQLite, db/migrations/postgres for PostgreSQL (the same numbers, the
+// same schema; TestSchemasAgree compares them). On PostgreSQL a session
+// advisory lock lets several instances start at once: one migrates, the
+// others wait and find nothing to do.
+func migrationProvider(dialect Dialect, conn *sql.DB) (*goose.Provider, error) {
+	if dialect == Postgres {
+		sub, err := fs.Sub(migrations, "migrations/postgres")
+		if err != nil {
+			return nil, err
+		}
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, err
+		}
+		return goose.NewProvider(goose.DialectPostgres, conn, sub, goose.WithSessionLocker(locker))
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(goose.DialectSQLite3, conn, sub)
+}
+
 // SchemaVersion reports the applied schema version (Open applies pending
 // migrations; `tally migrate` reports the result).
 func (d *DB) SchemaVersion(ctx context.Context) (int64, error) {
-	sub, _ := fs.Sub(migrations, "migrations")
-	p, err := goose.NewProvider(goose.DialectSQLite3, d.read, sub)
+	conn := d.read
+	if d.dialect == Postgres {
+		var err error
+		if conn, err = sql.Open("pgx", d.path); err != nil { // see migratePostgres
+			return 0, err
+		}
+		defer conn.Close()
+	}
+	p, err := migrationProvider(d.dialect, conn)
 	if err != nil {
 		return 0, err
 	}

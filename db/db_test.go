@@ -3,8 +3,8 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"github.com/tally-billing/tally/internal/storetest"
 	"golang.org/x/crypto/bcrypt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,7 +25,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 
 func mustOpenDB(t testing.TB, now func() time.Time) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "tally.db"), db.Options{Now: now, PasswordCost: bcrypt.MinCost})
+	d, err := db.Open(context.Background(), storetest.DSN(t), db.Options{Now: now, PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}

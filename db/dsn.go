@@ -2,20 +2,13 @@ package db
 
 import (
 	"net/url"
-	"strings"
 )
-
-// IsPostgres reports whether dsn names a PostgreSQL database (a
-// postgres:// or postgresql:// URL) rather than a SQLite file.
-func IsPostgres(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-}
 
 // Redact returns dsn fit for logs and messages: a PostgreSQL URL's password
 // is replaced by "xxxxx" (and a password= parameter likewise); a SQLite
 // path is returned as it is.
 func Redact(dsn string) string {
-	if !IsPostgres(dsn) {
+	if !IsPostgresDSN(dsn) {
 		return dsn
 	}
 	u, err := url.Parse(dsn)

@@ -29,6 +29,10 @@ type pendingEvent struct {
 func (t *Tx) emit(actor billing.Actor, evs ...billing.NewEvent) error {
 	if len(evs) > 0 {
 		t.AfterCommit(t.w.d.signalEvents)
+		t.events = true
+		if err := t.lockOutbox(); err != nil {
+			return err
+		}
 	}
 	for _, ev := range evs {
 		if ev.Data == nil {
@@ -47,6 +51,30 @@ func (t *Tx) emit(actor billing.Actor, evs ...billing.NewEvent) error {
 			pe.typ, nullStr(pe.customer), pe.data, pe.actor, pe.at); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// outboxLock is the advisory lock that orders the outbox on PostgreSQL.
+const outboxLock = 7_461_001
+
+// lockOutbox makes seq order commit order on PostgreSQL, where several
+// instances write: a transaction takes the outbox's advisory lock before
+// its first event (its seq numbers come from a sequence) and holds it to
+// COMMIT, so no transaction holding a lower seq commits after one holding a
+// higher one, and a consumer's cursor never skips an event. SQLite has one
+// writer at a time already.
+func (t *Tx) lockOutbox() error {
+	if t.w.d.dialect != Postgres || t.evLock || t.opEvLock {
+		return nil
+	}
+	if _, err := t.exec(`SELECT pg_advisory_xact_lock(?)`, int64(outboxLock)); err != nil {
+		return err
+	}
+	if t.inOp {
+		t.opEvLock = true
+	} else {
+		t.evLock = true
 	}
 	return nil
 }
@@ -129,7 +157,7 @@ func (d *DB) SaveEventCursor(ctx context.Context, consumer string, seq int64) er
 // whose effect is in this database commits it with its cursor: exactly once.
 func (t *Tx) saveEventCursor(consumer string, seq int64) error {
 	_, err := t.exec(`INSERT INTO event_cursors (consumer, seq, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq), updated_at = excluded.updated_at`, consumer, seq, micros(t.Now))
+		ON CONFLICT (consumer) DO UPDATE SET seq = `+t.w.d.greatest()+`(event_cursors.seq, excluded.seq), updated_at = excluded.updated_at`, consumer, seq, micros(t.Now))
 	return err
 }
 

@@ -3,7 +3,7 @@ package db_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
+	"github.com/tally-billing/tally/internal/storetest"
 	"slices"
 	"strings"
 	"testing"
@@ -27,7 +27,7 @@ func eventTypes(evs []billing.Event) []string {
 // its actor, and a consumer's cursor survives a reopen and never moves back.
 func TestEventsOutbox(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "tally.db")
+	path := storetest.DSN(t)
 	d, err := db.Open(ctx, path, db.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestHoldEvents(t *testing.T) {
 func TestWatchEventsWakesOtherProcessesChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	path := filepath.Join(t.TempDir(), "tally.db")
+	path := storetest.DSN(t)
 	server, err := db.Open(ctx, path, db.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,11 @@ import (
 // and top-ups (entries have no index on time: a report an owner opens, not
 // a request path); usage comes from the daily rollups.
 
-const dayOf = `strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')`
+// dayOf is the UTC day ('YYYY-MM-DD') of a column of unix microseconds.
+func (d *DB) dayOf(col string) string {
+	return d.sql(`strftime('%Y-%m-%d', `+col+` / 1000000, 'unixepoch')`,
+		`to_char(to_timestamp(`+col+` / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`)
+}
 
 // FinanceDays returns each UTC day in [from, to] ('YYYY-MM-DD') with any
 // activity, oldest first.
@@ -49,7 +53,7 @@ func (d *DB) FinanceDays(ctx context.Context, from, to string) ([]billing.Financ
 	}
 	// Ledger credits: grants and positive adjustments by source; expiries;
 	// refunds and deductions.
-	err = each(`SELECT `+dayOf+`, type, COALESCE(source, type), amount > 0, SUM(amount) FROM entries
+	err = each(`SELECT `+d.dayOf("created_at")+`, type, COALESCE(source, type), amount > 0, SUM(amount) FROM entries
 		WHERE created_at >= ? AND created_at < ? AND type IN ('grant', 'adjustment', 'expiry', 'refund')
 		GROUP BY 1, 2, 3, 4`, []any{lo, hi}, func(r *sql.Rows) error {
 		var k, typ, source string
@@ -86,7 +90,7 @@ func (d *DB) FinanceDays(ctx context.Context, from, to string) ([]billing.Financ
 	}
 	// Revenue on the day the payment's credits were granted; refunds on the
 	// day of the refund entry.
-	err = each(`SELECT strftime('%Y-%m-%d', e.created_at / 1000000, 'unixepoch'), t.currency, SUM(t.amount) FROM top_ups t JOIN entries e ON e.id = t.grant_entry_id
+	err = each(`SELECT `+d.dayOf("e.created_at")+`, t.currency, SUM(t.amount) FROM top_ups t JOIN entries e ON e.id = t.grant_entry_id
 		WHERE e.created_at >= ? AND e.created_at < ? GROUP BY 1, 2`, []any{lo, hi}, func(r *sql.Rows) error {
 		var k, cur string
 		var sum int64
@@ -99,7 +103,7 @@ func (d *DB) FinanceDays(ctx context.Context, from, to string) ([]billing.Financ
 	if err != nil {
 		return nil, err
 	}
-	err = each(`SELECT strftime('%Y-%m-%d', e.created_at / 1000000, 'unixepoch'), t.currency, SUM(t.refunded_amount) FROM top_ups t JOIN entries e ON e.id = t.refund_entry_id
+	err = each(`SELECT `+d.dayOf("e.created_at")+`, t.currency, SUM(t.refunded_amount) FROM top_ups t JOIN entries e ON e.id = t.refund_entry_id
 		WHERE e.created_at >= ? AND e.created_at < ? GROUP BY 1, 2`, []any{lo, hi}, func(r *sql.Rows) error {
 		var k, cur string
 		var sum int64
@@ -112,7 +116,7 @@ func (d *DB) FinanceDays(ctx context.Context, from, to string) ([]billing.Financ
 	if err != nil {
 		return nil, err
 	}
-	err = each(`SELECT `+dayOf+`, count(*) FROM customer_flags WHERE created_at >= ? AND created_at < ? GROUP BY 1`, []any{lo, hi}, func(r *sql.Rows) error {
+	err = each(`SELECT `+d.dayOf("created_at")+`, count(*) FROM customer_flags WHERE created_at >= ? AND created_at < ? GROUP BY 1`, []any{lo, hi}, func(r *sql.Rows) error {
 		var k string
 		var n int
 		if err := r.Scan(&k, &n); err != nil {

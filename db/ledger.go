@@ -127,21 +127,22 @@ func (t *Tx) insertEntry(e entryRow) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	res, err := t.exec(`INSERT INTO entries (customer_id, type, amount, held_delta, balance_after, feature, quantity,
+	// ON CONFLICT DO NOTHING rather than a failed INSERT: PostgreSQL
+	// aborts a transaction at its first error, and the caller goes on to
+	// look the key up.
+	var id int64
+	err = t.queryRow(`INSERT INTO entries (customer_id, type, amount, held_delta, balance_after, feature, quantity,
 		price_version, lot_id, hold_id, source, reason, metadata, api_key_id, idempotency_key, request_hash, created_at, actor, quantities)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
 		e.customerID, e.typ, int64(e.amount), int64(e.heldDelta), int64(e.balanceAfter), nullStr(e.feature), qty,
 		nullInt(e.priceVersion), nullInt(e.lotID), nullStr(e.holdID), nullStr(e.source), e.reason, meta,
-		nullStr(e.apiKeyID), nullStr(e.key), e.hash, micros(t.Now), entryActor(&e), dims)
-	if err != nil {
-		if e.key != "" && isUniqueViolation(err) {
-			// The key is taken: by an earlier request (debits look the key up
-			// only now), or by another process since our lookup.
-			return 0, errKeyTaken
-		}
-		return 0, err
+		nullStr(e.apiKeyID), nullStr(e.key), e.hash, micros(t.Now), entryActor(&e), dims).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) && e.key != "" {
+		// The key is taken: by an earlier request (debits look the key up
+		// only now), or by another process since our lookup.
+		return 0, errKeyTaken
 	}
-	return res.LastInsertId()
+	return id, err
 }
 
 // metadataJSON is an entry's metadata column: a JSON object, or NULL.

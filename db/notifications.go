@@ -166,7 +166,7 @@ func (d *DB) UnreadNotifications(ctx context.Context, customerID string, max int
 func (d *DB) MarkNotificationsRead(ctx context.Context, customerID string, seq int64) error {
 	return d.Write(ctx, func(t *Tx) error {
 		_, err := t.exec(`INSERT INTO notification_reads (customer_id, seq) VALUES (?, ?)
-			ON CONFLICT (customer_id) DO UPDATE SET seq = max(seq, excluded.seq)`, customerID, seq)
+			ON CONFLICT (customer_id) DO UPDATE SET seq = `+d.greatest()+`(notification_reads.seq, excluded.seq)`, customerID, seq)
 		return err
 	})
 }

@@ -2,9 +2,7 @@ package db_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,13 +11,9 @@ import (
 	"github.com/tally-billing/tally/db"
 )
 
-func rawCount(t *testing.T, d interface{ Path() string }, query string, args ...any) int {
+func rawCount(t *testing.T, d *db.DB, query string, args ...any) int {
 	t.Helper()
-	raw, err := sql.Open("sqlite", d.Path()+"?_pragma=query_only(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := db.RawForTest(t, d)
 	var n int
 	if err := raw.QueryRow(query, args...).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -266,14 +260,10 @@ func TestSavedCardBelongsToOneCustomer(t *testing.T) {
 	}
 
 	// The schema holds it too: one row per provider card.
-	raw, err := sql.Open("sqlite", d.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := db.RawForTest(t, d)
 	_, err = raw.Exec(`INSERT INTO payment_methods (id, customer_id, provider, provider_id, brand, last4, exp_month, exp_year, created_at)
 		VALUES ('card_forged', ?, 'stripe', 'pm_shared', 'visa', '4242', 12, 2040, 0)`, bob)
-	if err == nil || !strings.Contains(err.Error(), "UNIQUE") {
+	if err == nil || !db.IsUniqueViolationForTest(err) {
 		t.Fatalf("a second row for the same provider card: %v, want a UNIQUE constraint error", err)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/tally-billing/tally/billing"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Deferred rows: the writer's fast path for debits, holds and captures.
@@ -165,11 +163,6 @@ func (t *Tx) breakOn(err error) error {
 	return t.broken
 }
 
-func isConstraint(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
-}
-
 // allocEntryID hands out the next entry id for a deferred entry. The writer
 // holds the write lock for the whole batch, so nobody else appends entries
 // meanwhile; the counter is read from the table when it is not known (at
@@ -317,7 +310,7 @@ func (t *Tx) writePending(p *pendingRows) error {
 			vals = append(vals, c.id, c.status, c.at, c.entryID)
 		}
 		if err := w.writeRows(`UPDATE holds SET status = v.column2, closed_at = v.column3, close_entry_id = v.column4 FROM (VALUES `,
-			`(?, ?, ?, ?)`, `) AS v WHERE holds.id = v.column1 AND holds.status = 'active'`, 4, vals); err != nil {
+			w.d.sql(`(?, ?, ?, ?)`, `(?, ?, ?::bigint, ?::bigint)`), `) AS v WHERE holds.id = v.column1 AND holds.status = 'active'`, 4, vals); err != nil {
 			return err
 		}
 	}

@@ -64,9 +64,10 @@ func (d *DB) FindUsageFacets(ctx context.Context, customerID string) (billing.Us
 	}
 	// The inner query walks entries_customer newest first and stops after
 	// facetDebits debits; json_each then unpacks only those.
-	rows, err = d.read.QueryContext(ctx, `SELECT DISTINCT j.key, j.value FROM
-		(SELECT metadata FROM entries WHERE customer_id = ? AND type = 'debit' AND metadata IS NOT NULL ORDER BY id DESC LIMIT ?) e,
-		json_each(e.metadata) j WHERE j.type = 'text'`, customerID, facetDebits)
+	rows, err = d.read.QueryContext(ctx, `SELECT DISTINCT j.key, `+d.sql(`j.value`, `j.value #>> '{}'`)+` FROM
+		(SELECT metadata FROM entries WHERE customer_id = ? AND type = 'debit' AND metadata IS NOT NULL ORDER BY id DESC LIMIT ?) e, `+
+		d.sql(`json_each(e.metadata) j WHERE j.type = 'text'`, `jsonb_each(e.metadata::jsonb) j WHERE jsonb_typeof(j.value) = 'string'`),
+		customerID, facetDebits)
 	if err != nil {
 		return out, err
 	}

@@ -199,7 +199,7 @@ func (d *DB) FindEntries(ctx context.Context, f billing.EntryFilter) ([]billing.
 		where, args = append(where, "e.created_at < ?"), append(args, micros(*f.To))
 	}
 	if f.TagKey != "" {
-		where, args = append(where, `json_extract(e.metadata, '$."' || ? || '"') = ?`), append(args, f.TagKey, f.TagValue)
+		where, args = append(where, d.sql(`json_extract(e.metadata, '$."' || ? || '"') = ?`, `(e.metadata::jsonb ->> ?) = ?`)), append(args, f.TagKey, f.TagValue)
 	}
 	if f.Cursor != "" {
 		c, err := parseRowID("ent", f.Cursor)

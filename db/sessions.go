@@ -69,7 +69,7 @@ func (d *DB) FindCustomerSession(ctx context.Context, id string) (billing.Custom
 func (d *DB) TouchCustomerSession(ctx context.Context, id string, at time.Time) error {
 	h := hashSecret(id)
 	return d.Write(ctx, func(t *Tx) error {
-		_, err := t.exec(`UPDATE customer_sessions SET last_seen_at = max(last_seen_at, ?) WHERE id_hash = ? AND ended_at IS NULL`, micros(at), h[:])
+		_, err := t.exec(`UPDATE customer_sessions SET last_seen_at = `+t.w.d.greatest()+`(last_seen_at, ?) WHERE id_hash = ? AND ended_at IS NULL`, micros(at), h[:])
 		return err
 	})
 }

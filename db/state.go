@@ -85,11 +85,16 @@ func (t *Tx) beginOp() {
 	t.opTouch = t.opTouch[:0]
 	t.inOp, t.opSQL, t.savepoint = true, false, false
 	t.opNextID = t.nextID
+	t.opEvLock = false
 }
 
 // endOp keeps (ok) or drops the operation's changes.
 func (t *Tx) endOp(ok bool) {
 	t.inOp = false
+	if ok && t.opEvLock {
+		t.evLock = true
+	}
+	t.opEvLock = false
 	switch {
 	case ok:
 		t.opPend.moveTo(&t.pend)
@@ -134,7 +139,13 @@ func (t *Tx) loadWallet(customerID string) (*wallet, error) {
 			return nil, err
 		}
 		src = w
-		t.batch.wallets[customerID] = w // clean: safe to share with the batch as is
+		if t.w.d.dialect != Postgres {
+			t.batch.wallets[customerID] = w // clean: safe to share with the batch as is
+		}
+		// PostgreSQL: the row lock readWallet took belongs to the
+		// operation's savepoint; the wallet joins the batch when the
+		// operation succeeds (endOp), so an operation undone never leaves
+		// an unlocked copy behind.
 	}
 	w := src.clone()
 	t.op.wallets[customerID] = w
@@ -145,7 +156,7 @@ func (t *Tx) readWallet(customerID string) (*wallet, error) {
 	w := &wallet{customerID: customerID}
 	var daily, monthly, ownDaily, ownMonthly sql.NullInt64
 	err := t.queryRow(`SELECT balance, held, debt, overdraft_limit, daily_cap, monthly_cap, customer_daily_cap, customer_monthly_cap, low_announced,
-		frozen_at IS NOT NULL FROM wallets WHERE customer_id = ?`, customerID).
+		frozen_at IS NOT NULL FROM wallets WHERE customer_id = ?`+t.w.d.sql("", " FOR UPDATE"), customerID).
 		Scan(&w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly, &ownDaily, &ownMonthly, &w.lowAnnounced, &w.frozen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFoundCustomer(customerID)
@@ -311,23 +322,26 @@ func (t *Tx) flush() error {
 	}()
 	// UPDATE ... FROM (VALUES ...): SQLite reads the values and finds each
 	// row by its key.
-	if err := w.writeRows(`UPDATE lots SET remaining = v.column2 FROM (VALUES `, `(?, ?)`,
+	// PostgreSQL types a VALUES list's parameters as text unless told.
+	d := w.d
+	if err := w.writeRows(`UPDATE lots SET remaining = v.column2 FROM (VALUES `, d.sql(`(?, ?)`, `(?::bigint, ?::bigint)`),
 		`) AS v WHERE lots.id = v.column1`, 2, lots); err != nil {
 		return err
 	}
 	if err := w.writeRows(`UPDATE wallets SET balance = v.column2, held = v.column3, debt = v.column4, overdraft_limit = v.column5,
 		daily_cap = v.column6, monthly_cap = v.column7, customer_daily_cap = v.column8, customer_monthly_cap = v.column9,
-		low_announced = v.column10, updated_at = v.column11 FROM (VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		low_announced = v.column10, updated_at = v.column11 FROM (VALUES `,
+		d.sql(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, `(?, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint)`),
 		`) AS v WHERE wallets.customer_id = v.column1`, 11, wallets); err != nil {
 		return err
 	}
 	if err := w.writeRows(`INSERT INTO usage_daily (customer_id, day, feature, credits, quantity, events) VALUES `, `(?, ?, ?, ?, ?, ?)`,
-		` ON CONFLICT (customer_id, day, feature) DO UPDATE SET credits = credits + excluded.credits,
-		quantity = quantity + excluded.quantity, events = events + excluded.events`, 6, rollups); err != nil {
+		` ON CONFLICT (customer_id, day, feature) DO UPDATE SET credits = usage_daily.credits + excluded.credits,
+		quantity = usage_daily.quantity + excluded.quantity, events = usage_daily.events + excluded.events`, 6, rollups); err != nil {
 		return err
 	}
 	return w.writeRows(`INSERT INTO api_key_spend (api_key_id, day, credits) VALUES `, `(?, ?, ?)`,
-		` ON CONFLICT (api_key_id, day) DO UPDATE SET credits = credits + excluded.credits`, 3, spend)
+		` ON CONFLICT (api_key_id, day) DO UPDATE SET credits = api_key_spend.credits + excluded.credits`, 3, spend)
 }
 
 // keep moves a committed batch's wallets into the writer's cache, and

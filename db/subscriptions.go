@@ -43,7 +43,7 @@ func (t *Tx) saveSubscription(s *billing.Subscription) error {
 		ON CONFLICT (id) DO UPDATE SET plan_key = excluded.plan_key, price_version = excluded.price_version, status = excluded.status,
 		current_period_start = excluded.current_period_start, current_period_end = excluded.current_period_end,
 		cancel_at_period_end = excluded.cancel_at_period_end, next_plan_key = excluded.next_plan_key,
-		next_price_version = excluded.next_price_version, provider_id = COALESCE(excluded.provider_id, provider_id),
+		next_price_version = excluded.next_price_version, provider_id = COALESCE(excluded.provider_id, subscriptions.provider_id),
 		canceled_at = excluded.canceled_at, updated_at = excluded.updated_at`,
 		s.ID, s.Customer, s.Plan, s.PriceVersion, s.Status, micros(s.CurrentPeriodStart), micros(s.CurrentPeriodEnd), s.CancelAtPeriodEnd,
 		nullStr(s.NextPlan), nullInt(s.NextPriceVersion), s.Provider, nullStr(s.ProviderID), micros(s.CreatedAt), nullMicros(s.CanceledAt),
@@ -628,7 +628,7 @@ func (d *DB) AdvanceSandbox(ctx context.Context, by time.Duration) (AdvanceResul
 	var out AdvanceResult
 	err := d.Write(ctx, func(t *Tx) error {
 		_, err := t.exec(`INSERT INTO sandbox_clock (id, offset_us) VALUES (1, ?)
-			ON CONFLICT (id) DO UPDATE SET offset_us = offset_us + excluded.offset_us`, by.Microseconds())
+			ON CONFLICT (id) DO UPDATE SET offset_us = sandbox_clock.offset_us + excluded.offset_us`, by.Microseconds())
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/tally-billing/tally/billing"
@@ -26,7 +27,12 @@ import (
 //
 // Crash tests and `tally verify` run it; it reads in one snapshot.
 func (d *DB) Verify(ctx context.Context) ([]string, error) {
-	tx, err := d.read.BeginTx(ctx, nil)
+	var opts *sql.TxOptions
+	if d.dialect == Postgres {
+		// One snapshot for every check (SQLite's read transaction is one).
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := d.read.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -36,22 +42,22 @@ func (d *DB) Verify(ctx context.Context) ([]string, error) {
 		what  string
 		query string
 	}{
-		{"balance != sum of entries", `SELECT w.customer_id, w.balance, COALESCE((SELECT SUM(amount) FROM entries e WHERE e.customer_id = w.customer_id), 0) AS s
-			FROM wallets w WHERE w.balance != s`},
-		{"balance != sum of lots - debt", `SELECT w.customer_id, w.balance, COALESCE((SELECT SUM(remaining) FROM lots l WHERE l.customer_id = w.customer_id AND l.frozen = 0), 0) - w.debt AS s
-			FROM wallets w WHERE w.balance != s`},
-		{"held != sum of held_delta", `SELECT w.customer_id, w.held, COALESCE((SELECT SUM(held_delta) FROM entries e WHERE e.customer_id = w.customer_id), 0) AS s
-			FROM wallets w WHERE w.held != s`},
-		{"held != sum of active holds", `SELECT w.customer_id, w.held, COALESCE((SELECT SUM(amount) FROM holds h WHERE h.customer_id = w.customer_id AND h.status = 'active'), 0) AS s
-			FROM wallets w WHERE w.held != s`},
+		{"balance != sum of entries", `SELECT * FROM (SELECT w.customer_id, w.balance, COALESCE((SELECT SUM(amount) FROM entries e WHERE e.customer_id = w.customer_id), 0) AS s
+			FROM wallets w) x WHERE balance != s`},
+		{"balance != sum of lots - debt", `SELECT * FROM (SELECT w.customer_id, w.balance, COALESCE((SELECT SUM(remaining) FROM lots l WHERE l.customer_id = w.customer_id AND l.frozen = 0), 0) - w.debt AS s
+			FROM wallets w) x WHERE balance != s`},
+		{"held != sum of held_delta", `SELECT * FROM (SELECT w.customer_id, w.held, COALESCE((SELECT SUM(held_delta) FROM entries e WHERE e.customer_id = w.customer_id), 0) AS s
+			FROM wallets w) x WHERE held != s`},
+		{"held != sum of active holds", `SELECT * FROM (SELECT w.customer_id, w.held, COALESCE((SELECT SUM(amount) FROM holds h WHERE h.customer_id = w.customer_id AND h.status = 'active'), 0) AS s
+			FROM wallets w) x WHERE held != s`},
 		{"lot remaining out of range", `SELECT customer_id, id, remaining FROM lots WHERE remaining < 0 OR remaining > amount`},
-		{"lot burns do not add up", `SELECT l.customer_id, l.id, l.amount - l.remaining - COALESCE(b.burned, 0) AS gap
+		{"lot burns do not add up", `SELECT * FROM (SELECT l.customer_id, l.id, l.amount - l.remaining - COALESCE(b.burned, 0) AS gap
 			FROM lots l LEFT JOIN (SELECT lot_id, SUM(amount) AS burned FROM (
 				SELECT lot_id, amount FROM entry_lots
-				UNION ALL SELECT lot_id, -amount FROM entries WHERE type = 'debit' AND lot_id IS NOT NULL) GROUP BY lot_id) b ON b.lot_id = l.id
+				UNION ALL SELECT lot_id, -amount FROM entries WHERE type = 'debit' AND lot_id IS NOT NULL) u GROUP BY lot_id) b ON b.lot_id = l.id) x
 			WHERE gap < 0`},
-		{"usage rollups != debits", `SELECT w.customer_id, COALESCE((SELECT SUM(credits) FROM usage_daily u WHERE u.customer_id = w.customer_id), 0) AS r,
-			COALESCE((SELECT -SUM(amount) FROM entries e WHERE e.customer_id = w.customer_id AND e.type = 'debit'), 0) AS s FROM wallets w WHERE r != s`},
+		{"usage rollups != debits", `SELECT * FROM (SELECT w.customer_id, COALESCE((SELECT SUM(credits) FROM usage_daily u WHERE u.customer_id = w.customer_id), 0) AS r,
+			COALESCE((SELECT -SUM(amount) FROM entries e WHERE e.customer_id = w.customer_id AND e.type = 'debit'), 0) AS s FROM wallets w) x WHERE r != s`},
 		{"balance below overdraft without debt record", `SELECT customer_id, balance, overdraft_limit FROM wallets WHERE balance < -overdraft_limit AND debt = 0`},
 		{"debt without a negative balance", `SELECT customer_id, balance, debt FROM wallets WHERE debt > 0 AND balance >= 0`},
 		{"hold closed without an entry", `SELECT customer_id, id, status FROM holds WHERE status != 'active' AND close_entry_id IS NULL`},

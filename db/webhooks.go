@@ -352,12 +352,11 @@ func (d *DB) CreateTestDelivery(ctx context.Context, endpointID string) (billing
 		if err != nil {
 			return err
 		}
-		res, err := t.exec(`INSERT INTO webhook_deliveries (endpoint_id, msg_id, event_type, payload, next_attempt_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, endpointID, msg, billing.EventWebhookTest, string(body), micros(t.Now), micros(t.Now), micros(t.Now))
-		if err != nil {
+		var id int64
+		if err := t.queryRow(`INSERT INTO webhook_deliveries (endpoint_id, msg_id, event_type, payload, next_attempt_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, endpointID, msg, billing.EventWebhookTest, string(body), micros(t.Now), micros(t.Now), micros(t.Now)).Scan(&id); err != nil {
 			return err
 		}
-		id, _ := res.LastInsertId()
 		out, err = scanDelivery(t.queryRow(`SELECT `+deliveryCols+` FROM webhook_deliveries d WHERE id = ?`, id))
 		return err
 	})

@@ -41,6 +41,11 @@ type Tx struct {
 	lotBuf []billing.Lot // liveLots' result, reused
 
 	closedHolds []string // holds closed in this batch (for the writer's hold index)
+
+	// PostgreSQL: the outbox's advisory lock, held by the batch (evLock) or
+	// taken by the running operation (opEvLock, dropped with its savepoint).
+	evLock, opEvLock bool
+	events           bool // the batch wrote events (to NOTIFY other instances)
 }
 
 // AfterCommit runs fn once the transaction holding this operation is durably
@@ -279,9 +284,20 @@ func (w *writer) commit(batch []*op) {
 		}
 	}
 	pb := w.pb
-	t, err := w.runBatch(batch, errs, w.careful == 0)
+	pg := w.d.dialect == Postgres
+	t, err := w.runBatch(batch, errs, w.careful == 0 && !pg)
 	if w.careful > 0 {
 		w.careful--
+	}
+	// PostgreSQL: a batch that lost a deadlock against another instance's
+	// (row locks are taken as operations reach their wallets, in no global
+	// order) is rolled back and run again; the other went through.
+	for try := 0; pg && err != nil && isRetryable(err) && try < maxRetries; try++ {
+		w.exec("ROLLBACK")
+		w.forget()
+		w.pb = nil
+		clear(errs)
+		t, err = w.runBatch(batch, errs, false)
 	}
 	rerun := errors.Is(err, errRerun)
 	if rerun {
@@ -294,6 +310,9 @@ func (w *writer) commit(batch []*op) {
 		clear(errs)
 		w.careful = carefulBatches
 		t, err = w.runBatch(batch, errs, false)
+	}
+	if err == nil && pg {
+		err = t.pgNotify(t.events)
 	}
 	if err == nil {
 		if _, err = w.exec("COMMIT"); err != nil {
@@ -323,7 +342,9 @@ func (w *writer) commit(batch []*op) {
 	} else {
 		w.keep(t.batch, t.closedHolds)
 		w.nextID = t.nextID
-		w.d.ckpt.dirty.Store(true)
+		if w.d.ckpt != nil {
+			w.d.ckpt.dirty.Store(true)
+		}
 	}
 	if w.observe != nil {
 		st := BatchStats{Size: len(batch), Duration: time.Since(start), Err: err, Rerun: rerun}
@@ -348,6 +369,10 @@ func (w *writer) commit(batch []*op) {
 // carefulBatches is how many batches run in careful mode after a rerun.
 const carefulBatches = 16
 
+// maxRetries is how many times a PostgreSQL batch is run again after a
+// deadlock or serialization failure.
+const maxRetries = 8
+
 // runBatch runs every operation of the batch in one transaction. An
 // operation's error is stored in errs and its writes are undone (its
 // in-memory layer dropped, and its savepoint rolled back if it opened one);
@@ -356,7 +381,7 @@ const carefulBatches = 16
 func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 	// IMMEDIATE takes the write lock now, so a CLI command writing to the
 	// same file makes us wait (busy_timeout) rather than fail mid-batch.
-	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
+	if _, err := w.exec(w.d.sql("BEGIN IMMEDIATE", "BEGIN")); err != nil {
 		return nil, storageError(err)
 	}
 	batchNow := w.d.now()
@@ -367,15 +392,23 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 		t.opPend.reset()
 		w.spare = [2]pendingRows{t.pend, t.opPend}
 	}()
-	// Has another connection (another process) committed since our last
-	// batch? Then what we remember may be stale: forget it.
-	var dv int64
-	if err := t.queryRow("PRAGMA data_version").Scan(&dv); err != nil {
-		return t, storageError(err)
-	}
-	if dv != w.dataVersion {
+	if w.d.dialect == Postgres {
+		// Other instances write at any time: nothing remembered from an
+		// earlier batch is trusted. Each wallet is read again, under a row
+		// lock (readWallet), by the first operation that needs it.
 		w.forget()
-		w.pb, w.dataVersion, w.nextID = nil, dv, 0
+		w.pb, w.nextID = nil, 0
+	} else {
+		// Has another connection (another process) committed since our last
+		// batch? Then what we remember may be stale: forget it.
+		var dv int64
+		if err := t.queryRow("PRAGMA data_version").Scan(&dv); err != nil {
+			return t, storageError(err)
+		}
+		if dv != w.dataVersion {
+			w.forget()
+			w.pb, w.dataVersion, w.nextID = nil, dv, 0
+		}
 	}
 	t.nextID = w.nextID
 	for i, o := range batch {
@@ -403,6 +436,9 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 			continue
 		}
 		errs[i] = classify(err)
+		if isRetryable(err) {
+			return t, err // the whole batch runs again (commit)
+		}
 		if t.single {
 			// Nothing else shares the transaction: undo it all.
 			return t, errs[i]
@@ -507,14 +543,4 @@ func storageError(err error) error {
 	}
 	return &billing.Error{Code: billing.CodeStorageUnavailable,
 		Message: "Storage is unavailable (" + why + "). Nothing was written; retry later.", Cause: err}
-}
-
-// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint failure.
-func isUniqueViolation(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		c := se.Code()
-		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-	}
-	return false
 }

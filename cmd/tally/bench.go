@@ -86,7 +86,7 @@ func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if cfg.Clients < 1 || cfg.Customers < 1 || cfg.Batch < 1 || cfg.Batch > 1000 || cfg.Duration <= 0 {
 		return usageError{"--clients, --customers and --duration must be positive; --batch 1 to 1000"}
 	}
-	if cfg.DB != "" && !db.IsPostgres(cfg.DB) {
+	if cfg.DB != "" && !db.IsPostgresDSN(cfg.DB) {
 		return usageError{"--db takes a postgres:// URL (SQLite is benched in --dir)"}
 	}
 	if cfg.Instances < 1 || (cfg.Instances > 1 && cfg.DB == "") {
@@ -124,7 +124,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		defer os.RemoveAll(dir)
 	}
 	target := filepath.Join(dir, "bench.db")
-	pg := db.IsPostgres(cfg.DB)
+	pg := db.IsPostgresDSN(cfg.DB)
 	if pg {
 		// A fresh database on the given server, dropped afterwards.
 		url, drop, err := pgBenchDatabase(ctx, cfg.DB)

@@ -378,7 +378,7 @@ func cmdVerify(ctx context.Context, args []string, getenv env, stdout, stderr io
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*path); err != nil && !db.IsPostgres(*path) {
+	if _, err := os.Stat(*path); err != nil && !db.IsPostgresDSN(*path) {
 		return fmt.Errorf("no database at %s: %w", *path, err)
 	}
 	d, err := openDB(ctx, *path, stderr)

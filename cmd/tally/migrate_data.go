@@ -36,10 +36,10 @@ func cmdMigrateData(ctx context.Context, args []string, getenv env, stdout, stde
 	if *from == "" || *to == "" {
 		return usageError{"migrate-data needs --from sqlite:FILE and --to postgres://…"}
 	}
-	if db.IsPostgres(*from) {
+	if db.IsPostgresDSN(*from) {
 		return usageError{"--from must be a SQLite file (sqlite:FILE); copying between PostgreSQL databases is pg_dump's job"}
 	}
-	if !db.IsPostgres(*to) {
+	if !db.IsPostgresDSN(*to) {
 		return usageError{"--to must be a postgres:// URL"}
 	}
 	start := time.Now()
