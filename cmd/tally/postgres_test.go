@@ -319,9 +319,8 @@ func TestTwoInstancesPostgres(t *testing.T) {
 		}
 	}()
 	a := startTally(t, bin, dsn, freeAddr(t))
-	defer a.term(t)
 	b := startTally(t, bin, dsn, freeAddr(t))
-	defer b.term(t)
+	t.Cleanup(func() { a.cmd.Process.Kill(); b.cmd.Process.Kill() }) // after a failure; a no-op once stopped
 	cl := func(p *proc) *apiClient {
 		return &apiClient{http: &http.Client{Timeout: 10 * time.Second}, base: p.base, secret: secret}
 	}
@@ -390,7 +389,7 @@ func TestTwoInstancesPostgres(t *testing.T) {
 		t.Fatalf("hold: %d %v %v", status, m, err)
 	}
 	status, _, m, err = clients[1].post("/api/v1/holds/"+m["id"].(string)+"/capture", "cap-1", `{"feature":"chat.request","quantity":4}`)
-	if err != nil || status != 201 {
+	if err != nil || status != 200 || m["status"] != "captured" {
 		t.Fatalf("capture on the other instance: %d %v %v", status, m, err)
 	}
 	// Sessions work on any instance: a portal sign-in link minted on one
@@ -402,10 +401,10 @@ func TestTwoInstancesPostgres(t *testing.T) {
 	}
 	link := strings.Replace(m["url"].(string), a.base, b.base, 1)
 	browser := newJarClient(t)
-	if resp := browser.get(t, link); resp.status != 200 || !strings.Contains(resp.body, "Available") {
+	if resp := browser.get(t, link); resp.status != 200 || !strings.Contains(resp.body, `data-testid="balance"`) {
 		t.Errorf("the sign-in link on the other instance: %d %.300s", resp.status, resp.body)
 	}
-	if resp := browser.get(t, a.base+"/portal"); resp.status != 200 || !strings.Contains(resp.body, "Available") {
+	if resp := browser.get(t, a.base+"/portal"); resp.status != 200 || !strings.Contains(resp.body, `data-testid="balance"`) {
 		t.Errorf("the portal on the first instance with the second's session: %d %.300s", resp.status, resp.body)
 	}
 	staff := newJarClient(t)
