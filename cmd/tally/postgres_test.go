@@ -509,6 +509,16 @@ func pgCrashRound(t *testing.T, bin, dsn string, killAfter time.Duration, seed u
 			}
 		}()
 	}
+	// The kill comes killAfter after the load is under way (20 writes
+	// acknowledged), so every round kills a busy pair.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(acks)
+		mu.Unlock()
+		if n >= 20 {
+			break
+		}
+	}
 	time.Sleep(killAfter)
 	procs[0].kill9() // one instance dies; the other keeps serving its clients
 	time.Sleep(killAfter / 2)
