@@ -169,6 +169,9 @@ func (t *Tx) breakOn(err error) error {
 // the first batch, after another process wrote, after an operation appended
 // entries itself or a batch failed) and otherwise carried from batch to batch.
 func (t *Tx) allocEntryID() (int64, error) {
+	if t.w.d.dialect == Postgres {
+		return t.pgEntryID()
+	}
 	if t.nextID == 0 {
 		s, err := t.stmt(`SELECT COALESCE(MAX(id), 0) + 1 FROM entries`)
 		if err != nil {
@@ -286,6 +289,12 @@ func (t *Tx) writePending(p *pendingRows) error {
 			return err
 		}
 		rest = rest[n:]
+	}
+	if len(p.events) > 0 {
+		// PostgreSQL: events are numbered in commit order (lockOutbox).
+		if err := t.lockOutbox(); err != nil {
+			return err
+		}
 	}
 	if err := w.writeEvents(p.events); err != nil {
 		return err
@@ -414,4 +423,39 @@ func (w *writer) multiRow(prefix, group, suffix string, n int) string {
 type multiKey struct {
 	prefix string
 	n      int
+}
+
+// entryIDBlock is how many entry ids a PostgreSQL batch reserves at once.
+const entryIDBlock = 64
+
+// pgEntryID hands out an entry id reserved from the entries' sequence: on
+// PostgreSQL other instances append entries at the same time, so an id
+// counted in memory would collide. Ids are reserved a block per round trip;
+// those a batch does not use are left as gaps, as any sequence leaves them.
+func (t *Tx) pgEntryID() (int64, error) {
+	if len(t.idPool) == 0 {
+		s, err := t.stmt(`SELECT nextval(pg_get_serial_sequence('entries', 'id')) FROM generate_series(1, ?)`)
+		if err != nil {
+			return 0, t.breakOn(err)
+		}
+		rows, err := s.Query(entryIDBlock)
+		if err != nil {
+			return 0, t.breakOn(err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return 0, t.breakOn(err)
+			}
+			t.idPool = append(t.idPool, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, t.breakOn(err)
+		}
+	}
+	id := t.idPool[0]
+	t.idPool = t.idPool[1:]
+	return id, nil
 }

@@ -35,6 +35,7 @@ type Tx struct {
 	pend      pendingRows // rows of the batch's finished operations
 	opPend    pendingRows // rows of the running operation
 	nextID    int64       // next deferred entry id; 0: read it from the table
+	idPool    []int64     // PostgreSQL: entry ids reserved from the sequence, not yet used
 	opNextID  int64       // nextID when the running operation began
 	broken    error       // sticky: the batch must end (errRerun or a storage fault)
 
@@ -114,6 +115,10 @@ type op struct {
 	fn   func(*Tx) error
 	now  time.Time // fixed time for the operation; zero means the batch's time
 	done chan error
+	// customer is the customer whose wallet fn changes, when the caller
+	// knows it up front ("" otherwise): PostgreSQL batches lock and read
+	// those wallets together before running (prefetch.go).
+	customer string
 }
 
 // BatchObserver is told about every group commit (for metrics).
@@ -197,7 +202,13 @@ func (d *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 
 // writeAt is Write with the operation's clock fixed (demo seeding and tests).
 func (d *DB) writeAt(ctx context.Context, now time.Time, fn func(*Tx) error) error {
-	o := d.w.submit(ctx, now, fn)
+	return d.writeFor(ctx, now, "", fn)
+}
+
+// writeFor is writeAt for an operation on one customer's wallet, named up
+// front (see op.customer).
+func (d *DB) writeFor(ctx context.Context, now time.Time, customer string, fn func(*Tx) error) error {
+	o := d.w.submit(ctx, now, customer, fn)
 	if o == nil {
 		return errClosed
 	}
@@ -207,9 +218,19 @@ func (d *DB) writeAt(ctx context.Context, now time.Time, fn func(*Tx) error) err
 // WriteMany queues all fns at once so they can share batches, and returns
 // each one's error in order (each is atomic on its own).
 func (d *DB) WriteMany(ctx context.Context, fns []func(*Tx) error) []error {
+	return d.writeManyFor(ctx, nil, fns)
+}
+
+// writeManyFor is WriteMany with each operation's customer named up front
+// (customers[i] for fns[i]; nil when unknown).
+func (d *DB) writeManyFor(ctx context.Context, customers []string, fns []func(*Tx) error) []error {
 	queued := make([]*op, len(fns))
 	for i, fn := range fns {
-		queued[i] = d.w.submit(ctx, time.Time{}, fn)
+		c := ""
+		if customers != nil {
+			c = customers[i]
+		}
+		queued[i] = d.w.submit(ctx, time.Time{}, c, fn)
 	}
 	errs := make([]error, len(fns))
 	for i, o := range queued {
@@ -222,8 +243,8 @@ func (d *DB) WriteMany(ctx context.Context, fns []func(*Tx) error) []error {
 	return errs
 }
 
-func (w *writer) submit(ctx context.Context, now time.Time, fn func(*Tx) error) *op {
-	o := &op{ctx: ctx, fn: fn, now: now, done: make(chan error, 1)}
+func (w *writer) submit(ctx context.Context, now time.Time, customer string, fn func(*Tx) error) *op {
+	o := &op{ctx: ctx, fn: fn, now: now, done: make(chan error, 1), customer: customer}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -285,7 +306,7 @@ func (w *writer) commit(batch []*op) {
 	}
 	pb := w.pb
 	pg := w.d.dialect == Postgres
-	t, err := w.runBatch(batch, errs, w.careful == 0 && !pg)
+	t, err := w.runBatch(batch, errs, w.careful == 0)
 	if w.careful > 0 {
 		w.careful--
 	}
@@ -398,6 +419,14 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 		// lock (readWallet), by the first operation that needs it.
 		w.forget()
 		w.pb, w.nextID = nil, 0
+		// The wallets the operations named are locked (in id order) and
+		// read now, together.
+		if err := t.prefetch(batchCustomers(batch)); err != nil {
+			if isRetryable(err) {
+				return t, err
+			}
+			return t, storageError(err)
+		}
 	} else {
 		// Has another connection (another process) committed since our last
 		// batch? Then what we remember may be stale: forget it.
