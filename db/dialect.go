@@ -210,10 +210,13 @@ func isConstraint(err error) bool {
 
 // isRetryable reports a PostgreSQL transaction that lost a race it can win
 // on a second try: a deadlock or a serialization failure. The writer then
-// runs its batch again.
+// runs its batch again. An operation may have carried on after such an
+// error (a debit refused for any reason looks its key up), and then meets
+// an aborted transaction (25P02): that reruns the batch too, a bounded
+// number of times.
 func isRetryable(err error) bool {
 	switch pgCode(err) {
-	case "40P01", "40001":
+	case "40P01", "40001", "25P02":
 		return true
 	}
 	return false

@@ -324,6 +324,15 @@ func (t *Tx) debitSnapshot(w *wallet, key *billing.APIKey) (billing.DebitSnapsho
 	if err != nil {
 		return billing.DebitSnapshot{}, err
 	}
+	if t.w.d.dialect == Postgres && key != nil && key.Limits.Caps().Set() {
+		// A key's caps span customers, whose wallets other instances lock
+		// apart: the key's row is locked too, so its spend is read and
+		// written by one batch at a time.
+		var one int
+		if err := t.queryRow(`SELECT 1 FROM api_keys WHERE id = ? FOR UPDATE`, key.ID).Scan(&one); err != nil {
+			return billing.DebitSnapshot{}, err
+		}
+	}
 	uses, err := capUses(t.queryRow, t.Now, w.customerID, w.caps, w.customerCaps, w.Held, key, t.pendingSpend)
 	if err != nil {
 		return billing.DebitSnapshot{}, err

@@ -141,7 +141,8 @@ func (d *DB) ExpireDue(ctx context.Context) (int, error) {
 // credits left that expire within billing.GrantExpiringNotice.
 func (t *Tx) noticeExpiringLots() error {
 	rows, err := t.query(`SELECT `+lotCols+` FROM lots WHERE remaining > 0 AND frozen = 0 AND expiring_noticed_at IS NULL
-		AND expires_at IS NOT NULL AND expires_at > ? AND expires_at <= ? ORDER BY expires_at LIMIT 1000`,
+		AND expires_at IS NOT NULL AND expires_at > ? AND expires_at <= ? ORDER BY expires_at LIMIT 1000`+
+		t.w.d.sql("", " FOR UPDATE SKIP LOCKED"), // another instance noticing them now has them
 		micros(t.Now), micros(t.Now.Add(billing.GrantExpiringNotice)))
 	if err != nil {
 		return err

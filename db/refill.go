@@ -151,8 +151,10 @@ func (d *DB) RecoverRefillJobs(ctx context.Context) (int, error) {
 // when none is due).
 func (d *DB) ClaimRefillJob(ctx context.Context) (job billing.RefillJob, ok bool, err error) {
 	err = d.Write(ctx, func(t *Tx) error {
+		// PostgreSQL: another instance's claim in flight holds its job's
+		// row; this one takes the next (SKIP LOCKED), so a job runs once.
 		err := t.queryRow(`SELECT id, customer_id, attempts FROM refill_jobs WHERE status = 'pending' AND next_attempt_at <= ?
-			ORDER BY next_attempt_at LIMIT 1`, micros(t.Now)).Scan(&job.ID, &job.CustomerID, &job.Attempts)
+			ORDER BY next_attempt_at LIMIT 1`+d.sql("", " FOR UPDATE SKIP LOCKED"), micros(t.Now)).Scan(&job.ID, &job.CustomerID, &job.Attempts)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -160,7 +162,7 @@ func (d *DB) ClaimRefillJob(ctx context.Context) (job billing.RefillJob, ok bool
 			return err
 		}
 		ok = true
-		_, err = t.exec(`UPDATE refill_jobs SET status = 'running', updated_at = ? WHERE id = ?`, micros(t.Now), job.ID)
+		_, err = t.exec(`UPDATE refill_jobs SET status = 'running', updated_at = ? WHERE id = ? AND status = 'pending'`, micros(t.Now), job.ID)
 		return err
 	})
 	return job, ok, err

@@ -424,17 +424,53 @@ func (d *DB) webhookAttempts(ctx context.Context, deliveryID int64) ([]billing.W
 // flight) and any that has an older pending delivery to the same endpoint
 // for the same customer: a customer's later event waits while an earlier
 // one is retrying, so each endpoint sees one customer's events in order.
+//
+// On PostgreSQL, where several instances deliver, the deliveries returned
+// are claimed: locked with SKIP LOCKED (another instance's claim in flight
+// is passed over) and leased, their next attempt moved webhookLease ahead,
+// so no other instance sends them meanwhile. RecordWebhookAttempt sets the
+// real next attempt; an instance that dies mid-attempt leaves the lease to
+// run out, and another retries (webhooks are at least once).
 func (d *DB) DueWebhookDeliveries(ctx context.Context, now time.Time, limit int, skip map[int64]bool) ([]billing.WebhookJob, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT `+deliveryCols+`, e.id, e.url, e.description, e.event_types, e.enabled, e.disabled_reason, e.secret,
+	if d.dialect == Postgres {
+		var out []billing.WebhookJob
+		err := d.Write(ctx, func(t *Tx) error {
+			rows, err := t.query(dueDeliveries+` FOR UPDATE OF d SKIP LOCKED`, micros(now), limit+len(skip))
+			if err != nil {
+				return err
+			}
+			if out, err = scanDue(rows, limit, skip); err != nil {
+				return err
+			}
+			for _, j := range out {
+				if _, err := t.exec(`UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?`, micros(now.Add(webhookLease)), j.Delivery.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return out, err
+	}
+	rows, err := d.read.QueryContext(ctx, dueDeliveries, micros(now), limit+len(skip))
+	if err != nil {
+		return nil, err
+	}
+	return scanDue(rows, limit, skip)
+}
+
+// webhookLease is how long a claimed delivery is an instance's (the HTTP
+// client gives up after 15 seconds).
+const webhookLease = 2 * time.Minute
+
+const dueDeliveries = `SELECT ` + deliveryCols + `, e.id, e.url, e.description, e.event_types, e.enabled, e.disabled_reason, e.secret,
 		COALESCE(e.old_secret, ''), COALESCE(e.old_secret_until, 0), e.created_at, e.updated_at
 		FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
 		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND (e.enabled = 1 OR d.event_seq IS NULL)
 		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint_id = d.endpoint_id AND p.customer_id = d.customer_id
 			AND p.status = 'pending' AND p.id < d.id)
-		ORDER BY d.id LIMIT ?`, micros(now), limit+len(skip))
-	if err != nil {
-		return nil, err
-	}
+		ORDER BY d.id LIMIT ?`
+
+func scanDue(rows *sql.Rows, limit int, skip map[int64]bool) ([]billing.WebhookJob, error) {
 	defer rows.Close()
 	var out []billing.WebhookJob
 	for rows.Next() {
