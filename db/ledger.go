@@ -517,7 +517,7 @@ func (d *DB) Grant(ctx context.Context, req billing.GrantRequest) (billing.Grant
 		return billing.Grant{}, err
 	}
 	var out billing.Grant
-	err = d.Write(ctx, func(t *Tx) (err error) {
+	err = d.writeFor(ctx, time.Time{}, id, func(t *Tx) (err error) {
 		out, err = t.grant(id, &req)
 		return err
 	})

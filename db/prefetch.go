@@ -2,6 +2,7 @@ package db
 
 import (
 	"database/sql"
+	"maps"
 	"slices"
 
 	"github.com/tally-billing/tally/billing"
@@ -16,11 +17,10 @@ import (
 // instances can deadlock.
 //
 // Operations that name their customer when queued (Debit, DebitMany, holds)
-// let the batch do better: prefetch locks every named wallet with one
-// SELECT … FOR UPDATE in customer id order (the same order in every
-// instance, so prefetched batches never deadlock one another) and reads
-// their settings, lots and open holds with one query each for the whole
-// batch. The operations then find their wallets in the batch, as on
+// let the batch do better: prefetch locks every named wallet, with its
+// settings, in one SELECT … FOR UPDATE in customer id order (the same order
+// in every instance, so prefetched batches never deadlock one another) and
+// reads their lots and open holds with one query each for the whole batch. The operations then find their wallets in the batch, as on
 // SQLite's warm cache, and run on the deferred-row fast path. An operation
 // whose customer was not named reads its wallet as before.
 
@@ -31,22 +31,29 @@ func (t *Tx) prefetch(ids []string) error {
 		return nil
 	}
 	loaded := make(map[string]*wallet, len(ids))
-	rows, err := t.query(`SELECT customer_id, balance, held, debt, overdraft_limit, daily_cap, monthly_cap, customer_daily_cap,
-		customer_monthly_cap, low_announced, frozen_at IS NOT NULL
-		FROM wallets WHERE customer_id = ANY(?) ORDER BY customer_id FOR UPDATE`, ids)
+	// The wallet row (locked), its auto-refill line, the customer's
+	// low-balance line and last purchase, in one query.
+	rows, err := t.query(`SELECT w.customer_id, w.balance, w.held, w.debt, w.overdraft_limit, w.daily_cap, w.monthly_cap,
+		w.customer_daily_cap, w.customer_monthly_cap, w.low_announced, w.frozen_at IS NOT NULL, r.threshold, cs.low_balance_threshold,
+		(SELECT l.amount FROM lots l WHERE l.customer_id = w.customer_id AND l.source = 'purchase' ORDER BY l.id DESC LIMIT 1)
+		FROM wallets w
+		LEFT JOIN refill_settings r ON r.customer_id = w.customer_id AND r.enabled = 1 AND r.paused_reason = ''
+		LEFT JOIN customer_settings cs ON cs.customer_id = w.customer_id
+		WHERE w.customer_id = ANY(?) ORDER BY w.customer_id FOR UPDATE OF w`, ids)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		w := &wallet{}
-		var daily, monthly, ownDaily, ownMonthly sql.NullInt64
+		var daily, monthly, ownDaily, ownMonthly, refill, low, last sql.NullInt64
 		if err := rows.Scan(&w.customerID, &w.Balance, &w.Held, &w.Debt, &w.OverdraftLimit, &daily, &monthly, &ownDaily, &ownMonthly,
-			&w.lowAnnounced, &w.frozen); err != nil {
+			&w.lowAnnounced, &w.frozen, &refill, &low, &last); err != nil {
 			rows.Close()
 			return err
 		}
 		w.caps = billing.SpendCaps{DailyCap: creditsPtr(daily), MonthlyCap: creditsPtr(monthly)}
 		w.customerCaps = billing.SpendCaps{DailyCap: creditsPtr(ownDaily), MonthlyCap: creditsPtr(ownMonthly)}
+		w.refillAt, w.lowSet, w.lastTopUp = creditsPtr(refill), creditsPtr(low), billing.Credits(last.Int64)
 		loaded[w.customerID] = w
 	}
 	rows.Close()
@@ -56,13 +63,7 @@ func (t *Tx) prefetch(ids []string) error {
 	if len(loaded) == 0 {
 		return nil
 	}
-	found := slices.Sorted(func(yield func(string) bool) {
-		for id := range loaded {
-			if !yield(id) {
-				return
-			}
-		}
-	})
+	found := slices.Sorted(maps.Keys(loaded))
 	// Each query below fills one field of the wallets it finds.
 	each := func(q string, scan func(*sql.Rows) error) error {
 		rows, err := t.query(q, found)
@@ -76,39 +77,6 @@ func (t *Tx) prefetch(ids []string) error {
 			}
 		}
 		return rows.Err()
-	}
-	var id string
-	var n int64
-	var nn sql.NullInt64
-	if err := each(`SELECT customer_id, threshold FROM refill_settings WHERE customer_id = ANY(?) AND enabled = 1 AND paused_reason = ''`,
-		func(r *sql.Rows) error {
-			if err := r.Scan(&id, &n); err != nil {
-				return err
-			}
-			th := billing.Credits(n)
-			loaded[id].refillAt = &th
-			return nil
-		}); err != nil {
-		return err
-	}
-	if err := each(`SELECT customer_id, low_balance_threshold FROM customer_settings WHERE customer_id = ANY(?)`, func(r *sql.Rows) error {
-		if err := r.Scan(&id, &nn); err != nil {
-			return err
-		}
-		loaded[id].lowSet = creditsPtr(nn)
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := each(`SELECT DISTINCT ON (customer_id) customer_id, amount FROM lots
-		WHERE customer_id = ANY(?) AND source = 'purchase' ORDER BY customer_id, id DESC`, func(r *sql.Rows) error {
-		if err := r.Scan(&id, &n); err != nil {
-			return err
-		}
-		loaded[id].lastTopUp = billing.Credits(n)
-		return nil
-	}); err != nil {
-		return err
 	}
 	if err := each(`SELECT `+lotCols+` FROM lots WHERE customer_id = ANY(?) AND remaining > 0`, func(r *sql.Rows) error {
 		l, err := scanLot(r)
@@ -128,6 +96,7 @@ func (t *Tx) prefetch(ids []string) error {
 		}
 		w := loaded[h.Customer]
 		w.holds = append(w.holds, h)
+		t.w.holdOwner[h.ID] = h.Customer // a capture finds it in memory
 		return nil
 	}); err != nil {
 		return err

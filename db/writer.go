@@ -427,6 +427,11 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 			}
 			return t, storageError(err)
 		}
+		// The price book too, before any operation (whose first query
+		// would otherwise open a savepoint). An error (none published yet)
+		// is the operations' to report.
+		t.Now = batchNow
+		t.priceBook()
 	} else {
 		// Has another connection (another process) committed since our last
 		// batch? Then what we remember may be stale: forget it.
