@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
@@ -226,6 +227,9 @@ func isConstraint(err error) bool {
 // an aborted transaction (25P02): that reruns the batch too, a bounded
 // number of times.
 func isRetryable(err error) bool {
+	if errors.Is(err, errCommitRolledBack) {
+		return true
+	}
 	switch pgCode(err) {
 	case "40P01", "40001", "25P02":
 		return true
@@ -244,4 +248,17 @@ func (d *DB) sql(sqlite, postgres string) string {
 		return postgres
 	}
 	return sqlite
+}
+
+// errCommitRolledBack is a COMMIT that PostgreSQL answered with ROLLBACK: an
+// earlier statement had aborted the transaction, and nothing was written.
+var errCommitRolledBack = &pgconn.PgError{Code: "25P02", Message: "COMMIT rolled back an aborted transaction"}
+
+// rawPgx is the pgx connection under a database/sql driver connection of
+// the PostgreSQL store.
+func rawPgx(dc any) *pgx.Conn {
+	if c, ok := dc.(*pgConn); ok {
+		dc = c.c
+	}
+	return dc.(*stdlib.Conn).Conn()
 }

@@ -368,7 +368,7 @@ func (d *DB) Debit(ctx context.Context, req billing.UsageRequest) (billing.Debit
 	}
 	var out billing.Debit
 	hash := req.Hash(id)
-	err = d.Write(ctx, func(t *Tx) (err error) {
+	err = d.writeFor(ctx, time.Time{}, id, func(t *Tx) (err error) {
 		out, err = t.debitHashed(id, &req, hash)
 		return err
 	})
@@ -382,6 +382,7 @@ func (d *DB) DebitMany(ctx context.Context, reqs []billing.UsageRequest) ([]bill
 	errs := make([]error, len(reqs))
 	var fns []func(*Tx) error
 	var idx []int
+	var customers []string
 	for i := range reqs {
 		req := &reqs[i]
 		if err := req.Validate(); err != nil {
@@ -400,8 +401,9 @@ func (d *DB) DebitMany(ctx context.Context, reqs []billing.UsageRequest) ([]bill
 			return err
 		})
 		idx = append(idx, i)
+		customers = append(customers, id)
 	}
-	for j, err := range d.WriteMany(ctx, fns) {
+	for j, err := range d.writeManyFor(ctx, customers, fns) {
 		errs[idx[j]] = err
 	}
 	return out, errs
@@ -515,7 +517,7 @@ func (d *DB) Grant(ctx context.Context, req billing.GrantRequest) (billing.Grant
 		return billing.Grant{}, err
 	}
 	var out billing.Grant
-	err = d.Write(ctx, func(t *Tx) (err error) {
+	err = d.writeFor(ctx, time.Time{}, id, func(t *Tx) (err error) {
 		out, err = t.grant(id, &req)
 		return err
 	})
@@ -636,7 +638,7 @@ func (d *DB) Backfill(ctx context.Context, items []BackfillItem) []error {
 		default:
 			continue
 		}
-		queued[i] = d.w.submit(ctx, it.At, fn)
+		queued[i] = d.w.submit(ctx, it.At, "", fn)
 		if queued[i] == nil {
 			errs[i] = errClosed
 		}

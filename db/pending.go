@@ -286,7 +286,7 @@ func (t *Tx) writePending(p *pendingRows) error {
 		for run < len(rest) && run < maxChunk && plainDebit(&rest[run].row) == plain {
 			run++
 		}
-		n := chunk(run)
+		n := w.chunk(run)
 		args := w.args[:0]
 		for _, pe := range rest[:n] {
 			e := &pe.row
@@ -325,6 +325,12 @@ func (t *Tx) writePending(p *pendingRows) error {
 		}
 		rest = rest[n:]
 	}
+	if len(p.events) > 0 {
+		// PostgreSQL: events are numbered in commit order (lockOutbox).
+		if err := t.lockOutbox(); err != nil {
+			return err
+		}
+	}
 	if err := w.writeEvents(p.events); err != nil {
 		return err
 	}
@@ -362,7 +368,7 @@ func (w *writer) writeRows(prefix, group, suffix string, width int, vals []any) 
 	used := 0
 	defer func() { clear(w.args[:used]) }()
 	for rest := vals; len(rest) > 0; {
-		n := chunk(len(rest) / width)
+		n := w.chunk(len(rest) / width)
 		args := w.args[:0]
 		for _, v := range rest[:n*width] {
 			args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
@@ -414,6 +420,17 @@ func (w *writer) closeDriverStmts() {
 		}
 		return nil
 	})
+}
+
+// chunk is how many of n rows the next multi-row statement writes. On
+// PostgreSQL, every statement is a round trip to the server while the
+// writer waits, so the rows go in one statement of exactly their number
+// (prepared once per size seen); SQLite, in-process, keeps to a few sizes.
+func (w *writer) chunk(n int) int {
+	if w.d.dialect == Postgres {
+		return min(n, maxChunk)
+	}
+	return chunk(n)
 }
 
 func chunk(n int) int {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -29,7 +28,7 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	write.SetConnMaxLifetime(0)
 	if err := write.PingContext(ctx); err != nil {
 		write.Close()
-		return nil, fmt.Errorf("db: open %s: %w", redactDSN(dsn), err)
+		return nil, fmt.Errorf("db: open %s: %w", Redact(dsn), err)
 	}
 	if current, err := postgresCurrent(ctx, write); err != nil || !current {
 		if err := migratePostgres(ctx, dsn); err != nil {
@@ -108,13 +107,4 @@ func postgresCurrent(ctx context.Context, conn *sql.DB) (bool, error) {
 		return false, nil // no version table yet: a new database
 	}
 	return v.Int64 == newest, nil
-}
-
-// redactDSN hides a URL's password for error messages and logs.
-func redactDSN(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "postgres://…"
-	}
-	return u.Redacted()
 }

@@ -114,6 +114,10 @@ type op struct {
 	fn   func(*Tx) error
 	now  time.Time // fixed time for the operation; zero means the batch's time
 	done chan error
+	// customer is the customer whose wallet fn changes, when the caller
+	// knows it up front ("" otherwise): PostgreSQL batches lock and read
+	// those wallets together before running (prefetch.go).
+	customer string
 }
 
 // BatchObserver is told about every group commit (for metrics).
@@ -198,7 +202,13 @@ func (d *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 
 // writeAt is Write with the operation's clock fixed (demo seeding and tests).
 func (d *DB) writeAt(ctx context.Context, now time.Time, fn func(*Tx) error) error {
-	o := d.w.submit(ctx, now, fn)
+	return d.writeFor(ctx, now, "", fn)
+}
+
+// writeFor is writeAt for an operation on one customer's wallet, named up
+// front (see op.customer).
+func (d *DB) writeFor(ctx context.Context, now time.Time, customer string, fn func(*Tx) error) error {
+	o := d.w.submit(ctx, now, customer, fn)
 	if o == nil {
 		return errClosed
 	}
@@ -208,9 +218,19 @@ func (d *DB) writeAt(ctx context.Context, now time.Time, fn func(*Tx) error) err
 // WriteMany queues all fns at once so they can share batches, and returns
 // each one's error in order (each is atomic on its own).
 func (d *DB) WriteMany(ctx context.Context, fns []func(*Tx) error) []error {
+	return d.writeManyFor(ctx, nil, fns)
+}
+
+// writeManyFor is WriteMany with each operation's customer named up front
+// (customers[i] for fns[i]; nil when unknown).
+func (d *DB) writeManyFor(ctx context.Context, customers []string, fns []func(*Tx) error) []error {
 	queued := make([]*op, len(fns))
 	for i, fn := range fns {
-		queued[i] = d.w.submit(ctx, time.Time{}, fn)
+		c := ""
+		if customers != nil {
+			c = customers[i]
+		}
+		queued[i] = d.w.submit(ctx, time.Time{}, c, fn)
 	}
 	errs := make([]error, len(fns))
 	for i, o := range queued {
@@ -223,8 +243,8 @@ func (d *DB) WriteMany(ctx context.Context, fns []func(*Tx) error) []error {
 	return errs
 }
 
-func (w *writer) submit(ctx context.Context, now time.Time, fn func(*Tx) error) *op {
-	o := &op{ctx: ctx, fn: fn, now: now, done: make(chan error, 1)}
+func (w *writer) submit(ctx context.Context, now time.Time, customer string, fn func(*Tx) error) *op {
+	o := &op{ctx: ctx, fn: fn, now: now, done: make(chan error, 1), customer: customer}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -286,16 +306,18 @@ func (w *writer) commit(batch []*op) {
 	}
 	pb := w.pb
 	pg := w.d.dialect == Postgres
-	// PostgreSQL runs every batch careful: deferred rows with ids from a
-	// sequence block measured 2.7x faster on one hot customer but let an
-	// aborted transaction through under cross-instance contention (see
-	// pgEntryID); that needs finding before they are turned on.
-	t, err := w.runBatch(batch, errs, w.careful == 0 && !pg)
+	t, err := w.runBatch(batch, errs, w.careful == 0)
 	if w.careful > 0 {
 		w.careful--
 	}
 	rerun := false
-	for try := 0; err != nil; try++ {
+	for try := 0; ; try++ {
+		if err == nil {
+			err = w.finish(t)
+		}
+		if err == nil {
+			break
+		}
 		if errors.Is(err, errRerun) {
 			// A deferred row was refused (most often a retry of a committed
 			// debit): undo the batch and run it again, every operation writing
@@ -307,8 +329,9 @@ func (w *writer) commit(batch []*op) {
 			break
 		} else {
 			// PostgreSQL: the batch lost a deadlock against another
-			// instance's (row locks are taken as operations reach their
-			// wallets, in no global order); the other went through.
+			// instance's, or found its transaction aborted (then COMMIT
+			// rolled it back: nothing of it was kept); the other went
+			// through. It runs again, careful.
 			w.forget()
 		}
 		rerun = true
@@ -316,14 +339,6 @@ func (w *writer) commit(batch []*op) {
 		w.pb, w.nextID = nil, 0
 		clear(errs)
 		t, err = w.runBatch(batch, errs, false)
-	}
-	if err == nil && pg {
-		err = t.pgNotify(t.events)
-	}
-	if err == nil {
-		if _, err = w.exec("COMMIT"); err != nil {
-			err = storageError(err)
-		}
 	}
 	// A lone operation refused for its own reasons (insufficient credits, a
 	// cap, a conflict) is not a failed batch: its transaction is rolled back
@@ -372,6 +387,33 @@ func (w *writer) commit(batch []*op) {
 	}
 }
 
+// finish makes a batch that ran durable: on PostgreSQL it tells other
+// instances (NOTIFY, delivered at COMMIT) and commits, checking that
+// COMMIT did commit. PostgreSQL answers COMMIT on a transaction an earlier
+// statement aborted with ROLLBACK and no error; such a batch must not be
+// acknowledged, and since nothing of it was kept it runs again.
+func (w *writer) finish(t *Tx) error {
+	if w.d.dialect != Postgres {
+		if _, err := w.exec("COMMIT"); err != nil {
+			return storageError(err)
+		}
+		return nil
+	}
+	if err := t.pgNotify(t.events); err != nil {
+		return err
+	}
+	return w.conn.Raw(func(dc any) error {
+		tag, err := rawPgx(dc).Exec(w.ctx, "COMMIT")
+		if err != nil {
+			return storageError(err)
+		}
+		if tag.String() != "COMMIT" {
+			return errCommitRolledBack
+		}
+		return nil
+	})
+}
+
 // carefulBatches is how many batches run in careful mode after a rerun.
 const carefulBatches = 16
 
@@ -404,6 +446,19 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 		// lock (readWallet), by the first operation that needs it.
 		w.forget()
 		w.pb, w.nextID = nil, 0
+		// The wallets the operations named are locked (in id order) and
+		// read now, together.
+		if err := t.prefetch(batchCustomers(batch)); err != nil {
+			if isRetryable(err) {
+				return t, err
+			}
+			return t, storageError(err)
+		}
+		// The price book too, before any operation (whose first query
+		// would otherwise open a savepoint). An error (none published yet)
+		// is the operations' to report.
+		t.Now = batchNow
+		t.priceBook()
 	} else {
 		// Has another connection (another process) committed since our last
 		// batch? Then what we remember may be stale: forget it.

@@ -20,6 +20,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	neturl "net/url"
+
+	"github.com/jackc/pgx/v5"
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
 )
@@ -40,6 +43,12 @@ It then measures the raw limit of this machine's SQLite (one balance update
 and one insert per debit, 100 per transaction, the same durability), and the
 same loop with a UNIQUE index on an idempotency key, and prints requests or
 debits/s, latency percentiles, errors, the server's peak RSS and the ratios.
+
+With --db postgres://… it benches the PostgreSQL store instead, in a fresh
+database it creates on that server and drops afterwards, with --instances
+'tally serve' processes sharing it (clients spread over them; with two or
+more, the spread phase runs again on the first instance alone), then runs the
+spread phase on SQLite in the same run for comparison.
 Exit code 1 if any request failed.`
 
 type benchConfig struct {
@@ -50,6 +59,12 @@ type benchConfig struct {
 	Dir       string
 	JSON      bool
 	PprofAddr string
+	// DB is a postgres:// URL to bench the PostgreSQL store on (a fresh
+	// database is created on that server and dropped after); empty means
+	// SQLite in Dir.
+	DB            string
+	Instances     int
+	CompareSQLite bool
 }
 
 func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -62,11 +77,20 @@ func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the temporary databases (default: a new temp dir, removed after)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the results as JSON too")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "have the server serve its profiler here (to profile a phase)")
+	fs.StringVar(&cfg.DB, "db", "", "a postgres:// URL: bench the PostgreSQL store in a fresh database created on that server (the user needs CREATEDB) and dropped after; default: SQLite in --dir")
+	fs.IntVar(&cfg.Instances, "instances", 1, "tally serve processes sharing the database, clients spread over them (PostgreSQL only)")
+	fs.BoolVar(&cfg.CompareSQLite, "compare-sqlite", true, "with --db postgres://…, run the spread /usage phase on SQLite too, in the same run")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if cfg.Clients < 1 || cfg.Customers < 1 || cfg.Batch < 1 || cfg.Batch > 1000 || cfg.Duration <= 0 {
 		return usageError{"--clients, --customers and --duration must be positive; --batch 1 to 1000"}
+	}
+	if cfg.DB != "" && !db.IsPostgresDSN(cfg.DB) {
+		return usageError{"--db takes a postgres:// URL (SQLite is benched in --dir)"}
+	}
+	if cfg.Instances < 1 || (cfg.Instances > 1 && cfg.DB == "") {
+		return usageError{"--instances above 1 needs --db postgres://… (SQLite has one writer process)"}
 	}
 	return runBench(ctx, cfg, stdout)
 }
@@ -99,24 +123,37 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 	}
-	dbPath := filepath.Join(dir, "bench.db")
-	fmt.Fprintf(out, "tally bench: %d clients, %s per phase, database %s\n", cfg.Clients, cfg.Duration, dbPath)
+	target := filepath.Join(dir, "bench.db")
+	pg := db.IsPostgresDSN(cfg.DB)
+	if pg {
+		// A fresh database on the given server, dropped afterwards.
+		url, drop, err := pgBenchDatabase(ctx, cfg.DB)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		target = url
+	}
+	fmt.Fprintf(out, "tally bench: %d clients, %s per phase, database %s, %d instance(s)\n", cfg.Clients, cfg.Duration, db.Redact(target), cfg.Instances)
 
 	// Set up customers, prices and a key before the server starts.
 	fmt.Fprintf(out, "setup: %d customers with 10,000,000 credits each...\n", cfg.Customers+1)
-	secret, err := benchSetup(ctx, dbPath, cfg.Customers)
+	secret, err := benchSetup(ctx, target, cfg.Customers)
 	if err != nil {
 		return err
 	}
-
-	srv, base, err := startBenchServer(ctx, dbPath, cfg.PprofAddr)
+	servers, addrs, err := startBenchServers(ctx, target, cfg.Instances, cfg.PprofAddr)
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	fmt.Fprintf(out, "server: pid %d at %s\n\n", srv.cmd.Process.Pid, base)
+	defer stopAll(servers)
+	for i, s := range servers {
+		fmt.Fprintf(out, "server %d: pid %d at http://%s\n", i+1, s.cmd.Process.Pid, addrs[i])
+	}
+	fmt.Fprintln(out)
 
-	b := &bencher{addr: strings.TrimPrefix(base, "http://"), auth: "Bearer " + secret, clients: cfg.Clients}
+	// Clients are spread over the instances, worker w on instance w mod N.
+	b := &bencher{addrs: addrs, auth: "Bearer " + secret, clients: cfg.Clients}
 
 	var results []benchResult
 	var failed int64
@@ -138,10 +175,15 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	phase(b.run(ctx, "POST /usage, 1 hot customer", cfg.Duration, "debits", func(w, i int) (int, error) {
 		return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"hot-%d-%d"}`, w, i))
 	}))
-	phase(b.run(ctx, fmt.Sprintf("POST /usage, %d customers", cfg.Customers), cfg.Duration, "debits", func(w, i int) (int, error) {
-		c := (w*7919 + i) % cfg.Customers
-		return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"c%d","feature":"gpt-4o.tokens","quantity":%d,"idempotency_key":"spread-%d-%d"}`, c, 100+i%900, w, i))
-	}))
+	spreadName := fmt.Sprintf("POST /usage, %d customers", cfg.Customers)
+	spread := func(b *bencher, name, tag string) benchResult {
+		return b.run(ctx, name, cfg.Duration, "debits", func(w, i int) (int, error) {
+			c := (w*7919 + i) % cfg.Customers
+			return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"c%d","feature":"gpt-4o.tokens","quantity":%d,"idempotency_key":"%s-%d-%d"}`, c, 100+i%900, tag, w, i))
+		})
+	}
+	spreadAll := spread(b, spreadName, "spread")
+	phase(spreadAll)
 	batch := func(name, tag string, customer func(w, i, j int) string) {
 		phase(b.run(ctx, fmt.Sprintf("POST /usage/batch (%d/req), %s", cfg.Batch, name), cfg.Duration, "debits", func(w, i int) (int, error) {
 			var sb strings.Builder
@@ -168,39 +210,84 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		}
 		return 1, b.post(w, "/api/v1/holds/"+h.ID+"/capture", fmt.Sprintf(`{"feature":"gpt-4o.tokens","quantity":%d}`, 1000+i%5000))
 	}))
-	rss := srv.peakRSS()
-	srv.stop()
+	// With several instances, the same spread load on the first alone, in
+	// the same run: what the second instance adds (or costs).
+	var oneInstance *benchResult
+	if len(addrs) > 1 {
+		solo := &bencher{addrs: addrs[:1], auth: b.auth, clients: cfg.Clients}
+		r := spread(solo, spreadName+", instance 1 alone", "solo")
+		phase(r)
+		oneInstance = &r
+	}
+	var rss int64
+	for _, s := range servers {
+		rss = max(rss, s.peakRSS())
+	}
+	stopAll(servers)
 
-	fmt.Fprintln(out, "\nraw SQLite limit: one UPDATE + one INSERT per debit, 100 per transaction, WAL, synchronous=FULL...")
-	raw, err := rawSQLiteLimit(ctx, filepath.Join(dir, "raw.db"), cfg.Duration, false)
-	if err != nil {
-		return err
+	report := map[string]any{"peak_rss_bytes": rss, "clients": cfg.Clients, "instances": cfg.Instances,
+		"store": map[bool]string{false: "sqlite", true: "postgres"}[pg]}
+	var raw, rawKey float64
+	var sqliteSpread, sqliteCeiling *benchResult
+	if !pg {
+		fmt.Fprintln(out, "\nraw SQLite limit: one UPDATE + one INSERT per debit, 100 per transaction, WAL, synchronous=FULL...")
+		if raw, err = rawSQLiteLimit(ctx, filepath.Join(dir, "raw.db"), cfg.Duration, false); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%-34s %9.0f debits/s\n", "raw SQLite", raw)
+		// The same loop, with the entry carrying a client's idempotency key under
+		// a UNIQUE index (keys from 64 interleaved sequences, as the clients'):
+		// the one index no debit can do without, for comparison.
+		if rawKey, err = rawSQLiteLimit(ctx, filepath.Join(dir, "raw-key.db"), cfg.Duration, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%-34s %9.0f debits/s\n", "raw SQLite + UNIQUE key index", rawKey)
+		report["raw_sqlite_per_sec"], report["raw_sqlite_key_index_per_sec"] = raw, rawKey
+	} else if cfg.CompareSQLite {
+		// The same spread load on the embedded SQLite store, same machine,
+		// same run, with its own HTTP-only phase.
+		fmt.Fprintln(out, "\nthe same spread load on SQLite, for comparison:")
+		path := filepath.Join(dir, "compare.db")
+		sec, err := benchSetup(ctx, path, cfg.Customers)
+		if err != nil {
+			return err
+		}
+		srv, addrs, err := startBenchServers(ctx, path, 1, "")
+		if err != nil {
+			return err
+		}
+		sb := &bencher{addrs: addrs, auth: "Bearer " + sec, clients: cfg.Clients}
+		sb.run(ctx, "warm-up", time.Second, "debits", func(w, i int) (int, error) {
+			return 1, sb.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"warm-%d-%d"}`, w, i))
+		})
+		c := sb.run(ctx, "SQLite: GET /healthz (HTTP only)", cfg.Duration, "requests", func(w, i int) (int, error) { return 1, sb.get(w, "/healthz") })
+		phase(c)
+		r := spread(sb, "SQLite: "+spreadName, "sqlite")
+		phase(r)
+		stopAll(srv)
+		sqliteSpread, sqliteCeiling = &r, &c
 	}
-	fmt.Fprintf(out, "%-34s %9.0f debits/s\n", "raw SQLite", raw)
-	// The same loop, with the entry carrying a client's idempotency key under
-	// a UNIQUE index (keys from 64 interleaved sequences, as the clients'):
-	// the one index no debit can do without, for comparison.
-	rawKey, err := rawSQLiteLimit(ctx, filepath.Join(dir, "raw-key.db"), cfg.Duration, true)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%-34s %9.0f debits/s\n", "raw SQLite + UNIQUE key index", rawKey)
 	fmt.Fprintf(out, "\nserver peak RSS: %.1f MB\n", float64(rss)/(1<<20))
-	for _, r := range results {
-		if r.Unit == "debits" {
-			fmt.Fprintf(out, "%-34s %5.1f%% of the raw limit, %5.1f%% with the key index\n", r.Name, 100*r.PerSec/raw, 100*r.PerSec/rawKey)
+	if !pg {
+		for _, r := range results {
+			if r.Unit == "debits" {
+				fmt.Fprintf(out, "%-34s %5.1f%% of the raw limit, %5.1f%% with the key index\n", r.Name, 100*r.PerSec/raw, 100*r.PerSec/rawKey)
+			}
 		}
 	}
 	fmt.Fprintf(out, "\nagainst this run's HTTP-only phase (GET /healthz, %.0f requests/s):\n", ceiling.PerSec)
 	for _, r := range results[1:] {
+		if strings.HasPrefix(r.Name, "SQLite: ") {
+			continue
+		}
 		perReq := r.PerSec // debits or captures per second
 		if strings.Contains(r.Name, "/batch") {
 			perReq /= float64(cfg.Batch) // requests, each of cfg.Batch debits
 		}
 		verdict := ""
-		if target, ok := healthzTargets[r.Name]; ok {
+		if target, ok := healthzTargets[r.Name]; ok && !pg {
 			verdict = fmt.Sprintf("target >= %.2f: %s", target, metOrNot(perReq/ceiling.PerSec >= target))
-		} else if r.Name == fmt.Sprintf("POST /usage, %d customers", cfg.Customers) {
+		} else if r.Name == spreadName && !pg {
 			verdict = fmt.Sprintf("target >= %.2f: %s", spreadTarget, metOrNot(perReq/ceiling.PerSec >= spreadTarget))
 		}
 		p99 := fmt.Sprintf("target < 25: %s", metOrNot(r.P99 < 25*time.Millisecond))
@@ -209,16 +296,64 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "%-42s %5.2f x HTTP-only   p99 %6.1f ms (%s)   %s\n", r.Name, perReq/ceiling.PerSec, ms(r.P99), p99, verdict)
 	}
+	if sqliteSpread != nil {
+		ratio := spreadAll.PerSec / sqliteSpread.PerSec
+		fmt.Fprintf(out, "\nSQLite in the same run: %s at %.0f debits/s (%.2f x its HTTP-only phase)\n",
+			spreadName, sqliteSpread.PerSec, sqliteSpread.PerSec/sqliteCeiling.PerSec)
+		fmt.Fprintf(out, "PostgreSQL (%d instance(s)) / SQLite, %s: %.2f (target for one instance >= %.2f: %s)\n",
+			cfg.Instances, spreadName, ratio, pgVsSQLiteTarget, metOrNot(ratio >= pgVsSQLiteTarget))
+		report["postgres_vs_sqlite_spread"] = ratio
+	}
+	if oneInstance != nil {
+		ratio := spreadAll.PerSec / oneInstance.PerSec
+		fmt.Fprintf(out, "%d instances / instance 1 alone, %s: %.2f (target >= %.2f: %s)\n",
+			len(addrs), spreadName, ratio, twoInstancesTarget, metOrNot(ratio >= twoInstancesTarget))
+		report["instances_vs_one"] = ratio
+	}
 	if cfg.JSON {
+		report["phases"] = results
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		enc.Encode(map[string]any{"phases": results, "raw_sqlite_per_sec": raw, "raw_sqlite_key_index_per_sec": rawKey,
-			"peak_rss_bytes": rss, "clients": cfg.Clients})
+		enc.Encode(report)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d requests failed", failed)
 	}
 	return nil
+}
+
+// The PostgreSQL store's targets (issue 15): one instance at half SQLite's
+// spread /usage rate or better, two instances at 80% of one's or better.
+const (
+	pgVsSQLiteTarget   = 0.50
+	twoInstancesTarget = 0.80
+)
+
+// pgBenchDatabase creates a fresh database on the PostgreSQL server at url
+// and returns its URL and a function that drops it.
+func pgBenchDatabase(ctx context.Context, url string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return "", nil, fmt.Errorf("bench: %s: %w", db.Redact(url), err)
+	}
+	name := fmt.Sprintf("tally_bench_%d_%d", os.Getpid(), time.Now().UnixNano()%1_000_000)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		return "", nil, fmt.Errorf("bench: creating a database for the run (the user needs CREATEDB): %w", err)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: dropping %s: %v\n", name, err)
+		}
+		conn.Close(context.Background())
+	}
+	return u.String(), drop, nil
 }
 
 func benchSetup(ctx context.Context, path string, customers int) (string, error) {
@@ -256,6 +391,33 @@ func benchSetup(ctx context.Context, path string, customers int) (string, error)
 type benchServer struct {
 	cmd  *exec.Cmd
 	once sync.Once
+}
+
+// startBenchServers starts n 'tally serve' processes on one database and
+// returns them with their addresses (host:port).
+func startBenchServers(ctx context.Context, dsn string, n int, pprofAddr string) ([]*benchServer, []string, error) {
+	var servers []*benchServer
+	var addrs []string
+	for i := 0; i < n; i++ {
+		pp := ""
+		if i == 0 {
+			pp = pprofAddr // the first instance's profile
+		}
+		s, base, err := startBenchServer(ctx, dsn, pp)
+		if err != nil {
+			stopAll(servers)
+			return nil, nil, err
+		}
+		servers = append(servers, s)
+		addrs = append(addrs, strings.TrimPrefix(base, "http://"))
+	}
+	return servers, addrs, nil
+}
+
+func stopAll(servers []*benchServer) {
+	for _, s := range servers {
+		s.stop()
+	}
 }
 
 func startBenchServer(ctx context.Context, dbPath, pprofAddr string) (*benchServer, string, error) {
@@ -329,7 +491,7 @@ func (s *benchServer) stop() {
 // measures itself (Go's http.Client costs about as much per request as the
 // server does).
 type bencher struct {
-	addr    string
+	addrs   []string // worker w talks to addrs[w % len(addrs)]
 	auth    string
 	clients int
 	conns   []*benchConn
@@ -347,7 +509,7 @@ func (b *bencher) conn(w int) *benchConn {
 		b.conns = make([]*benchConn, b.clients)
 	}
 	if b.conns[w] == nil {
-		b.conns[w] = &benchConn{addr: b.addr}
+		b.conns[w] = &benchConn{addr: b.addrs[w%len(b.addrs)]}
 	}
 	return b.conns[w]
 }

@@ -342,7 +342,12 @@ const backupUsage = `Usage: tally backup --to FILE [flags]
 Writes a consistent copy of the database to FILE (which must not exist) while
 Tally keeps serving, then checks the copy's integrity. To restore, stop Tally
 and copy FILE over the database file (removing any -wal and -shm files next to
-it). For continuous replication to object storage, run Litestream beside Tally.`
+it). For continuous replication to object storage, run Litestream beside Tally.
+
+On PostgreSQL (--db postgres://…) it runs pg_dump into a custom-format archive
+and checks it with pg_restore --list; restore with
+pg_restore --clean --if-exists --dbname URL FILE while Tally is stopped. Managed
+PostgreSQL services also offer point-in-time recovery, which is better still.`
 
 func cmdBackup(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlags("backup", backupUsage, stderr)
@@ -359,7 +364,7 @@ func cmdBackup(ctx context.Context, args []string, getenv env, stdout, stderr io
 		return err
 	}
 	st, _ := os.Stat(*to)
-	fmt.Fprintf(stdout, "Backed up %s to %s (%.1f MB, integrity ok) in %s.\n", *path, *to, float64(st.Size())/(1<<20), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "Backed up %s to %s (%.1f MB, integrity ok) in %s.\n", db.Redact(*path), *to, float64(st.Size())/(1<<20), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -378,7 +383,7 @@ func cmdVerify(ctx context.Context, args []string, getenv env, stdout, stderr io
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*path); err != nil {
+	if _, err := os.Stat(*path); err != nil && !db.IsPostgresDSN(*path) {
 		return fmt.Errorf("no database at %s: %w", *path, err)
 	}
 	d, err := openDB(ctx, *path, stderr)
@@ -395,9 +400,9 @@ func cmdVerify(ctx context.Context, args []string, getenv env, stdout, stderr io
 		fmt.Fprintln(stdout, p)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%d ledger invariant(s) broken in %s", len(problems), *path)
+		return fmt.Errorf("%d ledger invariant(s) broken in %s", len(problems), db.Redact(*path))
 	}
-	fmt.Fprintf(stdout, "The books balance: every ledger invariant holds in %s (checked in %s).\n", *path, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "The books balance: every ledger invariant holds in %s (checked in %s).\n", db.Redact(*path), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

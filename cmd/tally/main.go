@@ -67,11 +67,13 @@ Commands:
   signout     end every portal session of a customer (all their browsers)
   backup      write a consistent copy of the database while Tally serves
   verify      check the ledger's invariants (balances, lots, holds, rollups)
+  migrate-data  copy a SQLite installation into PostgreSQL, then verify it
   bench       measure debits/s and latency on this machine against the raw SQLite limit
   sandbox     advance the payment sandbox's test clock (subscriptions renew)
   version     print the version
 
-Every command takes --db (env TALLY_DB, default ./tally.db) and --help.
+Every command takes --db (env TALLY_DB, default ./tally.db): a SQLite file,
+or a postgres:// URL for PostgreSQL; and --help.
 Run 'tally <command> --help' for a command's flags.
 `
 
@@ -104,6 +106,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return cmdBackup(ctx, rest, getenv, stdout, stderr)
 	case "verify":
 		return cmdVerify(ctx, rest, getenv, stdout, stderr)
+	case "migrate-data":
+		return cmdMigrateData(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, rest, getenv, stdout, stderr)
 	case "sandbox":
@@ -183,7 +187,7 @@ func envDuration(getenv env, key string, def time.Duration) time.Duration {
 }
 
 func dbFlag(fs *flag.FlagSet, getenv env) *string {
-	return fs.String("db", envOr(getenv, "TALLY_DB", "./tally.db"), "SQLite database file (env TALLY_DB)")
+	return fs.String("db", envOr(getenv, "TALLY_DB", "./tally.db"), "SQLite database file, or a postgres:// URL (env TALLY_DB)")
 }
 
 // newLogger builds the slog logger from --log-level and --log-format.

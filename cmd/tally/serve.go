@@ -213,7 +213,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("tally listening", "url", base, "db", cfg.DB, "payments", payMode,
+	log.Info("tally listening", "url", base, "db", db.Redact(cfg.DB), "payments", payMode,
 		"demo", cfg.Demo, "mail", mailMode, "version", version)
 
 	select {
