@@ -287,7 +287,7 @@ func TestBenchPostgresTwoInstances(t *testing.T) {
 		t.Fatalf("tally bench: %v\n%s", err, out)
 	}
 	text := string(out)
-	for _, line := range []string{"2 instance(s)", "instance 1 alone", "SQLite: POST /usage, 10 customers", "PostgreSQL (2 instance(s)) / SQLite", "2 instances / instance 1 alone", `"postgres_vs_sqlite_spread"`} {
+	for _, line := range []string{"2 instance(s)", "instance 1 alone", "SQLite: POST /usage, 10 customers", "PostgreSQL, one instance / SQLite", "PostgreSQL, 2 instances / SQLite", "2 instances / instance 1 alone", `"postgres_vs_sqlite_spread"`} {
 		if !strings.Contains(text, line) {
 			t.Errorf("output lacks %q:\n%s", line, text)
 		}
