@@ -806,9 +806,12 @@ func uploaded(c echo.Context, field string) ([]byte, string) {
 		return nil, "The file could not be read: upload it again."
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxBody))
+	b, err := io.ReadAll(io.LimitReader(f, MaxUpload+1))
 	if err != nil {
 		return nil, "The file could not be read: upload it again."
+	}
+	if len(b) > MaxUpload {
+		return nil, fmt.Sprintf("The file is larger than %d MiB.", MaxUpload>>20)
 	}
 	return b, ""
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/handlers"
 )
 
 // editorValues are the editor's fields as the page renders them (what a
@@ -437,9 +439,21 @@ func TestAdminPriceBookImportExport(t *testing.T) {
 	if r.Status != http.StatusUnprocessableEntity || doc(t, r).Find(`[data-testid="error-costs.margin"]`).Length() != 1 {
 		t.Fatalf("a bad margin: %d", r.Status)
 	}
-	r = postFile(t, v, "/admin/price-book/draft", "/admin/price-book/draft/import-costs", map[string]string{"models": "gpt-4o*", "margin": "60", "pack": "pack_1000"}, "prices.json", prices)
+	// The real file is over 1 MiB (the API's body limit): pad this one with
+	// 12,000 other models to about 1.5 MiB.
+	var big strings.Builder
+	big.Write(prices[:len(prices)-2]) // without the closing brace
+	for i := 0; i < 12000; i++ {
+		fmt.Fprintf(&big, `,
+		"provider/other-model-%05d": {"litellm_provider": "other", "mode": "chat", "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}`, i)
+	}
+	big.WriteString("\n}")
+	if big.Len() <= handlers.MaxBody {
+		t.Fatalf("the padded file is only %d bytes", big.Len())
+	}
+	r = postFile(t, v, "/admin/price-book/draft", "/admin/price-book/draft/import-costs", map[string]string{"models": "gpt-4o*", "margin": "60", "pack": "pack_1000"}, "prices.json", []byte(big.String()))
 	if r.Status != http.StatusSeeOther {
-		t.Fatalf("import costs: %d %.500s", r.Status, r.Raw)
+		t.Fatalf("import costs from a %d-byte file: %d %.500s", big.Len(), r.Status, r.Raw)
 	}
 	dr, _ = a.DB.FindPriceBookDraft(ctx)
 	got := map[string]billing.Feature{}

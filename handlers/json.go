@@ -20,14 +20,27 @@ import (
 // MaxBody is the largest request body Tally reads (1 MiB); larger is a 413.
 const MaxBody = 1 << 20
 
+// MaxUpload is the largest file the admin console's imports take (16 MiB):
+// LiteLLM's model_prices_and_context_window.json alone is over 1 MiB.
+const MaxUpload = 16 << 20
+
+// uploadPrefix is where the console's file imports live; only there may a
+// body be larger than MaxBody. The body is read only by the import
+// handlers, after the admin session and CSRF checks.
+const uploadPrefix = "/admin/price-book/draft/import"
+
 // limitBody caps every request body, so no handler can be made to read more.
 func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if r.ContentLength > MaxBody {
-			return billing.Errorf(billing.CodeRequestTooLarge, "The request body is larger than %d bytes.", MaxBody)
+		limit := int64(MaxBody)
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, uploadPrefix) {
+			limit = MaxUpload
 		}
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, MaxBody)
+		if r.ContentLength > limit {
+			return billing.Errorf(billing.CodeRequestTooLarge, "The request body is larger than %d bytes.", limit)
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 		return next(c)
 	}
 }
