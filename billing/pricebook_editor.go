@@ -448,6 +448,11 @@ const (
 	AuditPriceBookPublished  = "price_book.published"
 	AuditPriceBookScheduled  = "price_book.scheduled"
 	AuditPriceBookRolledBack = "price_book.rolled_back"
+	// The draft's changes: saved from the editor (or started), imported
+	// from a file (a price book, or provider costs), discarded.
+	AuditPriceBookDraftSaved     = "price_book.draft_saved"
+	AuditPriceBookDraftImported  = "price_book.draft_imported"
+	AuditPriceBookDraftDiscarded = "price_book.draft_discarded"
 )
 
 // ParseMarginPercent reads a margin typed as a percentage with at most two

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -47,7 +48,8 @@ func (d *DB) FindPriceBookDraft(ctx context.Context) (*PriceBookDraft, error) {
 // SavePriceBookDraft stores pb as the draft, validated as publishing
 // would validate it. rev is the revision the editor started from (0 for a
 // new draft): a draft saved since by someone else is a conflict, not
-// overwritten. Errors: validation_failed, conflict.
+// overwritten. It takes the audit record in ctx (billing.WithAudit),
+// written in the same transaction. Errors: validation_failed, conflict.
 func (d *DB) SavePriceBookDraft(ctx context.Context, pb billing.PriceBook, base, rev int64, actor billing.Actor) (PriceBookDraft, error) {
 	if err := pb.Validate(); err != nil {
 		return PriceBookDraft{}, err
@@ -79,16 +81,33 @@ func (d *DB) SavePriceBookDraft(ctx context.Context, pb billing.PriceBook, base,
 			ON CONFLICT (id) DO UPDATE SET body = excluded.body, base_version = excluded.base_version, rev = excluded.rev,
 			updated_by = excluded.updated_by, updated_at = excluded.updated_at`,
 			string(body), nullInt(base), out.Rev, actor.String(), micros(now))
-		return err
+		if err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			if rev > 0 {
+				r.Before = fmt.Sprintf("draft revision %d", rev)
+			}
+			r.After = fmt.Sprintf("draft revision %d: %d features, %d packs, %d plans", out.Rev, len(pb.Features), len(pb.Packs), len(pb.Plans))
+		})
 	})
 	return out, err
 }
 
 // DiscardPriceBookDraft removes the draft (nothing when there is none).
+// It takes the audit record in ctx (billing.WithAudit), written with it.
 func (d *DB) DiscardPriceBookDraft(ctx context.Context) error {
 	return d.Write(ctx, func(t *Tx) error {
-		_, err := t.exec(`DELETE FROM price_book_drafts WHERE id = 1`)
-		return err
+		var rev int64
+		if err := t.queryRow(`SELECT rev FROM price_book_drafts WHERE id = 1`).Scan(&rev); errors.Is(err, sql.ErrNoRows) {
+			return nil // nothing to discard, nothing to record
+		} else if err != nil {
+			return err
+		}
+		if _, err := t.exec(`DELETE FROM price_book_drafts WHERE id = 1`); err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) { r.Before = fmt.Sprintf("draft revision %d", rev) })
 	})
 }
 

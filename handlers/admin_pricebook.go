@@ -381,7 +381,6 @@ func bookOfForm(fm *forms.Form, f views.PBForm) (billing.PriceBook, map[string]s
 // POST /admin/price-book/draft (admins): save the draft, or add or remove
 // a row (op), which shows the form again unsaved.
 func (s *Server) adminDraftSave(c echo.Context) error {
-	ctx := c.Request().Context()
 	ps, err := s.priceBookStore()
 	if err != nil {
 		return err
@@ -405,7 +404,7 @@ func (s *Server) adminDraftSave(c echo.Context) error {
 		f.Errors = map[string]string{"": "This form is not from the draft editor: open the draft and make your change there."}
 		return s.renderEditor(c, http.StatusUnprocessableEntity, f)
 	}
-	dr, err := ps.SavePriceBookDraft(ctx, pb, f.Base, f.Rev, billing.AdminActor(currentAdmin(c).User.ID))
+	dr, err := ps.SavePriceBookDraft(s.audited(c, billing.AuditPriceBookDraftSaved, "", "", "", ""), pb, f.Base, f.Rev, billing.AdminActor(currentAdmin(c).User.ID))
 	if err != nil {
 		switch billing.ErrorCode(err) {
 		case billing.CodeValidation:
@@ -490,7 +489,7 @@ func (s *Server) adminDraftStart(c echo.Context) error {
 	if from != nil {
 		book, base = copyBook(*from), from.Version
 	}
-	if _, err := ps.SavePriceBookDraft(ctx, book, base, 0, billing.AdminActor(currentAdmin(c).User.ID)); err != nil {
+	if _, err := ps.SavePriceBookDraft(s.audited(c, billing.AuditPriceBookDraftSaved, "", "started a draft", "", ""), book, base, 0, billing.AdminActor(currentAdmin(c).User.ID)); err != nil {
 		if billing.ErrorCode(err) == billing.CodeConflict {
 			adminFlash(c, "error", "A draft exists already: here it is. Discard it first to start again.")
 			return c.Redirect(http.StatusSeeOther, "/admin/price-book/draft")
@@ -518,7 +517,7 @@ func (s *Server) adminDraftDiscard(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := ps.DiscardPriceBookDraft(c.Request().Context()); err != nil {
+	if err := ps.DiscardPriceBookDraft(s.audited(c, billing.AuditPriceBookDraftDiscarded, "", "", "", "")); err != nil {
 		return err
 	}
 	adminFlash(c, "success", "Draft discarded. The price book in effect is unchanged.")
@@ -862,7 +861,7 @@ func (s *Server) adminDraftImport(c echo.Context) error {
 	} else if cur != nil {
 		base = cur.Version
 	}
-	if _, err := ps.SavePriceBookDraft(ctx, pb, base, rev, billing.AdminActor(currentAdmin(c).User.ID)); err != nil {
+	if _, err := ps.SavePriceBookDraft(s.audited(c, billing.AuditPriceBookDraftImported, "", "a price book file", "", ""), pb, base, rev, billing.AdminActor(currentAdmin(c).User.ID)); err != nil {
 		if code := billing.ErrorCode(err); code == billing.CodeValidation || code == billing.CodeConflict {
 			return s.editorWithError(c, ps, map[string]string{"import.file": "Not imported: " + billing.ErrorMessage(err)}, nil)
 		}
@@ -936,7 +935,7 @@ func (s *Server) adminDraftImportCosts(c echo.Context) error {
 	}
 	next := dr.Book.Clone()
 	next.Features = features
-	if _, err := ps.SavePriceBookDraft(ctx, next, dr.BaseVersion, dr.Rev, billing.AdminActor(currentAdmin(c).User.ID)); err != nil {
+	if _, err := ps.SavePriceBookDraft(s.audited(c, billing.AuditPriceBookDraftImported, "", "provider costs: "+strings.Join(models, ", "), "", ""), next, dr.BaseVersion, dr.Rev, billing.AdminActor(currentAdmin(c).User.ID)); err != nil {
 		if code := billing.ErrorCode(err); code == billing.CodeValidation || code == billing.CodeConflict {
 			return s.editorWithError(c, ps, map[string]string{"costs.models": "Not imported: " + billing.ErrorMessage(err)}, vals)
 		}

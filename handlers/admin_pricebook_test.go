@@ -488,6 +488,33 @@ func TestAdminPriceBookImportExport(t *testing.T) {
 	if d := doc(t, v.get("/admin/price-book/draft").want(t, http.StatusOK)); d.Find(`[data-testid="pb-draft-behind"]`).Length() != 1 {
 		t.Error("no notice that the draft is behind")
 	}
+
+	// Every change to the draft is in the audit log, by the admin who made
+	// it: the start, the two imports that changed it (the refused ones
+	// wrote nothing), and the discard.
+	v.adminPost("/admin/price-book/draft", "/admin/price-book/draft/discard", nil).want(t, http.StatusSeeOther)
+	if _, err := a.DB.FindPriceBookDraft(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		action, reason string
+		n              int
+	}{
+		{billing.AuditPriceBookDraftSaved, "started a draft", 1},
+		{billing.AuditPriceBookDraftImported, "a price book file", 1},
+		{billing.AuditPriceBookDraftImported, "provider costs: gpt-4o, gpt-4o-mini", 1},
+		{billing.AuditPriceBookDraftDiscarded, "", 1},
+	} {
+		n := 0
+		for _, r := range a.audit(t, billing.AuditFilter{Action: want.action}) {
+			if r.Reason == want.reason && r.Actor == billing.AdminActor(a.Admin.ID) {
+				n++
+			}
+		}
+		if n != want.n {
+			t.Errorf("%d audit records %s %q by the admin, want %d", n, want.action, want.reason, want.n)
+		}
+	}
 }
 
 // The API (and `tally pricebook publish --file`) schedules a version with
