@@ -146,8 +146,10 @@ func (t *Tx) direct() error {
 		return t.breakOn(err)
 	}
 	// Nothing is pending now, and the operation may append entries itself:
-	// the next deferred id is read from the table again.
+	// the next deferred id is read from the table again (on PostgreSQL,
+	// taken from a new block, after the sequence values this one uses).
 	t.nextID = 0
+	t.w.idBlock = t.w.idBlock[:0]
 	return nil
 }
 
@@ -193,7 +195,13 @@ func (t *Tx) allocEntryID() (int64, error) {
 
 // pgIDBlock is how many entry ids the PostgreSQL writer takes from the
 // sequence at once.
-const pgIDBlock = 512
+//
+// A block is good for one stretch of deferred entries only: it is dropped
+// when the batch ends and when an operation writes directly (direct),
+// whose entries take later values of the sequence. So an instance's entry
+// ids follow its commit order, as on SQLite (the ledger's running balance
+// is read in id order); an unused id is a gap.
+const pgIDBlock = 128
 
 func (w *writer) pgEntryID() (int64, error) {
 	if len(w.idBlock) == 0 {
