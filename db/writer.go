@@ -93,8 +93,12 @@ func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
 
 func (t *Tx) queryRow(query string, args ...any) *sql.Row {
 	if err := t.direct(); err != nil {
-		// The batch ends anyway (t.broken); a cancelled query makes Scan fail.
-		return t.w.conn.QueryRowContext(cancelled, query, args...)
+		// The batch ends anyway (t.broken); a cancelled query makes Scan
+		// fail. It goes to the reader pool, which refuses a done context
+		// before taking a connection: on the writer's own connection pgx
+		// answers it with driver.ErrBadConn, and database/sql then closes
+		// that connection under the rest of the batch.
+		return t.w.d.read.QueryRowContext(cancelled, query, args...)
 	}
 	s, err := t.stmt(query)
 	if err != nil {
@@ -306,12 +310,10 @@ func (w *writer) commit(batch []*op) {
 	}
 	pb := w.pb
 	pg := w.d.dialect == Postgres
-	// PostgreSQL batches run careful (every operation in its savepoint,
-	// writing its own rows): the deferred rows measured faster there, but a
-	// deferred row refused by a taken idempotency key left the writer's
-	// connection closed before the careful rerun, which needs finding
-	// before they are turned on. The prefetch (prefetch.go) serves both.
-	t, err := w.runBatch(batch, errs, w.careful == 0 && !pg)
+	// Both stores defer rows (pending.go); a batch whose deferred row is
+	// refused runs again careful. On PostgreSQL the prefetch (prefetch.go)
+	// has locked and read the named wallets first.
+	t, err := w.runBatch(batch, errs, w.careful == 0)
 	if w.careful > 0 {
 		w.careful--
 	}

@@ -109,6 +109,11 @@ func (s *Server) renderPolicies(c echo.Context, status int, flash *views.Flash, 
 	}
 	d := views.AdminPoliciesPage{Current: cur, Currency: strings.ToUpper(currency), Now: s.store.Now(), Values: values, Errors: errs,
 		Names: map[string]string{}}
+	if s.prices != nil {
+		if pb, err := s.prices.CurrentPriceBook(ctx); err == nil && pb != nil && pb.CustomTopUp != nil && pb.CustomTopUp.Max > 0 {
+			d.PriceBookRange, d.PriceBookVersion = pb.CustomTopUp, pb.Version
+		}
+	}
 	money := func(a int64) string { return sh.Fmt.Money(billing.Money{Amount: a, Currency: currency}) }
 	for i, v := range versions {
 		h := views.AdminPolicyVersion{PolicyVersion: v}

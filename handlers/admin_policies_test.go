@@ -140,6 +140,25 @@ func TestAdminPolicies(t *testing.T) {
 	if v, _ := doc(t, r).Find(`input[name="expires"]`).Attr("value"); v != want {
 		t.Fatalf("the confirmation's expiry = %q, want %q", v, want)
 	}
+
+	// A price book with a custom top-up range of its own wins over the
+	// policy's bounds: the page says so beside them, with the range.
+	if got := testID(t, v.get("/admin/policies"), "policy-custom-overridden"); got != "" {
+		t.Fatalf("the price book sets no range, yet the page says %q", got)
+	}
+	pb, err := a.DB.CurrentPriceBook(ctx)
+	if err != nil || pb == nil {
+		t.Fatal(pb, err)
+	}
+	next := *pb
+	next.CustomTopUp = &billing.CustomTopUp{Min: 5_00, Max: 250_00}
+	if _, _, err := a.DB.PublishPriceBook(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(strings.Fields(testID(t, v.get("/admin/policies"), "policy-custom-overridden")), " ")
+	if want := fmt.Sprintf("(version %d) sets its own custom top-up range, $5.00 to $250.00", pb.Version+1); !strings.Contains(got, want) {
+		t.Fatalf("the note = %q, want it to contain %q", got, want)
+	}
 }
 
 func TestAdminAPIKeyEdit(t *testing.T) {

@@ -13,6 +13,11 @@ import (
 type AdminPoliciesPage struct {
 	Current  billing.PolicyVersion
 	Currency string // the price book's (custom top-up bounds are in it)
+	// PriceBookRange is the custom top-up range the price book in effect
+	// sets, if it sets one: it wins over the policy's bounds, and the page
+	// says so beside them. PriceBookVersion is that price book's version.
+	PriceBookRange   *billing.CustomTopUp
+	PriceBookVersion int64
 	Now      time.Time
 	// Values are the form's fields as typed (or the policy in force);
 	// Errors are beside their fields.

@@ -1342,7 +1342,7 @@ func AdminDraftEditor(s AdminShell, f PBForm) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if !f.ReadOnly {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 143, "<div class=\"sticky bottom-0 z-10 -mx-4 flex flex-wrap items-center justify-end gap-3 border-t border-gray-200 bg-white/95 px-4 py-3 sm:mx-0 sm:rounded-lg sm:border\"><p class=\"mr-auto text-xs text-gray-600\">Saving checks the draft as publishing would.</p><button type=\"submit\" name=\"op\" value=\"save\" class=\"btn-primary\" data-testid=\"pb-save\">Save draft</button></div>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 143, "<div class=\"sticky-actions sticky bottom-0 z-10 -mx-4 flex flex-wrap items-center justify-end gap-3 border-t border-gray-200 bg-white/95 px-4 py-3 sm:mx-0 sm:rounded-lg sm:border\"><p class=\"mr-auto text-xs text-gray-600\">Saving checks the draft as publishing would.</p><button type=\"submit\" name=\"op\" value=\"save\" class=\"btn-primary\" data-testid=\"pb-save\">Save draft</button></div>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

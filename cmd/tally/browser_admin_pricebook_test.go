@@ -129,6 +129,25 @@ func TestBrowserAdminPriceBook(t *testing.T) {
 	view("pricebook-editor-dimensions", `[data-testid="pb-dimension"]`)
 	view("pricebook-editor-packs", `[data-testid="pb-pack"]`)
 
+	// Tab down the editor on a phone, as a keyboard user would: no focused
+	// control may sit under the Save bar stuck to the bottom (WCAG 2.4.11,
+	// focus not obscured). Without the page's scroll padding the browser
+	// stops each field just inside the viewport's bottom edge, under the bar.
+	b.do("resize", chromedp.EmulateViewport(390, 700))
+	eval[bool](b, "focus the first field", `(() => { window.scrollTo(0, 0); const el = document.querySelector('form[data-testid="pb-editor"] input:not([type=hidden])'); el.focus(); return true; })()`)
+	for i := 0; i < 45; i++ {
+		b.do("tab", chromedp.KeyEvent("\t"))
+		if got := eval[string](b, "the focused field is in sight", `(() => {
+			const bar = document.querySelector('.sticky-actions'), el = document.activeElement;
+			if (!bar || !el || el === document.body || bar.contains(el)) return "";
+			const r = el.getBoundingClientRect(), br = bar.getBoundingClientRect();
+			return r.bottom > br.top + 1 && r.top < br.bottom - 1 ? (el.name || el.tagName) + ": " + Math.round(r.top) + "-" + Math.round(r.bottom) + " under the bar at " + Math.round(br.top) : "";
+		})()`); got != "" {
+			t.Errorf("tab %d: %s", i+1, got)
+		}
+	}
+	b.do("resize", chromedp.EmulateViewport(1280, 900))
+
 	// chat.request costs 1 credit; a typo first, refused beside the field.
 	credits := `input[name="features[0].credits"]`
 	b.do("type a wrong price", chromedp.SetValue(chromedp.CSS(credits), "1,5,0"), chromedp.Click(chromedp.CSS(`[data-testid="pb-save"]`)))
