@@ -18,7 +18,7 @@ type AdminPoliciesPage struct {
 	// says so beside them. PriceBookVersion is that price book's version.
 	PriceBookRange   *billing.CustomTopUp
 	PriceBookVersion int64
-	Now      time.Time
+	Now              time.Time
 	// Values are the form's fields as typed (or the policy in force);
 	// Errors are beside their fields.
 	Values  map[string]string
