@@ -143,14 +143,12 @@ func (s *Server) adminAPIKeyUpdate(c echo.Context) error {
 	k, err := ks.UpdateAPIKey(s.audited(c, billing.AuditAPIKeyUpdated, "", "", "", ""), key.ID,
 		billing.APIKeyUpdate{Scope: vf.Scope, Limits: lim, RateLimit: rate, Origins: origins})
 	if billing.ErrorCode(err) == billing.CodeConflict {
-		adminFlash(c, "error", billing.ErrorMessage(err))
-		return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+		return adminFlashTo(c, "error", billing.ErrorMessage(err), "/admin/api-keys")
 	}
 	if err != nil {
 		return err
 	}
-	adminFlash(c, "success", k.Name+" saved: "+k.Scope+" scope"+keyCapsWords(k)+".")
-	return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+	return adminFlashTo(c, "success", k.Name+" saved: "+k.Scope+" scope"+keyCapsWords(k)+".", "/admin/api-keys")
 }
 
 // keyCapsWords is ", no caps" or ", caps 100 a day, 5 req/s".
@@ -206,8 +204,7 @@ func (s *Server) adminAPIKeyCreate(c echo.Context) error {
 		return s.renderAdminAPIKeys(c, http.StatusUnprocessableEntity, views.AdminAPIKeysPage{Form: vf})
 	}
 	if !firstKeyForm(vf.Nonce) {
-		adminFlash(c, "info", "This form was sent already: its key is in the list, and its secret was shown once.")
-		return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+		return adminFlashTo(c, "info", "This form was sent already: its key is in the list, and its secret was shown once.", "/admin/api-keys")
 	}
 	// The key, its origins and the audit record: one transaction.
 	k, secret, err := s.store.(adminKeyStore).CreateAPIKeyWithOrigins(s.audited(c, billing.AuditAPIKeyCreated, "", "", "", ""), vf.Name, vf.Scope, lim, rate, origins)
@@ -237,8 +234,7 @@ func (s *Server) adminAPIKeyOrigins(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	adminFlash(c, "success", "Allowed origins of "+key.Name+" saved ("+plural(len(set), "origin")+").")
-	return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+	return adminFlashTo(c, "success", "Allowed origins of "+key.Name+" saved ("+plural(len(set), "origin")+").", "/admin/api-keys")
 }
 
 func findKey(c echo.Context, ks adminKeyStore, id string) (billing.APIKey, error) {
@@ -262,8 +258,7 @@ func (s *Server) adminAPIKeyRevoke(c echo.Context) error {
 		return err
 	}
 	if key.RevokedAt != nil {
-		adminFlash(c, "info", key.Name+" was revoked already.")
-		return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+		return adminFlashTo(c, "info", key.Name+" was revoked already.", "/admin/api-keys")
 	}
 	if c.FormValue("confirm") != "1" {
 		return render(c, http.StatusOK, views.AdminConfirmActionView(s.adminShell(c, "Revoke the key", "api-keys"), views.AdminConfirmAction{
@@ -273,6 +268,5 @@ func (s *Server) adminAPIKeyRevoke(c echo.Context) error {
 	if _, err := ks.RevokeAPIKey(s.audited(c, billing.AuditAPIKeyRevoked, "", "", "", ""), key.ID); err != nil {
 		return err
 	}
-	adminFlash(c, "success", key.Name+" is revoked.")
-	return c.Redirect(http.StatusSeeOther, "/admin/api-keys")
+	return adminFlashTo(c, "success", key.Name+" is revoked.", "/admin/api-keys")
 }

@@ -180,6 +180,13 @@ func adminFlash(c echo.Context, kind, message string) {
 	}
 }
 
+// adminFlashTo keeps a message for the admin's next page and sends the
+// admin there (303: the page after a form is fetched with GET).
+func adminFlashTo(c echo.Context, kind, message, path string) error {
+	adminFlash(c, kind, message)
+	return c.Redirect(http.StatusSeeOther, path)
+}
+
 // adminShell is the frame of an admin page: the signed-in admin, the
 // active section and any flash message (which it consumes).
 func (s *Server) adminShell(c echo.Context, title, nav string) views.AdminShell {
@@ -334,8 +341,7 @@ func (s *Server) adminSignOutEverywhere(c echo.Context) error {
 	if target.ID == currentAdmin(c).User.ID {
 		return c.Redirect(http.StatusSeeOther, "/admin/sign-in?signed_out=1")
 	}
-	adminFlash(c, "success", target.Email+" is signed out everywhere ("+plural(n, "session")+" ended).")
-	return c.Redirect(http.StatusSeeOther, "/admin/admins")
+	return adminFlashTo(c, "success", target.Email+" is signed out everywhere ("+plural(n, "session")+" ended).", "/admin/admins")
 }
 
 // adminPageError renders an error met in the console in the console's frame.

@@ -221,8 +221,7 @@ func (s *Server) adminGrant(c echo.Context) error {
 	if err != nil {
 		return s.actionError(c, f, "credits", err)
 	}
-	adminFlash(c, "success", "Granted "+s.publicShell(c, "").Fmt.Credits(g.Credits)+" credits to "+adminCustomerTitle(cu)+".")
-	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+	return adminFlashTo(c, "success", "Granted "+s.publicShell(c, "").Fmt.Credits(g.Credits)+" credits to "+adminCustomerTitle(cu)+".", "/admin/customers/"+cu.ID)
 }
 
 // POST /admin/customers/:id/deduct: takes credits away (an adjustment),
@@ -261,8 +260,7 @@ func (s *Server) adminDeduct(c echo.Context) error {
 	if err != nil {
 		return s.actionError(c, f, "credits", err)
 	}
-	adminFlash(c, "success", "Deducted "+s.publicShell(c, "").Fmt.Credits(*amount)+" credits from "+adminCustomerTitle(cu)+".")
-	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+	return adminFlashTo(c, "success", "Deducted "+s.publicShell(c, "").Fmt.Credits(*amount)+" credits from "+adminCustomerTitle(cu)+".", "/admin/customers/"+cu.ID)
 }
 
 // actionError puts a refused change's reason beside the field it concerns
@@ -328,8 +326,7 @@ func (s *Server) adminLimits(c echo.Context) error {
 	if _, err := s.ledger.SetLimits(s.audited(c, billing.AuditLimitsSet, cu.ID, reason, "", ""), cu.ID, lim); err != nil {
 		return s.actionError(c, f, "overdraft", err)
 	}
-	adminFlash(c, "success", "Limits saved for "+adminCustomerTitle(cu)+".")
-	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+	return adminFlashTo(c, "success", "Limits saved for "+adminCustomerTitle(cu)+".", "/admin/customers/"+cu.ID)
 }
 
 // POST /admin/customers/:id/flags/:flag/clear: a dispute looked at.
@@ -351,8 +348,7 @@ func (s *Server) adminClearFlag(c echo.Context) error {
 	if err := s.store.ClearCustomerFlag(ctx, cu.ID, flag, billing.AdminActor(currentAdmin(c).User.ID), reason); err != nil {
 		return err
 	}
-	adminFlash(c, "success", "Flag cleared.")
-	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+	return adminFlashTo(c, "success", "Flag cleared.", "/admin/customers/"+cu.ID)
 }
 
 // POST /admin/customers/:id/topups/:topup/refund refunds a purchase's
@@ -410,8 +406,7 @@ func (s *Server) adminRefund(c echo.Context) error {
 		}
 		return err
 	}
-	adminFlash(c, "success", "Refunded "+fm.Money(billing.Money{Amount: tu.RefundedAmount, Currency: tu.Price.Currency})+" to "+adminCustomerTitle(cu)+".")
-	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+	return adminFlashTo(c, "success", "Refunded "+fm.Money(billing.Money{Amount: tu.RefundedAmount, Currency: tu.Price.Currency})+" to "+adminCustomerTitle(cu)+".", "/admin/customers/"+cu.ID)
 }
 
 // POST /admin/customers/:id/freeze and /unfreeze: a frozen account's
@@ -435,8 +430,7 @@ func (s *Server) adminFreeze(c echo.Context) error {
 	if err := s.store.SetFrozen(ctx, cu.ID, freeze, billing.AdminActor(currentAdmin(c).User.ID), reason); err != nil {
 		if billing.ErrorCode(err) == billing.CodeConflict {
 			// A page from before someone else's freeze (or unfreeze).
-			adminFlash(c, "error", billing.ErrorMessage(err)+" Nothing was changed.")
-			return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+			return adminFlashTo(c, "error", billing.ErrorMessage(err)+" Nothing was changed.", "/admin/customers/"+cu.ID)
 		}
 		return err
 	}
@@ -499,6 +493,5 @@ func (s *Server) adminPortalLink(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	adminFlash(c, "success", "Sign-in link for "+adminCustomerTitle(cu)+" (works once, for five minutes): "+base+"/portal/session/"+token)
-	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+	return adminFlashTo(c, "success", "Sign-in link for "+adminCustomerTitle(cu)+" (works once, for five minutes): "+base+"/portal/session/"+token, "/admin/customers/"+cu.ID)
 }

@@ -65,16 +65,14 @@ func (s *Server) adminReleaseHold(c echo.Context) error {
 					Action:  page + "/holds/" + h.ID + "/release", Button: "Release hold", Cancel: page, Danger: true}))
 			}
 		}
-		adminFlash(c, "info", "That hold is no longer open: it was captured, released or has expired.")
-		return c.Redirect(http.StatusSeeOther, page)
+		return adminFlashTo(c, "info", "That hold is no longer open: it was captured, released or has expired.", page)
 	}
 	actor := billing.AdminActor(currentAdmin(c).User.ID)
 	h, err := hs.ReleaseCustomerHold(s.audited(c, billing.AuditHoldReleased, cu.ID, "Released in the admin console", "", ""), cu.ID, holdID, actor)
 	if err != nil {
 		switch billing.ErrorCode(err) {
 		case billing.CodeHoldNotFound, billing.CodeHoldNotActive:
-			adminFlash(c, "error", billing.ErrorMessage(err))
-			return c.Redirect(http.StatusSeeOther, page)
+			return adminFlashTo(c, "error", billing.ErrorMessage(err), page)
 		}
 		return err
 	}

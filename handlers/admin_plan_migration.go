@@ -62,14 +62,12 @@ func (s *Server) adminMigratePlan(c echo.Context) error {
 		im, err := ms.PlanMigrationImpact(ctx, key)
 		if err != nil {
 			if billing.ErrorCode(err) == billing.CodeValidation {
-				adminFlash(c, "error", billing.ErrorMessage(err))
-				return c.Redirect(http.StatusSeeOther, back)
+				return adminFlashTo(c, "error", billing.ErrorMessage(err), back)
 			}
 			return err
 		}
 		if im.Subscribers == 0 {
-			adminFlash(c, "error", "Every subscriber of "+im.To.Name+" is on version "+strconv.FormatInt(im.Version, 10)+" or moving to it: there is nobody to migrate.")
-			return c.Redirect(http.StatusSeeOther, back)
+			return adminFlashTo(c, "error", "Every subscriber of "+im.To.Name+" is on version "+strconv.FormatInt(im.Version, 10)+" or moving to it: there is nobody to migrate.", back)
 		}
 		return render(c, http.StatusOK, views.AdminMigrationConfirmPage(s.adminShell(c, "Confirm migration", "plans"),
 			views.AdminMigrationConfirm{Impact: im, Key: "mig_" + strings.TrimPrefix(newClickKey(), "click_")}))
@@ -82,8 +80,7 @@ func (s *Server) adminMigratePlan(c echo.Context) error {
 	res, err := ms.MigratePlan(ctx, key, version, reqKey, billing.AdminActor(currentAdmin(c).User.ID))
 	if err != nil {
 		if code := billing.ErrorCode(err); code == billing.CodeConflict || code == billing.CodeValidation {
-			adminFlash(c, "error", billing.ErrorMessage(err)+" Nothing was migrated.")
-			return c.Redirect(http.StatusSeeOther, back)
+			return adminFlashTo(c, "error", billing.ErrorMessage(err)+" Nothing was migrated.", back)
 		}
 		return err
 	}
@@ -98,11 +95,9 @@ func (s *Server) adminMigratePlan(c echo.Context) error {
 		msg = "This migration was made already: nobody more was migrated."
 	}
 	if failed > 0 {
-		adminFlash(c, "error", msg+" Stripe could not be told for "+fm.Int(int64(failed))+" of them: press the confirmation again to retry.")
-		return c.Redirect(http.StatusSeeOther, back)
+		return adminFlashTo(c, "error", msg+" Stripe could not be told for "+fm.Int(int64(failed))+" of them: press the confirmation again to retry.", back)
 	}
-	adminFlash(c, "success", msg)
-	return c.Redirect(http.StatusSeeOther, back)
+	return adminFlashTo(c, "success", msg, back)
 }
 
 // migrateAtProvider changes the price of the migrated Stripe subscribers

@@ -211,8 +211,7 @@ func (s *Server) adminFreePeriod(c echo.Context) error {
 	}
 	if sub == nil || !sub.Live {
 		// No panel to show the error beside (a page from before a cancel).
-		adminFlash(c, "error", adminCustomerTitle(cu)+" has no live subscription: there is no period to give. Nothing was granted.")
-		return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+		return adminFlashTo(c, "error", adminCustomerTitle(cu)+" has no live subscription: there is no period to give. Nothing was granted.", "/admin/customers/"+cu.ID)
 	}
 	if sub.Sub.Provider != db.ProviderSandbox {
 		f.Fail("reason", "Stripe bills this subscription: waive its next invoice in Stripe instead, so the customer is not charged for the period.")
@@ -235,19 +234,16 @@ func (s *Server) adminFreePeriod(c echo.Context) error {
 	res, err := ps.GrantFreePeriodFrom(s.audited(c, billing.AuditFreePeriod, cu.ID, reason, "", ""), cu.ID, start, billing.AdminActor(currentAdmin(c).User.ID))
 	if err != nil {
 		if billing.ErrorCode(err) == billing.CodeConflict {
-			adminFlash(c, "error", billing.ErrorMessage(err))
-			return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+			return adminFlashTo(c, "error", billing.ErrorMessage(err), "/admin/customers/"+cu.ID)
 		}
 		return err
 	}
 	if res.Replayed {
-		adminFlash(c, "success", "This free period was granted already: nothing more was granted.")
-		return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+		return adminFlashTo(c, "success", "This free period was granted already: nothing more was granted.", "/admin/customers/"+cu.ID)
 	}
 	fm := s.publicShell(c, "").Fmt
-	adminFlash(c, "success", "Gave "+adminCustomerTitle(cu)+" a free "+sub.FreePlan.Interval+" of "+sub.FreePlan.Name+": "+fm.Credits(sub.FreePlan.Credits)+
-		" credits added; the next charge is on "+fm.Date(res.Subscription.CurrentPeriodEnd)+".")
-	return c.Redirect(http.StatusSeeOther, "/admin/customers/"+cu.ID)
+	return adminFlashTo(c, "success", "Gave "+adminCustomerTitle(cu)+" a free "+sub.FreePlan.Interval+" of "+sub.FreePlan.Name+": "+fm.Credits(sub.FreePlan.Credits)+
+		" credits added; the next charge is on "+fm.Date(res.Subscription.CurrentPeriodEnd)+".", "/admin/customers/"+cu.ID)
 }
 
 // registerAdminPlans mounts the plan pages (support may read) and the free

@@ -209,8 +209,7 @@ func (s *Server) adminPolicySave(c echo.Context) error {
 	fm := s.publicShell(c, "").Fmt
 	changes := billing.DiffPolicy(cur.Policy, p, func(a int64) string { return fm.Money(billing.Money{Amount: a, Currency: currency}) })
 	if len(changes) == 0 && cur.Version == based {
-		adminFlash(c, "info", "Nothing changed: the policy is as it was.")
-		return c.Redirect(http.StatusSeeOther, "/admin/policies")
+		return adminFlashTo(c, "info", "Nothing changed: the policy is as it was.", "/admin/policies")
 	}
 	money := false
 	for _, ch := range changes {
@@ -227,6 +226,5 @@ func (s *Server) adminPolicySave(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	adminFlash(c, "success", "Policy saved as version "+strconv.FormatInt(v.Version, 10)+". It applies to new credits, holds and top-ups from now on.")
-	return c.Redirect(http.StatusSeeOther, "/admin/policies")
+	return adminFlashTo(c, "success", "Policy saved as version "+strconv.FormatInt(v.Version, 10)+". It applies to new credits, holds and top-ups from now on.", "/admin/policies")
 }

@@ -142,8 +142,7 @@ func (s *Server) adminDraftPage(c echo.Context) error {
 		return err
 	}
 	if dr == nil {
-		adminFlash(c, "info", "There is no draft: start one from the version in effect.")
-		return c.Redirect(http.StatusSeeOther, "/admin/price-book")
+		return adminFlashTo(c, "info", "There is no draft: start one from the version in effect.", "/admin/price-book")
 	}
 	f := s.formOfBook(c, dr.Book)
 	f.Rev, f.Base, f.Saved = dr.Rev, dr.BaseVersion, true
@@ -416,8 +415,7 @@ func (s *Server) adminDraftSave(c echo.Context) error {
 		}
 		return err
 	}
-	adminFlash(c, "success", fmt.Sprintf("Draft saved: %s, %s, %s.", plural(len(dr.Book.Features), "feature"), plural(len(dr.Book.Packs), "credit pack"), plural(len(dr.Book.Plans), "plan")))
-	return c.Redirect(http.StatusSeeOther, "/admin/price-book/draft")
+	return adminFlashTo(c, "success", fmt.Sprintf("Draft saved: %s, %s, %s.", plural(len(dr.Book.Features), "feature"), plural(len(dr.Book.Packs), "credit pack"), plural(len(dr.Book.Plans), "plan")), "/admin/price-book/draft")
 }
 
 // editRows applies a row operation of the editor ("add-feature",
@@ -491,8 +489,7 @@ func (s *Server) adminDraftStart(c echo.Context) error {
 	}
 	if _, err := ps.SavePriceBookDraft(s.audited(c, billing.AuditPriceBookDraftSaved, "", "started a draft", "", ""), book, base, 0, billing.AdminActor(currentAdmin(c).User.ID)); err != nil {
 		if billing.ErrorCode(err) == billing.CodeConflict {
-			adminFlash(c, "error", "A draft exists already: here it is. Discard it first to start again.")
-			return c.Redirect(http.StatusSeeOther, "/admin/price-book/draft")
+			return adminFlashTo(c, "error", "A draft exists already: here it is. Discard it first to start again.", "/admin/price-book/draft")
 		}
 		return err
 	}
@@ -520,8 +517,7 @@ func (s *Server) adminDraftDiscard(c echo.Context) error {
 	if err := ps.DiscardPriceBookDraft(s.audited(c, billing.AuditPriceBookDraftDiscarded, "", "", "", "")); err != nil {
 		return err
 	}
-	adminFlash(c, "success", "Draft discarded. The price book in effect is unchanged.")
-	return c.Redirect(http.StatusSeeOther, "/admin/price-book")
+	return adminFlashTo(c, "success", "Draft discarded. The price book in effect is unchanged.", "/admin/price-book")
 }
 
 // impactOf prices the last 30 days of usage with the version in effect
@@ -572,8 +568,7 @@ func (s *Server) adminDraftImpact(c echo.Context) error {
 		return err
 	}
 	if dr == nil {
-		adminFlash(c, "info", "There is no draft to preview.")
-		return c.Redirect(http.StatusSeeOther, "/admin/price-book")
+		return adminFlashTo(c, "info", "There is no draft to preview.", "/admin/price-book")
 	}
 	d, err := s.impactOf(ctx, ps, dr.Book)
 	if err != nil {
@@ -637,13 +632,11 @@ func (s *Server) adminDraftPublish(c echo.Context) error {
 		return err
 	}
 	if dr == nil {
-		adminFlash(c, "info", "There is no draft to publish (it may have been published already).")
-		return c.Redirect(http.StatusSeeOther, "/admin/price-book")
+		return adminFlashTo(c, "info", "There is no draft to publish (it may have been published already).", "/admin/price-book")
 	}
 	rev, _ := strconv.ParseInt(c.FormValue("rev"), 10, 64)
 	if rev != dr.Rev {
-		adminFlash(c, "error", "The draft changed since you opened it: review it again before publishing. Nothing was published.")
-		return c.Redirect(http.StatusSeeOther, "/admin/price-book/draft")
+		return adminFlashTo(c, "error", "The draft changed since you opened it: review it again before publishing. Nothing was published.", "/admin/price-book/draft")
 	}
 	cf := &views.AdminPublishConfirm{Action: "/admin/price-book/draft/publish", Verb: "Publish", Rev: dr.Rev, When: "now"}
 	page := func(status int) error {
@@ -669,8 +662,7 @@ func (s *Server) adminDraftPublish(c echo.Context) error {
 		Audit: action, Reason: cf.Reason, DraftRev: dr.Rev})
 	if err != nil {
 		if billing.ErrorCode(err) == billing.CodeConflict {
-			adminFlash(c, "error", billing.ErrorMessage(err))
-			return c.Redirect(http.StatusSeeOther, "/admin/price-book")
+			return adminFlashTo(c, "error", billing.ErrorMessage(err), "/admin/price-book")
 		}
 		return err
 	}
@@ -734,8 +726,7 @@ func (s *Server) adminVersionRollback(c echo.Context) error {
 		return err
 	}
 	if !changed {
-		adminFlash(c, "info", fmt.Sprintf("Version %d's prices are in effect already (as version %d): nothing was published.", v, out.Version))
-		return c.Redirect(http.StatusSeeOther, "/admin/price-book")
+		return adminFlashTo(c, "info", fmt.Sprintf("Version %d's prices are in effect already (as version %d): nothing was published.", v, out.Version), "/admin/price-book")
 	}
 	return s.publishedFlash(c, out, changed)
 }
@@ -867,9 +858,8 @@ func (s *Server) adminDraftImport(c echo.Context) error {
 		}
 		return err
 	}
-	adminFlash(c, "success", fmt.Sprintf("Imported %s into the draft: %s, %s, %s.", fh(c), plural(len(pb.Features), "feature"),
-		plural(len(pb.Packs), "credit pack"), plural(len(pb.Plans), "plan")))
-	return c.Redirect(http.StatusSeeOther, "/admin/price-book/draft")
+	return adminFlashTo(c, "success", fmt.Sprintf("Imported %s into the draft: %s, %s, %s.", fh(c), plural(len(pb.Features), "feature"),
+		plural(len(pb.Packs), "credit pack"), plural(len(pb.Plans), "plan")), "/admin/price-book/draft")
 }
 
 func fh(c echo.Context) string {
@@ -893,8 +883,7 @@ func (s *Server) adminDraftImportCosts(c echo.Context) error {
 		return err
 	}
 	if dr == nil {
-		adminFlash(c, "info", "Start a draft first: provider costs are imported into it.")
-		return c.Redirect(http.StatusSeeOther, "/admin/price-book")
+		return adminFlashTo(c, "info", "Start a draft first: provider costs are imported into it.", "/admin/price-book")
 	}
 	vals := map[string]string{"models": strings.TrimSpace(c.FormValue("models")), "margin": strings.TrimSpace(c.FormValue("margin")), "pack": c.FormValue("pack")}
 	errs := map[string]string{}
@@ -941,9 +930,8 @@ func (s *Server) adminDraftImportCosts(c echo.Context) error {
 		}
 		return err
 	}
-	adminFlash(c, "success", fmt.Sprintf("Priced %s from provider costs at a %s margin at %s's credit price. Review and save, then preview the impact.",
-		plural(len(models), "model"), billing.MarginText(bps), pack.Name))
-	return c.Redirect(http.StatusSeeOther, "/admin/price-book/draft")
+	return adminFlashTo(c, "success", fmt.Sprintf("Priced %s from provider costs at a %s margin at %s's credit price. Review and save, then preview the impact.",
+		plural(len(models), "model"), billing.MarginText(bps), pack.Name), "/admin/price-book/draft")
 }
 
 // matchModels are the file's models the filter names: comma-separated

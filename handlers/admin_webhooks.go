@@ -159,8 +159,7 @@ func (s *Server) adminWebhookCreate(c echo.Context) error {
 		return err
 	}
 	if replayed {
-		adminFlash(c, "info", "This endpoint was created already: its secret was shown once. Rotate it for a new one.")
-		return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+ep.ID)
+		return adminFlashTo(c, "info", "This endpoint was created already: its secret was shown once. Rotate it for a new one.", "/admin/webhooks/"+ep.ID)
 	}
 	return render(c, http.StatusOK, views.AdminSecretView(s.adminShell(c, "Endpoint created", "webhooks"), views.AdminSecret{
 		Heading: "Endpoint created", Intro: "Deliveries to " + ep.URL + " are signed with this secret. Give it to the receiver to verify the webhook-signature header.",
@@ -210,8 +209,7 @@ func (s *Server) adminWebhookUpdate(c echo.Context) error {
 	if ep.Enabled && s.cfg.Webhooks.Wake != nil {
 		s.cfg.Webhooks.Wake()
 	}
-	adminFlash(c, "success", "Endpoint saved.")
-	return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+ep.ID)
+	return adminFlashTo(c, "success", "Endpoint saved.", "/admin/webhooks/"+ep.ID)
 }
 
 // POST /admin/webhooks/:id/rotate: after a confirmation, a new secret,
@@ -253,8 +251,7 @@ func (s *Server) adminWebhookDelete(c echo.Context) error {
 	if err := ws.DeleteWebhookEndpoint(s.audited(c, billing.AuditWebhookDeleted, "", "", "", ""), ep.ID); err != nil {
 		return err
 	}
-	adminFlash(c, "success", "Endpoint "+ep.URL+" deleted.")
-	return c.Redirect(http.StatusSeeOther, "/admin/webhooks")
+	return adminFlashTo(c, "success", "Endpoint "+ep.URL+" deleted.", "/admin/webhooks")
 }
 
 // POST /admin/webhooks/:id/test queues a webhook.test event.
@@ -266,8 +263,7 @@ func (s *Server) adminWebhookTest(c echo.Context) error {
 	if s.cfg.Webhooks.Wake != nil {
 		s.cfg.Webhooks.Wake()
 	}
-	adminFlash(c, "success", "Test event queued ("+d.PublicID+"): its attempts appear below.")
-	return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+d.EndpointID)
+	return adminFlashTo(c, "success", "Test event queued ("+d.PublicID+"): its attempts appear below.", "/admin/webhooks/"+d.EndpointID)
 }
 
 // POST /admin/webhooks/:id/deliveries/:delivery/resend sends a delivery's
@@ -285,14 +281,12 @@ func (s *Server) adminWebhookResend(c echo.Context) error {
 	if err != nil {
 		switch billing.ErrorCode(err) {
 		case billing.CodeValidation, billing.CodeNotFound:
-			adminFlash(c, "error", "This delivery can't be sent again: "+billing.ErrorMessage(err))
-			return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+ep.ID)
+			return adminFlashTo(c, "error", "This delivery can't be sent again: "+billing.ErrorMessage(err), "/admin/webhooks/"+ep.ID)
 		}
 		return err
 	}
 	if s.cfg.Webhooks.Wake != nil {
 		s.cfg.Webhooks.Wake()
 	}
-	adminFlash(c, "success", "Delivery "+d.PublicID+" ("+d.EventType+") queued again.")
-	return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+ep.ID)
+	return adminFlashTo(c, "success", "Delivery "+d.PublicID+" ("+d.EventType+") queued again.", "/admin/webhooks/"+ep.ID)
 }

@@ -295,6 +295,79 @@ func checkOutbox(t *testing.T, path string, c *outboxConsumer, threshold billing
 type ack struct {
 	path, body string
 	id         string // debit id, or hold id for holds
+	via        int    // the index of the client (the instance) that acknowledged it
+}
+
+// crashLoad is the crash tests' load: workers write until halted, mostly
+// debits, a hold every fifth request (captured half the time) and a grant
+// every tenth (which keeps balances around the low-balance line, crossing
+// it both ways). Each request is retried under its key up to 3 times, as
+// clients do; worker w goes through clients[w % len(clients)]. Every write
+// answered 201 is kept in acks.
+type crashLoad struct {
+	mu   sync.Mutex
+	acks map[string]ack
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startCrashLoad(seed uint64, workers int, clients []*apiClient) *crashLoad {
+	l := &crashLoad{acks: map[string]ack{}, stop: make(chan struct{})}
+	for w := 0; w < workers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			r := rand.New(rand.NewPCG(seed, uint64(w)))
+			via := w % len(clients)
+			c := clients[via]
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				cust := "c" + strconv.Itoa(r.IntN(8))
+				key := fmt.Sprintf("w%d-%d", w, i)
+				path, body := "/api/v1/usage", fmt.Sprintf(`{"customer":%q,"feature":"chat.request","quantity":%d}`, cust, 1+r.IntN(3))
+				if i%5 == 4 {
+					path, body = "/api/v1/holds", fmt.Sprintf(`{"customer":%q,"credits":5,"ttl_seconds":30}`, cust)
+				}
+				if i%10 == 7 {
+					path, body = "/api/v1/grants", fmt.Sprintf(`{"customer":%q,"credits":20,"source":"promo"}`, cust)
+				}
+				for try := 0; try < 3; try++ {
+					status, _, m, err := c.post(path, key, body)
+					if err != nil {
+						continue // the server may be dead; the outcome is unknown
+					}
+					if status == 201 {
+						id, _ := m["id"].(string)
+						l.mu.Lock()
+						l.acks[key] = ack{path: path, body: body, id: id, via: via}
+						l.mu.Unlock()
+						if path == "/api/v1/holds" && r.IntN(2) == 0 {
+							c.post("/api/v1/holds/"+id+"/capture", "cap-"+key, `{"feature":"chat.request","quantity":2}`)
+						}
+					}
+					break
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// acknowledged is how many writes were acknowledged so far.
+func (l *crashLoad) acknowledged() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acks)
+}
+
+// halt stops the workers and waits for them; acks is final after it.
+func (l *crashLoad) halt() {
+	close(l.stop)
+	l.wg.Wait()
 }
 
 type apiClient struct {
@@ -384,56 +457,11 @@ func crashRound(t *testing.T, bin string, killAfter time.Duration, seed uint64) 
 		}
 	}()
 
-	var mu sync.Mutex
-	acks := map[string]ack{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(seed, uint64(w)))
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				cust := "c" + strconv.Itoa(r.IntN(8))
-				key := fmt.Sprintf("w%d-%d", w, i)
-				path, body := "/api/v1/usage", fmt.Sprintf(`{"customer":%q,"feature":"chat.request","quantity":%d}`, cust, 1+r.IntN(3))
-				if i%5 == 4 {
-					path, body = "/api/v1/holds", fmt.Sprintf(`{"customer":%q,"credits":5,"ttl_seconds":30}`, cust)
-				}
-				if i%10 == 7 {
-					// Grants now and then keep the balance around the
-					// low-balance line, crossing it both ways.
-					path, body = "/api/v1/grants", fmt.Sprintf(`{"customer":%q,"credits":20,"source":"promo"}`, cust)
-				}
-				// Each request is retried (same key) up to 3 times, as clients do.
-				for try := 0; try < 3; try++ {
-					status, _, m, err := c.post(path, key, body)
-					if err != nil {
-						continue // the server may be dead; the outcome is unknown
-					}
-					if status == 201 {
-						id, _ := m["id"].(string)
-						mu.Lock()
-						acks[key] = ack{path: path, body: body, id: id}
-						mu.Unlock()
-						if path == "/api/v1/holds" && r.IntN(2) == 0 {
-							c.post("/api/v1/holds/"+id+"/capture", "cap-"+key, `{"feature":"chat.request","quantity":2}`)
-						}
-					}
-					break
-				}
-			}
-		}()
-	}
+	load := startCrashLoad(seed, 16, []*apiClient{c})
 	time.Sleep(killAfter)
 	p.kill9()
-	close(stop)
-	wg.Wait()
+	load.halt()
+	acks := load.acks
 	close(consumerStop)
 	<-consumerDone
 

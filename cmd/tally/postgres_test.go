@@ -464,67 +464,17 @@ func pgCrashRound(t *testing.T, bin, dsn string, killAfter time.Duration, seed u
 		{http: &http.Client{Timeout: 5 * time.Second}, base: procs[0].base, secret: secret},
 		{http: &http.Client{Timeout: 5 * time.Second}, base: procs[1].base, secret: secret},
 	}
-	type pgAck struct {
-		ack
-		via int
-	}
-	var mu sync.Mutex
-	acks := map[string]pgAck{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(seed, uint64(w)))
-			via := w % 2
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				cust := "c" + strconv.Itoa(r.IntN(8))
-				key := fmt.Sprintf("w%d-%d", w, i)
-				path, body := "/api/v1/usage", fmt.Sprintf(`{"customer":%q,"feature":"chat.request","quantity":%d}`, cust, 1+r.IntN(3))
-				if i%5 == 4 {
-					path, body = "/api/v1/holds", fmt.Sprintf(`{"customer":%q,"credits":5,"ttl_seconds":30}`, cust)
-				}
-				if i%10 == 7 {
-					path, body = "/api/v1/grants", fmt.Sprintf(`{"customer":%q,"credits":20,"source":"promo"}`, cust)
-				}
-				for try := 0; try < 3; try++ {
-					status, _, m, err := clients[via].post(path, key, body)
-					if err != nil {
-						continue
-					}
-					if status == 201 {
-						id, _ := m["id"].(string)
-						mu.Lock()
-						acks[key] = pgAck{ack{path: path, body: body, id: id}, via}
-						mu.Unlock()
-					}
-					break
-				}
-			}
-		}()
-	}
+	load := startCrashLoad(seed, 16, clients)
 	// The kill comes killAfter after the load is under way (20 writes
 	// acknowledged), so every round kills a busy pair.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		mu.Lock()
-		n := len(acks)
-		mu.Unlock()
-		if n >= 20 {
-			break
-		}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && load.acknowledged() < 20; time.Sleep(10 * time.Millisecond) {
 	}
 	time.Sleep(killAfter)
 	procs[0].kill9() // one instance dies; the other keeps serving its clients
 	time.Sleep(killAfter / 2)
 	procs[1].kill9()
-	close(stop)
-	wg.Wait()
+	load.halt()
+	acks := load.acks
 
 	procs = []*proc{startTally(t, bin, dsn, addrs[0]), startTally(t, bin, dsn, addrs[1])}
 	t.Logf("%d acknowledged writes before both were killed", len(acks))
