@@ -177,7 +177,7 @@ func (t *Tx) breakOn(err error) error {
 // given to a row that was dropped is a gap, nothing more).
 func (t *Tx) allocEntryID() (int64, error) {
 	if t.w.d.dialect == Postgres {
-		return t.w.pgEntryID()
+		return t.pgEntryID()
 	}
 	if t.nextID == 0 {
 		s, err := t.stmt(`SELECT COALESCE(MAX(id), 0) + 1 FROM entries`)
@@ -193,19 +193,37 @@ func (t *Tx) allocEntryID() (int64, error) {
 	return id, nil
 }
 
-// pgIDBlock is how many entry ids the PostgreSQL writer takes from the
-// sequence at once.
+// pgIDBlock bounds how many entry ids the PostgreSQL writer takes from
+// the sequence at once: as many as the batch has operations left (a debit
+// writes one entry) or as it has taken so far, at least pgIDBlockMin.
 //
 // A block is good for one stretch of deferred entries only: it is dropped
 // when the batch ends and when an operation writes directly (direct),
 // whose entries take later values of the sequence. So an instance's entry
 // ids follow its commit order, as on SQLite (the ledger's running balance
 // is read in id order); an unused id is a gap.
-const pgIDBlock = 128
+const (
+	pgIDBlock    = 1024
+	pgIDBlockMin = 8
+)
 
-func (w *writer) pgEntryID() (int64, error) {
+func (t *Tx) pgEntryID() (int64, error) {
+	w := t.w
 	if len(w.idBlock) == 0 {
-		rows, err := w.conn.QueryContext(w.ctx, `SELECT nextval(pg_get_serial_sequence('entries', 'id')) FROM generate_series(1, ?)`, pgIDBlock)
+		if w.entrySeq == "" {
+			// The sequence is named once, so the block's query names it as a
+			// literal: pg_get_serial_sequence in the query ran once per id,
+			// six times the cost of the nextval itself.
+			var name string
+			if err := w.conn.QueryRowContext(w.ctx, `SELECT pg_get_serial_sequence('entries', 'id')`).Scan(&name); err != nil {
+				return 0, err
+			}
+			w.entrySeq = `SELECT nextval('` + strings.ReplaceAll(name, `'`, `''`) + `') FROM generate_series(1, ?)`
+		}
+		// A batch request's one operation writes many entries: a batch
+		// that used up its block takes twice as many next time.
+		n := min(max(t.opsLeft, t.idsTaken, pgIDBlockMin), pgIDBlock)
+		rows, err := w.conn.QueryContext(w.ctx, w.entrySeq, n)
 		if err != nil {
 			return 0, err
 		}
@@ -226,6 +244,7 @@ func (w *writer) pgEntryID() (int64, error) {
 	}
 	id := w.idBlock[0]
 	w.idBlock = w.idBlock[1:]
+	t.idsTaken++
 	return id, nil
 }
 

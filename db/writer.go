@@ -30,6 +30,8 @@ type Tx struct {
 	fast      bool        // debits leave their rows pending; false in careful mode
 	single    bool        // the operation is alone in its batch: no savepoint needed
 	inOp      bool        // an operation is running
+	opsLeft   int         // operations of the batch not yet run, this one included
+	idsTaken  int         // PostgreSQL: entry ids the batch took from blocks (pgEntryID)
 	opSQL     bool        // the running operation has used SQL itself
 	savepoint bool        // the running operation's SAVEPOINT is open
 	pend      pendingRows // rows of the batch's finished operations
@@ -175,6 +177,7 @@ type writer struct {
 
 	nextID      int64              // the next entry id as of the last commit (0: read it)
 	idBlock     []int64            // PostgreSQL: entry ids taken from the sequence, not yet used
+	entrySeq    string             // PostgreSQL: the query that takes a block of them (pgEntryID)
 	pb          *billing.PriceBook // the writer's copy of the current price book (nil: read it)
 	cache       map[string]*wallet // wallets as of the last commit
 	holdOwner   map[string]string  // open hold id -> customer id, for the wallets in cache (a hint: a miss reads SQL)
@@ -490,6 +493,7 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 			t.Now = o.now
 		}
 		nAfter := len(t.after)
+		t.opsLeft = len(batch) - i
 		t.beginOp()
 		err := safeRun(o.fn, t)
 		if t.broken != nil {
