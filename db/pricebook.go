@@ -280,6 +280,25 @@ func (t *Tx) priceBook() (*billing.PriceBook, error) {
 		return w.pb, nil
 	}
 	now := micros(t.Now)
+	if dec := w.pbDecoded; dec != nil {
+		// One small query says which version is in effect and when the next
+		// takes over; the body is read and decoded only for a new version.
+		var v, next sql.NullInt64
+		if err := t.queryRow(`SELECT (SELECT version FROM price_books WHERE COALESCE(effective_at, published_at) <= ?
+			ORDER BY COALESCE(effective_at, published_at) DESC, version DESC LIMIT 1),
+			(SELECT MIN(COALESCE(effective_at, published_at)) FROM price_books WHERE COALESCE(effective_at, published_at) > ?)`,
+			now, now).Scan(&v, &next); err != nil {
+			return nil, err
+		}
+		if v.Valid && v.Int64 == dec.Version && dec.EffectiveAt != nil {
+			c.from, c.next = *dec.EffectiveAt, time.Time{}
+			if next.Valid {
+				c.next = fromMicros(next.Int64)
+			}
+			w.pb = dec
+			return dec, nil
+		}
+	}
 	r, err := scanVersion(t.queryRow(inEffect, now))
 	from := time.Time{}
 	if errors.Is(err, sql.ErrNoRows) {
@@ -309,7 +328,7 @@ func (t *Tx) priceBook() (*billing.PriceBook, error) {
 	if n.Valid {
 		c.next = fromMicros(n.Int64)
 	}
-	w.pb = r.pb
+	w.pb, w.pbDecoded = r.pb, r.pb
 	return r.pb, nil
 }
 

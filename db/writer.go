@@ -179,6 +179,11 @@ type writer struct {
 	idBlock     []int64            // PostgreSQL: entry ids taken from the sequence, not yet used
 	entrySeq    string             // PostgreSQL: the query that takes a block of them (pgEntryID)
 	pb          *billing.PriceBook // the writer's copy of the current price book (nil: read it)
+	// pbDecoded is the last version the writer read and decoded. Versions
+	// never change, so when w.pb is dropped (every PostgreSQL batch, or
+	// after another process wrote) and the version in effect is still this
+	// one, priceBook reads only its number, not its body.
+	pbDecoded *billing.PriceBook
 	cache       map[string]*wallet // wallets as of the last commit
 	holdOwner   map[string]string  // open hold id -> customer id, for the wallets in cache (a hint: a miss reads SQL)
 	dataVersion int64              // PRAGMA data_version when cache and pb were last valid
@@ -311,7 +316,7 @@ func (w *writer) commit(batch []*op) {
 			}
 		}
 	}
-	pb := w.pb
+	pb, dec := w.pb, w.pbDecoded
 	pg := w.d.dialect == Postgres
 	// Both stores defer rows (pending.go); a batch whose deferred row is
 	// refused runs again careful. On PostgreSQL the prefetch (prefetch.go)
@@ -346,7 +351,7 @@ func (w *writer) commit(batch []*op) {
 		}
 		rerun = true
 		w.exec("ROLLBACK")
-		w.pb, w.nextID = nil, 0
+		w.pb, w.pbDecoded, w.nextID = nil, dec, 0
 		clear(errs)
 		t, err = w.runBatch(batch, errs, false)
 	}
@@ -361,6 +366,11 @@ func (w *writer) commit(batch []*op) {
 			w.exec("ROLLBACK")
 		}
 		fail(err)
+		if w.pbDecoded != dec {
+			// Read inside the undone transaction: a version published there
+			// was not kept, and its number may be published again.
+			w.pbDecoded = nil
+		}
 		if refused {
 			w.nextID = 0
 			if w.pb != pb {
