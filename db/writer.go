@@ -175,15 +175,15 @@ type writer struct {
 	// a batch had to be rerun (pending.go).
 	careful int
 
-	nextID      int64              // the next entry id as of the last commit (0: read it)
-	idBlock     []int64            // PostgreSQL: entry ids taken from the sequence, not yet used
-	entrySeq    string             // PostgreSQL: the query that takes a block of them (pgEntryID)
-	pb          *billing.PriceBook // the writer's copy of the current price book (nil: read it)
+	nextID   int64              // the next entry id as of the last commit (0: read it)
+	idBlock  []int64            // PostgreSQL: entry ids taken from the sequence, not yet used
+	entrySeq string             // PostgreSQL: the query that takes a block of them (pgEntryID)
+	pb       *billing.PriceBook // the writer's copy of the current price book (nil: read it)
 	// pbDecoded is the last version the writer read and decoded. Versions
 	// never change, so when w.pb is dropped (every PostgreSQL batch, or
 	// after another process wrote) and the version in effect is still this
 	// one, priceBook reads only its number, not its body.
-	pbDecoded *billing.PriceBook
+	pbDecoded   *billing.PriceBook
 	cache       map[string]*wallet // wallets as of the last commit
 	holdOwner   map[string]string  // open hold id -> customer id, for the wallets in cache (a hint: a miss reads SQL)
 	dataVersion int64              // PRAGMA data_version when cache and pb were last valid
