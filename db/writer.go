@@ -124,6 +124,9 @@ type op struct {
 	// knows it up front ("" otherwise): PostgreSQL batches lock and read
 	// those wallets together before running (prefetch.go).
 	customer string
+	// carried is set when a PostgreSQL batch left the operation for the
+	// next one, its wallet being locked by another instance (prefetchBatch).
+	carried bool
 }
 
 // BatchObserver is told about every group commit (for metrics).
@@ -178,6 +181,7 @@ type writer struct {
 	nextID   int64              // the next entry id as of the last commit (0: read it)
 	idBlock  []int64            // PostgreSQL: entry ids taken from the sequence, not yet used
 	entrySeq string             // PostgreSQL: the query that takes a block of them (pgEntryID)
+	carry    []*op              // PostgreSQL: operations left for the next batch (prefetchBatch)
 	pb       *billing.PriceBook // the writer's copy of the current price book (nil: read it)
 	// pbDecoded is the last version the writer read and decoded. Versions
 	// never change, so when w.pb is dropped (every PostgreSQL batch, or
@@ -288,8 +292,17 @@ func (w *writer) close() {
 func (w *writer) run() {
 	defer close(w.done)
 	batch := make([]*op, 0, w.max)
-	for first := range w.ops {
-		batch = append(batch[:0], first)
+	for {
+		// Operations carried from the last batch (prefetchBatch) go first.
+		batch = append(batch[:0], w.carry...)
+		w.carry = w.carry[:0]
+		if len(batch) == 0 {
+			first, ok := <-w.ops
+			if !ok {
+				return
+			}
+			batch = append(batch, first)
+		}
 	drain:
 		for len(batch) < w.max {
 			select {
@@ -403,6 +416,11 @@ func (w *writer) commit(batch []*op) {
 		}
 	}
 	for i, o := range batch {
+		if errs[i] == errCarried {
+			o.carried = true
+			w.carry = append(w.carry, o)
+			continue
+		}
 		o.done <- errs[i]
 	}
 }
@@ -469,7 +487,7 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 		w.idBlock = w.idBlock[:0] // ids follow commit order (pgIDBlock)
 		// The wallets the operations named are locked (in id order) and
 		// read now, together.
-		if err := t.prefetch(batchCustomers(batch)); err != nil {
+		if err := t.prefetchBatch(batch, errs); err != nil {
 			if isRetryable(err) {
 				return t, err
 			}
@@ -494,6 +512,9 @@ func (w *writer) runBatch(batch []*op, errs []error, fast bool) (*Tx, error) {
 	}
 	t.nextID = w.nextID
 	for i, o := range batch {
+		if errs[i] == errCarried {
+			continue
+		}
 		if err := o.ctx.Err(); err != nil {
 			errs[i] = billing.Errorf(billing.CodeUnavailable, "The request was cancelled before it was written.")
 			continue
