@@ -31,8 +31,9 @@ func (l *batchLog) last() BatchStats {
 
 func openPendingDB(t *testing.T) (*DB, *batchLog) {
 	t.Helper()
-	storetest.SkipIfPostgres(t, "the writer's deferred rows, careful mode, WAL checkpoints and wallet memory are the SQLite writer's "+
-		"(on PostgreSQL every batch runs careful, re-reading each wallet under a row lock)")
+	storetest.SkipIfPostgres(t, "these check the SQLite writer's internals: its entry id counter, careful batches after a rerun, "+
+		"WAL checkpoints and wallet memory across batches (on PostgreSQL every batch re-reads its wallets under row locks, "+
+		"ids come from the sequence; prefetch_test.go and the store suite cover it)")
 	ctx := context.Background()
 	d, err := Open(ctx, storetest.DSN(t), Options{})
 	if err != nil {

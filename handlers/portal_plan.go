@@ -604,6 +604,10 @@ type subscriptionJSON struct {
 		Left       billing.Credits `json:"left"`
 		RolledOver billing.Credits `json:"rolled_over"`
 	} `json:"period_credits"`
+	// RenewalPending: the period ended and its renewal's credits have not
+	// arrived (the provider's invoice is not paid yet); until they do,
+	// current_period_end is in the past or the new period has no credits.
+	RenewalPending bool `json:"renewal_pending"`
 }
 
 // GET /api/v1/customers/:id/subscription: the customer's subscription
@@ -625,6 +629,9 @@ func (s *Server) getSubscription(c echo.Context) error {
 			return err
 		}
 		out.PeriodCredits.Granted, out.PeriodCredits.Left, out.PeriodCredits.RolledOver = u.Granted, u.Left, u.RolledOver
+		if out.RenewalPending, err = s.renewalPending(ctx, ps, sub, u); err != nil {
+			return err
+		}
 	}
 	return writeJSON(c, http.StatusOK, out)
 }

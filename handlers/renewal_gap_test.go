@@ -48,6 +48,9 @@ func TestStripeRenewalGap(t *testing.T) {
 		if r.Status != http.StatusConflict {
 			t.Fatalf("%s: a plan change while the renewal is pending: %d", when, r.Status)
 		}
+		if r := p.do("GET", "/api/v1/customers/acme/subscription", p.Read, nil).want(t, http.StatusOK); r.Body["renewal_pending"] != true {
+			t.Fatalf("%s: the API does not say the renewal is pending: %s", when, r.Raw)
+		}
 		home := v.get("/portal").want(t, http.StatusOK)
 		d := doc(t, home)
 		if d.Find(`[data-testid="plan-renewal-pending"]`).Length() != 1 || d.Find(`[data-testid="plan-renewal"]`).Length() != 0 {
@@ -87,6 +90,9 @@ func TestStripeRenewalGap(t *testing.T) {
 	}
 	if got := testID(t, v.get("/portal"), "plan-renewal"); !strings.Contains(got, "Your plan renews on") {
 		t.Fatalf("overview after the invoice: %q", got)
+	}
+	if r := p.do("GET", "/api/v1/customers/acme/subscription", p.Read, nil).want(t, http.StatusOK); r.Body["renewal_pending"] != false {
+		t.Fatalf("the API still says the renewal is pending: %s", r.Raw)
 	}
 	p.verify(t)
 }

@@ -560,6 +560,8 @@ export type Subscription = {
   /** the price book version whose plan the customer pays for */
   price_version?: number;
   provider?: "sandbox" | "stripe";
+  /** The period ended and the renewal's credits have not arrived yet (the payment provider's invoice is not paid): current_period_end may be in the past, or the new period may have no credits. Clears when the invoice is paid. */
+  renewal_pending?: boolean;
   status?: "active" | "past_due" | "canceled";
 };
 
