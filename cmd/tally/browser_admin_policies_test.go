@@ -48,6 +48,17 @@ func TestBrowserAdminPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The price book sets its own custom top-up range: the policies page
+	// says it wins over the policy's bounds.
+	pb, err := d.CurrentPriceBook(ctx)
+	if err != nil || pb == nil {
+		t.Fatal(pb, err)
+	}
+	withRange := *pb
+	withRange.CustomTopUp = &billing.CustomTopUp{Min: 5_00, Max: 250_00}
+	if _, _, err := d.PublishPriceBook(ctx, withRange); err != nil {
+		t.Fatal(err)
+	}
 	d.Close()
 	base, stop := serveInProcess(t, serveConfig{DB: path, ProductName: "Pixel AI", RefundWindow: 30 * 24 * time.Hour})
 	defer stop()
@@ -74,6 +85,9 @@ func TestBrowserAdminPolicies(t *testing.T) {
 	for _, width := range []int{1280, 390} {
 		b.do("resize", chromedp.EmulateViewport(int64(width), 900))
 		open("policies", "/admin/policies", `[data-testid="policy-form"]`)
+		if got := b.text(`[data-testid="policy-custom-overridden"]`); !strings.Contains(got, "$5.00 to $250.00") {
+			b.fail("the price book's range is not on the page: %q", got)
+		}
 		check("policies", width)
 		open("a key", "/admin/api-keys/"+key.ID, `[data-testid="api-key-edit-form"]`)
 		check("api-key-edit", width)
