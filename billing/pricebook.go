@@ -78,6 +78,10 @@ type PriceBook struct {
 	// PublishedBy is who published it ("admin:adm_..."; "" for the CLI
 	// and the API).
 	PublishedBy string `json:"published_by,omitempty"`
+	// CancelledAt is set on a scheduled version an admin cancelled before
+	// it took effect (CancelledBy says who): it is never in effect.
+	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
+	CancelledBy string     `json:"cancelled_by,omitempty"`
 }
 
 // ActivePacks are the packs on sale, in the price book's order.

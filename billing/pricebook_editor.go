@@ -448,6 +448,8 @@ const (
 	AuditPriceBookPublished  = "price_book.published"
 	AuditPriceBookScheduled  = "price_book.scheduled"
 	AuditPriceBookRolledBack = "price_book.rolled_back"
+	// A scheduled version cancelled before it took effect.
+	AuditPriceBookCancelled = "price_book.cancelled"
 	// The draft's changes: saved from the editor (or started), imported
 	// from a file (a price book, or provider costs), discarded.
 	AuditPriceBookDraftSaved     = "price_book.draft_saved"

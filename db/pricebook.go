@@ -53,10 +53,18 @@ const priceBookTTL = time.Second
 // pbCols are a version's columns, as decodeRow reads them.
 const pbCols = `version, published_at, COALESCE(effective_at, published_at), COALESCE(published_by, ''), body`
 
+// live leaves out the versions cancelled before they took effect
+// (CancelScheduledPriceBook): they are never in effect.
+const live = `version NOT IN (SELECT version FROM price_book_cancellations)`
+
 // inEffect selects the version in effect at a time (the argument): the
 // latest effective time at or before it, the newest version of those.
-const inEffect = `SELECT ` + pbCols + ` FROM price_books WHERE COALESCE(effective_at, published_at) <= ?
+const inEffect = `SELECT ` + pbCols + ` FROM price_books WHERE COALESCE(effective_at, published_at) <= ? AND ` + live + `
 	ORDER BY COALESCE(effective_at, published_at) DESC, version DESC LIMIT 1`
+
+// nextEffect is when the next version takes effect after a time (the
+// argument), if one is scheduled.
+const nextEffect = `SELECT MIN(COALESCE(effective_at, published_at)) FROM price_books WHERE COALESCE(effective_at, published_at) > ? AND ` + live
 
 // PublishOptions say when a version takes effect and who published it.
 type PublishOptions struct {
@@ -209,15 +217,14 @@ func (d *DB) CurrentPriceBook(ctx context.Context) (*billing.PriceBook, error) {
 		return c.pb, nil
 	}
 	var v sql.NullInt64
-	err := d.read.QueryRowContext(ctx, `SELECT version FROM price_books WHERE COALESCE(effective_at, published_at) <= ?
+	err := d.read.QueryRowContext(ctx, `SELECT version FROM price_books WHERE COALESCE(effective_at, published_at) <= ? AND `+live+`
 		ORDER BY COALESCE(effective_at, published_at) DESC, version DESC LIMIT 1`, micros(now)).Scan(&v)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
 	// A scheduled version is read at its time, not up to a TTL later.
 	var n sql.NullInt64
-	if err := d.read.QueryRowContext(ctx, `SELECT MIN(COALESCE(effective_at, published_at)) FROM price_books
-		WHERE COALESCE(effective_at, published_at) > ?`, micros(now)).Scan(&n); err != nil {
+	if err := d.read.QueryRowContext(ctx, nextEffect, micros(now)).Scan(&n); err != nil {
 		return nil, err
 	}
 	c.readNext = time.Time{}
@@ -266,7 +273,81 @@ func (d *DB) ListPriceBooks(ctx context.Context) ([]billing.PriceBook, error) {
 		}
 		out = append(out, *r.pb)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Cancelled versions are listed, marked.
+	crows, err := d.read.QueryContext(ctx, `SELECT version, cancelled_at, cancelled_by FROM price_book_cancellations`)
+	if err != nil {
+		return nil, err
+	}
+	defer crows.Close()
+	for crows.Next() {
+		var v, at int64
+		var by string
+		if err := crows.Scan(&v, &at, &by); err != nil {
+			return nil, err
+		}
+		for i := range out {
+			if out[i].Version == v {
+				t := fromMicros(at)
+				out[i].CancelledAt, out[i].CancelledBy = &t, by
+			}
+		}
+	}
+	return out, crows.Err()
+}
+
+// CancelScheduledPriceBook cancels a version scheduled for later, before it
+// takes effect: it is never in effect, and the version before it stays
+// (versions are immutable; the cancellation is a row of its own, audited
+// in the same transaction). A version already in effect, or in effect
+// once, cannot be cancelled: publish another, or roll back.
+func (d *DB) CancelScheduledPriceBook(ctx context.Context, version int64, actor billing.Actor, reason string) (billing.PriceBook, error) {
+	var out billing.PriceBook
+	err := d.Write(ctx, func(t *Tx) error {
+		now := t.Now.UTC()
+		r, err := scanVersion(t.queryRow(`SELECT `+pbCols+` FROM price_books WHERE version = ?`, version))
+		if errors.Is(err, sql.ErrNoRows) {
+			return billing.Errorf(billing.CodeNotFound, "No price book version %d.", version)
+		}
+		if err != nil {
+			return err
+		}
+		var n int
+		if err := t.queryRow(`SELECT COUNT(*) FROM price_book_cancellations WHERE version = ?`, version).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return billing.Errorf(billing.CodeConflict, "Version %d was cancelled already.", version)
+		}
+		if r.pb.EffectiveAt == nil || !r.pb.EffectiveAt.After(now) {
+			return billing.Errorf(billing.CodeConflict, "Version %d took effect already, so it cannot be cancelled: publish another version, or roll back to an earlier one.", version)
+		}
+		if _, err := t.exec(`INSERT INTO price_book_cancellations (version, cancelled_at, cancelled_by, reason) VALUES (?, ?, ?, ?)`,
+			version, micros(now), actor.String(), reason); err != nil {
+			return err
+		}
+		if actor.Kind != "" {
+			if _, err := t.exec(`INSERT INTO admin_audit (actor, action, customer_id, reason, before, after, created_at) VALUES (?, ?, NULL, ?, ?, ?, ?)`,
+				actor.String(), billing.AuditPriceBookCancelled, reason,
+				"v"+strconv.FormatInt(version, 10)+" scheduled for "+r.pb.EffectiveAt.Format(time.RFC3339), "cancelled", micros(now)); err != nil {
+				return err
+			}
+		}
+		t.w.pb = nil // the next version's time may have changed
+		out = *r.pb
+		at := now
+		out.CancelledAt, out.CancelledBy = &at, actor.String()
+		return nil
+	})
+	if err != nil {
+		return billing.PriceBook{}, err
+	}
+	d.pb.mu.Lock()
+	d.pb.checked = time.Time{}
+	d.pb.mu.Unlock()
+	return out, nil
 }
 
 // priceBook is the current price book inside the writer. The writer keeps
@@ -284,9 +365,8 @@ func (t *Tx) priceBook() (*billing.PriceBook, error) {
 		// One small query says which version is in effect and when the next
 		// takes over; the body is read and decoded only for a new version.
 		var v, next sql.NullInt64
-		if err := t.queryRow(`SELECT (SELECT version FROM price_books WHERE COALESCE(effective_at, published_at) <= ?
-			ORDER BY COALESCE(effective_at, published_at) DESC, version DESC LIMIT 1),
-			(SELECT MIN(COALESCE(effective_at, published_at)) FROM price_books WHERE COALESCE(effective_at, published_at) > ?)`,
+		if err := t.queryRow(`SELECT (SELECT version FROM price_books WHERE COALESCE(effective_at, published_at) <= ? AND `+live+`
+			ORDER BY COALESCE(effective_at, published_at) DESC, version DESC LIMIT 1), (`+nextEffect+`)`,
 			now, now).Scan(&v, &next); err != nil {
 			return nil, err
 		}
@@ -305,7 +385,7 @@ func (t *Tx) priceBook() (*billing.PriceBook, error) {
 		// Before the first version's time: history written at a past time
 		// (Backfill: demo data) is priced with the first version, unless
 		// that version was published before now for later (scheduled).
-		r, err = scanVersion(t.queryRow(`SELECT ` + pbCols + ` FROM price_books ORDER BY COALESCE(effective_at, published_at), version LIMIT 1`))
+		r, err = scanVersion(t.queryRow(`SELECT ` + pbCols + ` FROM price_books WHERE ` + live + ` ORDER BY COALESCE(effective_at, published_at), version LIMIT 1`))
 		if err == nil && !r.pb.PublishedAt.After(t.Now) {
 			err = sql.ErrNoRows
 		}
@@ -321,7 +401,7 @@ func (t *Tx) priceBook() (*billing.PriceBook, error) {
 	// A version scheduled later takes over at its time: read again then
 	// (and for an operation dated before this version's time).
 	var n sql.NullInt64
-	if err := t.queryRow(`SELECT MIN(COALESCE(effective_at, published_at)) FROM price_books WHERE COALESCE(effective_at, published_at) > ?`, now).Scan(&n); err != nil {
+	if err := t.queryRow(nextEffect, now).Scan(&n); err != nil {
 		return nil, err
 	}
 	c.from, c.next = from, time.Time{}

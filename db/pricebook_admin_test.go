@@ -213,3 +213,67 @@ func TestUsageTotals(t *testing.T) {
 		t.Fatalf("an empty window: %+v %v", got, err)
 	}
 }
+
+// A scheduled version cancelled before its time never takes effect: debits
+// at and after its time are priced with the version before it, the read
+// path agrees, the history marks it, the audit log says who, and a
+// version in effect (or one cancelled already) cannot be cancelled.
+// Numbers are not reused: the next publication is version 3.
+func TestCancelScheduledPriceBook(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	d := mustOpenDB(t, clk.Now)
+	id := mustCustomer(t, d, "c1", 100)
+	debit := func() billing.Debit {
+		t.Helper()
+		deb, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "chat.request", Quantity: qty(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return deb
+	}
+	debit() // the writer holds version 1 and the time of the next
+	pb := testPriceBook()
+	pb.Features[0].Credits = billing.CreditsOf(3)
+	at := clk.Now().Add(time.Hour)
+	v2, _, err := d.PublishPriceBookWith(ctx, pb, db.PublishOptions{EffectiveAt: at})
+	if err != nil || v2.Version != 2 {
+		t.Fatal(v2, err)
+	}
+	if _, err := d.CancelScheduledPriceBook(ctx, 1, billing.AdminActor("adm_1"), ""); billing.ErrorCode(err) != billing.CodeConflict {
+		t.Fatalf("cancelling the version in effect: %v", err)
+	}
+	if _, err := d.CancelScheduledPriceBook(ctx, 9, billing.AdminActor("adm_1"), ""); billing.ErrorCode(err) != billing.CodeNotFound {
+		t.Fatalf("cancelling no version: %v", err)
+	}
+	got, err := d.CancelScheduledPriceBook(ctx, 2, billing.AdminActor("adm_1"), "wrong prices")
+	if err != nil || got.CancelledAt == nil || got.CancelledBy != "admin:adm_1" {
+		t.Fatalf("cancel = %+v %v", got, err)
+	}
+	if _, err := d.CancelScheduledPriceBook(ctx, 2, billing.AdminActor("adm_1"), ""); billing.ErrorCode(err) != billing.CodeConflict {
+		t.Fatalf("cancelling twice: %v", err)
+	}
+	clk.Add(2 * time.Hour) // past its time
+	if deb := debit(); deb.PriceVersion != 1 || deb.CreditsCharged != billing.CreditsOf(1) {
+		t.Fatalf("after the cancelled version's time: v%d, %v", deb.PriceVersion, deb.CreditsCharged)
+	}
+	if cur, err := d.CurrentPriceBook(ctx); err != nil || cur.Version != 1 {
+		t.Fatalf("current: %+v %v", cur, err)
+	}
+	all, err := d.ListPriceBooks(ctx)
+	if err != nil || len(all) != 2 || all[0].Version != 2 || all[0].CancelledAt == nil || all[1].CancelledAt != nil {
+		t.Fatalf("history: %+v %v", all, err)
+	}
+	recs, _, err := d.FindAudit(ctx, billing.AuditFilter{Action: billing.AuditPriceBookCancelled})
+	if err != nil || len(recs) != 1 || recs[0].Actor != billing.AdminActor("adm_1") || recs[0].Reason != "wrong prices" {
+		t.Fatalf("audit = %+v %v", recs, err)
+	}
+	v3, _, err := d.PublishPriceBook(ctx, pb)
+	if err != nil || v3.Version != 3 {
+		t.Fatalf("the next publication: v%d %v", v3.Version, err)
+	}
+	if deb := debit(); deb.PriceVersion != 3 || deb.CreditsCharged != billing.CreditsOf(3) {
+		t.Fatalf("after publishing v3: v%d, %v", deb.PriceVersion, deb.CreditsCharged)
+	}
+	mustVerify(t, d)
+}

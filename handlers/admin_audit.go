@@ -15,7 +15,7 @@ import (
 var auditActions = []string{
 	billing.AuditSignIn, billing.AuditSignOut, billing.AuditSignOutAll, billing.AuditAdminCreated,
 	billing.AuditLimitsSet, billing.AuditPortalLinkSent, billing.AuditDisputeCleared, billing.AuditCustomerFrozen, billing.AuditCustomerUnfroze, billing.AuditPortalViewed,
-	billing.AuditFreePeriod, billing.AuditPlanMigrated, billing.AuditPriceBookPublished, billing.AuditPriceBookScheduled, billing.AuditPriceBookRolledBack,
+	billing.AuditFreePeriod, billing.AuditPlanMigrated, billing.AuditPriceBookPublished, billing.AuditPriceBookScheduled, billing.AuditPriceBookRolledBack, billing.AuditPriceBookCancelled,
 	billing.AuditPriceBookDraftSaved, billing.AuditPriceBookDraftImported, billing.AuditPriceBookDraftDiscarded,
 	"ledger.grant", "ledger.debit", "ledger.hold", "ledger.hold_release", "ledger.expiry", "ledger.refund", "ledger.adjustment",
 }

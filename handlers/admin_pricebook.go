@@ -29,6 +29,7 @@ type adminPriceBookStore interface {
 	SavePriceBookDraft(ctx context.Context, pb billing.PriceBook, base, rev int64, actor billing.Actor) (db.PriceBookDraft, error)
 	DiscardPriceBookDraft(ctx context.Context) error
 	PublishPriceBookWith(ctx context.Context, pb billing.PriceBook, o db.PublishOptions) (billing.PriceBook, bool, error)
+	CancelScheduledPriceBook(ctx context.Context, version int64, actor billing.Actor, reason string) (billing.PriceBook, error)
 	UsageTotals(ctx context.Context, since time.Time) ([]billing.UsageTotal, error)
 }
 
@@ -56,6 +57,7 @@ func (s *Server) registerAdminPriceBook(g *echo.Group, support, admin echo.Middl
 	g.POST("/price-book/draft/publish", s.adminDraftPublish, admin)
 	g.GET("/price-book/versions/:version/export", s.adminVersionExport, support)
 	g.POST("/price-book/versions/:version/rollback", s.adminVersionRollback, admin)
+	g.POST("/price-book/versions/:version/cancel", s.adminVersionCancel, admin)
 }
 
 func (s *Server) priceBookStore() (adminPriceBookStore, error) {
@@ -89,7 +91,7 @@ func (s *Server) adminPriceBookPage(c echo.Context) error {
 	for _, pb := range all {
 		row := views.AdminVersionRow{Book: pb, By: publisherName(pb.PublishedBy, names)}
 		row.Current = cur != nil && pb.Version == cur.Version
-		row.Scheduled = pb.EffectiveAt != nil && pb.EffectiveAt.After(now)
+		row.Scheduled = pb.CancelledAt == nil && pb.EffectiveAt != nil && pb.EffectiveAt.After(now)
 		if row.Scheduled {
 			d.Scheduled = append(d.Scheduled, pb)
 		}
@@ -729,6 +731,42 @@ func (s *Server) adminVersionRollback(c echo.Context) error {
 		return adminFlashTo(c, "info", fmt.Sprintf("Version %d's prices are in effect already (as version %d): nothing was published.", v, out.Version), "/admin/price-book")
 	}
 	return s.publishedFlash(c, out, changed)
+}
+
+// POST /admin/price-book/versions/:version/cancel (admins): cancel a
+// version scheduled for later, after a confirmation; the version in effect
+// stays until another takes over.
+func (s *Server) adminVersionCancel(c echo.Context) error {
+	ctx := c.Request().Context()
+	ps, err := s.priceBookStore()
+	if err != nil {
+		return err
+	}
+	v, err := strconv.ParseInt(c.Param("version"), 10, 64)
+	if err != nil || v < 1 {
+		return billing.Errorf(billing.CodeNotFound, "No price book version %q.", c.Param("version"))
+	}
+	pb, err := ps.PriceBookVersion(ctx, v)
+	if err != nil {
+		return err
+	}
+	if c.FormValue("confirm") != "1" {
+		when := "later"
+		if pb.EffectiveAt != nil {
+			when = pb.EffectiveAt.UTC().Format("2 Jan 2006 15:04") + " UTC"
+		}
+		return render(c, http.StatusOK, views.AdminConfirmActionView(s.adminShell(c, "Cancel a scheduled version", "price-book"), views.AdminConfirmAction{
+			Heading: fmt.Sprintf("Cancel version %d?", v),
+			Message: fmt.Sprintf("Version %d is scheduled to take effect on %s. Cancelled, it never takes effect, and the prices in effect stay until another version takes over. The version stays in the history, marked cancelled; its number is not used again.", v, when),
+			Action:  fmt.Sprintf("/admin/price-book/versions/%d/cancel", v), Button: "Cancel the version", Cancel: "/admin/price-book", Danger: true}))
+	}
+	if _, err := ps.CancelScheduledPriceBook(ctx, v, billing.AdminActor(currentAdmin(c).User.ID), ""); err != nil {
+		if billing.ErrorCode(err) == billing.CodeConflict {
+			return adminFlashTo(c, "error", billing.ErrorMessage(err), "/admin/price-book")
+		}
+		return err
+	}
+	return adminFlashTo(c, "success", fmt.Sprintf("Cancelled version %d: it will not take effect. The prices in effect are unchanged.", v), "/admin/price-book")
 }
 
 // exportBody is a price book as `tally pricebook publish --file` reads it.

@@ -9,12 +9,14 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
 	"github.com/tally-billing/tally/handlers"
 )
 
@@ -362,6 +364,66 @@ func TestAdminPriceBookScheduleAndRollback(t *testing.T) {
 	v.adminPost("/admin/price-book", "/admin/price-book/versions/1/rollback", url.Values{"confirm": {"1"}, "when": {"now"}}).want(t, http.StatusSeeOther)
 	if vs, _ := a.DB.ListPriceBooks(ctx); len(vs) != 4 {
 		t.Errorf("a second rollback made a version: %d", len(vs))
+	}
+}
+
+// TestAdminPriceBookCancelScheduled: an admin cancels a version scheduled
+// for later, after a confirmation; it never takes effect, the history
+// marks it, and support sees no way to cancel.
+func TestAdminPriceBookCancelScheduled(t *testing.T) {
+	t.Parallel()
+	a := newAdminAPI(t)
+	ctx := context.Background()
+	cus := a.namedCustomer(t, "sched", "Sched Co")
+	a.grant(t, cus, "100", "purchase")
+	cur, err := a.DB.CurrentPriceBook(ctx)
+	if err != nil || cur == nil {
+		t.Fatal(cur, err)
+	}
+	pb := *cur
+	pb.Features = append([]billing.Feature(nil), cur.Features...)
+	pb.Features[0].Credits = billing.CreditsOf(7)
+	sched, _, err := a.DB.PublishPriceBookWith(ctx, pb, db.PublishOptions{EffectiveAt: a.Clock.Now().Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := fmt.Sprintf("/admin/price-book/versions/%d/cancel", sched.Version)
+	support := a.signIn(t, "support@staff.test")
+	if doc(t, support.get("/admin/price-book")).Find(`[data-testid="pb-cancel-scheduled"]`).Length() != 0 {
+		t.Error("support is offered the cancel button")
+	}
+	v := a.signIn(t, "admin@staff.test")
+	page := doc(t, v.get("/admin/price-book").want(t, http.StatusOK))
+	if page.Find(`[data-testid="pb-cancel-scheduled"]`).Length() != 1 {
+		t.Fatal("no cancel button beside the scheduled version")
+	}
+	// A confirmation first: nothing is cancelled by it.
+	r := v.adminPost("/admin/price-book", path, nil).want(t, http.StatusOK)
+	if got := testID(t, r, "confirm"); !strings.Contains(got, fmt.Sprintf("Version %d is scheduled to take effect", sched.Version)) {
+		t.Fatalf("confirmation: %q", got)
+	}
+	if all, _ := a.DB.ListPriceBooks(ctx); all[0].CancelledAt != nil {
+		t.Fatal("cancelled before the confirmation")
+	}
+	v.adminPost("/admin/price-book", path, url.Values{"confirm": {"1"}}).want(t, http.StatusSeeOther)
+	page = doc(t, v.get("/admin/price-book").want(t, http.StatusOK))
+	if !strings.Contains(page.Find(`[data-testid="flash"]`).Text(), fmt.Sprintf("Cancelled version %d", sched.Version)) ||
+		page.Find(`[data-testid="pb-scheduled"]`).Length() != 0 || page.Find(`[data-testid="pb-badge-cancelled"]`).Length() != 1 ||
+		page.Find(`[data-testid="pb-badge-scheduled"]`).Length() != 0 {
+		t.Fatalf("after the cancel: %.400s", page.Find("main").Text())
+	}
+	if recs := a.audit(t, billing.AuditFilter{Action: billing.AuditPriceBookCancelled}); len(recs) != 1 || recs[0].Actor != billing.AdminActor(a.Admin.ID) {
+		t.Fatalf("audit: %+v", recs)
+	}
+	// Its time passes: the version before it still prices usage.
+	a.Clock.Advance(3 * time.Hour)
+	if deb := a.usage(cus, "chat.request", "1", "").want(t, http.StatusCreated); deb.Body["price_version"] != json.Number(strconv.FormatInt(cur.Version, 10)) {
+		t.Errorf("after the cancelled version's time: %v", deb.Body)
+	}
+	// Twice: refused with a flash, nothing changes.
+	v.adminPost("/admin/price-book", path, url.Values{"confirm": {"1"}}).want(t, http.StatusSeeOther)
+	if got := doc(t, v.get("/admin/price-book")).Find(`[data-testid="flash"]`).Text(); !strings.Contains(got, "cancelled already") {
+		t.Errorf("second cancel: flash %q", got)
 	}
 }
 

@@ -303,6 +303,7 @@ var adminRouteRoles = map[string]string{
 	"POST /admin/price-book/draft/publish":              billing.RoleAdmin,
 	"GET /admin/price-book/versions/:version/export":    billing.RoleSupport,
 	"POST /admin/price-book/versions/:version/rollback": billing.RoleAdmin,
+	"POST /admin/price-book/versions/:version/cancel":   billing.RoleAdmin,
 	// Policies, key edits and holds (admin_policies_test.go).
 	"GET /admin/policies":                           billing.RoleSupport,
 	"POST /admin/policies":                          billing.RoleAdmin,
