@@ -207,6 +207,10 @@ type PaymentPolicy struct {
 	// RefillMaxPerMonth caps the auto-refills of a customer who set no cap
 	// of their own (the operator's policy); 0: no cap.
 	RefillMaxPerMonth int
+	// RefillMaxAmountPerMonth caps what the auto-refills of a customer who
+	// set no amount cap of their own may charge a month (minor units); 0:
+	// no cap.
+	RefillMaxAmountPerMonth int64
 }
 
 // RefillCountCap is the most auto-refills a customer's settings allow a
@@ -216,6 +220,15 @@ func RefillCountCap(set RefillSettings, pol PaymentPolicy) (int, bool) {
 		return *set.MaxRefillsPerMonth, true
 	}
 	return pol.RefillMaxPerMonth, pol.RefillMaxPerMonth > 0
+}
+
+// RefillAmountCap is the most a customer's auto-refills may charge a month
+// (minor units): their own cap, else the policy's; ok is false for no cap.
+func RefillAmountCap(set RefillSettings, pol PaymentPolicy) (int64, bool) {
+	if set.MaxAmountPerMonth != nil {
+		return *set.MaxAmountPerMonth, true
+	}
+	return pol.RefillMaxAmountPerMonth, pol.RefillMaxAmountPerMonth > 0
 }
 
 // DefaultPaymentPolicy: 30-day refunds, no expiry, custom top-ups $5-$1,000.

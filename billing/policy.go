@@ -35,6 +35,10 @@ type Policy struct {
 	// RefillMaxPerMonth caps a customer's auto-refills a month when they
 	// set no cap of their own; 0: no cap.
 	RefillMaxPerMonth int `json:"refill_max_per_month"`
+	// RefillMaxAmountPerMonth caps what a customer's auto-refills may
+	// charge a month (minor units of the price book's currency) when they
+	// set no amount cap of their own; 0: no cap.
+	RefillMaxAmountPerMonth int64 `json:"refill_max_amount_per_month,omitempty"`
 	// DefaultOverdraft is a new customer's overdraft limit (how far usage
 	// may take the balance below zero); an admin changes it per customer.
 	DefaultOverdraft Credits `json:"default_overdraft"`
@@ -55,7 +59,7 @@ var DefaultPolicy = Policy{RefundWindow: DefaultPaymentPolicy.RefundWindow, Cust
 
 // PolicyFields are the policy's fields (their JSON names), in the page's order.
 var PolicyFields = []string{"refund_window", "purchase_expiry", "promo_expiry", "custom_min", "custom_max", "low_balance_percent",
-	"hold_ttl", "hold_max_ttl", "refill_max_per_month", "default_overdraft"}
+	"hold_ttl", "hold_max_ttl", "refill_max_per_month", "refill_max_amount_per_month", "default_overdraft"}
 
 // AuditPolicyUpdated is the audit action of a new policy version.
 const AuditPolicyUpdated = "policy.updated"
@@ -69,7 +73,7 @@ const (
 // Payment is the part of the policy the payments service prices and grants with.
 func (p Policy) Payment() PaymentPolicy {
 	return PaymentPolicy{RefundWindow: p.RefundWindow, PurchaseExpiry: p.PurchaseExpiry, CustomMin: p.CustomMin, CustomMax: p.CustomMax,
-		RefillMaxPerMonth: p.RefillMaxPerMonth}
+		RefillMaxPerMonth: p.RefillMaxPerMonth, RefillMaxAmountPerMonth: p.RefillMaxAmountPerMonth}
 }
 
 // LowBalanceLine is the default low-balance threshold for a customer whose
@@ -149,6 +153,9 @@ func (p Policy) Validate() map[string]string {
 	if p.RefillMaxPerMonth < 0 || p.RefillMaxPerMonth > 1000 {
 		errs["refill_max_per_month"] = "Between 0 (no cap) and 1,000 refills a month."
 	}
+	if p.RefillMaxAmountPerMonth < 0 || p.RefillMaxAmountPerMonth > MaxTopUp {
+		errs["refill_max_amount_per_month"] = "Between 0 (no cap) and the largest top-up."
+	}
 	if p.DefaultOverdraft < 0 || p.DefaultOverdraft > MaxCredits {
 		errs["default_overdraft"] = "Between 0 (none) and the largest amount of credits."
 	}
@@ -204,6 +211,14 @@ func DiffPolicy(before, after Policy, money func(int64) string) []PolicyChange {
 	add("hold_ttl", "Default hold lifetime", secs(before.HoldTTL), secs(after.HoldTTL), false)
 	add("hold_max_ttl", "Longest hold lifetime", secs(before.HoldMaxTTL), secs(after.HoldMaxTTL), false)
 	add("refill_max_per_month", "Auto-refill cap (when the customer sets none)", refills(before.RefillMaxPerMonth), refills(after.RefillMaxPerMonth), true)
+	capMoney := func(a int64) string {
+		if a == 0 {
+			return "no cap"
+		}
+		return money(a) + " a month"
+	}
+	add("refill_max_amount_per_month", "Auto-refill amount cap (when the customer sets none)", capMoney(before.RefillMaxAmountPerMonth),
+		capMoney(after.RefillMaxAmountPerMonth), true)
 	add("default_overdraft", "Overdraft of new customers", before.DefaultOverdraft.String()+" credits", after.DefaultOverdraft.String()+" credits", true)
 	return out
 }

@@ -31,6 +31,8 @@ func TestPolicyValidate(t *testing.T) {
 		"negative refills":            {func(p *Policy) { p.RefillMaxPerMonth = -1 }, "refill_max_per_month"},
 		"refills over the portal max": {func(p *Policy) { p.RefillMaxPerMonth = 1001 }, "refill_max_per_month"},
 		"negative overdraft":          {func(p *Policy) { p.DefaultOverdraft = -1 }, "default_overdraft"},
+		"negative refill amount":      {func(p *Policy) { p.RefillMaxAmountPerMonth = -1 }, "refill_max_amount_per_month"},
+		"refill amount too large":     {func(p *Policy) { p.RefillMaxAmountPerMonth = MaxTopUp + 1 }, "refill_max_amount_per_month"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := DefaultPolicy
@@ -80,6 +82,19 @@ func TestPolicyLines(t *testing.T) {
 	}
 	if _, ok := RefillCountCap(RefillSettings{}, PaymentPolicy{}); ok {
 		t.Fatal("no cap anywhere is no cap")
+	}
+	own := int64(50_00)
+	if most, ok := RefillAmountCap(RefillSettings{MaxAmountPerMonth: &own}, PaymentPolicy{RefillMaxAmountPerMonth: 200_00}); !ok || most != 50_00 {
+		t.Fatal("the customer's own amount cap comes first")
+	}
+	if most, ok := RefillAmountCap(RefillSettings{}, PaymentPolicy{RefillMaxAmountPerMonth: 200_00}); !ok || most != 200_00 {
+		t.Fatal("the policy's amount cap applies when the customer set none")
+	}
+	if _, ok := RefillAmountCap(RefillSettings{}, Policy{}.Payment()); ok {
+		t.Fatal("no amount cap anywhere is no cap")
+	}
+	if got := (Policy{RefillMaxAmountPerMonth: 300_00}).Payment().RefillMaxAmountPerMonth; got != 300_00 {
+		t.Fatalf("the payment policy lost the amount cap: %d", got)
 	}
 }
 

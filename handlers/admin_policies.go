@@ -43,6 +43,7 @@ func (s *Server) policy(ctx context.Context) billing.Policy {
 	p := billing.DefaultPolicy
 	if pp := s.cfg.Payments.Policy; pp.CustomMax > 0 {
 		p.RefundWindow, p.PurchaseExpiry, p.CustomMin, p.CustomMax, p.RefillMaxPerMonth = pp.RefundWindow, pp.PurchaseExpiry, pp.CustomMin, pp.CustomMax, pp.RefillMaxPerMonth
+		p.RefillMaxAmountPerMonth = pp.RefillMaxAmountPerMonth
 	}
 	return p
 }
@@ -77,17 +78,18 @@ func policyValues(f views.Fmt, v billing.PolicyVersion, currency string) map[str
 	days := func(d time.Duration) string { return strconv.FormatInt(int64(d/(24*time.Hour)), 10) }
 	secs := func(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) }
 	return map[string]string{
-		"version":              strconv.FormatInt(v.Version, 10),
-		"refund_window":        days(p.RefundWindow),
-		"purchase_expiry":      days(p.PurchaseExpiry),
-		"promo_expiry":         days(p.PromoExpiry),
-		"custom_min":           f.MoneyInput(billing.Money{Amount: p.CustomMin, Currency: currency}),
-		"custom_max":           f.MoneyInput(billing.Money{Amount: p.CustomMax, Currency: currency}),
-		"low_balance_percent":  strconv.Itoa(p.LowBalancePercent),
-		"hold_ttl":             secs(p.HoldTTL),
-		"hold_max_ttl":         secs(p.HoldMaxTTL),
-		"refill_max_per_month": strconv.Itoa(p.RefillMaxPerMonth),
-		"default_overdraft":    p.DefaultOverdraft.String(),
+		"version":                     strconv.FormatInt(v.Version, 10),
+		"refund_window":               days(p.RefundWindow),
+		"purchase_expiry":             days(p.PurchaseExpiry),
+		"promo_expiry":                days(p.PromoExpiry),
+		"custom_min":                  f.MoneyInput(billing.Money{Amount: p.CustomMin, Currency: currency}),
+		"custom_max":                  f.MoneyInput(billing.Money{Amount: p.CustomMax, Currency: currency}),
+		"low_balance_percent":         strconv.Itoa(p.LowBalancePercent),
+		"hold_ttl":                    secs(p.HoldTTL),
+		"hold_max_ttl":                secs(p.HoldMaxTTL),
+		"refill_max_per_month":        strconv.Itoa(p.RefillMaxPerMonth),
+		"refill_max_amount_per_month": f.MoneyInput(billing.Money{Amount: p.RefillMaxAmountPerMonth, Currency: currency}),
+		"default_overdraft":           p.DefaultOverdraft.String(),
 	}
 }
 
@@ -163,6 +165,10 @@ func readPolicy(f *forms.Form, currency string) billing.Policy {
 	p.HoldTTL = secs("hold_ttl")
 	p.HoldMaxTTL = secs("hold_max_ttl")
 	p.RefillMaxPerMonth = whole("refill_max_per_month", "Enter a number of refills (0 for no cap).")
+	if v := f.Money("refill_max_amount_per_month", currency, forms.Opts{Required: "Enter an amount, such as 200.00 (0 for no cap).",
+		Negative: "Can't be negative: 0 is no cap."}); v != nil {
+		p.RefillMaxAmountPerMonth = *v
+	}
 	if v := f.Credits("default_overdraft", forms.Opts{Required: "Enter the credits a new customer may go below zero (0 for none).",
 		Negative: "Can't be negative: 0 allows no overdraft."}); v != nil {
 		p.DefaultOverdraft = *v

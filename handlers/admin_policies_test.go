@@ -56,12 +56,13 @@ func TestAdminPolicies(t *testing.T) {
 	page := v.get("/admin/policies").want(t, http.StatusOK)
 	// Every fault beside its field, all at once; nothing saved.
 	r = v.adminPost("/admin/policies", "/admin/policies", policyForm(t, page, map[string]string{
-		"refund_window": "-3", "custom_min": "20", "custom_max": "10", "low_balance_percent": "150", "hold_ttl": "abc", "reason": ""}))
+		"refund_window": "-3", "custom_min": "20", "custom_max": "10", "low_balance_percent": "150", "hold_ttl": "abc", "reason": "",
+		"refill_max_amount_per_month": "-5"}))
 	if r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("invalid form: %d", r.Status)
 	}
 	for field, want := range map[string]string{"error-refund_window": "negative", "error-custom_max": "below the smallest",
-		"error-low_balance_percent": "100", "error-hold_ttl": "", "error-reason": "Say why"} {
+		"error-low_balance_percent": "100", "error-hold_ttl": "", "error-reason": "Say why", "error-refill_max_amount_per_month": "negative"} {
 		if got := testID(t, r, field); got == "" || !strings.Contains(got, want) {
 			t.Errorf("%s = %q, want %q", field, got, want)
 		}
@@ -119,10 +120,12 @@ func TestAdminPolicies(t *testing.T) {
 		t.Fatalf("stale save: %d %.400s", r.Status, r.Raw)
 	}
 	page = v.get("/admin/policies")
-	form = policyForm(t, page, map[string]string{"refund_window": "14", "promo_expiry": "30", "reason": "two-week refunds", "confirm": "1"})
+	form = policyForm(t, page, map[string]string{"refund_window": "14", "promo_expiry": "30", "reason": "two-week refunds", "confirm": "1",
+		"refill_max_amount_per_month": "200"})
 	v.adminPost("/admin/policies", "/admin/policies", form).want(t, http.StatusSeeOther)
 	cur, _ = a.DB.CurrentPolicy(ctx)
-	if cur.Version != 3 || cur.Policy.RefundWindow != 14*24*time.Hour || cur.Policy.PromoExpiry != 30*24*time.Hour || cur.Policy.LowBalancePercent != 20 {
+	if cur.Version != 3 || cur.Policy.RefundWindow != 14*24*time.Hour || cur.Policy.PromoExpiry != 30*24*time.Hour || cur.Policy.LowBalancePercent != 20 ||
+		cur.Policy.RefillMaxAmountPerMonth != 200_00 {
 		t.Fatalf("after the confirmed save: %+v", cur)
 	}
 	recs := a.audit(t, billing.AuditFilter{Action: billing.AuditPolicyUpdated})

@@ -96,7 +96,15 @@ func newPayAPIWith(t *testing.T, provider func(base string) billing.PaymentProvi
 	a := newTestAPIWith(t, apiOptions{
 		store: func(d *db.DB) handlers.Store {
 			// As `tally serve` wires it.
-			p.Service = &payments.Service{Provider: p.Provider, Store: d, Policy: p.Policy, Now: d.Now,
+			// The policy in force is the stored one once an admin saved one
+			// (as serve's startPolicy reads it), else p.Policy.
+			policies := func(ctx context.Context) billing.PaymentPolicy {
+				if cur, err := d.CurrentPolicy(ctx); err == nil && cur.Version > 0 {
+					return cur.Policy.Payment()
+				}
+				return p.Policy
+			}
+			p.Service = &payments.Service{Provider: p.Provider, Store: d, Policy: p.Policy, Policies: policies, Now: d.Now,
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ReturnURL: base + "/portal/top-ups/return"}
 			return d
 		},

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -336,13 +337,26 @@ func TestAutoRefillMonthlyCeilings(t *testing.T) {
 		p.usage(id, "chat.request", (b-billing.CreditsOf(150)).String(), "").want(t, http.StatusCreated) // down to 150
 	}
 	for _, tt := range []struct {
-		name string
-		form url.Values
+		name   string
+		form   url.Values
+		policy int64 // the policy's monthly amount cap (minor units), for customers who set none
 	}{
-		{"count", url.Values{"max_refills": {"1"}}},
-		{"amount", url.Values{"max_amount": {"15"}}}, // one $10 refill fits, two do not
+		{"count", url.Values{"max_refills": {"1"}}, 0},
+		{"amount", url.Values{"max_amount": {"15"}}, 0}, // one $10 refill fits, two do not
+		{"policy-amount", url.Values{}, 15_00},          // the customer sets none: the policy's cap applies
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.policy > 0 {
+				cur, err := p.DB.CurrentPolicy(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				pol := cur.Policy
+				pol.RefillMaxAmountPerMonth = tt.policy
+				if _, err := p.DB.UpdatePolicy(context.Background(), cur.Version, pol, billing.AdminActor("adm_test"), "cap refills"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			id, v := p.refiller(t, "ceiling-"+tt.name, cardOK, "300")
 			form := url.Values{"threshold": {"200"}, "mode": {"pack"}, "pack": {"pack_1000"}}
 			for k, vs := range tt.form {

@@ -112,14 +112,15 @@ func (s *Service) runRefill(ctx context.Context, job billing.RefillJob) {
 		s.retryLater(ctx, job, err)
 		return
 	}
-	if most, ok := billing.RefillCountCap(set, s.policy(ctx)); ok && count >= most {
+	pol := s.policy(ctx)
+	if most, ok := billing.RefillCountCap(set, pol); ok && count >= most {
 		s.Store.SkipRefillJob(ctx, job, "monthly refill count reached", billing.RefillSkipMonthlyCount, map[string]any{"limit": most})
 		s.outcome("ceiling")
 		return
 	}
-	if set.MaxAmountPerMonth != nil && spent+price.Amount > *set.MaxAmountPerMonth {
+	if most, ok := billing.RefillAmountCap(set, pol); ok && spent+price.Amount > most {
 		s.Store.SkipRefillJob(ctx, job, "monthly refill amount reached", billing.RefillSkipMonthlyAmount,
-			map[string]any{"limit": *set.MaxAmountPerMonth, "currency": price.Currency})
+			map[string]any{"limit": most, "currency": price.Currency})
 		s.outcome("ceiling")
 		return
 	}
