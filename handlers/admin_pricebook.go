@@ -758,7 +758,8 @@ func (s *Server) adminVersionCancel(c echo.Context) error {
 		return render(c, http.StatusOK, views.AdminConfirmActionView(s.adminShell(c, "Cancel a scheduled version", "price-book"), views.AdminConfirmAction{
 			Heading: fmt.Sprintf("Cancel version %d?", v),
 			Message: fmt.Sprintf("Version %d is scheduled to take effect on %s. Cancelled, it never takes effect, and the prices in effect stay until another version takes over. The version stays in the history, marked cancelled; its number is not used again.", v, when),
-			Action:  fmt.Sprintf("/admin/price-book/versions/%d/cancel", v), Button: "Cancel the version", Cancel: "/admin/price-book", Danger: true}))
+			Action:  fmt.Sprintf("/admin/price-book/versions/%d/cancel", v), Button: fmt.Sprintf("Cancel version %d", v), Cancel: "/admin/price-book",
+			CancelLabel: fmt.Sprintf("Keep version %d", v), Danger: true}))
 	}
 	if _, err := ps.CancelScheduledPriceBook(ctx, v, billing.AdminActor(currentAdmin(c).User.ID), ""); err != nil {
 		if billing.ErrorCode(err) == billing.CodeConflict {

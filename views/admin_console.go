@@ -58,6 +58,9 @@ type AdminSecret struct {
 type AdminConfirmAction struct {
 	Heading, Message, Action, Button, Cancel string
 	Danger                                   bool
+	// CancelLabel names the way back when "Cancel" would be ambiguous
+	// (the action itself cancels something); "" is "Cancel".
+	CancelLabel string
 }
 
 // AdminAPIKeyForm is the create form of an API key, as typed.

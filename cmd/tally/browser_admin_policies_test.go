@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -57,6 +58,14 @@ func TestBrowserAdminPolicies(t *testing.T) {
 	withRange := *pb
 	withRange.CustomTopUp = &billing.CustomTopUp{Min: 5_00, Max: 250_00}
 	if _, _, err := d.PublishPriceBook(ctx, withRange); err != nil {
+		t.Fatal(err)
+	}
+	// And a version scheduled for tomorrow, which the admin cancels below.
+	later := withRange
+	later.Features = append([]billing.Feature(nil), withRange.Features...)
+	later.Features[0].Credits += billing.CreditsOf(1)
+	sched, _, err := d.PublishPriceBookWith(ctx, later, db.PublishOptions{EffectiveAt: time.Now().Add(24 * time.Hour)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
@@ -141,4 +150,24 @@ func TestBrowserAdminPolicies(t *testing.T) {
 	if eval[bool](b, "the hold is gone", `[...document.querySelectorAll('[data-testid="hold-row"]')].some(r => r.textContent.includes("`+hold.ID+`"))`) {
 		b.fail("the released hold is still listed")
 	}
+
+	// Cancel the scheduled price-book version, after its confirmation.
+	for _, width := range []int{1280, 390} {
+		b.do("resize", chromedp.EmulateViewport(int64(width), 900))
+		open("the price book", "/admin/price-book", `[data-testid="pb-cancel-scheduled"]`)
+		check("pricebook-scheduled", width)
+	}
+	b.do("cancel it", chromedp.Click(chromedp.CSS(`[data-testid="pb-cancel-scheduled"]`)))
+	b.waitNav("the cancel's confirmation", `!!document.querySelector('[data-testid="confirm"]')`, 10*time.Second)
+	check("pricebook-cancel-confirm", 390)
+	b.do("confirm", chromedp.Click(chromedp.CSS(`[data-testid="confirm-submit"]`)))
+	b.waitNav("cancelled", `location.pathname === "/admin/price-book" && !!document.querySelector('[data-testid="flash"]')`, 10*time.Second)
+	if got := b.text(`[data-testid="flash"]`); !strings.Contains(got, fmt.Sprintf("Cancelled version %d", sched.Version)) {
+		b.fail("flash %q", got)
+	}
+	if eval[bool](b, "no scheduled version left", `!!document.querySelector('[data-testid="pb-scheduled"]')`) ||
+		!eval[bool](b, "marked cancelled", `!!document.querySelector('[data-testid="pb-badge-cancelled"]')`) {
+		b.fail("after the cancel, the page still shows the version scheduled or not cancelled")
+	}
+	check("pricebook-cancelled", 390)
 }
