@@ -415,6 +415,12 @@ func TestAdminPriceBookCancelScheduled(t *testing.T) {
 	if recs := a.audit(t, billing.AuditFilter{Action: billing.AuditPriceBookCancelled}); len(recs) != 1 || recs[0].Actor != billing.AdminActor(a.Admin.ID) {
 		t.Fatalf("audit: %+v", recs)
 	}
+	// The API's list says so too.
+	list := a.do("GET", "/api/v1/price-books", a.Read, nil).want(t, http.StatusOK)
+	if data, _ := list.Body["data"].([]any); len(data) == 0 || data[0].(map[string]any)["cancelled_at"] == nil ||
+		data[0].(map[string]any)["cancelled_by"] != billing.AdminActor(a.Admin.ID).String() {
+		t.Fatalf("the API's list: %s", list.Raw)
+	}
 	// Its time passes: the version before it still prices usage.
 	a.Clock.Advance(3 * time.Hour)
 	if deb := a.usage(cus, "chat.request", "1", "").want(t, http.StatusCreated); deb.Body["price_version"] != json.Number(strconv.FormatInt(cur.Version, 10)) {

@@ -468,6 +468,10 @@ export type PortalSessionRequest = {
 
 /** One immutable version of what things cost. */
 export type PriceBook = {
+  /** Set on a scheduled version an admin cancelled before it took effect: it is never in effect. Omitted otherwise. */
+  cancelled_at?: Timestamp;
+  /** Who cancelled it (admin:adm_...), with cancelled_at. */
+  cancelled_by?: string;
   currency: string;
   custom_top_up?: CustomTopUp;
   /** When the version takes effect (its publication, or the later time it was scheduled for). Debits use the version whose effective_at is the latest at or before their time. */
