@@ -685,22 +685,33 @@ func (s *Server) publishedFlash(c echo.Context, out billing.PriceBook, changed b
 	return c.Redirect(http.StatusSeeOther, "/admin/price-book")
 }
 
+// versionParam is the price-book version the path names (:version), with
+// the store: not found for a number that names none.
+func (s *Server) versionParam(c echo.Context) (adminPriceBookStore, *billing.PriceBook, error) {
+	ps, err := s.priceBookStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := strconv.ParseInt(c.Param("version"), 10, 64)
+	if err != nil || v < 1 {
+		return nil, nil, billing.Errorf(billing.CodeNotFound, "No price book version %q.", c.Param("version"))
+	}
+	pb, err := ps.PriceBookVersion(c.Request().Context(), v)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ps, pb, nil
+}
+
 // POST /admin/price-book/versions/:version/rollback (admins): publish a
 // copy of an earlier version, after the same confirmation as a publish.
 func (s *Server) adminVersionRollback(c echo.Context) error {
 	ctx := c.Request().Context()
-	ps, err := s.priceBookStore()
+	ps, old, err := s.versionParam(c)
 	if err != nil {
 		return err
 	}
-	v, err := strconv.ParseInt(c.Param("version"), 10, 64)
-	if err != nil || v < 1 {
-		return billing.Errorf(billing.CodeNotFound, "No price book version %q.", c.Param("version"))
-	}
-	old, err := ps.PriceBookVersion(ctx, v)
-	if err != nil {
-		return err
-	}
+	v := old.Version
 	book := copyBook(*old)
 	cf := &views.AdminPublishConfirm{Action: fmt.Sprintf("/admin/price-book/versions/%d/rollback", v), Verb: "Roll back", When: "now", Version: v}
 	page := func(status int) error {
@@ -738,18 +749,11 @@ func (s *Server) adminVersionRollback(c echo.Context) error {
 // stays until another takes over.
 func (s *Server) adminVersionCancel(c echo.Context) error {
 	ctx := c.Request().Context()
-	ps, err := s.priceBookStore()
+	ps, pb, err := s.versionParam(c)
 	if err != nil {
 		return err
 	}
-	v, err := strconv.ParseInt(c.Param("version"), 10, 64)
-	if err != nil || v < 1 {
-		return billing.Errorf(billing.CodeNotFound, "No price book version %q.", c.Param("version"))
-	}
-	pb, err := ps.PriceBookVersion(ctx, v)
-	if err != nil {
-		return err
-	}
+	v := pb.Version
 	if c.FormValue("confirm") != "1" {
 		when := "later"
 		if pb.EffectiveAt != nil {
@@ -809,19 +813,11 @@ func (s *Server) adminDraftExport(c echo.Context) error {
 
 // GET /admin/price-book/versions/:version/export (support and up).
 func (s *Server) adminVersionExport(c echo.Context) error {
-	ps, err := s.priceBookStore()
+	_, pb, err := s.versionParam(c)
 	if err != nil {
 		return err
 	}
-	v, err := strconv.ParseInt(c.Param("version"), 10, 64)
-	if err != nil || v < 1 {
-		return billing.Errorf(billing.CodeNotFound, "No price book version %q.", c.Param("version"))
-	}
-	pb, err := ps.PriceBookVersion(c.Request().Context(), v)
-	if err != nil {
-		return err
-	}
-	return exportJSON(c, *pb, fmt.Sprintf("price-book-v%d.json", v))
+	return exportJSON(c, *pb, fmt.Sprintf("price-book-v%d.json", pb.Version))
 }
 
 // uploaded reads a form's file (at most the request's body limit).
