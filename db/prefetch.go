@@ -26,7 +26,7 @@ import (
 // whose customer was not named reads its wallet as before.
 
 // prefetch loads and locks the wallets of ids (sorted, distinct) into the
-// batch, and returns how many it loaded. A customer without a wallet is
+// batch, and returns the wallets it loaded. A customer without a wallet is
 // left out: its operation reports it. With skipLocked it leaves out, too,
 // the wallets another transaction (another instance's batch) has locked,
 // rather than wait for that transaction to end.

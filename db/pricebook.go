@@ -277,22 +277,24 @@ func (d *DB) ListPriceBooks(ctx context.Context) ([]billing.PriceBook, error) {
 		return nil, err
 	}
 	// Cancelled versions are listed, marked.
+	at := make(map[int64]int, len(out))
+	for i, pb := range out {
+		at[pb.Version] = i
+	}
 	crows, err := d.read.QueryContext(ctx, `SELECT version, cancelled_at, cancelled_by FROM price_book_cancellations`)
 	if err != nil {
 		return nil, err
 	}
 	defer crows.Close()
 	for crows.Next() {
-		var v, at int64
+		var v, when int64
 		var by string
-		if err := crows.Scan(&v, &at, &by); err != nil {
+		if err := crows.Scan(&v, &when, &by); err != nil {
 			return nil, err
 		}
-		for i := range out {
-			if out[i].Version == v {
-				t := fromMicros(at)
-				out[i].CancelledAt, out[i].CancelledBy = &t, by
-			}
+		if i, ok := at[v]; ok {
+			t := fromMicros(when)
+			out[i].CancelledAt, out[i].CancelledBy = &t, by
 		}
 	}
 	return out, crows.Err()
@@ -314,19 +316,20 @@ func (d *DB) CancelScheduledPriceBook(ctx context.Context, version int64, actor 
 		if err != nil {
 			return err
 		}
-		var n int
-		if err := t.queryRow(`SELECT COUNT(*) FROM price_book_cancellations WHERE version = ?`, version).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return billing.Errorf(billing.CodeConflict, "Version %d was cancelled already.", version)
-		}
 		if r.pb.EffectiveAt == nil || !r.pb.EffectiveAt.After(now) {
 			return billing.Errorf(billing.CodeConflict, "Version %d took effect already, so it cannot be cancelled: publish another version, or roll back to an earlier one.", version)
 		}
-		if _, err := t.exec(`INSERT INTO price_book_cancellations (version, cancelled_at, cancelled_by, reason) VALUES (?, ?, ?, ?)`,
-			version, micros(now), actor.String(), reason); err != nil {
+		// The key decides a race (two admins, two instances): one row, and
+		// the other is told.
+		res, err := t.exec(`INSERT INTO price_book_cancellations (version, cancelled_at, cancelled_by, reason) VALUES (?, ?, ?, ?)
+			ON CONFLICT (version) DO NOTHING`, version, micros(now), actor.String(), reason)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return billing.Errorf(billing.CodeConflict, "Version %d was cancelled already.", version)
 		}
 		if actor.Kind != "" {
 			if _, err := t.exec(`INSERT INTO admin_audit (actor, action, customer_id, reason, before, after, created_at) VALUES (?, ?, NULL, ?, ?, ?, ?)`,

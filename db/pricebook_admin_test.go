@@ -9,23 +9,30 @@ import (
 	"github.com/tally-billing/tally/db"
 )
 
+// scheduleFixture is a store on a test clock (1 March 2026, noon UTC)
+// with one customer of 100 credits, and debit, which charges them one
+// chat request.
+func scheduleFixture(t *testing.T) (*db.DB, *clock, func() billing.Debit) {
+	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	d := mustOpenDB(t, clk.Now)
+	id := mustCustomer(t, d, "c1", 100)
+	return d, clk, func() billing.Debit {
+		t.Helper()
+		deb, err := d.Debit(context.Background(), billing.UsageRequest{Customer: id, Feature: "chat.request", Quantity: qty(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return deb
+	}
+}
+
 // A version scheduled for later is not used until its time: debits before
 // it are priced with the version in effect, debits after it with the new
 // one (the writer re-reads the price book at the scheduled time without
 // any other write), and CurrentPriceBook follows.
 func TestScheduledPriceBookTakesEffect(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	d := mustOpenDB(t, clk.Now)
-	id := mustCustomer(t, d, "c1", 100)
-	debit := func() billing.Debit {
-		t.Helper()
-		deb, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "chat.request", Quantity: qty(1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return deb
-	}
+	d, clk, debit := scheduleFixture(t)
 	if deb := debit(); deb.PriceVersion != 1 { // the writer holds version 1 now
 		t.Fatalf("first debit priced with v%d", deb.PriceVersion)
 	}
@@ -221,17 +228,7 @@ func TestUsageTotals(t *testing.T) {
 // Numbers are not reused: the next publication is version 3.
 func TestCancelScheduledPriceBook(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	d := mustOpenDB(t, clk.Now)
-	id := mustCustomer(t, d, "c1", 100)
-	debit := func() billing.Debit {
-		t.Helper()
-		deb, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "chat.request", Quantity: qty(1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return deb
-	}
+	d, clk, debit := scheduleFixture(t)
 	debit() // the writer holds version 1 and the time of the next
 	pb := testPriceBook()
 	pb.Features[0].Credits = billing.CreditsOf(3)
