@@ -316,11 +316,18 @@ func (d *DB) CancelScheduledPriceBook(ctx context.Context, version int64, actor 
 		if err != nil {
 			return err
 		}
+		cancelled := billing.Errorf(billing.CodeConflict, "Version %d was cancelled already.", version)
+		var n int
+		if err := t.queryRow(`SELECT COUNT(*) FROM price_book_cancellations WHERE version = ?`, version).Scan(&n); err != nil {
+			return err
+		} else if n > 0 {
+			return cancelled // it never took effect, whatever the time
+		}
 		if r.pb.EffectiveAt == nil || !r.pb.EffectiveAt.After(now) {
 			return billing.Errorf(billing.CodeConflict, "Version %d took effect already, so it cannot be cancelled: publish another version, or roll back to an earlier one.", version)
 		}
-		// The key decides a race (two admins, two instances): one row, and
-		// the other is told.
+		// The key decides a race (two admins, two instances) that the count
+		// above cannot: one row, and the other is told.
 		res, err := t.exec(`INSERT INTO price_book_cancellations (version, cancelled_at, cancelled_by, reason) VALUES (?, ?, ?, ?)
 			ON CONFLICT (version) DO NOTHING`, version, micros(now), actor.String(), reason)
 		if err != nil {
@@ -329,7 +336,7 @@ func (d *DB) CancelScheduledPriceBook(ctx context.Context, version int64, actor 
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return billing.Errorf(billing.CodeConflict, "Version %d was cancelled already.", version)
+			return cancelled
 		}
 		if actor.Kind != "" {
 			if _, err := t.exec(`INSERT INTO admin_audit (actor, action, customer_id, reason, before, after, created_at) VALUES (?, ?, NULL, ?, ?, ?, ?)`,
