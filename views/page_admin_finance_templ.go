@@ -450,7 +450,7 @@ func AdminFinanceView(s AdminShell, d AdminFinancePage) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "</ul><p class=\"mt-3 flex gap-4 text-xs text-gray-600\"><span><span class=\"mr-1 inline-block h-2 w-3 rounded-full bg-brand-500\" aria-hidden=\"true\"></span>Granted</span><span><span class=\"mr-1 inline-block h-2 w-3 rounded-full bg-amber-500\" aria-hidden=\"true\"></span>Burned</span></p></figure><div class=\"card mt-4 overflow-x-auto\" tabindex=\"0\" role=\"region\" aria-label=\"Finance table (scrolls sideways)\"><table class=\"w-full text-sm\" data-testid=\"finance-table\"><caption class=\"sr-only\">Finance by ")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "</ul><p class=\"mt-3 flex gap-4 text-xs text-gray-600\"><span><span class=\"mr-1 inline-block h-2 w-3 rounded-full bg-brand-500\" aria-hidden=\"true\"></span>Granted</span><span><span class=\"mr-1 inline-block h-2 w-3 rounded-full bg-amber-500\" aria-hidden=\"true\"></span>Burned</span></p></figure><div class=\"card mt-4 overflow-x-auto\" tabindex=\"0\" role=\"region\" aria-label=\"Finance table (scrolls sideways)\"><table class=\"w-full text-sm [&_td]:px-2 [&_th]:px-2\" data-testid=\"finance-table\"><caption class=\"sr-only\">Finance by ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -486,9 +486,9 @@ func AdminFinanceView(s AdminShell, d AdminFinancePage) templ.Component {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var27 string
-					templ_7745c5c3_Var27, templ_7745c5c3_Err = templ.JoinStringErrs(cur)
+					templ_7745c5c3_Var27, templ_7745c5c3_Err = templ.JoinStringErrs(upper(cur))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance.templ`, Line: 113, Col: 65}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance.templ`, Line: 113, Col: 72}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var27))
 					if templ_7745c5c3_Err != nil {
@@ -499,9 +499,9 @@ func AdminFinanceView(s AdminShell, d AdminFinancePage) templ.Component {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var28 string
-					templ_7745c5c3_Var28, templ_7745c5c3_Err = templ.JoinStringErrs(cur)
+					templ_7745c5c3_Var28, templ_7745c5c3_Err = templ.JoinStringErrs(upper(cur))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance.templ`, Line: 114, Col: 65}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance.templ`, Line: 114, Col: 72}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var28))
 					if templ_7745c5c3_Err != nil {
@@ -512,9 +512,9 @@ func AdminFinanceView(s AdminShell, d AdminFinancePage) templ.Component {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var29 string
-					templ_7745c5c3_Var29, templ_7745c5c3_Err = templ.JoinStringErrs(cur)
+					templ_7745c5c3_Var29, templ_7745c5c3_Err = templ.JoinStringErrs(upper(cur))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance.templ`, Line: 115, Col: 61}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_finance.templ`, Line: 115, Col: 68}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var29))
 					if templ_7745c5c3_Err != nil {
