@@ -594,11 +594,16 @@ func scanLot(r rowScanner) (billing.Lot, error) {
 	return l, err
 }
 
-// BackfillItem is one grant or debit to write at a past time.
+// BackfillItem is one grant, debit or paid top-up to write at a past time.
 type BackfillItem struct {
 	At    time.Time
 	Grant *billing.GrantRequest
 	Usage *billing.UsageRequest
+	// TopUp is a purchase paid at At in the sandbox: its top-up row and its
+	// successful payment, which grants the credits under Policy, as a
+	// customer's click and the sandbox's answer would have.
+	TopUp  *billing.TopUp
+	Policy billing.PaymentPolicy
 }
 
 // Backfill writes grants and debits at the times they carry, in order,
@@ -635,6 +640,22 @@ func (d *DB) Backfill(ctx context.Context, items []BackfillItem) []error {
 				continue
 			}
 			fn = func(t *Tx) error { _, err := t.debit(id, req); return err }
+		case it.TopUp != nil:
+			id, err := d.ResolveCustomer(ctx, it.TopUp.Customer)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			in, pol := *it.TopUp, it.Policy
+			in.Customer, in.Provider = id, "sandbox"
+			fn = func(t *Tx) error {
+				tu := in
+				if err := t.insertTopUp(&tu, newID("backfill", 10), ""); err != nil {
+					return err
+				}
+				_, err := t.recordPayment(tu.ID, billing.Payment{ProviderID: newID("pi_sandbox", 10), Status: billing.PaymentSucceeded}, pol)
+				return err
+			}
 		default:
 			continue
 		}

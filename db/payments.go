@@ -239,13 +239,7 @@ func (d *DB) CreateTopUp(ctx context.Context, in billing.TopUp, key, paymentMeth
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		in.ID, in.Status = newID("top", 10), billing.TopUpPending
-		_, err = t.exec(`INSERT INTO top_ups (id, customer_id, origin, pack_id, description, credits, amount, currency, status, provider,
-			idempotency_key, payment_method_id, card_brand, card_last4, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.ID, in.Customer, in.Origin, in.PackID, in.Description,
-			int64(in.Credits), in.Price.Amount, in.Price.Currency, in.Status, in.Provider, key, nullStr(paymentMethodID),
-			in.CardBrand, in.CardLast4, micros(t.Now), micros(t.Now))
-		if err != nil {
+		if err := t.insertTopUp(&in, key, paymentMethodID); err != nil {
 			return err
 		}
 		created = true
@@ -253,6 +247,18 @@ func (d *DB) CreateTopUp(ctx context.Context, in billing.TopUp, key, paymentMeth
 		return err
 	})
 	return out, created, err
+}
+
+// insertTopUp writes a new top-up, pending until its payment is recorded,
+// and sets its id and status.
+func (t *Tx) insertTopUp(in *billing.TopUp, key, paymentMethodID string) error {
+	in.ID, in.Status = newID("top", 10), billing.TopUpPending
+	_, err := t.exec(`INSERT INTO top_ups (id, customer_id, origin, pack_id, description, credits, amount, currency, status, provider,
+		idempotency_key, payment_method_id, card_brand, card_last4, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.ID, in.Customer, in.Origin, in.PackID, in.Description,
+		int64(in.Credits), in.Price.Amount, in.Price.Currency, in.Status, in.Provider, key, nullStr(paymentMethodID),
+		in.CardBrand, in.CardLast4, micros(t.Now), micros(t.Now))
+	return err
 }
 
 // RecordPayment stores what the provider said about a top-up's payment. A

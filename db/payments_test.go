@@ -267,3 +267,45 @@ func TestSavedCardBelongsToOneCustomer(t *testing.T) {
 		t.Fatalf("a second row for the same provider card: %v, want a UNIQUE constraint error", err)
 	}
 }
+
+// TestBackfillPaidTopUp: a backfilled purchase (the demo's history) is a
+// top-up paid at its time, like a click and the sandbox's answer: the
+// top-up succeeded with its payment, its lot and refund window date from
+// that time, and its receipt event was emitted; a debit after it spends it.
+func TestBackfillPaidTopUp(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "history", 0)
+	at := time.Now().Add(-40 * 24 * time.Hour).Truncate(time.Second)
+	pol := billing.PaymentPolicy{RefundWindow: 30 * 24 * time.Hour}
+	errs := d.Backfill(ctx, []db.BackfillItem{
+		{At: at, TopUp: &billing.TopUp{Customer: "history", Origin: billing.OriginPortal, PackID: "pack_1000", Description: "Starter: 1,000 credits",
+			Credits: billing.CreditsOf(1000), Price: billing.Money{Amount: 1000, Currency: "usd"}, CardBrand: "visa", CardLast4: "4242"}, Policy: pol},
+		{At: at.Add(time.Hour), Usage: &billing.UsageRequest{Customer: "history", Feature: "chat.request", Quantity: qty(3), IdempotencyKey: "after-purchase"}},
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("item %d: %v", i, err)
+		}
+	}
+	tus, err := d.FindTopUps(ctx, id, 10)
+	if err != nil || len(tus) != 1 {
+		t.Fatalf("top-ups %+v %v", tus, err)
+	}
+	tu := tus[0]
+	if tu.Status != billing.TopUpSucceeded || tu.Provider != "sandbox" || tu.PaymentID == "" || tu.Lot == "" ||
+		!tu.CreatedAt.Equal(at) || tu.RefundableUntil == nil || !tu.RefundableUntil.Equal(at.Add(30*24*time.Hour)) {
+		t.Fatalf("backfilled top-up %+v", tu)
+	}
+	if b, _ := d.Balance(ctx, id); b.Balance != billing.CreditsOf(997) {
+		t.Fatalf("balance %v, want 997 (1,000 bought, 3 spent)", b.Balance)
+	}
+	if n := rawCount(t, d, `SELECT COUNT(*) FROM events WHERE customer_id = ? AND type = ? AND created_at = ?`, id, billing.EventTopUpSucceeded, at.UnixMicro()); n != 1 {
+		t.Fatalf("%d topup.succeeded events at the purchase's time", n)
+	}
+	// Past its refund window: refunding it is refused.
+	if _, _, _, err := d.RefundTopUp(ctx, tu.ID); billing.ErrorCode(err) != billing.CodeRefundWindowClosed {
+		t.Fatalf("a top-up past its refund window: %v", err)
+	}
+	mustVerify(t, d)
+}

@@ -172,6 +172,19 @@ func (s *Service) DefaultCard(ctx context.Context, customerID string) (billing.C
 	return cards[0], true, nil
 }
 
+// PackDescription is what a top-up of pack p says it bought ("Scale: 12,000
+// credits", "+ 500 bonus" when the pack has one): its receipts' line.
+func PackDescription(p billing.CreditPack) string {
+	name := p.Name
+	if name == "" {
+		name = groupCredits(p.Credits) + " credits"
+	}
+	if p.Bonus > 0 {
+		return fmt.Sprintf("%s: %s credits + %s bonus", name, groupCredits(p.Credits), groupCredits(p.Bonus))
+	}
+	return fmt.Sprintf("%s: %s credits", name, groupCredits(p.Credits))
+}
+
 // Quote prices a top-up request without buying anything.
 func (s *Service) Quote(ctx context.Context, req billing.TopUpRequest) (billing.Credits, billing.Money, string, error) {
 	pb, err := s.Store.CurrentPriceBook(ctx)
@@ -188,14 +201,7 @@ func (s *Service) Quote(ctx context.Context, req billing.TopUpRequest) (billing.
 			// Off sale: auto-refills set up with it keep buying it.
 			return 0, billing.Money{}, "", billing.Errorf(billing.CodeValidation, "Credit pack %q is no longer sold.", req.PackID).With("param", "pack")
 		}
-		name := p.Name
-		if name == "" {
-			name = groupCredits(p.Credits) + " credits"
-		}
-		if p.Bonus > 0 {
-			return p.Total(), p.Price, fmt.Sprintf("%s: %s credits + %s bonus", name, groupCredits(p.Credits), groupCredits(p.Bonus)), nil
-		}
-		return p.Credits, p.Price, fmt.Sprintf("%s: %s credits", name, groupCredits(p.Credits)), nil
+		return p.Total(), p.Price, PackDescription(p), nil
 	case req.Credits > 0:
 		pol := s.policy(ctx)
 		price, err := billing.PriceForCredits(pb, req.Credits, pol)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
+	"github.com/tally-billing/tally/payments"
 )
 
 // demoAPIKey is the fixed secret of the demo's admin key, so the README's
@@ -68,7 +69,8 @@ type demoGrant struct {
 	credits  int64
 	source   string
 	reason   string
-	expireIn int // days after the grant; 0 = never
+	expireIn int    // days after the grant; 0 = never
+	pack     string // a purchase: the pack bought, paid in the sandbox (a top-up with its receipt)
 }
 
 func demoCustomers() []demoCustomer {
@@ -77,12 +79,12 @@ func demoCustomers() []demoCustomer {
 			in:     billing.CustomerInput{ExternalID: "acme-robotics", Email: "billing@acme-robotics.example", Name: "Acme Robotics"},
 			perDay: 420,
 			grants: []demoGrant{
-				{90, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0},
-				{90, 1000, billing.SourcePromo, "Welcome credits", 30},
-				{70, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0},
-				{48, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0},
-				{25, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0},
-				{6, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0},
+				{90, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0, "pack_12000"},
+				{90, 1000, billing.SourcePromo, "Welcome credits", 30, ""},
+				{70, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0, "pack_12000"},
+				{48, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0, "pack_12000"},
+				{25, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0, "pack_12000"},
+				{6, 12000, billing.SourcePurchase, "Scale pack ($100.00)", 0, "pack_12000"},
 			},
 			users:    []string{"maria", "dev-team", "batch-pipeline", "li.wei"},
 			features: []string{"chat.request", "chat.request", "chat.request", "gpt-4o.tokens", "gpt-4o.tokens", "image.generate", "document.analyze"},
@@ -91,10 +93,10 @@ func demoCustomers() []demoCustomer {
 			in:     billing.CustomerInput{ExternalID: "lumen-studio", Email: "hello@lumen-studio.example", Name: "Lumen Studio"},
 			perDay: 90,
 			grants: []demoGrant{
-				{88, 1000, billing.SourcePurchase, "Starter pack ($10.00)", 0},
-				{88, 300, billing.SourcePromo, "Welcome credits", 14},
-				{75, 5500, billing.SourcePurchase, "Growth pack ($50.00)", 0},
-				{21, 1000, billing.SourcePurchase, "Starter pack ($10.00)", 0},
+				{88, 1000, billing.SourcePurchase, "Starter pack ($10.00)", 0, "pack_1000"},
+				{88, 300, billing.SourcePromo, "Welcome credits", 14, ""},
+				{75, 5500, billing.SourcePurchase, "Growth pack ($50.00)", 0, "pack_5500"},
+				{21, 1000, billing.SourcePurchase, "Starter pack ($10.00)", 0, "pack_1000"},
 			},
 			users:    []string{"sam", "ola"},
 			features: []string{"image.generate", "image.generate", "chat.request", "audio.transcribe"},
@@ -104,11 +106,11 @@ func demoCustomers() []demoCustomer {
 			in:     billing.CustomerInput{ExternalID: "nova-labs", Email: "finance@nova-labs.example", Name: "Nova Labs"},
 			perDay: 60,
 			grants: []demoGrant{
-				{89, 2000, billing.SourceSubscription, "Starter plan allowance (month 1)", 31},
-				{58, 2000, billing.SourceSubscription, "Starter plan allowance (month 2)", 31},
-				{40, 5500, billing.SourcePurchase, "Growth pack ($50.00)", 0},
-				{27, 2000, billing.SourceSubscription, "Starter plan allowance (month 3)", 31},
-				{12, 500, billing.SourcePromo, "Conference promo", 24},
+				{89, 2000, billing.SourceSubscription, "Starter plan allowance (month 1)", 31, ""},
+				{58, 2000, billing.SourceSubscription, "Starter plan allowance (month 2)", 31, ""},
+				{40, 5500, billing.SourcePurchase, "Growth pack ($50.00)", 0, "pack_5500"},
+				{27, 2000, billing.SourceSubscription, "Starter plan allowance (month 3)", 31, ""},
+				{12, 500, billing.SourcePromo, "Conference promo", 24, ""},
 			},
 			plan:     "starter",
 			users:    []string{"research", "support-bot", "ana"},
@@ -153,7 +155,7 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 		if _, _, err := d.CreateCustomer(ctx, dc.in); err != nil {
 			return "", err
 		}
-		items := demoHistory(dc, pb, now, rand.New(rand.NewPCG(uint64(i+1), 42)))
+		items := demoHistory(dc, pb, now, rand.New(rand.NewPCG(uint64(i+1), 42)), sandboxCards)
 		fmt.Fprintf(out, "demo: %s: writing %d ledger entries over 90 days...", dc.in.Name, len(items))
 		failed := 0
 		const chunk = 2000
@@ -170,6 +172,11 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 			fmt.Fprintf(out, " %d%%", end*100/len(items))
 		}
 		fmt.Fprintln(out)
+		// The history's notifications (receipts, old low-balance warnings)
+		// were read back then: only what happens from here on is new.
+		if err := markDemoNotificationsRead(ctx, d, dc.in.ExternalID); err != nil {
+			return "", err
+		}
 		if dc.target > 0 {
 			if err := drainTo(ctx, d, dc, now); err != nil {
 				return "", err
@@ -206,12 +213,20 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 	return demoAPIKey, nil
 }
 
-// demoHistory makes a customer's grants and usage, in time order.
-func demoHistory(dc demoCustomer, pb *billing.PriceBook, now time.Time, r *rand.Rand) []db.BackfillItem {
+// demoHistory makes a customer's grants and usage, in time order. With
+// sandbox payments, a purchase is a top-up paid in the sandbox (revenue on
+// the finance page, a receipt in the portal); otherwise a purchase grant.
+func demoHistory(dc demoCustomer, pb *billing.PriceBook, now time.Time, r *rand.Rand, sandbox bool) []db.BackfillItem {
 	start := now.Add(-90 * 24 * time.Hour)
 	var items []db.BackfillItem
 	for gi, g := range dc.grants {
 		at := now.Add(-time.Duration(g.daysAgo)*24*time.Hour + time.Duration(gi)*time.Minute)
+		if p, ok := pb.Pack(g.pack); ok && sandbox {
+			items = append(items, db.BackfillItem{At: at, TopUp: &billing.TopUp{Customer: dc.in.ExternalID, Origin: billing.OriginPortal,
+				PackID: p.ID, Description: payments.PackDescription(p), Credits: p.Total(), Price: p.Price,
+				CardBrand: "visa", CardLast4: "4242"}, Policy: billing.PaymentPolicy{RefundWindow: 30 * 24 * time.Hour}})
+			continue
+		}
 		req := &billing.GrantRequest{Customer: dc.in.ExternalID, Credits: billing.CreditsOf(g.credits), Source: g.source, Reason: g.reason}
 		if g.expireIn > 0 {
 			exp := at.Add(time.Duration(g.expireIn) * 24 * time.Hour)
@@ -283,6 +298,20 @@ func sortByTime(items []db.BackfillItem) {
 
 // drainTo spends chat requests until the customer's balance is near target,
 // so the demo always has a customer about to run out.
+// markDemoNotificationsRead marks a demo customer's notifications so far
+// as read.
+func markDemoNotificationsRead(ctx context.Context, d *db.DB, externalID string) error {
+	c, err := d.FindCustomer(ctx, externalID)
+	if err != nil {
+		return err
+	}
+	ns, _, err := d.FindNotifications(ctx, c.ID, 0, 1)
+	if err != nil || len(ns) == 0 {
+		return err
+	}
+	return d.MarkNotificationsRead(ctx, c.ID, ns[0].ID)
+}
+
 func drainTo(ctx context.Context, d *db.DB, dc demoCustomer, now time.Time) error {
 	b, err := d.Balance(ctx, dc.in.ExternalID)
 	if err != nil {

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"testing"
+
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
+)
+
+// TestDemoPurchasesArePaidTopUps: with sandbox payments the demo's
+// purchases are top-ups paid in the sandbox (revenue for the finance page,
+// receipts for the portal), granting what the history says; the history's
+// notifications count as read, so a visitor's bell shows only what is new
+// (Lumen Studio's low balance).
+func TestDemoPurchasesArePaidTopUps(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "demo.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := seedDemo(ctx, d, io.Discard, true); err != nil {
+		t.Fatal(err)
+	}
+	pb, err := d.CurrentPriceBook(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dc := range demoCustomers() {
+		c, err := d.FindCustomer(ctx, dc.in.ExternalID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tus, err := d.FindTopUps(ctx, c.ID, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantN int
+		var wantAmount, gotAmount int64
+		for _, g := range dc.grants {
+			if p, ok := pb.Pack(g.pack); ok {
+				wantN++
+				wantAmount += p.Price.Amount
+			}
+		}
+		for _, tu := range tus {
+			if tu.Status != billing.TopUpSucceeded || tu.Provider != "sandbox" || tu.Lot == "" {
+				t.Errorf("%s: top-up %+v", dc.in.Name, tu)
+			}
+			gotAmount += tu.Price.Amount
+		}
+		if len(tus) != wantN || wantN == 0 || gotAmount != wantAmount {
+			t.Errorf("%s: %d top-ups paying %d, want %d paying %d", dc.in.Name, len(tus), gotAmount, wantN, wantAmount)
+		}
+		unread, err := d.UnreadNotifications(ctx, c.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int{"lumen-studio": 1}[dc.in.ExternalID]; unread != want {
+			t.Errorf("%s: %d unread notifications, want %d", dc.in.Name, unread, want)
+		}
+	}
+}
