@@ -125,6 +125,7 @@ func TestBrowserPortalAccessible(t *testing.T) {
 	b.do("open billing", chromedp.Navigate(base+"/portal/billing"))
 	b.ready()
 	b.do("buy a pack", chromedp.Click(chromedp.CSS(`[data-testid="pack-pack_1000"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-pay"]`)))
+	b.processed(`[data-testid="confirm-pay"]`)
 	b.do("pay", chromedp.Click(chromedp.CSS(`[data-testid="confirm-pay"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="top-up-added"]`)))
 	receipt := eval[string](b, "the receipt link", `document.querySelector('[data-testid="top-up-added"] a[href^="/portal/receipts/"]').getAttribute("href")`)
 
@@ -295,6 +296,7 @@ func TestBrowserPortalAccessible(t *testing.T) {
 		{"declined-dialog", "/portal/billing", `[data-testid="pack-pack_1000"]`, func() {
 			b.ready()
 			b.do("buy", chromedp.Click(chromedp.CSS(`[data-testid="pack-pack_1000"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-pay"]`)))
+			b.processed(`[data-testid="confirm-pay"]`)
 			b.do("pay", chromedp.Click(chromedp.CSS(`[data-testid="confirm-pay"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="use-another-card"]`)))
 			b.waitJS("the focus is on paying with another card", `document.activeElement && document.activeElement.dataset.testid === "use-another-card"`, 5*time.Second)
 		}},

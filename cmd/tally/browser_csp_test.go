@@ -112,6 +112,7 @@ func TestBrowserNoCSPViolations(t *testing.T) {
 	open := func(what, path, visible string) {
 		t.Helper()
 		b.do("open "+what, chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.CSS(visible)))
+		b.ready() // htmx set up: a click before that posts the form without it
 		clean(what)
 	}
 
@@ -137,12 +138,14 @@ func TestBrowserNoCSPViolations(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="plan-confirm-go"]`)))
 	clean("the plan's confirmation")
 	b.do("back to billing", chromedp.Navigate(base+"/portal/billing"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="pack-pack_1000"]`)))
+	b.ready()
 	clean("billing again")
 
 	// A one-click top-up: the confirmation and the result are htmx swaps.
 	b.do("buy the Starter pack", chromedp.Click(chromedp.CSS(`[data-testid="pack-pack_1000"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-pay"]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid="confirm-pay"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-pay"]`)))
+	b.processed(`[data-testid="confirm-pay"]`)
+	b.do("pay", chromedp.Click(chromedp.CSS(`[data-testid="confirm-pay"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="top-up-added"]`)))
 	clean("the top-up dialog")
 

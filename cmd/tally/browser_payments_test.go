@@ -65,6 +65,7 @@ func TestBrowserPayments(t *testing.T) {
 	}
 	// Paid: the dialog says so, and the header balance rises live (no
 	// reload: the grant's commit pushes a balance event).
+	b.processed(`[data-testid="confirm-pay"]`)
 	b.do("pay", chromedp.Click(chromedp.CSS(`[data-testid="confirm-pay"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="top-up-added"]`)))
 	headerIs("the header balance after the top-up", "2,000")

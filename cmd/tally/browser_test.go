@@ -133,6 +133,14 @@ func (b *browser) ready() {
 	b.waitJS("the page is ready", `document.readyState === "complete" && !!window.htmx`, 10*time.Second)
 }
 
+// processed waits until htmx has set up the form holding sel (or sel
+// itself) after a swap brought it in: a click a moment earlier, before
+// htmx processed the new content, posts the form without htmx.
+func (b *browser) processed(sel string) {
+	b.t.Helper()
+	b.waitJS("htmx set up "+sel, `(() => { const e = document.querySelector('`+sel+`'); const f = e && (e.closest("form") || e); return !!(f && f["htmx-internal-data"] && f["htmx-internal-data"].initHash); })()`, 10*time.Second)
+}
+
 func (b *browser) text(sel string) string {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, b.step)
