@@ -664,7 +664,7 @@ func AdminCustomerView(s AdminShell, d AdminCustomerPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 60, "\"><div class=\"w-full min-w-0 sm:w-80\"><label for=\"view-portal-reason\" class=\"sr-only\">Why open their portal</label> ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 60, "\"><div class=\"w-full min-w-0 sm:w-96\"><label for=\"view-portal-reason\" class=\"sr-only\">Why open their portal</label> ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
