@@ -412,6 +412,10 @@ func TestAdminPriceBookCancelScheduled(t *testing.T) {
 		page.Find(`[data-testid="pb-badge-scheduled"]`).Length() != 0 {
 		t.Fatalf("after the cancel: %.400s", page.Find("main").Text())
 	}
+	// The date it was cancelled is text, not a tooltip.
+	if got := page.Find(`[data-testid="pb-cancelled-on"]`).Text(); !strings.HasPrefix(got, "Cancelled on ") {
+		t.Fatalf("the cancelled version's line: %q", got)
+	}
 	if recs := a.audit(t, billing.AuditFilter{Action: billing.AuditPriceBookCancelled}); len(recs) != 1 || recs[0].Actor != billing.AdminActor(a.Admin.ID) {
 		t.Fatalf("audit: %+v", recs)
 	}
