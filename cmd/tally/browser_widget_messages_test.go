@@ -123,7 +123,9 @@ func TestBrowserWidgetPopupAndMessages(t *testing.T) {
 	}
 	// The page itself (the origin the frame was minted for) is listened to.
 	eval[bool](b, "the page posts a token", `(document.querySelector("#w0 iframe").contentWindow.postMessage({type: "tally:token", token: "tet1.from-the-page"}, "`+base+`"), true)`)
-	for deadline := time.Now().Add(5 * time.Second); tokenOf() != "tet1.from-the-page"; time.Sleep(100 * time.Millisecond) {
+	// Generous: each look into the frame is a DevTools round trip, slow on a
+	// loaded machine; the loop ends as soon as the token is there.
+	for deadline := time.Now().Add(15 * time.Second); tokenOf() != "tet1.from-the-page"; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			b.fail("the frame ignores its own page too (token %q): the test cannot tell", tokenOf())
 		}
