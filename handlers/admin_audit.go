@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"encoding/csv"
 	"net/http"
 	"strings"
@@ -65,8 +66,36 @@ func (s *Server) adminAudit(c echo.Context) error {
 	for _, a := range admins {
 		names[a.ID] = a.Email
 	}
-	return render(c, http.StatusOK, views.AdminAuditView(s.adminShell(c, "Audit log", "audit"),
-		views.AdminAuditPage{Filter: f, Records: recs, Next: next, Actions: auditActions, Admins: names}))
+	page := views.AdminAuditPage{Filter: f, Records: recs, Next: next, Actions: auditActions, Admins: names,
+		Keys: map[string]string{}, Customers: map[string]string{}}
+	keys, err := s.store.(adminKeyStore).FindAPIKeys(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		page.Keys[k.ID] = k.Name
+	}
+	// Name the page's customers (at most one page's worth of lookups).
+	for _, r := range recs {
+		for _, id := range []string{r.Customer, customerActor(r.Actor)} {
+			if _, seen := page.Customers[id]; id == "" || seen {
+				continue
+			}
+			page.Customers[id] = ""
+			if cu, err := s.ledger.FindCustomer(c.Request().Context(), id); err == nil {
+				page.Customers[id] = cmp.Or(cu.Name, cu.ExternalID)
+			}
+		}
+	}
+	return render(c, http.StatusOK, views.AdminAuditView(s.adminShell(c, "Audit log", "audit"), page))
+}
+
+// customerActor is the customer id of an actor in the portal, or "".
+func customerActor(a billing.Actor) string {
+	if a.Kind == billing.ActorCustomer {
+		return a.ID
+	}
+	return ""
 }
 
 // GET /admin/audit.csv streams the filtered audit log, every page, as CSV:

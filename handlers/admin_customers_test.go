@@ -317,6 +317,15 @@ func TestAdminAuditPage(t *testing.T) {
 	if strings.Join(actions, ",") != "admin.signed_in,ledger.debit,ledger.grant" {
 		t.Fatalf("audit rows %v", actions)
 	}
+	// Who and whose by name, the id beside: the key that metered the debit
+	// and the customer it was for.
+	debit := doc(t, r).Find(`[data-testid="audit-row"][data-action="ledger.debit"]`)
+	if who := strings.Join(strings.Fields(debit.Find(`[data-testid="audit-who"]`).Text()), " "); a.MeterKey.Name == "" || who != a.MeterKey.Name+" API key" {
+		t.Fatalf("debit by %q, want the key's name %q", who, a.MeterKey.Name)
+	}
+	if txt := debit.Text(); !strings.Contains(txt, `Audited, "Quoted"`) || !strings.Contains(txt, cus) {
+		t.Fatalf("debit row names no customer: %q", txt)
+	}
 	r = v.get("/admin/audit?actor=api_key:"+a.MeterKey.ID).want(t, http.StatusOK)
 	if n := doc(t, r).Find(`[data-testid="audit-row"]`).Length(); n != 1 {
 		t.Fatalf("actor filter: %d rows", n)

@@ -132,4 +132,8 @@ type AdminAuditPage struct {
 	Next    string
 	Actions []string
 	Admins  map[string]string // admin id -> e-mail, to name them
+	Keys    map[string]string // API key id -> its name
+	// Customers names the customers the page shows (id -> name), as the
+	// record's customer and as an actor in the portal.
+	Customers map[string]string
 }

@@ -119,6 +119,21 @@ func demoCustomers() []demoCustomer {
 	}
 }
 
+// demoActors says who did each item of the demo's history, as the audit
+// log shows it: the usage came from the product app's key (the demo key),
+// the grants from the demo itself. Paid top-ups name their payment.
+func demoActors(items []db.BackfillItem, key *billing.APIKey) []db.BackfillItem {
+	for _, it := range items {
+		if it.Usage != nil {
+			it.Usage.APIKey = key
+		}
+		if it.Grant != nil && it.Grant.Actor.Kind == "" {
+			it.Grant.Actor = billing.SystemActor("demo")
+		}
+	}
+	return items
+}
+
 // seedDemo publishes the demo price book, creates the demo customers with
 // 90 days of usage and ensures the demo API key. It does nothing that is
 // already done, so `serve --demo` can be run again on the same database.
@@ -140,7 +155,8 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 			fmt.Fprintf(out, "demo: published the demo price book with plans (version %d)\n", nb.Version)
 		}
 	}
-	if _, err := d.EnsureAPIKey(ctx, "Demo key (local only)", billing.ScopeAdmin, demoAPIKey); err != nil {
+	key, err := d.EnsureAPIKey(ctx, "Demo key (local only)", billing.ScopeAdmin, demoAPIKey)
+	if err != nil {
 		return "", err
 	}
 	pb, err := d.CurrentPriceBook(ctx)
@@ -148,6 +164,11 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 		return "", err
 	}
 	now := d.Now().UTC()
+	// The customers' histories are written as one timeline, oldest first,
+	// so the ledger's order (the audit log's) is the order of time.
+	var seeding []demoCustomer
+	var items []db.BackfillItem
+	var owner []int // owner[k]: the index in seeding of items[k]'s customer
 	for i, dc := range demoCustomers() {
 		if _, err := d.ResolveCustomer(ctx, dc.in.ExternalID); err == nil {
 			continue // seeded on an earlier run
@@ -155,30 +176,49 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 		if _, _, err := d.CreateCustomer(ctx, dc.in); err != nil {
 			return "", err
 		}
-		items := demoHistory(dc, pb, now, rand.New(rand.NewPCG(uint64(i+1), 42)), sandboxCards)
-		fmt.Fprintf(out, "demo: %s: writing %d ledger entries over 90 days...", dc.in.Name, len(items))
-		failed := 0
-		const chunk = 2000
-		for start := 0; start < len(items); start += chunk {
-			end := min(start+chunk, len(items))
-			for _, err := range d.Backfill(ctx, items[start:end]) {
-				if err != nil {
-					if c := billing.ErrorCode(err); c != billing.CodeInsufficientCredits {
-						return "", fmt.Errorf("%s: %w", dc.in.Name, err)
-					}
-					failed++
-				}
-			}
-			fmt.Fprintf(out, " %d%%", end*100/len(items))
+		for _, it := range demoActors(demoHistory(dc, pb, now, rand.New(rand.NewPCG(uint64(i+1), 42)), sandboxCards), &key) {
+			items = append(items, it)
+			owner = append(owner, len(seeding))
 		}
-		fmt.Fprintln(out)
+		seeding = append(seeding, dc)
+	}
+	if len(seeding) == 0 {
+		return demoAPIKey, nil
+	}
+	order := make([]int, len(items))
+	for k := range order {
+		order[k] = k
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return items[a].At.Compare(items[b].At) })
+	sorted := make([]db.BackfillItem, len(items))
+	for k, o := range order {
+		sorted[k] = items[o]
+	}
+	fmt.Fprintf(out, "demo: writing %d ledger entries over 90 days for %d customers...", len(items), len(seeding))
+	failed := make([]int, len(seeding))
+	const chunk = 2000
+	for start := 0; start < len(sorted); start += chunk {
+		end := min(start+chunk, len(sorted))
+		for k, err := range d.Backfill(ctx, sorted[start:end]) {
+			if err != nil {
+				c := seeding[owner[order[start+k]]]
+				if billing.ErrorCode(err) != billing.CodeInsufficientCredits {
+					return "", fmt.Errorf("%s: %w", c.in.Name, err)
+				}
+				failed[owner[order[start+k]]]++
+			}
+		}
+		fmt.Fprintf(out, " %d%%", end*100/len(sorted))
+	}
+	fmt.Fprintln(out)
+	for i, dc := range seeding {
 		// The history's notifications (receipts, old low-balance warnings)
 		// were read back then: only what happens from here on is new.
 		if err := markDemoNotificationsRead(ctx, d, dc.in.ExternalID); err != nil {
 			return "", err
 		}
 		if dc.target > 0 {
-			if err := drainTo(ctx, d, dc, now); err != nil {
+			if err := drainTo(ctx, d, dc, now, &key); err != nil {
 				return "", err
 			}
 		}
@@ -193,7 +233,7 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(out, "demo: %s: balance %s credits (%d usage events refused for lack of credits, as in real life)\n", dc.in.Name, b.Balance, failed)
+		fmt.Fprintf(out, "demo: %s: balance %s credits (%d usage events refused for lack of credits, as in real life)\n", dc.in.Name, b.Balance, failed[i])
 		if sandboxCards && dc.in.ExternalID != "nova-labs" {
 			// A saved sandbox test card (Visa 4242), so one-click top-ups work
 			// at once; Nova Labs has none, to show adding a card.
@@ -296,8 +336,6 @@ func sortByTime(items []db.BackfillItem) {
 	slices.SortStableFunc(items, func(a, b db.BackfillItem) int { return a.At.Compare(b.At) })
 }
 
-// drainTo spends chat requests until the customer's balance is near target,
-// so the demo always has a customer about to run out.
 // markDemoNotificationsRead marks a demo customer's notifications so far
 // as read.
 func markDemoNotificationsRead(ctx context.Context, d *db.DB, externalID string) error {
@@ -312,7 +350,9 @@ func markDemoNotificationsRead(ctx context.Context, d *db.DB, externalID string)
 	return d.MarkNotificationsRead(ctx, c.ID, ns[0].ID)
 }
 
-func drainTo(ctx context.Context, d *db.DB, dc demoCustomer, now time.Time) error {
+// drainTo spends chat requests until the customer's balance is near target,
+// so the demo always has a customer about to run out.
+func drainTo(ctx context.Context, d *db.DB, dc demoCustomer, now time.Time, key *billing.APIKey) error {
 	b, err := d.Balance(ctx, dc.in.ExternalID)
 	if err != nil {
 		return err
@@ -329,7 +369,7 @@ func drainTo(ctx context.Context, d *db.DB, dc demoCustomer, now time.Time) erro
 		items = append(items, db.BackfillItem{At: at, Usage: &billing.UsageRequest{Customer: dc.in.ExternalID, Feature: "chat.request",
 			Quantity: &q, Metadata: map[string]string{"user": dc.users[int(i)%len(dc.users)]}}})
 	}
-	for _, err := range d.Backfill(ctx, items) {
+	for _, err := range d.Backfill(ctx, demoActors(items, key)) {
 		if err != nil && billing.ErrorCode(err) != billing.CodeInsufficientCredits {
 			return err
 		}

@@ -64,3 +64,55 @@ func TestDemoPurchasesArePaidTopUps(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoAuditLog: the demo's history reads as a real one in the audit
+// log: every change names who made it (the usage its API key, the grants
+// the demo), and the customers' histories are one timeline, so the
+// grants, listed newest first, go back in time.
+func TestDemoAuditLog(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "demo.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := seedDemo(ctx, d, io.Discard, true); err != nil {
+		t.Fatal(err)
+	}
+	f := billing.AuditFilter{Limit: 100}
+	n, kinds := 0, map[string]int{}
+	for {
+		recs, next, err := d.FindAudit(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			n++
+			kinds[r.Actor.Kind]++
+			if r.Actor.Kind == "" {
+				t.Fatalf("%s %s at %s names nobody", r.ID, r.Action, r.At)
+			}
+		}
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	if n < 5000 || kinds[billing.ActorAPIKey] == 0 || kinds[billing.ActorSystem] == 0 || kinds[billing.ActorCustomer] == 0 {
+		t.Fatalf("%d records by %v", n, kinds)
+	}
+	grants, _, err := d.FindAudit(ctx, billing.AuditFilter{Action: "ledger.grant", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var customers = map[string]bool{}
+	for i, g := range grants {
+		customers[g.Customer] = true
+		if i > 0 && g.At.After(grants[i-1].At) {
+			t.Fatalf("grant %d (%s, %s) is newer than the one listed before it (%s)", i, g.At, g.Customer, grants[i-1].At)
+		}
+	}
+	if len(grants) < 10 || len(customers) != 3 {
+		t.Fatalf("%d grants for %d customers", len(grants), len(customers))
+	}
+}
