@@ -59,7 +59,7 @@ Usage:
   tally <command> [flags]
 
 Commands:
-  serve       serve the API and portal (--demo seeds demo data)
+  serve       serve the API, the customer portal and the admin console (--demo seeds demo data)
   migrate     apply database migrations and print the schema version
   apikey      create, list, revoke or limit API keys
   pricebook   publish or show price books
@@ -68,7 +68,7 @@ Commands:
   backup      write a consistent copy of the database while Tally serves
   verify      check the ledger's invariants (balances, lots, holds, rollups)
   migrate-data  copy a SQLite installation into PostgreSQL, then verify it
-  bench       measure debits/s and latency on this machine against the raw SQLite limit
+  bench       measure the API's throughput and latency on this machine, as ratios to HTTP alone
   sandbox     advance the payment sandbox's test clock (subscriptions renew)
   version     print the version
 
