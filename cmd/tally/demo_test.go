@@ -17,14 +17,7 @@ import (
 // (Lumen Studio's low balance).
 func TestDemoPurchasesArePaidTopUps(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "demo.db"), db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if _, err := seedDemo(ctx, d, io.Discard, true); err != nil {
-		t.Fatal(err)
-	}
+	d := seededDemo(t)
 	pb, err := d.CurrentPriceBook(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -71,14 +64,7 @@ func TestDemoPurchasesArePaidTopUps(t *testing.T) {
 // grants, listed newest first, go back in time.
 func TestDemoAuditLog(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "demo.db"), db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if _, err := seedDemo(ctx, d, io.Discard, true); err != nil {
-		t.Fatal(err)
-	}
+	d := seededDemo(t)
 	f := billing.AuditFilter{Limit: 100}
 	n, kinds := 0, map[string]int{}
 	for {
@@ -115,4 +101,20 @@ func TestDemoAuditLog(t *testing.T) {
 	if len(grants) < 10 || len(customers) != 3 {
 		t.Fatalf("%d grants for %d customers", len(grants), len(customers))
 	}
+}
+
+// seededDemo is a new SQLite database seeded as `serve --demo` seeds it,
+// with sandbox payments.
+func seededDemo(t *testing.T) *db.DB {
+	t.Helper()
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "demo.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := seedDemo(ctx, d, io.Discard, true); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
