@@ -471,8 +471,9 @@ func (s *Server) publicShell(c echo.Context, title string) views.Shell {
 	}
 	csrf, _ := c.Get("csrf").(string)
 	return views.Shell{
-		Title:       title,
-		Assets:      views.AssetURLs{CSS: a.URL("app.css"), JS: a.URL("app.js"), HTMX: a.URL("vendor/htmx.min.js")},
+		Title: title,
+		Assets: views.AssetURLs{CSS: a.URL("app.css"), JS: a.URL("app.js"), HTMX: a.URL("vendor/htmx.min.js"),
+			Icon: a.URL("favicon.svg")},
 		CSRF:        csrf,
 		Fmt:         views.NewFmt(c.Request().Header.Get("Accept-Language"), tz),
 		ProductName: s.cfg.Portal.ProductName,

@@ -138,8 +138,12 @@ func TestSecurityHeaders(t *testing.T) {
 		var assets []string
 		d.Find(`link[rel="stylesheet"]`).Each(func(_ int, s *goquery.Selection) { assets = append(assets, s.AttrOr("href", "")) })
 		d.Find(`script[src]`).Each(func(_ int, s *goquery.Selection) { assets = append(assets, s.AttrOr("src", "")) })
-		if len(assets) != 3 { // app.css, htmx, app.js
+		d.Find(`link[rel="icon"]`).Each(func(_ int, s *goquery.Selection) { assets = append(assets, s.AttrOr("href", "")) })
+		if len(assets) != 4 { // app.css, htmx, app.js, the icon
 			t.Fatalf("assets %v", assets)
+		}
+		if icon := v.get(assets[3]).want(t, http.StatusOK); icon.Header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(icon.Raw), "<svg") {
+			t.Fatalf("icon %s: %q", assets[3], icon.Header.Get("Content-Type"))
 		}
 		for _, a := range assets {
 			r := v.get(a).want(t, http.StatusOK)

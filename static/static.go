@@ -16,7 +16,7 @@ import (
 	"strings"
 )
 
-//go:embed app.css app.js embed.js widget.js vendor/*.js
+//go:embed app.css app.js embed.js widget.js favicon.svg vendor/*.js
 var files embed.FS
 
 // Assets maps logical names ("app.css") to fingerprinted URLs and serves them.

@@ -33,6 +33,7 @@ type Notice struct {
 // AssetURLs are the fingerprinted URLs of the embedded assets.
 type AssetURLs struct {
 	CSS, JS, HTMX string
+	Icon          string // the favicon (SVG)
 }
 
 // Flash is a one-time message after an action ("Spend limits saved.").
