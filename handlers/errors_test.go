@@ -209,3 +209,35 @@ func TestUnknownPageIsHTML(t *testing.T) {
 		t.Fatalf("GET /nope: %d %s %.200s", r.Status, r.Header.Get("Content-Type"), r.Raw)
 	}
 }
+
+// A signed-in customer who meets an error page (an address that does not
+// exist, a stale page link) is offered their billing, not only Back; a bad
+// address is not called a fault of ours.
+func TestPortalErrorPagesOfferBilling(t *testing.T) {
+	a := newPortalAPI(t, nil)
+	a.customer(t, "lost")
+	v := newPortalVisitor(t, a)
+	v.signIn("lost")
+	for _, tc := range []struct{ path, heading string }{
+		{"/portal/nope", "Page not found"},
+		{"/nope", "Page not found"}, // outside the portal's routes
+		{"/portal/ledger?cursor=zzz", "This page address is not valid"},
+	} {
+		r := v.get(tc.path)
+		if r.Status != http.StatusNotFound && r.Status != http.StatusBadRequest {
+			t.Fatalf("%s: %d", tc.path, r.Status)
+		}
+		d := doc(t, r)
+		if h := d.Find(`[data-testid="error-page"] h1`).Text(); h != tc.heading {
+			t.Errorf("%s: heading %q, want %q", tc.path, h, tc.heading)
+		}
+		if href, _ := d.Find(`[data-testid="error-portal"]`).Attr("href"); href != "/portal" {
+			t.Errorf("%s: no way to the customer's billing", tc.path)
+		}
+	}
+	// Signed out, an unknown address offers only the way back.
+	r := newPortalVisitor(t, a).get("/nope")
+	if d := doc(t, r); d.Find(`[data-testid="error-portal"]`).Length() != 0 || d.Find(`[data-testid="error-back"]`).Length() != 1 {
+		t.Fatalf("signed out: %.300s", r.Raw)
+	}
+}

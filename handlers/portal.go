@@ -643,13 +643,23 @@ func (s *Server) pageError(c echo.Context, status int, err error) error {
 		return render(c, status, views.FlashMessage(views.Flash{Kind: "error", Message: msg}))
 	}
 	sh := s.publicShell(c, "Error")
-	if ps, ok := c.Get(ctxCustomer).(portalSession); ok {
-		sh.ReturnURL = ps.ReturnURL
+	// A signed-in customer gets the way to their billing (and back to the
+	// product). An address no route knows never met requireCustomer, so
+	// its session is looked up here.
+	ps, ok := c.Get(ctxCustomer).(portalSession)
+	if !ok && status == http.StatusNotFound {
+		_, ps, ok, _ = s.session(c)
+	}
+	if ok {
+		sh.ReturnURL, sh.SignedIn = ps.ReturnURL, true
 	}
 	heading := "Something went wrong"
 	switch {
 	case status == http.StatusNotFound:
 		heading, msg = "Page not found", "The page you asked for does not exist."
+	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+		// The address (a stale or edited link), not the server.
+		heading = "This page address is not valid"
 	case status == http.StatusForbidden:
 		heading = "Please try again"
 	case status == http.StatusTooManyRequests:
