@@ -102,6 +102,19 @@ func (s *Server) renderAdminCustomer(c echo.Context, status int, fm views.AdminF
 		d.Usage[i].Events += u.Events
 	}
 	sort.Slice(d.Usage, func(i, j int) bool { return d.Usage[i].Credits > d.Usage[j].Credits })
+	if len(d.Usage) > 0 {
+		// The features by the names customers see (a retired one by its key).
+		pb, err := s.prices.CurrentPriceBook(ctx)
+		if err != nil {
+			return err
+		}
+		d.FeatureNames = map[string]string{}
+		if pb != nil {
+			for _, f := range pb.Features {
+				d.FeatureNames[f.Key] = f.Name
+			}
+		}
+	}
 	return render(c, status, views.AdminCustomerView(s.adminShell(c, adminCustomerTitle(cu), "customers"), d))
 }
 

@@ -78,7 +78,7 @@ func TestAdminCustomerPage(t *testing.T) {
 	if d.Find(`[data-testid="ledger-lot"]`).Length() != 1 || d.Find(`[data-testid="ledger-row"]`).Length() != 2 {
 		t.Errorf("lots %d, entries %d", d.Find(`[data-testid="ledger-lot"]`).Length(), d.Find(`[data-testid="ledger-row"]`).Length())
 	}
-	if got := strings.Join(strings.Fields(d.Find(`[data-testid="usage-feature"]`).Text()), " "); got != "chat.request 3 credits · 1 events" {
+	if got := strings.Join(strings.Fields(d.Find(`[data-testid="usage-feature"]`).Text()), " "); got != "Chat request chat.request 3 credits · 1 event" {
 		t.Errorf("usage %q", got)
 	}
 	if got := testID(t, r, "refill-summary"); got != "Auto-refill: off" {

@@ -56,11 +56,14 @@ type AdminCustomerPage struct {
 	Ledger    LedgerData
 	Purchases []Purchase
 	Flags     []billing.CustomerFlag
-	Freeze    *billing.Freeze         // nil: not frozen
-	Usage     []billing.UsageDay      // the last 30 days, one line per feature (Day empty)
-	Refill    *billing.RefillSettings // nil: never set up
-	Notices   []billing.Notice
-	Settings  billing.CustomerSettings
+	Freeze    *billing.Freeze    // nil: not frozen
+	Usage     []billing.UsageDay // the last 30 days, one line per feature (Day empty)
+	// FeatureNames names the features of Usage (key -> name) as the current
+	// price book does.
+	FeatureNames map[string]string
+	Refill       *billing.RefillSettings // nil: never set up
+	Notices      []billing.Notice
+	Settings     billing.CustomerSettings
 	// LowBalancePercent is the policy's default low-balance line.
 	LowBalancePercent int
 	// Holds are the customer's open holds (Release, for admins).

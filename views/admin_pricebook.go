@@ -195,6 +195,14 @@ func featurePriceText(f Fmt, ft billing.Feature) []string {
 	return out
 }
 
+// pluralWord is word, with an s unless n is 1 ("event", "events").
+func pluralWord(n int64, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
 // plural is "1 feature", "2 features".
 func plural(n int, word string) string {
 	if n == 1 {
