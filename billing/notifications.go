@@ -1,6 +1,10 @@
 package billing
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
 
 // Customer notifications: the events a customer is told about, by e-mail
 // (when SMTP is configured and they have not turned that kind off) and in
@@ -12,18 +16,25 @@ const (
 	NotifyAutoRefill = "auto_refill" // autorefill.failed, .paused, .action_required
 	NotifyReceipt    = "receipt"     // topup.succeeded, autorefill.succeeded
 	NotifyExpiring   = "expiring"    // grant.expiring (7 days before)
+	// NotifyPlan: a plan's paid periods (subscription.created, .renewed, a
+	// receipt each) and its declined payments (invoice.payment_failed, the
+	// first attempt and the last).
+	NotifyPlan = "plan"
 )
 
 // NotificationKinds lists the kinds in the order the settings page shows them.
-var NotificationKinds = []string{NotifyLowBalance, NotifyDepleted, NotifyAutoRefill, NotifyReceipt, NotifyExpiring}
+var NotificationKinds = []string{NotifyLowBalance, NotifyDepleted, NotifyAutoRefill, NotifyReceipt, NotifyPlan, NotifyExpiring}
 
 // NotificationTypes are the event types NotificationKind may accept.
 var NotificationTypes = []string{EventBalanceLow, EventBalanceDepleted, EventAutoRefillFailed, EventAutoRefillPaused,
-	EventAutoRefillActionRequired, EventTopUpSucceeded, EventAutoRefillSucceeded, EventGrantExpiring}
+	EventAutoRefillActionRequired, EventTopUpSucceeded, EventAutoRefillSucceeded, EventGrantExpiring,
+	EventSubscriptionCreated, EventSubscriptionRenewed, EventInvoicePaymentFailed}
 
 // NotificationKind is the kind of notification an event is, or "" when the
 // customer is not told about it. A declined auto-refill is told once (its
-// first failure, as the portal's notices), not on every retry.
+// first failure, as the portal's notices), not on every retry; a plan's
+// declined payment at its first attempt and when the provider gives up; a
+// plan period is a receipt only when it was paid for (a free period is not).
 func NotificationKind(typ string, data map[string]any) string {
 	switch typ {
 	case EventBalanceLow:
@@ -40,6 +51,14 @@ func NotificationKind(typ string, data map[string]any) string {
 		return NotifyReceipt
 	case EventGrantExpiring:
 		return NotifyExpiring
+	case EventSubscriptionCreated, EventSubscriptionRenewed:
+		if a, err := strconv.ParseInt(fmt.Sprint(data["amount"]), 10, 64); err == nil && a > 0 {
+			return NotifyPlan
+		}
+	case EventInvoicePaymentFailed:
+		if fmt.Sprint(data["attempt"]) == "1" || fmt.Sprint(data["final"]) == "true" {
+			return NotifyPlan
+		}
 	}
 	return ""
 }

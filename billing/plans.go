@@ -355,7 +355,7 @@ func PlanSubscribe(s *WalletState, current *Subscription, r SubscribeRequest) (C
 		return Change{}, err
 	}
 	ch.Events = append(ch.Events, NewEvent{Type: EventSubscriptionCreated, Customer: s.Customer, Entry: 1,
-		Data: subData(sub, map[string]any{"credits": r.Plan.Credits, "amount": r.Plan.Price.Amount, "currency": r.Plan.Price.Currency,
+		Data: subData(sub, map[string]any{"plan_name": r.Plan.Name, "credits": r.Plan.Credits, "amount": r.Plan.Price.Amount, "currency": r.Plan.Price.Currency,
 			"invoice": r.Invoice})})
 	finish(s, &ch, false)
 	return ch, nil
@@ -405,7 +405,7 @@ func PlanRenewal(s *WalletState, sub Subscription, r RenewalRequest) (Change, er
 		return Change{}, err
 	}
 	ch.Events = append(ch.Events, NewEvent{Type: EventSubscriptionRenewed, Customer: s.Customer, Entry: 1,
-		Data: subData(&next, map[string]any{"credits": r.Plan.Credits, "amount": r.Amount.Amount, "currency": r.Amount.Currency,
+		Data: subData(&next, map[string]any{"plan_name": r.Plan.Name, "credits": r.Plan.Credits, "amount": r.Amount.Amount, "currency": r.Amount.Currency,
 			"invoice": r.Invoice, "period_start": from, "period_end": end})})
 	finish(s, &ch, false)
 	return ch, nil

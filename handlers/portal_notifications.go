@@ -97,6 +97,8 @@ func (s *Server) notificationLink(n billing.Notice) string {
 		return ""
 	case billing.NotifyExpiring:
 		return "/portal/ledger"
+	case billing.NotifyPlan:
+		return "/portal/plan"
 	}
 	return ""
 }

@@ -128,7 +128,7 @@ func TestPortalMailPrefs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(off) != 3 || !off[billing.NotifyLowBalance] || off[billing.NotifyReceipt] {
+	if len(off) != len(billing.NotificationKinds)-2 || !off[billing.NotifyLowBalance] || !off[billing.NotifyPlan] || off[billing.NotifyReceipt] {
 		t.Errorf("opt-outs %v", off)
 	}
 	d = doc(t, v.get("/portal/settings").want(t, http.StatusOK))

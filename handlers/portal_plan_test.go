@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/tally-billing/tally/billing"
 )
 
@@ -69,6 +70,16 @@ func TestPlanThroughThePortal(t *testing.T) {
 	v.post("/portal/plan", form) // the same press again
 	if got := p.available(t, id); got != billing.CreditsOf(2000) {
 		t.Fatalf("a second press changed the credits to %s", got)
+	}
+	// The payment is a receipt among the customer's notifications, once,
+	// with the way to the plan.
+	nd := doc(t, v.get("/portal/notifications").want(t, http.StatusOK))
+	receipts := nd.Find(`[data-testid="notification"]`).FilterFunction(func(_ int, s *goquery.Selection) bool {
+		return strings.Contains(s.Text(), "Receipt: Starter plan")
+	})
+	if receipts.Length() != 1 || !strings.Contains(receipts.Text(), "You paid $19.00 for the Starter plan: 2,000 credits for ") ||
+		receipts.Find(`a[href="/portal/plan"]`).Length() != 1 {
+		t.Fatalf("plan receipt among the notifications: %d\n%s", receipts.Length(), nd.Text())
 	}
 
 	// Ten days into the 31-day period (10 Mar to 10 Apr), Starter ($19,

@@ -25,8 +25,19 @@ func NotificationTitle(f Fmt, n billing.Notice) string {
 		return "Auto-refill added " + f.CreditsWord(noticeCredits(n, "credits"))
 	case billing.EventGrantExpiring:
 		return f.CreditsWord(noticeCredits(n, "credits")) + " expire soon"
+	case billing.EventSubscriptionCreated, billing.EventSubscriptionRenewed:
+		return "Receipt: " + notificationPlanName(n) + " plan"
 	}
 	return NoticeTitle(n)
+}
+
+// notificationPlanName is the plan a subscription event is about, by name
+// (by key for an event from before names were recorded).
+func notificationPlanName(n billing.Notice) string {
+	if name := noticeStr(n, "plan_name"); name != "" {
+		return name
+	}
+	return noticeStr(n, "plan")
 }
 
 // NotificationText is a notification's sentence: what happened and what to do.
@@ -57,6 +68,21 @@ func NotificationText(f Fmt, n billing.Notice) string {
 			text += " expire in 7 days."
 		}
 		return text + " Credits that expire cannot be used or refunded; they are used first."
+	case billing.EventSubscriptionCreated, billing.EventSubscriptionRenewed:
+		paid := f.Money(billing.Money{Amount: noticeInt(n, "amount"), Currency: noticeStr(n, "currency")})
+		text := "You paid " + paid + " for the " + notificationPlanName(n) + " plan: " + f.CreditsWord(noticeCredits(n, "credits"))
+		// The period paid for (a renewal names it: a late invoice's is not
+		// the current one), else the current period (a new subscription).
+		from, to := "period_start", "period_end"
+		if noticeStr(n, from) == "" {
+			from, to = "current_period_start", "current_period_end"
+		}
+		start, err1 := time.Parse(time.RFC3339Nano, noticeStr(n, from))
+		end, err2 := time.Parse(time.RFC3339Nano, noticeStr(n, to))
+		if err1 == nil && err2 == nil {
+			text += " for " + f.LongDate(start) + " to " + f.LongDate(end)
+		}
+		return text + ". Thank you."
 	}
 	return NoticeText(f, n)
 }
@@ -70,6 +96,10 @@ func NotificationAction(n billing.Notice) string {
 		return "Review auto-refill"
 	case billing.NotifyReceipt:
 		return "See your purchases"
+	case billing.NotifyPlan:
+		return "See your plan"
+	case billing.NotifyExpiring:
+		return "See your credits"
 	}
 	return "Open billing"
 }
@@ -99,6 +129,8 @@ func NotificationKindLabel(kind string) (label, hint string) {
 		return "Auto-refill problems", "A declined card, a paused auto-refill, or a payment to confirm."
 	case billing.NotifyReceipt:
 		return "Receipts", "After each top-up and auto-refill."
+	case billing.NotifyPlan:
+		return "Plan payments", "A receipt for each period of your plan, and a warning if its payment is declined."
 	case billing.NotifyExpiring:
 		return "Expiring credits", "7 days before credits expire."
 	}

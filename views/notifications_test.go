@@ -26,6 +26,19 @@ func TestNotificationWords(t *testing.T) {
 		{billing.EventAutoRefillPaused, map[string]any{"failures": 3, "failure_reason": "Your card was declined."}, "Auto-refill is paused", "declined 3 times"},
 		{billing.EventAutoRefillActionRequired, map[string]any{"description": "Auto-refill: 1,000 credits"}, "Confirm your auto-refill", "confirm the auto-refill of 1,000 credits"},
 		{billing.EventAutoRefillFailed, map[string]any{"failures": 1, "failure_reason": "Insufficient funds."}, "Auto-refill payment declined", "Insufficient funds."},
+		{billing.EventSubscriptionCreated, map[string]any{"plan": "pro", "plan_name": "Pro", "credits": 6000, "amount": 4900, "currency": "usd",
+			"current_period_start": "2026-03-10T12:00:00Z", "current_period_end": "2026-04-10T12:00:00Z"},
+			"Receipt: Pro plan", "You paid $49.00 for the Pro plan: 6,000 credits for 10 March 2026 to 10 April 2026."},
+		{billing.EventSubscriptionRenewed, map[string]any{"plan": "starter", "credits": 2000, "amount": 1900, "currency": "usd"},
+			"Receipt: starter plan", "You paid $19.00 for the starter plan: 2,000 credits."},
+		{billing.EventSubscriptionRenewed, map[string]any{"plan": "team", "plan_name": "Team", "credits": 30000, "amount": 19900, "currency": "usd",
+			"period_start": "2026-02-10T00:00:00Z", "period_end": "2026-03-10T00:00:00Z",
+			"current_period_start": "2026-03-10T00:00:00Z", "current_period_end": "2026-04-10T00:00:00Z"},
+			"Receipt: Team plan", "30,000 credits for 10 February 2026 to 10 March 2026."},
+		{billing.EventInvoicePaymentFailed, map[string]any{"amount": 1900, "currency": "usd", "attempt": 1, "final": false},
+			"Your plan's payment failed", "We could not collect your plan's payment of $19.00"},
+		{billing.EventInvoicePaymentFailed, map[string]any{"amount": 1900, "currency": "usd", "attempt": 4, "final": true},
+			"Your plan has ended", "after several tries"},
 	} {
 		t.Run(c.typ, func(t *testing.T) {
 			n := billing.Notice{ID: 1, Type: c.typ, Data: c.data, CreatedAt: at}
@@ -43,8 +56,22 @@ func TestNotificationWords(t *testing.T) {
 			}
 		})
 	}
-	// A refill's later declines are not told again.
+	// The action's words name where its link goes (handlers' notificationLink).
+	for typ, want := range map[string]string{billing.EventGrantExpiring: "See your credits", billing.EventSubscriptionRenewed: "See your plan",
+		billing.EventTopUpSucceeded: "See your purchases", billing.EventBalanceLow: "Top up"} {
+		if got := NotificationAction(billing.Notice{Type: typ, Data: map[string]any{"amount": 1900}}); got != want {
+			t.Errorf("%s: action %q, want %q", typ, got, want)
+		}
+	}
+	// A refill's later declines are not told again, nor a plan's retries
+	// between its first attempt and its last; a free period is no receipt.
 	if k := billing.NotificationKind(billing.EventAutoRefillFailed, map[string]any{"failures": 2}); k != "" {
 		t.Errorf("a second decline is a %q notification", k)
+	}
+	if k := billing.NotificationKind(billing.EventInvoicePaymentFailed, map[string]any{"attempt": 2.0, "final": false}); k != "" {
+		t.Errorf("a plan's second attempt is a %q notification", k)
+	}
+	if k := billing.NotificationKind(billing.EventSubscriptionRenewed, map[string]any{"amount": 0.0}); k != "" {
+		t.Errorf("a free period is a %q notification", k)
 	}
 }

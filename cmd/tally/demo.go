@@ -228,6 +228,10 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 				Actor: billing.SystemActor("demo")}); err != nil {
 				return "", fmt.Errorf("%s: subscribe: %w", dc.in.Name, err)
 			}
+			// Its receipt was seen when the customer subscribed.
+			if err := markDemoNotificationsRead(ctx, d, dc.in.ExternalID); err != nil {
+				return "", err
+			}
 		}
 		b, err := d.Balance(ctx, dc.in.ExternalID)
 		if err != nil {
