@@ -151,3 +151,51 @@ func TestNotificationMail(t *testing.T) {
 		t.Errorf("third e-mail to %v", m.To)
 	}
 }
+
+// A paid plan period is mailed as a receipt, under the plan kind: a
+// customer who switched receipts of top-ups off still gets it, one who
+// switched plan payments off does not.
+func TestPlanReceiptMail(t *testing.T) {
+	d, ids := notifyDB(t)
+	ctx := context.Background()
+	pb, err := d.CurrentPriceBook(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb.Plans = []billing.Plan{{Key: "starter", Name: "Starter", Price: billing.Money{Amount: 19_00}, Credits: billing.CreditsOf(2000)}}
+	if _, _, err := d.PublishPriceBook(ctx, *pb); err != nil {
+		t.Fatal(err)
+	}
+	// SaveMailOptOuts takes the kinds left on.
+	allBut := func(off string) map[string]bool {
+		on := map[string]bool{}
+		for _, k := range billing.NotificationKinds {
+			on[k] = k != off
+		}
+		return on
+	}
+	if err := d.SaveMailOptOuts(ctx, ids["ada"], allBut(billing.NotifyReceipt)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SaveMailOptOuts(ctx, ids["bob"], allBut(billing.NotifyPlan)); err != nil {
+		t.Fatal(err)
+	}
+	srv := smtptest.Start(t)
+	startMail(t, d, srv)
+	for _, c := range []string{"ada", "bob"} {
+		if _, err := d.StartSubscription(ctx, db.SubscribeInput{Customer: ids[c], Plan: "starter"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "ada's receipt", func() bool { return len(srv.Received()) >= 1 })
+	time.Sleep(200 * time.Millisecond) // time for a wrong second
+	got := srv.Received()
+	if len(got) != 1 || got[0].To[0] != "ada@example.com" {
+		t.Fatalf("%d e-mails (%v), want ada's receipt only", len(got), got)
+	}
+	m := smtptest.Parse(t, got[0].Data)
+	if m.Subject != "Pixel AI: Receipt: Starter plan" || !strings.Contains(m.Text, "You paid $19.00 for the Starter plan: 2,000 credits for ") ||
+		!strings.Contains(m.Text, "See your plan") {
+		t.Errorf("receipt: %q\n%s", m.Subject, m.Text)
+	}
+}
