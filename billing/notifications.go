@@ -16,9 +16,9 @@ const (
 	NotifyAutoRefill = "auto_refill" // autorefill.failed, .paused, .action_required
 	NotifyReceipt    = "receipt"     // topup.succeeded, autorefill.succeeded
 	NotifyExpiring   = "expiring"    // grant.expiring (7 days before)
-	// NotifyPlan: a plan's paid periods (subscription.created, .renewed, a
-	// receipt each) and its declined payments (invoice.payment_failed, the
-	// first attempt and the last).
+	// NotifyPlan: a plan's payments (subscription.created, .renewed and an
+	// upgrade's subscription.updated, a receipt each) and its declined
+	// payments (invoice.payment_failed, the first attempt and the last).
 	NotifyPlan = "plan"
 )
 
@@ -28,7 +28,7 @@ var NotificationKinds = []string{NotifyLowBalance, NotifyDepleted, NotifyAutoRef
 // NotificationTypes are the event types NotificationKind may accept.
 var NotificationTypes = []string{EventBalanceLow, EventBalanceDepleted, EventAutoRefillFailed, EventAutoRefillPaused,
 	EventAutoRefillActionRequired, EventTopUpSucceeded, EventAutoRefillSucceeded, EventGrantExpiring,
-	EventSubscriptionCreated, EventSubscriptionRenewed, EventInvoicePaymentFailed}
+	EventSubscriptionCreated, EventSubscriptionRenewed, EventSubscriptionUpdated, EventInvoicePaymentFailed}
 
 // NotificationKind is the kind of notification an event is, or "" when the
 // customer is not told about it. A declined auto-refill is told once (its
@@ -53,6 +53,11 @@ func NotificationKind(typ string, data map[string]any) string {
 		return NotifyExpiring
 	case EventSubscriptionCreated, EventSubscriptionRenewed:
 		if a, err := strconv.ParseInt(fmt.Sprint(data["amount"]), 10, 64); err == nil && a > 0 {
+			return NotifyPlan
+		}
+	case EventSubscriptionUpdated:
+		// An upgrade charged now (a downgrade or a resume charges nothing).
+		if a, err := strconv.ParseInt(fmt.Sprint(data["amount_charged"]), 10, 64); err == nil && a > 0 && data["change"] == "upgrade" {
 			return NotifyPlan
 		}
 	case EventInvoicePaymentFailed:

@@ -527,7 +527,7 @@ func PlanChangePlan(s *WalletState, sub Subscription, r ChangePlanRequest) (Chan
 	}
 	ch.Subscription = &next
 	ev := NewEvent{Type: EventSubscriptionUpdated, Customer: s.Customer, Data: subData(&next, map[string]any{
-		"previous_plan": sub.Plan, "change": map[bool]string{true: "upgrade", false: "downgrade"}[q.Upgrade],
+		"previous_plan": sub.Plan, "plan_name": r.To.Name, "change": map[bool]string{true: "upgrade", false: "downgrade"}[q.Upgrade],
 		"credits_granted": q.CreditsNow, "amount_charged": q.AmountNow.Amount, "currency": q.AmountNow.Currency,
 		"effective_at": q.EffectiveAt})}
 	if len(ch.Entries) > 0 {

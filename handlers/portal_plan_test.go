@@ -123,6 +123,20 @@ func TestPlanThroughThePortal(t *testing.T) {
 	if got := testID(t, page, "plan-status"); !strings.HasPrefix(got, "Ends on") {
 		t.Fatalf("status after canceling: %q", got)
 	}
+	// What was paid is in the notifications, newest first: the upgrade's
+	// receipt, then the subscription's; the downgrade, the resume and the
+	// cancellation charged nothing and are not there.
+	var plan []string
+	doc(t, v.get("/portal/notifications").want(t, http.StatusOK)).Find(`[data-testid="notification"]`).Each(func(_ int, s *goquery.Selection) {
+		title := s.Find("p.font-semibold").First()
+		title.Find(`[data-testid="notification-new"]`).Remove()
+		if h := strings.Join(strings.Fields(title.Text()), " "); strings.Contains(h, "plan") || strings.Contains(h, "Pro") {
+			plan = append(plan, h)
+		}
+	})
+	if strings.Join(plan, " | ") != "Receipt: upgrade to Pro | Receipt: Starter plan" {
+		t.Fatalf("plan notifications: %q", plan)
+	}
 	if n := doc(t, page).Find(`[data-testid="plan-invoice"]`).Length(); n != 2 {
 		t.Fatalf("%d plan invoices, want 2 (the first period, the upgrade)", n)
 	}

@@ -27,6 +27,8 @@ func NotificationTitle(f Fmt, n billing.Notice) string {
 		return f.CreditsWord(noticeCredits(n, "credits")) + " expire soon"
 	case billing.EventSubscriptionCreated, billing.EventSubscriptionRenewed:
 		return "Receipt: " + notificationPlanName(n) + " plan"
+	case billing.EventSubscriptionUpdated:
+		return "Receipt: upgrade to " + notificationPlanName(n)
 	}
 	return NoticeTitle(n)
 }
@@ -83,6 +85,10 @@ func NotificationText(f Fmt, n billing.Notice) string {
 			text += " for " + f.LongDate(start) + " to " + f.LongDate(end)
 		}
 		return text + ". Thank you."
+	case billing.EventSubscriptionUpdated:
+		paid := f.Money(billing.Money{Amount: noticeInt(n, "amount_charged"), Currency: noticeStr(n, "currency")})
+		return "You paid " + paid + " to move to the " + notificationPlanName(n) + " plan now: " +
+			f.CreditsWord(noticeCredits(n, "credits_granted")) + " for the rest of this period. Thank you."
 	}
 	return NoticeText(f, n)
 }
@@ -130,7 +136,7 @@ func NotificationKindLabel(kind string) (label, hint string) {
 	case billing.NotifyReceipt:
 		return "Receipts", "After each top-up and auto-refill."
 	case billing.NotifyPlan:
-		return "Plan payments", "A receipt for each period of your plan, and a warning if its payment is declined."
+		return "Plan payments", "A receipt for each period of your plan and each upgrade, and a warning if a payment is declined."
 	case billing.NotifyExpiring:
 		return "Expiring credits", "7 days before credits expire."
 	}

@@ -35,6 +35,9 @@ func TestNotificationWords(t *testing.T) {
 			"period_start": "2026-02-10T00:00:00Z", "period_end": "2026-03-10T00:00:00Z",
 			"current_period_start": "2026-03-10T00:00:00Z", "current_period_end": "2026-04-10T00:00:00Z"},
 			"Receipt: Team plan", "30,000 credits for 10 February 2026 to 10 March 2026."},
+		{billing.EventSubscriptionUpdated, map[string]any{"plan": "pro", "plan_name": "Pro", "change": "upgrade", "credits_granted": 2709,
+			"amount_charged": 2032, "currency": "usd"},
+			"Receipt: upgrade to Pro", "You paid $20.32 to move to the Pro plan now: 2,709 credits for the rest of this period."},
 		{billing.EventInvoicePaymentFailed, map[string]any{"amount": 1900, "currency": "usd", "attempt": 1, "final": false},
 			"Your plan's payment failed", "We could not collect your plan's payment of $19.00"},
 		{billing.EventInvoicePaymentFailed, map[string]any{"amount": 1900, "currency": "usd", "attempt": 4, "final": true},
@@ -73,5 +76,8 @@ func TestNotificationWords(t *testing.T) {
 	}
 	if k := billing.NotificationKind(billing.EventSubscriptionRenewed, map[string]any{"amount": 0.0}); k != "" {
 		t.Errorf("a free period is a %q notification", k)
+	}
+	if k := billing.NotificationKind(billing.EventSubscriptionUpdated, map[string]any{"change": "downgrade", "amount_charged": 0.0}); k != "" {
+		t.Errorf("a scheduled downgrade is a %q notification", k)
 	}
 }
