@@ -84,6 +84,9 @@ func (s *Server) notificationsPage(c echo.Context) error {
 // notificationLink is where the customer acts on a notification.
 func (s *Server) notificationLink(n billing.Notice) string {
 	pay := s.cfg.Payments.Service != nil
+	if views.PlanPaymentToFix(n) && pay {
+		return "/portal/billing#cards"
+	}
 	switch billing.NotificationKind(n.Type, n.Data) {
 	case billing.NotifyLowBalance, billing.NotifyDepleted:
 		if pay {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/tally-billing/tally/billing"
 )
 
@@ -102,7 +104,11 @@ func TestStripeSubscriptionWebhooks(t *testing.T) {
 		t.Fatalf("after the late update: %+v", sub)
 	}
 
-	// Dunning: three failed attempts, the last one final.
+	// Dunning: three failed attempts, the last one final. The customer is
+	// told of the first (with the way to a working card: the plan page
+	// says so too) and of the last, not of the retry between.
+	v := newPortalVisitor(t, p.testAPI)
+	v.signIn("acme")
 	for attempt := 1; attempt <= 3; attempt++ {
 		next := fmt.Sprint(p4.Add(time.Duration(attempt) * 72 * time.Hour).Unix())
 		if attempt == 3 {
@@ -118,6 +124,22 @@ func TestStripeSubscriptionWebhooks(t *testing.T) {
 		if sub.Status != want {
 			t.Fatalf("after attempt %d: %s, want %s", attempt, sub.Status, want)
 		}
+		if attempt == 1 {
+			if href, _ := doc(t, v.get("/portal/plan").want(t, http.StatusOK)).Find(`[data-testid="plan-update-card"]`).Attr("href"); href != "/portal/billing#cards" {
+				t.Fatalf("past due, the plan page offers no card update (%q)", href)
+			}
+		}
+	}
+	var told []string
+	doc(t, v.get("/portal/notifications").want(t, http.StatusOK)).Find(`[data-testid="notification"]`).Each(func(_ int, s *goquery.Selection) {
+		title := s.Find("p.font-semibold").First()
+		title.Find(`[data-testid="notification-new"]`).Remove()
+		link, _ := s.Find("a").Attr("href")
+		told = append(told, strings.Join(strings.Fields(title.Text()), " ")+" -> "+link)
+	})
+	if got := strings.Join(told, " | "); got != "Your plan has ended -> /portal/plan | Your plan's payment failed -> /portal/billing#cards | "+
+		"Receipt: Starter plan -> /portal/plan | Receipt: Starter plan -> /portal/plan | Receipt: Starter plan -> /portal/plan" {
+		t.Fatalf("notifications: %s", got)
 	}
 	// The credits stop renewing: a late paid invoice of the ended plan grants nothing.
 	p.deliver(t, stripeEvent("evt_inv5", "invoice.paid", stripeInvoice("in_5", "sub_S", id, "subscription_cycle", p4, p4.AddDate(0, 1, 0), 1900, 1, "null")))

@@ -95,6 +95,9 @@ func NotificationText(f Fmt, n billing.Notice) string {
 
 // NotificationAction is the words of the link that acts on a notification.
 func NotificationAction(n billing.Notice) string {
+	if PlanPaymentToFix(n) {
+		return "Update your card"
+	}
 	switch billing.NotificationKind(n.Type, n.Data) {
 	case billing.NotifyLowBalance, billing.NotifyDepleted:
 		return "Top up"
@@ -108,6 +111,12 @@ func NotificationAction(n billing.Notice) string {
 		return "See your credits"
 	}
 	return "Open billing"
+}
+
+// PlanPaymentToFix reports a plan's declined payment that will be tried
+// again: the customer's move is a working card (on Billing), not the plan.
+func PlanPaymentToFix(n billing.Notice) bool {
+	return n.Type == billing.EventInvoicePaymentFailed && noticeStr(n, "final") != "true"
 }
 
 // noticeCredits is a data field holding credits (a JSON number of

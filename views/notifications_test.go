@@ -61,10 +61,14 @@ func TestNotificationWords(t *testing.T) {
 	}
 	// The action's words name where its link goes (handlers' notificationLink).
 	for typ, want := range map[string]string{billing.EventGrantExpiring: "See your credits", billing.EventSubscriptionRenewed: "See your plan",
-		billing.EventTopUpSucceeded: "See your purchases", billing.EventBalanceLow: "Top up"} {
-		if got := NotificationAction(billing.Notice{Type: typ, Data: map[string]any{"amount": 1900}}); got != want {
+		billing.EventTopUpSucceeded: "See your purchases", billing.EventBalanceLow: "Top up", billing.EventInvoicePaymentFailed: "Update your card"} {
+		if got := NotificationAction(billing.Notice{Type: typ, Data: map[string]any{"amount": 1900, "attempt": 1.0, "final": false}}); got != want {
 			t.Errorf("%s: action %q, want %q", typ, got, want)
 		}
+	}
+	// A plan that ended after its last attempt has nothing to fix on a card.
+	if got := NotificationAction(billing.Notice{Type: billing.EventInvoicePaymentFailed, Data: map[string]any{"final": true}}); got != "See your plan" {
+		t.Errorf("a final decline's action %q", got)
 	}
 	// A refill's later declines are not told again, nor a plan's retries
 	// between its first attempt and its last; a free period is no receipt.

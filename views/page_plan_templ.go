@@ -205,7 +205,7 @@ func planCurrent(s Shell, p PlanPage) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		case sub.Status == billing.SubPastDue:
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<span class=\"font-medium text-red-700\">Payment failed.</span> Your credits will not renew until the payment goes through.")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<span class=\"font-medium text-red-700\">Payment failed.</span> Your credits will not renew until the payment goes through. <a href=\"/portal/billing#cards\" class=\"font-medium text-brand-700 hover:text-brand-600\" data-testid=\"plan-update-card\">Update your card</a>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
