@@ -205,8 +205,5 @@ func pluralWord(n int64, word string) string {
 
 // plural is "1 feature", "2 features".
 func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return strconv.Itoa(n) + " " + word + "s"
+	return strconv.Itoa(n) + " " + pluralWord(int64(n), word)
 }

@@ -166,9 +166,12 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 	now := d.Now().UTC()
 	// The customers' histories are written as one timeline, oldest first,
 	// so the ledger's order (the audit log's) is the order of time.
+	type ownedItem struct {
+		db.BackfillItem
+		owner int // the index in seeding of the item's customer
+	}
 	var seeding []demoCustomer
-	var items []db.BackfillItem
-	var owner []int // owner[k]: the index in seeding of items[k]'s customer
+	var timeline []ownedItem
 	for i, dc := range demoCustomers() {
 		if _, err := d.ResolveCustomer(ctx, dc.in.ExternalID); err == nil {
 			continue // seeded on an earlier run
@@ -177,38 +180,33 @@ func seedDemo(ctx context.Context, d *db.DB, out io.Writer, sandboxCards bool) (
 			return "", err
 		}
 		for _, it := range demoActors(demoHistory(dc, pb, now, rand.New(rand.NewPCG(uint64(i+1), 42)), sandboxCards), &key) {
-			items = append(items, it)
-			owner = append(owner, len(seeding))
+			timeline = append(timeline, ownedItem{it, len(seeding)})
 		}
 		seeding = append(seeding, dc)
 	}
 	if len(seeding) == 0 {
 		return demoAPIKey, nil
 	}
-	order := make([]int, len(items))
-	for k := range order {
-		order[k] = k
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return items[a].At.Compare(items[b].At) })
-	sorted := make([]db.BackfillItem, len(items))
-	for k, o := range order {
-		sorted[k] = items[o]
-	}
-	fmt.Fprintf(out, "demo: writing %d ledger entries over 90 days for %d customers...", len(items), len(seeding))
+	slices.SortStableFunc(timeline, func(a, b ownedItem) int { return a.At.Compare(b.At) })
+	fmt.Fprintf(out, "demo: writing %d ledger entries over 90 days for %d customers...", len(timeline), len(seeding))
 	failed := make([]int, len(seeding))
 	const chunk = 2000
-	for start := 0; start < len(sorted); start += chunk {
-		end := min(start+chunk, len(sorted))
-		for k, err := range d.Backfill(ctx, sorted[start:end]) {
-			if err != nil {
-				c := seeding[owner[order[start+k]]]
-				if billing.ErrorCode(err) != billing.CodeInsufficientCredits {
-					return "", fmt.Errorf("%s: %w", c.in.Name, err)
-				}
-				failed[owner[order[start+k]]]++
-			}
+	for start := 0; start < len(timeline); start += chunk {
+		part := timeline[start:min(start+chunk, len(timeline))]
+		items := make([]db.BackfillItem, len(part))
+		for k, it := range part {
+			items[k] = it.BackfillItem
 		}
-		fmt.Fprintf(out, " %d%%", end*100/len(sorted))
+		for k, err := range d.Backfill(ctx, items) {
+			if err == nil {
+				continue
+			}
+			if billing.ErrorCode(err) != billing.CodeInsufficientCredits {
+				return "", fmt.Errorf("%s: %w", seeding[part[k].owner].in.Name, err)
+			}
+			failed[part[k].owner]++
+		}
+		fmt.Fprintf(out, " %d%%", (start+len(part))*100/len(timeline))
 	}
 	fmt.Fprintln(out)
 	for i, dc := range seeding {
