@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/tally-billing/tally/internal/storetest"
 	"golang.org/x/crypto/bcrypt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -288,6 +289,50 @@ func TestConcurrentDebitsExactlyOnce(t *testing.T) {
 	ids.Range(func(_, _ any) bool { n++; return true })
 	if int64(n) != ok.Load() {
 		t.Errorf("%d distinct debit ids for %d accepted keys", n, ok.Load())
+	}
+	mustVerify(t, d)
+}
+
+// TestGroupCommitOnOneCPU: with one P (a one-core server), concurrent
+// debits still share their commits. The writer used to take the next batch
+// before the requests it had just answered could queue again, so each
+// commit carried one to three operations (docs/BENCHMARKS.md, "One core for
+// the server").
+func TestGroupCommitOnOneCPU(t *testing.T) {
+	ctx := context.Background()
+	d := mustOpenDB(t, nil)
+	id := mustCustomer(t, d, "hot", 1_000_000)
+	var batches, ops atomic.Int64
+	d.SetBatchObserver(func(b db.BatchStats) { batches.Add(1); ops.Add(int64(b.Size)) })
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const clients, perClient = 64, 20
+	// Three rounds: before the fix, a round now and then fell into step and
+	// shared its commits anyway.
+	for round := range 3 {
+		batches.Store(0)
+		ops.Store(0)
+		var wg sync.WaitGroup
+		for c := range clients {
+			wg.Go(func() {
+				for i := range perClient {
+					_, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "chat.request", Quantity: qty(1),
+						IdempotencyKey: fmt.Sprintf("r%d-c%d-%d", round, c, i)})
+					if err != nil {
+						t.Errorf("debit: %v", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got := ops.Load(); got != clients*perClient {
+			t.Fatalf("round %d: the writer ran %d operations, want %d", round, got, clients*perClient)
+		}
+		// 64 clients: a batch holds about 64 operations; before, 1 to 3.
+		if mean := float64(ops.Load()) / float64(batches.Load()); mean < 16 {
+			t.Errorf("round %d: %d debits from %d clients on one CPU took %d commits (%.1f a commit), want at least 16 a commit",
+				round, ops.Load(), clients, batches.Load(), mean)
+		}
 	}
 	mustVerify(t, d)
 }
