@@ -32,6 +32,20 @@ func BenchmarkDebitParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkDebitSerial measures one caller's debits one after another: an
+// idle Tally, where every debit is a batch of its own and pays its fsync
+// (the writer never waits for company: letOthersQueue only yields).
+func BenchmarkDebitSerial(b *testing.B) {
+	ctx := context.Background()
+	d := mustOpenDB(b, nil)
+	id := mustCustomer(b, d, "hot", 1_000_000_000)
+	for i := 0; b.Loop(); i++ {
+		if _, err := d.Debit(ctx, billing.UsageRequest{Customer: id, Feature: "chat.request", Quantity: qty(1), IdempotencyKey: fmt.Sprint("k", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkHoldCapture measures the streaming path: many concurrent
 // clients each open a hold and capture it (one op is the pair), spread over
 // 64 customers.
