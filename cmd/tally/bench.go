@@ -49,7 +49,12 @@ database it creates on that server and drops afterwards, with --instances
 'tally serve' processes sharing it (clients spread over them; with two or
 more, the spread phase runs again on the first instance alone), then runs the
 spread phase on SQLite in the same run for comparison.
-Exit code 1 if any request failed.`
+
+With --server-cpus N (Linux) the servers run on N of this machine's CPUs,
+with GOMAXPROCS=N, and the load generator on the others, as if the clients
+ran on a machine of their own: --server-cpus 1 shows what a one-core server
+does. Without it, servers and clients share every CPU.
+Exit code 1 if any request failed; 2 for bad flags.`
 
 type benchConfig struct {
 	Clients   int
@@ -65,6 +70,9 @@ type benchConfig struct {
 	DB            string
 	Instances     int
 	CompareSQLite bool
+	// ServerCPUs, when positive, pins the servers to that many CPUs and
+	// the load generator to the rest (cpuSplit).
+	ServerCPUs int
 }
 
 func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -80,6 +88,7 @@ func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.StringVar(&cfg.DB, "db", "", "a postgres:// URL: bench the PostgreSQL store in a fresh database created on that server (the user needs CREATEDB) and dropped after; default: SQLite in --dir")
 	fs.IntVar(&cfg.Instances, "instances", 1, "tally serve processes sharing the database, clients spread over them (PostgreSQL only)")
 	fs.BoolVar(&cfg.CompareSQLite, "compare-sqlite", true, "with --db postgres://…, run the spread /usage phase on SQLite too, in the same run")
+	fs.IntVar(&cfg.ServerCPUs, "server-cpus", 0, "run the servers on this many CPUs (GOMAXPROCS too) and the load generator on the others (Linux; 0: all share every CPU)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -91,6 +100,9 @@ func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	if cfg.Instances < 1 || (cfg.Instances > 1 && cfg.DB == "") {
 		return usageError{"--instances above 1 needs --db postgres://… (SQLite has one writer process)"}
+	}
+	if cfg.ServerCPUs < 0 {
+		return usageError{"--server-cpus must be 0 (share every CPU) or a number of CPUs"}
 	}
 	return runBench(ctx, cfg, stdout)
 }
@@ -135,6 +147,14 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		target = url
 	}
 	fmt.Fprintf(out, "tally bench: %d clients, %s per phase, database %s, %d instance(s)\n", cfg.Clients, cfg.Duration, db.Redact(target), cfg.Instances)
+	var cpus *cpuSplit
+	if cfg.ServerCPUs > 0 {
+		var err error
+		if cpus, err = splitCPUs(cfg.ServerCPUs); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "CPUs: servers on %s (GOMAXPROCS=%d), load generator on %s\n", cpus.serverList, cpus.nServer, cpus.loadList)
+	}
 
 	// Set up customers, prices and a key before the server starts.
 	fmt.Fprintf(out, "setup: %d customers with 10,000,000 credits each...\n", cfg.Customers+1)
@@ -142,13 +162,25 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	servers, addrs, err := startBenchServers(ctx, target, cfg.Instances, cfg.PprofAddr)
+	servers, addrs, err := startBenchServers(ctx, target, cfg.Instances, cfg.PprofAddr, cpus)
 	if err != nil {
 		return err
 	}
 	defer stopAll(servers)
+	if cpus != nil {
+		if err := cpus.pinSelf(); err != nil {
+			return err
+		}
+	}
 	for i, s := range servers {
-		fmt.Fprintf(out, "server %d: pid %d at http://%s\n", i+1, s.cmd.Process.Pid, addrs[i])
+		where := ""
+		if cpus != nil {
+			where = ", CPUs " + cpusAllowed(s.cmd.Process.Pid)
+		}
+		fmt.Fprintf(out, "server %d: pid %d at http://%s%s\n", i+1, s.cmd.Process.Pid, addrs[i], where)
+	}
+	if cpus != nil {
+		fmt.Fprintf(out, "load generator: pid %d, CPUs %s\n", os.Getpid(), cpusAllowed(os.Getpid()))
 	}
 	fmt.Fprintln(out)
 
@@ -252,7 +284,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		srv, addrs, err := startBenchServers(ctx, path, 1, "")
+		srv, addrs, err := startBenchServers(ctx, path, 1, "", cpus)
 		if err != nil {
 			return err
 		}
@@ -402,7 +434,7 @@ type benchServer struct {
 
 // startBenchServers starts n 'tally serve' processes on one database and
 // returns them with their addresses (host:port).
-func startBenchServers(ctx context.Context, dsn string, n int, pprofAddr string) ([]*benchServer, []string, error) {
+func startBenchServers(ctx context.Context, dsn string, n int, pprofAddr string, cpus *cpuSplit) ([]*benchServer, []string, error) {
 	var servers []*benchServer
 	var addrs []string
 	for i := 0; i < n; i++ {
@@ -410,7 +442,7 @@ func startBenchServers(ctx context.Context, dsn string, n int, pprofAddr string)
 		if i == 0 {
 			pp = pprofAddr // the first instance's profile
 		}
-		s, base, err := startBenchServer(ctx, dsn, pp)
+		s, base, err := startBenchServer(ctx, dsn, pp, cpus)
 		if err != nil {
 			stopAll(servers)
 			return nil, nil, err
@@ -427,7 +459,8 @@ func stopAll(servers []*benchServer) {
 	}
 }
 
-func startBenchServer(ctx context.Context, dbPath, pprofAddr string) (*benchServer, string, error) {
+// startBenchServer starts one 'tally serve'; with cpus, on the servers' CPUs.
+func startBenchServer(ctx context.Context, dbPath, pprofAddr string, cpus *cpuSplit) (*benchServer, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, "", err
@@ -444,7 +477,11 @@ func startBenchServer(ctx context.Context, dbPath, pprofAddr string) (*benchServ
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if cpus != nil {
+		start = func() error { return cpus.start(cmd) }
+	}
+	if err := start(); err != nil {
 		return nil, "", err
 	}
 	s := &benchServer{cmd: cmd}

@@ -2,7 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -54,5 +58,47 @@ func TestBenchCommand(t *testing.T) {
 		if !strings.Contains(text, line) {
 			t.Errorf("output lacks %q:\n%s", line, text)
 		}
+	}
+}
+
+// TestBenchServerCPUs: --server-cpus 1 runs the server on one CPU and the
+// load generator on the others, and says so from what the kernel reports
+// for each process; a split that leaves the load generator nothing is a
+// usage error (exit 2).
+func TestBenchServerCPUs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and drives it for a few seconds")
+	}
+	if runtime.GOOS != "linux" || runtime.NumCPU() < 2 {
+		t.Skip("needs Linux and two CPUs")
+	}
+	out, err := exec.Command(tallyBinary(t), "bench", "--server-cpus", "1", "--duration", "300ms", "--clients", "4",
+		"--customers", "10", "--batch", "10", "--dir", t.TempDir()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tally bench --server-cpus 1: %v\n%s", err, out)
+	}
+	text := string(out)
+	m := regexp.MustCompile(`CPUs: servers on (\d+) \(GOMAXPROCS=1\), load generator on ([\d,]+)\n`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no CPU split in the output:\n%s", text)
+	}
+	for _, want := range []string{", CPUs " + m[1] + "\n", "load generator: pid "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	// The kernel's list for the load generator names no server CPU.
+	lg := regexp.MustCompile(`load generator: pid \d+, CPUs (\S+)\n`).FindStringSubmatch(text)
+	if lg == nil || lg[1] == m[1] || strings.HasPrefix(lg[1], m[1]+"-") || strings.HasPrefix(lg[1], m[1]+",") {
+		t.Errorf("load generator's CPUs %v overlap the server's %q:\n%s", lg, m[1], text)
+	}
+	if !strings.Contains(text, "x HTTP-only") { // (a failed request would have made it exit 1)
+		t.Errorf("the ratios are missing:\n%s", text)
+	}
+
+	out, err = exec.Command(tallyBinary(t), "bench", "--server-cpus", strconv.Itoa(runtime.NumCPU())).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "leaves no CPU for the load generator") {
+		t.Errorf("--server-cpus %d: %v\n%s", runtime.NumCPU(), err, out)
 	}
 }
