@@ -176,6 +176,7 @@ func (d *DB) Now() time.Time { return d.now() }
 // the connections, checkpointing the WAL.
 func (d *DB) Close() error {
 	d.w.close()
+	d.pol.stopRereads()
 	var err0 error
 	if d.ckpt != nil {
 		err0 = d.ckpt.close()

@@ -99,3 +99,13 @@ func IsUniqueViolationForTest(err error) bool { return isUniqueViolation(err) }
 
 // HashForTest is how a secret is stored.
 func HashForTest(secret string) []byte { h := hashSecret(secret); return h[:] }
+
+// StartPolicyReread makes the cached policy stale and asks for it from
+// memory, as the writer does: a background reread starts (policyNow).
+func StartPolicyReread(d *DB) {
+	d.pol.at.Store(0)
+	d.policyNow()
+}
+
+// PolicyRereadRunning reports whether a background policy reread is under way.
+func PolicyRereadRunning(d *DB) bool { return d.pol.reading.Load() }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,22 @@ type policyCache struct {
 	v       atomic.Pointer[policyRead]
 	at      atomic.Int64 // unix nanos of the last read
 	reading atomic.Bool  // a background reread is under way (policyNow)
+
+	// The background reread is the DB's: Close waits for it (wg), and none
+	// starts once Close has begun (closed), so no read opens a connection
+	// (and SQLite's -wal and -shm files) after Close returns.
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// stopRereads makes policyNow start no more background reads and waits for
+// the one under way (Close).
+func (c *policyCache) stopRereads() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait()
 }
 
 type policyRead struct{ billing.PolicyVersion }
@@ -112,12 +129,18 @@ func (d *DB) policyNow() billing.Policy {
 		// Reread in the background (one at a time): the caller goes on
 		// with the copy it has.
 		if d.pol.reading.CompareAndSwap(false, true) {
-			go func() {
-				defer d.pol.reading.Store(false)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				d.CurrentPolicy(ctx)
-			}()
+			d.pol.mu.Lock()
+			if d.pol.closed {
+				d.pol.reading.Store(false)
+			} else {
+				d.pol.wg.Go(func() {
+					defer d.pol.reading.Store(false)
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					d.CurrentPolicy(ctx)
+				})
+			}
+			d.pol.mu.Unlock()
 		}
 	}
 	if v != nil {

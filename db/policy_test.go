@@ -8,6 +8,7 @@ import (
 
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
+	"github.com/tally-billing/tally/internal/storetest"
 )
 
 func TestPolicySeedVersionsAndAudit(t *testing.T) {
@@ -233,4 +234,28 @@ func keyNamed(t *testing.T, d *db.DB, name string) *billing.APIKey {
 		}
 	}
 	return nil
+}
+
+// TestCloseWaitsForThePolicyReread: the writer rereads a stale policy in
+// the background; Close waits for that read, so nothing of the DB's opens
+// a connection (and SQLite's -wal and -shm files) after Close returns. A
+// test's t.TempDir cleanup once failed on it ("directory not empty").
+func TestCloseWaitsForThePolicyReread(t *testing.T) {
+	for i := range 20 {
+		d, err := db.Open(context.Background(), storetest.DSN(t), db.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.StartPolicyReread(d)
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if db.PolicyRereadRunning(d) {
+			t.Fatalf("round %d: a policy reread is still running after Close", i)
+		}
+		db.StartPolicyReread(d) // after Close: starts nothing
+		if db.PolicyRereadRunning(d) {
+			t.Fatalf("round %d: a policy reread started after Close", i)
+		}
+	}
 }
