@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -54,6 +55,12 @@ With --server-cpus N (Linux) the servers run on N of this machine's CPUs,
 with GOMAXPROCS=N, and the load generator on the others, as if the clients
 ran on a machine of their own: --server-cpus 1 shows what a one-core server
 does. Without it, servers and clients share every CPU.
+
+On a shared machine one phase can run while a neighbour is busy. With
+--rounds N every phase runs N times, each round after an HTTP-only phase of
+its own; each ratio is to its round's, and the targets are judged on the
+median of the rounds (the worse middle one for an even N), printed with every
+round's ratio and p99.
 Exit code 1 if any request failed; 2 for bad flags.`
 
 type benchConfig struct {
@@ -73,6 +80,9 @@ type benchConfig struct {
 	// ServerCPUs, when positive, pins the servers to that many CPUs and
 	// the load generator to the rest (cpuSplit).
 	ServerCPUs int
+	// Rounds is how many times the phases run, each round with its own
+	// HTTP-only phase; the ratios are then the rounds' medians.
+	Rounds int
 }
 
 func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -88,12 +98,13 @@ func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.StringVar(&cfg.DB, "db", "", "a postgres:// URL: bench the PostgreSQL store in a fresh database created on that server (the user needs CREATEDB) and dropped after; default: SQLite in --dir")
 	fs.IntVar(&cfg.Instances, "instances", 1, "tally serve processes sharing the database, clients spread over them (PostgreSQL only)")
 	fs.BoolVar(&cfg.CompareSQLite, "compare-sqlite", true, "with --db postgres://…, run the spread /usage phase on SQLite too, in the same run")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "run every phase this many times, each round against its own HTTP-only phase, and judge the targets on the median ratio")
 	fs.IntVar(&cfg.ServerCPUs, "server-cpus", 0, "run the servers on this many CPUs (GOMAXPROCS too) and the load generator on the others (Linux; 0: all share every CPU)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if cfg.Clients < 1 || cfg.Customers < 1 || cfg.Batch < 1 || cfg.Batch > 1000 || cfg.Duration <= 0 {
-		return usageError{"--clients, --customers and --duration must be positive; --batch 1 to 1000"}
+	if cfg.Clients < 1 || cfg.Customers < 1 || cfg.Batch < 1 || cfg.Batch > 1000 || cfg.Duration <= 0 || cfg.Rounds < 1 {
+		return usageError{"--clients, --customers, --duration and --rounds must be positive; --batch 1 to 1000"}
 	}
 	if cfg.DB != "" && !db.IsPostgresDSN(cfg.DB) {
 		return usageError{"--db takes a postgres:// URL (SQLite is benched in --dir)"}
@@ -117,6 +128,7 @@ type benchResult struct {
 	P50, P95 time.Duration `json:"-"`
 	P99, Max time.Duration `json:"-"`
 	Unit     string        `json:"unit"`
+	Round    int           `json:"round"` // 1, 2, ... (--rounds)
 }
 
 func (r benchResult) line() string {
@@ -198,15 +210,6 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	b.run(ctx, "warm-up", time.Second, "debits", func(w, i int) (int, error) {
 		return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"warm-%d-%d"}`, w, i))
 	})
-	// What HTTP alone costs here: the same clients and connections, a route
-	// with no key, no JSON and no database.
-	ceiling := b.run(ctx, "GET /healthz (HTTP only)", cfg.Duration, "requests", func(w, i int) (int, error) {
-		return 1, b.get(w, "/healthz")
-	})
-	phase(ceiling)
-	phase(b.run(ctx, "POST /usage, 1 hot customer", cfg.Duration, "debits", func(w, i int) (int, error) {
-		return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"hot-%d-%d"}`, w, i))
-	}))
 	spreadName := fmt.Sprintf("POST /usage, %d customers", cfg.Customers)
 	spread := func(b *bencher, name, tag string) benchResult {
 		return b.run(ctx, name, cfg.Duration, "debits", func(w, i int) (int, error) {
@@ -214,34 +217,55 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 			return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"c%d","feature":"gpt-4o.tokens","quantity":%d,"idempotency_key":"%s-%d-%d"}`, c, 100+i%900, tag, w, i))
 		})
 	}
-	spreadAll := spread(b, spreadName, "spread")
-	phase(spreadAll)
-	batch := func(name, tag string, customer func(w, i, j int) string) {
-		phase(b.run(ctx, fmt.Sprintf("POST /usage/batch (%d/req), %s", cfg.Batch, name), cfg.Duration, "debits", func(w, i int) (int, error) {
-			var sb strings.Builder
-			sb.WriteString(`{"events":[`)
-			for j := 0; j < cfg.Batch; j++ {
-				if j > 0 {
-					sb.WriteByte(',')
-				}
-				fmt.Fprintf(&sb, `{"customer":%q,"feature":"chat.request","quantity":1,"idempotency_key":"batch-%s-%d-%d-%d"}`, customer(w, i, j), tag, w, i, j)
-			}
-			sb.WriteString(`]}`)
-			return cfg.Batch, b.postBatch(w, sb.String(), cfg.Batch)
+	// Each round runs every phase after an HTTP-only phase of its own, so a
+	// phase is compared with what HTTP cost minutes, not a quarter of an
+	// hour, before it; keys carry the round, so no request replays.
+	ceilings := make([]benchResult, cfg.Rounds)
+	for round := 1; round <= cfg.Rounds; round++ {
+		if cfg.Rounds > 1 {
+			fmt.Fprintf(out, "round %d of %d:\n", round, cfg.Rounds)
+		}
+		rk := func(tag string) string { return tag + "-" + strconv.Itoa(round) }
+		inRound := func(r benchResult) benchResult { r.Round = round; return r }
+		// What HTTP alone costs here: the same clients and connections, a route
+		// with no key, no JSON and no database.
+		ceilings[round-1] = inRound(b.run(ctx, "GET /healthz (HTTP only)", cfg.Duration, "requests", func(w, i int) (int, error) {
+			return 1, b.get(w, "/healthz")
 		}))
+		phase(ceilings[round-1])
+		phase(inRound(b.run(ctx, "POST /usage, 1 hot customer", cfg.Duration, "debits", func(w, i int) (int, error) {
+			return 1, b.post(w, "/api/v1/usage", fmt.Sprintf(`{"customer":"hot","feature":"chat.request","quantity":1,"idempotency_key":"%s-%d-%d"}`, rk("hot"), w, i))
+		})))
+		phase(inRound(spread(b, spreadName, rk("spread"))))
+		batch := func(name, tag string, customer func(w, i, j int) string) {
+			phase(inRound(b.run(ctx, fmt.Sprintf("POST /usage/batch (%d/req), %s", cfg.Batch, name), cfg.Duration, "debits", func(w, i int) (int, error) {
+				var sb strings.Builder
+				sb.WriteString(`{"events":[`)
+				for j := 0; j < cfg.Batch; j++ {
+					if j > 0 {
+						sb.WriteByte(',')
+					}
+					fmt.Fprintf(&sb, `{"customer":%q,"feature":"chat.request","quantity":1,"idempotency_key":"batch-%s-%d-%d-%d"}`, customer(w, i, j), tag, w, i, j)
+				}
+				sb.WriteString(`]}`)
+				return cfg.Batch, b.postBatch(w, sb.String(), cfg.Batch)
+			})))
+		}
+		batch("1 hot customer", rk("hot"), func(w, i, j int) string { return "hot" })
+		batch(fmt.Sprintf("%d customers", cfg.Customers), rk("spread"), func(w, i, j int) string { return "c" + strconv.Itoa((w*131+i*17+j)%cfg.Customers) })
+		phase(inRound(b.run(ctx, "POST /holds + capture", cfg.Duration, "captures", func(w, i int) (int, error) {
+			var h struct {
+				ID string `json:"id"`
+			}
+			c := (w*31 + i) % cfg.Customers
+			if err := b.postJSON(w, "/api/v1/holds", fmt.Sprintf(`{"customer":"c%d","credits":20,"ttl_seconds":60,"idempotency_key":"%s-%d-%d"}`, c, rk("hold"), w, i), &h); err != nil {
+				return 0, err
+			}
+			return 1, b.post(w, "/api/v1/holds/"+h.ID+"/capture", fmt.Sprintf(`{"feature":"gpt-4o.tokens","quantity":%d}`, 1000+i%5000))
+		})))
 	}
-	batch("1 hot customer", "hot", func(w, i, j int) string { return "hot" })
-	batch(fmt.Sprintf("%d customers", cfg.Customers), "spread", func(w, i, j int) string { return "c" + strconv.Itoa((w*131+i*17+j)%cfg.Customers) })
-	phase(b.run(ctx, "POST /holds + capture", cfg.Duration, "captures", func(w, i int) (int, error) {
-		var h struct {
-			ID string `json:"id"`
-		}
-		c := (w*31 + i) % cfg.Customers
-		if err := b.postJSON(w, "/api/v1/holds", fmt.Sprintf(`{"customer":"c%d","credits":20,"ttl_seconds":60,"idempotency_key":"hold-%d-%d"}`, c, w, i), &h); err != nil {
-			return 0, err
-		}
-		return 1, b.post(w, "/api/v1/holds/"+h.ID+"/capture", fmt.Sprintf(`{"feature":"gpt-4o.tokens","quantity":%d}`, 1000+i%5000))
-	}))
+	// The spread phase the PostgreSQL comparisons use: the median round's.
+	spreadAll := medianResult(results, spreadName)
 	// With several instances, the same spread load on the first alone, in
 	// the same run: what the second instance adds (or costs).
 	var oneInstance *benchResult
@@ -301,33 +325,64 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\nserver peak RSS: %.1f MB\n", float64(rss)/(1<<20))
 	if !pg {
-		for _, r := range results {
-			if r.Unit == "debits" {
+		for _, g := range byPhase(results) { // the median round of each phase
+			if r := medianResult(results, g[0].Name); r.Unit == "debits" {
 				fmt.Fprintf(out, "%-34s %5.1f%% of the raw limit, %5.1f%% with the key index\n", r.Name, 100*r.PerSec/raw, 100*r.PerSec/rawKey)
 			}
 		}
 	}
-	fmt.Fprintf(out, "\nagainst this run's HTTP-only phase (GET /healthz, %.0f requests/s):\n", ceiling.PerSec)
-	for _, r := range results[1:] {
-		if strings.HasPrefix(r.Name, "SQLite: ") {
+	if cfg.Rounds == 1 {
+		fmt.Fprintf(out, "\nagainst this run's HTTP-only phase (GET /healthz, %.0f requests/s):\n", ceilings[0].PerSec)
+	} else {
+		var hz []string
+		for _, c := range ceilings {
+			hz = append(hz, fmt.Sprintf("%.0f", c.PerSec))
+		}
+		fmt.Fprintf(out, "\nagainst each round's HTTP-only phase (GET /healthz: %s requests/s), the median of %d rounds:\n", strings.Join(hz, ", "), cfg.Rounds)
+	}
+	ratios := map[string]any{}
+	for _, g := range byPhase(results) {
+		name := g[0].Name
+		if strings.HasPrefix(name, "SQLite: ") || strings.HasPrefix(name, "GET /healthz") {
 			continue
 		}
-		perReq := r.PerSec // debits or captures per second
-		if strings.Contains(r.Name, "/batch") {
-			perReq /= float64(cfg.Batch) // requests, each of cfg.Batch debits
+		var rs []float64
+		var p99s []time.Duration
+		for _, r := range g {
+			perReq := r.PerSec // debits or captures per second
+			if strings.Contains(name, "/batch") {
+				perReq /= float64(cfg.Batch) // requests, each of cfg.Batch debits
+			}
+			c := ceilings[len(ceilings)-1] // a phase outside the rounds: the last one's
+			if r.Round >= 1 {
+				c = ceilings[r.Round-1]
+			}
+			rs = append(rs, perReq/c.PerSec)
+			p99s = append(p99s, r.P99)
 		}
+		ratio, p99 := median(rs, true), median(p99s, false)
 		verdict := ""
-		if target, ok := healthzTargets[r.Name]; ok && !pg {
-			verdict = fmt.Sprintf("target >= %.2f: %s", target, metOrNot(perReq/ceiling.PerSec >= target))
-		} else if r.Name == spreadName && !pg {
-			verdict = fmt.Sprintf("target >= %.2f: %s", spreadTarget, metOrNot(perReq/ceiling.PerSec >= spreadTarget))
+		if target, ok := healthzTargets[name]; ok && !pg {
+			verdict = fmt.Sprintf("target >= %.2f: %s", target, metOrNot(ratio >= target))
+		} else if name == spreadName && !pg {
+			verdict = fmt.Sprintf("target >= %.2f: %s", spreadTarget, metOrNot(ratio >= spreadTarget))
 		}
-		p99 := fmt.Sprintf("target < 25: %s", metOrNot(r.P99 < 25*time.Millisecond))
-		if strings.Contains(r.Name, "/batch") {
-			p99 = fmt.Sprintf("per request of %d debits", cfg.Batch) // one debit's target does not apply
+		p99Verdict := fmt.Sprintf("target < 25: %s", metOrNot(p99 < 25*time.Millisecond))
+		if strings.Contains(name, "/batch") {
+			p99Verdict = fmt.Sprintf("per request of %d debits", cfg.Batch) // one debit's target does not apply
 		}
-		fmt.Fprintf(out, "%-42s %5.2f x HTTP-only   p99 %6.1f ms (%s)   %s\n", r.Name, perReq/ceiling.PerSec, ms(r.P99), p99, verdict)
+		each := ""
+		if len(rs) > 1 {
+			var parts []string
+			for k := range rs {
+				parts = append(parts, fmt.Sprintf("%.2f/%.1f", rs[k], ms(p99s[k])))
+			}
+			each = "   rounds (ratio/p99 ms): " + strings.Join(parts, " ")
+		}
+		fmt.Fprintf(out, "%-42s %5.2f x HTTP-only   p99 %6.1f ms (%s)   %s%s\n", name, ratio, ms(p99), p99Verdict, verdict, each)
+		ratios[name] = map[string]any{"median": ratio, "rounds": rs}
 	}
+	report["ratios_to_http_only"] = ratios
 	if sqliteSpread != nil {
 		fmt.Fprintf(out, "\nSQLite in the same run: %s at %.0f debits/s (%.2f x its HTTP-only phase)\n",
 			spreadName, sqliteSpread.PerSec, sqliteSpread.PerSec/sqliteCeiling.PerSec)
@@ -789,6 +844,46 @@ var healthzTargets = map[string]float64{
 // spreadTarget is the target of the spread /usage phase, whose name carries
 // the number of customers.
 const spreadTarget = 0.40
+
+// byPhase groups results by phase name, in the order the phases first ran.
+func byPhase(results []benchResult) [][]benchResult {
+	var groups [][]benchResult
+	at := map[string]int{}
+	for _, r := range results {
+		k, ok := at[r.Name]
+		if !ok {
+			k = len(groups)
+			at[r.Name] = k
+			groups = append(groups, nil)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	return groups
+}
+
+// median is the middle value. With an even count it is the worse of the
+// two middle ones, so a target is never met by counting in a better round:
+// the lower of two rates (higherIsBetter), the higher of two latencies.
+func median[T float64 | time.Duration](xs []T, higherIsBetter bool) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if higherIsBetter {
+		return s[(len(s)-1)/2]
+	}
+	return s[len(s)/2]
+}
+
+// medianResult is the median round of phase name by rate.
+func medianResult(results []benchResult, name string) benchResult {
+	var g []benchResult
+	for _, r := range results {
+		if r.Name == name {
+			g = append(g, r)
+		}
+	}
+	slices.SortFunc(g, func(a, b benchResult) int { return cmp.Compare(a.PerSec, b.PerSec) })
+	return g[(len(g)-1)/2]
+}
 
 func metOrNot(ok bool) string {
 	if ok {
