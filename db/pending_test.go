@@ -331,6 +331,38 @@ func TestCheckpointsRunOffTheWriter(t *testing.T) {
 	VerifyForTest(t, d)
 }
 
+// TestCheckpointsSmallAndOften: under a steady stream of commits the
+// checkpointer runs about every checkpointEvery (25 ms), not every 100 ms
+// as it did (each pass then copied four times the pages and its fsync of
+// the database file held the writer's WAL fsyncs back), never more often;
+// and once the commits stop, it stops.
+func TestCheckpointsSmallAndOften(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openPendingDB(t)
+	c := CustomerForTest(t, d, "c", 1_000_000)
+	before := d.ckpt.passes.Load()
+	start := time.Now()
+	for i := 0; time.Since(start) < time.Second; i++ {
+		if _, err := d.Debit(ctx, *usage(c, fmt.Sprint("k", i), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	time.Sleep(2 * checkpointEvery) // the pass the last commit asked for
+	passes := d.ckpt.passes.Load() - before
+	if most := 2 + int64(elapsed/checkpointEvery); passes > most {
+		t.Errorf("%d checkpoints in %v of commits: more than one every %v (at most %d)", passes, elapsed, checkpointEvery, most)
+	}
+	if least := int64(elapsed / (60 * time.Millisecond)); passes < least {
+		t.Errorf("%d checkpoints in %v of commits, want at least %d (one every 60 ms or better)", passes, elapsed, least)
+	}
+	idle := d.ckpt.passes.Load()
+	time.Sleep(10 * checkpointEvery)
+	if n := d.ckpt.passes.Load(); n != idle {
+		t.Errorf("%d checkpoints with nothing committed", n-idle)
+	}
+}
+
 func TestPendingIDsFollowAnotherProcess(t *testing.T) {
 	// The writer carries its next entry id from batch to batch. Another
 	// process (here another DB on the same file) appending entries changes

@@ -431,7 +431,7 @@ func (w *writer) commit(batch []*op) {
 		w.keep(t.batch, t.closedHolds)
 		w.nextID = t.nextID
 		if w.d.ckpt != nil {
-			w.d.ckpt.dirty.Store(true)
+			w.d.ckpt.committed()
 		}
 	}
 	if w.observe != nil {
