@@ -24,8 +24,8 @@ import (
 // the database file, and the writer's fsyncs of the WAL wait behind it on
 // the disk. Every 100 ms, under a spread load, a checkpoint copied a few
 // thousand pages and its fsync took 7-17 ms, 1% of the commits beside it
-// took 10-50 ms, and the spread phase's p99 crept from 14 to 25-31 ms as the
-// ledger grew; every 25 ms it stays at 16-21 ms (docs/BENCHMARKS.md,
+// took 10-50 ms, and the spread phase's p99 crept from 14 to 23-33 ms as the
+// ledger grew; every 25 ms it stays at 17-22 ms (docs/BENCHMARKS.md,
 // "Checkpoints small and often").
 //
 // Durability does not depend on it: every commit is already fsynced in the
