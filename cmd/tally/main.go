@@ -59,18 +59,18 @@ Usage:
   tally <command> [flags]
 
 Commands:
-  serve       serve the API, the customer portal and the admin console (--demo seeds demo data)
-  migrate     apply database migrations and print the schema version
-  apikey      create, list, revoke or limit API keys
-  pricebook   publish or show price books
-  admin       add or list the admin console's staff (owner, admin, support)
-  signout     end every portal session of a customer (all their browsers)
-  backup      write a consistent copy of the database while Tally serves
-  verify      check the ledger's invariants (balances, lots, holds, rollups)
+  serve         serve the API, the customer portal and the admin console (--demo seeds demo data)
+  migrate       apply database migrations and print the schema version
+  apikey        create, list, revoke or limit API keys
+  pricebook     publish or show price books
+  admin         add or list the admin console's staff (owner, admin, support)
+  signout       end every portal session of a customer (all their browsers)
+  backup        write a consistent copy of the database while Tally serves
+  verify        check the ledger's invariants (balances, lots, holds, rollups)
   migrate-data  copy a SQLite installation into PostgreSQL, then verify it
-  bench       measure the API's throughput and latency on this machine, as ratios to HTTP alone
-  sandbox     advance the payment sandbox's test clock (subscriptions renew)
-  version     print the version
+  bench         measure the API's throughput and latency on this machine, as ratios to HTTP alone
+  sandbox       advance the payment sandbox's test clock (subscriptions renew)
+  version       print the version
 
 Every command takes --db (env TALLY_DB, default ./tally.db): a SQLite file,
 or a postgres:// URL for PostgreSQL; and --help.

@@ -68,6 +68,29 @@ func TestCLIUsageAndExitCodes(t *testing.T) {
 	}
 }
 
+// TestTopUsageLinesUp: every command's description starts in one column,
+// and every command the usage lists runs (its --help exits 0).
+func TestTopUsageLinesUp(t *testing.T) {
+	_, list, _ := strings.Cut(topUsage, "Commands:\n")
+	list, _, _ = strings.Cut(list, "\n\n")
+	col := -1
+	for _, line := range strings.Split(list, "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		at := strings.Index(line[2+len(name):], strings.TrimSpace(line[2+len(name):])) + 2 + len(name)
+		if col < 0 {
+			col = at
+		} else if at != col {
+			t.Errorf("%q: description starts at column %d, the others at %d", name, at, col)
+		}
+		if name == "version" {
+			continue
+		}
+		if _, errs, code := runCLI(t, map[string]string{"TALLY_DB": filepath.Join(t.TempDir(), "t.db")}, name, "--help"); code != exitOK {
+			t.Errorf("tally %s --help: exit %d, stderr %q", name, code, errs)
+		}
+	}
+}
+
 func TestCLIAPIKeyLifecycle(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.db")
 	env := map[string]string{"TALLY_DB": path}
