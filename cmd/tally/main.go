@@ -124,7 +124,7 @@ func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\nFlags:\n", strings.TrimSpace(usage))
+		fmt.Fprintf(stderr, "%s\n\nFlags:\n", strings.TrimSpace(usage))
 		fs.PrintDefaults()
 	}
 	return fs

@@ -69,7 +69,8 @@ func TestCLIUsageAndExitCodes(t *testing.T) {
 }
 
 // TestTopUsageLinesUp: every command's description starts in one column,
-// and every command the usage lists runs (its --help exits 0).
+// and every command the usage lists runs (its --help exits 0, with a blank
+// line before its flags).
 func TestTopUsageLinesUp(t *testing.T) {
 	_, list, _ := strings.Cut(topUsage, "Commands:\n")
 	list, _, _ = strings.Cut(list, "\n\n")
@@ -85,8 +86,12 @@ func TestTopUsageLinesUp(t *testing.T) {
 		if name == "version" {
 			continue
 		}
-		if _, errs, code := runCLI(t, map[string]string{"TALLY_DB": filepath.Join(t.TempDir(), "t.db")}, name, "--help"); code != exitOK {
+		_, errs, code := runCLI(t, map[string]string{"TALLY_DB": filepath.Join(t.TempDir(), "t.db")}, name, "--help")
+		if code != exitOK {
 			t.Errorf("tally %s --help: exit %d, stderr %q", name, code, errs)
+		}
+		if strings.Contains(errs, "Flags:") && !strings.Contains(errs, "\n\nFlags:\n") {
+			t.Errorf("tally %s --help: no blank line between the description and its flags:\n%s", name, errs)
 		}
 	}
 }
