@@ -171,11 +171,11 @@ func ParseMilli(s string) (int64, error) {
 	// Shift to thousandths.
 	zeros := 3 - scale
 	if len(digits)+zeros > 16 { // > 10^15 thousandths, i.e. beyond a trillion
-		return bad("too large")
+		return bad("too large: at most 1,000,000,000,000")
 	}
 	v, err := strconv.ParseInt(digits+strings.Repeat("0", zeros), 10, 64)
 	if err != nil || v > int64(MaxCredits) {
-		return bad("too large")
+		return bad("too large: at most 1,000,000,000,000")
 	}
 	if neg {
 		v = -v

@@ -252,6 +252,13 @@ func TestCreditsUnmarshalJSONRejects(t *testing.T) {
 		if !strings.Contains(ErrorMessage(err), "quantity") || !strings.Contains(ErrorMessage(err), "decimals") {
 			t.Errorf("message %q does not name quantity and decimals", ErrorMessage(err))
 		}
+		// Too large says what the largest accepted value is.
+		for _, in := range []string{`1000000000000.001`, `99999999999999999999`, `1e13`} {
+			err = q.UnmarshalJSON([]byte(in))
+			if m := ErrorMessage(err); !strings.Contains(m, "quantity") || !strings.Contains(m, "at most 1,000,000,000,000") {
+				t.Errorf("%s: message %q does not name quantity and its bound", in, m)
+			}
+		}
 	})
 }
 
