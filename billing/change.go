@@ -316,6 +316,12 @@ func utcMicros(t *time.Time) *time.Time {
 // burn order. It may not take more than is available (it never creates
 // debt) and ignores the overdraft.
 func PlanRemoval(s *WalletState, req *AdjustmentRequest, hash []byte, now time.Time) (Change, error) {
+	if w := (Wallet{Balance: s.Balance, Held: s.Held}); -req.Credits > w.Available() {
+		// Not the usage's 402 text: no top-up helps an operator's deduction.
+		return Change{}, Errorf(CodeInsufficientCredits, "This adjustment takes out %s credits, but the customer has %s available (credits held by open holds cannot be taken out). Take out at most that.",
+			-req.Credits, max(w.Available(), 0)).
+			With("balance", w.Balance).With("available", w.Available()).With("held", w.Held).With("required", -req.Credits).With("param", "credits")
+	}
 	plan, err := PlanDebit(Wallet{Balance: s.Balance, Held: s.Held}, s.Lots, -req.Credits, 0, false, now)
 	if err != nil {
 		return Change{}, err

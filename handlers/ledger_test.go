@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -374,7 +375,14 @@ func TestAdjustments(t *testing.T) {
 	if num(t, up.Body["balance_after"]) != "11.5" || up.Body["lot"] == nil {
 		t.Fatalf("positive adjustment: %s", up.Raw)
 	}
-	a.do("POST", "/api/v1/adjustments", a.Admin, map[string]any{"customer": cus, "credits": -100, "reason": "x"}).wantError(t, http.StatusPaymentRequired, billing.CodeInsufficientCredits)
+	// Too large a deduction says how much may be taken out, not how to top up.
+	e := a.do("POST", "/api/v1/adjustments", a.Admin, map[string]any{"customer": cus, "credits": -100, "reason": "x"}).wantError(t, http.StatusPaymentRequired, billing.CodeInsufficientCredits)
+	if msg, _ := e["message"].(string); !strings.Contains(msg, "11.5 available") || !strings.Contains(msg, "Take out at most") || strings.Contains(msg, "portal-sessions") {
+		t.Errorf("deduction beyond the available credits: %q", msg)
+	}
+	if num(t, e["required"]) != "100" || num(t, e["available"]) != "11.5" || e["param"] != "credits" {
+		t.Errorf("deduction beyond the available credits: details %v", e)
+	}
 	a.do("POST", "/api/v1/adjustments", a.Admin, map[string]any{"customer": cus, "credits": 1}).wantError(t, http.StatusUnprocessableEntity, billing.CodeValidation)
 	a.do("POST", "/api/v1/adjustments", a.Meter, body).wantError(t, http.StatusForbidden, billing.CodeForbidden)
 	if b := a.balance(t, cus); num(t, b["balance"]) != "11.5" {
