@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -197,5 +199,33 @@ func post(t *testing.T, s *testserver.Server, path, body string) {
 	res.Body.Close()
 	if res.StatusCode >= 300 {
 		t.Fatalf("POST %s: %d", path, res.StatusCode)
+	}
+}
+
+// TestIdempotencyKeysGrow: generated keys keep their format, never repeat,
+// and a key made in a later millisecond sorts after an earlier one.
+func TestIdempotencyKeysGrow(t *testing.T) {
+	format := regexp.MustCompile(`^idem_[0-9a-f]{32}$`)
+	seen := map[string]bool{}
+	prev := client.NewIdempotencyKey()
+	for i := 0; i < 5; i++ {
+		time.Sleep(2 * time.Millisecond)
+		next := client.NewIdempotencyKey()
+		if next <= prev {
+			t.Errorf("key %s made after %s sorts before it", next, prev)
+		}
+		prev = next
+	}
+	for i := 0; i < 10000; i++ {
+		k := client.NewIdempotencyKey()
+		if !format.MatchString(k) || seen[k] {
+			t.Fatalf("key %q: wrong format or made twice", k)
+		}
+		seen[k] = true
+	}
+	// The time is the key's first 12 hex digits.
+	ms, err := strconv.ParseInt(prev[len("idem_"):len("idem_")+12], 16, 64)
+	if err != nil || time.Since(time.UnixMilli(ms)) > time.Minute || time.Since(time.UnixMilli(ms)) < 0 {
+		t.Errorf("key %s does not start with the time in milliseconds (%v)", prev, err)
 	}
 }

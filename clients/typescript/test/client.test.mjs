@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { Client, TallyError } from "../dist/index.js";
+import { Client, TallyError, newIdempotencyKey } from "../dist/index.js";
 
 const base = process.env.TALLY_URL;
 const key = process.env.TALLY_KEY;
@@ -109,4 +109,23 @@ test("a lost answer and a 503 are retried with the same key, charged once", asyn
   } finally {
     proxy.close();
   }
+});
+
+test("generated idempotency keys grow with time and never repeat", async () => {
+  let prev = newIdempotencyKey();
+  for (let i = 0; i < 5; i++) {
+    await new Promise((r) => setTimeout(r, 2));
+    const next = newIdempotencyKey();
+    assert.ok(next > prev, `key ${next} made after ${prev} sorts before it`);
+    prev = next;
+  }
+  const seen = new Set();
+  for (let i = 0; i < 10000; i++) {
+    const k = newIdempotencyKey();
+    assert.match(k, /^idem_[0-9a-f]{32}$/);
+    assert.ok(!seen.has(k), `key ${k} made twice`);
+    seen.add(k);
+  }
+  const ms = parseInt(prev.slice(5, 17), 16);
+  assert.ok(Math.abs(Date.now() - ms) < 60000, `key ${prev} does not start with the time in milliseconds`);
 });
