@@ -407,6 +407,33 @@ func pageMessage(t *testing.T, r response) string {
 	return strings.Join(strings.Fields(doc(t, r).Find("main").Text()), " ")
 }
 
+// TestReceiptOfACustomerWithoutName: a receipt is billed to the customer's
+// name and e-mail, and, when the product gave neither, to their account id;
+// never to a blank.
+func TestReceiptOfACustomerWithoutName(t *testing.T) {
+	p := newPayAPI(t)
+	p.customer(t, "user_77") // no name, no e-mail
+	v := newPortalVisitor(t, p.testAPI)
+	v.signIn("user_77")
+	v.addCard(cardOK)
+	v.buy("pack_1000")
+	rows := v.purchases()
+	if len(rows) != 1 || rows[0].Receipt == "" {
+		t.Fatalf("purchases %+v", rows)
+	}
+	if got := testID(t, v.get(rows[0].Receipt).want(t, http.StatusOK), "billed-to"); got != "Account user_77" {
+		t.Errorf("billed to %q, want the account id", got)
+	}
+	_, named := p.shopper(t, "acme")
+	named.addCard(cardOK)
+	named.buy("pack_1000")
+	rows = named.purchases()
+	got := testID(t, named.get(rows[0].Receipt).want(t, http.StatusOK), "billed-to")
+	if got := strings.Join(strings.Fields(got), " "); got != "Shopper acme acme@example.test" {
+		t.Errorf("billed to %q, want the name and the e-mail", got)
+	}
+}
+
 func TestSandboxDeclinedTopUp(t *testing.T) {
 	p := newPayAPI(t)
 	id, v := p.shopper(t, "acme")
@@ -422,6 +449,15 @@ func TestSandboxDeclinedTopUp(t *testing.T) {
 	rows := v.purchases()
 	if len(rows) != 1 || rows[0].Status != "Declined" || rows[0].Receipt != "" {
 		t.Fatalf("purchases %+v", rows)
+	}
+	// Its credits and price are listed as not added and not charged, on a
+	// computer and a phone: never "+1,000" as if they had been.
+	if rows[0].Credits != "1,000 (not added)" || rows[0].Amount != "$10.00 (not charged)" {
+		t.Errorf("declined row: credits %q, amount %q", rows[0].Credits, rows[0].Amount)
+	}
+	phone := doc(t, v.get("/portal/billing")).Find(`[data-testid="purchase-list"] li`)
+	if txt := strings.Join(strings.Fields(phone.Text()), " "); phone.Length() != 1 || strings.Contains(txt, "+1,000") || !strings.Contains(txt, "1,000 credits, not added") {
+		t.Errorf("declined purchase on a phone: %q", txt)
 	}
 	tid := p.lastTopUp(t, id)
 	if tu := p.topUp(t, tid); tu["status"] != "failed" || tu["failure_reason"] != "Your card was declined." || tu["lot"] != nil {

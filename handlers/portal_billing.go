@@ -380,7 +380,7 @@ func (s *Server) receiptPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.ReceiptPage(sh, views.Receipt{TopUp: tu, Product: s.cfg.Portal.ProductName, Email: cu.Email, Name: cu.Name, Issued: tu.CreatedAt}))
+	return render(c, http.StatusOK, views.ReceiptPage(sh, views.Receipt{TopUp: tu, Product: s.cfg.Portal.ProductName, Email: cu.Email, Name: cu.Name, Account: cu.ExternalID, Issued: tu.CreatedAt}))
 }
 
 // POST /portal/cards/setup sends the customer to the provider's hosted page

@@ -591,7 +591,7 @@ func (s *Server) planReceipt(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		return render(c, http.StatusOK, views.ReceiptPage(sh, views.Receipt{TopUp: tu, Product: s.cfg.Portal.ProductName, Email: cu.Email, Name: cu.Name, Issued: inv.CreatedAt}))
+		return render(c, http.StatusOK, views.ReceiptPage(sh, views.Receipt{TopUp: tu, Product: s.cfg.Portal.ProductName, Email: cu.Email, Name: cu.Name, Account: cu.ExternalID, Issued: inv.CreatedAt}))
 	}
 	return billing.Errorf(billing.CodeNotFound, "No such receipt.")
 }

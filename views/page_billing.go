@@ -96,6 +96,9 @@ type Receipt struct {
 	Product string
 	Email   string
 	Name    string
+	// Account is the customer's id in the product (external_id): a
+	// receipt of a customer with no name or e-mail is billed to it.
+	Account string
 	Issued  time.Time
 }
 
