@@ -50,7 +50,7 @@ func (s *Server) saveSettings(c echo.Context) error {
 				// Above the operator's cap: say whose cap, in the reader's numbers.
 				period := map[string]string{views.SettingsFieldDaily: "a day", views.SettingsFieldMonthly: "a month"}[field]
 				errs[field] = s.cfg.Portal.ProductName + " caps your account at " + f.CreditsWord(limit) + " " + period +
-					". Enter that or less, or leave it empty to use " + s.cfg.Portal.ProductName + "'s cap."
+					". Enter that or less, or leave it empty to keep " + s.cfg.Portal.ProductName + "'s cap."
 			}
 		case err != nil:
 			return err
@@ -127,6 +127,7 @@ func (s *Server) settingsView(ctx context.Context, customerID string, f views.Fm
 		Today: spend.Day, Month: spend.Month, Reserved: bal.Held,
 		Caps:         cu.CustomerCaps.Tighter(cu.Limits.Caps()), // both apply: the meters show the tighter
 		ProviderCaps: cu.Limits.Caps(),
+		Product:      s.cfg.Portal.ProductName,
 		DayResets:    time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC),
 		MonthResets:  time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC),
 	}

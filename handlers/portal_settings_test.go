@@ -249,6 +249,13 @@ func TestSettingsKeepOperatorCaps(t *testing.T) {
 	if got := testID(t, page, "settings-cap-today"); got != "40" {
 		t.Errorf("today's meter shows the cap %q, want the operator's 40", got)
 	}
+	// The meter and the form say whose cap that is, and what an empty field means.
+	if got := testID(t, page, "settings-cap-owner-today"); got != "Your app's cap" {
+		t.Errorf("today's meter names its cap %q, want the product's", got)
+	}
+	if got := testID(t, page, "settings-caps-intro"); got != "Leave a cap empty for no cap of your own; Your app's caps still apply." {
+		t.Errorf("caps intro %q", got)
+	}
 	if got := doc(t, page).Find("#settings-daily_cap-help").Text(); !strings.Contains(got, "40 credits a day") || !strings.Contains(got, "not a higher one") {
 		t.Errorf("the daily cap's help %q does not state the operator's cap", got)
 	}
@@ -258,7 +265,7 @@ func TestSettingsKeepOperatorCaps(t *testing.T) {
 	if r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("a cap above the operator's: %d, want 422", r.Status)
 	}
-	if got := testID(t, r, "settings-error-daily_cap"); !strings.Contains(got, "caps your account at 40 credits a day") {
+	if got := testID(t, r, "settings-error-daily_cap"); !strings.Contains(got, "caps your account at 40 credits a day") || !strings.Contains(got, "leave it empty to keep Your app's cap") {
 		t.Fatalf("error beside the field: %q", got)
 	}
 	// Clearing every cap in the portal leaves the operator's.
@@ -273,6 +280,9 @@ func TestSettingsKeepOperatorCaps(t *testing.T) {
 	}
 	// A lower cap of the customer's own applies too: 15 + 10 > 20.
 	v.post("/portal/settings", url.Values{"_csrf": {tok}, "daily_cap": {"20"}}).want(t, http.StatusSeeOther)
+	if got := testID(t, v.get("/portal/settings"), "settings-cap-owner-today"); got != "your cap" {
+		t.Errorf("with the customer's lower cap, today's meter names %q, want theirs", got)
+	}
 	e = a.usage("alpha", "image.generate", "2", "").wantError(t, http.StatusTooManyRequests, billing.CodeSpendLimitExceeded)
 	if e["scope"] != billing.CapScopeCustomerSelf {
 		t.Fatalf("refused by %v, want the customer's own cap", e["scope"])
