@@ -117,6 +117,14 @@ func TestBrowserPlanChangesAndMigration(t *testing.T) {
 	if got := b.text(`[data-testid="plan-status"]`); !strings.HasPrefix(got, "Renewal pending.") {
 		b.fail("plan status %q", got)
 	}
+	// The other plans say why they cannot be chosen now; nothing speaks of
+	// "this period's" credits, which have not arrived.
+	if n := eval[int](b, "plans waiting for the renewal", `document.querySelectorAll('[data-testid="choice-after-renewal"]').length`); n != 2 {
+		b.fail("%d plans say they can be chosen after the renewal, want Pro and Team", n)
+	}
+	if got := b.text(`[data-testid="rolled-over"]`); !strings.HasSuffix(got, "kept while the renewal is pending.") {
+		b.fail("rolled-over line while pending: %q", got)
+	}
 	look("plan-renewal-pending")
 
 	// The admin migrates Pro's two subscribers to version 2.
