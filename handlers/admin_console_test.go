@@ -232,6 +232,10 @@ func TestAdminAPIKeys(t *testing.T) {
 		if r.Status != http.StatusUnprocessableEntity || testID(t, r, c.field) == "" || !strings.Contains(testID(t, r, c.field), c.want) {
 			t.Errorf("%s: %d, %s %q", name, r.Status, c.field, testID(t, r, c.field))
 		}
+		// The form sits below the list: a summary at its top says what happened.
+		if got := testID(t, r, "api-key-errors"); got != "Fix the field marked below: no key was created." {
+			t.Errorf("%s: error summary %q", name, got)
+		}
 	}
 	if n := len(keys()); n != 4 {
 		t.Fatalf("invalid forms made keys: %d", n)

@@ -207,6 +207,16 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { wireFlash(); });
+
+  // A form sent back with errors as a whole page (not by htmx): the focus
+  // goes to its first field marked invalid, which scrolls it into view, so
+  // a phone whose form sits below a list, or a keyboard or screen-reader
+  // user, lands where the fix is. A dialog keeps the focus it takes.
+  document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector('[role="dialog"]')) return;
+    var bad = document.querySelector('form [aria-invalid="true"]');
+    if (bad && typeof bad.focus === "function") bad.focus();
+  });
   document.addEventListener("htmx:afterSwap", function (evt) { wireFlash(evt.target); });
 
   // A form that comes back with errors (a 422) takes the customer to its

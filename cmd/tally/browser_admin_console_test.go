@@ -75,6 +75,17 @@ func TestBrowserAdminConsole(t *testing.T) {
 	b.do("submit an origin that is not one", chromedp.SendKeys(chromedp.CSS(`#key-name`), "Billing cron"),
 		chromedp.SendKeys(chromedp.CSS(`#key-origins`), "app.example.com/path"), chromedp.Submit(chromedp.CSS(`#key-name`)))
 	b.waitNav("the origin's error", `!!document.querySelector('[data-testid="error-origins"]')`, 10*time.Second)
+	// The form is below the list of keys: the page lands on the field to fix,
+	// under a summary that says no key was made.
+	if got := eval[string](b, "the focused field", `document.activeElement ? document.activeElement.id : ""`); got != "key-origins" {
+		b.fail("after the refused form the focus is on %q, want the origins field", got)
+	}
+	if !eval[bool](b, "the field in view", `(function(){ var r = document.activeElement.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; })()`) {
+		b.fail("the field to fix is not in view")
+	}
+	if got := b.text(`[data-testid="api-key-errors"]`); got != "Fix the field marked below: no key was created." {
+		b.fail("error summary %q", got)
+	}
 	check("api-key-errors", 390)
 	b.do("fix it", chromedp.SetValue(chromedp.CSS(`#key-origins`), "https://app.example.com"), chromedp.Submit(chromedp.CSS(`#key-name`)))
 	b.waitNav("the secret", `!!document.querySelector('[data-testid="secret"]')`, 10*time.Second)
