@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
 )
@@ -203,6 +204,16 @@ func TestAdminFreePeriod(t *testing.T) {
 	}
 	if f := testID(t, r, "flash"); !strings.Contains(f, "a free month of Starter: 2,000 credits added; the next charge is on 10 May") {
 		t.Fatalf("flash: %q", f)
+	}
+	// The free period is listed with the purchases as free, not as paid.
+	var free []string
+	doc(t, r).Find(`[data-testid="purchase-figures"]`).Each(func(_ int, s *goquery.Selection) {
+		if txt := strings.Join(strings.Fields(s.Text()), " "); strings.Contains(txt, "Free") {
+			free = append(free, txt)
+		}
+	})
+	if len(free) != 1 || free[0] != "+2,000 — Free" {
+		t.Errorf("free periods among the purchases: %q, want one, +2,000 — Free", free)
 	}
 	recs := a.audit(t, billing.AuditFilter{Action: billing.AuditFreePeriod})
 	if len(recs) != 1 || recs[0].Reason != "outage on 9 March" || recs[0].Customer != id || recs[0].Actor != billing.AdminActor(a.Admin.ID) ||

@@ -73,6 +73,27 @@ func TestAdminPriceBookEditor(t *testing.T) {
 		t.Fatalf("the draft starts from version 1: %v", vals)
 	}
 
+	t.Run("a plan's choices read as words", func(t *testing.T) {
+		add := url.Values{}
+		for k, vs := range vals {
+			add[k] = vs
+		}
+		add.Set("op", "add-plan")
+		add.Set("_csrf", v.csrf("/admin/price-book/draft"))
+		r := v.post("/admin/price-book/draft", add)
+		if r.Status == http.StatusSeeOther {
+			r = v.get(r.Header.Get("Location"))
+		}
+		var got []string
+		doc(t, r).Find(`select[name$=".rollover"] option`).Each(func(_ int, o *goquery.Selection) {
+			got = append(got, o.AttrOr("value", "")+"="+o.Text())
+		})
+		want := []string{"none=None: unused credits expire", "up_to=Up to a number of credits", "all=All unused credits"}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("rollover options %q, want %q", got, want)
+		}
+	})
+
 	t.Run("errors beside their fields, all at once, nothing saved", func(t *testing.T) {
 		bad := url.Values{}
 		for k, vs := range vals {

@@ -1013,7 +1013,7 @@ func AdminDraftEditor(s AdminShell, f PBForm) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 106, "</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 106, " below.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -1346,7 +1346,7 @@ func AdminDraftEditor(s AdminShell, f PBForm) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = pbField(f, pbPl(i, "rollover_max"), "Rollover up to", p.RolloverMax, "", "For up_to").Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = pbField(f, pbPl(i, "rollover_max"), "Rollover up to", p.RolloverMax, "", "With “Up to a number of credits”").Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -2247,9 +2247,9 @@ func pbSelect(f PBForm, name, label, value string, options []string) templ.Compo
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var107 string
-			templ_7745c5c3_Var107, templ_7745c5c3_Err = templ.JoinStringErrs(o)
+			templ_7745c5c3_Var107, templ_7745c5c3_Err = templ.JoinStringErrs(pbOptionLabel(o))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 446, Col: 52}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 446, Col: 67}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var107))
 			if templ_7745c5c3_Err != nil {
@@ -2274,6 +2274,24 @@ func pbSelect(f PBForm, name, label, value string, options []string) templ.Compo
 		}
 		return nil
 	})
+}
+
+// pbOptionLabel is how a select's option reads; its value stays the
+// price book's word.
+func pbOptionLabel(o string) string {
+	switch o {
+	case "none":
+		return "None: unused credits expire"
+	case "up_to":
+		return "Up to a number of credits"
+	case "all":
+		return "All unused credits"
+	case "month":
+		return "Monthly"
+	case "year":
+		return "Yearly"
+	}
+	return o
 }
 
 // pbRowError is an error about a row as a whole (a plan's terms).
@@ -2302,7 +2320,7 @@ func pbRowError(f PBForm, key string) templ.Component {
 			var templ_7745c5c3_Var109 string
 			templ_7745c5c3_Var109, templ_7745c5c3_Err = templruntime.NewAttributeExpression("error-" + key).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 456, Col: 71}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 474, Col: 71}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var109)
 			if templ_7745c5c3_Err != nil {
@@ -2315,7 +2333,7 @@ func pbRowError(f PBForm, key string) templ.Component {
 			var templ_7745c5c3_Var110 string
 			templ_7745c5c3_Var110, templ_7745c5c3_Err = templ.JoinStringErrs(e)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 456, Col: 77}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 474, Col: 77}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var110))
 			if templ_7745c5c3_Err != nil {
@@ -2356,7 +2374,7 @@ func pbMargins(f PBForm, key string) templ.Component {
 			var templ_7745c5c3_Var112 string
 			templ_7745c5c3_Var112, templ_7745c5c3_Err = templruntime.NewAttributeExpression(key).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 463, Col: 110}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 481, Col: 110}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var112)
 			if templ_7745c5c3_Err != nil {
@@ -2374,7 +2392,7 @@ func pbMargins(f PBForm, key string) templ.Component {
 				var templ_7745c5c3_Var113 string
 				templ_7745c5c3_Var113, templ_7745c5c3_Err = templ.JoinStringErrs(m.Pack)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 467, Col: 16}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 485, Col: 16}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var113))
 				if templ_7745c5c3_Err != nil {
@@ -2427,7 +2445,7 @@ func pbMargins(f PBForm, key string) templ.Component {
 				var templ_7745c5c3_Var116 string
 				templ_7745c5c3_Var116, templ_7745c5c3_Err = templ.JoinStringErrs(m.Text)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 468, Col: 150}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 486, Col: 150}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var116))
 				if templ_7745c5c3_Err != nil {
@@ -2472,7 +2490,7 @@ func pbImports(s AdminShell, f PBForm) templ.Component {
 		var templ_7745c5c3_Var118 string
 		templ_7745c5c3_Var118, templ_7745c5c3_Err = templruntime.NewAttributeExpression(s.CSRF).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 481, Col: 51}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 499, Col: 51}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var118)
 		if templ_7745c5c3_Err != nil {
@@ -2519,7 +2537,7 @@ func pbImports(s AdminShell, f PBForm) templ.Component {
 		var templ_7745c5c3_Var119 string
 		templ_7745c5c3_Var119, templ_7745c5c3_Err = templruntime.NewAttributeExpression(s.CSRF).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 490, Col: 51}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 508, Col: 51}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var119)
 		if templ_7745c5c3_Err != nil {
@@ -2574,7 +2592,7 @@ func pbImports(s AdminShell, f PBForm) templ.Component {
 			var templ_7745c5c3_Var120 string
 			templ_7745c5c3_Var120, templ_7745c5c3_Err = templruntime.NewAttributeExpression(f.ImportValues["models"]).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 499, Col: 79}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 517, Col: 79}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var120)
 			if templ_7745c5c3_Err != nil {
@@ -2639,7 +2657,7 @@ func pbImports(s AdminShell, f PBForm) templ.Component {
 			var templ_7745c5c3_Var123 string
 			templ_7745c5c3_Var123, templ_7745c5c3_Err = templruntime.NewAttributeExpression(f.ImportValues["margin"]).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 504, Col: 99}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 522, Col: 99}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var123)
 			if templ_7745c5c3_Err != nil {
@@ -2745,7 +2763,7 @@ func pbImports(s AdminShell, f PBForm) templ.Component {
 			var templ_7745c5c3_Var128 string
 			templ_7745c5c3_Var128, templ_7745c5c3_Err = templruntime.NewAttributeExpression(p.ID).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 511, Col: 27}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 529, Col: 27}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var128)
 			if templ_7745c5c3_Err != nil {
@@ -2768,7 +2786,7 @@ func pbImports(s AdminShell, f PBForm) templ.Component {
 			var templ_7745c5c3_Var129 string
 			templ_7745c5c3_Var129, templ_7745c5c3_Err = templ.JoinStringErrs(p.Name)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 511, Col: 83}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 529, Col: 83}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var129))
 			if templ_7745c5c3_Err != nil {
@@ -2856,7 +2874,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 				var templ_7745c5c3_Var132 string
 				templ_7745c5c3_Var132, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(d.Confirm.Version))
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 537, Col: 55}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 555, Col: 55}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var132))
 				if templ_7745c5c3_Err != nil {
@@ -2879,7 +2897,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var133 string
 			templ_7745c5c3_Var133, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Date(d.Impact.Since))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 542, Col: 100}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 560, Col: 100}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var133))
 			if templ_7745c5c3_Err != nil {
@@ -2892,7 +2910,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var134 string
 			templ_7745c5c3_Var134, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Date(d.Impact.Until))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 542, Col: 135}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 560, Col: 135}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var134))
 			if templ_7745c5c3_Err != nil {
@@ -2905,7 +2923,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var135 string
 			templ_7745c5c3_Var135, templ_7745c5c3_Err = templ.JoinStringErrs(d.Candidate)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 542, Col: 174}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 560, Col: 174}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var135))
 			if templ_7745c5c3_Err != nil {
@@ -2923,7 +2941,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 				var templ_7745c5c3_Var136 string
 				templ_7745c5c3_Var136, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(d.Current))
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 544, Col: 34}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 562, Col: 34}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var136))
 				if templ_7745c5c3_Err != nil {
@@ -2986,7 +3004,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var139 string
 			templ_7745c5c3_Var139, templ_7745c5c3_Err = templ.JoinStringErrs(signedCredits(s.Fmt, d.Impact.Delta()))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 553, Col: 282}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 571, Col: 282}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var139))
 			if templ_7745c5c3_Err != nil {
@@ -3004,7 +3022,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 				var templ_7745c5c3_Var140 string
 				templ_7745c5c3_Var140, templ_7745c5c3_Err = templ.JoinStringErrs(bpsText(d.Impact.DeltaBps()) + " on the same usage")
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 555, Col: 123}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 573, Col: 123}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var140))
 				if templ_7745c5c3_Err != nil {
@@ -3022,7 +3040,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var141 string
 			templ_7745c5c3_Var141, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Credits(d.Impact.Current))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 559, Col: 145}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 577, Col: 145}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var141))
 			if templ_7745c5c3_Err != nil {
@@ -3035,7 +3053,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var142 string
 			templ_7745c5c3_Var142, templ_7745c5c3_Err = templ.JoinStringErrs(d.Candidate)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 560, Col: 55}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 578, Col: 55}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var142))
 			if templ_7745c5c3_Err != nil {
@@ -3048,7 +3066,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var143 string
 			templ_7745c5c3_Var143, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Credits(d.Impact.Draft))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 560, Col: 159}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 578, Col: 159}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var143))
 			if templ_7745c5c3_Err != nil {
@@ -3061,7 +3079,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var144 string
 			templ_7745c5c3_Var144, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(d.Impact.Events))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 561, Col: 120}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 579, Col: 120}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var144))
 			if templ_7745c5c3_Err != nil {
@@ -3074,7 +3092,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var145 string
 			templ_7745c5c3_Var145, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(int64(d.Impact.Changed)))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 562, Col: 163}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 580, Col: 163}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var145))
 			if templ_7745c5c3_Err != nil {
@@ -3087,7 +3105,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var146 string
 			templ_7745c5c3_Var146, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(int64(d.Impact.Customers)))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 562, Col: 207}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 580, Col: 207}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var146))
 			if templ_7745c5c3_Err != nil {
@@ -3120,7 +3138,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 				var templ_7745c5c3_Var147 string
 				templ_7745c5c3_Var147, templ_7745c5c3_Err = templ.JoinStringErrs(d.Candidate)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 580, Col: 96}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 598, Col: 96}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var147))
 				if templ_7745c5c3_Err != nil {
@@ -3133,7 +3151,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 				var templ_7745c5c3_Var148 string
 				templ_7745c5c3_Var148, templ_7745c5c3_Err = templ.JoinStringErrs(d.Candidate)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 586, Col: 71}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 604, Col: 71}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var148))
 				if templ_7745c5c3_Err != nil {
@@ -3151,7 +3169,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 					var templ_7745c5c3_Var149 string
 					templ_7745c5c3_Var149, templ_7745c5c3_Err = templruntime.NewAttributeExpression(fi.Feature).Resolve(ctx)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 592, Col: 137}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 610, Col: 137}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var149)
 					if templ_7745c5c3_Err != nil {
@@ -3164,7 +3182,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 					var templ_7745c5c3_Var150 string
 					templ_7745c5c3_Var150, templ_7745c5c3_Err = templ.JoinStringErrs(fi.Name)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 594, Col: 59}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 612, Col: 59}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var150))
 					if templ_7745c5c3_Err != nil {
@@ -3177,7 +3195,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 					var templ_7745c5c3_Var151 string
 					templ_7745c5c3_Var151, templ_7745c5c3_Err = templ.JoinStringErrs(fi.Feature)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 594, Col: 137}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 612, Col: 137}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var151))
 					if templ_7745c5c3_Err != nil {
@@ -3195,7 +3213,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 						var templ_7745c5c3_Var152 string
 						templ_7745c5c3_Var152, templ_7745c5c3_Err = templ.JoinStringErrs(fi.Unpriced)
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 596, Col: 88}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 614, Col: 88}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var152))
 						if templ_7745c5c3_Err != nil {
@@ -3213,7 +3231,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 					var templ_7745c5c3_Var153 string
 					templ_7745c5c3_Var153, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(fi.Events))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 599, Col: 158}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 617, Col: 158}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var153))
 					if templ_7745c5c3_Err != nil {
@@ -3226,7 +3244,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 					var templ_7745c5c3_Var154 string
 					templ_7745c5c3_Var154, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Credits(fi.Current))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 600, Col: 170}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 618, Col: 170}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var154))
 					if templ_7745c5c3_Err != nil {
@@ -3239,7 +3257,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 					var templ_7745c5c3_Var155 string
 					templ_7745c5c3_Var155, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Credits(fi.Draft))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 601, Col: 213}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 619, Col: 213}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var155))
 					if templ_7745c5c3_Err != nil {
@@ -3292,7 +3310,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 					var templ_7745c5c3_Var158 string
 					templ_7745c5c3_Var158, templ_7745c5c3_Err = templ.JoinStringErrs(signedCredits(s.Fmt, fi.Delta()))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 603, Col: 44}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 621, Col: 44}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var158))
 					if templ_7745c5c3_Err != nil {
@@ -3310,7 +3328,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 						var templ_7745c5c3_Var159 string
 						templ_7745c5c3_Var159, templ_7745c5c3_Err = templ.JoinStringErrs(bpsText(fi.ChangeBps()))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 605, Col: 76}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 623, Col: 76}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var159))
 						if templ_7745c5c3_Err != nil {
@@ -3343,7 +3361,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 					var templ_7745c5c3_Var160 string
 					templ_7745c5c3_Var160, templ_7745c5c3_Err = templ.JoinStringErrs(strconv.Itoa(len(d.Impact.Top)))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 621, Col: 69}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 639, Col: 69}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var160))
 					if templ_7745c5c3_Err != nil {
@@ -3356,7 +3374,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 					var templ_7745c5c3_Var161 string
 					templ_7745c5c3_Var161, templ_7745c5c3_Err = templ.JoinStringErrs(d.Candidate)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 627, Col: 72}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 645, Col: 72}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var161))
 					if templ_7745c5c3_Err != nil {
@@ -3374,7 +3392,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 						var templ_7745c5c3_Var162 string
 						templ_7745c5c3_Var162, templ_7745c5c3_Err = templruntime.NewAttributeExpression(ci.Customer).Resolve(ctx)
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 633, Col: 141}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 651, Col: 141}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var162)
 						if templ_7745c5c3_Err != nil {
@@ -3387,7 +3405,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 						var templ_7745c5c3_Var163 string
 						templ_7745c5c3_Var163, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL("/admin/customers/" + ci.Customer)).ResolveURL(ctx)
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 635, Col: 69}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 653, Col: 69}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var163)
 						if templ_7745c5c3_Err != nil {
@@ -3400,7 +3418,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 						var templ_7745c5c3_Var164 string
 						templ_7745c5c3_Var164, templ_7745c5c3_Err = templ.JoinStringErrs(d.CustomerLabel(ci.Customer))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 635, Col: 158}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 653, Col: 158}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var164))
 						if templ_7745c5c3_Err != nil {
@@ -3413,7 +3431,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 						var templ_7745c5c3_Var165 string
 						templ_7745c5c3_Var165, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(ci.Events))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 637, Col: 159}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 655, Col: 159}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var165))
 						if templ_7745c5c3_Err != nil {
@@ -3426,7 +3444,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 						var templ_7745c5c3_Var166 string
 						templ_7745c5c3_Var166, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Credits(ci.Current))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 638, Col: 171}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 656, Col: 171}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var166))
 						if templ_7745c5c3_Err != nil {
@@ -3439,7 +3457,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 						var templ_7745c5c3_Var167 string
 						templ_7745c5c3_Var167, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Credits(ci.Draft))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 639, Col: 173}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 657, Col: 173}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var167))
 						if templ_7745c5c3_Err != nil {
@@ -3492,7 +3510,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 						var templ_7745c5c3_Var170 string
 						templ_7745c5c3_Var170, templ_7745c5c3_Err = templ.JoinStringErrs(signedCredits(s.Fmt, ci.Delta()))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 641, Col: 45}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 659, Col: 45}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var170))
 						if templ_7745c5c3_Err != nil {
@@ -3510,7 +3528,7 @@ func AdminImpactView(s AdminShell, d AdminImpactPage) templ.Component {
 							var templ_7745c5c3_Var171 string
 							templ_7745c5c3_Var171, templ_7745c5c3_Err = templ.JoinStringErrs(bpsText(ci.ChangeBps()))
 							if templ_7745c5c3_Err != nil {
-								return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 643, Col: 77}
+								return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 661, Col: 77}
 							}
 							_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var171))
 							if templ_7745c5c3_Err != nil {
@@ -3582,7 +3600,7 @@ func pbConfirmForm(s AdminShell, d AdminImpactPage) templ.Component {
 		var templ_7745c5c3_Var173 string
 		templ_7745c5c3_Var173, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(cf.Action)).ResolveURL(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 663, Col: 54}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 681, Col: 54}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var173)
 		if templ_7745c5c3_Err != nil {
@@ -3595,7 +3613,7 @@ func pbConfirmForm(s AdminShell, d AdminImpactPage) templ.Component {
 		var templ_7745c5c3_Var174 string
 		templ_7745c5c3_Var174, templ_7745c5c3_Err = templruntime.NewAttributeExpression(s.CSRF).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 664, Col: 50}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 682, Col: 50}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var174)
 		if templ_7745c5c3_Err != nil {
@@ -3608,7 +3626,7 @@ func pbConfirmForm(s AdminShell, d AdminImpactPage) templ.Component {
 		var templ_7745c5c3_Var175 string
 		templ_7745c5c3_Var175, templ_7745c5c3_Err = templruntime.NewAttributeExpression(strconv.FormatInt(cf.Rev, 10)).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 665, Col: 71}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 683, Col: 71}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var175)
 		if templ_7745c5c3_Err != nil {
@@ -3657,7 +3675,7 @@ func pbConfirmForm(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var176 string
 			templ_7745c5c3_Var176, templ_7745c5c3_Err = templruntime.NewAttributeExpression(cf.At).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 684, Col: 67}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 702, Col: 67}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var176)
 			if templ_7745c5c3_Err != nil {
@@ -3726,7 +3744,7 @@ func pbConfirmForm(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var179 string
 			templ_7745c5c3_Var179, templ_7745c5c3_Err = templruntime.NewAttributeExpression(cf.Reason).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 689, Col: 73}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 707, Col: 73}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var179)
 			if templ_7745c5c3_Err != nil {
@@ -3788,7 +3806,7 @@ func pbConfirmForm(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var182 string
 			templ_7745c5c3_Var182, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(pv.Version))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 695, Col: 35}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 713, Col: 35}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var182))
 			if templ_7745c5c3_Err != nil {
@@ -3801,7 +3819,7 @@ func pbConfirmForm(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var183 string
 			templ_7745c5c3_Var183, templ_7745c5c3_Err = templ.JoinStringErrs(utcText(*pv.EffectiveAt))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 695, Col: 81}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 713, Col: 81}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var183))
 			if templ_7745c5c3_Err != nil {
@@ -3839,7 +3857,7 @@ func pbConfirmForm(s AdminShell, d AdminImpactPage) templ.Component {
 			var templ_7745c5c3_Var184 string
 			templ_7745c5c3_Var184, templ_7745c5c3_Err = templ.JoinStringErrs(s.Fmt.Int(cf.Version))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 707, Col: 49}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_admin_pricebook.templ`, Line: 725, Col: 49}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var184))
 			if templ_7745c5c3_Err != nil {
