@@ -561,7 +561,7 @@ func LedgerHistory(f Fmt, d LedgerData) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "<section id=\"ledger-history\" class=\"htmx-dim mt-10\" aria-labelledby=\"ledger-history-title\" data-testid=\"ledger-history\"><div class=\"flex flex-wrap items-center justify-between gap-3\"><h2 id=\"ledger-history-title\" class=\"text-base font-semibold text-gray-900\">History</h2><nav aria-label=\"Filter history by type\" class=\"-mx-1 flex gap-1 overflow-x-auto px-1 py-1\" data-testid=\"ledger-types\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "<section id=\"ledger-history\" class=\"htmx-dim mt-10\" aria-labelledby=\"ledger-history-title\" data-testid=\"ledger-history\"><div class=\"flex flex-wrap items-center justify-between gap-3\"><h2 id=\"ledger-history-title\" class=\"text-base font-semibold text-gray-900\">History</h2><nav aria-label=\"Filter history by type\" class=\"-mx-1 flex flex-wrap gap-1 px-1 py-1\" data-testid=\"ledger-types\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

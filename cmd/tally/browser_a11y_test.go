@@ -196,6 +196,8 @@ func TestBrowserPortalAccessible(t *testing.T) {
 				const out = [];
 				if (document.documentElement.scrollWidth > w + 1) out.push("the page is " + document.documentElement.scrollWidth + " px wide");
 				document.querySelectorAll('nav[aria-label="Portal"] a').forEach(a => { const r = a.getBoundingClientRect(); if (r.right > w + 1 || r.left < -1) out.push("tab " + a.textContent.trim() + " is off-screen"); });
+				// Filters in a page's own nav (the history's types) are all in view, not cut off in a strip that scrolls.
+				document.querySelectorAll('main nav a, main nav button').forEach(a => { const r = a.getBoundingClientRect(); if (r.width > 0 && (r.right > w + 1 || r.left < -1)) out.push("filter " + a.textContent.trim() + " is off-screen"); });
 				document.querySelectorAll('main table').forEach(tb => { const r = tb.getBoundingClientRect(); if (r.width > 0 && r.right > w + 1) out.push("a table runs off-screen"); });
 				return out.join("; ");
 			})()`)
