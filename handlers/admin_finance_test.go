@@ -21,6 +21,31 @@ import (
 // window and $10.00 (B) still refundable. March: $20.00 revenue, 2,000 purchased and 100 promo
 // credits granted, 250 burned, 100 expired. The last 30 days (12 Mar to 10 Apr): 12 Mar only,
 // $10.00, 1,000 purchased, 100 expired.
+// TestAdminFinanceWithoutPayments: before the first payment, MRR is a dash
+// (not a bare 0 without a currency), there is no empty "top-ups" list, and
+// the note under the table does not describe revenue columns it lacks.
+func TestAdminFinanceWithoutPayments(t *testing.T) {
+	a := newAdminAPI(t)
+	a.grant(t, a.customer(t, "granted"), "100", "promo") // activity, but no payment
+	r := a.signIn(t, "owner@staff.test").get("/admin/finance").want(t, http.StatusOK)
+	if doc(t, r).Find(`[data-testid="finance-row"]`).Length() == 0 {
+		t.Fatal("the grant is not in the table")
+	}
+	if got := testID(t, r, "mrr-none"); got != "—" {
+		t.Errorf("MRR without payments: %q, want a dash", got)
+	}
+	d := doc(t, r)
+	if d.Find(`[data-testid="finance-mrr"] dl`).Length() != 0 {
+		t.Error("an empty list of top-ups under MRR")
+	}
+	if d.Find(`[data-testid="finance-table"] th:contains("Revenue")`).Length() != 0 {
+		t.Error("revenue columns without payments")
+	}
+	if got := testID(t, r, "finance-mrr-note"); strings.Contains(got, "Revenue is top-ups") || !strings.Contains(got, "No payments yet") {
+		t.Errorf("the note under the table: %q", got)
+	}
+}
+
 func TestAdminFinance(t *testing.T) {
 	p := newPayAPI(t)
 	ctx := context.Background()
