@@ -105,6 +105,29 @@ func TestDashboardSteadyUsage(t *testing.T) {
 	}
 }
 
+// TestDashboardShortHistory: a customer who began using credits days ago is
+// averaged over those days (billing.RateOver), and the overview says so
+// instead of calling it a 7-day or 30-day average.
+func TestDashboardShortHistory(t *testing.T) {
+	a := dashAPI(t)
+	// 90 a day on the last 3 days; 10 days of 30 a day for the second.
+	dashCustomer(t, a, "newcomer", 1_000, dashUse{"chat.request", 90, 3, 1})
+	dashCustomer(t, a, "recent", 1_000, dashUse{"chat.request", 30, 10, 1})
+
+	d := usageSignIn(t, a, "newcomer").page("/portal")
+	dashWant(t, d, "rate-7d", "90")
+	dashWant(t, d, "rate-window", "Average over your first 3 days")
+	if d.Find(`[data-testid="rate-30d"]`).Length() != 0 {
+		t.Error("a 30-day figure for 3 days of usage")
+	}
+	if got := dashText(d, "projection"); !strings.HasPrefix(got, "At your average of 90 credits a day over your first 3 days, your 730 credits last until ") {
+		t.Errorf("projection %q", got)
+	}
+
+	d = usageSignIn(t, a, "recent").page("/portal")
+	dashWant(t, d, "rate-window", "7-day average · 10-day: 30")
+}
+
 func TestDashboardRange(t *testing.T) {
 	a := dashAPI(t)
 	// 100 a day for 23 days, then 400 a day for the last 6: the 7-day

@@ -2,6 +2,7 @@ package views
 
 import (
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -153,3 +154,32 @@ func dashboardSplit(f Fmt, c billing.Credits) (string, string) {
 	}
 	return whole, full[len(whole):]
 }
+
+// rateDays is how many days (calendar days, today counting as one) a rate
+// averages over when usage began inside its window; 0 when the whole window
+// counts. The full window spans window-1 days and the part of today that
+// has passed (billing.RateOver), so a span shorter than window-1 days
+// started later.
+func rateDays(r billing.UsageRate) int {
+	if r.Span <= 0 || r.Span >= time.Duration(r.Window-1)*24*time.Hour {
+		return 0
+	}
+	return int((r.Span + 24*time.Hour - 1) / (24 * time.Hour))
+}
+
+// firstDays names a short history: "your first day", "your first 3 days".
+func firstDays(n int) string {
+	if n <= 1 {
+		return "your first day"
+	}
+	return "your first " + strconv.Itoa(n) + " days"
+}
+
+// shortHistory: usage began less than 7 days ago, so the 7-day and the
+// 30-day averages are one and the same average over the days since.
+func shortHistory(fc billing.Forecast) bool {
+	return rateDays(fc.Week) > 0 && rateDays(fc.Month) > 0
+}
+
+// dayWindow names an average's span: "20-day".
+func dayWindow(n int) string { return strconv.Itoa(n) + "-day" }
