@@ -281,6 +281,14 @@ func TestStripeDispute(t *testing.T) {
 	if got := testID(t, v.get("/portal").want(t, http.StatusOK), "header-balance-value"); got != "1,000" {
 		t.Fatalf("header balance %q", got)
 	}
+	// The purchases list says which payment is disputed, not "Paid".
+	var statuses []string
+	for _, r := range v.purchases() {
+		statuses = append(statuses, r.Status)
+	}
+	if strings.Join(statuses, ",") != "Paid,Disputed" {
+		t.Errorf("purchase statuses, newest first: %v, want Paid,Disputed", statuses)
+	}
 	p.checkLedgerInvariant(t, id)
 	p.verify(t)
 }

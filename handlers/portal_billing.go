@@ -534,7 +534,10 @@ func (s *Server) purchases(ctx context.Context, customerID string) ([]views.Purc
 	if err != nil {
 		return nil, err
 	}
-	paidHere := map[string]bool{}
+	paidHere, frozen := map[string]bool{}, map[string]bool{}
+	for _, l := range lots {
+		frozen[l.ID] = l.Frozen // a purchase's lot is frozen by a dispute of its payment
+	}
 	var out []views.Purchase
 	for _, t := range tops {
 		if t.Lot != "" {
@@ -543,7 +546,7 @@ func (s *Server) purchases(ctx context.Context, customerID string) ([]views.Purc
 		if t.Status == billing.TopUpPending && t.PaymentID == "" {
 			continue // a checkout left before paying
 		}
-		out = append(out, views.Purchase{TopUp: t})
+		out = append(out, views.Purchase{TopUp: t, Disputed: t.Status == billing.TopUpSucceeded && frozen[t.Lot]})
 	}
 	for _, l := range lots {
 		if l.Source != billing.SourcePurchase || paidHere[l.ID] {

@@ -85,6 +85,9 @@ type Purchase struct {
 	// Recorded: a purchase the product recorded (a grant with source
 	// purchase, not paid here): no price, card or receipt here.
 	Recorded bool
+	// Disputed: the payment was disputed (a chargeback): what was left of
+	// its credits is frozen until the dispute is resolved.
+	Disputed bool
 	// ReceiptURL is the receipt of a plan invoice (page_plan.go); "" for
 	// a top-up, whose receipt is /portal/receipts/{id}.
 	ReceiptURL string
