@@ -337,6 +337,13 @@ func TestAdminPriceBookScheduleAndRollback(t *testing.T) {
 		page.Find(`[data-testid="pb-badge-scheduled"]`).Length() != 1 || strings.TrimSpace(page.Find(`[data-testid="pb-current-version"]`).Text()) != "Version 1" {
 		t.Fatalf("scheduled version not shown: %.300s", page.Find("main").Text())
 	}
+	// The history writes both of a version's times the same way, in UTC,
+	// as the schedule was typed.
+	published := strings.TrimSpace(page.Find(`[data-testid="pb-published"]`).First().Text())
+	effective := strings.TrimSpace(page.Find(`[data-testid="pb-effective"]`).First().Text())
+	if want := a.Clock.Now().UTC().Format("2 Jan 2006 15:04") + " UTC"; published != want || !strings.HasSuffix(effective, " UTC") {
+		t.Errorf("the scheduled version: published %q (want %q), effective %q", published, want, effective)
+	}
 	if recs := a.audit(t, billing.AuditFilter{Action: billing.AuditPriceBookScheduled}); len(recs) != 1 {
 		t.Errorf("schedule audit: %+v", recs)
 	}
