@@ -181,9 +181,11 @@ func RolloverCarry(r Rollover, unused, alreadyRolled Credits) Credits {
 	return 0
 }
 
-// Prorate is amount * left / total, rounded down (in 128 bits: amount may be
-// any credits or minor units, left and total any durations). left is
-// clamped to [0, total].
+// Prorate is amount * left / total, rounded to the nearest unit, a half up,
+// as Stripe rounds a proration (in 128 bits: amount may be any credits or
+// minor units, left and total any durations). left is clamped to
+// [0, total]. Nearest, not down: an upgrade seconds into a period charged
+// $29.99 for a $30.00 difference.
 func Prorate(amount int64, left, total time.Duration) int64 {
 	if amount <= 0 || total <= 0 || left <= 0 {
 		return 0
@@ -192,7 +194,9 @@ func Prorate(amount int64, left, total time.Duration) int64 {
 		return amount
 	}
 	hi, lo := bits.Mul64(uint64(amount), uint64(left))
-	q, _ := bits.Div64(hi, lo, uint64(total))
+	lo, carry := bits.Add64(lo, uint64(total)/2, 0)
+	// The quotient is at most amount + 1/2, so it fits: hi < total.
+	q, _ := bits.Div64(hi+carry, lo, uint64(total))
 	return int64(q)
 }
 
@@ -469,9 +473,10 @@ func IsUpgrade(a, b Plan) bool {
 
 // QuotePlanChange prorates a move from plan `from` to plan `to` at now in
 // the period of sub. An upgrade grants the credit difference for the rest of
-// the period at once, rounded down to whole credits, and charges the price
-// difference for it, rounded down to the minor unit; a downgrade takes effect
-// at the period's end and changes nothing now.
+// the period at once, rounded to the nearest whole credit, and charges the
+// price difference for it, rounded to the nearest minor unit (as Stripe,
+// which charges it for a Stripe subscription); a downgrade takes effect at
+// the period's end and changes nothing now.
 func QuotePlanChange(sub Subscription, from, to Plan, now time.Time) PlanChangeQuote {
 	q := PlanChangeQuote{From: from.Key, To: to.Key, Upgrade: IsUpgrade(from, to), NextPeriodPay: to.Price, NextCredits: to.Credits,
 		AmountNow: Money{Currency: to.Price.Currency}}
@@ -482,7 +487,8 @@ func QuotePlanChange(sub Subscription, from, to Plan, now time.Time) PlanChangeQ
 	q.EffectiveAt = now.UTC().Truncate(time.Microsecond)
 	total := sub.CurrentPeriodEnd.Sub(sub.CurrentPeriodStart)
 	left := sub.CurrentPeriodEnd.Sub(now)
-	q.CreditsNow = Credits(Prorate(int64(max(0, to.Credits-from.Credits)), left, total) / Milli * Milli)
+	diff := max(0, to.Credits-from.Credits)
+	q.CreditsNow = min(diff, Credits((Prorate(int64(diff), left, total)+Milli/2)/Milli*Milli))
 	q.AmountNow.Amount = Prorate(to.Price.Amount-from.Price.Amount, left, total)
 	return q
 }

@@ -68,12 +68,14 @@ func TestProrate(t *testing.T) {
 		want        int64
 	}{
 		{3000, 15 * day, 30 * day, 1500},
-		{1000, 10 * day, 30 * day, 333}, // 333.33 rounds down
-		{1000, 20 * day, 30 * day, 666}, // 666.67 rounds down
+		{1000, 10 * day, 30 * day, 333},                // 333.33 rounds down
+		{1000, 20 * day, 30 * day, 667},                // 666.67 rounds up
+		{3000, 30*day - 5*time.Second, 30 * day, 3000}, // seconds into a period: the whole difference, not 2,999
+		{1, time.Hour, 2 * time.Hour, 1},               // a half rounds up
 		{1000, 0, 30 * day, 0},
 		{1000, -day, 30 * day, 0},
 		{1000, 31 * day, 30 * day, 1000},
-		{int64(MaxCredits), 29 * day, 31 * day, 935483870967741}, // 10^15 * 29/31; the product in nanoseconds needs 128 bits
+		{int64(MaxCredits), 29 * day, 31 * day, 935483870967742}, // 10^15 * 29/31 = ...741.94; the product in nanoseconds needs 128 bits
 	}
 	for _, tt := range tests {
 		if got := Prorate(tt.amount, tt.left, tt.total); got != tt.want {
@@ -107,8 +109,12 @@ func TestQuotePlanChange(t *testing.T) {
 		{"12 days in", start.AddDate(0, 0, 12), CreditsOf(2400), 1800},
 		// 7 days left: 4,000 * 7/30 = 933.33 -> 933 whole credits; 3,000 * 7/30 = 700.
 		{"23 days in", start.AddDate(0, 0, 23), CreditsOf(933), 700},
-		// 1 hour left: 4,000 * 1/720 = 5.55 -> 5; 3,000/720 = 4.16 -> 4 cents.
-		{"an hour before the end", sub.CurrentPeriodEnd.Add(-time.Hour), CreditsOf(5), 4},
+		// 1 hour left: 4,000 * 1/720 = 5.55 -> 6; 3,000/720 = 4.16 -> 4 cents.
+		{"an hour before the end", sub.CurrentPeriodEnd.Add(-time.Hour), CreditsOf(6), 4},
+		// Seconds in: the whole difference, not 3,999 credits for $29.99.
+		{"a minute in", start.Add(time.Minute), CreditsOf(4000), 3000},
+		// 20 of 30 days left: 4,000 * 2/3 = 2,666.67 -> 2,667; $30.00 * 2/3 = $20.00.
+		{"10 days in", start.AddDate(0, 0, 10), CreditsOf(2667), 2000},
 		{"at the end", sub.CurrentPeriodEnd, 0, 0},
 	}
 	for _, tt := range tests {
@@ -234,8 +240,8 @@ func TestSubscriptionPeriodMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 4,000 * 19/31 = 2,451.6 -> 2,451 credits; 3,000 * 19/31 = 1,838.7 -> 1,838 cents.
-	if q.CreditsNow != CreditsOf(2451) || q.AmountNow.Amount != 1838 || up.Balance != s.Balance+CreditsOf(2451) ||
+	// 4,000 * 19/31 = 2,451.6 -> 2,452 credits; 3,000 * 19/31 = 1,838.7 -> 1,839 cents.
+	if q.CreditsNow != CreditsOf(2452) || q.AmountNow.Amount != 1839 || up.Balance != s.Balance+CreditsOf(2452) ||
 		up.Subscription.Plan != "pro" || up.Period.Kind != PeriodUpgrade || !up.NewLot.ExpiresAt.Equal(sub.CurrentPeriodEnd) {
 		t.Fatalf("upgrade = %+v, quote %+v", up, q)
 	}

@@ -45,7 +45,7 @@ func stripeSubscriptionMeta(id string, start, end time.Time, lookup, plan, versi
 // signed invoice.paid) upgrades from the Plan tab against stripe-mock. The
 // confirmation says what happens, hand computed: ten days into a 30-day
 // period, Starter ($19, 2,000 credits) to Pro ($49, 6,000): 4,000 * 20/30
-// = 2,666.7 -> 2,666 credits, $30.00 * 20/30 = $20.00. The credits arrive
+// = 2,666.7 -> 2,667 credits, $30.00 * 20/30 = $20.00. The credits arrive
 // once: the same confirmation posted again, the proration invoice's
 // invoice.paid and the subscription's updated event (replayed) add
 // nothing. The downgrade back waits for the period's end although Stripe's
@@ -73,7 +73,7 @@ func TestStripePlanChangeThroughThePortal(t *testing.T) {
 	}
 
 	dlg := v.choosePlan("change", "pro")
-	if got := testID(t, dlg, "plan-confirm-text"); !strings.HasPrefix(got, "You will get 2,666 credits now and pay $20.00 today. From ") {
+	if got := testID(t, dlg, "plan-confirm-text"); !strings.HasPrefix(got, "You will get 2,667 credits now and pay $20.00 today. From ") {
 		t.Fatalf("upgrade confirmation: %q", got)
 	}
 	if p.available(t, id) != billing.CreditsOf(2000) {
@@ -84,10 +84,10 @@ func TestStripePlanChangeThroughThePortal(t *testing.T) {
 		t.Fatalf("the confirmation's proration time %q, want %d", form.Get("at"), now.Unix())
 	}
 	v.location(v.post("/portal/plan", form), http.StatusSeeOther)
-	if got := p.available(t, id); got != billing.CreditsOf(2000+2666) {
+	if got := p.available(t, id); got != billing.CreditsOf(2000+2667) {
 		t.Fatalf("after the upgrade: %s credits", got)
 	}
-	if f := testID(t, v.get("/portal/plan"), "flash"); !strings.Contains(f, "2,666 credits were added and $20.00 was charged") {
+	if f := testID(t, v.get("/portal/plan"), "flash"); !strings.Contains(f, "2,667 credits were added and $20.00 was charged") {
 		t.Fatalf("upgrade flash: %q", f)
 	}
 	// A retried request, the proration invoice's invoice.paid and Stripe's
@@ -98,8 +98,8 @@ func TestStripePlanChangeThroughThePortal(t *testing.T) {
 		p.deliver(t, stripeEvent(evt+"_inv", "invoice.paid", stripeInvoice("in_up", "sub_S", id, "subscription_update", now, p2, 2000, 1, "null")))
 		p.deliver(t, stripeEvent(evt+"_sub", "customer.subscription.updated", stripeSubscriptionMeta("sub_S", p1, p2, "tally/pro/month/4900usd", "pro", "2", "now")))
 	}
-	if got := p.available(t, id); got != billing.CreditsOf(2000+2666) {
-		t.Fatalf("after replays: %s credits, want %s", got, billing.CreditsOf(2000+2666))
+	if got := p.available(t, id); got != billing.CreditsOf(2000+2667) {
+		t.Fatalf("after replays: %s credits, want %s", got, billing.CreditsOf(2000+2667))
 	}
 	sub, err := p.DB.FindSubscription(ctx, id)
 	if err != nil || sub.Plan != "pro" || sub.NextPlan != "" {
@@ -176,16 +176,16 @@ func TestStripeUpgradeWebhookFirst(t *testing.T) {
 	if sub, _ := p.DB.FindSubscription(ctx, id); sub.Plan != "pro" {
 		t.Fatalf("the webhook did not switch the plan: %+v", sub)
 	}
-	if got := p.available(t, id); got != billing.CreditsOf(2000+2666) {
-		t.Fatalf("after the webhook: %s credits, want %s", got, billing.CreditsOf(2000+2666))
+	if got := p.available(t, id); got != billing.CreditsOf(2000+2667) {
+		t.Fatalf("after the webhook: %s credits, want %s", got, billing.CreditsOf(2000+2667))
 	}
 	p.deliver(t, up)
 	p.deliver(t, stripeEvent("evt_up_sub2", "customer.subscription.updated", stripeSubscriptionMeta("sub_S", p1, p2, "tally/pro/month/4900usd", "pro", "2", "now",
 		form.Get("key"), form.Get("at"))))
 	v.location(v.post("/portal/plan", form), http.StatusSeeOther)
 	v.post("/portal/plan", form)
-	if got := p.available(t, id); got != billing.CreditsOf(2000+2666) {
-		t.Fatalf("after the upgrade: %s credits, want %s", got, billing.CreditsOf(2000+2666))
+	if got := p.available(t, id); got != billing.CreditsOf(2000+2667) {
+		t.Fatalf("after the upgrade: %s credits, want %s", got, billing.CreditsOf(2000+2667))
 	}
 	p.verify(t)
 }

@@ -96,15 +96,15 @@ func TestBrowserPlanChangesAndMigration(t *testing.T) {
 	open("the Plan tab", "/portal/plan", `[data-testid="current-plan"]`)
 	look("plan-stripe")
 	b.do("choose Pro", chromedp.Click(chromedp.CSS(`[data-testid="choose-pro"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="plan-confirm-go"]`)))
-	if got := b.text(`[data-testid="plan-confirm-text"]`); !strings.HasPrefix(got, "You will get 3,333 credits now and pay $26.66 today.") {
-		// 5,000 more credits x 20/30 days = 3,333.3; $40.00 x 20/30 = $26.666.
+	if got := b.text(`[data-testid="plan-confirm-text"]`); !strings.HasPrefix(got, "You will get 3,333 credits now and pay $26.67 today.") {
+		// 5,000 more credits x 20/30 days = 3,333.3 -> 3,333; $40.00 x 20/30 = $26.666 -> $26.67 (to the nearest cent, as Stripe).
 		b.fail("the upgrade's confirmation says %q", got)
 	}
 	look("plan-stripe-upgrade-confirm")
 	b.do("upgrade", chromedp.Click(chromedp.CSS(`[data-testid="plan-confirm-go"]`)))
 	b.waitNav("upgraded", `!!document.querySelector('[data-testid="flash"]') && !!document.querySelector('[data-testid="current-plan"]')`, 15*time.Second)
 	b.ready()
-	if got := b.text(`[data-testid="flash"]`); !strings.Contains(got, "credits were added and $26.6") {
+	if got := b.text(`[data-testid="flash"]`); !strings.Contains(got, "credits were added and $26.67 was charged") {
 		b.fail("flash %q", got)
 	}
 	look("plan-stripe-upgraded")
