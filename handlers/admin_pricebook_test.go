@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -74,10 +75,7 @@ func TestAdminPriceBookEditor(t *testing.T) {
 	}
 
 	t.Run("a plan's choices read as words", func(t *testing.T) {
-		add := url.Values{}
-		for k, vs := range vals {
-			add[k] = vs
-		}
+		add := maps.Clone(vals) // Set replaces a value: vals stays as it was
 		add.Set("op", "add-plan")
 		add.Set("_csrf", v.csrf("/admin/price-book/draft"))
 		r := v.post("/admin/price-book/draft", add)
@@ -95,10 +93,7 @@ func TestAdminPriceBookEditor(t *testing.T) {
 	})
 
 	t.Run("errors beside their fields, all at once, nothing saved", func(t *testing.T) {
-		bad := url.Values{}
-		for k, vs := range vals {
-			bad[k] = vs
-		}
+		bad := maps.Clone(vals) // Set replaces a value: vals stays as it was
 		bad.Set("features[0].credits", "abc")
 		bad.Set("features[1].key", "Bad Key")
 		bad.Set("packs[0].price", "")
@@ -131,10 +126,7 @@ func TestAdminPriceBookEditor(t *testing.T) {
 	})
 
 	t.Run("rows are added and removed without saving", func(t *testing.T) {
-		f := url.Values{}
-		for k, vs := range vals {
-			f[k] = vs
-		}
+		f := maps.Clone(vals) // Set replaces a value: vals stays as it was
 		f.Set("op", "add-dimension-3")
 		f.Set("_csrf", v.csrf("/admin/price-book/draft"))
 		r := v.post("/admin/price-book/draft", f).want(t, http.StatusOK)
@@ -155,10 +147,7 @@ func TestAdminPriceBookEditor(t *testing.T) {
 	})
 
 	t.Run("a save stores the draft; margins are shown", func(t *testing.T) {
-		f := url.Values{}
-		for k, vs := range vals {
-			f[k] = vs
-		}
+		f := maps.Clone(vals) // Set replaces a value: vals stays as it was
 		f.Set("features[0].credits", "2")
 		f.Set("features[3].cost", "5") // gpt-4o.tokens: $5 per 1M tokens
 		f.Set("packs[0].bonus_credits", "100")
