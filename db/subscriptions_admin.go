@@ -21,13 +21,17 @@ type PlanSubscriber struct {
 	PriceVersion      int64
 	CancelAtPeriodEnd bool
 	Provider          string
+	// NextPlan and NextPriceVersion: a move waiting for the period's end
+	// (a downgrade, or a migration to another version of this plan).
+	NextPlan         string
+	NextPriceVersion int64
 }
 
 // ListPlanSubscribers returns the live (active or past due) subscribers of
 // plan key, whose period ends soonest first, at most limit.
 func (d *DB) ListPlanSubscribers(ctx context.Context, key string, limit int) ([]PlanSubscriber, error) {
 	rows, err := d.read.QueryContext(ctx, `SELECT s.customer_id, c.external_id, c.name, c.email, s.status, s.current_period_end,
-		s.price_version, s.cancel_at_period_end, s.provider
+		s.price_version, s.cancel_at_period_end, s.provider, COALESCE(s.next_plan_key, ''), COALESCE(s.next_price_version, 0)
 		FROM subscriptions s JOIN customers c ON c.id = s.customer_id
 		WHERE s.plan_key = ? AND s.status != 'canceled' ORDER BY s.current_period_end, s.id LIMIT ?`, key, limit)
 	if err != nil {
@@ -38,7 +42,7 @@ func (d *DB) ListPlanSubscribers(ctx context.Context, key string, limit int) ([]
 	for rows.Next() {
 		var p PlanSubscriber
 		var end int64
-		if err := rows.Scan(&p.Customer, &p.ExternalID, &p.Name, &p.Email, &p.Status, &end, &p.PriceVersion, &p.CancelAtPeriodEnd, &p.Provider); err != nil {
+		if err := rows.Scan(&p.Customer, &p.ExternalID, &p.Name, &p.Email, &p.Status, &end, &p.PriceVersion, &p.CancelAtPeriodEnd, &p.Provider, &p.NextPlan, &p.NextPriceVersion); err != nil {
 			return nil, err
 		}
 		p.PeriodEnd = fromMicros(end)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/tally-billing/tally/billing"
 )
 
@@ -78,6 +79,14 @@ func TestAdminPlanMigration(t *testing.T) {
 	}
 	if doc(t, r).Find(`[data-testid="migration-form"]`).Length() != 0 {
 		t.Fatal("the migration is offered again with nobody left")
+	}
+	// The subscribers list says who moves, to what and when.
+	var moves []string
+	doc(t, r).Find(`[data-testid="subscriber-moves"]`).Each(func(_ int, s *goquery.Selection) {
+		moves = append(moves, strings.TrimSpace(s.Text()))
+	})
+	if len(moves) != 2 || !strings.HasPrefix(moves[0], "to v3 on ") || moves[0] != moves[1] {
+		t.Errorf("moves shown in the subscribers list: %q, want two 'to v3 on <renewal>'", moves)
 	}
 	v.location(v.post(page+"/migrate", form), http.StatusSeeOther)
 	if f := testID(t, v.get(page), "flash"); !strings.Contains(f, "made already") {

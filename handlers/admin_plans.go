@@ -137,9 +137,13 @@ func (s *Server) adminPlanSubscribers(c echo.Context) error {
 			subs, d.More = subs[:adminSubscriberPage], true
 		}
 		for _, p := range subs {
-			d.Rows = append(d.Rows, views.AdminSubscriberRow{
+			row := views.AdminSubscriberRow{
 				Customer: billing.Customer{ID: p.Customer, ExternalID: p.ExternalID, Name: p.Name, Email: p.Email},
-				Status:   p.Status, PeriodEnd: p.PeriodEnd, PriceVersion: p.PriceVersion, CancelAtPeriodEnd: p.CancelAtPeriodEnd})
+				Status:   p.Status, PeriodEnd: p.PeriodEnd, PriceVersion: p.PriceVersion, CancelAtPeriodEnd: p.CancelAtPeriodEnd}
+			if p.NextPlan == key && p.NextPriceVersion != p.PriceVersion {
+				row.MovesTo = p.NextPriceVersion
+			}
+			d.Rows = append(d.Rows, row)
 		}
 	}
 	return render(c, http.StatusOK, views.AdminPlanSubscribersView(s.adminShell(c, d.Row.Plan.Name, "plans"), d))

@@ -45,6 +45,9 @@ type AdminSubscriberRow struct {
 	PeriodEnd         time.Time
 	PriceVersion      int64
 	CancelAtPeriodEnd bool
+	// MovesTo is the version of this plan the subscriber moves to at the
+	// period's end (a migration); 0 for none.
+	MovesTo int64
 }
 
 // AdminSubscription is the customer page's subscription panel.
