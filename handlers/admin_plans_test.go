@@ -265,4 +265,15 @@ func TestAdminFreePeriod(t *testing.T) {
 	if f := testID(t, v.get("/admin/customers/"+other), "flash"); !strings.Contains(f, "no live subscription") {
 		t.Fatalf("no subscription: flash %q", f)
 	}
+	// A purchase the product recorded through the API was paid, there.
+	a.grant(t, id, "500", "purchase")
+	var recorded []string
+	doc(t, v.get(page)).Find(`[data-testid="purchases"] li`).Each(func(_ int, s *goquery.Selection) {
+		if txt := strings.Join(strings.Fields(s.Text()), " "); strings.Contains(txt, "+500") {
+			recorded = append(recorded, txt)
+		}
+	})
+	if len(recorded) != 1 || !strings.HasSuffix(recorded[0], "+500 — Paid") {
+		t.Errorf("a purchase recorded through the API: %q, want it Paid", recorded)
+	}
 }

@@ -2468,7 +2468,7 @@ func adminPurchases(s AdminShell, d AdminCustomerPage) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-			} else if p.TopUp.Price.Amount == 0 && p.TopUp.Status == billing.TopUpSucceeded {
+			} else if !p.Recorded && p.TopUp.Price.Amount == 0 && p.TopUp.Status == billing.TopUpSucceeded {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 209, "<span class=\"rounded-full bg-gray-100 px-2 py-0.5 text-xs font-medium text-gray-700\">Free</span>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
