@@ -262,6 +262,9 @@ func TestBrowserPortalAccessible(t *testing.T) {
 			b.do("ask for more than the operator allows", chromedp.SendKeys(chromedp.CSS(`#settings-daily_cap`), "80"),
 				chromedp.Click(chromedp.CSS(`[data-testid="settings-save"]`)),
 				chromedp.WaitVisible(chromedp.CSS(`[data-testid="settings-error-daily_cap"]`)))
+			// Once the answer is in, the saving spinner is gone (htmx settles
+			// the swapped form within a few frames).
+			b.waitJS("the spinner stops", `getComputedStyle(document.getElementById('settings-saving')).opacity === "0"`, 3*time.Second)
 		}},
 		{"link-used", usedPath, `[data-testid="error-page"]`, nil},
 		{"top-up-new-card", "/portal/top-up", `[data-testid="focus-pay"]`, nil},
