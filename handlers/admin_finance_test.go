@@ -28,8 +28,14 @@ func TestAdminFinanceWithoutPayments(t *testing.T) {
 	a := newAdminAPI(t)
 	a.grant(t, a.customer(t, "granted"), "100", "promo") // activity, but no payment
 	r := a.signIn(t, "owner@staff.test").get("/admin/finance").want(t, http.StatusOK)
-	if doc(t, r).Find(`[data-testid="finance-row"]`).Length() == 0 {
+	row := doc(t, r).Find(`[data-testid="finance-row"]`).First()
+	if row.Length() == 0 {
 		t.Fatal("the grant is not in the table")
+	}
+	// Its period is written as the page writes dates, not as an ISO day.
+	day, _ := time.Parse(time.DateOnly, row.AttrOr("data-day", ""))
+	if got, want := strings.TrimSpace(row.Find("th").Text()), day.Format("2 Jan 2006"); day.IsZero() || got != want {
+		t.Errorf("the row's day reads %q, want %q", got, want)
 	}
 	if got := testID(t, r, "mrr-none"); got != "—" {
 		t.Errorf("MRR without payments: %q, want a dash", got)

@@ -2,6 +2,7 @@ package views
 
 import (
 	"sort"
+	"time"
 
 	"github.com/tally-billing/tally/billing"
 )
@@ -39,4 +40,17 @@ func mrrPercent(h []billing.MRRPoint, cur string, p billing.MRRPoint) int {
 		return 0
 	}
 	return int(p.Amounts[cur] * 100 / top)
+}
+
+// financePeriodLabel writes a finance row's period, an ISO day or month
+// ("2026-12-03", "2026-12"), as the rest of the page writes dates: "3 Dec
+// 2026", "Dec 2026". The CSV keeps the ISO form.
+func financePeriodLabel(period string) string {
+	if t, err := time.Parse(time.DateOnly, period); err == nil {
+		return t.Format("2 Jan 2006")
+	}
+	if t, err := time.Parse("2006-01", period); err == nil {
+		return t.Format("Jan 2006")
+	}
+	return period
 }
