@@ -75,6 +75,18 @@ func RateOver(days []UsageDay, window int, now time.Time) UsageRate {
 	return r
 }
 
+// DaysSinceStart is how many days (calendar days, today counting as one)
+// r averages over when usage began inside its window (RateOver starts the
+// average there); 0 when the whole window counts. A full window spans
+// Window-1 days and the part of today that has passed, so a shorter span
+// began later.
+func (r UsageRate) DaysSinceStart() int {
+	if r.Span <= 0 || r.Span >= time.Duration(r.Window-1)*24*time.Hour {
+		return 0
+	}
+	return int((r.Span + 24*time.Hour - 1) / (24 * time.Hour))
+}
+
 func parseDay(s string) (time.Time, bool) {
 	t, err := time.Parse(time.DateOnly, s)
 	return t, err == nil

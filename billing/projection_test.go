@@ -513,3 +513,31 @@ func FuzzRateOver(f *testing.F) {
 		}
 	})
 }
+
+// TestDaysSinceStart: a rate whose usage began inside its window names the
+// days it averages over (today counting as one); a full window names none.
+func TestDaysSinceStart(t *testing.T) {
+	now := time.Date(2026, 3, 11, 6, 0, 0, 0, time.UTC)
+	day := func(d int) string { return now.AddDate(0, 0, -d).Format(time.DateOnly) }
+	for _, tc := range []struct {
+		name     string
+		first    int // days ago of the first usage
+		window   int
+		wantDays int
+	}{
+		{"today only", 0, 7, 1},
+		{"three days", 2, 7, 3},
+		{"the whole week", 6, 7, 0},
+		{"before the week", 20, 7, 0},
+		{"ten days of thirty", 9, 30, 10},
+		{"the whole month", 40, 30, 0},
+	} {
+		r := RateOver([]UsageDay{{Day: day(tc.first), Credits: CreditsOf(10)}, {Day: day(0), Credits: CreditsOf(10)}}, tc.window, now)
+		if got := r.DaysSinceStart(); got != tc.wantDays {
+			t.Errorf("%s: DaysSinceStart = %d (span %v), want %d", tc.name, got, r.Span, tc.wantDays)
+		}
+	}
+	if got := (UsageRate{Window: 7}).DaysSinceStart(); got != 0 {
+		t.Errorf("no usage: %d, want 0", got)
+	}
+}

@@ -155,18 +155,6 @@ func dashboardSplit(f Fmt, c billing.Credits) (string, string) {
 	return whole, full[len(whole):]
 }
 
-// rateDays is how many days (calendar days, today counting as one) a rate
-// averages over when usage began inside its window; 0 when the whole window
-// counts. The full window spans window-1 days and the part of today that
-// has passed (billing.RateOver), so a span shorter than window-1 days
-// started later.
-func rateDays(r billing.UsageRate) int {
-	if r.Span <= 0 || r.Span >= time.Duration(r.Window-1)*24*time.Hour {
-		return 0
-	}
-	return int((r.Span + 24*time.Hour - 1) / (24 * time.Hour))
-}
-
 // firstDays names a short history: "your first day", "your first 3 days".
 func firstDays(n int) string {
 	if n <= 1 {
@@ -178,7 +166,7 @@ func firstDays(n int) string {
 // shortHistory: usage began less than 7 days ago, so the 7-day and the
 // 30-day averages are one and the same average over the days since.
 func shortHistory(fc billing.Forecast) bool {
-	return rateDays(fc.Week) > 0 && rateDays(fc.Month) > 0
+	return fc.Week.DaysSinceStart() > 0 && fc.Month.DaysSinceStart() > 0
 }
 
 // dayWindow names an average's span: "20-day".

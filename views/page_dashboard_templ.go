@@ -527,9 +527,9 @@ func dashboardRateStat(s Shell, d DashboardPage) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var23 string
-			templ_7745c5c3_Var23, templ_7745c5c3_Err = templ.JoinStringErrs(firstDays(rateDays(fc.Week)))
+			templ_7745c5c3_Var23, templ_7745c5c3_Err = templ.JoinStringErrs(firstDays(fc.Week.DaysSinceStart()))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_dashboard.templ`, Line: 120, Col: 47}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_dashboard.templ`, Line: 120, Col: 54}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var23))
 			if templ_7745c5c3_Err != nil {
@@ -540,7 +540,7 @@ func dashboardRateStat(s Shell, d DashboardPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if n := rateDays(fc.Month); n > 0 {
+			if n := fc.Month.DaysSinceStart(); n > 0 {
 				var templ_7745c5c3_Var24 string
 				templ_7745c5c3_Var24, templ_7745c5c3_Err = templ.JoinStringErrs(dayWindow(n))
 				if templ_7745c5c3_Err != nil {
@@ -976,9 +976,9 @@ func dashboardProjection(s Shell, d DashboardPage) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var47 string
-				templ_7745c5c3_Var47, templ_7745c5c3_Err = templ.JoinStringErrs(firstDays(rateDays(fc.Week)))
+				templ_7745c5c3_Var47, templ_7745c5c3_Err = templ.JoinStringErrs(firstDays(fc.Week.DaysSinceStart()))
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_dashboard.templ`, Line: 197, Col: 119}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_dashboard.templ`, Line: 197, Col: 126}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var47))
 				if templ_7745c5c3_Err != nil {
