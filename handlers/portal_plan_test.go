@@ -155,6 +155,17 @@ func TestPlanThroughThePortal(t *testing.T) {
 	if links.Length() != 2 {
 		t.Fatalf("%d plan receipts in the purchases table, want 2", links.Length())
 	}
+	// On a phone, a plan payment's line is its date alone: no card, no dangling "·".
+	phone := doc(t, v.get("/portal/billing")).Find(`[data-testid="purchase-list"] li`)
+	if phone.Length() == 0 {
+		t.Fatal("no purchases on a phone")
+	}
+	phone.Each(func(_ int, li *goquery.Selection) {
+		w := li.Find(`[data-testid="purchase-when"]`)
+		if txt := strings.Join(strings.Fields(w.Text()), " "); w.Length() != 1 || txt == "" || strings.HasSuffix(txt, "·") {
+			t.Errorf("a purchase's date line on a phone: %q", txt)
+		}
+	})
 	if got := testID(t, v.get(receipt).want(t, http.StatusOK), "receipt"); !strings.Contains(got, "$20.32") {
 		t.Fatalf("the upgrade's receipt: %q", got)
 	}
