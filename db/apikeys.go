@@ -144,11 +144,16 @@ func scanAPIKey(r rowScanner) (billing.APIKey, error) {
 	return k, err
 }
 
+// errInvalidKey is Authenticate's refusal, made only when a request is
+// refused (every request authenticates; most are not refused).
+func errInvalidKey() error {
+	return billing.Errorf(billing.CodeUnauthorized, "Invalid API key. Send a live key as 'Authorization: Bearer tsk_...'.")
+}
+
 // Authenticate returns the live key with this secret. Errors: unauthorized.
 func (d *DB) Authenticate(ctx context.Context, secret string) (*billing.APIKey, error) {
-	unauthorized := billing.Errorf(billing.CodeUnauthorized, "Invalid API key. Send a live key as 'Authorization: Bearer tsk_...'.")
 	if !strings.HasPrefix(secret, APIKeyPrefix) || len(secret) > 100 {
-		return nil, unauthorized
+		return nil, errInvalidKey()
 	}
 	h := hashSecret(secret)
 	c := &d.keys
@@ -173,7 +178,7 @@ func (d *DB) Authenticate(ctx context.Context, secret string) (*billing.APIKey, 
 		c.mu.Unlock()
 	}
 	if e.key == nil || e.key.RevokedAt != nil {
-		return nil, unauthorized
+		return nil, errInvalidKey()
 	}
 	d.noteKeyUse(e.key.ID)
 	return e.key, nil
