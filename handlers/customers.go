@@ -151,10 +151,16 @@ func (s *Server) createGrant(c echo.Context) error {
 }
 
 // customerParam is the customer named in the path: Tally's id or the
-// product's external_id, which may hold characters such as '/' that arrive
-// percent-encoded (Echo leaves parameters escaped when the path has %2F).
+// product's external_id, which may hold characters such as '/' or '%' that
+// arrive percent-encoded. It is decoded exactly once: Echo routes on the
+// decoded path, and so hands over a decoded parameter, unless the path's
+// escaping is not the default one (an escaped '/'), when it routes on the
+// raw path and the parameter is still escaped.
 func customerParam(c echo.Context) string {
 	p := c.Param("id")
+	if c.Request().URL.RawPath == "" {
+		return p
+	}
 	if u, err := url.PathUnescape(p); err == nil {
 		return u
 	}

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -93,6 +94,31 @@ func TestRegressionExternalIDWithSlash(t *testing.T) {
 		r := a.do("GET", "/api/v1/customers/"+url.PathEscape("org/42")+p, a.Read, nil).want(t, http.StatusOK)
 		if p == "" && r.Body["id"] != id {
 			t.Fatalf("customer: %s", r.Raw)
+		}
+	}
+}
+
+// A percent sign in an external_id is the id's own: the path is decoded
+// once. It was decoded twice, so "a%41" (sent as a%2541) reached "aA", and
+// a limits PUT changed the other customer.
+func TestRegressionExternalIDWithPercent(t *testing.T) {
+	a := newTestAPI(t)
+	plain := a.customer(t, "aA")
+	pct := a.customer(t, "a%41")
+	both := a.customer(t, "org/a%41")
+	for ext, want := range map[string]string{"aA": plain, "a%41": pct, "org/a%41": both} {
+		for _, p := range []string{"", "/balance", "/ledger"} {
+			r := a.do("GET", "/api/v1/customers/"+url.PathEscape(ext)+p, a.Read, nil).want(t, http.StatusOK)
+			if p == "" && r.Body["id"] != want {
+				t.Fatalf("GET %q reached %v, want %s", ext, r.Body["id"], want)
+			}
+		}
+	}
+	a.do("PUT", "/api/v1/customers/"+url.PathEscape("a%41")+"/limits", a.Admin, `{"daily_cap": 1}`).want(t, http.StatusOK)
+	for ext, want := range map[string]string{"aA": "<nil>", "a%41": "1"} {
+		r := a.do("GET", "/api/v1/customers/"+url.PathEscape(ext), a.Read, nil).want(t, http.StatusOK)
+		if got := fmt.Sprint(r.Body["limits"].(map[string]any)["daily_cap"]); got != want {
+			t.Fatalf("%q daily cap %v, want %v: %s", ext, got, want, r.Raw)
 		}
 	}
 }
