@@ -201,6 +201,12 @@ func (d *DB) FindTopUp(ctx context.Context, id string) (billing.TopUp, error) {
 	return scanTopUp(d.read.QueryRowContext(ctx, `SELECT `+topUpCols+topUpFrom+`WHERE t.id = ?`, id))
 }
 
+// FindTopUpByPayment returns the top-up a provider's payment paid.
+// Errors: not_found.
+func (d *DB) FindTopUpByPayment(ctx context.Context, paymentID string) (billing.TopUp, error) {
+	return scanTopUp(d.read.QueryRowContext(ctx, `SELECT `+topUpCols+topUpFrom+`WHERE t.provider_payment_id = ?`, paymentID))
+}
+
 // FindTopUps lists a customer's top-ups, newest first.
 func (d *DB) FindTopUps(ctx context.Context, customerID string, limit int) ([]billing.TopUp, error) {
 	rows, err := d.read.QueryContext(ctx, `SELECT `+topUpCols+topUpFrom+`WHERE t.customer_id = ? ORDER BY t.created_at DESC, t.id LIMIT ?`, customerID, clampLimit(limit))

@@ -413,8 +413,17 @@ func (s *Server) adminRefund(c echo.Context) error {
 	tu, err = s.cfg.Payments.Service.RefundBy(ctx, tu.ID, billing.AdminActor(currentAdmin(c).User.ID), reason)
 	if err != nil {
 		switch billing.ErrorCode(err) {
-		case billing.CodeRefundWindowClosed, billing.CodeNothingToRefund, billing.CodeConflict:
-			f.Fail("reason", billing.ErrorMessage(err))
+		case billing.CodeRefundWindowClosed, billing.CodeNothingToRefund, billing.CodeConflict, billing.CodePaymentProvider, billing.CodeNotFound:
+			// The provider's refusal too: the purchase and its reason stay
+			// on the page, with what happened to the credits (its note).
+			msg := billing.ErrorMessage(err)
+			var be *billing.Error
+			if errors.As(err, &be) {
+				if note, ok := be.Details["note"].(string); ok {
+					msg += " " + note
+				}
+			}
+			f.Fail("reason", msg)
 			return s.failed(c, f)
 		}
 		return err

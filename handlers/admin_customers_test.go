@@ -12,6 +12,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/payments"
 )
 
 func TestAdminCustomerList(t *testing.T) {
@@ -450,6 +451,20 @@ func TestAdminRefund(t *testing.T) {
 	doc(t, r).Find(`[data-testid="confirm"] form input`).Each(func(_ int, s *goquery.Selection) {
 		form.Set(s.AttrOr("name", ""), s.AttrOr("value", ""))
 	})
+	// A provider that does not have the payment (the sandbox after a
+	// restart, before it recalled payments) refuses before anything moves,
+	// and the refusal is said beside the reason: it was a bare "Not found"
+	// page, after the credits had been taken.
+	was := p.Service.Provider
+	p.Service.Provider = payments.NewSandbox("http://tally.test")
+	r = v.post(page+"/topups/"+tid+"/refund", form)
+	p.Service.Provider = was
+	if msg := testID(t, r, "error-refund-"+tid+"-reason"); r.Status != http.StatusUnprocessableEntity || !strings.Contains(msg, "Nothing was refunded and no credits were removed") {
+		t.Fatalf("refund the provider cannot make: %d %q", r.Status, msg)
+	}
+	if got := p.available(t, id); got != billing.CreditsOf(750) {
+		t.Fatalf("a refused refund moved credits: %s", got)
+	}
 	for range 2 { // a second press refunds nothing more
 		if r := v.post(page+"/topups/"+tid+"/refund", form); r.Status != http.StatusSeeOther {
 			t.Fatalf("confirm: %d %.300s", r.Status, r.Raw)

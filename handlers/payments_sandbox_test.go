@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/payments"
 )
 
 // The sandbox's test cards, as a customer types them.
@@ -874,6 +876,44 @@ func TestRefundsThroughTheAPI(t *testing.T) {
 
 	t.Run("unknown top-up", func(t *testing.T) {
 		refund("top_nope", p.Admin).wantError(t, http.StatusNotFound, "not_found")
+	})
+
+	// The sandbox keeps its payments in memory. After a restart (or for the
+	// demo's history) a refund removed the credits, marked the top-up
+	// refunded, then answered 404 "no such sandbox payment", on every retry:
+	// no money went back, and the ledger said it had.
+	t.Run("after a restart", func(t *testing.T) {
+		id, tid := buy(t, "restarted")
+		was := p.Service.Provider
+		defer func() { p.Service.Provider = was }()
+		restarted := payments.NewSandbox("http://tally.test")
+		p.Service.Provider = restarted
+
+		// A provider without the payment: refused before anything is written.
+		e := refund(tid, p.Admin).wantError(t, http.StatusBadGateway, "payment_provider_error")
+		if msg, _ := e["message"].(string); !strings.Contains(msg, "Nothing was refunded and no credits were removed") {
+			t.Fatalf("error %v", e)
+		}
+		if got := p.available(t, id); got != billing.CreditsOf(1000) {
+			t.Fatalf("balance %s after a refused refund", got)
+		}
+		if tu := p.topUp(t, tid); tu["status"] != "succeeded" {
+			t.Fatalf("top-up %v after a refused refund", tu["status"])
+		}
+
+		// serve's sandbox recalls the payments Tally recorded.
+		restarted.Recall = func(ctx context.Context, paymentID string) (billing.Money, bool) {
+			tu, err := p.DB.FindTopUpByPayment(ctx, paymentID)
+			return tu.Price, err == nil && tu.Status == billing.TopUpSucceeded
+		}
+		r := refund(tid, p.Admin).want(t, http.StatusOK)
+		if r.Body["status"] != "refunded" || num(t, r.Body["refunded_amount"]) != "1000" {
+			t.Fatalf("refund after a restart: %s", r.Raw)
+		}
+		if got := p.available(t, id); got != 0 {
+			t.Fatalf("balance %s after the refund", got)
+		}
+		p.checkLedgerInvariant(t, id)
 	})
 	p.verify(t)
 }

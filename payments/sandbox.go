@@ -64,6 +64,12 @@ type SandboxProvider struct {
 	refunds   map[string]replay // idempotency key -> refund id
 	refundOf  map[string]billing.Refund
 	checkouts map[string]string // idempotency key -> setup id
+
+	// Recall, when set, finds a succeeded payment this process did not
+	// make (one made before a restart, or the demo's history) in Tally's
+	// own records: the sandbox keeps its payments in memory only, and
+	// without it could never refund them.
+	Recall func(ctx context.Context, paymentID string) (billing.Money, bool)
 }
 
 var _ billing.PaymentProvider = (*SandboxProvider)(nil)
@@ -547,11 +553,28 @@ func (s *SandboxProvider) Authenticate(paymentID string, approve bool) (billing.
 	return cloneEvent(ev), nil
 }
 
+// payment is a payment made here, or one Recall remembers (s.mu held).
+func (s *SandboxProvider) payment(ctx context.Context, paymentID string) (*sandboxPayment, bool) {
+	if p, ok := s.payments[paymentID]; ok {
+		return p, true
+	}
+	if s.Recall == nil {
+		return nil, false
+	}
+	amount, ok := s.Recall(ctx, paymentID)
+	if !ok {
+		return nil, false
+	}
+	p := &sandboxPayment{pay: billing.Payment{ProviderID: paymentID, Status: billing.PaymentSucceeded}, amount: amount}
+	s.payments[paymentID] = p
+	return p, true
+}
+
 // FindPayment returns a payment's current state.
-func (s *SandboxProvider) FindPayment(_ context.Context, paymentID string) (billing.Payment, error) {
+func (s *SandboxProvider) FindPayment(ctx context.Context, paymentID string) (billing.Payment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.payments[paymentID]
+	p, ok := s.payment(ctx, paymentID)
 	if !ok {
 		return billing.Payment{}, errNoPayment()
 	}
@@ -562,7 +585,7 @@ func (s *SandboxProvider) FindPayment(_ context.Context, paymentID string) (bill
 // key. Errors: not_found, validation_failed (not succeeded, another
 // currency, more than is left), nothing_to_refund (fully refunded),
 // idempotency_conflict.
-func (s *SandboxProvider) Refund(_ context.Context, paymentID string, amount billing.Money, key string) (billing.Refund, error) {
+func (s *SandboxProvider) Refund(ctx context.Context, paymentID string, amount billing.Money, key string) (billing.Refund, error) {
 	if err := checkRefund(paymentID, "pi_sandbox_", amount, key); err != nil {
 		return billing.Refund{}, err
 	}
@@ -575,7 +598,7 @@ func (s *SandboxProvider) Refund(_ context.Context, paymentID string, amount bil
 		}
 		return s.refundOf[r.id], nil
 	}
-	p, ok := s.payments[paymentID]
+	p, ok := s.payment(ctx, paymentID)
 	if !ok {
 		return billing.Refund{}, errNoPayment()
 	}

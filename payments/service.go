@@ -328,9 +328,38 @@ func (s *Service) Refund(ctx context.Context, topUpID string) (billing.TopUp, er
 	return s.RefundBy(ctx, topUpID, billing.Actor{}, "")
 }
 
+// refundable asks the provider, before any credit is removed, whether the
+// payment of a paid top-up is there to refund: a payment it does not know
+// (or no longer holds as paid) would leave the ledger saying "refunded"
+// while no money went back, and no retry could complete it. A provider
+// that cannot be reached is not a refusal: the refund goes ahead, and a
+// failed provider call is completed by retrying, as Refund says.
+func (s *Service) refundable(ctx context.Context, topUpID string) error {
+	tu, err := s.Store.FindTopUp(ctx, topUpID)
+	if err != nil || tu.Status != billing.TopUpSucceeded || tu.PaymentID == "" {
+		return nil // the store's own checks answer these
+	}
+	p, err := s.Provider.FindPayment(ctx, tu.PaymentID)
+	var be *billing.Error
+	switch {
+	case errors.As(err, &be) && be.Code == billing.CodeNotFound:
+		return billing.Errorf(billing.CodePaymentProvider,
+			"The payment provider (%s) has no payment %s for top-up %s, so it cannot refund it. Nothing was refunded and no credits were removed.",
+			s.Provider.Name(), tu.PaymentID, tu.ID).With("payment", tu.PaymentID)
+	case err == nil && p.Status != billing.PaymentSucceeded:
+		return billing.Errorf(billing.CodePaymentProvider,
+			"The payment provider (%s) holds payment %s of top-up %s as %s, not paid, so it cannot refund it. Nothing was refunded and no credits were removed.",
+			s.Provider.Name(), tu.PaymentID, tu.ID, p.Status).With("payment", tu.PaymentID)
+	}
+	return nil
+}
+
 // RefundBy is Refund made by actor (an admin in the console), with their
 // reason on the refund entry; zero actor and "" are the API's refund.
 func (s *Service) RefundBy(ctx context.Context, topUpID string, actor billing.Actor, reason string) (billing.TopUp, error) {
+	if err := s.refundable(ctx, topUpID); err != nil {
+		return billing.TopUp{}, err
+	}
 	tu, amount, _, err := s.Store.RefundTopUpBy(ctx, topUpID, actor, reason)
 	if err != nil {
 		return tu, err

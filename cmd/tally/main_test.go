@@ -291,6 +291,54 @@ func TestServeDemoAndShutdown(t *testing.T) {
 	if len(cs) != 3 {
 		t.Fatalf("%d demo customers", len(cs))
 	}
+
+	// After a restart the sandbox has forgotten the demo's payments; a
+	// refund of one asked it for a payment it did not know, after taking
+	// the credits. It now recalls them from the ledger's records.
+	var paid string
+	for _, c := range cs {
+		tus, err := d.FindTopUps(context.Background(), c.ID, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tu := range tus {
+			if tu.Status == billing.TopUpSucceeded && tu.PaymentID != "" && tu.RefundableUntil != nil && tu.RefundableUntil.After(time.Now()) {
+				paid = tu.ID
+			}
+		}
+	}
+	d.Close()
+	if paid == "" {
+		t.Fatal("the demo has no refundable purchase")
+	}
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() {
+		done2 <- serve(ctx2, serveConfig{DB: path, ShutdownGrace: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}, ln2, log, io.Discard)
+	}()
+	defer func() { cancel2(); <-done2 }()
+	var refunded map[string]any
+	for i := 0; i < 300; i++ {
+		req, _ := http.NewRequest("POST", "http://"+ln2.Addr().String()+"/api/v1/topups/"+paid+"/refund", nil)
+		req.Header.Set("Authorization", "Bearer "+demoAPIKey)
+		resp, err = http.DefaultClient.Do(req)
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&refunded)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || refunded["status"] != "refunded" {
+		t.Fatalf("refund of a demo purchase after a restart: %d %v", resp.StatusCode, refunded)
+	}
 }
 
 type syncBuffer struct {

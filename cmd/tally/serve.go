@@ -165,6 +165,12 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	pay := &payments.Service{Provider: provider, Store: d, Policy: policy, Policies: policies, Log: log,
 		OnRefill:  func(result string) { metrics.RefillJobs.WithLabelValues(result).Inc() },
 		ReturnURL: strings.TrimRight(portal.BaseURL, "/") + "/portal/top-ups/return"}
+	if sb, ok := provider.(*payments.SandboxProvider); ok {
+		sb.Recall = func(ctx context.Context, paymentID string) (billing.Money, bool) {
+			tu, err := d.FindTopUpByPayment(ctx, paymentID)
+			return tu.Price, err == nil && (tu.Status == billing.TopUpSucceeded || tu.Status == billing.TopUpRefunded)
+		}
+	}
 	d.SetBatchObserver(metrics.ObserveBatch)
 	mailer, mailMode, err := newMailer(cfg.Notify)
 	if err != nil {
