@@ -250,11 +250,23 @@ func PlanLotExpiry(s *WalletState, l Lot) Change {
 		ch.EmptyLots = []int64{l.ID}
 		return ch
 	}
-	ch.Balance -= l.Remaining
-	ch.Entries = []EntryDraft{{Type: EntryExpiry, Amount: -l.Remaining, BalanceAfter: ch.Balance, LotID: l.ID, Reason: "lot expired",
-		Burns: []Burn{{LotID: l.ID, Credits: l.Remaining}}}}
-	ch.Events = append(ch.Events, NewEvent{Type: EventGrantExpired, Customer: s.Customer, Entry: 1,
-		Data: map[string]any{"lot": LotRef(l.ID), "source": l.Source, "credits": l.Remaining, "expired_at": l.ExpiresAt}})
+	// Credits that open holds reserved stay in the lot until the holds
+	// close: the lot gives up only what the holds do not need (the
+	// available credits), and the next sweep or operation writes off the
+	// rest. Expiring them all took credits a hold had reserved, so its
+	// capture ran the customer into debt past their overdraft limit.
+	gone := min(l.Remaining, max(0, s.Available()))
+	if gone == 0 {
+		return ch
+	}
+	ch.Balance -= gone
+	ch.Entries = []EntryDraft{{Type: EntryExpiry, Amount: -gone, BalanceAfter: ch.Balance, LotID: l.ID, Reason: "lot expired",
+		Burns: []Burn{{LotID: l.ID, Credits: gone}}}}
+	data := map[string]any{"lot": LotRef(l.ID), "source": l.Source, "credits": gone, "expired_at": l.ExpiresAt}
+	if kept := l.Remaining - gone; kept > 0 {
+		data["kept_for_holds"] = kept
+	}
+	ch.Events = append(ch.Events, NewEvent{Type: EventGrantExpired, Customer: s.Customer, Entry: 1, Data: data})
 	finish(s, &ch, true)
 	return ch
 }

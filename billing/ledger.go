@@ -86,6 +86,10 @@ type Lot struct {
 	Reason          string     `json:"reason"`
 	Frozen          bool       `json:"frozen"`
 	CreatedAt       time.Time  `json:"created_at"`
+	// KeptForHolds marks a lot past its expiry whose credits open holds
+	// reserved (PlanLotExpiry wrote off only the rest): it may still be
+	// burned, by the capture those credits were kept for.
+	KeptForHolds bool `json:"-"`
 }
 
 // Live reports whether the lot can still be burned at now.
@@ -132,16 +136,23 @@ func BurnLots(lots []Lot, amount Credits, now time.Time) (burns []Burn, shortfal
 	}
 	SortLots(lots)
 	left := amount
-	for _, l := range lots {
-		if left == 0 {
-			break
+	// First what lots past their expiry kept for open holds (they would be
+	// written off once the holds close), then the live lots in burn order.
+	for _, kept := range []bool{true, false} {
+		for _, l := range lots {
+			if left == 0 {
+				break
+			}
+			if kept != (l.KeptForHolds && !l.Live(now)) || l.Remaining <= 0 || l.Frozen {
+				continue
+			}
+			if !kept && !l.Live(now) {
+				continue
+			}
+			take := min(l.Remaining, left)
+			burns = append(burns, Burn{LotID: l.ID, Credits: take})
+			left -= take
 		}
-		if !l.Live(now) {
-			continue
-		}
-		take := min(l.Remaining, left)
-		burns = append(burns, Burn{LotID: l.ID, Credits: take})
-		left -= take
 	}
 	return burns, left
 }

@@ -91,6 +91,11 @@ func TestBurnLots(t *testing.T) {
 		{"skips an expired lot", []Lot{lot(1, 10, 100, at(-time.Second)), lot(2, 20, 100, nil)}, 50, []Burn{{2, 50}}, 0},
 		{"burns a lot expiring a nanosecond from now", []Lot{lot(1, 10, 100, at(time.Nanosecond))}, 50, []Burn{{1, 50}}, 0},
 		{"skips a frozen lot", []Lot{lot(1, 20, 100, nil), frozen}, 50, []Burn{{1, 50}}, 0},
+		{"burns first what an expired lot kept for holds", func() []Lot {
+			kept := lot(1, 20, 30, at(-time.Minute))
+			kept.KeptForHolds = true
+			return []Lot{lot(2, 10, 100, nil), kept}
+		}(), 50, []Burn{{1, 30}, {2, 20}}, 0},
 		{"skips an empty lot", []Lot{lot(1, 10, 0, nil), lot(2, 20, 100, nil)}, 50, []Burn{{2, 50}}, 0},
 		{"shortfall when lots do not cover", []Lot{lot(1, 10, 100, nil), lot(2, 20, 200, nil)}, 1000, []Burn{{1, 100}, {2, 200}}, 700},
 		{"all shortfall without live lots", []Lot{lot(1, 10, 100, at(-time.Hour)), frozen}, 80, nil, 80},

@@ -31,8 +31,10 @@ func (t *Tx) liveLots(w *wallet) ([]billing.Lot, error) {
 		if err := t.expireLot(w, l); err != nil {
 			return nil, err
 		}
-		// A plan's lot whose credits rolled over lives on.
-		if cur, ok := w.lot(l.ID); ok && cur.Live(t.Now) {
+		// A plan's lot whose credits rolled over lives on, and so do the
+		// credits of a lot that open holds reserved (PlanLotExpiry).
+		if cur, ok := w.lot(l.ID); ok && cur.Remaining > 0 && !cur.Frozen {
+			cur.KeptForHolds = !cur.Live(t.Now)
 			live = append(live, cur)
 		}
 	}

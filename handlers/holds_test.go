@@ -1,7 +1,9 @@
 package handlers_test
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,5 +303,45 @@ func TestHoldsCountAgainstSpendCaps(t *testing.T) {
 		want(t, http.StatusOK) // spent 4 + 5 = 9
 	a.usage(cus, "chat.request", "3", "").want(t, http.StatusCreated)
 	a.usage(cus, "chat.request", "0.001", "").wantError(t, http.StatusTooManyRequests, billing.CodeSpendLimitExceeded)
+	a.checkLedgerInvariant(t, cus)
+}
+
+// A lot that expires while a hold reserves its credits keeps what the
+// hold needs until the hold ends. It expired whole: available went to -8
+// and the capture left a customer with no overdraft 5 credits in debt.
+func TestRegressionExpiryUnderAHold(t *testing.T) {
+	a := newTestAPI(t)
+	cus := a.customer(t, "exp-1")
+	a.do("POST", "/api/v1/grants", a.Admin, map[string]any{"customer": cus, "credits": 10, "source": "promo",
+		"expires_at": a.Clock.Now().Add(3 * time.Second).Format(time.RFC3339Nano)}).want(t, http.StatusCreated)
+	h := a.hold(t, cus, 8, 60)
+	a.Clock.Advance(5 * time.Second)
+	ctx := context.Background()
+	if _, err := a.DB.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := a.balance(t, cus)
+	if num(t, b["balance"]) != "8" || num(t, b["available"]) != "0" || num(t, b["held"]) != "8" {
+		t.Fatalf("after the lot's expiry under a hold: %v", b)
+	}
+	a.do("POST", "/api/v1/holds/"+h["id"].(string)+"/capture", a.Meter, map[string]any{"feature": "chat.request", "quantity": 5}).
+		want(t, http.StatusOK)
+	// The capture burned 5 of the kept 8; the hold is closed, so the lot's
+	// last 3 are written off at once. No debt.
+	b = a.balance(t, cus)
+	if num(t, b["balance"]) != "0" || num(t, b["available"]) != "0" {
+		es, _ := a.ledgerSum(t, cus)
+		t.Fatalf("after the capture: %v\n%v", b, es)
+	}
+	var expired []string
+	es, _ := a.ledgerSum(t, cus)
+	for _, e := range es {
+		if e["type"] == "expiry" {
+			expired = append(expired, num(t, e["amount"]))
+		}
+	}
+	if strings.Join(expired, " ") != "-3 -2" {
+		t.Fatalf("expiry entries %v, want -3 -2 (newest first: the kept part, then the free part)", expired)
+	}
 	a.checkLedgerInvariant(t, cus)
 }
