@@ -48,12 +48,13 @@ func (m *changeModel) clone() WalletState {
 	return c
 }
 
-// liveLots are the lots a debit may burn (db passes the live ones).
+// liveLots are the lots a debit may burn (db passes the live ones, and
+// those kept for open holds).
 func (m *changeModel) snapshot() DebitSnapshot {
 	st := m.s
 	st.Lots = nil
 	for _, l := range m.s.Lots {
-		if l.Live(m.now) {
+		if l.Live(m.now) || (l.KeptForHolds && l.Remaining > 0 && !l.Frozen) {
 			st.Lots = append(st.Lots, l)
 		}
 	}
@@ -355,7 +356,16 @@ func (m *changeModel) expireDue() {
 			continue
 		}
 		m.logf("lot %d expires", l.ID)
+		before := m.s.Available()
 		m.apply(PlanLotExpiry(&m.s, l))
+		// An expiry never takes credits that open holds reserved.
+		if after := m.s.Available(); after < before && after < -m.s.OverdraftLimit {
+			m.fatalf("lot %d's expiry took available from %v to %v (overdraft limit %v)", l.ID, before, after, m.s.OverdraftLimit)
+		}
+		// What it kept, it keeps for the holds' captures (db's liveLots).
+		if i := slices.IndexFunc(m.s.Lots, func(x Lot) bool { return x.ID == l.ID }); i >= 0 && m.s.Lots[i].Remaining > 0 {
+			m.s.Lots[i].KeptForHolds = true
+		}
 	}
 	m.check()
 }
