@@ -202,7 +202,13 @@ func (a *testAPI) do(method, path, key string, body any, headers ...string) resp
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if seen[headers[i]] { // a header given twice is sent twice
+			req.Header.Add(headers[i], headers[i+1])
+			continue
+		}
+		seen[headers[i]] = true
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := a.HTTP.Client().Do(req)

@@ -73,7 +73,32 @@ var decodeOptions = json.JoinOptions(
 	jsontext.AllowInvalidUTF8(false),
 	json.MatchCaseInsensitiveNames(false),
 	json.RejectUnknownMembers(true),
+	json.WithUnmarshalers(json.UnmarshalFromFunc(emptyKey)),
 )
+
+// emptyKey refuses "idempotency_key": "", in a request or a batch's event.
+// Read as no key, it made a client whose key variable was empty lose its
+// retries' safety without a word.
+func emptyKey(dec *jsontext.Decoder, v *string) error {
+	if dec.PeekKind() != '"' || dec.StackPointer().LastToken() != "idempotency_key" {
+		return json.SkipFunc
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	if tok.String() == "" {
+		return errEmptyKey()
+	}
+	*v = tok.String()
+	return nil
+}
+
+func errEmptyKey() error {
+	return billing.Errorf(billing.CodeInvalidRequest,
+		"idempotency_key is empty: send a key of 1 to 255 characters (a UUID, for example), or leave it out for no key.").
+		With("param", "idempotency_key")
+}
 
 func decodeBytes(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,44 @@ func TestRegressionExternalIDWithPercent(t *testing.T) {
 		if got := fmt.Sprint(r.Body["limits"].(map[string]any)["daily_cap"]); got != want {
 			t.Fatalf("%q daily cap %v, want %v: %s", ext, got, want, r.Raw)
 		}
+	}
+}
+
+// An empty idempotency key, in the header or the body, or two headers, is
+// refused: read as no key (or the first), a client's retries charged again.
+func TestRegressionEmptyIdempotencyKey(t *testing.T) {
+	a := newTestAPI(t)
+	cus := a.customer(t, "keyed")
+	a.grant(t, cus, "100", billing.SourcePromo)
+	body := map[string]any{"customer": cus, "feature": "chat.request", "quantity": 1}
+	for name, r := range map[string]response{
+		"empty header":  a.do("POST", "/api/v1/usage", a.Meter, body, "Idempotency-Key", ""),
+		"blank header":  a.do("POST", "/api/v1/usage", a.Meter, body, "Idempotency-Key", "  "),
+		"two headers":   a.do("POST", "/api/v1/usage", a.Meter, body, "Idempotency-Key", "dupA", "Idempotency-Key", "dupB"),
+		"empty field":   a.do("POST", "/api/v1/usage", a.Meter, `{"customer": "`+cus+`", "feature": "chat.request", "quantity": 1, "idempotency_key": ""}`),
+		"empty in hold": a.do("POST", "/api/v1/holds", a.Meter, `{"customer": "`+cus+`", "credits": 1, "idempotency_key": ""}`),
+		"empty in a batch's event": a.do("POST", "/api/v1/usage/batch", a.Meter,
+			`{"events": [{"customer": "`+cus+`", "feature": "chat.request", "quantity": 1, "idempotency_key": ""}]}`),
+	} {
+		if r.Status == http.StatusOK { // a batch answers per event
+			if !strings.Contains(string(r.Raw), `"param":"idempotency_key"`) {
+				t.Errorf("%s: %s", name, r.Raw)
+			}
+			continue
+		}
+		e := r.wantError(t, http.StatusBadRequest, "invalid_request")
+		if e["param"] != "idempotency_key" {
+			t.Errorf("%s: %v", name, e)
+		}
+	}
+	if b := a.balance(t, cus); num(t, b["balance"]) != "100" {
+		t.Fatalf("refused requests charged: %v", b)
+	}
+	// A key of one character is a key.
+	a.do("POST", "/api/v1/usage", a.Meter, body, "Idempotency-Key", "k").want(t, http.StatusCreated)
+	a.do("POST", "/api/v1/usage", a.Meter, body, "Idempotency-Key", "k").want(t, http.StatusCreated)
+	if b := a.balance(t, cus); num(t, b["balance"]) != "99" {
+		t.Fatalf("a retried key charged twice: %v", b)
 	}
 }
 

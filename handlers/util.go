@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -36,10 +37,16 @@ func newList[T any](data []T, next string) list[T] {
 // idempotencyKey merges the Idempotency-Key header into the body's
 // idempotency_key; both may be given only if they agree.
 func idempotencyKey(c echo.Context, body *string) error {
-	h := c.Request().Header.Get("Idempotency-Key")
-	if h == "" {
+	hs := c.Request().Header.Values("Idempotency-Key")
+	switch {
+	case len(hs) == 0:
 		return nil
+	case len(hs) > 1:
+		return billing.Errorf(billing.CodeInvalidRequest, "Send one Idempotency-Key header, not %d.", len(hs)).With("param", "idempotency_key")
+	case strings.TrimSpace(hs[0]) == "":
+		return errEmptyKey()
 	}
+	h := hs[0]
 	if *body != "" && *body != h {
 		return billing.Errorf(billing.CodeInvalidRequest, "The Idempotency-Key header and the idempotency_key field differ.").With("param", "idempotency_key")
 	}
