@@ -72,11 +72,16 @@ type CustomerInput struct {
 
 // Validate checks and normalises a new customer.
 func (in *CustomerInput) Validate() error {
-	in.ExternalID = strings.TrimSpace(in.ExternalID)
 	in.Email = strings.TrimSpace(in.Email)
 	in.Name = strings.TrimSpace(in.Name)
-	if in.ExternalID == "" {
+	if strings.TrimSpace(in.ExternalID) == "" {
 		return Errorf(CodeValidation, "external_id is required: your product's id for this customer").With("param", "external_id")
+	}
+	// Not trimmed: customers are found by their external_id exactly, so a
+	// customer created as "spaced" from "  spaced  " could not be found by
+	// the id the product sent.
+	if strings.TrimSpace(in.ExternalID) != in.ExternalID {
+		return Errorf(CodeValidation, "external_id may not start or end with spaces: requests find the customer by it exactly").With("param", "external_id")
 	}
 	if err := checkText("external_id", in.ExternalID, 255); err != nil {
 		return err

@@ -437,7 +437,10 @@ func TestCustomerInputValidate(t *testing.T) {
 		param string // "" when valid
 	}{
 		{"valid", CustomerInput{ExternalID: "user_42", Email: "ada@example.com", Name: "Ada"}, ""},
-		{"trims", CustomerInput{ExternalID: "  user_42 ", Email: " ada@example.com "}, ""},
+		{"trims the e-mail", CustomerInput{ExternalID: "user_42", Email: " ada@example.com "}, ""},
+		// The customer is found by the id exactly: trimmed here, "  user_42 "
+		// sent to /usage found no one.
+		{"external id with spaces around", CustomerInput{ExternalID: "  user_42 "}, "external_id"},
 		{"no email", CustomerInput{ExternalID: "user_42"}, ""},
 		{"missing external id", CustomerInput{ExternalID: "  "}, "external_id"},
 		{"Tally's prefix", CustomerInput{ExternalID: "cus_123"}, "external_id"},
