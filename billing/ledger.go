@@ -16,6 +16,9 @@ const (
 	EntryAdjustment  = "adjustment"   // a manual correction by an admin, either sign
 )
 
+// EntryTypes are every entry type, in the order a list of them is written.
+var EntryTypes = []string{EntryGrant, EntryDebit, EntryHold, EntryHoldRelease, EntryExpiry, EntryRefund, EntryAdjustment}
+
 // Lot sources say where granted credits came from.
 const (
 	SourcePurchase     = "purchase"

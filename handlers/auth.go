@@ -58,6 +58,7 @@ func (r *rateLimiters) allow(k *billing.APIKey, now time.Time) (bool, time.Durat
 // request-rate limit.
 func (s *Server) requireKey(scope string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		next = strictQuery(next) // a caller the key admits learns of its query's mistakes
 		return func(c echo.Context) error {
 			secret, ok := bearer(c.Request().Header.Get("Authorization"))
 			if !ok {

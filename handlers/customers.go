@@ -3,6 +3,8 @@ package handlers
 import (
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
@@ -101,6 +103,9 @@ func (s *Server) entryFilter(c echo.Context, typ string) (billing.EntryFilter, e
 	}
 	if typ == "" {
 		if t := c.QueryParam("type"); t != "" {
+			if !slices.Contains(billing.EntryTypes, t) {
+				return f, billing.Errorf(billing.CodeInvalidRequest, "type %q is not an entry type: use one of %s.", t, strings.Join(billing.EntryTypes, ", ")).With("param", "type")
+			}
 			f.Type = t
 		}
 	}

@@ -170,3 +170,31 @@ func TestRegressionBatchDecodeErrorsNotCounted(t *testing.T) {
 		t.Fatalf("tally_rejections_total{type=\"invalid_request\"} = %q, want 1", got)
 	}
 }
+
+// A query parameter a read does not take, one given twice or empty, and an
+// unknown ledger type are refused, as a body's unknown field is. They were
+// ignored: "?qty=4" priced one unit and "?type=grants" answered [].
+func TestRegressionStrictQuery(t *testing.T) {
+	a := newTestAPI(t)
+	cus := a.customer(t, "q")
+	a.grant(t, cus, "100", billing.SourcePromo)
+	for path, param := range map[string]string{
+		"/api/v1/quote?customer=" + cus + "&feature=chat.request&qty=4":                   "qty",
+		"/api/v1/quote?customer=" + cus + "&feature=chat.request&quantity=1&quantity=500": "quantity",
+		"/api/v1/quote?customer=" + cus + "&feature=chat.request&quantity=":               "quantity",
+		"/api/v1/customers/" + cus + "/ledger?type=grants":                                "type",
+		"/api/v1/customers/" + cus + "/ledger?typ=grant":                                  "typ",
+		"/api/v1/customers/" + cus + "/usage?type=debit":                                  "type",
+		"/api/v1/customers/" + cus + "/balance?expand=lots":                               "expand",
+		"/api/v1/customers?limit=10&cursor=":                                              "cursor",
+	} {
+		e := a.do("GET", path, a.Read, nil).wantError(t, http.StatusBadRequest, "invalid_request")
+		if e["param"] != param {
+			t.Errorf("%s: %v, want param %s", path, e, param)
+		}
+	}
+	// What each read takes still works, and the key is checked first.
+	a.do("GET", "/api/v1/quote?customer="+cus+"&feature=chat.request&quantity=4", a.Read, nil).want(t, http.StatusOK)
+	a.do("GET", "/api/v1/customers/"+cus+"/ledger?type=grant&limit=5", a.Read, nil).want(t, http.StatusOK)
+	a.do("GET", "/api/v1/customers/"+cus+"/ledger?type=grants", "", nil).want(t, http.StatusUnauthorized)
+}
