@@ -49,7 +49,12 @@ func (s *Server) listCustomers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cs, more, err := s.ledger.FindCustomers(c.Request().Context(), billing.CustomerFilter{Limit: limit, Cursor: c.QueryParam("cursor")})
+	cur := c.QueryParam("cursor")
+	if cur != "" && !strings.HasPrefix(cur, "cus_") {
+		// A cursor is a customer's id; another string answered the first page.
+		return billing.Errorf(billing.CodeInvalidRequest, "cursor must be a next_cursor from an earlier page").With("param", "cursor")
+	}
+	cs, more, err := s.ledger.FindCustomers(c.Request().Context(), billing.CustomerFilter{Limit: limit, Cursor: cur})
 	if err != nil {
 		return err
 	}

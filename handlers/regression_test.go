@@ -187,6 +187,7 @@ func TestRegressionStrictQuery(t *testing.T) {
 		"/api/v1/customers/" + cus + "/usage?type=debit":                                  "type",
 		"/api/v1/customers/" + cus + "/balance?expand=lots":                               "expand",
 		"/api/v1/customers?limit=10&cursor=":                                              "cursor",
+		"/api/v1/customers?cursor=bogus":                                                  "cursor",
 	} {
 		e := a.do("GET", path, a.Read, nil).wantError(t, http.StatusBadRequest, "invalid_request")
 		if e["param"] != param {
