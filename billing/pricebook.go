@@ -227,17 +227,7 @@ func (pb *PriceBook) Validate() error {
 	return pb.validatePlans()
 }
 
-func isCurrency(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	for _, r := range s {
-		if r < 'a' || r > 'z' {
-			return false
-		}
-	}
-	return true
-}
+func isCurrency(s string) bool { return iso4217[s] }
 
 // Charge prices quantity units of f: Credits * quantity / UnitSize, rounded
 // down to the millicredit (the customer's favour). Quantity is in thousandths

@@ -264,6 +264,7 @@ func TestPriceBookValidate(t *testing.T) {
 		{"two-letter currency", func(pb *PriceBook) { pb.Currency = "us" }},
 		{"currency with a digit", func(pb *PriceBook) { pb.Currency = "us1" }},
 		{"currency symbol", func(pb *PriceBook) { pb.Currency = "€" }},
+		{"three letters that are no currency", func(pb *PriceBook) { pb.Currency = "xyz" }},
 		{"four-letter currency", func(pb *PriceBook) { pb.Currency = "usdt" }},
 		{"bad pack currency", func(pb *PriceBook) { pb.Packs[2].Price.Currency = "dollars" }},
 	} {
