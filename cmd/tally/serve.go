@@ -69,7 +69,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", envDuration(getenv, "TALLY_WRITE_TIMEOUT", 30*time.Second), "cut responses that take longer to write (env TALLY_WRITE_TIMEOUT)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", envDuration(getenv, "TALLY_SHUTDOWN_GRACE", 20*time.Second), "how long SIGTERM waits for in-flight requests (env TALLY_SHUTDOWN_GRACE)")
 	fs.StringVar(&cfg.ProductName, "product-name", envOr(getenv, "TALLY_PRODUCT_NAME", ""), "your product's name, for \"Back to <name>\" in the portal (env TALLY_PRODUCT_NAME; demo: Pixel AI)")
-	fs.StringVar(&cfg.BaseURL, "base-url", envOr(getenv, "TALLY_BASE_URL", ""), "public URL of Tally, for portal sign-in links (env TALLY_BASE_URL; default http://<addr>)")
+	fs.StringVar(&cfg.BaseURL, "base-url", envOr(getenv, "TALLY_BASE_URL", ""), "public URL of Tally, for portal sign-in links and payment return URLs (env TALLY_BASE_URL; default http://<addr>, with 127.0.0.1 for a wildcard address such as 0.0.0.0)")
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", envBool(getenv, "TALLY_SECURE_COOKIES", false), "mark cookies Secure; set when Tally is served over TLS (env TALLY_SECURE_COOKIES)")
 	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", envBool(getenv, "TALLY_TRUST_PROXY", false), "Tally runs behind a reverse proxy: take the client's address from X-Forwarded-For set by a private, loopback or link-local peer (env TALLY_TRUST_PROXY)")
 	fs.IntVar(&cfg.MaxStreams, "max-streams", envInt(getenv, "TALLY_MAX_STREAMS", 1000), "most live balance streams open at once, in all; each portal session may hold 4 (env TALLY_MAX_STREAMS)")
@@ -119,7 +119,12 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 			log.Error("closing the database", "err", err)
 		}
 	}()
-	base := "http://" + ln.Addr().String()
+	base, wildcard := linkBase(ln.Addr())
+	if wildcard && cfg.BaseURL == "" {
+		log.Warn("listening on every interface without --base-url: portal sign-in links and payment return URLs point at "+base+
+			", which only this machine can reach; set --base-url (env TALLY_BASE_URL) to Tally's public URL, e.g. https://billing.example.com",
+			"addr", ln.Addr().String(), "links", base)
+	}
 	if cfg.Demo {
 		key, err := seedDemo(ctx, d, stdout, cfg.Stripe.SecretKey == "")
 		if err != nil {
@@ -219,7 +224,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("tally listening", "url", base, "db", db.Redact(cfg.DB), "payments", payMode,
+	log.Info("tally listening", "url", base, "addr", ln.Addr().String(), "db", db.Redact(cfg.DB), "payments", payMode,
 		"demo", cfg.Demo, "mail", mailMode, "version", version)
 
 	select {
@@ -250,6 +255,21 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}
 	log.Info("stopped; closing the database")
 	return nil
+}
+
+// linkBase is the http:// URL of a listener, for links when --base-url is
+// not set. A wildcard address (0.0.0.0, [::], :PORT) is no host a browser
+// can open: its links use 127.0.0.1, which the wildcard also serves, and
+// wildcard reports it.
+func linkBase(addr net.Addr) (base string, wildcard bool) {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String(), false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return "http://" + net.JoinHostPort("127.0.0.1", port), true
+	}
+	return "http://" + addr.String(), false
 }
 
 // sweep writes off expired lots and holds every interval, and deletes the

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
+)
+
+// serveForTest runs serve on ln with cfg until the test ends, and returns
+// its log. It waits until /healthz answers.
+func serveForTest(t *testing.T, cfg serveConfig, ln net.Listener) *syncBuffer {
+	t.Helper()
+	logs := &syncBuffer{b: &bytes.Buffer{}}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace, cfg.ReadTimeout, cfg.WriteTimeout = 5*time.Second, 5*time.Second, 5*time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, ln, log, &syncBuffer{b: &bytes.Buffer{}}) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://127.0.0.1:" + port + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return logs
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve returned %v\n%s", err, logs.String())
+		default:
+		}
+		if i > 300 {
+			t.Fatalf("serve did not answer: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeWildcardAddrLinks: serving on every interface (0.0.0.0, [::],
+// :PORT) without --base-url gives portal sign-in links to a host a browser
+// can reach (127.0.0.1), not http://[::]:PORT, and warns to set --base-url.
+func TestServeWildcardAddrLinks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	ctx := context.Background()
+	d, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.CreateCustomer(ctx, billing.CustomerInput{ExternalID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := d.CreateAPIKey(ctx, "portal", billing.ScopePortal, billing.Limits{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	logs := serveForTest(t, serveConfig{DB: path}, ln)
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:"+port+"/api/v1/portal-sessions",
+		strings.NewReader(`{"customer":"acme","return_url":"https://app.example/"}`))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ URL string }
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if want := "http://127.0.0.1:" + port + "/portal/session/"; !strings.HasPrefix(body.URL, want) {
+		t.Errorf("sign-in link %q, want it to start with %s", body.URL, want)
+	}
+	log := logs.String()
+	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "--base-url") || !strings.Contains(log, "TALLY_BASE_URL") {
+		t.Errorf("no warning naming --base-url and TALLY_BASE_URL:\n%s", log)
+	}
+	if strings.Contains(log, "url=http://[::]") || strings.Contains(log, "url=http://0.0.0.0") {
+		t.Errorf("the log gives a wildcard URL:\n%s", log)
+	}
+}
