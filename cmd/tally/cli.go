@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,9 +59,11 @@ const apikeyUsage = `Usage: tally apikey <create|list|revoke|limit> [flags]
                                 widget with this key's embed tokens
   list                          list keys (never their secrets)
   revoke ID|PREFIX              revoke a key (within 2 s on a running server)
-  limit ID|PREFIX [--daily C] [--monthly C] [--rate R]
-                                set a key's spend caps (credits) and request
-                                rate limit (per second; 0 = off)
+  limit ID|PREFIX [--daily C|none] [--monthly C|none] [--rate R]
+                                change a key's spend caps (credits) and request
+                                rate limit (per second): only the limits given
+                                change; --daily none / --monthly none remove a
+                                cap, --rate 0 the rate limit
 
 Scopes: admin (everything), metering (customers, usage, holds, plus reads),
 portal (portal sign-in links, which spend customers' money, plus reads),
@@ -174,25 +177,52 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 		fmt.Fprintf(stdout, "Revoked %s (%s).\n", k.ID, k.Name)
 		return nil
 	case "limit":
-		daily := fs.String("daily", "", "daily spend cap in credits (empty = none)")
-		monthly := fs.String("monthly", "", "monthly spend cap in credits (empty = none)")
-		rate := fs.Int("rate", 0, "request rate limit per second (0 = off)")
+		daily := fs.String("daily", "", "daily spend cap in credits; none removes it (default: unchanged)")
+		monthly := fs.String("monthly", "", "monthly spend cap in credits; none removes it (default: unchanged)")
+		rate := fs.Int("rate", 0, "request rate limit per second; 0 removes it (default: unchanged)")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 {
 			return usageError{"apikey limit takes one key id or prefix"}
 		}
-		lim, err := parseCaps(*daily, *monthly)
-		if err != nil {
-			return err
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		if !given["daily"] && !given["monthly"] && !given["rate"] {
+			return usageError{"apikey limit needs --daily, --monthly or --rate (the limits not given stay as they are)"}
 		}
 		d, err := openDB(ctx, *path, stderr)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
-		k, err := d.UpdateAPIKeyLimits(ctx, fs.Arg(0), lim, *rate)
+		k, err := findAPIKey(ctx, d, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		lim, rl := k.Limits, k.RateLimit
+		for _, c := range []struct {
+			flag string
+			v    string
+			dst  **billing.Credits
+		}{{"daily", *daily, &lim.DailyCap}, {"monthly", *monthly, &lim.MonthlyCap}} {
+			if !given[c.flag] {
+				continue
+			}
+			if c.v == "none" || c.v == "" {
+				*c.dst = nil
+				continue
+			}
+			v, err := billing.ParseCredits(c.v)
+			if err != nil {
+				return usageError{fmt.Sprintf("--%s %q: %s", c.flag, c.v, billing.ErrorMessage(err))}
+			}
+			*c.dst = &v
+		}
+		if given["rate"] {
+			rl = *rate
+		}
+		k, err = d.UpdateAPIKeyLimits(ctx, k.ID, lim, rl)
 		if err != nil {
 			return err
 		}
@@ -200,6 +230,20 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown apikey subcommand %q", sub)}
+}
+
+// findAPIKey finds a key by id or prefix. not_found.
+func findAPIKey(ctx context.Context, d *db.DB, ref string) (billing.APIKey, error) {
+	keys, err := d.FindAPIKeys(ctx)
+	if err != nil {
+		return billing.APIKey{}, err
+	}
+	for _, k := range keys {
+		if k.ID == ref || k.Prefix == ref {
+			return k, nil
+		}
+	}
+	return billing.APIKey{}, billing.Errorf(billing.CodeNotFound, "No API key with id or prefix %q.", ref)
 }
 
 func parseCaps(daily, monthly string) (billing.Limits, error) {

@@ -107,3 +107,38 @@ func TestServeWildcardAddrLinks(t *testing.T) {
 		t.Errorf("the log gives a wildcard URL:\n%s", log)
 	}
 }
+
+// TestCLIAPIKeyLimitKeepsOthers: `apikey limit` changes only the limits it
+// is given; "none" removes one; no flags at all is a wrong command line.
+func TestCLIAPIKeyLimitKeepsOthers(t *testing.T) {
+	env := map[string]string{"TALLY_DB": filepath.Join(t.TempDir(), "t.db")}
+	out, errs, code := runCLI(t, env, "apikey", "create", "--name", "app", "--scope", "metering")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errs)
+	}
+	id := strings.Fields(strings.TrimPrefix(out, "Created API key "))[0]
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--daily", "5", "--monthly", "100", "--rate", "2"}, "daily 5, monthly 100, 2 req/s"},
+		{[]string{"--rate", "3"}, "daily 5, monthly 100, 3 req/s"},
+		{[]string{"--daily", "7"}, "daily 7, monthly 100, 3 req/s"},
+		{[]string{"--monthly", "none"}, "daily 7, 3 req/s"},
+		{[]string{"--rate", "0"}, "daily 7"},
+		{[]string{"--daily", "none"}, "none"},
+	}
+	for _, s := range steps {
+		out, errs, code := runCLI(t, env, append([]string{"apikey", "limit", id}, s.args...)...)
+		if code != 0 || !strings.Contains(out, "Limits of "+id+": "+s.want+"\n") {
+			t.Fatalf("limit %v: exit %d, %q %q; want limits %q", s.args, code, out, errs, s.want)
+		}
+	}
+	runCLI(t, env, "apikey", "limit", id, "--daily", "9")
+	if _, errs, code := runCLI(t, env, "apikey", "limit", id); code != exitUsage || !strings.Contains(errs, "--daily") {
+		t.Fatalf("limit without flags: exit %d, %q", code, errs)
+	}
+	if out, _, _ := runCLI(t, env, "apikey", "list"); !strings.Contains(out, "daily 9") {
+		t.Fatalf("limit without flags changed the limits:\n%s", out)
+	}
+}
