@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +54,14 @@ func serveForTest(t *testing.T, cfg serveConfig, ln net.Listener) *syncBuffer {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// serveBriefly runs serve on ln for at most two seconds without --demo, and
+// returns its error (nil if it served).
+func serveBriefly(path string, ln net.Listener) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return serve(ctx, serveConfig{DB: path, ShutdownGrace: time.Second}, ln, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
 }
 
 func (s *syncBuffer) String() string {
@@ -140,5 +149,65 @@ func TestCLIAPIKeyLimitKeepsOthers(t *testing.T) {
 	}
 	if out, _, _ := runCLI(t, env, "apikey", "list"); !strings.Contains(out, "daily 9") {
 		t.Fatalf("limit without flags changed the limits:\n%s", out)
+	}
+}
+
+// TestServeDemoCredentialsWithoutDemo: a database that holds the published
+// demo key and staff accounts, served without --demo, logs a warning that
+// says how to remove them on a loopback address, and is refused (exit 1) on
+// any other address.
+func TestServeDemoCredentialsWithoutDemo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	ctx := context.Background()
+	d, err := db.Open(ctx, path, db.Options{PasswordCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := d.EnsureAPIKey(ctx, "Demo key (local only)", billing.ScopeAdmin, demoAPIKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seedDemoAdmins(ctx, d, io.Discard, "http://127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := serveForTest(t, serveConfig{DB: path}, ln).String()
+	for _, want := range []string{"level=WARN", "demo", "tally apikey revoke " + k.ID, demoOwnerEmail} {
+		if !strings.Contains(log, want) {
+			t.Errorf("loopback: the log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, demoOwnerPassword) {
+		t.Errorf("the log prints a demo password:\n%s", log)
+	}
+
+	wild, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = serveBriefly(path, wild)
+	if err == nil || !strings.Contains(err.Error(), "--demo") || !strings.Contains(err.Error(), "demo credentials") {
+		t.Fatalf("serving demo credentials on every interface: %v", err)
+	}
+	if code := exitCode(err, io.Discard); code != exitError {
+		t.Fatalf("exit code %d, want %d", code, exitError)
+	}
+
+	// Once the demo key is revoked, only the staff accounts are reported.
+	if out, errs, code := runCLI(t, map[string]string{"TALLY_DB": path}, "apikey", "revoke", k.ID); code != 0 {
+		t.Fatalf("revoke: %d %s %s", code, out, errs)
+	}
+	wild, err = net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = serveBriefly(path, wild)
+	if err == nil || strings.Contains(err.Error(), "apikey revoke") || !strings.Contains(err.Error(), demoSupportEmail) {
+		t.Fatalf("demo staff only: %v", err)
 	}
 }

@@ -53,7 +53,11 @@ const serveUsage = `Usage: tally serve [flags]
 Serves the metering API (/api/v1) and the customer portal. Applies pending
 database migrations first. With --demo it seeds a demo price book, three
 customers with 90 days of usage and a demo API key (once; later runs reuse
-them). SIGINT or SIGTERM drains in-flight requests and closes the database.`
+them). SIGINT or SIGTERM drains in-flight requests and closes the database.
+
+Without --demo, a database that still holds the demo's published key or
+staff accounts is served with a warning on a loopback address and refused
+(exit 1) on any other.`
 
 func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", serveUsage, stderr)
@@ -124,6 +128,11 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 		log.Warn("listening on every interface without --base-url: portal sign-in links and payment return URLs point at "+base+
 			", which only this machine can reach; set --base-url (env TALLY_BASE_URL) to Tally's public URL, e.g. https://billing.example.com",
 			"addr", ln.Addr().String(), "links", base)
+	}
+	if !cfg.Demo {
+		if err := checkDemoCredentials(ctx, d, ln.Addr(), log); err != nil {
+			return err
+		}
 	}
 	if cfg.Demo {
 		key, err := seedDemo(ctx, d, stdout, cfg.Stripe.SecretKey == "")
@@ -255,6 +264,68 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}
 	log.Info("stopped; closing the database")
 	return nil
+}
+
+// checkDemoCredentials looks, when serving without --demo, for the demo's
+// published credentials (the demo API key, the demo staff accounts with
+// their demo passwords), left by an earlier `serve --demo` on this
+// database: anyone who has read the README can use them. On a loopback
+// address it warns and says how to remove them; on any other address it
+// refuses to serve.
+func checkDemoCredentials(ctx context.Context, d *db.DB, addr net.Addr, log *slog.Logger) error {
+	var found, fix []string
+	keys, err := d.FindAPIKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		// Only the demo key's prefix has a '_' after "tsk_": random secrets are base32.
+		if k.Prefix != "" && strings.HasPrefix(demoAPIKey, k.Prefix) && k.RevokedAt == nil {
+			found = append(found, "the demo API key "+k.ID)
+			fix = append(fix, "tally apikey revoke "+k.ID)
+		}
+	}
+	admins, err := d.FindAdmins(ctx)
+	if err != nil {
+		return err
+	}
+	var staff []string
+	for _, a := range admins {
+		for _, demo := range [][2]string{{demoOwnerEmail, demoOwnerPassword}, {demoSupportEmail, demoSupportPassword}} {
+			if a.Email == demo[0] {
+				if _, err := d.AuthenticateAdmin(ctx, demo[0], demo[1]); err == nil {
+					staff = append(staff, demo[0])
+				}
+			}
+		}
+	}
+	if len(staff) > 0 {
+		found = append(found, "the demo admin console accounts "+strings.Join(staff, ", "))
+		fix = append(fix, "serve a database that was never seeded with --demo (staff accounts cannot be removed)")
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	what := strings.Join(found, " and ")
+	how := strings.Join(fix, "; ")
+	if !isLoopback(addr) {
+		return fmt.Errorf("refusing to serve on %s without --demo: this database holds the published demo credentials (%s), which anyone can use; remove them (%s), or serve on a loopback address, or pass --demo to try Tally on purpose",
+			addr, what, how)
+	}
+	log.Warn("this database holds the published demo credentials, which anyone who has read the README can use; serving on a loopback address only. Remove them before serving for real",
+		"credentials", what, "remove", how)
+	return nil
+}
+
+// isLoopback reports whether a listener's address is a loopback one
+// (127.0.0.0/8, ::1), reachable from this machine only.
+func isLoopback(addr net.Addr) bool {
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // linkBase is the http:// URL of a listener, for links when --base-url is
