@@ -218,18 +218,31 @@ func (d *DB) FindAPIKeys(ctx context.Context) ([]billing.APIKey, error) {
 	return out, err
 }
 
-// RevokeAPIKey revokes the key with this id or prefix. Revoking twice is
-// harmless. Errors: not_found.
+// RevokeAPIKey revokes the key with this id, prefix or secret. Revoking
+// twice is harmless. Errors: not_found.
 func (d *DB) RevokeAPIKey(ctx context.Context, ref string) (billing.APIKey, error) {
-	var k billing.APIKey
-	err := d.Write(ctx, func(t *Tx) error {
+	k, _, err := d.RevokeAPIKeyOnce(ctx, ref)
+	return k, err
+}
+
+// RevokeAPIKeyOnce is RevokeAPIKey that also says whether the key was
+// already revoked (then nothing changes). ref is the key's id, its prefix,
+// or its secret (after a leak), which is looked up by its hash and never
+// written into an error. Errors: not_found.
+func (d *DB) RevokeAPIKeyOnce(ctx context.Context, ref string) (k billing.APIKey, already bool, err error) {
+	h := hashSecret(ref)
+	err = d.Write(ctx, func(t *Tx) error {
 		var err error
-		k, err = scanAPIKey(t.queryRow(`SELECT `+apiKeyCols+` FROM api_keys WHERE id = ? OR prefix = ?`, ref, ref))
+		k, err = scanAPIKey(t.queryRow(`SELECT `+apiKeyCols+` FROM api_keys WHERE id = ? OR prefix = ? OR hash = ?`, ref, ref, h[:]))
 		if errors.Is(err, sql.ErrNoRows) {
-			return billing.Errorf(billing.CodeNotFound, "No API key with id or prefix %q.", ref)
+			return errNoKey(ref)
 		}
-		if err != nil || k.RevokedAt != nil {
+		if err != nil {
 			return err
+		}
+		if k.RevokedAt != nil {
+			already = true
+			return nil
 		}
 		now := t.Now.UTC().Truncate(time.Microsecond)
 		k.RevokedAt = &now
@@ -243,7 +256,16 @@ func (d *DB) RevokeAPIKey(ctx context.Context, ref string) (billing.APIKey, erro
 	d.keys.mu.Lock()
 	d.keys.m = nil
 	d.keys.mu.Unlock()
-	return k, err
+	return k, already, err
+}
+
+// errNoKey is the not_found of a key looked up by id, prefix or secret; a
+// secret is shown by its prefix only.
+func errNoKey(ref string) error {
+	if prefixLen := 12; strings.HasPrefix(ref, APIKeyPrefix) && len(ref) > prefixLen {
+		return billing.Errorf(billing.CodeNotFound, "No API key with that secret (%s…).", ref[:prefixLen])
+	}
+	return billing.Errorf(billing.CodeNotFound, "No API key with id or prefix %q.", ref)
 }
 
 // UpdateAPIKeyLimits sets a key's spend caps and request rate limit.

@@ -46,7 +46,7 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdin io.Reader, s
 	case "create":
 		email := fs.String("email", "", "the admin's e-mail address, their sign-in name (required)")
 		role := fs.String("role", "", "owner, admin or support (required)")
-		if err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		if *email == "" || *role == "" {
@@ -79,7 +79,7 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdin io.Reader, s
 		fmt.Fprintf(stdout, "Created admin %s (%s, role %s). They sign in at /admin/sign-in.\n", a.ID, a.Email, a.Role)
 		return nil
 	case "list":
-		if err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		d, err := openDB(ctx, *path, stderr)

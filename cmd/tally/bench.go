@@ -100,7 +100,7 @@ func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs.BoolVar(&cfg.CompareSQLite, "compare-sqlite", true, "with --db postgres://…, run the spread /usage phase on SQLite too, in the same run")
 	fs.IntVar(&cfg.Rounds, "rounds", 1, "run every phase this many times, each round against its own HTTP-only phase, and judge the targets on the median ratio")
 	fs.IntVar(&cfg.ServerCPUs, "server-cpus", 0, "run the servers on this many CPUs (GOMAXPROCS too) and the load generator on the others (Linux; 0: all share every CPU)")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if cfg.Clients < 1 || cfg.Customers < 1 || cfg.Batch < 1 || cfg.Batch > 1000 || cfg.Duration <= 0 || cfg.Rounds < 1 {

@@ -33,7 +33,7 @@ version. Safe to run while a server uses the same database.`
 func cmdMigrate(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlags("migrate", migrateUsage, stderr)
 	path := dbFlag(fs, getenv)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	d, err := openDB(ctx, *path, stderr)
@@ -58,7 +58,11 @@ const apikeyUsage = `Usage: tally apikey <create|list|revoke|limit> [flags]
                                 scheme://host[:port], that may show the balance
                                 widget with this key's embed tokens
   list                          list keys (never their secrets)
-  revoke ID|PREFIX              revoke a key (within 2 s on a running server)
+  revoke ID|PREFIX|SECRET       revoke a key (within 2 s on a running server),
+                                by its id, its prefix as list shows it, or
+                                its whole secret (after a leak; never
+                                printed back). Revoking a revoked key says
+                                so and exits 0
   limit ID|PREFIX [--daily C|none] [--monthly C|none] [--rate R]
                                 change a key's spend caps (credits) and request
                                 rate limit (per second): only the limits given
@@ -96,11 +100,17 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 			origins = append(origins, o)
 			return nil
 		})
-		if err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		if *name == "" {
 			return usageError{"apikey create needs --name"}
+		}
+		if !billing.ValidScope(*scope) {
+			return usageError{fmt.Sprintf("--scope %q is not one of %s", *scope, strings.Join(billing.Scopes(), ", "))}
+		}
+		if *rate < 0 {
+			return usageError{fmt.Sprintf("--rate %d: use 0 (off) or more requests per second", *rate)}
 		}
 		lim, err := parseCaps(*daily, *monthly)
 		if err != nil {
@@ -128,7 +138,7 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 		fmt.Fprintln(stdout, secret)
 		return nil
 	case "list":
-		if err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		d, err := openDB(ctx, *path, stderr)
@@ -163,16 +173,20 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 			return err
 		}
 		if fs.NArg() != 1 {
-			return usageError{"apikey revoke takes one key id or prefix"}
+			return usageError{"apikey revoke takes one key id, prefix or secret"}
 		}
 		d, err := openDB(ctx, *path, stderr)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
-		k, err := d.RevokeAPIKey(ctx, fs.Arg(0))
+		k, already, err := d.RevokeAPIKeyOnce(ctx, fs.Arg(0))
 		if err != nil {
 			return err
+		}
+		if already {
+			fmt.Fprintf(stdout, "%s (%s) was already revoked on %s; nothing changed.\n", k.ID, k.Name, k.RevokedAt.UTC().Format("2006-01-02 15:04 MST"))
+			return nil
 		}
 		fmt.Fprintf(stdout, "Revoked %s (%s).\n", k.ID, k.Name)
 		return nil
@@ -191,6 +205,17 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 		if !given["daily"] && !given["monthly"] && !given["rate"] {
 			return usageError{"apikey limit needs --daily, --monthly or --rate (the limits not given stay as they are)"}
 		}
+		dailyCap, err := parseCap("--daily", *daily)
+		if err != nil {
+			return err
+		}
+		monthlyCap, err := parseCap("--monthly", *monthly)
+		if err != nil {
+			return err
+		}
+		if *rate < 0 {
+			return usageError{fmt.Sprintf("--rate %d: use 0 (off) or more requests per second", *rate)}
+		}
 		d, err := openDB(ctx, *path, stderr)
 		if err != nil {
 			return err
@@ -201,23 +226,11 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 			return err
 		}
 		lim, rl := k.Limits, k.RateLimit
-		for _, c := range []struct {
-			flag string
-			v    string
-			dst  **billing.Credits
-		}{{"daily", *daily, &lim.DailyCap}, {"monthly", *monthly, &lim.MonthlyCap}} {
-			if !given[c.flag] {
-				continue
-			}
-			if c.v == "none" || c.v == "" {
-				*c.dst = nil
-				continue
-			}
-			v, err := billing.ParseCredits(c.v)
-			if err != nil {
-				return usageError{fmt.Sprintf("--%s %q: %s", c.flag, c.v, billing.ErrorMessage(err))}
-			}
-			*c.dst = &v
+		if given["daily"] {
+			lim.DailyCap = dailyCap
+		}
+		if given["monthly"] {
+			lim.MonthlyCap = monthlyCap
 		}
 		if given["rate"] {
 			rl = *rate
@@ -243,25 +256,36 @@ func findAPIKey(ctx context.Context, d *db.DB, ref string) (billing.APIKey, erro
 			return k, nil
 		}
 	}
+	if len(ref) > 12 && strings.HasPrefix(ref, db.APIKeyPrefix) {
+		ref = ref[:12] + "…" // a secret: never printed whole
+	}
 	return billing.APIKey{}, billing.Errorf(billing.CodeNotFound, "No API key with id or prefix %q.", ref)
 }
 
 func parseCaps(daily, monthly string) (billing.Limits, error) {
 	var lim billing.Limits
-	for _, c := range []struct {
-		flag, v string
-		dst     **billing.Credits
-	}{{"--daily", daily, &lim.DailyCap}, {"--monthly", monthly, &lim.MonthlyCap}} {
-		if c.v == "" {
-			continue
-		}
-		v, err := billing.ParseCredits(c.v)
-		if err != nil {
-			return lim, usageError{fmt.Sprintf("%s %q: %s", c.flag, c.v, billing.ErrorMessage(err))}
-		}
-		*c.dst = &v
+	var err error
+	if lim.DailyCap, err = parseCap("--daily", daily); err != nil {
+		return lim, err
 	}
-	return lim, nil
+	lim.MonthlyCap, err = parseCap("--monthly", monthly)
+	return lim, err
+}
+
+// parseCap reads a spend cap flag: credits, zero or more; empty or "none"
+// is no cap. A bad value is a usage error.
+func parseCap(flag, v string) (*billing.Credits, error) {
+	if v == "" || v == "none" {
+		return nil, nil
+	}
+	c, err := billing.ParseCredits(v)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("%s %q: %s", flag, v, billing.ErrorMessage(err))}
+	}
+	if c < 0 {
+		return nil, usageError{fmt.Sprintf("%s %q: a cap is zero or more credits (none removes it)", flag, v)}
+	}
+	return &c, nil
 }
 
 func describeLimits(k billing.APIKey) string {
@@ -311,7 +335,7 @@ func cmdPriceBook(ctx context.Context, args []string, getenv env, stdout, stderr
 		return cmdImportCosts(ctx, fs, path, args, stdout, stderr)
 	case "publish":
 		file := fs.String("file", "", "JSON price book to publish (- for stdin)")
-		if err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		if *file == "" {
@@ -353,9 +377,14 @@ func cmdPriceBook(ctx context.Context, args []string, getenv env, stdout, stderr
 		fmt.Fprintf(stdout, "Published price book version %d: %d features, %d credit packs.\n", out.Version, len(out.Features), len(out.Packs))
 		return nil
 	case "show":
-		v := fs.Int64("version", 0, "version to show (default: current)")
-		if err := parse(fs, args); err != nil {
+		v := fs.Int64("version", 0, "version to show, 1 or more (default: current)")
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
+		}
+		versionGiven := false
+		fs.Visit(func(f *flag.Flag) { versionGiven = versionGiven || f.Name == "version" })
+		if versionGiven && *v < 1 {
+			return usageError{fmt.Sprintf("--version %d: price book versions start at 1 (leave --version out for the current one)", *v)}
 		}
 		d, err := openDB(ctx, *path, stderr)
 		if err != nil {
@@ -397,7 +426,7 @@ func cmdBackup(ctx context.Context, args []string, getenv env, stdout, stderr io
 	fs := newFlags("backup", backupUsage, stderr)
 	path := dbFlag(fs, getenv)
 	to := fs.String("to", "", "file to write the backup to (required; must not exist)")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *to == "" {
@@ -424,7 +453,7 @@ restoring a backup, or whenever in doubt. Exit code 0 when the books balance,
 func cmdVerify(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", verifyUsage, stderr)
 	path := dbFlag(fs, getenv)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if _, err := os.Stat(*path); err != nil && !db.IsPostgresDSN(*path) {

@@ -72,8 +72,11 @@ Commands:
   sandbox       advance the payment sandbox's test clock (subscriptions renew)
   version       print the version
 
-Every command takes --db (env TALLY_DB, default ./tally.db): a SQLite file,
-or a postgres:// URL for PostgreSQL; and --help.
+Every command takes --help. The commands that open a database take --db
+(env TALLY_DB, default ./tally.db): a SQLite file, or a postgres:// URL for
+PostgreSQL. migrate-data takes --from and --to instead; bench's --db is a
+PostgreSQL server to bench (by default it benches SQLite in a directory of
+its own).
 Run 'tally <command> --help' for a command's flags.
 `
 
@@ -112,11 +115,27 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return cmdBench(ctx, rest, getenv, stdout, stderr)
 	case "sandbox":
 		return cmdSandbox(ctx, rest, getenv, stdout, stderr)
-	case "version", "--version":
+	case "version":
+		return cmdVersion(rest, stdout, stderr)
+	case "--version":
 		fmt.Fprintln(stdout, "tally", version)
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+}
+
+const versionUsage = `Usage: tally version
+
+Prints the version of this binary (tally --version does too).`
+
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("version", versionUsage, stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, versionUsage) } // no flags to list
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "tally", version)
+	return nil
 }
 
 // newFlags makes a flag set whose --help prints a description and the flags.
@@ -149,6 +168,18 @@ func parse(fs *flag.FlagSet, args []string) error {
 		args = fs.Args()[1:]
 	}
 	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// parseNoArgs is parse for a command that takes no positional arguments:
+// one given is a usage error, not silently ignored.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
 }
 
 func envOr(getenv env, key, def string) string {

@@ -27,7 +27,7 @@ func cmdMigrateData(ctx context.Context, args []string, getenv env, stdout, stde
 	fs := newFlags("migrate-data", migrateDataUsage, stderr)
 	from := fs.String("from", "", "the SQLite database to copy, as sqlite:FILE or a file path (required)")
 	to := fs.String("to", "", "the PostgreSQL database to fill, as a postgres:// URL (required; env TALLY_MIGRATE_TO)")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *to == "" {

@@ -211,3 +211,87 @@ func TestServeDemoCredentialsWithoutDemo(t *testing.T) {
 		t.Fatalf("demo staff only: %v", err)
 	}
 }
+
+// TestCLIExitCodesAndArguments: a wrong command line exits 2 with a
+// message, as the README says (0 success, 1 failed, 2 wrong command line),
+// and no argument is silently ignored.
+func TestCLIExitCodesAndArguments(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"TALLY_DB": filepath.Join(dir, "t.db")}
+	out, errs, code := runCLI(t, env, "apikey", "create", "--name", "app", "--scope", "metering")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errs)
+	}
+	id := strings.Fields(strings.TrimPrefix(out, "Created API key "))[0]
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"apikey", "create", "--name", "x", "--scope", "superuser"}, exitUsage, "admin, metering, portal, read"},
+		{[]string{"apikey", "limit", id, "--rate", "-1"}, exitUsage, "--rate"},
+		{[]string{"apikey", "limit", id, "--daily", "-5"}, exitUsage, "--daily"},
+		{[]string{"apikey", "limit", id, "--monthly", "-5"}, exitUsage, "--monthly"},
+		{[]string{"apikey", "create", "--name", "x", "--scope", "read", "--daily", "-5"}, exitUsage, "--daily"},
+		{[]string{"apikey", "create", "--name", "x", "--scope", "read", "--rate", "-1"}, exitUsage, "--rate"},
+		{[]string{"apikey", "create", "--name", "prod", "app", "--scope", "metering"}, exitUsage, `unexpected argument "app"`},
+		{[]string{"apikey", "list", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"migrate", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"verify", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"version", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"backup", "--to", filepath.Join(dir, "copy.db"), "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"pricebook", "show", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"pricebook", "publish", "--file", filepath.Join(dir, "prices.json"), "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"admin", "list", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"migrate-data", "--from", "a.db", "--to", "postgres://x/y", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"bench", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"pricebook", "import-costs", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"pricebook", "show", "--version", "-1"}, exitUsage, "--version"},
+		{[]string{"pricebook", "show", "--version", "0"}, exitUsage, "--version"},
+		{[]string{"version", "--help"}, exitOK, "Usage: tally version"},
+	}
+	for _, c := range cases {
+		out, errs, code := runCLI(t, env, c.args...)
+		if code != c.code || !strings.Contains(out+errs, c.want) {
+			t.Errorf("tally %s: exit %d, want %d with %q\n%s%s", strings.Join(c.args, " "), code, c.code, c.want, out, errs)
+		}
+	}
+	if out, _, _ := runCLI(t, env, "apikey", "list"); strings.Contains(out, "prod") || strings.Contains(out, "\tx\t") {
+		t.Errorf("a refused create made a key:\n%s", out)
+	}
+	// Every command the top-level help says takes --db does.
+	if !strings.Contains(topUsage, "migrate-data takes --from and --to") {
+		t.Errorf("the top-level help says every command takes --db:\n%s", topUsage)
+	}
+	// sandbox --help prints like the others: the description, then its flags, on stderr.
+	out, errs, code = runCLI(t, env, "sandbox", "--help")
+	if code != exitOK || out != "" || !strings.Contains(errs, "\n\nFlags:\n") || !strings.Contains(errs, "-db") || !strings.Contains(errs, "-days") {
+		t.Errorf("sandbox --help: exit %d\nstdout %q\nstderr %q", code, out, errs)
+	}
+}
+
+// TestCLIRevoke: revoking a revoked key says so; a key can be revoked by
+// its secret (after a leak), which is never printed back.
+func TestCLIRevoke(t *testing.T) {
+	env := map[string]string{"TALLY_DB": filepath.Join(t.TempDir(), "t.db")}
+	out, errs, code := runCLI(t, env, "apikey", "create", "--name", "app", "--scope", "metering")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	secret := lines[len(lines)-1]
+	id := strings.Fields(strings.TrimPrefix(out, "Created API key "))[0]
+	out, errs, code = runCLI(t, env, "apikey", "revoke", secret)
+	if code != 0 || !strings.Contains(out, "Revoked "+id) || strings.Contains(out+errs, secret) {
+		t.Fatalf("revoke by secret: %d %q %q", code, out, errs)
+	}
+	out, errs, code = runCLI(t, env, "apikey", "revoke", id)
+	if code != 0 || !strings.Contains(out, id+" (app) was already revoked") || strings.HasPrefix(out, "Revoked") {
+		t.Fatalf("revoke twice: %d %q %q", code, out, errs)
+	}
+	unknown := "tsk_" + strings.Repeat("a", 32)
+	_, errs, code = runCLI(t, env, "apikey", "revoke", unknown)
+	if code != exitError || strings.Contains(errs, unknown) || !strings.Contains(errs, "No API key") {
+		t.Fatalf("revoke an unknown secret: %d %q", code, errs)
+	}
+}

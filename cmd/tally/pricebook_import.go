@@ -38,7 +38,7 @@ func cmdImportCosts(ctx context.Context, fs *flag.FlagSet, path *string, args []
 	packID := fs.String("pack", "", "credit pack whose credit price the margin is for (default: the price book's first pack)")
 	publish := fs.Bool("publish", false, "publish the result as a new price book version")
 	fs.Usage = func() { fmt.Fprintln(stderr, importCostsUsage); fs.PrintDefaults() }
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *file == "" || *models == "" || *margin == "" {

@@ -18,23 +18,20 @@ twice renews nothing twice.`
 
 // cmdSandbox runs `tally sandbox advance`.
 func cmdSandbox(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "advance" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprintln(stdout, sandboxUsage)
-			return nil
-		}
-		fmt.Fprintln(stderr, sandboxUsage)
-		return usageError{"sandbox takes one subcommand: advance"}
-	}
 	fs := newFlags("sandbox advance", sandboxUsage, stderr)
 	path := dbFlag(fs, getenv)
 	days := fs.Int("days", 0, "days to move the test clock forward")
 	hours := fs.Int("hours", 0, "hours to move it forward (added to --days)")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
+	if len(args) == 0 || args[0] != "advance" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fs.Usage()
+			return nil
+		}
+		fs.Usage()
+		return usageError{"sandbox takes one subcommand: advance"}
 	}
-	if fs.NArg() != 0 {
-		return usageError{"sandbox advance takes no arguments"}
+	if err := parseNoArgs(fs, args[1:]); err != nil {
+		return err
 	}
 	if *days < 0 || *hours < 0 || *days > 36600 {
 		return usageError{"--days and --hours must be zero or more (and --days at most 36600)"}
