@@ -51,7 +51,7 @@ func cmdMigrate(ctx context.Context, args []string, getenv env, stdout, stderr i
 
 const apikeyUsage = `Usage: tally apikey <create|list|revoke|limit> [flags]
 
-  create --name N [--scope S] [--allowed-origin URL]...
+  create --name N --scope S [--allowed-origin URL]...
                                 make a key; its secret is the last line printed
                                 (only a hash is stored: save it now).
                                 --allowed-origin (repeatable): a page origin,
@@ -69,7 +69,8 @@ const apikeyUsage = `Usage: tally apikey <create|list|revoke|limit> [flags]
                                 change; --daily none / --monthly none remove a
                                 cap, --rate 0 the rate limit
 
-Scopes: admin (everything), metering (customers, usage, holds, plus reads),
+Scopes (create needs one; there is no default): admin (everything), metering
+(customers, usage, holds, plus reads),
 portal (portal sign-in links, which spend customers' money, plus reads),
 read (reads only).`
 
@@ -87,7 +88,7 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 	switch sub {
 	case "create":
 		name := fs.String("name", "", "what the key is for, e.g. \"production app\" (required)")
-		scope := fs.String("scope", billing.ScopeAdmin, "admin, metering, portal or read")
+		scope := fs.String("scope", "", "admin, metering, portal or read (required: the least the key's holder needs)")
 		daily := fs.String("daily", "", "daily spend cap in credits (optional)")
 		monthly := fs.String("monthly", "", "monthly spend cap in credits (optional)")
 		rate := fs.Int("rate", 0, "request rate limit per second (0 = off)")
@@ -105,6 +106,9 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 		}
 		if *name == "" {
 			return usageError{"apikey create needs --name"}
+		}
+		if *scope == "" {
+			return usageError{fmt.Sprintf("apikey create needs --scope: one of %s (give each part of your product the least it needs)", strings.Join(billing.Scopes(), ", "))}
 		}
 		if !billing.ValidScope(*scope) {
 			return usageError{fmt.Sprintf("--scope %q is not one of %s", *scope, strings.Join(billing.Scopes(), ", "))}
@@ -151,7 +155,7 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 			return err
 		}
 		if len(keys) == 0 {
-			fmt.Fprintln(stdout, "No API keys yet. Create one with: tally apikey create --name NAME")
+			fmt.Fprintln(stdout, "No API keys yet. Create one with: tally apikey create --name NAME --scope SCOPE")
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

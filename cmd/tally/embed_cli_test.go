@@ -20,7 +20,7 @@ func TestCLIAllowedOrigins(t *testing.T) {
 	if !strings.Contains(out, "ALLOWED ORIGINS") || !strings.Contains(out, "http://localhost:3000 https://app.example.com") {
 		t.Fatalf("list:\n%s", out)
 	}
-	_, errs, code = runCLI(t, env, "apikey", "create", "--name", "bad", "--allowed-origin", "https://app.example.com/billing")
+	_, errs, code = runCLI(t, env, "apikey", "create", "--name", "bad", "--scope", "portal", "--allowed-origin", "https://app.example.com/billing")
 	if code == 0 || !strings.Contains(errs, "no path") {
 		t.Fatalf("an origin with a path: %d %s", code, errs)
 	}

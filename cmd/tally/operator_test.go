@@ -295,3 +295,19 @@ func TestCLIRevoke(t *testing.T) {
 		t.Fatalf("revoke an unknown secret: %d %q", code, errs)
 	}
 }
+
+// TestCLIAPIKeyCreateNeedsScope: a key's scope is chosen, never an admin key
+// by default.
+func TestCLIAPIKeyCreateNeedsScope(t *testing.T) {
+	env := map[string]string{"TALLY_DB": filepath.Join(t.TempDir(), "t.db")}
+	out, errs, code := runCLI(t, env, "apikey", "create", "--name", "production app")
+	if code != exitUsage || !strings.Contains(errs, "--scope") || !strings.Contains(errs, "admin, metering, portal, read") {
+		t.Fatalf("create without --scope: exit %d\n%s%s", code, out, errs)
+	}
+	if out, _, _ := runCLI(t, env, "apikey", "list"); !strings.Contains(out, "No API keys yet") || !strings.Contains(out, "--scope") {
+		t.Fatalf("a key was made, or the hint lacks --scope:\n%s", out)
+	}
+	if _, errs, _ := runCLI(t, env, "apikey", "--help"); strings.Contains(errs, "[--scope S]") {
+		t.Errorf("the help shows --scope as optional:\n%s", errs)
+	}
+}
