@@ -311,3 +311,41 @@ func TestCLIAPIKeyCreateNeedsScope(t *testing.T) {
 		t.Errorf("the help shows --scope as optional:\n%s", errs)
 	}
 }
+
+// TestServeStartupLog: the startup log names the database by its absolute
+// path, and warns when no price book is published (every usage call would
+// be refused) with the command that publishes one.
+func TestServeStartupLog(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := serveForTest(t, serveConfig{DB: "t.db"}, ln).String()
+	abs := filepath.Join(dir, "t.db")
+	if !strings.Contains(log, "db="+abs+" ") {
+		t.Errorf("the log does not name the database %s:\n%s", abs, log)
+	}
+	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "tally pricebook publish --file") {
+		t.Errorf("no warning that no price book is published:\n%s", log)
+	}
+
+	// With a price book, no such warning.
+	ctx := context.Background()
+	d, err := db.Open(ctx, abs, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.PublishPriceBook(ctx, DemoPriceBook()); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log := serveForTest(t, serveConfig{DB: abs}, ln).String(); strings.Contains(log, "pricebook publish") {
+		t.Errorf("a warning with a price book published:\n%s", log)
+	}
+}

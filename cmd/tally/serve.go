@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -144,6 +145,11 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 			return fmt.Errorf("demo admins: %w", err)
 		}
 	}
+	if pb, err := d.CurrentPriceBook(ctx); err != nil {
+		return err
+	} else if pb == nil {
+		log.Warn("no price book is in effect: every usage call will be refused (unknown_feature) until one is published; publish one with: tally pricebook publish --file prices.json (or POST /api/v1/price-books)")
+	}
 
 	var draining atomic.Bool
 	portal := handlers.PortalConfig{ProductName: cfg.ProductName, BaseURL: cfg.BaseURL, Demo: cfg.Demo, SecureCookies: cfg.SecureCookies,
@@ -233,7 +239,7 @@ func serve(ctx context.Context, cfg serveConfig, ln net.Listener, log *slog.Logg
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("tally listening", "url", base, "addr", ln.Addr().String(), "db", db.Redact(cfg.DB), "payments", payMode,
+	log.Info("tally listening", "url", base, "addr", ln.Addr().String(), "db", dbName(cfg.DB), "payments", payMode,
 		"demo", cfg.Demo, "mail", mailMode, "version", version)
 
 	select {
@@ -315,6 +321,19 @@ func checkDemoCredentials(ctx context.Context, d *db.DB, addr net.Addr, log *slo
 	log.Warn("this database holds the published demo credentials, which anyone who has read the README can use; serving on a loopback address only. Remove them before serving for real",
 		"credentials", what, "remove", how)
 	return nil
+}
+
+// dbName is how the log names the database: a SQLite file by its absolute
+// path, a PostgreSQL URL without its password.
+func dbName(dsn string) string {
+	if db.IsPostgresDSN(dsn) {
+		return db.Redact(dsn)
+	}
+	abs, err := filepath.Abs(strings.TrimPrefix(dsn, "sqlite:"))
+	if err != nil {
+		return dsn
+	}
+	return abs
 }
 
 // isLoopback reports whether a listener's address is a loopback one
