@@ -56,7 +56,8 @@ const apikeyUsage = `Usage: tally apikey <create|list|revoke|limit> [flags]
                                 (only a hash is stored: save it now).
                                 --allowed-origin (repeatable): a page origin,
                                 scheme://host[:port], that may show the balance
-                                widget with this key's embed tokens
+                                widget with this key's embed tokens (portal and
+                                admin keys only: the others mint none)
   list                          list keys (never their secrets)
   revoke ID|PREFIX|SECRET       revoke a key (within 2 s on a running server),
                                 by its id, its prefix as list shows it, or
@@ -112,6 +113,9 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 		}
 		if !billing.ValidScope(*scope) {
 			return usageError{fmt.Sprintf("--scope %q is not one of %s", *scope, strings.Join(billing.Scopes(), ", "))}
+		}
+		if len(origins) > 0 && !billing.Allows(*scope, billing.ScopePortal) {
+			return usageError{fmt.Sprintf("--allowed-origin is for keys that mint the balance widget's embed tokens (scope portal or admin); a %s key never does", *scope)}
 		}
 		if *rate < 0 {
 			return usageError{fmt.Sprintf("--rate %d: use 0 (off) or more requests per second", *rate)}

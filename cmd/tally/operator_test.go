@@ -349,3 +349,23 @@ func TestServeStartupLog(t *testing.T) {
 		t.Errorf("a warning with a price book published:\n%s", log)
 	}
 }
+
+// TestCLIAllowedOriginNeedsPortalScope: only a key that can mint embed
+// tokens (portal, or admin which includes it) may list allowed origins.
+func TestCLIAllowedOriginNeedsPortalScope(t *testing.T) {
+	env := map[string]string{"TALLY_DB": filepath.Join(t.TempDir(), "t.db")}
+	for _, scope := range []string{billing.ScopeMetering, billing.ScopeRead} {
+		out, errs, code := runCLI(t, env, "apikey", "create", "--name", "w-"+scope, "--scope", scope, "--allowed-origin", "https://app.example.com")
+		if code != exitUsage || !strings.Contains(errs, "--allowed-origin") || !strings.Contains(errs, "portal") {
+			t.Errorf("--scope %s --allowed-origin: exit %d\n%s%s", scope, code, out, errs)
+		}
+	}
+	if out, _, _ := runCLI(t, env, "apikey", "list"); strings.Contains(out, "w-") {
+		t.Errorf("a refused create made a key:\n%s", out)
+	}
+	for _, scope := range []string{billing.ScopePortal, billing.ScopeAdmin} {
+		if _, errs, code := runCLI(t, env, "apikey", "create", "--name", "w-"+scope, "--scope", scope, "--allowed-origin", "https://app.example.com"); code != 0 {
+			t.Errorf("--scope %s --allowed-origin: exit %d %s", scope, code, errs)
+		}
+	}
+}
