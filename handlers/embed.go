@@ -91,7 +91,7 @@ func (h *embedHandlers) createToken(c echo.Context) error {
 		return err
 	} else if !allowed {
 		return billing.Errorf(billing.CodeOriginNotAllowed,
-			"This API key does not list %s among its allowed origins. Add it with `tally apikey create --allowed-origin %s` (or in the admin console).", origin, origin).
+			"This API key does not list %s among its allowed origins. Add it in the admin console (API keys), or create a key that lists it: `tally apikey create --scope portal --allowed-origin %s`.", origin, origin).
 			With("param", "origin")
 	}
 	cu, err := h.s.ledger.FindCustomer(ctx, req.Customer)
