@@ -493,7 +493,8 @@ func (r *AdjustmentRequest) Validate() error {
 	if r.Credits == 0 || r.Credits > MaxCredits || r.Credits < -MaxCredits {
 		return Errorf(CodeValidation, "credits must be a non-zero amount: positive adds credits, negative removes them").With("param", "credits")
 	}
-	if r.Reason == "" {
+	if strings.TrimSpace(r.Reason) == "" {
+		// Only spaces read as an empty reason in the customer's ledger.
 		return Errorf(CodeValidation, "reason is required: say why the balance changes").With("param", "reason")
 	}
 	if err := checkText("reason", r.Reason, 500); err != nil {

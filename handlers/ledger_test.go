@@ -384,6 +384,11 @@ func TestAdjustments(t *testing.T) {
 		t.Errorf("deduction beyond the available credits: details %v", e)
 	}
 	a.do("POST", "/api/v1/adjustments", a.Admin, map[string]any{"customer": cus, "credits": 1}).wantError(t, http.StatusUnprocessableEntity, billing.CodeValidation)
+	// A reason of spaces is no reason: it read as a blank line in the customer's ledger.
+	if e := a.do("POST", "/api/v1/adjustments", a.Admin, map[string]any{"customer": cus, "credits": 1, "reason": "   "}).
+		wantError(t, http.StatusUnprocessableEntity, billing.CodeValidation); e["param"] != "reason" {
+		t.Errorf("blank reason: %v", e)
+	}
 	a.do("POST", "/api/v1/adjustments", a.Meter, body).wantError(t, http.StatusForbidden, billing.CodeForbidden)
 	if b := a.balance(t, cus); num(t, b["balance"]) != "11.5" {
 		t.Fatalf("balance %v", b["balance"])
