@@ -1045,4 +1045,14 @@ func TestInsufficientCreditsOffersATopUp(t *testing.T) {
 	if sp, _ := r.Body["error"].(map[string]any)["suggested_pack"].(map[string]any); sp["id"] != "pack_5500" {
 		t.Fatalf("hold 402 suggests %v, want the pack bought last", sp)
 	}
+	// And each refused event of a batch (it had none).
+	b := p.do("POST", "/api/v1/usage/batch", p.Meter, map[string]any{"events": []map[string]any{
+		{"customer": "acme", "feature": "chat.request", "quantity": 1, "idempotency_key": "b1"},
+		{"customer": "acme", "feature": "chat.request", "quantity": 2, "idempotency_key": "b2"}}}).want(t, http.StatusOK)
+	for i, ev := range b.Body["data"].([]any) {
+		e, _ := ev.(map[string]any)["error"].(map[string]any)
+		if sp, _ := e["suggested_pack"].(map[string]any); e["type"] != "insufficient_credits" || sp["id"] != "pack_5500" {
+			t.Fatalf("batch event %d: %v", i, ev)
+		}
+	}
 }

@@ -84,21 +84,46 @@ func (s *Server) lastPack(ctx context.Context, customerID string) (string, error
 // required and available credits the error already carries. Any other
 // error, or one the offer cannot be made for, is returned as it is.
 func (s *Server) offerTopUp(ctx context.Context, customer string, err error) error {
+	return (&topUpOffers{s: s, ctx: ctx}).offer(customer, err)
+}
+
+// topUpOffers suggests packs for many refusals (a batch's) and reads the
+// price book, and each customer's last pack, once.
+type topUpOffers struct {
+	s      *Server
+	ctx    context.Context
+	pb     *billing.PriceBook
+	loaded bool
+	last   map[string]string // customer as named in the request -> last pack
+}
+
+func (o *topUpOffers) offer(customer string, err error) error {
 	var be *billing.Error
 	if !errors.As(err, &be) || be.Code != billing.CodeInsufficientCredits {
 		return err
 	}
-	pb, perr := s.prices.CurrentPriceBook(ctx)
-	if perr != nil || pb == nil || len(pb.Packs) == 0 {
+	if !o.loaded {
+		o.loaded = true
+		if pb, perr := o.s.prices.CurrentPriceBook(o.ctx); perr == nil {
+			o.pb = pb
+		}
+	}
+	if o.pb == nil || len(o.pb.Packs) == 0 {
 		return err
 	}
 	required, _ := be.Details["required"].(billing.Credits)
 	available, _ := be.Details["available"].(billing.Credits)
-	last := ""
-	if cu, ferr := s.ledger.FindCustomer(ctx, customer); ferr == nil {
-		last, _ = s.lastPack(ctx, cu.ID)
+	last, seen := o.last[customer]
+	if !seen {
+		if cu, ferr := o.s.ledger.FindCustomer(o.ctx, customer); ferr == nil {
+			last, _ = o.s.lastPack(o.ctx, cu.ID)
+		}
+		if o.last == nil {
+			o.last = map[string]string{}
+		}
+		o.last[customer] = last
 	}
-	pk, ok := billing.SuggestPack(pb.ActivePacks(), max(required-available, 0), last)
+	pk, ok := billing.SuggestPack(o.pb.ActivePacks(), max(required-available, 0), last)
 	if !ok {
 		return err
 	}

@@ -71,10 +71,12 @@ func (s *Server) createUsageBatch(c echo.Context) error {
 		idx = append(idx, i)
 	}
 	debits, errs := s.ledger.DebitMany(c.Request().Context(), reqs)
+	offers := &topUpOffers{s: s, ctx: c.Request().Context()}
 	for j, i := range idx {
 		if errs[j] != nil {
 			s.metrics.rejected(errs[j])
-			results[i] = errorResult(errs[j])
+			// A refusal for credits offers a pack, as POST /usage's does.
+			results[i] = errorResult(offers.offer(reqs[j].Customer, errs[j]))
 			continue
 		}
 		d := debits[j]
