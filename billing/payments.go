@@ -359,8 +359,13 @@ type RefillSettings struct {
 	PausedReason       string  `json:"paused_reason,omitempty"`
 }
 
-// Validate checks refill settings against the price book.
-func (r *RefillSettings) Validate(pb *PriceBook) error {
+// Validate checks refill settings against the price book and the payment
+// policy. A monthly amount ceiling below the smallest refill's price (the
+// pack's, or in target mode what target − threshold credits cost) is
+// refused: every refill would be skipped for it (the runner's
+// RefillAmountCap check). The error's details carry "refill_price" and
+// "ceiling" (Money) for the views' wording.
+func (r *RefillSettings) Validate(pb *PriceBook, pol PaymentPolicy) error {
 	if r.Threshold < 0 || r.Threshold > MaxCredits {
 		return Errorf(CodeValidation, "the threshold must be zero or more").With("param", "threshold")
 	}
@@ -385,7 +390,35 @@ func (r *RefillSettings) Validate(pb *PriceBook) error {
 	if r.MaxAmountPerMonth != nil && (*r.MaxAmountPerMonth < 1 || *r.MaxAmountPerMonth > 1_000_000_00) {
 		return Errorf(CodeValidation, "the monthly amount ceiling must be more than zero").With("param", "max_amount_per_month")
 	}
+	if r.MaxAmountPerMonth != nil {
+		if price, ok := r.SmallestRefillPrice(pb, pol); ok && price.Amount > *r.MaxAmountPerMonth {
+			ceiling := Money{Amount: *r.MaxAmountPerMonth, Currency: price.Currency}
+			return Errorf(CodeValidation, "one refill costs more than the monthly amount ceiling: it would stop every refill").
+				With("param", "max_amount_per_month").With("refill_price", price).With("ceiling", ceiling)
+		}
+	}
 	return nil
+}
+
+// SmallestRefillPrice is the least one refill of these settings can charge:
+// the pack's price, or in target mode the price of target − threshold
+// credits (a refill starts below the threshold, so it buys at least that
+// many, rounded up to the whole credit as RefillCredits does). ok is false
+// when it cannot be priced (no such pack, no base rate).
+func (r *RefillSettings) SmallestRefillPrice(pb *PriceBook, pol PaymentPolicy) (Money, bool) {
+	switch r.Mode {
+	case RefillPack:
+		p, ok := pb.Pack(r.PackID)
+		return p.Price, ok
+	case RefillTarget:
+		need, ok := RefillCredits(r.Target, r.Threshold)
+		if !ok {
+			return Money{}, false
+		}
+		m, err := PriceForCredits(pb, need, pol)
+		return m, err == nil
+	}
+	return Money{}, false
 }
 
 // RefillBackoff is how long after a failed refill the next attempt waits;

@@ -148,6 +148,10 @@ func TestAutoRefillForm(t *testing.T) {
 		{"amount ceiling not money", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"lots"}}, "error-max_amount", "Enter an amount such as 25.50.", "lots", `input[name="max_amount"]`},
 		// An exponent is not a number people type: never $1,000.00.
 		{"amount ceiling with an exponent", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"1e3"}}, "error-max_amount", "Enter an amount such as 25.50.", "1e3", `input[name="max_amount"]`},
+		// A ceiling below one refill's price would skip every refill: refused beside it.
+		{"amount ceiling below the pack", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"5"}}, "error-max_amount", "One refill costs $10.00: a ceiling of $5.00 would stop every refill.", "5", `input[name="max_amount"]`},
+		// Target mode: at least target − threshold credits (1,500 at $10 per 1,000: $15.00).
+		{"amount ceiling below the smallest target refill", url.Values{"threshold": {"500"}, "mode": {"target"}, "target": {"2000"}, "max_amount": {"12"}}, "error-max_amount", "One refill costs $15.00: a ceiling of $12.00 would stop every refill.", "12", `input[name="max_amount"]`},
 		// "1,5" in English is neither 15 nor silently 1.5.
 		{"ambiguous comma", url.Values{"threshold": {"1,5"}, "mode": {"pack"}, "pack": {"pack_1000"}}, "error-threshold", `Type 1.5 or 15`, "1,5", "#refill-threshold"},
 	}

@@ -679,13 +679,18 @@ func (s *Server) saveRefill(c echo.Context) error {
 	}
 	if fm.Valid() {
 		// The domain's rules are the last word: its verdict goes beside its field.
-		if err := set.Validate(pb); err != nil {
+		if err := set.Validate(pb, pb.CustomPolicy(s.policy(ctx).Payment())); err != nil {
 			var be *billing.Error
 			if !errors.As(err, &be) || be.Code != billing.CodeValidation {
 				return err
 			}
 			p, _ := be.Details["param"].(string)
-			fm.Fail(refillField(p), sentence(be.Message))
+			msg := sentence(be.Message)
+			if price, ok := be.Details["refill_price"].(billing.Money); ok {
+				ceiling, _ := be.Details["ceiling"].(billing.Money)
+				msg = views.RefillCeilingTooLow(s.publicShell(c, "").Fmt, price, ceiling)
+			}
+			fm.Fail(refillField(p), msg)
 		}
 	}
 	if !fm.Valid() {

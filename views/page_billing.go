@@ -150,3 +150,10 @@ type PayOption struct {
 	Pack billing.CreditPack
 	Key  string
 }
+
+// RefillCeilingTooLow is the auto-refill form's error beside a monthly
+// amount ceiling below one refill's price (billing.RefillSettings.Validate
+// refuses it: every refill would be skipped).
+func RefillCeilingTooLow(f Fmt, price, ceiling billing.Money) string {
+	return "One refill costs " + f.Money(price) + ": a ceiling of " + f.Money(ceiling) + " would stop every refill."
+}
