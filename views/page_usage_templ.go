@@ -895,14 +895,14 @@ func usageRow(f Fmt, r UsageRow, now time.Time) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 72, "</td><td class=\"order-4 whitespace-nowrap text-right text-xs text-gray-500 tabular-nums sm:table-cell sm:px-3 sm:py-3 sm:align-top sm:text-sm sm:text-gray-600\" data-testid=\"usage-quantity\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 72, "</td><td class=\"order-4 col-span-2 min-w-0 text-xs text-gray-500 tabular-nums sm:table-cell sm:whitespace-nowrap sm:px-3 sm:py-3 sm:text-right sm:align-top sm:text-sm sm:text-gray-600\" data-testid=\"usage-quantity\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var42 string
 		templ_7745c5c3_Var42, templ_7745c5c3_Err = templ.JoinStringErrs(entryQuantity(f, r.Entry, r.Unit))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_usage.templ`, Line: 213, Col: 221}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_usage.templ`, Line: 213, Col: 246}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var42))
 		if templ_7745c5c3_Err != nil {

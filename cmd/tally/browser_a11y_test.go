@@ -107,6 +107,12 @@ func TestBrowserPortalAccessible(t *testing.T) {
 	for range 20 {
 		api(t, base, secret, "POST", "/api/v1/usage", map[string]any{"customer": "c0", "feature": "chat.request", "quantity": 3})
 	}
+	// A call priced per dimension: its quantity ("5,951 input tokens · 678
+	// cached input tokens · 1,076 output tokens") is the longest a usage row has.
+	if st, body := api(t, base, secret, "POST", "/api/v1/usage", map[string]any{"customer": "c0", "feature": "gpt-4o",
+		"quantities": map[string]any{"input_tokens": 5951, "cached_input_tokens": 678, "output_tokens": 1076}}); st != http.StatusCreated {
+		t.Fatalf("gpt-4o usage: %d %v", st, body)
+	}
 	if st, body := api(t, base, secret, "POST", "/api/v1/grants", map[string]any{"customer": "c0", "credits": 250, "source": "promo", "reason": "Welcome credits",
 		"expires_at": time.Now().Add(10 * 24 * time.Hour).UTC().Format(time.RFC3339)}); st != http.StatusCreated {
 		t.Fatalf("grant: %d %v", st, body)
@@ -199,6 +205,11 @@ func TestBrowserPortalAccessible(t *testing.T) {
 				// Filters in a page's own nav (the history's types) are all in view, not cut off in a strip that scrolls.
 				document.querySelectorAll('main nav a, main nav button').forEach(a => { const r = a.getBoundingClientRect(); if (r.width > 0 && (r.right > w + 1 || r.left < -1)) out.push("filter " + a.textContent.trim() + " is off-screen"); });
 				document.querySelectorAll('main table').forEach(tb => { const r = tb.getBoundingClientRect(); if (r.width > 0 && r.right > w + 1) out.push("a table runs off-screen"); });
+				// Every row's cells too: a table that fits can still hold cells that spill past it (the usage rows did).
+				document.querySelectorAll('main table tr').forEach(tr => tr.querySelectorAll('td, th').forEach(td => {
+					const r = td.getBoundingClientRect();
+					if (r.width > 0 && (r.right > w + 1 || r.left < -1 || td.scrollWidth > td.clientWidth + 1)) out.push("a cell runs off-screen: " + td.textContent.trim().replace(/\s+/g, " ").slice(0, 60));
+				}));
 				return out.join("; ");
 			})()`)
 			if over != "" {
