@@ -177,3 +177,36 @@ func checkBalanceRoom(w Wallet, amount Credits) error {
 	}
 	return nil
 }
+
+// CapWindowEnds is when the spend caps' windows start again after now: the
+// next midnight UTC for the daily cap, the 1st of next month (UTC) for the
+// monthly one (the store counts spend per UTC day and calendar month).
+func CapWindowEnds(now time.Time) (day, month time.Time) {
+	now = now.UTC()
+	return time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC),
+		time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// CapReached is a cap that what already counts against it reaches: every
+// charge is refused (CheckCaps) until its window starts again (CapsAlreadyReached).
+type CapReached struct {
+	Param  string  // daily_cap or monthly_cap
+	Cap    Credits // the cap
+	Spent  Credits // what counts against it (spend and open holds)
+	Resets time.Time
+}
+
+// CapsAlreadyReached are the caps of c that spent already reaches at now: a cap
+// saved below (or at) what was spent in its window refuses every charge
+// until the window resets.
+func CapsAlreadyReached(c SpendCaps, spent Spend, now time.Time) []CapReached {
+	day, month := CapWindowEnds(now)
+	var out []CapReached
+	if c.DailyCap != nil && spent.Day >= *c.DailyCap {
+		out = append(out, CapReached{Param: "daily_cap", Cap: *c.DailyCap, Spent: spent.Day, Resets: day})
+	}
+	if c.MonthlyCap != nil && spent.Month >= *c.MonthlyCap {
+		out = append(out, CapReached{Param: "monthly_cap", Cap: *c.MonthlyCap, Spent: spent.Month, Resets: month})
+	}
+	return out
+}

@@ -92,3 +92,26 @@ func TestPlanGrantBoundsTheBalance(t *testing.T) {
 		t.Fatalf("grant past the bound: %v", err)
 	}
 }
+
+func TestCapsAlreadyReached(t *testing.T) {
+	now := time.Date(2026, 12, 31, 23, 59, 0, 0, time.FixedZone("x", 3600))
+	day, month := CapWindowEnds(now)
+	if want := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC); !day.Equal(time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC).Add(24*time.Hour)) || !month.Equal(want) {
+		t.Fatalf("windows end %v and %v", day, month)
+	}
+	c := func(n int64) *Credits { v := CreditsOf(n); return &v }
+	got := CapsAlreadyReached(SpendCaps{DailyCap: c(10), MonthlyCap: c(100)}, Spend{Day: CreditsOf(10), Month: CreditsOf(99)}, now)
+	if len(got) != 1 || got[0].Param != "daily_cap" || got[0].Spent != CreditsOf(10) || !got[0].Resets.Equal(day) {
+		t.Fatalf("at the daily cap: %+v", got)
+	}
+	// The check agrees with CheckCaps: a reached cap refuses the smallest charge, one not reached takes it.
+	if err := CheckCaps("customer", Limits{DailyCap: c(10)}, Spend{Day: CreditsOf(10)}, 1); err == nil {
+		t.Fatal("CheckCaps takes a charge at a reached cap")
+	}
+	if got := CapsAlreadyReached(SpendCaps{DailyCap: c(10)}, Spend{Day: CreditsOf(10) - 1}, now); len(got) != 0 {
+		t.Fatalf("below the cap: %+v", got)
+	}
+	if got := CapsAlreadyReached(SpendCaps{MonthlyCap: c(5)}, Spend{Month: CreditsOf(6)}, now); len(got) != 1 || !got[0].Resets.Equal(month) {
+		t.Fatalf("above the monthly cap: %+v", got)
+	}
+}

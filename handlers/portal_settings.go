@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-billing/tally/billing"
@@ -122,19 +121,25 @@ func (s *Server) settingsView(ctx context.Context, customerID string, f views.Fm
 	if err != nil {
 		return v, err
 	}
-	now := time.Now().UTC()
+	now := s.store.Now()
+	dayResets, monthResets := billing.CapWindowEnds(now)
 	v.Usage = views.SettingsUsage{
 		Today: spend.Day, Month: spend.Month, Reserved: bal.Held,
 		Caps:         cu.CustomerCaps.Tighter(cu.Limits.Caps()), // both apply: the meters show the tighter
 		ProviderCaps: cu.Limits.Caps(),
 		Product:      s.cfg.Portal.ProductName,
-		DayResets:    time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC),
-		MonthResets:  time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC),
+		DayResets:    dayResets,
+		MonthResets:  monthResets,
 	}
+	// A cap of the customer's own that today's or this month's spend (with
+	// the open holds, as the caps count them) already reaches is saved, and
+	// said beside it: every request is refused until its window resets.
+	counted := billing.Spend{Day: spend.Day + bal.Held, Month: spend.Month + bal.Held}
 	v.Input = views.SettingsInput{
 		DailyCap:            views.SettingsValue(f, cu.CustomerCaps.DailyCap),
 		MonthlyCap:          views.SettingsValue(f, cu.CustomerCaps.MonthlyCap),
 		LowBalanceThreshold: views.SettingsValue(f, set.LowBalanceThreshold),
+		Notes:               views.SettingsCapNotes(f, billing.CapsAlreadyReached(cu.CustomerCaps, counted, now)),
 	}
 	v.LastTopUp = last
 	v.DefaultThreshold = s.policy(ctx).LowBalanceLine(last)

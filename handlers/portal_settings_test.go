@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tally-billing/tally/billing"
 )
@@ -289,5 +290,41 @@ func TestSettingsKeepOperatorCaps(t *testing.T) {
 	}
 	if lim := limitsOf(t, a, "alpha"); *lim.DailyCap != billing.CreditsOf(40) {
 		t.Fatalf("the operator's cap is %v after the customer's save", *lim.DailyCap)
+	}
+}
+
+// A cap below what its window already counts is saved (the customer may
+// mean it), and said beside it: every request is refused until the window
+// resets, at midnight UTC or on the 1st.
+func TestSettingsCapBelowSpend(t *testing.T) {
+	a, v, tok := settingsFixture(t) // 15 credits spent today
+	now := a.Clock.Now().UTC()
+	next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	monthNote := "This month's use (15 credits) is already above this cap, so requests are refused until it resets at 1 " + next.Month().String() + " (UTC)."
+	r := v.post("/portal/settings", url.Values{"daily_cap": {"10"}, "monthly_cap": {"12"}}, "HX-Request", "true", "X-CSRF-Token", tok).want(t, http.StatusOK)
+	if got := testID(t, r, "settings-saved"); got != "Spend controls saved." {
+		t.Fatalf("confirmation %q", got)
+	}
+	if got, want := testID(t, r, "settings-note-daily_cap"), "Today's use (15 credits) is already above this cap, so requests are refused until it resets at midnight UTC."; got != want {
+		t.Errorf("daily note %q, want %q", got, want)
+	}
+	if got := testID(t, r, "settings-note-monthly_cap"); got != monthNote {
+		t.Errorf("monthly note %q, want %q", got, monthNote)
+	}
+	if desc, _ := doc(t, r).Find(`#settings-daily_cap`).Attr("aria-describedby"); !strings.Contains(desc, "settings-daily_cap-note") {
+		t.Errorf("the daily cap is not described by its note: %q", desc)
+	}
+	if lim := portalCapsOf(t, a, "alpha"); *lim.DailyCap != billing.CreditsOf(10) {
+		t.Fatalf("not saved: %+v", lim)
+	}
+	// Without JavaScript: the page after the redirect says the same; a cap
+	// the spend exactly reaches "has reached" it; one above it, nothing.
+	v.post("/portal/settings", url.Values{"_csrf": {tok}, "daily_cap": {"15"}, "monthly_cap": {"100"}}).want(t, http.StatusSeeOther)
+	page := v.get("/portal/settings").want(t, http.StatusOK)
+	if got := testID(t, page, "settings-note-daily_cap"); !strings.HasPrefix(got, "Today's use (15 credits) has already reached this cap") {
+		t.Errorf("daily note %q", got)
+	}
+	if n := doc(t, page).Find(`[data-testid="settings-note-monthly_cap"]`).Length(); n != 0 {
+		t.Errorf("a monthly cap above the month's spend has a note")
 	}
 }
