@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"math"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -472,11 +473,16 @@ func IsUpgrade(a, b Plan) bool {
 }
 
 // QuotePlanChange prorates a move from plan `from` to plan `to` at now in
-// the period of sub. An upgrade grants the credit difference for the rest of
-// the period at once, rounded to the nearest whole credit, and charges the
-// price difference for it, rounded to the nearest minor unit (as Stripe,
-// which charges it for a Stripe subscription); a downgrade takes effect at
-// the period's end and changes nothing now.
+// the period of sub. An upgrade charges the price difference for the rest of
+// the period, rounded to the nearest minor unit (as Stripe, which charges it
+// for a Stripe subscription), and grants at once the credits that charge
+// buys at the plans' difference (Δcredits per Δprice), rounded to the
+// nearest whole credit: the credits follow the money actually charged, so
+// $30.00 of a $30.00 difference is the whole 4,000 credits (rounding the two
+// separately gave 3,999 credits for $30.00 a few minutes into a period).
+// Without a price difference (the same price, more credits) the credits are
+// prorated by time. A downgrade takes effect at the period's end and changes
+// nothing now.
 func QuotePlanChange(sub Subscription, from, to Plan, now time.Time) PlanChangeQuote {
 	q := PlanChangeQuote{From: from.Key, To: to.Key, Upgrade: IsUpgrade(from, to), NextPeriodPay: to.Price, NextCredits: to.Credits,
 		AmountNow: Money{Currency: to.Price.Currency}}
@@ -488,9 +494,27 @@ func QuotePlanChange(sub Subscription, from, to Plan, now time.Time) PlanChangeQ
 	total := sub.CurrentPeriodEnd.Sub(sub.CurrentPeriodStart)
 	left := sub.CurrentPeriodEnd.Sub(now)
 	diff := max(0, to.Credits-from.Credits)
-	q.CreditsNow = min(diff, Credits((Prorate(int64(diff), left, total)+Milli/2)/Milli*Milli))
-	q.AmountNow.Amount = Prorate(to.Price.Amount-from.Price.Amount, left, total)
+	dprice := to.Price.Amount - from.Price.Amount
+	q.AmountNow.Amount = Prorate(dprice, left, total)
+	if dprice > 0 {
+		q.CreditsNow = min(diff, Credits(mulDivRound(q.AmountNow.Amount, int64(diff), dprice*Milli)*Milli))
+	} else {
+		q.CreditsNow = min(diff, Credits((Prorate(int64(diff), left, total)+Milli/2)/Milli*Milli))
+	}
 	return q
+}
+
+// mulDivRound is a * b / c rounded to the nearest integer, a half up, for a,
+// b >= 0 and c > 0, in 128 bits; a result beyond int64 is MaxInt64.
+func mulDivRound(a, b, c int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	lo, carry := bits.Add64(lo, uint64(c)/2, 0)
+	hi += carry
+	if hi >= uint64(c) {
+		return math.MaxInt64
+	}
+	q, _ := bits.Div64(hi, lo, uint64(c))
+	return int64(min(q, math.MaxInt64))
 }
 
 // ChangePlanRequest is a customer's (or admin's) move to another plan.

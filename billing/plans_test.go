@@ -109,11 +109,15 @@ func TestQuotePlanChange(t *testing.T) {
 		{"12 days in", start.AddDate(0, 0, 12), CreditsOf(2400), 1800},
 		// 7 days left: 4,000 * 7/30 = 933.33 -> 933 whole credits; 3,000 * 7/30 = 700.
 		{"23 days in", start.AddDate(0, 0, 23), CreditsOf(933), 700},
-		// 1 hour left: 4,000 * 1/720 = 5.55 -> 6; 3,000/720 = 4.16 -> 4 cents.
-		{"an hour before the end", sub.CurrentPeriodEnd.Add(-time.Hour), CreditsOf(6), 4},
+		// 1 hour left: 3,000/720 = 4.16 -> 4 cents, which buy 4 * 4,000/3,000 = 5.33 -> 5
+		// credits (the time alone, 4,000/720 = 5.55, gave 6: more than the 4 cents pay for).
+		{"an hour before the end", sub.CurrentPeriodEnd.Add(-time.Hour), CreditsOf(5), 4},
 		// Seconds in: the whole difference, not 3,999 credits for $29.99.
 		{"a minute in", start.Add(time.Minute), CreditsOf(4000), 3000},
-		// 20 of 30 days left: 4,000 * 2/3 = 2,666.67 -> 2,667; $30.00 * 2/3 = $20.00.
+		// 6 minutes in: $30.00 * 43,194/43,200 = $29.996 -> $30.00 charged, so all
+		// 4,000 credits (by time alone 3,999.44 -> 3,999: $30.00 for 3,999 credits).
+		{"six minutes in", start.Add(6 * time.Minute), CreditsOf(4000), 3000},
+		// 20 of 30 days left: $30.00 * 2/3 = $20.00, which buys 4,000 * 20/30 = 2,666.67 -> 2,667.
 		{"10 days in", start.AddDate(0, 0, 10), CreditsOf(2667), 2000},
 		{"at the end", sub.CurrentPeriodEnd, 0, 0},
 	}
@@ -124,6 +128,18 @@ func TestQuotePlanChange(t *testing.T) {
 				t.Fatalf("quote = %+v, want upgrade with %s credits and %d cents", q, tt.credits, tt.amount)
 			}
 		})
+	}
+	// A 31-day period, 10 days in: $30.00 * 21/31 = $20.32, which buys
+	// 2,032 * 4,000/3,000 = 2,709.33 -> 2,709 credits (by time alone 2,709.68 -> 2,710).
+	sub31 := Subscription{ID: "sub_2", Plan: "starter", Status: SubActive, CurrentPeriodStart: start, CurrentPeriodEnd: start.AddDate(0, 0, 31)}
+	if q := QuotePlanChange(sub31, testStarter, testPro, start.AddDate(0, 0, 10)); q.CreditsNow != CreditsOf(2709) || q.AmountNow.Amount != 2032 {
+		t.Fatalf("31-day period, 10 days in: %+v, want 2,709 credits for $20.32", q)
+	}
+	// The same price and more credits: no money to follow, the credits are prorated by time.
+	more := testStarter
+	more.Key, more.Credits = "starter_plus", CreditsOf(1600)
+	if q := QuotePlanChange(sub, testStarter, more, start.AddDate(0, 0, 10)); !q.Upgrade || q.CreditsNow != CreditsOf(400) || q.AmountNow.Amount != 0 {
+		t.Fatalf("same price, more credits: %+v, want 400 credits for nothing", q)
 	}
 	down := QuotePlanChange(sub, testPro, testStarter, start.AddDate(0, 0, 3))
 	if down.Upgrade || down.CreditsNow != 0 || down.AmountNow.Amount != 0 || !down.EffectiveAt.Equal(sub.CurrentPeriodEnd) {

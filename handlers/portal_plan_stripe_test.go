@@ -44,8 +44,8 @@ func stripeSubscriptionMeta(id string, start, end time.Time, lookup, plan, versi
 // TestStripePlanChangeThroughThePortal: a Stripe subscriber (started by a
 // signed invoice.paid) upgrades from the Plan tab against stripe-mock. The
 // confirmation says what happens, hand computed: ten days into a 30-day
-// period, Starter ($19, 2,000 credits) to Pro ($49, 6,000): 4,000 * 20/30
-// = 2,666.7 -> 2,667 credits, $30.00 * 20/30 = $20.00. The credits arrive
+// period, Starter ($19, 2,000 credits) to Pro ($49, 6,000): $30.00 * 20/30
+// = $20.00, which buys 4,000 * 20/30 = 2,666.7 -> 2,667 credits. The credits arrive
 // once: the same confirmation posted again, the proration invoice's
 // invoice.paid and the subscription's updated event (replayed) add
 // nothing. The downgrade back waits for the period's end although Stripe's

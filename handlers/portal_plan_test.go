@@ -83,19 +83,20 @@ func TestPlanThroughThePortal(t *testing.T) {
 	}
 
 	// Ten days into the 31-day period (10 Mar to 10 Apr), Starter ($19,
-	// 2,000 credits) to Pro ($49, 6,000): 4,000 * 21/31 = 2,709.7 -> 2,710
-	// credits; $30.00 * 21/31 = $20.322 -> $20.32.
+	// 2,000 credits) to Pro ($49, 6,000): $30.00 * 21/31 = $20.322 -> $20.32,
+	// which buys $20.32 * 4,000/$30.00 = 2,709.3 -> 2,709 credits (the credits
+	// follow the money charged; by time alone, 2,709.7 -> 2,709).
 	p.Clock.Advance(10 * 24 * time.Hour)
 	dlg = v.choosePlan("change", "pro")
-	if got := testID(t, dlg, "plan-confirm-text"); !strings.HasPrefix(got, "You will get 2,710 credits now and pay $20.32 today. From ") ||
+	if got := testID(t, dlg, "plan-confirm-text"); !strings.HasPrefix(got, "You will get 2,709 credits now and pay $20.32 today. From ") ||
 		!strings.HasSuffix(got, ", Pro renews at $49.00 every month with 6,000 credits.") {
 		t.Fatalf("upgrade confirmation: %q", got)
 	}
 	v.location(v.post("/portal/plan", planForm(t, dlg)), http.StatusSeeOther)
-	if got := p.available(t, id); got != billing.CreditsOf(2000+2710) {
+	if got := p.available(t, id); got != billing.CreditsOf(2000+2709) {
 		t.Fatalf("after the upgrade: %s credits", got)
 	}
-	if f := testID(t, v.get("/portal/plan"), "flash"); !strings.Contains(f, "2,710 credits were added and $20.32 was charged") {
+	if f := testID(t, v.get("/portal/plan"), "flash"); !strings.Contains(f, "2,709 credits were added and $20.32 was charged") {
 		t.Fatalf("upgrade flash: %q", f)
 	}
 

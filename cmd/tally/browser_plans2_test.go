@@ -96,8 +96,10 @@ func TestBrowserPlanChangesAndMigration(t *testing.T) {
 	open("the Plan tab", "/portal/plan", `[data-testid="current-plan"]`)
 	look("plan-stripe")
 	b.do("choose Pro", chromedp.Click(chromedp.CSS(`[data-testid="choose-pro"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="plan-confirm-go"]`)))
-	if got := b.text(`[data-testid="plan-confirm-text"]`); !strings.HasPrefix(got, "You will get 3,333 credits now and pay $26.67 today.") {
-		// 5,000 more credits x 20/30 days = 3,333.3 -> 3,333; $40.00 x 20/30 = $26.666 -> $26.67 (to the nearest cent, as Stripe).
+	if got := b.text(`[data-testid="plan-confirm-text"]`); !strings.HasPrefix(got, "You will get 3,334 credits now and pay $26.67 today.") {
+		// $40.00 x 20/30 = $26.666 -> $26.67 (to the nearest cent, as Stripe), which buys
+		// $26.67 x 5,000/$40.00 = 3,333.75 -> 3,334 credits: the credits follow the money
+		// charged (by time alone, 5,000 x 20/30 = 3,333.3 -> 3,333).
 		b.fail("the upgrade's confirmation says %q", got)
 	}
 	look("plan-stripe-upgrade-confirm")
