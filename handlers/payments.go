@@ -210,8 +210,18 @@ func (s *Server) sandboxAuthPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// A purchase with a saved card names it; one paid with a card typed on
+	// the checkout page has none yet: the payment's card is the one typed.
+	card := billing.Card{Brand: tu.CardBrand, Last4: tu.CardLast4}
+	if card.Last4 == "" && p.Card != nil {
+		card = *p.Card
+	}
+	label := ""
+	if card.Last4 != "" {
+		label = views.CardLabel(card)
+	}
 	return render(c, http.StatusOK, views.SandboxAuthPage(s.publicShell(c, "Confirm payment"),
-		views.SandboxAuth{PaymentID: p.ProviderID, Amount: tu.Price, Card: views.CardLabel(billing.Card{Brand: tu.CardBrand, Last4: tu.CardLast4}),
+		views.SandboxAuth{PaymentID: p.ProviderID, Amount: tu.Price, Card: label,
 			Description: tu.Description, Return: localURL(c.QueryParam("return"), "/portal/top-ups/"+tu.ID)}))
 }
 

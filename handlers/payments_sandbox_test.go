@@ -1056,3 +1056,28 @@ func TestInsufficientCreditsOffersATopUp(t *testing.T) {
 		}
 	}
 }
+
+// A card typed on the checkout page that asks to authenticate: the bank's
+// page names it ("with Visa •••• 3184"), not "with Card •••• " (the purchase
+// has no saved card to name yet).
+func TestSandboxCheckoutNewCardAuthenticates(t *testing.T) {
+	p := newPayAPI(t)
+	_, v := p.shopper(t, "acme")
+	page := v.get("/portal/top-up").want(t, http.StatusOK)
+	cardPage := v.location(v.post("/portal/top-ups/checkout", formValues(t, page, `form:has([data-testid="focus-pay"])`)), http.StatusSeeOther)
+	f := formValues(t, v.get(cardPage).want(t, http.StatusOK), `form[data-testid="sandbox-card-form"]`)
+	f.Set("number", card3DS)
+	f.Set("exp", "12/40")
+	f.Set("cvc", "123")
+	to := v.location(v.post("/sandbox/cards", f), http.StatusSeeOther)
+	for i := 0; i < 3 && !strings.HasPrefix(to, "/sandbox/authenticate/"); i++ {
+		to = v.location(v.get(to), http.StatusSeeOther)
+	}
+	if !strings.HasPrefix(to, "/sandbox/authenticate/pi_sandbox_") {
+		t.Fatalf("a new card that asks to authenticate went to %q", to)
+	}
+	got := strings.ReplaceAll(testID(t, v.get(to).want(t, http.StatusOK), "sandbox-auth"), "\u00a0", " ")
+	if !strings.Contains(got, "Your bank asks you to confirm a payment of $10.00 with Visa •••• 3184 to Pixel AI.") {
+		t.Fatalf("authentication page: %q", got)
+	}
+}
