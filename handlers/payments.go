@@ -164,8 +164,12 @@ func (s *Server) sandboxAddCard(c echo.Context) error {
 						f.Errors[field] = msg
 					}
 				}
+			} else if be.Code == billing.CodeCardDeclined {
+				// A valid card its bank refused: a payment's answer, not a typo.
+				f.Declined = true
+				f.Errors["number"] = views.SandboxDeclinedField
 			} else if p, _ := be.Details["param"].(string); p == "number" {
-				f.Errors["number"] = be.Message // declined: try another card
+				f.Errors["number"] = be.Message
 			} else {
 				f.Error = be.Message
 			}

@@ -527,8 +527,13 @@ func TestSandboxDeclineRecovers(t *testing.T) {
 	f.Set("cvc", "123")
 	// The declined card again: refused on the page, nothing granted.
 	f.Set("number", cardDecline)
-	if got := testID(t, v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity), "error-number"); got != "Your card was declined. Try another card." {
+	declined := v.post("/sandbox/cards", f).want(t, http.StatusUnprocessableEntity)
+	if got := testID(t, declined, "error-number"); got != "Declined by the card's bank." {
 		t.Fatalf("a declined card on the card page: %q", got)
+	}
+	// A decline is the bank's answer, not a typing mistake: the summary says so.
+	if got := testID(t, declined, "sandbox-card-errors"); got != "Your card was declined. Nothing was charged. Try another card." {
+		t.Fatalf("a declined card's summary: %q", got)
 	}
 	f.Set("number", cardOK)
 	back := v.location(v.post("/sandbox/cards", f), http.StatusSeeOther)

@@ -113,7 +113,17 @@ type SandboxCardForm struct {
 	Error                 string            // not about one field
 	Pay                   *billing.Money    // a checkout: what the form pays
 	Description           string            // what is bought
+	// Declined: the card was valid and its bank refused the payment; the
+	// summary says so (SandboxDeclinedSummary), not "fix the field".
+	Declined bool
 }
+
+// A declined card's words on the card page: the summary, and the card
+// number field's message.
+const (
+	SandboxDeclinedSummary = "Your card was declined. Nothing was charged. Try another card."
+	SandboxDeclinedField   = "Declined by the card's bank."
+)
 
 // SandboxAuth is the sandbox's stand-in for a bank's 3-D Secure page.
 type SandboxAuth struct {
