@@ -129,6 +129,22 @@ func (p Projection) LostCredits() Credits {
 	return n
 }
 
+// LossSplit is the projected loss as the overview tells it: at is the
+// first expiry that loses credits, first what the lots expiring then lose
+// (the figure a reminder of those lots gives: the sum of their LostFrom),
+// later what every later expiry loses. The whole loss is first + later.
+func (p Projection) LossSplit() (at time.Time, first, later Credits) {
+	for _, l := range p.Lost {
+		switch {
+		case at.IsZero() || l.At.Equal(at):
+			at, first = l.At, first+l.Credits
+		default:
+			later += l.Credits
+		}
+	}
+	return at, first, later
+}
+
 // LostFrom is what of lot id expires unused.
 func (p Projection) LostFrom(id int64) Credits {
 	for _, l := range p.Lost {

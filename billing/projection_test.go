@@ -541,3 +541,19 @@ func TestDaysSinceStart(t *testing.T) {
 		t.Errorf("no usage: %d, want 0", got)
 	}
 }
+
+func TestLossSplit(t *testing.T) {
+	d1 := time.Date(2026, 12, 7, 10, 12, 0, 0, time.UTC)
+	d2 := d1.AddDate(0, 1, 0)
+	p := Projection{Lost: []ExpiryLoss{{LotID: 1, At: d1, Credits: CreditsOf(500)}, {LotID: 2, At: d1, Credits: CreditsOf(29)}, {LotID: 3, At: d2, Credits: CreditsOf(251)}}}
+	at, first, later := p.LossSplit()
+	if !at.Equal(d1) || first != CreditsOf(529) || later != CreditsOf(251) || first+later != p.LostCredits() {
+		t.Fatalf("LossSplit = %v %s %s", at, first, later)
+	}
+	if first != p.LostFrom(1)+p.LostFrom(2) {
+		t.Fatal("the first figure is not its lots' LostFrom")
+	}
+	if at, first, later := (Projection{}).LossSplit(); !at.IsZero() || first != 0 || later != 0 {
+		t.Fatal("no loss")
+	}
+}

@@ -231,7 +231,7 @@ func TestDashboardExpiryReminders(t *testing.T) {
 		t.Errorf("reminder %q", got)
 	}
 	dashWant(t, d, "expiry-unused", "At your current pace about 250 credits of them will go unused.")
-	dashWant(t, d, "projection-expiry", "This counts about 250 credits that expire before you would use them, from "+dashDate(2026, 3, 16)+".")
+	dashWant(t, d, "projection-expiry", "This counts about 250 credits that expire on "+dashDate(2026, 3, 16)+" before you would use them.")
 
 	// In the customer's time zone, the same moment is the evening before.
 	b := usageSignIn(t, a, "promo")
@@ -397,4 +397,27 @@ func TestDashboardDatesAgree(t *testing.T) {
 	d := usageSignIn(t, a, "ample").page("/portal")
 	dashWant(t, d, "runs-out", dashDate(2026, 5, 15))
 	dashWant(t, d, "top-up-suggestion", "At your current pace your credits last until "+dashDate(2026, 5, 15)+": no need to top up yet.")
+}
+
+// The balance card and "Expiring soon" give one figure for the same
+// expiry: with two promos losing credits, the card's figure is the first
+// one's (its reminder's), and the later one's loss is said apart, not
+// added in as if it all went on the first date (780 against 529).
+func TestDashboardExpiryFiguresAgree(t *testing.T) {
+	a := dashAPI(t)
+	dashCustomer(t, a, "promos", 1_000, dashUse{"chat.request", 50, 7, 1})
+	grant := func(credits int64, expires time.Time, reason string) {
+		a.do("POST", "/api/v1/grants", a.Admin, map[string]any{"customer": "promos", "credits": credits, "source": "promo",
+			"reason": reason, "expires_at": expires.Format(time.RFC3339)}).want(t, http.StatusCreated)
+	}
+	grant(500, dashNow.AddDate(0, 0, 5), "Conference promo") // 250 used at 50 a day, 250 lost
+	grant(800, dashNow.AddDate(0, 0, 20), "Spring promo")    // 750 used in the 15 days after, 50 lost
+	d := usageSignIn(t, a, "promos").page("/portal")
+	unused := d.Find(`[data-testid="expiry-unused"]`)
+	if unused.Length() != 2 || usageText(unused.First()) != "At your current pace about 250 credits of them will go unused." ||
+		usageText(unused.Last()) != "At your current pace about 50 credits of them will go unused." {
+		t.Fatalf("reminders %q", dashText(d, "expiring"))
+	}
+	dashWant(t, d, "projection-expiry", "This counts about 250 credits that expire on "+dashDate(2026, 3, 16)+
+		" before you would use them, and about 50 more that expire later.")
 }

@@ -96,12 +96,19 @@ func (d DashboardPage) outlook(f Fmt) dashboardOutlook {
 }
 
 // lostNote is what the projection counts as expiring unused.
-func (d DashboardPage) lost() (billing.Credits, time.Time) {
-	p := d.Forecast.Primary()
-	if len(p.Lost) == 0 {
-		return 0, time.Time{}
+func (d DashboardPage) lost() (at time.Time, first, later billing.Credits) {
+	return d.Forecast.Primary().LossSplit()
+}
+
+// projectionExpiryText is the balance card's note on credits the forecast
+// loses to expiry: the first expiry's figure, the one its reminder under
+// "Expiring soon" gives, then what later expiries lose.
+func projectionExpiryText(f Fmt, at time.Time, first, later billing.Credits) string {
+	s := "This counts about " + f.CreditsWord(dashboardRound(first)) + " that expire on " + f.Date(at) + " before you would use them"
+	if later > 0 {
+		s += ", and about " + f.Credits(dashboardRound(later)) + " more that expire later"
 	}
-	return p.LostCredits(), p.Lost[0].At
+	return s + "."
 }
 
 // dashboardRound rounds an estimate (a rate, a projected loss, a chart
