@@ -367,3 +367,21 @@ func TestLimitsJSONNullRemovesCap(t *testing.T) {
 		t.Fatalf("limits %+v", lim)
 	}
 }
+
+func TestSuggestTopUpPack(t *testing.T) {
+	packs := []CreditPack{{ID: "s", Credits: CreditsOf(1000)}, {ID: "g", Credits: CreditsOf(5500)}, {ID: "x", Credits: CreditsOf(12000)}}
+	for _, tt := range []struct {
+		shortfall, forecast Credits
+		last, want          string
+	}{
+		{0, 0, "", "s"},
+		{CreditsOf(1200), 0, "", "g"},                // a request's shortfall
+		{0, CreditsOf(8784), "", "x"},                // the forecast's top-up: the overview's and the top-up page's alike
+		{CreditsOf(1200), CreditsOf(8784), "s", "x"}, // the larger need; the last pack only if it covers it
+		{-CreditsOf(5), 0, "g", "g"},
+	} {
+		if got, _ := SuggestTopUpPack(packs, tt.shortfall, tt.forecast, tt.last); got.ID != tt.want {
+			t.Errorf("SuggestTopUpPack(%s, %s, %q) = %s, want %s", tt.shortfall, tt.forecast, tt.last, got.ID, tt.want)
+		}
+	}
+}

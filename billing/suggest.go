@@ -1,5 +1,15 @@
 package billing
 
+// SuggestTopUpPack is the pack the portal suggests a customer buy, the
+// same on the overview and on the one-press top-up page: the one that
+// covers the larger of what a request needs now (shortfall: required less
+// available, 0 when none is waiting) and the forecast's top-up (what lasts
+// until the forecast's date at the current pace, Forecast.TopUp), by
+// SuggestPack's rule.
+func SuggestTopUpPack(packs []CreditPack, shortfall, forecastTopUp Credits, lastPackID string) (CreditPack, bool) {
+	return SuggestPack(packs, max(shortfall, forecastTopUp, 0), lastPackID)
+}
+
 // SuggestPack is the one credit pack to offer a customer who is short of
 // credits by shortfall (0 when unknown): the pack they bought last when it
 // covers the shortfall, else the smallest pack that does, else the largest

@@ -1086,3 +1086,24 @@ func TestSandboxCheckoutNewCardAuthenticates(t *testing.T) {
 		t.Fatalf("authentication page: %q", got)
 	}
 }
+
+// The overview and the one-press top-up suggest the same pack for the same
+// customer (billing.SuggestTopUpPack): the overview's forecast needs more
+// than Starter, so the top-up page's main button is not Starter either.
+func TestSuggestedPackAgrees(t *testing.T) {
+	p := newPayAPI(t)
+	id, v := p.shopper(t, "acme")
+	v.addCard(cardOK)
+	p.grant(t, id, "2000", "promo")
+	for range 5 { // 300 credits a day
+		p.usage(id, "chat.request", "300", "").want(t, http.StatusCreated)
+		p.Clock.Advance(24 * time.Hour)
+	}
+	over := v.get("/portal").want(t, http.StatusOK)
+	if got := testID(t, over, "top-up-suggestion"); !strings.Contains(got, "the Growth pack (5,500 credits) covers it") {
+		t.Fatalf("the overview suggests %q", got)
+	}
+	if got := testID(t, v.get("/portal/top-up").want(t, http.StatusOK), "focus-pay"); got != "Pay $50.00 for 5,500 credits with Visa •••• 4242" {
+		t.Fatalf("the top-up page's main button %q, the overview suggests Growth", got)
+	}
+}

@@ -54,15 +54,10 @@ func (s *Server) dashboard(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	lots := make([]billing.Lot, len(b.Lots))
-	for i, l := range b.Lots {
-		lots[i] = l.Lot
-	}
-	renewals, pending, err := s.planRenewals(ctx, cid, now) // portal_plan.go
+	fc, pending, err := s.forecast(ctx, cid, sh.Fmt, b, usage, now)
 	if err != nil {
 		return err
 	}
-	fc := billing.NewPlanForecast(now, usage, lots, b.Available, views.DashboardTopUpUntil(sh.Fmt, now), renewals)
 	page := views.NewDashboardPage(now, b, fc, views.NewDashboardChart(usage, names, period, now))
 	page.RenewalPending = pending
 	if s.cfg.Payments.Service != nil {
@@ -76,7 +71,7 @@ func (s *Server) dashboard(c echo.Context) error {
 			if err != nil {
 				return err
 			}
-			if pk, ok := billing.SuggestPack(tp.Packs, fc.TopUp, last); ok {
+			if pk, ok := billing.SuggestTopUpPack(tp.Packs, 0, fc.TopUp, last); ok {
 				page.Suggested = &pk
 			}
 		}
@@ -100,6 +95,21 @@ func (s *Server) dashboard(c echo.Context) error {
 
 // dashboardUsage reads the last dashboardHistory UTC days of usage
 // rollups and the price book's names of the features.
+// forecast is the overview's forecast of a customer's balance, with their
+// plan's renewals (pending: a renewal is due and not in yet); the top-up
+// page suggests a pack from the same forecast.
+func (s *Server) forecast(ctx context.Context, cid string, f views.Fmt, b billing.Balance, usage []billing.UsageDay, now time.Time) (billing.Forecast, bool, error) {
+	lots := make([]billing.Lot, len(b.Lots))
+	for i, l := range b.Lots {
+		lots[i] = l.Lot
+	}
+	renewals, pending, err := s.planRenewals(ctx, cid, now) // portal_plan.go
+	if err != nil {
+		return billing.Forecast{}, false, err
+	}
+	return billing.NewPlanForecast(now, usage, lots, b.Available, views.DashboardTopUpUntil(f, now), renewals), pending, nil
+}
+
 func (s *Server) dashboardUsage(ctx context.Context, customerID string, now time.Time) ([]billing.UsageDay, map[string]string, error) {
 	today := now.UTC()
 	usage, err := s.ledger.FindUsageDays(ctx, customerID,

@@ -50,7 +50,17 @@ func (s *Server) renderTopUp(c echo.Context, status int, panel *views.TopUpPanel
 	if err != nil {
 		return err
 	}
-	if pk, ok := billing.SuggestPack(tp.Packs, max(f.Required-b.Available, 0), last); ok {
+	// The overview's suggestion: the same forecast, the same rule.
+	now := s.store.Now()
+	usage, _, err := s.dashboardUsage(ctx, cid, now)
+	if err != nil {
+		return err
+	}
+	fc, _, err := s.forecast(ctx, cid, sh.Fmt, b, usage, now)
+	if err != nil {
+		return err
+	}
+	if pk, ok := billing.SuggestTopUpPack(tp.Packs, f.Required-b.Available, fc.TopUp, last); ok {
 		f.Suggested = &views.PayOption{Pack: pk, Key: newClickKey()}
 		for _, p := range tp.Packs {
 			if p.ID != pk.ID {
