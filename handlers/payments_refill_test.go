@@ -145,9 +145,9 @@ func TestAutoRefillForm(t *testing.T) {
 		{"target missing", url.Values{"threshold": {"500"}, "mode": {"target"}, "target": {""}}, "error-target", "Enter the balance to refill to", "", `input[name="target"]`},
 		{"no such pack", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_nope"}}, "error-pack", "Choose a credit pack", "500", "#refill-threshold"},
 		{"zero refills a month", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_refills": {"0"}}, "error-max_refills", "Enter 1 to 1,000 refills a month", "0", `input[name="max_refills"]`},
-		{"amount ceiling not money", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"lots"}}, "error-max_amount", "Enter an amount such as 25.50.", "lots", `input[name="max_amount"]`},
+		{"amount ceiling not money", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"lots"}}, "error-max_amount", "Enter an amount, such as 25.50.", "lots", `input[name="max_amount"]`},
 		// An exponent is not a number people type: never $1,000.00.
-		{"amount ceiling with an exponent", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"1e3"}}, "error-max_amount", "Enter an amount such as 25.50.", "1e3", `input[name="max_amount"]`},
+		{"amount ceiling with an exponent", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"1e3"}}, "error-max_amount", "Enter an amount, such as 25.50.", "1e3", `input[name="max_amount"]`},
 		// A ceiling below one refill's price would skip every refill: refused beside it.
 		{"amount ceiling below the pack", url.Values{"threshold": {"500"}, "mode": {"pack"}, "pack": {"pack_1000"}, "max_amount": {"5"}}, "error-max_amount", "One refill costs $10.00: a ceiling of $5.00 would stop every refill.", "5", `input[name="max_amount"]`},
 		// Target mode: at least target − threshold credits (1,500 at $10 per 1,000: $15.00).

@@ -350,14 +350,14 @@ func TestSandboxOneClickTopUp(t *testing.T) {
 			"1000.01": "Enter an amount between $5.00 and $1,000.00.",
 			"0.01":    "Enter an amount between $5.00 and $1,000.00.",
 			"0":       "Enter an amount between $5.00 and $1,000.00.",
-			"ten":     "Enter an amount such as 25.50.",
-			"1e3":     "Enter an amount such as 25.50.",
-			"0x10":    "Enter an amount such as 25.50.",
+			"ten":     "Enter an amount, such as 25.50.",
+			"1e3":     "Enter an amount, such as 25.50.",
+			"0x10":    "Enter an amount, such as 25.50.",
 			"+5":      "Type the number without a + sign, such as 25.50.",
 			"-5":      "Enter an amount above zero, without a minus sign.",
 			"5.001":   "Use at most two decimals, such as 25.50.",
 			"1,5":     `Type 1.5 or 15: we can't tell which "1,5" means.`,
-			"  ":      "Enter an amount, such as 25.00.",
+			"  ":      "Enter an amount, such as 25.50.",
 			"$999.5":  "",
 		} {
 			for _, htmx := range []bool{false, true} {
@@ -784,7 +784,7 @@ func TestSandboxTopUpFlowWithoutACard(t *testing.T) {
 	cf := formValues(t, page, `#custom-top-up`)
 	cf.Set("amount", "1e3")
 	r2 := w.post("/portal/top-ups/confirm", cf).want(t, http.StatusUnprocessableEntity)
-	if doc(t, r2).Find(`[data-testid="top-up-focus"]`).Length() != 1 || testID(t, r2, "custom-error") != "Enter an amount such as 25.50." {
+	if doc(t, r2).Find(`[data-testid="top-up-focus"]`).Length() != 1 || testID(t, r2, "custom-error") != "Enter an amount, such as 25.50." {
 		t.Fatalf("a refused custom amount on the focused page: %.300s", r2.Raw)
 	}
 }

@@ -201,7 +201,7 @@ func (s *Server) readCustomAmount(c echo.Context) (amount int64, answered bool, 
 		cur = pb.Currency
 	}
 	fm := readForm(c)
-	amt := fm.Money("amount", cur, forms.Opts{Required: "Enter an amount, such as " + s.publicShell(c, "").Fmt.MoneyInput(billing.Money{Amount: 25_00 * pow10(billing.MinorUnits(cur)) / 100, Currency: cur}) + ".",
+	amt := fm.Money("amount", cur, forms.Opts{Required: "Enter an amount, such as " + fm.Locale.MoneyExample(cur) + ".",
 		Negative: "Enter an amount above zero, without a minus sign."})
 	if amt != nil {
 		if msg := s.customRange(c, pb, *amt); msg != "" {
@@ -226,15 +226,6 @@ func (s *Server) readCustomAmount(c echo.Context) (amount int64, answered bool, 
 		return 0, true, s.renderTopUp(c, http.StatusUnprocessableEntity, &tp)
 	}
 	return 0, true, s.renderBilling(c, http.StatusUnprocessableEntity, func(p *views.BillingPage) { p.TopUp = tp })
-}
-
-// pow10 is 10^n.
-func pow10(n int) int64 {
-	v := int64(1)
-	for range n {
-		v *= 10
-	}
-	return v
 }
 
 func isHTMX(c echo.Context) bool { return c.Request().Header.Get("HX-Request") == "true" }

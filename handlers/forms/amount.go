@@ -246,6 +246,11 @@ func (l Locale) group(digits string) string {
 // number writes whole and decimals with the locale's separators.
 func (l Locale) number(whole, frac string) string { return l.group(whole) + l.Decimal + frac }
 
+// MoneyExample is the amount of money the form's messages give as an
+// example ("25.50"), for a form's own "Enter an amount, such as …" to
+// give the same one.
+func (l Locale) MoneyExample(currency string) string { return l.example(kindMoney, currency) }
+
 // example is an amount to show in a message, written the reader's way.
 func (l Locale) example(k kind, currency string) string {
 	switch {

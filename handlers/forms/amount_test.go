@@ -135,7 +135,7 @@ func TestFormErrorsAllAtOnce(t *testing.T) {
 		"threshold":  `Type 1.5 or 15: we can't tell which "1,5" means.`,
 		"target":     "Enter the balance to refill to.",
 		"cap":        "A cap can't be negative.",
-		"max_amount": "Enter an amount such as 25.50.",
+		"max_amount": "Enter an amount, such as 25.50.",
 		"refills":    "Enter a whole number, such as 3.",
 		"fils":       "Use at most three decimals, such as 25.500.",
 		"plus":       "Type the number without a + sign, such as 1,000.",

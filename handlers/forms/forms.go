@@ -160,7 +160,7 @@ func (f *Form) amount(name string, decimals int, o Opts, k kind, currency string
 		case kindCredits:
 			f.Fail(name, "Enter a number of credits, such as "+loc.group("1000")+" or "+loc.number("12", "5")+".")
 		case kindMoney:
-			f.Fail(name, "Enter an amount such as "+loc.example(k, currency)+".")
+			f.Fail(name, "Enter an amount, such as "+loc.example(k, currency)+".")
 		default:
 			f.Fail(name, "Enter a whole number, such as 3.")
 		}
