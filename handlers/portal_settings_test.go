@@ -328,3 +328,16 @@ func TestSettingsCapBelowSpend(t *testing.T) {
 		t.Errorf("a monthly cap above the month's spend has a note")
 	}
 }
+
+// Spend controls and auto-refill word a refused form's summary alike.
+func TestSettingsErrorSummaryWording(t *testing.T) {
+	_, v, tok := settingsFixture(t)
+	r := v.post("/portal/settings", url.Values{"daily_cap": {"lots"}}, "HX-Request", "true", "X-CSRF-Token", tok).want(t, http.StatusUnprocessableEntity)
+	if got := testID(t, r, "settings-error-summary"); got != "Fix the field marked below: nothing was saved." {
+		t.Errorf("one field: %q", got)
+	}
+	r = v.post("/portal/settings", url.Values{"daily_cap": {"lots"}, "monthly_cap": {"-1"}}, "HX-Request", "true", "X-CSRF-Token", tok).want(t, http.StatusUnprocessableEntity)
+	if got := testID(t, r, "settings-error-summary"); got != "Fix the 2 fields marked below: nothing was saved." {
+		t.Errorf("two fields: %q", got)
+	}
+}

@@ -677,20 +677,20 @@ func SettingsForm(s Shell, v SettingsView) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if len(v.Input.Errors) > 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "<div class=\"rounded-t-xl border-b border-red-200 bg-red-50 px-6 py-3 text-sm text-red-800\" role=\"alert\" data-testid=\"settings-error-summary\">Nothing was saved. Please correct the ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "<div class=\"rounded-t-xl border-b border-red-200 bg-red-50 px-6 py-3 text-sm text-red-800\" role=\"alert\" data-testid=\"settings-error-summary\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var26 string
-			templ_7745c5c3_Var26, templ_7745c5c3_Err = templ.JoinStringErrs(settingsPlural(len(v.Input.Errors), "field", "fields"))
+			templ_7745c5c3_Var26, templ_7745c5c3_Err = templ.JoinStringErrs(errorCount(len(v.Input.Errors)))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_settings.templ`, Line: 264, Col: 98}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `page_settings.templ`, Line: 264, Col: 37}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var26))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 45, " marked below.</div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 45, " below: nothing was saved.</div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -1331,13 +1331,6 @@ func settingsThresholdPlaceholder(f Fmt, v SettingsView) string {
 		return "Default: " + f.Credits(v.DefaultThreshold)
 	}
 	return fmt.Sprintf("Default: %d days left", billing.LowBalanceDays)
-}
-
-func settingsPlural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // capPlaceholder is an empty cap field's hint: no cap, or the product's.
