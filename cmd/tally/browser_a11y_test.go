@@ -181,6 +181,13 @@ func TestBrowserPortalAccessible(t *testing.T) {
 		if p.then != nil {
 			p.then()
 		}
+		if p.name == "usage" {
+			// "Paid from" heads the column: its cells don't repeat "from:"; the phone's stacked row, with no header, says it.
+			got := eval[string](b, "paid from", `document.querySelector('[data-testid="usage-burn"]').innerText`)
+			if wantFrom := width < 640; strings.HasPrefix(got, "from:") != wantFrom {
+				t.Errorf("usage-%d: a paid-from cell reads %q", width, got)
+			}
+		}
 		name := fmt.Sprintf("%s-%d", p.name, width)
 		t.Logf("screenshot %s", b.shot(name))
 		var serious []string
