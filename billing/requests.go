@@ -97,6 +97,37 @@ func (in *CustomerInput) Validate() error {
 	return checkText("name", in.Name, 200)
 }
 
+// CustomerUpdate changes a customer's e-mail (where receipts and notices
+// go) and name; a field left out (nil) stays as it is, "" clears it.
+type CustomerUpdate struct {
+	Email *string `json:"email"`
+	Name  *string `json:"name"`
+}
+
+// Validate checks and normalises an update as CustomerInput does.
+func (u *CustomerUpdate) Validate() error {
+	if u.Email == nil && u.Name == nil {
+		return Errorf(CodeValidation, "send email, name or both: the fields to change").With("param", "email")
+	}
+	in := CustomerInput{ExternalID: "x"}
+	if u.Email != nil {
+		in.Email = *u.Email
+	}
+	if u.Name != nil {
+		in.Name = *u.Name
+	}
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	if u.Email != nil {
+		u.Email = &in.Email
+	}
+	if u.Name != nil {
+		u.Name = &in.Name
+	}
+	return nil
+}
+
 func checkText(param, s string, max int) error {
 	if !utf8.ValidString(s) || len(s) > max {
 		return Errorf(CodeValidation, "%s must be valid text of at most %d bytes", param, max).With("param", param)

@@ -39,6 +39,8 @@ type Ledger interface {
 	// CreateCustomer creates a customer or returns the existing one with the
 	// same external_id (created = false). validation_failed.
 	CreateCustomer(ctx context.Context, in CustomerInput) (c Customer, created bool, err error)
+	// UpdateCustomer changes a customer's e-mail and name. customer_not_found, validation_failed.
+	UpdateCustomer(ctx context.Context, ref string, u CustomerUpdate) (Customer, error)
 	// ResolveCustomer maps a cus_ id or external_id to Tally's id. customer_not_found.
 	ResolveCustomer(ctx context.Context, ref string) (string, error)
 	FindCustomer(ctx context.Context, ref string) (Customer, error)

@@ -20,6 +20,13 @@ func (d *DB) CreateCustomer(ctx context.Context, in billing.CustomerInput) (c bi
 		existing, err := t.customerByRef(in.ExternalID)
 		if err == nil {
 			c, created = existing, false
+			// A repeat that names another e-mail or name would drop it
+			// without a word: say how to change them.
+			if (in.Email != "" && in.Email != existing.Email) || (in.Name != "" && in.Name != existing.Name) {
+				return billing.Errorf(billing.CodeConflict,
+					"Customer %s already exists with another email or name; this request changed nothing. Change them with PATCH /api/v1/customers/%s.",
+					in.ExternalID, existing.ID).With("param", "external_id").With("customer", existing.ID)
+			}
 			return nil
 		}
 		if billing.ErrorCode(err) != billing.CodeCustomerNotFound {
@@ -159,6 +166,44 @@ func (d *DB) FindCustomers(ctx context.Context, f billing.CustomerFilter) ([]bil
 		out = out[:limit]
 	}
 	return out, more, rows.Err()
+}
+
+// UpdateCustomer changes a customer's e-mail and name (a nil field stays).
+// An audit record in ctx (billing.WithAudit) is written with the change.
+func (d *DB) UpdateCustomer(ctx context.Context, ref string, u billing.CustomerUpdate) (billing.Customer, error) {
+	if err := u.Validate(); err != nil {
+		return billing.Customer{}, err
+	}
+	id, err := d.ResolveCustomer(ctx, ref)
+	if err != nil {
+		return billing.Customer{}, err
+	}
+	var c billing.Customer
+	err = d.Write(ctx, func(t *Tx) error {
+		before, err := t.customerByRef(id)
+		if err != nil {
+			return err
+		}
+		email, name := before.Email, before.Name
+		if u.Email != nil {
+			email = *u.Email
+		}
+		if u.Name != nil {
+			name = *u.Name
+		}
+		if _, err := t.exec(`UPDATE customers SET email = ?, name = ? WHERE id = ?`, email, name, id); err != nil {
+			return err
+		}
+		if c, err = t.customerByRef(id); err != nil {
+			return err
+		}
+		return t.auditFrom(ctx, func(r *billing.AuditRecord) {
+			r.Customer = id
+			r.Before = jsonText(map[string]string{"email": before.Email, "name": before.Name})
+			r.After = jsonText(map[string]string{"email": email, "name": name})
+		})
+	})
+	return c, err
 }
 
 // SetLimits replaces the operator's limits on a customer: the spend caps and

@@ -27,6 +27,19 @@ func (s *Server) createCustomer(c echo.Context) error {
 	return writeJSON(c, status, customerView(cus))
 }
 
+// PATCH /api/v1/customers/:id changes the e-mail and name.
+func (s *Server) updateCustomer(c echo.Context) error {
+	var u billing.CustomerUpdate
+	if err := DecodeJSON(c.Request().Body, &u); err != nil {
+		return err
+	}
+	cus, err := s.ledger.UpdateCustomer(c.Request().Context(), customerParam(c), u)
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, customerView(cus))
+}
+
 type customerJSON struct {
 	Object string `json:"object"`
 	billing.Customer

@@ -199,3 +199,33 @@ func TestRegressionStrictQuery(t *testing.T) {
 	a.do("GET", "/api/v1/customers/"+cus+"/ledger?type=grant&limit=5", a.Read, nil).want(t, http.StatusOK)
 	a.do("GET", "/api/v1/customers/"+cus+"/ledger?type=grants", "", nil).want(t, http.StatusUnauthorized)
 }
+
+// A customer's e-mail and name can change (PATCH), and a repeated create
+// naming other ones says so instead of answering 200 with the old ones.
+func TestRegressionUpdateCustomer(t *testing.T) {
+	a := newTestAPI(t)
+	a.do("POST", "/api/v1/customers", a.Meter, map[string]any{"external_id": "user_42", "email": "ada@example.com", "name": "Ada"}).
+		want(t, http.StatusCreated)
+	a.do("POST", "/api/v1/customers", a.Meter, map[string]any{"external_id": "user_42", "email": "ada@example.com"}).want(t, http.StatusOK)
+	e := a.do("POST", "/api/v1/customers", a.Meter, map[string]any{"external_id": "user_42", "email": "new@example.com"}).
+		wantError(t, http.StatusConflict, "conflict")
+	if msg, _ := e["message"].(string); !strings.Contains(msg, "PATCH /api/v1/customers/") {
+		t.Fatalf("repeat with another email: %v", e)
+	}
+	r := a.do("PATCH", "/api/v1/customers/user_42", a.Meter, map[string]any{"email": " new@example.com "}).want(t, http.StatusOK)
+	if r.Body["email"] != "new@example.com" || r.Body["name"] != "Ada" {
+		t.Fatalf("after PATCH: %s", r.Raw)
+	}
+	r = a.do("PATCH", "/api/v1/customers/user_42", a.Meter, map[string]any{"name": ""}).want(t, http.StatusOK)
+	if r.Body["email"] != "new@example.com" || r.Body["name"] != "" {
+		t.Fatalf("after clearing the name: %s", r.Raw)
+	}
+	a.do("PATCH", "/api/v1/customers/user_42", a.Meter, map[string]any{"email": "not an address"}).wantError(t, http.StatusUnprocessableEntity, "validation_failed")
+	a.do("PATCH", "/api/v1/customers/user_42", a.Meter, map[string]any{}).wantError(t, http.StatusUnprocessableEntity, "validation_failed")
+	a.do("PATCH", "/api/v1/customers/user_42", a.Meter, map[string]any{"external_id": "x"}).wantError(t, http.StatusBadRequest, "invalid_request")
+	a.do("PATCH", "/api/v1/customers/nobody", a.Meter, map[string]any{"name": "x"}).wantError(t, http.StatusNotFound, "customer_not_found")
+	a.do("PATCH", "/api/v1/customers/user_42", a.Read, map[string]any{"name": "x"}).wantError(t, http.StatusForbidden, "forbidden")
+	if g := a.do("GET", "/api/v1/customers/user_42", a.Read, nil).want(t, http.StatusOK); g.Body["email"] != "new@example.com" {
+		t.Fatalf("stored: %s", g.Raw)
+	}
+}

@@ -26,6 +26,7 @@ var routeScopes = map[string]string{
 	"GET /api/v1/customers/:id/usage":   billing.ScopeRead,
 	"GET /api/v1/customers/:id/ledger":  billing.ScopeRead,
 	"PUT /api/v1/customers/:id/limits":  billing.ScopeAdmin,
+	"PATCH /api/v1/customers/:id":       billing.ScopeMetering,
 	"POST /api/v1/grants":               billing.ScopeAdmin,
 	"POST /api/v1/adjustments":          billing.ScopeAdmin,
 	"POST /api/v1/usage":                billing.ScopeMetering,

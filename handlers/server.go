@@ -147,6 +147,7 @@ func (s *Server) routes() {
 	api.POST("/customers", s.createCustomer, meter)
 	api.GET("/customers", s.listCustomers, read)
 	api.GET("/customers/:id", s.getCustomer, read)
+	api.PATCH("/customers/:id", s.updateCustomer, meter)
 	api.GET("/customers/:id/balance", s.getBalance, read)
 	api.GET("/customers/:id/usage", s.listUsage, read)
 	api.GET("/customers/:id/ledger", s.listLedger, read)
