@@ -128,9 +128,12 @@ func (u *CustomerUpdate) Validate() error {
 	return nil
 }
 
+// checkText bounds a text field in characters, as the docs and OpenAPI's
+// maxLength count (it counted bytes: 200 accented letters were "too
+// long" for a 200-character name), and refuses control characters.
 func checkText(param, s string, max int) error {
-	if !utf8.ValidString(s) || len(s) > max {
-		return Errorf(CodeValidation, "%s must be valid text of at most %d bytes", param, max).With("param", param)
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > max {
+		return Errorf(CodeValidation, "%s must be valid text of at most %d characters", param, max).With("param", param)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
@@ -189,7 +192,7 @@ func CheckMetadata(m map[string]string) error {
 		return Errorf(CodeValidation, "metadata may have at most 20 keys").With("param", "metadata")
 	}
 	for k, v := range m {
-		if k == "" || len(k) > 40 {
+		if k == "" || utf8.RuneCountInString(k) > 40 {
 			return Errorf(CodeValidation, "metadata keys must be 1-40 characters").With("param", "metadata")
 		}
 		if err := checkText("metadata."+k, v, 500); err != nil {

@@ -41,8 +41,10 @@ func TestUsageRequestValidate(t *testing.T) {
 		{"idempotency key with a space", func(r *UsageRequest) { r.IdempotencyKey = "a b" }, CodeInvalidRequest},
 		{"21 metadata keys", func(r *UsageRequest) { r.Metadata = meta(21) }, CodeValidation},
 		{"empty metadata key", func(r *UsageRequest) { r.Metadata = map[string]string{"": "v"} }, CodeValidation},
-		{"41-byte metadata key", func(r *UsageRequest) { r.Metadata = map[string]string{strings.Repeat("k", 41): "v"} }, CodeValidation},
-		{"501-byte metadata value", func(r *UsageRequest) { r.Metadata = map[string]string{"k": strings.Repeat("v", 501)} }, CodeValidation},
+		{"41-character metadata key", func(r *UsageRequest) { r.Metadata = map[string]string{strings.Repeat("k", 41): "v"} }, CodeValidation},
+		{"501-character metadata value", func(r *UsageRequest) { r.Metadata = map[string]string{"k": strings.Repeat("v", 501)} }, CodeValidation},
+		{"40 accented letters in a key (80 bytes)", func(r *UsageRequest) { r.Metadata = map[string]string{strings.Repeat("é", 40): "v"} }, ""},
+		{"500 accented letters in a value", func(r *UsageRequest) { r.Metadata = map[string]string{"k": strings.Repeat("é", 500)} }, ""},
 		{"control character in a value", func(r *UsageRequest) { r.Metadata = map[string]string{"k": "a\nb"} }, CodeValidation},
 		{"control character in a key", func(r *UsageRequest) { r.Metadata = map[string]string{"k\x00": "v"} }, CodeValidation},
 		{"invalid UTF-8 value", func(r *UsageRequest) { r.Metadata = map[string]string{"k": "\xff"} }, CodeValidation},
@@ -449,6 +451,10 @@ func TestCustomerInputValidate(t *testing.T) {
 		{"bad email", CustomerInput{ExternalID: "u", Email: "not an email"}, "email"},
 		{"email with display name", CustomerInput{ExternalID: "u", Email: "Ada <ada@example.com>"}, "email"},
 		{"name too long", CustomerInput{ExternalID: "u", Name: strings.Repeat("n", 201)}, "name"},
+		// Lengths are in characters, as the docs say: 200 accented letters
+		// are 400 bytes and were refused.
+		{"200 accented letters", CustomerInput{ExternalID: "u", Name: strings.Repeat("é", 200)}, ""},
+		{"201 accented letters", CustomerInput{ExternalID: "u", Name: strings.Repeat("é", 201)}, "name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := tc.in
