@@ -231,7 +231,7 @@ func (h *embedHandlers) balanceJSON(ctx context.Context, cl embedClaims) (embedB
 		out.Outlook = billing.OutlookDepleted
 	}
 	if p.Outlook == billing.OutlookRunsOut {
-		t := p.RunsOut.UTC()
+		t := p.RunsOut.UTC().Truncate(time.Microsecond) // the API's precision (it had nanoseconds)
 		out.RunsOutAt = &t
 	}
 	return out, nil
