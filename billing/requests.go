@@ -545,3 +545,19 @@ func (r *AdjustmentRequest) Hash(customerID string) []byte {
 	h.str(r.Reason)
 	return h.sum()
 }
+
+// Key is the request's idempotency key ("" for none): the API's decoder
+// asks it to tell a key left out from one sent empty.
+func (r *UsageRequest) Key() string { return r.IdempotencyKey }
+
+// Key is the request's idempotency key.
+func (r *GrantRequest) Key() string { return r.IdempotencyKey }
+
+// Key is the request's idempotency key.
+func (r *HoldRequest) Key() string { return r.IdempotencyKey }
+
+// Key is the request's idempotency key.
+func (r *CaptureRequest) Key() string { return r.IdempotencyKey }
+
+// Key is the request's idempotency key.
+func (r *AdjustmentRequest) Key() string { return r.IdempotencyKey }

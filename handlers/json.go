@@ -73,8 +73,17 @@ var decodeOptions = json.JoinOptions(
 	jsontext.AllowInvalidUTF8(false),
 	json.MatchCaseInsensitiveNames(false),
 	json.RejectUnknownMembers(true),
-	json.WithUnmarshalers(json.UnmarshalFromFunc(emptyKey)),
 )
+
+// keyedOptions add emptyKey. It doubles the cost of decoding, so it runs
+// only when a request decoded without a key names "idempotency_key"
+// somewhere (an empty key, or a metadata tag of that name).
+var keyedOptions = json.JoinOptions(decodeOptions, json.WithUnmarshalers(json.UnmarshalFromFunc(emptyKey)))
+
+var keyName = []byte(`"idempotency_key"`)
+
+// keyed is a request with an idempotency key.
+type keyed interface{ Key() string }
 
 // emptyKey refuses "idempotency_key": "", in a request or a batch's event.
 // Read as no key, it made a client whose key variable was empty lose its
@@ -106,6 +115,11 @@ func decodeBytes(data []byte, v any) error {
 	}
 	if err := json.Unmarshal(data, v, decodeOptions); err != nil {
 		return jsonError(err, data)
+	}
+	if k, ok := v.(keyed); ok && k.Key() == "" && bytes.Contains(data, keyName) {
+		if err := json.Unmarshal(data, v, keyedOptions); err != nil {
+			return jsonError(err, data)
+		}
 	}
 	return nil
 }

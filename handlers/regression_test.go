@@ -154,10 +154,13 @@ func TestRegressionEmptyIdempotencyKey(t *testing.T) {
 	if b := a.balance(t, cus); num(t, b["balance"]) != "100" {
 		t.Fatalf("refused requests charged: %v", b)
 	}
+	// A metadata tag of that name is no key, and no mistake.
+	a.do("POST", "/api/v1/usage", a.Meter, `{"customer": "`+cus+`", "feature": "chat.request", "quantity": 1, "metadata": {"idempotency_key": "x"}}`).
+		want(t, http.StatusCreated)
 	// A key of one character is a key.
 	a.do("POST", "/api/v1/usage", a.Meter, body, "Idempotency-Key", "k").want(t, http.StatusCreated)
 	a.do("POST", "/api/v1/usage", a.Meter, body, "Idempotency-Key", "k").want(t, http.StatusCreated)
-	if b := a.balance(t, cus); num(t, b["balance"]) != "99" {
+	if b := a.balance(t, cus); num(t, b["balance"]) != "98" {
 		t.Fatalf("a retried key charged twice: %v", b)
 	}
 }
