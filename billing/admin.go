@@ -51,10 +51,11 @@ func AdminActor(adminID string) Actor { return Actor{Kind: ActorAdmin, ID: admin
 
 // AdminUser is a member of the product's staff.
 type AdminUser struct {
-	ID        string
-	Email     string
-	Role      string
-	CreatedAt time.Time
+	ID         string
+	Email      string
+	Role       string
+	CreatedAt  time.Time
+	DisabledAt *time.Time // set while disabled: no sign-in, no session (see admin_staff.go)
 }
 
 // AdminSession is an admin signed in to the console in one browser: the

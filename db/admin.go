@@ -3,9 +3,11 @@ package db
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,14 +70,13 @@ func (d *DB) dummy() []byte {
 	return d.dummyHash
 }
 
-// AuthenticateAdmin checks an e-mail and password. unauthorized.
+// AuthenticateAdmin checks an e-mail and password. unauthorized, and the
+// same for a disabled admin (after the same bcrypt comparison), so the
+// answer tells nobody whether the account exists or is disabled.
 func (d *DB) AuthenticateAdmin(ctx context.Context, email, password string) (billing.AdminUser, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	var a billing.AdminUser
 	var hash string
-	var created int64
-	err := d.read.QueryRowContext(ctx, `SELECT id, email, password_hash, role, created_at FROM admin_users WHERE email = ?`, email).
-		Scan(&a.ID, &a.Email, &hash, &a.Role, &created)
+	a, err := scanAdmin(d.read.QueryRowContext(ctx, `SELECT `+adminCols+`, password_hash FROM admin_users WHERE email = ?`, email), &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		bcrypt.CompareHashAndPassword(d.dummy(), []byte(password))
 		return billing.AdminUser{}, errAdminCredentials
@@ -83,44 +84,179 @@ func (d *DB) AuthenticateAdmin(ctx context.Context, email, password string) (bil
 	if err != nil {
 		return billing.AdminUser{}, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil || !a.Active() {
 		return billing.AdminUser{}, errAdminCredentials
 	}
-	a.CreatedAt = fromMicros(created)
 	return a, nil
 }
 
-// FindAdmin reads an admin by id. not_found.
-func (d *DB) FindAdmin(ctx context.Context, id string) (billing.AdminUser, error) {
+// adminCols are the columns scanAdmin reads, in its order.
+const adminCols = `id, email, role, created_at, disabled_at`
+
+// scanAdmin reads adminCols, then extra.
+func scanAdmin(row interface{ Scan(...any) error }, extra ...any) (billing.AdminUser, error) {
 	var a billing.AdminUser
 	var created int64
-	err := d.read.QueryRowContext(ctx, `SELECT id, email, role, created_at FROM admin_users WHERE id = ?`, id).
-		Scan(&a.ID, &a.Email, &a.Role, &created)
+	var disabled sql.NullInt64
+	if err := row.Scan(append([]any{&a.ID, &a.Email, &a.Role, &created, &disabled}, extra...)...); err != nil {
+		return billing.AdminUser{}, err
+	}
+	a.CreatedAt, a.DisabledAt = fromMicros(created), timePtr(disabled)
+	return a, nil
+}
+
+// FindAdmin reads an admin by id, disabled or not. not_found.
+func (d *DB) FindAdmin(ctx context.Context, id string) (billing.AdminUser, error) {
+	a, err := scanAdmin(d.read.QueryRowContext(ctx, `SELECT `+adminCols+` FROM admin_users WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, billing.Errorf(billing.CodeNotFound, "No admin %q.", id)
 	}
-	a.CreatedAt = fromMicros(created)
 	return a, err
 }
 
-// FindAdmins lists every admin, by e-mail.
+// FindAdminByEmail reads an admin by e-mail (any case), disabled or not.
+// not_found.
+func (d *DB) FindAdminByEmail(ctx context.Context, email string) (billing.AdminUser, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	a, err := scanAdmin(d.read.QueryRowContext(ctx, `SELECT `+adminCols+` FROM admin_users WHERE email = ?`, email))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, billing.Errorf(billing.CodeNotFound, "No admin with e-mail %s.", email).With("param", "email")
+	}
+	return a, err
+}
+
+// FindAdmins lists every admin, disabled or not, by e-mail.
 func (d *DB) FindAdmins(ctx context.Context) ([]billing.AdminUser, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT id, email, role, created_at FROM admin_users ORDER BY email`)
+	rows, err := d.read.QueryContext(ctx, `SELECT `+adminCols+` FROM admin_users ORDER BY email`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []billing.AdminUser
 	for rows.Next() {
-		var a billing.AdminUser
-		var created int64
-		if err := rows.Scan(&a.ID, &a.Email, &a.Role, &created); err != nil {
+		a, err := scanAdmin(rows)
+		if err != nil {
 			return nil, err
 		}
-		a.CreatedAt = fromMicros(created)
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// DisableAdmin disables an admin: they can't sign in, and every live
+// session of theirs ends (revoked) in the same transaction as the change
+// and its audit record (admin.disabled). Returns the admin as now and how
+// many sessions ended. See billing.CheckStaffChange for the refusals.
+func (d *DB) DisableAdmin(ctx context.Context, id string, by billing.Actor, reason string) (billing.AdminUser, int, error) {
+	var ended int64
+	a, err := d.changeStaff(ctx, id, by, reason, billing.StaffChange{Disable: true}, func(t *Tx, a *billing.AdminUser) (int64, error) {
+		at := t.Now.UTC().Truncate(time.Microsecond)
+		if _, err := t.exec(`UPDATE admin_users SET disabled_at = ? WHERE id = ?`, micros(at), id); err != nil {
+			return 0, err
+		}
+		a.DisabledAt = &at
+		res, err := t.exec(`UPDATE admin_sessions SET ended_at = ?, end_reason = ? WHERE admin_id = ? AND ended_at IS NULL`, micros(at), billing.SessionRevoked, id)
+		if err != nil {
+			return 0, err
+		}
+		ended, err = res.RowsAffected()
+		return ended, err
+	})
+	return a, int(ended), err
+}
+
+// EnableAdmin lets a disabled admin sign in again (admin.enabled). Their
+// old sessions stay ended.
+func (d *DB) EnableAdmin(ctx context.Context, id string, by billing.Actor, reason string) (billing.AdminUser, error) {
+	return d.changeStaff(ctx, id, by, reason, billing.StaffChange{Enable: true}, func(t *Tx, a *billing.AdminUser) (int64, error) {
+		a.DisabledAt = nil
+		_, err := t.exec(`UPDATE admin_users SET disabled_at = NULL WHERE id = ?`, id)
+		return -1, err
+	})
+}
+
+// SetAdminRole gives an admin another role (admin.role_changed); it
+// applies to their next request (requireAdmin reads the role every time).
+func (d *DB) SetAdminRole(ctx context.Context, id, role string, by billing.Actor, reason string) (billing.AdminUser, error) {
+	return d.changeStaff(ctx, id, by, reason, billing.StaffChange{Role: role}, func(t *Tx, a *billing.AdminUser) (int64, error) {
+		a.Role = role
+		_, err := t.exec(`UPDATE admin_users SET role = ? WHERE id = ?`, role, id)
+		return -1, err
+	})
+}
+
+// changeStaff reads the staff in the write's transaction (on PostgreSQL
+// locking their rows, so two instances' changes can't both pass the
+// last-owner rule), checks the change, makes it and appends its audit
+// record, all in one transaction. apply makes the change and returns how
+// many sessions it ended (-1: none were concerned).
+func (d *DB) changeStaff(ctx context.Context, id string, by billing.Actor, reason string, ch billing.StaffChange, apply func(*Tx, *billing.AdminUser) (int64, error)) (billing.AdminUser, error) {
+	if by.Kind == "" {
+		return billing.AdminUser{}, billing.Errorf(billing.CodeValidation, "a staff change needs an actor")
+	}
+	action := billing.AuditAdminRoleChanged
+	switch {
+	case ch.Disable:
+		action = billing.AuditAdminDisabled
+	case ch.Enable:
+		action = billing.AuditAdminEnabled
+	}
+	var out billing.AdminUser
+	err := d.Write(ctx, func(t *Tx) error {
+		rows, err := t.query(`SELECT ` + adminCols + ` FROM admin_users ORDER BY id` + d.sql("", " FOR NO KEY UPDATE"))
+		if err != nil {
+			return err
+		}
+		var staff []billing.AdminUser
+		for rows.Next() {
+			a, err := scanAdmin(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			staff = append(staff, a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		i := slices.IndexFunc(staff, func(a billing.AdminUser) bool { return a.ID == id })
+		if i < 0 {
+			return billing.Errorf(billing.CodeNotFound, "No admin %q.", id)
+		}
+		before := staff[i]
+		if err := billing.CheckStaffChange(by, before, staff, ch); err != nil {
+			return err
+		}
+		out = before
+		ended, err := apply(t, &out)
+		if err != nil {
+			return err
+		}
+		return t.recordAudit(billing.AuditRecord{Actor: by, Action: action, Reason: reason, Before: staffJSON(before, -1), After: staffJSON(out, ended)})
+	})
+	if err != nil {
+		return billing.AdminUser{}, err
+	}
+	return out, nil
+}
+
+// staffJSON is an admin as an audit record's before or after:
+// {"admin":"adm_…","email":"…","role":"admin","status":"active"}, with
+// "sessions_ended" when sessions is not negative.
+func staffJSON(a billing.AdminUser, sessions int64) string {
+	v := struct {
+		ID       string `json:"admin"`
+		Email    string `json:"email"`
+		Role     string `json:"role"`
+		Status   string `json:"status"`
+		Sessions *int64 `json:"sessions_ended,omitempty"`
+	}{ID: a.ID, Email: a.Email, Role: a.Role, Status: a.Status()}
+	if sessions >= 0 {
+		v.Sessions = &sessions
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // StartAdminSession stores a new admin session and returns its id.
@@ -128,6 +264,17 @@ func (d *DB) StartAdminSession(ctx context.Context, s billing.AdminSession) (str
 	id := newID("", 32)[1:]
 	h := hashSecret(id)
 	err := d.Write(ctx, func(t *Tx) error {
+		// Not for a disabled admin: a sign-in that raced their disabling
+		// starts nothing (the same answer as a wrong password). On
+		// PostgreSQL the row's share lock waits for a disable under way.
+		var disabled sql.NullInt64
+		err := t.queryRow(`SELECT disabled_at FROM admin_users WHERE id = ?`+d.sql("", " FOR SHARE"), s.AdminID).Scan(&disabled)
+		if errors.Is(err, sql.ErrNoRows) || disabled.Valid {
+			return errAdminCredentials
+		}
+		if err != nil {
+			return err
+		}
 		if _, err := t.exec(`INSERT INTO admin_sessions (id_hash, admin_id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
 			h[:], s.AdminID, micros(s.CreatedAt), micros(s.LastSeenAt), micros(s.ExpiresAt)); err != nil {
 			return err
