@@ -17,6 +17,7 @@ import (
 // ledger; *db.DB implements it.
 type AdminStore interface {
 	billing.Admins
+	billing.AdminStaff
 	billing.AdminReads
 	billing.Finance
 }
@@ -108,9 +109,14 @@ func (s *Server) adminSession(c echo.Context) (cookie *sessions.Session, a admin
 	if !row.Live(time.Now(), s.cfg.Admin.IdleTimeout) {
 		return cookie, a, false, nil
 	}
-	// The role is read on every request: a changed role applies at once.
+	// The role is read on every request: a changed role applies at once,
+	// and a disabled admin's session (which their disabling ended; one
+	// somehow still alive too) signs nobody in.
 	if a.User, err = s.store.FindAdmin(ctx, row.AdminID); err != nil {
 		return cookie, a, false, err
+	}
+	if !a.User.Active() {
+		return cookie, a, false, nil
 	}
 	if now := time.Now(); now.Sub(row.LastSeenAt) > time.Minute {
 		if err := s.store.TouchAdminSession(ctx, id, now); err != nil {
@@ -314,16 +320,6 @@ func (s *Server) adminSignOut(c echo.Context) error {
 		}
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/sign-in?signed_out=1")
-}
-
-// GET /admin/admins (owners): the staff, and a way to sign any of them out
-// everywhere.
-func (s *Server) adminAdminsPage(c echo.Context) error {
-	admins, err := s.store.FindAdmins(c.Request().Context())
-	if err != nil {
-		return err
-	}
-	return render(c, http.StatusOK, views.AdminAdminsPage(s.adminShell(c, "Admins", "admins"), admins))
 }
 
 // POST /admin/admins/:id/sign-out (owners) ends every session of an admin

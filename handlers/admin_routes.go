@@ -54,6 +54,9 @@ func (s *Server) registerAdmin() {
 
 	g.GET("/admins", s.adminAdminsPage, owner)
 	g.POST("/admins/:id/sign-out", s.adminSignOutEverywhere, owner)
+	g.POST("/admins/:id/role", s.adminStaffChange, owner)
+	g.POST("/admins/:id/disable", s.adminStaffChange, owner)
+	g.POST("/admins/:id/enable", s.adminStaffChange, owner)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -272,6 +272,9 @@ var adminRouteRoles = map[string]string{
 	"GET /admin/finance":                             billing.RoleOwner,
 	"GET /admin/finance.csv":                         billing.RoleOwner,
 	"POST /admin/admins/:id/sign-out":                billing.RoleOwner,
+	"POST /admin/admins/:id/role":                    billing.RoleOwner, // admin_staff_test.go
+	"POST /admin/admins/:id/disable":                 billing.RoleOwner,
+	"POST /admin/admins/:id/enable":                  billing.RoleOwner,
 	// Webhook endpoints and API keys (admin_console_test.go).
 	"GET /admin/webhooks":                                  billing.RoleSupport,
 	"POST /admin/webhooks":                                 billing.RoleAdmin,
