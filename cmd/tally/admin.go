@@ -13,10 +13,14 @@ import (
 	"golang.org/x/term"
 )
 
-const adminUsage = `Usage: tally admin <create|list> [flags]
+const adminUsage = `Usage: tally admin <create|list|disable|enable|role> [flags]
 
   create --email E --role R   add a member of staff to the admin console (/admin)
-  list                        list the admin console's staff
+  list                        list the admin console's staff, with their status
+  disable EMAIL [--reason R]  stop them signing in; every session of theirs ends now
+  enable EMAIL [--reason R]   let a disabled member of staff sign in again
+  role EMAIL ROLE [--reason R]
+                              give them another role (at their next page)
 
 Roles: owner (everything, and manages admins), admin (billing actions:
 grants, deductions, limits), support (reads everything, changes nothing).
@@ -26,8 +30,40 @@ a terminal, for scripts:
   echo "$PASSWORD" | tally admin create --email ops@example.com --role admin
 and otherwise asked for twice, without echo. At least 12 characters.
 
-Exit codes: 0 created, 1 refused (e-mail taken, password too short...),
-2 wrong command line.`
+The last active owner can't be disabled or given another role. Each
+change is in the audit log (actor system:cli) with the reason.
+
+Exit codes: 0 done, 1 refused (e-mail taken, password too short, no such
+admin, the last active owner, already so...), 2 wrong command line.`
+
+// adminSubUsage is each subcommand's --help.
+var adminSubUsage = map[string]string{
+	"disable": `Usage: tally admin disable EMAIL [--reason R] [--db D]
+
+Disables a member of staff: they can't sign in to the admin console (the
+sign-in answers as for a wrong password) and every session of theirs ends
+at once. The last active owner can't be disabled. Undo with 'tally admin
+enable EMAIL'.
+
+Exit codes: 0 disabled, 1 refused (no such admin, already disabled, the
+last active owner), 2 wrong command line.`,
+	"enable": `Usage: tally admin enable EMAIL [--reason R] [--db D]
+
+Lets a disabled member of staff sign in again, with their password and role.
+
+Exit codes: 0 enabled, 1 refused (no such admin, not disabled), 2 wrong
+command line.`,
+	"role": `Usage: tally admin role EMAIL ROLE [--reason R] [--db D]
+
+Gives a member of staff another role: owner (everything, and manages
+admins), admin (billing actions) or support (reads everything, changes
+nothing). It applies to their next page. The last active owner can't be
+given another role.
+
+Exit codes: 0 changed, 1 refused (no such admin, already that role, the
+last active owner), 2 wrong command line (ROLE not one of owner, admin,
+support).`,
+}
 
 // cmdAdmin manages the admin console's staff. stdin is where the password
 // comes from (os.Stdin in main; a reader in tests).
@@ -40,7 +76,11 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdin io.Reader, s
 		return nil
 	}
 	sub, args := args[0], args[1:]
-	fs := newFlags("admin "+sub, adminUsage, stderr)
+	usage := adminUsage
+	if u, ok := adminSubUsage[sub]; ok {
+		usage = u
+	}
+	fs := newFlags("admin "+sub, usage, stderr)
 	path := dbFlag(fs, getenv)
 	switch sub {
 	case "create":
@@ -95,7 +135,62 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdin io.Reader, s
 			fmt.Fprintln(stdout, "No admins yet. Add one with: tally admin create --email E --role owner")
 		}
 		for _, a := range admins {
-			fmt.Fprintf(stdout, "%s\t%s\t%s\n", a.ID, a.Email, a.Role)
+			status := a.Status()
+			if !a.Active() {
+				status += " " + a.DisabledAt.UTC().Format("2006-01-02 15:04 MST")
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", a.ID, a.Email, a.Role, status)
+		}
+		return nil
+	case "disable", "enable", "role":
+		reason := fs.String("reason", "", "why, kept in the audit log")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		want := 1
+		if sub == "role" {
+			want = 2
+		}
+		if fs.NArg() != want {
+			if sub == "role" {
+				return usageError{"admin role takes an e-mail and a role: tally admin role EMAIL owner|admin|support"}
+			}
+			return usageError{fmt.Sprintf("admin %s takes one e-mail address: tally admin %s EMAIL", sub, sub)}
+		}
+		if sub == "role" && !billing.ValidRole(fs.Arg(1)) {
+			return usageError{fmt.Sprintf("role %q is not one of %s", fs.Arg(1), strings.Join(billing.Roles(), ", "))}
+		}
+		if len(*reason) > 500 {
+			return usageError{"--reason: keep it under 500 characters"}
+		}
+		d, err := openDB(ctx, *path, stderr)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		a, err := d.FindAdminByEmail(ctx, fs.Arg(0))
+		if err != nil {
+			return errors.New(billing.ErrorMessage(err))
+		}
+		by := billing.SystemActor("cli")
+		switch sub {
+		case "disable":
+			a, n, err := d.DisableAdmin(ctx, a.ID, by, *reason)
+			if err != nil {
+				return errors.New(billing.ErrorMessage(err))
+			}
+			fmt.Fprintf(stdout, "Disabled %s (%s): they can't sign in; %d sessions ended.\n", a.Email, a.ID, n)
+		case "enable":
+			if a, err = d.EnableAdmin(ctx, a.ID, by, *reason); err != nil {
+				return errors.New(billing.ErrorMessage(err))
+			}
+			fmt.Fprintf(stdout, "Enabled %s (%s, role %s): they can sign in again.\n", a.Email, a.ID, a.Role)
+		default:
+			before := a.Role
+			if a, err = d.SetAdminRole(ctx, a.ID, fs.Arg(1), by, *reason); err != nil {
+				return errors.New(billing.ErrorMessage(err))
+			}
+			fmt.Fprintf(stdout, "%s (%s) is now %s (was %s).\n", a.Email, a.ID, a.Role, before)
 		}
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tally-billing/tally/billing"
 )
@@ -88,5 +89,73 @@ func TestDemoAdmins(t *testing.T) {
 	s, err := d.AuthenticateAdmin(ctx, demoSupportEmail, demoSupportPassword)
 	if err != nil || s.Role != billing.RoleSupport {
 		t.Fatalf("demo support: %+v %v", s, err)
+	}
+}
+
+// admin disable / enable / role: exit 0 done, 1 refused, 2 a wrong command
+// line; --help for each; list shows who is disabled; a disabled admin
+// can't sign in and their sessions ended; the last owner stays.
+func TestCLIAdminDisableEnableRole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	for _, x := range []struct{ email, role string }{{"boss@b.test", "owner"}, {"ops@b.test", "admin"}} {
+		if _, errs, code := runAdminCLI(t, path, "a long enough password\n", "create", "--email", x.email, "--role", x.role); code != exitOK {
+			t.Fatalf("create %s: %d %s", x.email, code, errs)
+		}
+	}
+	d := openVerified(t, path)
+	ctx := context.Background()
+	ops, err := d.FindAdminByEmail(ctx, "ops@b.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	session, err := d.StartAdminSession(ctx, billing.AdminSession{AdminID: ops.ID, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"disable help", []string{"disable", "--help"}, exitOK, "Usage: tally admin disable EMAIL"},
+		{"enable help", []string{"enable", "--help"}, exitOK, "Usage: tally admin enable EMAIL"},
+		{"role help", []string{"role", "--help"}, exitOK, "Usage: tally admin role EMAIL ROLE"},
+		{"disable without e-mail", []string{"disable"}, exitUsage, "admin disable takes one e-mail address"},
+		{"disable two e-mails", []string{"disable", "a@b.test", "c@b.test"}, exitUsage, "takes one e-mail address"},
+		{"role without role", []string{"role", "ops@b.test"}, exitUsage, "takes an e-mail and a role"},
+		{"role bad role", []string{"role", "ops@b.test", "root"}, exitUsage, `role "root" is not one of owner, admin, support`},
+		{"bad flag", []string{"disable", "ops@b.test", "--force"}, exitUsage, "flag provided but not defined"},
+		{"disable unknown", []string{"disable", "nobody@b.test"}, exitError, "No admin with e-mail nobody@b.test"},
+		{"disable the last owner", []string{"disable", "boss@b.test"}, exitError, "last active owner"},
+		{"demote the last owner", []string{"role", "boss@b.test", "admin"}, exitError, "last active owner"},
+		{"disable", []string{"disable", "OPS@b.test", "--reason", "left"}, exitOK, "Disabled ops@b.test"},
+		{"disable again", []string{"disable", "ops@b.test"}, exitError, "already disabled"},
+		{"list shows disabled", []string{"list"}, exitOK, "ops@b.test\tadmin\tdisabled "},
+		{"role of a disabled admin", []string{"role", "ops@b.test", "support"}, exitOK, "ops@b.test (" + ops.ID + ") is now support (was admin)"},
+		{"enable", []string{"enable", "ops@b.test"}, exitOK, "Enabled ops@b.test"},
+		{"enable again", []string{"enable", "ops@b.test"}, exitError, "already active"},
+		{"same role", []string{"role", "ops@b.test", "support"}, exitError, "already a support"},
+		{"list shows active", []string{"list"}, exitOK, "boss@b.test\towner\tactive"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, errs, code := runAdminCLI(t, path, "", c.args...)
+			if code != c.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, c.code, errs)
+			}
+			if !strings.Contains(out+errs, c.want) {
+				t.Errorf("output lacks %q:\n%s%s", c.want, out, errs)
+			}
+		})
+	}
+	if s, err := d.FindAdminSession(ctx, session); err != nil || s.EndReason != billing.SessionRevoked {
+		t.Fatalf("ops's session after disable: %+v %v, want revoked", s, err)
+	}
+	for action, n := range map[string]int{billing.AuditAdminDisabled: 1, billing.AuditAdminEnabled: 1, billing.AuditAdminRoleChanged: 1} {
+		recs, _, err := d.FindAudit(ctx, billing.AuditFilter{Action: action})
+		if err != nil || len(recs) != n || recs[0].Actor != billing.SystemActor("cli") {
+			t.Errorf("%s audit: %+v %v", action, recs, err)
+		}
 	}
 }

@@ -63,7 +63,7 @@ Commands:
   migrate       apply database migrations and print the schema version
   apikey        create, list, revoke or limit API keys
   pricebook     publish or show price books
-  admin         add or list the admin console's staff (owner, admin, support)
+  admin         add, list, disable, enable or change the role of the admin console's staff
   signout       end every portal session of a customer (all their browsers)
   backup        write a consistent copy of the database while Tally serves
   verify        check the ledger's invariants (balances, lots, holds, rollups)
