@@ -194,3 +194,46 @@ func TestStaffChangeGuards(t *testing.T) {
 		t.Fatalf("%d admin.role_changed records, want 3", n)
 	}
 }
+
+// Two instances (or the server and the CLI) demoting and disabling the two
+// owners at once: the staff are read under lock in each change's
+// transaction, so exactly one of each pair gets through and one active
+// owner always remains.
+func TestStaffChangeLastOwnerAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	for round := range 10 {
+		d, staff := staffFixture(t)
+		o := openInstance(t, d, nil)
+		o1, o2 := staff["owner1"], staff["owner2"]
+		errs := make(chan error, 2)
+		go func() { _, _, err := d.DisableAdmin(ctx, o1.ID, billing.SystemActor("cli"), ""); errs <- err }()
+		go func() {
+			_, err := o.SetAdminRole(ctx, o2.ID, billing.RoleAdmin, billing.SystemActor("cli"), "")
+			errs <- err
+		}()
+		ok, refused := 0, 0
+		for range 2 {
+			switch err := <-errs; {
+			case err == nil:
+				ok++
+			case billing.ErrorCode(err) == billing.CodeConflict && strings.Contains(billing.ErrorMessage(err), "last active owner"):
+				refused++
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		list, err := d.FindAdmins(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners := 0
+		for _, a := range list {
+			if a.Role == billing.RoleOwner && a.Active() {
+				owners++
+			}
+		}
+		if ok != 1 || refused != 1 || owners != 1 {
+			t.Fatalf("round %d: %d changes made, %d refused, %d active owners left; want 1, 1, 1", round, ok, refused, owners)
+		}
+	}
+}
