@@ -41,6 +41,14 @@ func TestBrowserAdmin(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A former member of staff: the admins page shows them disabled.
+	former, err := d.CreateAdmin(ctx, "former.employee.with.a.long.address@staff.test", browserAdminPassword, billing.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.DisableAdmin(ctx, former.ID, billing.SystemActor("test"), "left"); err != nil {
+		t.Fatal(err)
+	}
 	if c1, err = d.ResolveCustomer(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
