@@ -70,7 +70,7 @@ export type CaptureRequest = {
   feature: string;
   /** Idempotency key (printable ASCII without spaces, at most 255 characters). The same as the Idempotency-Key header; send either, or both with the same value. */
   idempotency_key?: string;
-  /** Tags to keep with the usage (user, project, model...): at most 20 keys of 1-40 bytes, values of at most 500 bytes, no control characters. Omitted from responses when empty. */
+  /** Tags to keep with the usage (user, project, model...): at most 20 keys of 1-40 characters, values of at most 500 characters, no control characters. Omitted from responses when empty. */
   metadata?: Record<string, string>;
   /** Instead of quantity, for a feature priced per dimension (send exactly one of the two). */
   quantities?: Quantities;
@@ -139,6 +139,14 @@ export type CustomerInput = {
 /** A page of customers, by id. */
 export type CustomerList = List & {
   data?: Customer[];
+};
+
+/** The fields to change; a field left out stays as it is. */
+export type CustomerUpdate = {
+  /** Billing email address (optional). */
+  email?: string;
+  /** Display name (optional). */
+  name?: string;
 };
 
 /** Metered usage that was charged. */
@@ -606,7 +614,7 @@ export type UsageRequest = {
   feature: string;
   /** Idempotency key (printable ASCII without spaces, at most 255 characters). The same as the Idempotency-Key header; send either, or both with the same value. */
   idempotency_key?: string;
-  /** Tags to keep with the usage (user, project, model...): at most 20 keys of 1-40 bytes, values of at most 500 bytes, no control characters. Omitted from responses when empty. */
+  /** Tags to keep with the usage (user, project, model...): at most 20 keys of 1-40 characters, values of at most 500 characters, no control characters. Omitted from responses when empty. */
   metadata?: Record<string, string>;
   /** Instead of quantity, for a feature priced per dimension (send exactly one of the two). */
   quantities?: Quantities;
