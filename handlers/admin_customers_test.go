@@ -82,6 +82,17 @@ func TestAdminCustomerPage(t *testing.T) {
 	if got := strings.Join(strings.Fields(d.Find(`[data-testid="usage-feature"]`).Text()), " "); got != "Chat request chat.request 3 credits · 1 event" {
 		t.Errorf("usage %q", got)
 	}
+	// The admin page never links into the portal: /portal/usage would open
+	// whatever portal session the browser holds (another customer's, after
+	// a read-only view), not this customer's usage.
+	if d.Find(`[data-testid="ledger-title"]`).Length() != 2 {
+		t.Errorf("ledger titles: %d", d.Find(`[data-testid="ledger-title"]`).Length())
+	}
+	d.Find(`main a[href]`).Each(func(_ int, s *goquery.Selection) {
+		if h := s.AttrOr("href", ""); strings.HasPrefix(h, "/portal") {
+			t.Errorf("the admin customer page links to %q (%q)", h, s.Text())
+		}
+	})
 	if got := testID(t, r, "refill-summary"); got != "Auto-refill: off" {
 		t.Errorf("refill %q", got)
 	}

@@ -920,7 +920,7 @@ func AdminCustomerView(s AdminShell, d AdminCustomerPage) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				for _, r := range d.Ledger.Rows {
-					templ_7745c5c3_Err = ledgerRow(s.Fmt, r, d.Ledger.Now).Render(ctx, templ_7745c5c3_Buffer)
+					templ_7745c5c3_Err = ledgerRow(s.Fmt, r, d.Ledger.Now, false).Render(ctx, templ_7745c5c3_Buffer)
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
