@@ -253,3 +253,24 @@ type Policies interface {
 	PolicyHistory(ctx context.Context, limit int) ([]PolicyVersion, error)
 	UpdatePolicy(ctx context.Context, based int64, p Policy, actor Actor, reason string) (PolicyVersion, error)
 }
+
+// EndOfDayUTC is the last instant the store keeps (to the microsecond) of
+// the UTC day t falls on. A date an admin picks for a grant's expiry means
+// "until the end of that day, UTC": picking 15 Jan stores 15 Jan
+// 23:59:59.999999 UTC, so every page that shows the lot's expiry as a date
+// shows 15 Jan, not the next day's midnight.
+func EndOfDayUTC(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Add(-time.Microsecond)
+}
+
+// PromoExpiresAt is when a promo grant made at now without a date of its
+// own expires under the policy: the end (UTC) of the day PromoExpiry after
+// now falls on, as if that date had been picked; nil: never.
+func (p Policy) PromoExpiresAt(now time.Time) *time.Time {
+	if p.PromoExpiry <= 0 {
+		return nil
+	}
+	t := EndOfDayUTC(now.Add(p.PromoExpiry))
+	return &t
+}

@@ -186,25 +186,22 @@ func (s *Server) adminGrant(c echo.Context) error {
 	if amount != nil && *amount == 0 {
 		f.Fail("credits", "Enter more than zero credits.")
 	}
+	// A date picked means the credits last until the end of that day, UTC
+	// (billing.EndOfDayUTC); an empty one, the policy's promo expiry,
+	// counted the same way. The form keeps what was typed: a refused
+	// submit never fills the date in.
 	var expires *time.Time
 	if v := strings.TrimSpace(f.Value("expires")); v == "" {
-		// The policy's default expiry for promo credits, to the end of
-		// that day as a typed date would be (the confirmation sends it).
-		if d := s.policy(ctx).PromoExpiry; d > 0 {
-			day := s.store.Now().UTC().Add(d).Truncate(24 * time.Hour)
-			f.Values.Set("expires", day.Format(time.DateOnly))
-			end := day.AddDate(0, 0, 1)
-			expires = &end
-		}
+		expires = s.policy(ctx).PromoExpiresAt(s.store.Now())
 	} else {
 		day, err := time.Parse(time.DateOnly, v)
 		switch {
 		case err != nil:
 			f.Fail("expires", "Enter a date like 2026-12-31, or leave it empty for credits that never expire.")
-		case !day.AddDate(0, 0, 1).After(s.store.Now()):
-			f.Fail("expires", "Pick a date after today.")
+		case !billing.EndOfDayUTC(day).After(s.store.Now()):
+			f.Fail("expires", "Pick today or a date after today.")
 		default:
-			end := day.AddDate(0, 0, 1) // the end of that day, UTC
+			end := billing.EndOfDayUTC(day)
 			expires = &end
 		}
 	}
@@ -223,7 +220,7 @@ func (s *Server) adminGrant(c echo.Context) error {
 	if c.FormValue("confirm") != "1" || c.FormValue("key") == "" {
 		fields := map[string]string{"credits": amount.String(), "reason": reason, "key": confirmKey()}
 		if expires != nil {
-			fields["expires"] = f.Value("expires")
+			fields["expires"] = expires.UTC().Format(time.DateOnly)
 		}
 		return render(c, http.StatusOK, views.AdminConfirmPage(s.adminShell(c, "Confirm grant", "customers"), views.AdminConfirm{
 			Customer: cu, Action: "grant", Action2: "Grant " + s.publicShell(c, "").Fmt.Credits(*amount) + " credits",

@@ -198,7 +198,7 @@ func TestAdminGrant(t *testing.T) {
 			promo = l.(map[string]any)
 		}
 	}
-	if promo == nil || !strings.HasPrefix(fmt.Sprint(promo["expires_at"]), testStart.AddDate(0, 1, 1).Format(time.DateOnly)) {
+	if promo == nil || fmt.Sprint(promo["expires_at"]) != expires+"T23:59:59.999999Z" {
 		t.Fatalf("the promo lot's expiry: %v, want the end of %s", promo, expires)
 	}
 }
@@ -533,5 +533,74 @@ func TestAdminViewPortalReadOnly(t *testing.T) {
 	recs := a.audit(t, billing.AuditFilter{Action: billing.AuditPortalViewed})
 	if len(recs) != 1 || recs[0].Actor != billing.AdminActor(a.Support.ID) || recs[0].Customer != cus || recs[0].Reason != "ticket 1234: balance question" {
 		t.Fatalf("audit: %+v", recs)
+	}
+}
+
+// A grant's expiry date means the end of that day, UTC: the confirmation,
+// the lot and the Policies page all name the day picked (or the policy's
+// day), never the next one; a refused submit does not fill the date in.
+func TestAdminGrantExpiryDates(t *testing.T) {
+	t.Parallel()
+	a := newAdminAPI(t)
+	ctx := context.Background()
+	cus := a.namedCustomer(t, "dated", "Dated Co")
+	v := a.signIn(t, "owner@staff.test")
+	page := "/admin/customers/" + cus
+	confirmForm := func(r response) url.Values {
+		form := url.Values{}
+		doc(t, r).Find(`[data-testid="confirm"] form input`).Each(func(_ int, s *goquery.Selection) {
+			form.Set(s.AttrOr("name", ""), s.AttrOr("value", ""))
+		})
+		return form
+	}
+
+	// A picked date: 15 Jan 2027.
+	r := v.adminPost(page, page+"/grant", url.Values{"credits": {"250.5"}, "reason": {"promo"}, "expires": {"2027-01-15"}}).want(t, http.StatusOK)
+	if got := testID(t, r, "confirm-expires"); got != "At the end of 15 Jan 2027 (UTC)" {
+		t.Errorf("confirmation expiry %q, want the end of 15 Jan 2027", got)
+	}
+	form := confirmForm(r)
+	if form.Get("expires") != "2027-01-15" {
+		t.Errorf("the confirmation sends expires=%q", form.Get("expires"))
+	}
+	v.post(page+"/grant", form).want(t, http.StatusSeeOther)
+	lot := a.balance(t, cus)["lots"].([]any)[0].(map[string]any)
+	if got := fmt.Sprint(lot["expires_at"]); got != "2027-01-15T23:59:59.999999Z" {
+		t.Errorf("the lot expires at %s, want the end of 15 Jan 2027 UTC", got)
+	}
+	if got := strings.Join(strings.Fields(testID(t, v.get(page), "ledger-lot-expiry")), " "); got != "Expires 15 Jan 2027" {
+		t.Errorf("the lot says %q, want Expires 15 Jan 2027", got)
+	}
+
+	// The policy's default: 30 days after 10 Mar 2026 12:00 is 9 Apr.
+	cur, err := a.DB.CurrentPolicy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := cur.Policy
+	pol.PromoExpiry = 30 * 24 * time.Hour
+	if _, err := a.DB.UpdatePolicy(ctx, cur.Version, pol, billing.AdminActor(a.Owner.ID), "promo expiry"); err != nil {
+		t.Fatal(err)
+	}
+	if got := testID(t, v.get("/admin/policies"), "example-promo-expiry"); !strings.HasPrefix(strings.Join(strings.Fields(got), " "), "At the end of 9 Apr 2026 (UTC)") {
+		t.Errorf("Policies says promo credits expire %q, want the end of 9 Apr 2026", got)
+	}
+	if got := testID(t, v.get(page), "grant-expires-hint"); !strings.Contains(got, "to the end of 9 Apr 2026") {
+		t.Errorf("the grant form's hint %q", got)
+	}
+	// A refused submit keeps the date empty, as typed.
+	r = v.adminPost(page, page+"/grant", url.Values{"credits": {"10"}}).want(t, http.StatusUnprocessableEntity)
+	if got := doc(t, r).Find(`#grant-expires`).AttrOr("value", "?"); got != "" {
+		t.Errorf("after a refused submit the empty date field holds %q", got)
+	}
+	r = v.adminPost(page, page+"/grant", url.Values{"credits": {"10"}, "reason": {"promo"}}).want(t, http.StatusOK)
+	if got := testID(t, r, "confirm-expires"); got != "At the end of 9 Apr 2026 (UTC)" {
+		t.Errorf("confirmation expiry with the policy's default %q, want the end of 9 Apr 2026", got)
+	}
+	v.post(page+"/grant", confirmForm(r)).want(t, http.StatusSeeOther)
+	for _, l := range a.balance(t, cus)["lots"].([]any) {
+		if l := l.(map[string]any); fmt.Sprint(l["remaining"]) == "10" && fmt.Sprint(l["expires_at"]) != "2026-04-09T23:59:59.999999Z" {
+			t.Errorf("the default lot expires at %v, want the end of 9 Apr 2026 UTC", l["expires_at"])
+		}
 	}
 }

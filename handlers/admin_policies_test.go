@@ -135,7 +135,7 @@ func TestAdminPolicies(t *testing.T) {
 
 	// The grant form's empty expiry is the policy's promo expiry.
 	cr := v.get("/admin/customers/" + cus)
-	if !strings.Contains(string(cr.Raw), "in 30 days, the policy") {
+	if !strings.Contains(testID(t, cr, "grant-expires-hint"), "in 30 days, the policy's default: to the end of ") {
 		t.Fatalf("the grant form does not say the default expiry")
 	}
 	r = v.adminPost("/admin/customers/"+cus, "/admin/customers/"+cus+"/grant", url.Values{"credits": {"10"}, "reason": {"promo"}}).want(t, http.StatusOK)

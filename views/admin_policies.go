@@ -60,7 +60,7 @@ func NewPolicyExample(p billing.Policy, now time.Time) PolicyExample {
 		t := now.Add(d)
 		return &t
 	}
-	return PolicyExample{At: now, RefundableUntil: at(p.RefundWindow), PurchaseExpires: at(p.PurchaseExpiry), PromoExpires: at(p.PromoExpiry)}
+	return PolicyExample{At: now, RefundableUntil: at(p.RefundWindow), PurchaseExpires: at(p.PurchaseExpiry), PromoExpires: p.PromoExpiresAt(now)}
 }
 
 // ActorName is how the history names who saved a version.

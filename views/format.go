@@ -165,6 +165,14 @@ func (f Fmt) Date(t time.Time) string {
 	return t.Format("2 Jan 2006")
 }
 
+// DayUTC formats the UTC day t falls on, with its year: "15 Jan 2027". A
+// grant's expiry date is a UTC day (billing.EndOfDayUTC), so the admin
+// console writes it this way wherever it names one, beside "(UTC)".
+func (f Fmt) DayUTC(t time.Time) string { return t.UTC().Format("2 Jan 2006") }
+
+// DateYear formats a day with its year, in the reader's time zone: "9 Dec 2026".
+func (f Fmt) DateYear(t time.Time) string { return t.In(f.loc()).Format("2 Jan 2006") }
+
 // LongDate formats a day with its year: "9 December 2026".
 func (f Fmt) LongDate(t time.Time) string { return t.In(f.loc()).Format("2 January 2006") }
 
