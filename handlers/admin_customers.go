@@ -508,9 +508,12 @@ func (s *Server) adminPortalLink(c echo.Context) error {
 	if base == "" {
 		base = c.Scheme() + "://" + c.Request().Host
 	}
-	token, _, err := s.portal.CreatePortalSession(s.audited(c, billing.AuditPortalLinkSent, cu.ID, reason, "", ""), cu.ID, base+"/", "", billing.PortalSessionTTL)
+	token, expires, err := s.portal.CreatePortalSession(s.audited(c, billing.AuditPortalLinkSent, cu.ID, reason, "", ""), cu.ID, base+"/", "", billing.PortalSessionTTL)
 	if err != nil {
 		return err
 	}
-	return adminFlashTo(c, "success", "Sign-in link for "+adminCustomerTitle(cu)+" (works once, for five minutes): "+base+"/portal/session/"+token, "/admin/customers/"+cu.ID)
+	// Shown on a page of its own that stays (not a flash that fades), with
+	// a copy button, like a new API key's secret.
+	return render(c, http.StatusOK, views.AdminPortalLinkView(s.adminShell(c, "Portal sign-in link", "customers"), views.AdminPortalLink{
+		Customer: cu, URL: base + "/portal/session/" + token, Expires: expires, TTL: billing.PortalSessionTTL}))
 }

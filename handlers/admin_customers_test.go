@@ -299,15 +299,23 @@ func TestAdminFlagAndPortalLink(t *testing.T) {
 	if r := v.adminPost(page, page+"/portal-link", nil); r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("link without a reason: %d", r.Status)
 	}
-	if r := v.adminPost(page, page+"/portal-link", url.Values{"reason": {"customer asked by e-mail"}}); r.Status != http.StatusSeeOther {
-		t.Fatalf("link: %d", r.Status)
+	// The link is on a page of its own that stays (a flash fades after 8
+	// seconds), with a copy button and when it stops working.
+	r = v.adminPost(page, page+"/portal-link", url.Values{"reason": {"customer asked by e-mail"}}).want(t, http.StatusOK)
+	link := testID(t, r, "portal-link")
+	if !strings.HasPrefix(link, "http") || !strings.Contains(link, "/portal/session/") {
+		t.Fatalf("the page shows no link: %q", link)
 	}
-	msg := testID(t, v.get(page), "flash")
-	i := strings.Index(msg, "http")
-	if i < 0 {
-		t.Fatalf("flash %q has no link", msg)
+	pd := doc(t, r)
+	if pd.Find(`[data-testid="portal-link-copy"][data-copy="#portal-link"]`).Length() != 1 || pd.Find(`#portal-link-copied[role="status"]`).Length() != 1 {
+		t.Error("no copy button announcing Copied")
 	}
-	link := strings.Fields(msg[i:])[0]
+	if got := strings.Join(strings.Fields(testID(t, r, "portal-link-expiry")), " "); !strings.Contains(got, "works once, and only until") || !strings.Contains(got, "5 minutes from now") {
+		t.Errorf("expiry note %q", got)
+	}
+	if f := testID(t, r, "flash"); strings.Contains(f, "/portal/session/") {
+		t.Errorf("the link is in a fading flash: %q", f)
+	}
 	customer := newPortalVisitor(t, a.testAPI)
 	if r := customer.open(link); r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/portal" {
 		t.Fatalf("the link %q: %d to %q", link, r.Status, r.Header.Get("Location"))

@@ -240,7 +240,13 @@
     var field = document.querySelector(btn.getAttribute("data-copy"));
     if (!field) return;
     field.select();
-    var done = function () { btn.textContent = "Copied"; };
+    // The button says so, and a status region ([data-copy-status] names
+    // it) tells screen readers, who do not hear a button's text change.
+    var status = document.getElementById(btn.getAttribute("data-copy-status") || "");
+    var done = function () {
+      btn.textContent = "Copied";
+      if (status) status.textContent = "Copied to the clipboard.";
+    };
     if (navigator.clipboard && navigator.clipboard.writeText) {
       navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
     } else {

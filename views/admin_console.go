@@ -53,6 +53,15 @@ type AdminSecret struct {
 	Heading, Intro, Secret, Back, BackLabel string
 }
 
+// AdminPortalLink is a new single-use portal sign-in link, shown once to
+// the admin who made it.
+type AdminPortalLink struct {
+	Customer billing.Customer
+	URL      string
+	Expires  time.Time
+	TTL      time.Duration
+}
+
 // AdminConfirmAction confirms an action that moves no money (rotate,
 // delete, revoke).
 type AdminConfirmAction struct {
@@ -99,4 +108,14 @@ func scopeHelp(scope string) string {
 		return "Everything: grants, refunds, price books, webhook endpoints."
 	}
 	return ""
+}
+
+// ttlText says a short lifetime in words: "5 minutes", "1 hour".
+func ttlText(d time.Duration) string {
+	if d >= time.Hour && d%time.Hour == 0 {
+		n := int64(d / time.Hour)
+		return Fmt{}.Int(n) + " " + pluralWord(n, "hour")
+	}
+	n := int64(d / time.Minute)
+	return Fmt{}.Int(n) + " " + pluralWord(n, "minute")
 }

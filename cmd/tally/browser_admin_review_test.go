@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/tally-billing/tally/billing"
+	"github.com/tally-billing/tally/db"
+)
+
+// TestBrowserAdminReview replays a staff review's findings in Chromium.
+// The one-time portal sign-in link stays on its own page (a flash fades
+// after 8 seconds), wraps inside a 390 px screen, and its Copy button
+// works from the keyboard and says "Copied" to screen readers too.
+func TestBrowserAdminReview(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	path := filepath.Join(t.TempDir(), "t.db")
+	setupCrashDB(t, path, 3, 1000)
+	ctx := context.Background()
+	d, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CreateAdmin(ctx, "owner@staff.test", browserAdminPassword, billing.RoleOwner); err != nil {
+		t.Fatal(err)
+	}
+	c0, err := d.ResolveCustomer(ctx, "c0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	base, stop := serveInProcess(t, serveConfig{DB: path, ProductName: "Pixel AI"})
+	defer stop()
+
+	b := newBrowser(t, 3*time.Minute)
+	b.do("open the sign-in page", chromedp.Navigate(base+"/admin/sign-in"))
+	b.waitNav("the sign-in page is ready", `document.readyState === "complete" && !!document.querySelector('#email')`, 10*time.Second)
+	b.do("sign in", chromedp.SendKeys(chromedp.CSS(`#email`), "owner@staff.test"), chromedp.SendKeys(chromedp.CSS(`#password`), browserAdminPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid="sign-in-submit"]`)))
+	b.waitNav("signed in", `location.pathname === "/admin/customers"`, 15*time.Second)
+
+	b.do("resize", chromedp.EmulateViewport(390, 900))
+	b.do("open the customer", chromedp.Navigate(base+"/admin/customers/"+c0))
+	b.waitNav("the customer page", `document.readyState === "complete" && !!document.querySelector('[data-testid="portal-link-form"]')`, 10*time.Second)
+	b.do("ask for a sign-in link", chromedp.Click(chromedp.CSS(`[data-testid="action-portal-link"] summary`)),
+		chromedp.SendKeys(chromedp.CSS(`#portal-link-reason`), "customer asked by e-mail"),
+		chromedp.Click(chromedp.CSS(`[data-testid="portal-link-submit"]`)))
+	b.waitNav("the link's page", `document.readyState === "complete" && !!document.querySelector('[data-testid="portal-link"]')`, 10*time.Second)
+	t.Logf("screenshot %s", b.shot("admin-portal-link-390"))
+	if over := eval[string](b, "overflow", `(() => {
+		const w = document.documentElement.clientWidth, out = [];
+		if (document.documentElement.scrollWidth > w + 1) out.push("the page is " + document.documentElement.scrollWidth + " px wide");
+		for (const sel of ['[data-testid="portal-link"]', '[data-testid="portal-link-copy"]', '[data-testid="portal-link-expiry"]']) {
+			const r = document.querySelector(sel).getBoundingClientRect();
+			if (r.right > w + 1) out.push(sel + " ends at " + r.right + " px");
+		}
+		const ta = document.querySelector('[data-testid="portal-link"]');
+		if (ta.scrollWidth > ta.clientWidth + 1) out.push("the link scrolls sideways in its box");
+		if (ta.scrollHeight > ta.clientHeight + 1) out.push("the link is cut off: " + ta.scrollHeight + " px in " + ta.clientHeight);
+		return out.join("; ");
+	})()`); over != "" {
+		t.Errorf("at 390 px: %s", over)
+	}
+	link := b.value(`[data-testid="portal-link"]`)
+	if !strings.HasPrefix(link, base+"/portal/session/") {
+		t.Errorf("the link %q", link)
+	}
+	// Copy, by keyboard: focus the button and press Enter.
+	b.do("copy with the keyboard", chromedp.Focus(chromedp.CSS(`[data-testid="portal-link-copy"]`)), chromedp.KeyEvent(kb.Enter))
+	b.waitJS("Copied is announced", `document.querySelector('#portal-link-copied').textContent.includes("Copied") && document.querySelector('[data-testid="portal-link-copy"]').textContent.includes("Copied")`, 5*time.Second)
+	// A flash is gone after 8 seconds; the link stays.
+	time.Sleep(9 * time.Second)
+	if eval[bool](b, "still there", `(() => { const e = document.querySelector('[data-testid="portal-link"]'); return !!e && e.getBoundingClientRect().height > 0 && getComputedStyle(e.closest('[data-testid="portal-link-card"]')).opacity === "1"; })()`) != true {
+		t.Error("the link is gone after 9 seconds")
+	}
+	b.do("resize", chromedp.EmulateViewport(1280, 900))
+	t.Logf("screenshot %s", b.shot("admin-portal-link-1280"))
+}
