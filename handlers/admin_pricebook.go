@@ -540,7 +540,8 @@ func (s *Server) impactOf(ctx context.Context, ps adminPriceBookStore, next bill
 		return d, err
 	}
 	for _, pb := range all {
-		if pb.EffectiveAt != nil && pb.EffectiveAt.After(now) {
+		// A cancelled version never takes effect: no warning about it.
+		if pb.EffectiveAt != nil && pb.EffectiveAt.After(now) && pb.CancelledAt == nil {
 			d.Pending = append(d.Pending, pb)
 		}
 	}

@@ -429,6 +429,11 @@ func TestAdminPriceBookCancelScheduled(t *testing.T) {
 		page.Find(`[data-testid="pb-badge-scheduled"]`).Length() != 0 {
 		t.Fatalf("after the cancel: %.400s", page.Find("main").Text())
 	}
+	// Rolling back no longer warns that the cancelled version replaces it.
+	r = v.adminPost("/admin/price-book", fmt.Sprintf("/admin/price-book/versions/%d/rollback", cur.Version), nil).want(t, http.StatusOK)
+	if got := doc(t, r).Find(`[data-testid="pb-confirm-pending"]`); got.Length() != 0 {
+		t.Errorf("the rollback confirmation warns about the cancelled version: %q", got.Text())
+	}
 	// The date it was cancelled is text, not a tooltip.
 	if got := page.Find(`[data-testid="pb-cancelled-on"]`).Text(); !strings.HasPrefix(got, "Cancelled on ") {
 		t.Fatalf("the cancelled version's line: %q", got)
