@@ -612,3 +612,30 @@ func TestAdminGrantExpiryDates(t *testing.T) {
 		}
 	}
 }
+
+// A purchase past its refund window says the window closed: it said
+// "Refundable until" a date already gone.
+func TestAdminRefundWindowClosed(t *testing.T) {
+	p := newPayAPI(t)
+	ctx := context.Background()
+	if _, err := p.DB.CreateAdmin(ctx, "support@staff.test", adminTestPassword, billing.RoleSupport); err != nil {
+		t.Fatal(err)
+	}
+	a := &adminAPI{testAPI: p.testAPI}
+	id, shopper := p.shopper(t, "late")
+	shopper.addCard(cardOK)
+	shopper.buy("pack_1000").want(t, http.StatusSeeOther)
+	tu, err := p.DB.FindTopUp(ctx, p.lastTopUp(t, id))
+	if err != nil || tu.RefundableUntil == nil {
+		t.Fatalf("top-up %+v %v: want a refund window", tu, err)
+	}
+	v := a.signIn(t, "support@staff.test")
+	page := "/admin/customers/" + id
+	if got := testID(t, v.get(page), "purchase-refund-window"); !strings.HasPrefix(got, "Refundable until ") {
+		t.Errorf("inside the window: %q", got)
+	}
+	p.Clock.Advance(tu.RefundableUntil.Sub(p.Clock.Now()) + time.Hour)
+	if got := testID(t, v.get(page), "purchase-refund-window"); !strings.HasPrefix(got, "Refund window closed ") {
+		t.Errorf("after the window: %q, want Refund window closed", got)
+	}
+}
