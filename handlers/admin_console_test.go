@@ -47,7 +47,8 @@ func TestAdminWebhooks(t *testing.T) {
 		want  string
 	}{
 		"empty url":     {url.Values{"all": {"1"}}, "error-url", "Enter the URL"},
-		"not http":      {url.Values{"url": {"ftp://example.com/x"}, "all": {"1"}}, "error-url", "https://"},
+		"not http":      {url.Values{"url": {"ftp://example.com/x"}, "all": {"1"}}, "error-url", "The address must start with https://"},
+		"not a url":     {url.Values{"url": {"not a url"}, "all": {"1"}}, "error-url", "Enter the endpoint's full address, starting with https://"},
 		"private":       {url.Values{"url": {"http://127.0.0.1:9/hook"}, "all": {"1"}}, "error-url", "private"},
 		"no types":      {url.Values{"url": {"https://example.com/hook"}}, "error-event_types", "at least one"},
 		"unknown type":  {url.Values{"url": {"https://example.com/hook"}, "event_types": {"balance.low", "nope.never"}}, "error-event_types", "nope.never"},

@@ -325,7 +325,7 @@ func (s *Server) adminLimits(c echo.Context) error {
 			if field == "" {
 				field = "overdraft"
 			}
-			f.Fail(field, billing.ErrorMessage(err))
+			f.Fail(field, views.LimitsErrorText(err))
 		}
 	}
 	if !f.Valid() {

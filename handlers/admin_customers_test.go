@@ -248,6 +248,11 @@ func TestAdminLimits(t *testing.T) {
 	if testID(t, r, "error-limits-overdraft") == "" || testID(t, r, "error-limits-daily_cap") == "" {
 		t.Fatalf("errors: %q %q", testID(t, r, "error-limits-overdraft"), testID(t, r, "error-limits-daily_cap"))
 	}
+	// A daily cap over the monthly one is said in words, beside the daily cap.
+	r = v.adminPost(page, page+"/limits", url.Values{"overdraft": {"0"}, "daily_cap": {"50"}, "monthly_cap": {"10"}, "reason": {"r"}}).want(t, http.StatusUnprocessableEntity)
+	if got := testID(t, r, "error-limits-daily_cap"); got != "The daily cap can't be more than the monthly cap." {
+		t.Errorf("daily over monthly: %q", got)
+	}
 	if r := v.adminPost(page, page+"/limits", url.Values{"overdraft": {"5"}}); testID(t, r, "error-limits-reason") == "" {
 		t.Fatal("no reason error")
 	}

@@ -95,16 +95,17 @@ func (s *Server) readWebhookForm(c echo.Context, create bool) (billing.WebhookEn
 	if len(vf.Errors) == 0 {
 		if err := in.Validate(create, s.cfg.Webhooks.AllowPrivate); err != nil {
 			field := errorParam(err)
+			msg := billing.ErrorMessage(err)
 			switch billing.ErrorCode(err) {
 			case billing.CodeInvalidWebhookURL:
-				field = "url"
+				field, msg = "url", views.WebhookURLErrorText(err)
 			case billing.CodeUnknownEventType:
 				field = "event_types"
 			}
 			if field == "" {
 				field = "url"
 			}
-			vf.Errors[field] = billing.ErrorMessage(err)
+			vf.Errors[field] = msg
 		}
 	}
 	return in, vf

@@ -2,6 +2,7 @@ package views
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -118,4 +119,44 @@ func ttlText(d time.Duration) string {
 	}
 	n := int64(d / time.Minute)
 	return Fmt{}.Int(n) + " " + pluralWord(n, "minute")
+}
+
+// LimitsErrorText says a refused operator limit in words, for beside its
+// field (the API's message names JSON fields: "daily_cap may not be larger
+// than monthly_cap").
+func LimitsErrorText(err error) string {
+	msg := billing.ErrorMessage(err)
+	switch {
+	case strings.Contains(msg, "daily_cap may not be larger than monthly_cap"):
+		return "The daily cap can't be more than the monthly cap."
+	case strings.HasPrefix(msg, "daily_cap"), strings.HasPrefix(msg, "monthly_cap"):
+		return "Enter a cap of zero or more credits, within what a wallet may hold, or leave it empty for no cap."
+	case strings.HasPrefix(msg, "overdraft_limit"):
+		return "Enter an overdraft limit of zero or more credits, within what a wallet may hold: 0 allows none."
+	}
+	return msg
+}
+
+// WebhookURLErrorText says why an endpoint's URL was refused, in words, for
+// beside the URL field (the API's message begins "url must …").
+func WebhookURLErrorText(err error) string {
+	msg := billing.ErrorMessage(err)
+	switch {
+	case strings.Contains(msg, "must be an absolute URL"):
+		return "Enter the endpoint's full address, starting with https://, such as https://example.com/webhooks/tally."
+	case strings.Contains(msg, "must start with https://"):
+		return "The address must start with https:// (or http://)."
+	case strings.Contains(msg, "at most 2048 characters"):
+		return "The address is too long: at most 2,048 characters."
+	case strings.Contains(msg, "user name or password"):
+		return "Take the user name and password out of the address: Tally signs each delivery with the endpoint's secret instead."
+	case strings.Contains(msg, "#fragment"):
+		return "Take the #part off the end of the address: it is never sent to a server."
+	case strings.Contains(msg, "private or loopback"):
+		return "The address points to a private or loopback network. Use a public address, or start Tally with --webhook-allow-private to allow it."
+	}
+	if rest, ok := strings.CutPrefix(msg, "url "); ok {
+		return "The address " + rest + "."
+	}
+	return msg
 }
