@@ -12,14 +12,9 @@ import (
 	"github.com/tally-billing/tally/views"
 )
 
-// auditActions are the actions the audit log's filter offers.
-var auditActions = []string{
-	billing.AuditSignIn, billing.AuditSignOut, billing.AuditSignOutAll, billing.AuditAdminCreated,
-	billing.AuditLimitsSet, billing.AuditPortalLinkSent, billing.AuditDisputeCleared, billing.AuditCustomerFrozen, billing.AuditCustomerUnfroze, billing.AuditPortalViewed,
-	billing.AuditFreePeriod, billing.AuditPlanMigrated, billing.AuditPriceBookPublished, billing.AuditPriceBookScheduled, billing.AuditPriceBookRolledBack, billing.AuditPriceBookCancelled,
-	billing.AuditPriceBookDraftSaved, billing.AuditPriceBookDraftImported, billing.AuditPriceBookDraftDiscarded,
-	"ledger.grant", "ledger.debit", "ledger.hold", "ledger.hold_release", "ledger.expiry", "ledger.refund", "ledger.adjustment",
-}
+// auditActions are the actions the audit log's filter offers: every one
+// it records (billing.AuditActions).
+var auditActions = billing.AuditActions
 
 func (s *Server) auditFilter(c echo.Context) (billing.AuditFilter, error) {
 	f := billing.AuditFilter{Actor: strings.TrimSpace(c.QueryParam("actor")), Customer: strings.TrimSpace(c.QueryParam("customer")),
@@ -29,6 +24,19 @@ func (s *Server) auditFilter(c echo.Context) (billing.AuditFilter, error) {
 	}
 	if len(f.Actor) > 200 || len(f.Customer) > 200 {
 		return f, billing.Errorf(billing.CodeValidation, "A filter is at most 200 characters.")
+	}
+	if strings.Contains(f.Actor, "@") && !strings.Contains(f.Actor, ":") {
+		// A staff member by the e-mail the log shows for them (an unknown
+		// one matches nothing).
+		admins, err := s.store.FindAdmins(c.Request().Context())
+		if err != nil {
+			return f, err
+		}
+		for _, a := range admins {
+			if strings.EqualFold(a.Email, f.Actor) {
+				f.Actor = billing.AdminActor(a.ID).String()
+			}
+		}
 	}
 	if f.Customer != "" {
 		// An external id works too.
@@ -54,6 +62,8 @@ func (s *Server) adminAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	shown := f
+	shown.Actor = strings.TrimSpace(c.QueryParam("actor")) // an e-mail stays as typed
 	recs, next, err := s.store.FindAudit(c.Request().Context(), f)
 	if err != nil {
 		return err
@@ -66,7 +76,7 @@ func (s *Server) adminAudit(c echo.Context) error {
 	for _, a := range admins {
 		names[a.ID] = a.Email
 	}
-	page := views.AdminAuditPage{Filter: f, Records: recs, Next: next, Actions: auditActions, Admins: names,
+	page := views.AdminAuditPage{Filter: shown, Records: recs, Next: next, Actions: auditActions, Admins: names,
 		Keys: map[string]string{}, Customers: map[string]string{}}
 	keys, err := s.store.(adminKeyStore).FindAPIKeys(c.Request().Context())
 	if err != nil {

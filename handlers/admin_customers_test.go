@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -365,6 +366,25 @@ func TestAdminAuditPage(t *testing.T) {
 	r = v.get("/admin/audit?actor=nobody").want(t, http.StatusOK)
 	if testID(t, r, "audit-empty") == "" {
 		t.Fatal("no empty state")
+	}
+	// Every recorded action can be chosen in the filter, and opened by URL.
+	offered := doc(t, r).Find(`#action option`).Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("value", "") })
+	for _, action := range []string{billing.AuditHoldReleased, billing.AuditPolicyUpdated, billing.AuditAPIKeyUpdated, billing.AuditWebhookCreated, "ledger.refund"} {
+		if !slices.Contains(offered, action) {
+			t.Errorf("the action filter does not offer %s", action)
+		}
+		if r := v.get("/admin/audit?action=" + action); r.Status != http.StatusOK {
+			t.Errorf("?action=%s: %d", action, r.Status)
+		}
+	}
+	// Staff by the e-mail the log shows for them.
+	r = v.get("/admin/audit?actor=Support@staff.test").want(t, http.StatusOK)
+	byMail := doc(t, r).Find(`[data-testid="audit-row"]`).Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("data-action", "") })
+	if strings.Join(byMail, ",") != "admin.signed_in" {
+		t.Errorf("actor by e-mail: rows %v, want support's sign-in", byMail)
+	}
+	if got := doc(t, r).Find(`#actor`).AttrOr("value", ""); got != "Support@staff.test" {
+		t.Errorf("the actor field shows %q, want the e-mail as typed", got)
 	}
 
 	r = v.get("/admin/audit.csv").want(t, http.StatusOK)

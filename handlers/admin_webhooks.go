@@ -10,12 +10,6 @@ import (
 	"github.com/tally-billing/tally/views"
 )
 
-func init() {
-	auditActions = append(auditActions, billing.AuditWebhookCreated, billing.AuditWebhookUpdated, billing.AuditWebhookDeleted,
-		billing.AuditWebhookSecretRotated, billing.AuditWebhookResent, billing.AuditWebhookTested,
-		billing.AuditAPIKeyCreated, billing.AuditAPIKeyOrigins, billing.AuditAPIKeyRevoked)
-}
-
 // webhookStore is the store of webhook endpoints: the configured one, or
 // the main store when it keeps them (*db.DB does), so the console works
 // whether or not the delivery worker runs in this process.
