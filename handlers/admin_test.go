@@ -387,6 +387,11 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 				t.Errorf("%s as %s: %d, want refused", route, who, r.Status)
 			case !allowed && billing.ValidRole(who) && r.Status != http.StatusForbidden:
 				t.Errorf("%s as %s (signed in): %d, want 403", route, who, r.Status)
+			case !allowed && billing.ValidRole(who) && method == http.MethodGet:
+				// Signed in, so the page does not say "Sign in needed".
+				if label := doc(t, r).Find(`[data-testid="error-page"] p`).First().Text(); label != "No access" {
+					t.Errorf("%s as %s: the 403 page is labelled %q, want No access", route, who, label)
+				}
 			}
 		}
 	}

@@ -204,8 +204,10 @@ func statusText(status int) string {
 		return "Not found"
 	case 410:
 		return "Link no longer valid"
-	case 401, 403:
+	case 401:
 		return "Sign in needed"
+	case 403:
+		return "No access" // signed in, but not allowed: not "Sign in needed"
 	case 503:
 		return "Temporarily unavailable"
 	}
