@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -55,6 +56,9 @@ func (s *Server) renderAdminCustomer(c echo.Context, status int, fm views.AdminF
 	d.Balance = d.Ledger.Balance
 	if d.Freeze, err = s.store.FindFreeze(ctx, cu.ID); err != nil {
 		return err
+	}
+	if d.Freeze != nil {
+		d.FreezeBy = s.actorName(ctx, d.Freeze.By)
 	}
 	if d.Flags, err = s.store.FindCustomerFlags(ctx, cu.ID); err != nil {
 		return err
@@ -516,4 +520,18 @@ func (s *Server) adminPortalLink(c echo.Context) error {
 	// a copy button, like a new API key's secret.
 	return render(c, http.StatusOK, views.AdminPortalLinkView(s.adminShell(c, "Portal sign-in link", "customers"), views.AdminPortalLink{
 		Customer: cu, URL: base + "/portal/session/" + token, Expires: expires, TTL: billing.PortalSessionTTL}))
+}
+
+// actorName names who did something the way the audit log does: a staff
+// member by e-mail, a system job as "Tally (job)", others as kind:id.
+func (s *Server) actorName(ctx context.Context, a billing.Actor) string {
+	switch a.Kind {
+	case billing.ActorAdmin:
+		if n := s.adminNames(ctx)[a.ID]; n != "" {
+			return n
+		}
+	case billing.ActorSystem:
+		return "Tally (" + a.ID + ")"
+	}
+	return a.String()
 }

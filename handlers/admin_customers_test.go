@@ -419,6 +419,9 @@ func TestAdminFreeze(t *testing.T) {
 	if !strings.Contains(testID(t, r, "frozen"), "chargeback fraud") || doc(t, r).Find(`[data-testid="unfreeze-form"]`).Length() != 1 {
 		t.Fatalf("frozen banner %q", testID(t, r, "frozen"))
 	}
+	if got := testID(t, r, "frozen-by"); got != "admin@staff.test" {
+		t.Errorf("the banner names who froze it %q, want their e-mail", got)
+	}
 	if r := v.get("/admin/customers"); testID(t, r, "badge-frozen") == "" {
 		t.Error("the list shows no Frozen badge")
 	}

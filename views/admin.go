@@ -56,8 +56,10 @@ type AdminCustomerPage struct {
 	Ledger    LedgerData
 	Purchases []Purchase
 	Flags     []billing.CustomerFlag
-	Freeze    *billing.Freeze    // nil: not frozen
-	Usage     []billing.UsageDay // the last 30 days, one line per feature (Day empty)
+	Freeze    *billing.Freeze // nil: not frozen
+	// FreezeBy names who froze the account: a staff member by e-mail.
+	FreezeBy string
+	Usage    []billing.UsageDay // the last 30 days, one line per feature (Day empty)
 	// FeatureNames names the features of Usage (key -> name) as the current
 	// price book does.
 	FeatureNames map[string]string
