@@ -51,7 +51,16 @@ func (s *Server) adminReleaseHold(c echo.Context) error {
 	}
 	holdID := c.Param("hold")
 	page := "/admin/customers/" + cu.ID
-	if c.FormValue("confirm") != "1" {
+	// Like every other action, a release needs a reason, kept in the audit
+	// log: asked on the confirmation, which comes back with an error
+	// beside the field when it is missing.
+	f := s.readAdminForm(c, "release")
+	confirmed := c.FormValue("confirm") == "1"
+	var reason string
+	if confirmed {
+		reason = f.reason()
+	}
+	if !confirmed || !f.Valid() {
 		holds, err := hs.FindOpenHolds(ctx, cu.ID)
 		if err != nil {
 			return err
@@ -59,16 +68,21 @@ func (s *Server) adminReleaseHold(c echo.Context) error {
 		for _, h := range holds {
 			if h.ID == holdID {
 				fm := s.publicShell(c, "").Fmt
-				return render(c, http.StatusOK, views.AdminConfirmActionView(s.adminShell(c, "Release the hold", "customers"), views.AdminConfirmAction{
+				status := http.StatusOK
+				if !f.Valid() {
+					status = http.StatusUnprocessableEntity
+				}
+				return render(c, status, views.AdminConfirmActionView(s.adminShell(c, "Release the hold", "customers"), views.AdminConfirmAction{
 					Heading: "Release " + fm.Credits(h.Credits) + " held credits?",
 					Message: "The hold " + h.ID + " of " + adminCustomerTitle(cu) + " ends without a charge: its credits are available to them again at once. A later capture of this hold by the app will be refused.",
-					Action:  page + "/holds/" + h.ID + "/release", Button: "Release hold", Cancel: page, Danger: true}))
+					Action:  page + "/holds/" + h.ID + "/release", Button: "Release hold", Cancel: page, Danger: true,
+					AskReason: true, Reason: f.Value("reason"), ReasonError: f.Errors["reason"]}))
 			}
 		}
 		return adminFlashTo(c, "info", "That hold is no longer open: it was captured, released or has expired.", page)
 	}
 	actor := billing.AdminActor(currentAdmin(c).User.ID)
-	h, err := hs.ReleaseCustomerHold(s.audited(c, billing.AuditHoldReleased, cu.ID, "Released in the admin console", "", ""), cu.ID, holdID, actor)
+	h, err := hs.ReleaseCustomerHold(s.audited(c, billing.AuditHoldReleased, cu.ID, reason, "", ""), cu.ID, holdID, actor)
 	if err != nil {
 		switch billing.ErrorCode(err) {
 		case billing.CodeHoldNotFound, billing.CodeHoldNotActive:

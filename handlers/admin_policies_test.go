@@ -265,12 +265,18 @@ func TestAdminHolds(t *testing.T) {
 		t.Fatalf("support's holds: %q %q", testID(t, r, "hold-credits"), testID(t, r, "hold-key"))
 	}
 	rel := page + "/holds/" + id + "/release"
+	if got := doc(t, v.get(page)).Find(`[data-testid="hold-release"]`).Text(); got != "Release the hold of 30 credits, "+id {
+		t.Errorf("the Release button is named %q for screen readers, want the hold", got)
+	}
 	support.adminPost(page, rel, nil).want(t, http.StatusForbidden)
 
 	// The confirmation first; nothing released.
 	r = v.adminPost(page, rel, nil).want(t, http.StatusOK)
 	if !strings.Contains(testID(t, r, "confirm"), "available to them again") {
 		t.Fatalf("confirmation: %.400s", r.Raw)
+	}
+	if doc(t, r).Find(`#confirm-reason[name="reason"]`).Length() != 1 {
+		t.Fatal("the release confirmation asks for no reason")
 	}
 	if b := a.balance(t, cus); fmt.Sprint(b["held"]) != "30" {
 		t.Fatalf("released before the confirmation: %v", b)
@@ -280,7 +286,16 @@ func TestAdminHolds(t *testing.T) {
 	if r.Status != http.StatusSeeOther || fmt.Sprint(a.balance(t, other)["held"]) != "5" {
 		t.Fatalf("releasing another customer's hold: %d, held %v", r.Status, a.balance(t, other)["held"])
 	}
-	r = v.adminPost(page, rel, url.Values{"confirm": {"1"}})
+	// The confirmation asks for a reason, as every other action does:
+	// without one nothing is released and the error is beside the field.
+	r = v.adminPost(page, rel, url.Values{"confirm": {"1"}}).want(t, http.StatusUnprocessableEntity)
+	if !strings.Contains(testID(t, r, "error-confirm-reason"), "Say why") {
+		t.Fatalf("release without a reason: error %q", testID(t, r, "error-confirm-reason"))
+	}
+	if b := a.balance(t, cus); fmt.Sprint(b["held"]) != "30" {
+		t.Fatalf("released without a reason: %v", b)
+	}
+	r = v.adminPost(page, rel, url.Values{"confirm": {"1"}, "reason": {"app crashed mid-call"}})
 	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != page {
 		t.Fatalf("release: %d %.2000s", r.Status, r.Raw)
 	}
@@ -296,7 +311,7 @@ func TestAdminHolds(t *testing.T) {
 	if recs := a.audit(t, billing.AuditFilter{Action: "ledger.hold_release", Customer: cus}); len(recs) != 1 || recs[0].Actor != actor {
 		t.Fatalf("ledger: %+v", recs)
 	}
-	if recs := a.audit(t, billing.AuditFilter{Action: billing.AuditHoldReleased, Customer: cus}); len(recs) != 1 || recs[0].Actor != actor || !strings.Contains(recs[0].Before, id) {
+	if recs := a.audit(t, billing.AuditFilter{Action: billing.AuditHoldReleased, Customer: cus}); len(recs) != 1 || recs[0].Actor != actor || !strings.Contains(recs[0].Before, id) || recs[0].Reason != "app crashed mid-call" {
 		t.Fatalf("audit: %+v", recs)
 	}
 	// A capture by the app is refused now; a second release changes nothing.

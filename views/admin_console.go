@@ -71,6 +71,11 @@ type AdminConfirmAction struct {
 	// CancelLabel names the way back when "Cancel" would be ambiguous
 	// (the action itself cancels something); "" is "Cancel".
 	CancelLabel string
+	// AskReason adds the mandatory reason field (kept in the audit log),
+	// with what was typed and its error.
+	AskReason   bool
+	Reason      string
+	ReasonError string
 }
 
 // AdminAPIKeyForm is the create form of an API key, as typed.

@@ -145,7 +145,11 @@ func TestBrowserAdminPolicies(t *testing.T) {
 	b.do("release", chromedp.Click(chromedp.CSS(`[data-testid="hold-release"]`)))
 	b.waitNav("the hold's confirmation", `!!document.querySelector('[data-testid="confirm"]')`, 10*time.Second)
 	check("hold-confirm", 1280)
-	b.do("confirm", chromedp.Click(chromedp.CSS(`[data-testid="confirm-submit"]`)))
+	// A reason is required, as for every other action: Tally's own error
+	// beside the field, not the browser's bubble.
+	b.do("confirm without a reason", chromedp.Click(chromedp.CSS(`[data-testid="confirm-submit"]`)))
+	b.waitNav("the reason's error", `!!document.querySelector('[data-testid="error-confirm-reason"]')`, 10*time.Second)
+	b.do("confirm", chromedp.SendKeys(chromedp.CSS(`#confirm-reason`), "stuck after an app crash"), chromedp.Click(chromedp.CSS(`[data-testid="confirm-submit"]`)))
 	b.waitNav("released", `document.body.textContent.includes("Released 250 held credits")`, 10*time.Second)
 	if eval[bool](b, "the hold is gone", `[...document.querySelectorAll('[data-testid="hold-row"]')].some(r => r.textContent.includes("`+hold.ID+`"))`) {
 		b.fail("the released hold is still listed")
