@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,8 +29,10 @@ func TestBrowserAdminReview(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.CreateAdmin(ctx, "owner@staff.test", browserAdminPassword, billing.RoleOwner); err != nil {
-		t.Fatal(err)
+	for _, a := range []struct{ email, role string }{{"owner@staff.test", billing.RoleOwner}, {"support@staff.test", billing.RoleSupport}} {
+		if _, err := d.CreateAdmin(ctx, a.email, browserAdminPassword, a.role); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c0, err := d.ResolveCustomer(ctx, "c0")
 	if err != nil {
@@ -40,11 +43,20 @@ func TestBrowserAdminReview(t *testing.T) {
 	defer stop()
 
 	b := newBrowser(t, 3*time.Minute)
-	b.do("open the sign-in page", chromedp.Navigate(base+"/admin/sign-in"))
-	b.waitNav("the sign-in page is ready", `document.readyState === "complete" && !!document.querySelector('#email')`, 10*time.Second)
-	b.do("sign in", chromedp.SendKeys(chromedp.CSS(`#email`), "owner@staff.test"), chromedp.SendKeys(chromedp.CSS(`#password`), browserAdminPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="sign-in-submit"]`)))
-	b.waitNav("signed in", `location.pathname === "/admin/customers"`, 15*time.Second)
+	signIn := func(email string) {
+		t.Helper()
+		b.do("open the sign-in page", chromedp.Navigate(base+"/admin/sign-in"))
+		b.waitNav("the sign-in page is ready", `document.readyState === "complete" && !!document.querySelector('#email')`, 10*time.Second)
+		b.do("sign in as "+email, chromedp.SendKeys(chromedp.CSS(`#email`), email), chromedp.SendKeys(chromedp.CSS(`#password`), browserAdminPassword),
+			chromedp.Click(chromedp.CSS(`[data-testid="sign-in-submit"]`)))
+		b.waitNav("signed in", `location.pathname === "/admin/customers"`, 15*time.Second)
+	}
+	open := func(what, path, ready string) {
+		t.Helper()
+		b.do("open "+what, chromedp.Navigate(base+path))
+		b.waitNav(what+" is there", `document.readyState === "complete" && !!document.querySelector('`+ready+`')`, 10*time.Second)
+	}
+	signIn("owner@staff.test")
 
 	b.do("resize", chromedp.EmulateViewport(390, 900))
 	b.do("open the customer", chromedp.Navigate(base+"/admin/customers/"+c0))
@@ -82,4 +94,32 @@ func TestBrowserAdminReview(t *testing.T) {
 	}
 	b.do("resize", chromedp.EmulateViewport(1280, 900))
 	t.Logf("screenshot %s", b.shot("admin-portal-link-1280"))
+
+	// Support's read-only draft price book: its fields are disabled and
+	// look it (they looked editable), and typing changes nothing.
+	open("the price book", "/admin/price-book", `[data-testid="pb-start-draft"]`)
+	b.do("start a draft", chromedp.Click(chromedp.CSS(`[data-testid="pb-start-draft"]`)))
+	b.waitNav("the draft", `location.pathname === "/admin/price-book/draft" && !!document.querySelector('[data-testid="pb-editor"]')`, 10*time.Second)
+	b.do("sign out", chromedp.Click(chromedp.CSS(`[data-testid="admin-sign-out"]`)))
+	b.waitNav("signed out", `location.pathname === "/admin/sign-in"`, 10*time.Second)
+	signIn("support@staff.test")
+	for _, width := range []int{1280, 390} {
+		b.do("resize", chromedp.EmulateViewport(int64(width), 900))
+		open("the draft as support", "/admin/price-book/draft", `[data-testid="pb-editor"]`)
+		t.Logf("screenshot %s", b.shot(fmt.Sprintf("admin-support-draft-%d", width)))
+	}
+	state := eval[string](b, "the draft's fields", `(() => {
+		const f = [...document.querySelectorAll('[data-testid="pb-editor"] input:not([type=hidden]), [data-testid="pb-editor"] select, [data-testid="pb-editor"] textarea')];
+		const enabled = f.filter(e => e.matches(':enabled')).length;
+		const white = f.filter(e => getComputedStyle(e).backgroundColor === "rgb(255, 255, 255)").length;
+		return f.length + " fields, " + enabled + " enabled, " + white + " look editable";
+	})()`)
+	if !strings.HasSuffix(state, " fields, 0 enabled, 0 look editable") || strings.HasPrefix(state, "0 ") {
+		t.Errorf("support's draft: %s", state)
+	}
+	before := b.value(`#` + "pb-currency")
+	b.do("type into the currency", chromedp.Click(chromedp.CSS(`#pb-currency`)), chromedp.KeyEvent("xyz"))
+	if got := b.value(`#pb-currency`); got != before {
+		t.Errorf("support typed into the draft: %q -> %q", before, got)
+	}
 }
