@@ -77,7 +77,7 @@ func (s *Server) adminAudit(c echo.Context) error {
 		names[a.ID] = a.Email
 	}
 	page := views.AdminAuditPage{Filter: shown, Records: recs, Next: next, Actions: auditActions, Admins: names,
-		Keys: map[string]string{}, Customers: map[string]string{}}
+		Keys: map[string]string{}, Customers: map[string]string{}, Currency: s.policyCurrency(c.Request().Context())}
 	keys, err := s.store.(adminKeyStore).FindAPIKeys(c.Request().Context())
 	if err != nil {
 		return err

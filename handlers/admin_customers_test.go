@@ -667,3 +667,43 @@ func TestAdminRefundWindowClosed(t *testing.T) {
 		t.Errorf("after the window: %q, want Refund window closed", got)
 	}
 }
+
+// The audit log's Before → After is readable: no JSON, no nanoseconds, no
+// ISO times (the CSV keeps the raw values).
+func TestAdminAuditReadable(t *testing.T) {
+	t.Parallel()
+	a := newAdminAPI(t)
+	ctx := context.Background()
+	cus := a.namedCustomer(t, "readable", "Readable Co")
+	v := a.signIn(t, "owner@staff.test")
+	page := "/admin/customers/" + cus
+	v.adminPost(page, page+"/limits", url.Values{"overdraft": {"0"}, "daily_cap": {"50"}, "reason": {"trusted"}}).want(t, http.StatusSeeOther)
+	v.adminPost(page, page+"/portal-link", url.Values{"reason": {"asked"}}).want(t, http.StatusOK)
+	cur, err := a.DB.CurrentPolicy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := cur.Policy
+	pol.RefundWindow = 14 * 24 * time.Hour
+	if _, err := a.DB.UpdatePolicy(ctx, cur.Version, pol, billing.AdminActor(a.Owner.ID), "two weeks"); err != nil {
+		t.Fatal(err)
+	}
+	d := doc(t, v.get("/admin/audit").want(t, http.StatusOK))
+	change := func(action string) string {
+		return strings.Join(strings.Fields(d.Find(`[data-testid="audit-row"][data-action="`+action+`"] [data-testid="audit-change"]`).First().Text()), " ")
+	}
+	if got := change(billing.AuditLimitsSet); got != "Daily cap: no cap → 50" {
+		t.Errorf("limits: %q", got)
+	}
+	if got := change(billing.AuditPolicyUpdated); !strings.HasPrefix(got, "Refund window: ") || !strings.HasSuffix(got, " → 14 days") {
+		t.Errorf("policy: %q", got)
+	}
+	if got := change(billing.AuditPortalLinkSent); strings.Contains(got, "T12:") || !strings.Contains(got, "10 Mar, 12:") {
+		t.Errorf("portal link: %q, want the time as the When column writes it", got)
+	}
+	d.Find(`[data-testid="audit-change"]`).Each(func(_ int, s *goquery.Selection) {
+		if txt := s.Text(); strings.ContainsAny(txt, "{}\"") || strings.Contains(txt, "000000000") {
+			t.Errorf("raw JSON in the audit log: %q", txt)
+		}
+	})
+}

@@ -141,4 +141,6 @@ type AdminAuditPage struct {
 	// Customers names the customers the page shows (id -> name), as the
 	// record's customer and as an actor in the portal.
 	Customers map[string]string
+	// Currency formats the policy's amounts in its changes.
+	Currency string
 }
