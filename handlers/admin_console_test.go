@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/tally-billing/tally/billing"
 	"github.com/tally-billing/tally/db"
 )
@@ -90,6 +91,9 @@ func TestAdminWebhooks(t *testing.T) {
 		if strings.Contains(string(p.Raw), secret) {
 			t.Errorf("the %s shows the secret again", name)
 		}
+	}
+	if got := testID(t, page, "webhook-description"); got != "Prod" {
+		t.Errorf("the endpoint page shows the description %q, want Prod", got)
 	}
 	if !strings.Contains(testID(t, page, "flash"), "shown once") || testID(t, list, "webhook-url") != ep.URL || testID(t, page, "deliveries-empty") == "" {
 		t.Fatalf("flash %q, list %q", testID(t, page, "flash"), testID(t, list, "webhook-url"))
@@ -327,5 +331,54 @@ func TestAdminAPIKeys(t *testing.T) {
 		if n := a.auditCount(t, action); n != want {
 			t.Errorf("%s: %d audit records", action, n)
 		}
+	}
+}
+
+// Smaller wording findings of the console review: buttons named with
+// their key, a search's results headed by the search, and the customer
+// page's forms use Tally's inline errors, not the browser's bubbles.
+func TestAdminConsoleWording(t *testing.T) {
+	t.Parallel()
+	a := newAdminAPI(t)
+	v := a.signIn(t, "owner@staff.test")
+
+	// Every API key's Edit and Revoke names the key.
+	d := doc(t, v.get("/admin/api-keys").want(t, http.StatusOK))
+	d.Find(`[data-testid="api-key-row"]`).Each(func(_ int, row *goquery.Selection) {
+		name := row.Find(`[data-testid="api-key-name"]`).Text()
+		for _, id := range []string{"api-key-edit", "api-key-revoke"} {
+			b := row.Find(`[data-testid="` + id + `"]`)
+			if b.Length() == 0 {
+				continue
+			}
+			if got := strings.Join(strings.Fields(b.Text()), " "); !strings.HasSuffix(got, " the key "+name) {
+				t.Errorf("%s of %q is named %q for screen readers", id, name, got)
+			}
+		}
+	})
+
+	// A search says what it matched.
+	a.namedCustomer(t, "lumen-1", "Lumen Studio")
+	a.namedCustomer(t, "other-1", "Other Co")
+	r := v.get("/admin/customers?q=lumen").want(t, http.StatusOK)
+	if got := testID(t, r, "customers-matching"); got != "1 customer matching “lumen”, newest first" {
+		t.Errorf("search heading %q", got)
+	}
+	if testID(t, v.get("/admin/customers"), "customers-matching") != "" {
+		t.Error("the full list has a search heading")
+	}
+
+	// The customer page's forms are novalidate: the server's inline errors
+	// (the view-portal and refund reasons had the browser's bubble).
+	cus := a.namedCustomer(t, "forms", "Forms Co")
+	d = doc(t, v.get("/admin/customers/"+cus).want(t, http.StatusOK))
+	d.Find(`main form[method="post"]`).Each(func(_ int, f *goquery.Selection) {
+		if _, ok := f.Attr("novalidate"); !ok && f.Find(`[required]`).Length() > 0 {
+			t.Errorf("form %s has required fields but no novalidate", f.AttrOr("action", "?"))
+		}
+	})
+	r = v.adminPost("/admin/customers/"+cus, "/admin/customers/"+cus+"/view-portal", nil).want(t, http.StatusUnprocessableEntity)
+	if testID(t, r, "error-view-portal-reason") == "" {
+		t.Error("no inline error for the view-portal reason")
 	}
 }

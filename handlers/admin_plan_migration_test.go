@@ -69,6 +69,16 @@ func TestAdminPlanMigration(t *testing.T) {
 	if sub, _ := p.DB.FindSubscription(ctx, ids[0]); sub.NextPlan != "" {
 		t.Fatal("the confirmation wrote")
 	}
+	// Each group's line is the change per period, signed and labelled (it
+	// read "$0.00 · 0 credits per period", like a price).
+	if doc(t, r).Find(`[data-testid="confirm-group-change"]`).Length() == 0 {
+		t.Error("the confirmation says no group's change per period")
+	}
+	doc(t, r).Find(`[data-testid="confirm-group-change"]`).Each(func(_ int, s *goquery.Selection) {
+		if txt := s.Text(); !strings.HasPrefix(txt, "Change per period: ") && txt != "No change per period" {
+			t.Errorf("a group's change reads %q", txt)
+		}
+	})
 	form := formValues(t, r, `[data-testid="confirm"] form`)
 	if loc := v.location(v.post(page+"/migrate", form), http.StatusSeeOther); loc != page {
 		t.Fatalf("after migrating: %s", loc)

@@ -230,7 +230,7 @@ func margins(pb billing.PriceBook) (map[string][]views.PBMargin, []billing.Credi
 		for _, p := range packs {
 			m := views.PBMargin{Pack: p.Name, Text: "–"}
 			if bps, ok := billing.Margin(cost, credits, unit, p); ok {
-				m.Text, m.Low = billing.MarginText(bps), bps < 0
+				m.Text, m.Low = views.PercentText(bps), bps < 0
 			}
 			ms = append(ms, m)
 		}
@@ -673,15 +673,27 @@ func (s *Server) adminDraftPublish(c echo.Context) error {
 }
 
 func (s *Server) publishedFlash(c echo.Context, out billing.PriceBook, changed bool) error {
+	return s.publishedFlashOf(c, out, changed, 0)
+}
+
+// publishedFlashOf says what was published; rollbackOf names the version a
+// rollback copied (0: not a rollback).
+func (s *Server) publishedFlashOf(c echo.Context, out billing.PriceBook, changed bool, rollbackOf int64) error {
+	contents := plural(len(out.Features), "feature") + ", " + plural(len(out.Packs), "credit pack") + ", " + plural(len(out.Plans), "plan")
 	switch {
+	case changed && rollbackOf > 0 && out.EffectiveAt != nil && out.EffectiveAt.After(out.PublishedAt):
+		adminFlash(c, "success", fmt.Sprintf("Scheduled the rollback to version %d as version %d (%s): it takes effect on %s UTC; until then the version in effect stays.",
+			rollbackOf, out.Version, contents, out.EffectiveAt.UTC().Format("2 Jan 2006 15:04")))
+	case changed && rollbackOf > 0:
+		adminFlash(c, "success", fmt.Sprintf("Rolled back to version %d: its prices are published as version %d (%s). New usage is priced with them from now on.",
+			rollbackOf, out.Version, contents))
 	case !changed:
 		adminFlash(c, "info", fmt.Sprintf("Nothing to publish: version %d, in effect, is this price book already.", out.Version))
 	case out.EffectiveAt != nil && out.EffectiveAt.After(out.PublishedAt):
 		adminFlash(c, "success", fmt.Sprintf("Scheduled version %d: it takes effect on %s UTC; until then the version in effect stays.", out.Version,
 			out.EffectiveAt.UTC().Format("2 Jan 2006 15:04")))
 	default:
-		adminFlash(c, "success", fmt.Sprintf("Published version %d: %s, %s. New usage is priced with it from now on.", out.Version,
-			plural(len(out.Features), "feature"), plural(len(out.Packs), "credit pack")))
+		adminFlash(c, "success", fmt.Sprintf("Published version %d: %s. New usage is priced with it from now on.", out.Version, contents))
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/price-book")
 }
@@ -742,7 +754,7 @@ func (s *Server) adminVersionRollback(c echo.Context) error {
 	if !changed {
 		return adminFlashTo(c, "info", fmt.Sprintf("Version %d's prices are in effect already (as version %d): nothing was published.", v, out.Version), "/admin/price-book")
 	}
-	return s.publishedFlash(c, out, changed)
+	return s.publishedFlashOf(c, out, changed, v)
 }
 
 // POST /admin/price-book/versions/:version/cancel (admins): cancel a
@@ -967,7 +979,7 @@ func (s *Server) adminDraftImportCosts(c echo.Context) error {
 		return err
 	}
 	return adminFlashTo(c, "success", fmt.Sprintf("Priced %s from provider costs at a %s margin at %s's credit price. Review and save, then preview the impact.",
-		plural(len(models), "model"), billing.MarginText(bps), pack.Name), "/admin/price-book/draft")
+		plural(len(models), "model"), views.PercentText(bps), pack.Name), "/admin/price-book/draft")
 }
 
 // matchModels are the file's models the filter names: comma-separated

@@ -365,6 +365,10 @@ func TestAdminPriceBookScheduleAndRollback(t *testing.T) {
 	if r.Status != http.StatusSeeOther {
 		t.Fatalf("rollback: %d %.300s", r.Status, r.Raw)
 	}
+	// The flash says it was a rollback, to which version, and counts plans.
+	if f := testID(t, v.get("/admin/price-book"), "flash"); !strings.HasPrefix(f, "Rolled back to version 1: its prices are published as version 4 (") || !strings.Contains(f, " plan") {
+		t.Errorf("rollback flash %q", f)
+	}
 	time.Sleep(1100 * time.Millisecond) // the read path trusts its copy for a second
 	cur, _ := a.DB.CurrentPriceBook(ctx)
 	v1, _ := a.DB.PriceBookVersion(ctx, 1)

@@ -60,3 +60,27 @@ func TestAuditChangeReadable(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// The console writes a negative percentage with the true minus, as its
+// credits and money ("−1,350" beside "-6.9%" before), and counts live
+// subscriptions and migration changes in words.
+func TestConsoleSignsAndPlurals(t *testing.T) {
+	f := NewFmt("en-US", "UTC")
+	for bps, want := range map[int64]string{-690: "−6.9%", 1250: "+12.5%"} {
+		if got := bpsText(bps); got != want {
+			t.Errorf("bpsText(%d) = %q, want %q", bps, got, want)
+		}
+	}
+	if got := PercentText(-1660); got != "−16.6%" {
+		t.Errorf("PercentText(-1660) = %q", got)
+	}
+	if got := pluralWord(1, "live subscription"); got != "live subscription" {
+		t.Errorf("%q", got)
+	}
+	if got := migrationChange(f, billing.Money{Currency: "usd"}, 0); got != "No change per period" {
+		t.Errorf("no change: %q", got)
+	}
+	if got := migrationChange(f, billing.Money{Amount: -500, Currency: "usd"}, billing.CreditsOf(1000)); got != "Change per period: −$5.00, +1,000 credits" {
+		t.Errorf("change: %q", got)
+	}
+}

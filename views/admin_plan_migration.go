@@ -32,6 +32,17 @@ func signedCredits(f Fmt, c billing.Credits) string {
 	return f.Credits(c)
 }
 
+// migrationChange says what moving a version's subscribers changes per
+// period, signed: "Change per period: +$10.00, +500 credits", or "No
+// change per period" (it read "$0.00 · 0 credits per period", as if they
+// would pay nothing).
+func migrationChange(f Fmt, revenue billing.Money, credits billing.Credits) string {
+	if revenue.Amount == 0 && credits == 0 {
+		return "No change per period"
+	}
+	return "Change per period: " + signedMoney(f, revenue) + ", " + signedCredits(f, credits) + " credits"
+}
+
 // migrationSentence says what a migration does, before it is confirmed.
 func migrationSentence(f Fmt, im billing.MigrationImpact) string {
 	who := f.Int(int64(im.Subscribers)) + " subscribers"

@@ -2,6 +2,7 @@ package views
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tally-billing/tally/billing"
@@ -158,9 +159,19 @@ func (p AdminImpactPage) CustomerLabel(id string) string {
 // bpsText writes a change in basis points as a signed percentage.
 func bpsText(bps int64) string {
 	if bps > 0 {
-		return "+" + billing.MarginText(bps)
+		return "+" + PercentText(bps)
 	}
-	return billing.MarginText(bps)
+	return PercentText(bps)
+}
+
+// PercentText is a percentage in basis points, "62.5%", with the true
+// minus sign the console writes everywhere ("−6.9%", not "-6.9%").
+func PercentText(bps int64) string {
+	t := billing.MarginText(bps)
+	if rest, ok := strings.CutPrefix(t, "-"); ok {
+		return "−" + rest
+	}
+	return t
 }
 
 // utcText writes a time in UTC to the minute: "3 Dec 2026 09:00 UTC".
