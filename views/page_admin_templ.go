@@ -3069,7 +3069,7 @@ func AdminAuditView(s AdminShell, d AdminAuditPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 257, "\" placeholder=\"an e-mail, or admin, api_key, customer, system, kind:id\" class=\"input mt-1\"></div><div><label for=\"customer\" class=\"label\">Customer</label> <input id=\"customer\" name=\"customer\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 257, "\" placeholder=\"E-mail, or kind or kind:id\" class=\"input mt-1\"></div><div><label for=\"customer\" class=\"label\">Customer</label> <input id=\"customer\" name=\"customer\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -95,6 +95,42 @@ func TestBrowserAdminReview(t *testing.T) {
 	b.do("resize", chromedp.EmulateViewport(1280, 900))
 	t.Logf("screenshot %s", b.shot("admin-portal-link-1280"))
 
+	// The audit log's changes read as words at both widths: set limits and
+	// a policy, then look (no JSON, no sideways scrolling on a phone).
+	open("the customer", "/admin/customers/"+c0, `[data-testid="limits-form"]`)
+	b.do("set limits", chromedp.Click(chromedp.CSS(`[data-testid="action-limits"] summary`)),
+		chromedp.SendKeys(chromedp.CSS(`#limits-daily`), "50"), chromedp.SendKeys(chromedp.CSS(`#limits-reason`), "trusted customer"),
+		chromedp.Click(chromedp.CSS(`[data-testid="limits-submit"]`)))
+	b.waitNav("limits saved", `!!document.querySelector('[data-testid="flash"]')`, 10*time.Second)
+	for _, width := range []int{1280, 390} {
+		b.do("resize", chromedp.EmulateViewport(int64(width), 900))
+		open("the audit log", "/admin/audit", `[data-testid="audit-table"]`)
+		t.Logf("screenshot %s", b.shot(fmt.Sprintf("admin-audit-readable-%d", width)))
+		got := eval[string](b, "the limits change", `(() => { const r = document.querySelector('[data-testid="audit-row"][data-action="customer.limits_set"] [data-testid="audit-change"]'); return r ? r.innerText.replace(/\s+/g, " ").trim() : ""; })()`)
+		if got != "Daily cap: no cap → 50" {
+			t.Errorf("at %d px the limits change reads %q", width, got)
+		}
+		if w := eval[int](b, "page width", `document.documentElement.scrollWidth`); width == 390 && w > 391 {
+			t.Errorf("the audit log is %d px wide at 390 px", w)
+		}
+	}
+	b.do("resize", chromedp.EmulateViewport(1280, 900))
+
+	// A grant's expiry: the day picked, to its end, UTC.
+	open("the customer", "/admin/customers/"+c0, `[data-testid="grant-form"]`)
+	b.do("grant with an expiry", chromedp.Click(chromedp.CSS(`[data-testid="action-grant"] summary`)),
+		chromedp.SendKeys(chromedp.CSS(`#grant-credits`), "250.5"), chromedp.SetValue(chromedp.CSS(`#grant-expires`), "2027-01-15"),
+		chromedp.SendKeys(chromedp.CSS(`#grant-reason`), "launch promo"), chromedp.Click(chromedp.CSS(`[data-testid="grant-submit"]`)))
+	b.waitNav("the confirmation", `!!document.querySelector('[data-testid="confirm-expires"]')`, 10*time.Second)
+	for _, width := range []int{1280, 390} {
+		b.do("resize", chromedp.EmulateViewport(int64(width), 900))
+		t.Logf("screenshot %s", b.shot(fmt.Sprintf("admin-grant-expiry-confirm-%d", width)))
+	}
+	if got := b.text(`[data-testid="confirm-expires"]`); got != "At the end of 15 Jan 2027 (UTC)" {
+		t.Errorf("the confirmation's expiry %q", got)
+	}
+	b.do("resize", chromedp.EmulateViewport(1280, 900))
+
 	// Support's read-only draft price book: its fields are disabled and
 	// look it (they looked editable), and typing changes nothing.
 	open("the price book", "/admin/price-book", `[data-testid="pb-start-draft"]`)
