@@ -5,7 +5,7 @@ package billing
 // its entry). The audit log's filter offers exactly these;
 // TestAuditActionsComplete fails when an Audit* constant is missing here.
 var AuditActions = []string{
-	AuditSignIn, AuditSignOut, AuditSignOutAll, AuditAdminCreated,
+	AuditSignIn, AuditSignOut, AuditSignOutAll, AuditAdminCreated, AuditAdminDisabled, AuditAdminEnabled, AuditAdminRoleChanged,
 	AuditLimitsSet, AuditPortalLinkSent, AuditPortalViewed, AuditDisputeCleared, AuditCustomerFrozen, AuditCustomerUnfroze,
 	AuditHoldReleased, AuditFreePeriod, AuditPlanMigrated, AuditPolicyUpdated,
 	AuditPriceBookPublished, AuditPriceBookScheduled, AuditPriceBookRolledBack, AuditPriceBookCancelled,
