@@ -63,6 +63,18 @@ func ValidScope(s string) bool { _, ok := scopeIncludes[s]; return ok }
 // Allows reports whether a key of scope have may do what needs requires.
 func Allows(have, needs string) bool { return slices.Contains(scopeIncludes[have], needs) }
 
+// CheckOrigins refuses allowed origins on a key of a scope that never mints
+// the balance widget's embed tokens (only portal and admin keys do): such
+// origins would never be used, and suggest the key does something it
+// cannot.
+func CheckOrigins(scope string, origins []string) error {
+	if len(origins) > 0 && !Allows(scope, ScopePortal) {
+		return Errorf(CodeValidation, "Only portal and admin keys mint the balance widget's tokens, so only they list allowed origins; a %s key never uses them.", scope).
+			With("param", "allowed_origins")
+	}
+	return nil
+}
+
 // CustomerInput creates a customer.
 type CustomerInput struct {
 	ExternalID string `json:"external_id"`

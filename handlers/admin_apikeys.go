@@ -82,6 +82,8 @@ func readKeyFields(f *forms.Form, vf views.AdminAPIKeyForm) (billing.Limits, int
 	origins, oerr := parseOrigins(vf.Origins)
 	if oerr != "" {
 		f.Fail("origins", oerr)
+	} else if err := billing.CheckOrigins(vf.Scope, origins); err != nil && billing.ValidScope(vf.Scope) {
+		f.Fail("origins", billing.ErrorMessage(err))
 	}
 	if f.Valid() {
 		if err := lim.Validate(); err != nil {
@@ -226,6 +228,11 @@ func (s *Server) adminAPIKeyOrigins(c echo.Context) error {
 	}
 	text := c.FormValue("origins")
 	origins, oerr := parseOrigins(text)
+	if oerr == "" {
+		if err := billing.CheckOrigins(key.Scope, origins); err != nil {
+			oerr = billing.ErrorMessage(err)
+		}
+	}
 	if oerr != "" {
 		return s.renderAdminAPIKeys(c, http.StatusUnprocessableEntity, views.AdminAPIKeysPage{Form: views.AdminAPIKeyForm{Scope: billing.ScopeRead, Nonce: confirmKey()},
 			EditKey: key.ID, EditOrigins: text, EditError: oerr})

@@ -232,6 +232,8 @@ func TestAdminAPIKeys(t *testing.T) {
 		"path":       {url.Values{"name": {"x"}, "scope": {"portal"}, "origins": {"https://app.example/path"}}, "error-origins", "not an origin"},
 		"neg cap":    {url.Values{"name": {"x"}, "scope": {"metering"}, "daily_cap": {"-5"}}, "error-daily_cap", "negative"},
 		"rate":       {url.Values{"name": {"x"}, "scope": {"metering"}, "rate_limit": {"abc"}}, "error-rate_limit", ""},
+		// A metering key never mints the widget's tokens: origins on it would never be used.
+		"origins on a metering key": {url.Values{"name": {"x"}, "scope": {"metering"}, "origins": {"https://app.example"}}, "error-origins", "Only portal and admin keys"},
 	} {
 		r := v.adminPost("/admin/api-keys", "/admin/api-keys", c.form)
 		if r.Status != http.StatusUnprocessableEntity || testID(t, r, c.field) == "" || !strings.Contains(testID(t, r, c.field), c.want) {
@@ -297,6 +299,11 @@ func TestAdminAPIKeys(t *testing.T) {
 	r = v.adminPost("/admin/api-keys", base+"/origins", url.Values{"origins": {"ftp://nope"}})
 	if r.Status != http.StatusUnprocessableEntity || testID(t, r, "error-edit-origins") == "" {
 		t.Fatalf("bad origins: %d", r.Status)
+	}
+	// Not on a metering key (the console let one list them).
+	r = v.adminPost("/admin/api-keys", "/admin/api-keys/"+a.MeterKey.ID+"/origins", url.Values{"origins": {"https://shop.example"}})
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(testID(t, r, "error-edit-origins"), "Only portal and admin keys") {
+		t.Fatalf("origins on a metering key: %d %q", r.Status, testID(t, r, "error-edit-origins"))
 	}
 	r = v.adminPost("/admin/api-keys", base+"/origins", url.Values{"origins": {"https://shop.example"}})
 	if r.Status != http.StatusSeeOther || !strings.Contains(testID(t, v.get("/admin/api-keys"), "flash"), "1 origin") {

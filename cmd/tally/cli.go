@@ -114,7 +114,7 @@ func cmdAPIKey(ctx context.Context, args []string, getenv env, stdout, stderr io
 		if !billing.ValidScope(*scope) {
 			return usageError{fmt.Sprintf("--scope %q is not one of %s", *scope, strings.Join(billing.Scopes(), ", "))}
 		}
-		if len(origins) > 0 && !billing.Allows(*scope, billing.ScopePortal) {
+		if billing.CheckOrigins(*scope, origins) != nil {
 			return usageError{fmt.Sprintf("--allowed-origin is for keys that mint the balance widget's embed tokens (scope portal or admin); a %s key never does", *scope)}
 		}
 		if *rate < 0 {
