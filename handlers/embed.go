@@ -362,7 +362,10 @@ func (h *embedHandlers) widgetAuth(c echo.Context) (embedClaims, views.Widget, e
 		msg := "Your credit balance cannot be shown here. Reload the page to try again."
 		switch billing.ErrorCode(err) {
 		case billing.CodeEmbedTokenExpired:
+			// The frame asks the host page for a new token and reloads
+			// with it; the message stays only if the page gives none.
 			msg = "This balance view has expired. Reload the page to see your credits."
+			w.Expired = true
 		case billing.CodeRateLimited:
 			msg = billing.ErrorMessage(err)
 		}
@@ -488,9 +491,11 @@ func (h *embedHandlers) topUp(c echo.Context) error {
 		w.Message = fmt.Sprintf("Added %s credits. %s was charged to %s.", w.Fmt.Credits(tu.Credits), w.Fmt.Money(tu.Price),
 			views.CardLabel(billing.Card{Brand: tu.CardBrand, Last4: tu.CardLast4}))
 	case tu.Status == billing.TopUpFailed:
-		w.Panel, w.Message = "failed", "Your card was declined, nothing was charged. Open billing to pay with another card."
-		if tu.FailureReason != "" {
-			w.Message = "Your card was declined (" + tu.FailureReason + "), nothing was charged. Open billing to pay with another card."
+		// The provider's reason is a sentence of its own ("Your card was
+		// declined."); quoting it inside ours repeated it.
+		w.Panel, w.Message = "failed", "Your card was declined. Nothing was charged. Open billing to pay with another card."
+		if r := strings.TrimSpace(tu.FailureReason); r != "" && !strings.EqualFold(strings.TrimSuffix(r, "."), "Your card was declined") {
+			w.Message = strings.TrimSuffix(r, ".") + ". Nothing was charged. Open billing to pay with another card."
 		}
 	case tu.Status == billing.TopUpRequiresAction:
 		w.Panel, w.Message = "failed", "Your bank asks you to confirm this payment. Open billing to finish it."

@@ -208,6 +208,18 @@ func TestEmbedWidgetTopUp(t *testing.T) {
 	if got := p.available(t, acme); got != billing.CreditsOf(1500) {
 		t.Fatalf("available %v, want 1500", got)
 	}
+
+	// A declined card says so once: it read "Your card was declined (Your
+	// card was declined.), nothing was charged."
+	v.addCard(cardDecline)
+	conf = post("/embed/top-ups/confirm", f, "same-origin").want(t, http.StatusOK)
+	failed := post("/embed/top-ups", formValues(t, conf, `form[action="/embed/top-ups"]`), "same-origin").want(t, http.StatusOK)
+	if got := testID(t, failed, "widget-failed"); !strings.HasPrefix(got, "Your card was declined. Nothing was charged. Open billing to pay with another card.") {
+		t.Fatalf("declined: %q", got)
+	}
+	if got := p.available(t, acme); got != billing.CreditsOf(1500) {
+		t.Fatalf("a declined top-up changed the balance: %v", got)
+	}
 	p.verify(t)
 }
 

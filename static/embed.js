@@ -52,10 +52,19 @@
     };
   }
 
+  // An expired token's page asks the host page for a new one, and comes
+  // back as the widget with it (it has no forms to carry the token).
+  var expired = root.hasAttribute("data-expired");
+  if (expired) post({ type: "tally:expired" });
+
   window.addEventListener("message", function (ev) {
     if (ev.source !== window.parent || ev.origin !== origin) return;
     var d = ev.data;
     if (!d || d.type !== "tally:token" || typeof d.token !== "string" || d.token.indexOf("tet1.") !== 0) return;
+    if (expired) {
+      location.replace("/embed/widget?" + (root.getAttribute("data-reload") || "") + "&token=" + encodeURIComponent(d.token));
+      return;
+    }
     token = d.token;
     document.querySelectorAll("[data-token-field]").forEach(function (i) {
       i.value = token;
@@ -77,12 +86,28 @@
     }, 0);
   });
   document.addEventListener("toggle", height, true);
+  // Escape closes the pack list (focus back on Top up) or cancels the
+  // confirmation, as a dialog's Escape does.
   document.addEventListener("keydown", function (e) {
     if (e.key !== "Escape") return;
-    document.querySelectorAll("details[open]").forEach(function (d) {
-      d.open = false;
-    });
+    var open = document.querySelectorAll("details[open]");
+    if (open.length) {
+      open.forEach(function (d) {
+        d.open = false;
+        var s = d.querySelector("summary");
+        if (s) s.focus();
+      });
+      return;
+    }
+    var cancel = document.querySelector("[data-cancel]");
+    if (cancel) cancel.click();
   });
+  // Each step is a page of its own (the frame reloads): after a press, the
+  // step's first control, or its outcome, takes the focus, so a keyboard
+  // stays in the flow and a screen reader reads what happened. The first
+  // page of the widget has none: it never takes the focus from the host.
+  var first = document.querySelector("[data-autofocus]");
+  if (first) first.focus();
   if (window.ResizeObserver) new ResizeObserver(height).observe(document.body);
   height();
   connect();

@@ -2,6 +2,7 @@ package views
 
 import (
 	"math"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -26,6 +27,22 @@ type Widget struct {
 	Panel       string        // "", "packs", "confirm", "done", "failed"
 	Confirm     *TopUpConfirm // Panel "confirm"
 	Message     string        // Panel "done" or "failed"
+	// Expired marks the error page of an expired token: its script asks
+	// the host page for a new token and reloads the frame with it.
+	Expired bool
+}
+
+// ReloadQuery is the widget's query without its token: theme, accent and
+// compact, for the frame to reload with a new token.
+func (w Widget) ReloadQuery() string {
+	q := url.Values{"theme": {w.Theme}}
+	if w.Accent != "" {
+		q.Set("accent", w.Accent)
+	}
+	if w.Compact {
+		q.Set("compact", "1")
+	}
+	return q.Encode()
 }
 
 // WidgetLive is the part of the widget the event stream redraws.

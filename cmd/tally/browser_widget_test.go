@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"html"
 	"net/http"
@@ -14,7 +18,9 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/tally-billing/tally/db"
 )
 
@@ -122,6 +128,45 @@ func (b *browser) frameNode(ctx context.Context, n int) *chromedp.Node {
 	return nodes[0]
 }
 
+// frameEval runs js (a function body that returns a string) in the nth
+// widget's frame, in a world of its own (the same DOM), and returns its
+// answer, or "" when the frame is not there.
+func (b *browser) frameEval(n int, js string) string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	fr := b.frameNode(ctx, n)
+	if fr == nil {
+		return ""
+	}
+	var out string
+	chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		w, err := cdp.Call(ctx, tg, page.CreateIsolatedWorld, page.CreateIsolatedWorldParams{FrameID: fr.FrameID, WorldName: "test"})
+		if err != nil {
+			return err
+		}
+		byValue := true
+		r, err := cdp.Call(ctx, tg, runtime.Evaluate, runtime.EvaluateParams{Expression: "(() => {" + js + "})()", ContextID: w.ExecutionContextID, ReturnByValue: &byValue})
+		if err != nil || r.ExceptionDetails != nil {
+			return err
+		}
+		return json.Unmarshal(r.Result.Value, &out)
+	}))
+	return out
+}
+
+// frameFocus waits until the nth frame's focused element has data-testid
+// want.
+func (b *browser) frameFocus(n int, want, what string) {
+	b.t.Helper()
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got = b.frameEval(n, `const a = document.activeElement; return (a && a.getAttribute("data-testid")) || (a ? a.tagName : "");`); got == want {
+			return
+		}
+	}
+	b.fail("%s: the focus is on %q, want %q", what, got, want)
+}
+
 // frameClick clicks an element in the nth widget's frame.
 func (b *browser) frameClick(n int, sel, what string) {
 	b.t.Helper()
@@ -213,7 +258,18 @@ func TestBrowserWidget(t *testing.T) {
 	b.frameClick(0, `[data-testid="widget-topup-button"]`, "open the packs")
 	b.frameText(0, `[data-testid="widget-packs"]`, func(s string) bool { return strings.Contains(s, "Charged to Visa •••• 4242 after you confirm") }, "the packs")
 	shots(t, b, "packs")
+	// Each step is a page of the frame: its first control takes the focus
+	// (Chromium ignores autofocus in a cross-origin frame), and Escape
+	// cancels the confirmation. Before, the focus fell to the frame's body
+	// at every step and Escape did nothing.
 	b.frameClick(0, `[data-testid="widget-pack-pack_1000"]`, "choose a pack")
+	b.frameFocus(0, "widget-confirm-button", "the confirmation")
+	b.do("press Escape", chromedp.KeyEvent(kb.Escape))
+	b.frameText(0, `[data-testid="widget-topup-button"]`, func(s string) bool {
+		return b.frameEval(0, `return document.querySelector('[data-testid="widget-confirm"]') ? "open" : "closed";`) == "closed"
+	}, "Escape cancels the confirmation")
+	b.frameClick(0, `[data-testid="widget-topup-button"]`, "open the packs again")
+	b.frameClick(0, `[data-testid="widget-pack-pack_1000"]`, "choose a pack again")
 	got := b.frameText(0, `[data-testid="widget-confirm"]`, func(s string) bool { return s != "" }, "the confirmation")
 	if !strings.Contains(got, "Add 1,000 credits") || !strings.Contains(got, "$10.00") || !strings.Contains(got, "Visa •••• 4242") {
 		b.fail("confirmation %q", got)
@@ -222,9 +278,36 @@ func TestBrowserWidget(t *testing.T) {
 	b.frameText(0, `[data-testid="widget-balance"]`, func(s string) bool { return s == "990" }, "nothing is charged before confirming")
 	b.frameClick(0, `[data-testid="widget-confirm-button"]`, "pay")
 	b.frameText(0, `[data-testid="widget-done"]`, func(s string) bool { return strings.Contains(s, "Added 1,000 credits") }, "the top-up succeeded")
+	b.frameFocus(0, "widget-done", "the outcome takes the focus, so a screen reader reads it")
 	b.frameText(0, `[data-testid="widget-balance"]`, func(s string) bool { return s == "1,990" }, "the balance rose")
 	b.frameText(1, `[data-testid="widget-balance"]`, func(s string) bool { return s == "1,990" }, "the other widgets follow live")
 	shots(t, b, "paid")
+
+	// A token that expires under an open widget (a laptop's sleep): the
+	// frame's next request meets "expired", and the widget comes back with
+	// a new token from the page's callback. It stayed on "This balance view
+	// has expired" for good, as its error page carried no token to renew.
+	d, err := db.Open(context.Background(), path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenKey, _ := d.Secret(context.Background(), "embed_token_key", 32)
+	k, _ := d.Authenticate(context.Background(), secret)
+	c0, _ := d.FindCustomer(context.Background(), "c0")
+	d.Close()
+	claims, _ := json.Marshal(map[string]any{"k": k.ID, "c": c0.ID, "o": host.URL, "x": time.Now().Add(2 * time.Second).Unix(), "n": "soon"})
+	body := base64.RawURLEncoding.EncodeToString(claims)
+	mac := hmac.New(sha256.New, tokenKey)
+	mac.Write([]byte("tally embed token\x00"))
+	mac.Write([]byte(body))
+	soon := "tet1." + body + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	b.frameEval(0, `document.querySelectorAll("[data-token-field]").forEach(i => i.value = "`+soon+`"); return "";`)
+	time.Sleep(3 * time.Second)
+	asked := eval[float64](b, "tokens asked so far", `window.tallyTokens`)
+	b.frameClick(0, `[data-testid="widget-topup-button"]`, "open the packs with an expired token")
+	b.frameClick(0, `[data-testid="widget-pack-pack_1000"]`, "choose a pack with an expired token")
+	b.waitJS("the frame asked the page for a new token", fmt.Sprintf(`window.tallyTokens > %v`, asked), 10*time.Second)
+	b.frameText(0, `[data-testid="widget-balance"]`, func(s string) bool { return s == "1,990" }, "the widget came back with the new token")
 
 	// A page of an origin the key does not list cannot frame the widget.
 	st, tok := api(t, base, secret, "POST", "/api/v1/embed-tokens", map[string]any{"customer": "c0", "origin": host.URL})
