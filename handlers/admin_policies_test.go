@@ -192,23 +192,24 @@ func TestAdminAPIKeyEdit(t *testing.T) {
 	a.grant(t, cus, "100", billing.SourcePurchase)
 	a.usage(cus, "chat.request", "1", "").want(t, http.StatusCreated)
 
-	r = v.adminPost(path, path, url.Values{"scope": {"read"}, "daily_cap": {"50"}, "rate_limit": {"7"}, "origins": {"https://app.example.com"}})
+	// (A portal key: only portal and admin keys may list origins.)
+	r = v.adminPost(path, path, url.Values{"scope": {"portal"}, "daily_cap": {"50"}, "rate_limit": {"7"}, "origins": {"https://app.example.com"}})
 	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/admin/api-keys" {
 		t.Fatalf("edit: %d %.300s", r.Status, r.Raw)
 	}
-	if r := v.get("/admin/api-keys"); !strings.Contains(string(r.Raw), "read scope, caps 50 a day, 7 req/s") {
+	if r := v.get("/admin/api-keys"); !strings.Contains(string(r.Raw), "portal scope, caps 50 a day, 7 req/s") {
 		t.Fatalf("no flash: %.500s", r.Raw)
 	}
 	k := findKeyByID(t, a, a.MeterKey.ID)
-	if k.Scope != billing.ScopeRead || k.Limits.DailyCap == nil || *k.Limits.DailyCap != billing.CreditsOf(50) || k.RateLimit != 7 ||
+	if k.Scope != billing.ScopePortal || k.Limits.DailyCap == nil || *k.Limits.DailyCap != billing.CreditsOf(50) || k.RateLimit != 7 ||
 		strings.Join(k.AllowedOrigins, ",") != "https://app.example.com" {
 		t.Fatalf("key after the edit: %+v", k)
 	}
-	// It applies to the key's next request: a read key can't meter.
+	// It applies to the key's next request: a portal key can't meter.
 	a.usage(cus, "chat.request", "1", "").wantError(t, http.StatusForbidden, billing.CodeForbidden)
 	recs := a.audit(t, billing.AuditFilter{Action: billing.AuditAPIKeyUpdated})
 	if len(recs) != 1 || recs[0].Actor != billing.AdminActor(a.Admin.ID) || !strings.Contains(recs[0].Before, `"scope":"metering"`) ||
-		!strings.Contains(recs[0].After, `"scope":"read"`) || !strings.Contains(recs[0].After, "app.example.com") || strings.Contains(recs[0].After, a.Meter) {
+		!strings.Contains(recs[0].After, `"scope":"portal"`) || !strings.Contains(recs[0].After, "app.example.com") || strings.Contains(recs[0].After, a.Meter) {
 		t.Fatalf("audit: %+v", recs)
 	}
 	// A revoked key can't be edited.

@@ -87,7 +87,9 @@ func TestBrowserAdminConsole(t *testing.T) {
 		b.fail("error summary %q", got)
 	}
 	check("api-key-errors", 390)
-	b.do("fix it", chromedp.SetValue(chromedp.CSS(`#key-origins`), "https://app.example.com"), chromedp.Submit(chromedp.CSS(`#key-name`)))
+	// Origins are for a key that mints the widget's tokens: a portal key.
+	b.do("fix it", chromedp.Click(chromedp.CSS(`input[name="scope"][value="portal"]`)),
+		chromedp.SetValue(chromedp.CSS(`#key-origins`), "https://app.example.com"), chromedp.Submit(chromedp.CSS(`#key-name`)))
 	b.waitNav("the secret", `!!document.querySelector('[data-testid="secret"]')`, 10*time.Second)
 	check("api-key-secret", 390)
 	if got := eval[string](b, "secret", `document.querySelector('[data-testid="secret"]').value`); !strings.HasPrefix(got, "tsk_") {
