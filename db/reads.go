@@ -330,7 +330,12 @@ func (d *DB) Quote(ctx context.Context, ref, feature string, q *billing.Quantity
 	}
 	f, ok := pb.Feature(feature)
 	if !ok {
-		return billing.Quote{}, billing.Errorf(billing.CodeUnknownFeature, "Feature %q is not in the current price book.", feature).With("param", "feature")
+		if pb == nil {
+			return billing.Quote{}, billing.Errorf(billing.CodeUnknownFeature, "Feature %q is not in the current price book.", feature).With("param", "feature")
+		}
+		// As a debit of it says (it had no price_version).
+		return billing.Quote{}, billing.Errorf(billing.CodeUnknownFeature, "Feature %q is not in price book version %d.", feature, pb.Version).
+			With("param", "feature").With("price_version", pb.Version)
 	}
 	charge, lines, err := billing.PriceUsage(f, q, qs)
 	if err != nil {

@@ -335,6 +335,11 @@ func TestPriceBooks(t *testing.T) {
 		if num(t, e["price_version"]) != "4" {
 			t.Fatalf("details: %v", e)
 		}
+		// A quote says the same.
+		q := a.do("GET", "/api/v1/quote?customer=priced&feature=chat.request", a.Read, nil).wantError(t, http.StatusUnprocessableEntity, billing.CodeUnknownFeature)
+		if num(t, q["price_version"]) != "4" || q["message"] != e["message"] {
+			t.Fatalf("quote: %v, debit: %v", q, e)
+		}
 	})
 }
 
